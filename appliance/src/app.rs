@@ -1,0 +1,66 @@
+//! The state every front end shares: configuration, database, metrics, and the live
+//! streams (hub + packager) by name.
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::metrics::Metrics;
+use crate::packager::{self, LiveStream};
+use sqlx::SqlitePool;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// A stream that has been published to since start: its hub and its packaged output.
+#[derive(Clone)]
+pub struct LiveEntry {
+    /// Fan-out of frames.
+    pub hub: Arc<Hub>,
+    /// Segments, parts and playlists.
+    pub output: Arc<LiveStream>,
+}
+
+/// Shared service state; cheap to clone.
+#[derive(Clone)]
+pub struct App {
+    /// The loaded configuration.
+    pub cfg: Arc<Config>,
+    /// The SQLite pool.
+    pub db: SqlitePool,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    streams: Arc<Mutex<BTreeMap<String, LiveEntry>>>,
+}
+
+impl App {
+    /// New state over an open database.
+    pub fn new(cfg: Config, db: SqlitePool) -> App {
+        App {
+            cfg: Arc::new(cfg),
+            db,
+            metrics: Arc::new(Metrics::new()),
+            streams: Arc::default(),
+        }
+    }
+
+    /// The live entry of `name`, created (with its packager task) on first use.
+    /// Must be called inside the tokio runtime.
+    pub fn open_stream(&self, name: &str) -> LiveEntry {
+        let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = map.get(name) {
+            return e.clone();
+        }
+        let hub = Hub::new(name);
+        let output = packager::spawn(hub.clone(), self.cfg.live.clone(), self.metrics.clone());
+        let e = LiveEntry { hub, output };
+        map.insert(name.to_string(), e.clone());
+        e
+    }
+
+    /// The live entry of `name`, if it was published to since start.
+    pub fn stream(&self, name: &str) -> Option<LiveEntry> {
+        self.streams
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
+    }
+}

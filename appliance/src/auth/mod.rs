@@ -1,0 +1,3 @@
+//! Authentication: stream keys now; users, sessions and viewer tokens later.
+
+pub mod stream_keys;

@@ -1,0 +1,212 @@
+//! Streams and their publish keys.
+//!
+//! A key is 32 random alphanumeric characters, shown once when created or rotated. The
+//! database keeps only HMAC-SHA256(secret, key), where the secret is 32 random bytes
+//! created with the database (setting `stream_key_secret`). A key alone (as OBS sends it)
+//! is found by its hash; a `name?key=…` pair is checked with a constant-time comparison.
+
+use crate::db::{unix_now, DbError};
+use hmac::{Hmac, Mac};
+use rand::distr::{Alphanumeric, SampleString};
+use rand::RngCore;
+use sha2::Sha256;
+use sqlx::SqlitePool;
+use subtle::ConstantTimeEq;
+
+/// Why a stream operation or a publish was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamKeyError {
+    /// The name does not fit `[a-z0-9][a-z0-9_-]{0,63}`.
+    #[error("invalid stream name {0:?}: use 1-64 of a-z, 0-9, '_' and '-', starting with a letter or digit")]
+    InvalidName(String),
+    /// `stream add` for a name that exists.
+    #[error("stream {0:?} already exists")]
+    Exists(String),
+    /// No stream of that name.
+    #[error("no stream named {0:?}")]
+    NoSuchStream(String),
+    /// The key matches no stream (unknown, or revoked by a rotation).
+    #[error("unknown or revoked stream key")]
+    BadKey,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<sqlx::Error> for StreamKeyError {
+    fn from(e: sqlx::Error) -> Self {
+        StreamKeyError::Db(DbError::Query(e))
+    }
+}
+
+/// A stream as listed.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct StreamRow {
+    /// The stream name, used in URLs.
+    pub name: String,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
+    /// Seconds since the Unix epoch of the last key rotation (or creation).
+    pub key_rotated_at: i64,
+}
+
+/// Whether `name` is a valid stream name: 1–64 of `a-z 0-9 _ -`, not starting with `_`/`-`.
+pub fn valid_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+async fn secret(pool: &SqlitePool) -> Result<Vec<u8>, StreamKeyError> {
+    let mut fresh = [0u8; 32];
+    rand::rng().fill_bytes(&mut fresh);
+    // Two processes may race to create it; the first insert wins and both read it back.
+    sqlx::query("INSERT OR IGNORE INTO settings (name, value) VALUES ('stream_key_secret', ?)")
+        .bind(&fresh[..])
+        .execute(pool)
+        .await?;
+    let (value,): (Vec<u8>,) =
+        sqlx::query_as("SELECT value FROM settings WHERE name = 'stream_key_secret'")
+            .fetch_one(pool)
+            .await?;
+    Ok(value)
+}
+
+fn hash_key(secret: &[u8], key: &str) -> Vec<u8> {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(key.as_bytes());
+    mac.finalize().into_bytes().to_vec()
+}
+
+fn new_key() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 32)
+}
+
+/// Creates a stream and returns its key (shown once).
+///
+/// # Errors
+/// [`StreamKeyError::InvalidName`], [`StreamKeyError::Exists`], or a database error.
+pub async fn add(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyError> {
+    if !valid_name(name) {
+        return Err(StreamKeyError::InvalidName(name.to_string()));
+    }
+    let key = new_key();
+    let hash = hash_key(&secret(pool).await?, &key);
+    let now = unix_now();
+    let r = sqlx::query(
+        "INSERT INTO streams (name, key_hash, created_at, key_rotated_at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(name)
+    .bind(hash)
+    .bind(now)
+    .bind(now)
+    .execute(pool)
+    .await;
+    match r {
+        Ok(_) => Ok(key),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            Err(StreamKeyError::Exists(name.to_string()))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// All streams, by name.
+///
+/// # Errors
+/// A database error.
+pub async fn list(pool: &SqlitePool) -> Result<Vec<StreamRow>, StreamKeyError> {
+    Ok(
+        sqlx::query_as("SELECT name, created_at, key_rotated_at FROM streams ORDER BY name")
+            .fetch_all(pool)
+            .await?,
+    )
+}
+
+/// Whether a stream of this name exists.
+///
+/// # Errors
+/// A database error.
+pub async fn exists(pool: &SqlitePool, name: &str) -> Result<bool, StreamKeyError> {
+    let row: Option<(i64,)> = sqlx::query_as("SELECT id FROM streams WHERE name = ?")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.is_some())
+}
+
+/// Deletes a stream; its key stops working at once.
+///
+/// # Errors
+/// [`StreamKeyError::NoSuchStream`] or a database error.
+pub async fn remove(pool: &SqlitePool, name: &str) -> Result<(), StreamKeyError> {
+    let r = sqlx::query("DELETE FROM streams WHERE name = ?")
+        .bind(name)
+        .execute(pool)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(StreamKeyError::NoSuchStream(name.to_string()));
+    }
+    Ok(())
+}
+
+/// Replaces a stream's key and returns the new one; the old key is revoked at once.
+///
+/// # Errors
+/// [`StreamKeyError::NoSuchStream`] or a database error.
+pub async fn rotate(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyError> {
+    let key = new_key();
+    let hash = hash_key(&secret(pool).await?, &key);
+    let r = sqlx::query("UPDATE streams SET key_hash = ?, key_rotated_at = ? WHERE name = ?")
+        .bind(hash)
+        .bind(unix_now())
+        .bind(name)
+        .execute(pool)
+        .await?;
+    if r.rows_affected() == 0 {
+        return Err(StreamKeyError::NoSuchStream(name.to_string()));
+    }
+    Ok(key)
+}
+
+/// Resolves what a publisher asked to publish to a stream name.
+///
+/// `publish_name` is either the bare key (`rtmp://HOST/live/<key>`, as OBS sends it) or
+/// `<name>?key=<key>` (`rtmp://HOST/live/lobby?key=<key>`).
+///
+/// # Errors
+/// [`StreamKeyError::BadKey`] for an unknown or revoked key, or a key that belongs to
+/// another stream; a database error.
+pub async fn authorize_publish(
+    pool: &SqlitePool,
+    publish_name: &str,
+) -> Result<String, StreamKeyError> {
+    let secret = secret(pool).await?;
+    if let Some((name, query)) = publish_name.split_once('?') {
+        let key = query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("key="))
+            .ok_or(StreamKeyError::BadKey)?;
+        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT key_hash FROM streams WHERE name = ?")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+        let given = hash_key(&secret, key);
+        match row {
+            Some((stored,)) if bool::from(stored.ct_eq(&given)) => Ok(name.to_string()),
+            _ => Err(StreamKeyError::BadKey),
+        }
+    } else {
+        // The lookup is by keyed hash: its timing says nothing about the key.
+        let row: Option<(String,)> = sqlx::query_as("SELECT name FROM streams WHERE key_hash = ?")
+            .bind(hash_key(&secret, publish_name))
+            .fetch_optional(pool)
+            .await?;
+        row.map(|(n,)| n).ok_or(StreamKeyError::BadKey)
+    }
+}

@@ -1,0 +1,170 @@
+//! Service configuration: embedded defaults, overridden by an optional TOML file, then by
+//! `STREAMBOX_*` environment variables (`STREAMBOX_HTTP__LISTEN=0.0.0.0:80`; a double
+//! underscore separates a section from its key), then by command-line flags.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The whole configuration. Every field has a default, so an empty file is valid.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where the SQLite database (and later recordings) live. Created on first start.
+    pub data_dir: PathBuf,
+    /// Host name or address printed in publisher settings (`rtmp://HOST/live`);
+    /// the machine's host name when unset.
+    pub public_host: Option<String>,
+    /// RTMP ingest.
+    pub rtmp: RtmpConfig,
+    /// HTTP: live media, metrics.
+    pub http: HttpConfig,
+    /// Live packaging (segments, parts, window).
+    pub live: LiveConfig,
+}
+
+/// RTMP ingest settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtmpConfig {
+    /// Listen address; port 0 picks a free port (reported at start-up).
+    pub listen: SocketAddr,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address; port 0 picks a free port (reported at start-up).
+    pub listen: SocketAddr,
+}
+
+/// Live packaging settings. Durations are in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LiveConfig {
+    /// Target segment duration; segments are cut at the first keyframe at or after it.
+    pub segment_target: f64,
+    /// Target LL-HLS partial segment duration (EXT-X-PART-INF PART-TARGET).
+    pub part_target: f64,
+    /// Media kept in the live playlists and in memory.
+    pub window: f64,
+    /// How long after a publisher leaves before the playlist ends (EXT-X-ENDLIST);
+    /// a publisher returning sooner continues the stream with a discontinuity.
+    pub end_grace: f64,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+        }
+    }
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        LiveConfig {
+            segment_target: 2.0,
+            part_target: 0.333,
+            window: 24.0,
+            end_grace: 10.0,
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            public_host: None,
+            rtmp: RtmpConfig::default(),
+            http: HttpConfig::default(),
+            live: LiveConfig::default(),
+        }
+    }
+}
+
+/// `$STATE_DIRECTORY` (systemd), else `$XDG_DATA_HOME/streambox`, else
+/// `$HOME/.local/share/streambox`, else `./streambox-data`.
+fn default_data_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY") {
+        return PathBuf::from(d);
+    }
+    if let Some(d) = std::env::var_os("XDG_DATA_HOME") {
+        return PathBuf::from(d).join("streambox");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".local/share/streambox");
+    }
+    PathBuf::from("streambox-data")
+}
+
+/// A configuration value that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file or an environment variable did not parse.
+    #[error(transparent)]
+    Parse(#[from] Box<figment::Error>),
+    /// A value is out of range.
+    #[error("{field}: {problem}")]
+    Invalid {
+        /// The dotted field name.
+        field: &'static str,
+        /// What is wrong.
+        problem: &'static str,
+    },
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given; it must exist), then `STREAMBOX_*` variables.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the file is missing or malformed, or a value is out of range.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(f) = file {
+            fig = fig.merge(Toml::file_exact(f));
+        }
+        let cfg: Config = fig
+            .merge(Env::prefixed("STREAMBOX_").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.live;
+        let bad = |field, problem| Err(ConfigError::Invalid { field, problem });
+        if !(0.1..=60.0).contains(&l.segment_target) {
+            return bad("live.segment_target", "must be between 0.1 and 60 seconds");
+        }
+        if !(0.05..=l.segment_target).contains(&l.part_target) {
+            return bad(
+                "live.part_target",
+                "must be between 0.05 s and the segment target",
+            );
+        }
+        if !(l.segment_target * 2.0..=86_400.0).contains(&l.window) {
+            return bad(
+                "live.window",
+                "must be between two segment targets and a day",
+            );
+        }
+        if !(0.0..=3600.0).contains(&l.end_grace) {
+            return bad("live.end_grace", "must be between 0 and 3600 seconds");
+        }
+        Ok(())
+    }
+}

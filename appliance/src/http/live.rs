@@ -1,0 +1,310 @@
+//! Live media over HTTP: the multivariant and media playlists (RFC 8216bis), the DASH
+//! MPD, and the init segments, segments and parts they list.
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `/live/{stream}/index.m3u8` | multivariant playlist |
+//! | `/live/{stream}/{video,audio}.m3u8` | LL-HLS media playlist; `_HLS_msn`, `_HLS_part` block |
+//! | `/live/{stream}/manifest.mpd` | dynamic DASH manifest |
+//! | `/live/{stream}/{track}/init-{epoch}.mp4` | init segment |
+//! | `/live/{stream}/{track}/seg-{msn}.m4s` | segment (its parts, concatenated) |
+//! | `/live/{stream}/{track}/part-{msn}-{i}.m4s` | partial segment; the next one blocks |
+//!
+//! Playlists are cacheable for a second (blocking reloads, whose URLs are unique, for
+//! longer); media is immutable. Errors are plain text that no cache keeps.
+
+use super::error;
+use crate::app::{App, LiveEntry};
+use crate::auth::stream_keys;
+use crate::media::TrackId;
+use crate::packager::{dash, hls, LiveStream, Window};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use std::convert::Infallible;
+use std::time::Duration;
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+const MPD: &str = "application/dash+xml";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// Blocking playlist reload parameters (RFC 8216bis §6.2.5.2).
+#[derive(Debug, serde::Deserialize)]
+pub struct HlsQuery {
+    #[serde(rename = "_HLS_msn")]
+    msn: Option<u64>,
+    #[serde(rename = "_HLS_part")]
+    part: Option<usize>,
+}
+
+fn text(content_type: &'static str, cache: &'static str, body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Finds the live entry of `name`, or the response that says why there is none.
+async fn entry(app: &App, name: &str) -> Result<LiveEntry, Response> {
+    if !stream_keys::valid_name(name) {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no stream named {name:?}"),
+        ));
+    }
+    if let Some(e) = app.stream(name) {
+        return Ok(e);
+    }
+    match stream_keys::exists(&app.db, name).await {
+        Ok(true) => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("stream {name:?} is not live"),
+        )),
+        Ok(false) => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no stream named {name:?}"),
+        )),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// How long a request waits for the first segment of a stream that is starting.
+fn startup_wait(live: &LiveStream) -> Duration {
+    Duration::from_secs_f64(live.cfg.segment_target * 3.0 + 10.0)
+}
+
+/// How long a blocking request waits (RFC 8216bis §6.2.5.2: three target durations).
+fn block_wait(w: &Window, live: &LiveStream) -> Duration {
+    Duration::from_secs_f64(hls::target_duration(w, live.cfg.segment_target) as f64 * 3.0)
+}
+
+async fn wait_playable(live: &LiveStream) -> Result<(), Response> {
+    if live
+        .wait_until(startup_wait(live), Window::is_playable)
+        .await
+    {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("stream {:?} has no segment yet", live.name),
+        ))
+    }
+}
+
+/// `GET /live/{stream}/{file}`: `index.m3u8`, `video.m3u8`, `audio.m3u8`, `manifest.mpd`.
+pub async fn playlist(
+    State(app): State<App>,
+    Path((stream, file)): Path<(String, String)>,
+    Query(q): Query<HlsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let e = match entry(&app, &stream).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    app.metrics
+        .playlist_requests
+        .with_label_values(&[&stream])
+        .inc();
+    let live = &*e.output;
+    let cfg = &live.cfg;
+    if let Err(r) = wait_playable(live).await {
+        return r;
+    }
+    match file.as_str() {
+        "index.m3u8" => match hls::multivariant(&live.read()) {
+            Some(body) => text(PLAYLIST, "public, max-age=2", body),
+            None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
+        },
+        "manifest.mpd" => {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("localhost");
+            let time_url = format!("http://{host}/time");
+            let body = dash::manifest(&live.read(), cfg.segment_target, cfg.window, &time_url);
+            text(MPD, "public, max-age=1", body)
+        }
+        other => {
+            let Some(track) = other.strip_suffix(".m3u8").and_then(TrackId::from_name) else {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no {other:?} in stream {stream:?}"),
+                );
+            };
+            media_playlist(live, track, &q).await
+        }
+    }
+}
+
+async fn media_playlist(live: &LiveStream, track: TrackId, q: &HlsQuery) -> Response {
+    let cfg = &live.cfg;
+    let mut cache = "public, max-age=1";
+    if let Some(msn) = q.msn {
+        let (next_msn, wait) = {
+            let w = live.read();
+            (w.next_msn, block_wait(&w, live))
+        };
+        // RFC 8216bis §6.2.5.2: more than two segments ahead is a bad request.
+        if msn > next_msn + 2 {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("_HLS_msn={msn} is too far past the live edge ({next_msn})"),
+            );
+        }
+        let part = q.part;
+        let arrived = move |w: &Window| {
+            if w.ended || !w.live && w.next_msn > msn {
+                return true;
+            }
+            let Some(tw) = w.tracks.get(&track) else {
+                return true;
+            };
+            if tw.segments.back().is_some_and(|s| s.msn > msn) {
+                return true;
+            }
+            match (tw.segment(msn), part) {
+                (Some(s), Some(p)) => s.complete || s.parts.len() > p,
+                (Some(s), None) => s.complete,
+                (None, _) => tw.segments.front().is_some_and(|s| s.msn > msn),
+            }
+        };
+        if !live.wait_until(wait, arrived).await {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the requested part did not arrive in time",
+            );
+        }
+        cache = "public, max-age=6";
+    }
+    match hls::media_playlist(&live.read(), track, cfg.segment_target, cfg.part_target) {
+        Some(body) => text(PLAYLIST, cache, body),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("stream has no {} track", track.name()),
+        ),
+    }
+}
+
+enum MediaFile {
+    Init(u32),
+    Segment(u64),
+    Part(u64, usize),
+}
+
+fn parse_media_file(file: &str) -> Option<MediaFile> {
+    if let Some(e) = file
+        .strip_prefix("init-")
+        .and_then(|f| f.strip_suffix(".mp4"))
+    {
+        return e.parse().ok().map(MediaFile::Init);
+    }
+    let stem = file.strip_suffix(".m4s")?;
+    if let Some(n) = stem.strip_prefix("seg-") {
+        return n.parse().ok().map(MediaFile::Segment);
+    }
+    let (msn, part) = stem.strip_prefix("part-")?.split_once('-')?;
+    Some(MediaFile::Part(msn.parse().ok()?, part.parse().ok()?))
+}
+
+/// What a media request resolves to, looked up under the window lock.
+enum Lookup {
+    Found(Vec<Bytes>),
+    /// Not there yet, but it is the next thing the packager will produce.
+    Soon,
+    Gone,
+}
+
+fn lookup(w: &Window, track: TrackId, f: &MediaFile) -> Lookup {
+    let Some(tw) = w.tracks.get(&track) else {
+        return Lookup::Gone;
+    };
+    match *f {
+        MediaFile::Init(e) => match w.epochs.get(&e).and_then(|ep| ep.tracks.get(&track)) {
+            Some((_, init)) => Lookup::Found(vec![init.clone()]),
+            None => Lookup::Gone,
+        },
+        MediaFile::Segment(msn) => match tw.segment(msn) {
+            Some(s) if s.complete => {
+                Lookup::Found(s.parts.iter().map(|p| p.bytes.clone()).collect())
+            }
+            Some(_) => Lookup::Soon,
+            None if msn == w.next_msn && !w.ended => Lookup::Soon,
+            None => Lookup::Gone,
+        },
+        MediaFile::Part(msn, i) => {
+            if let Some(p) = tw.segment(msn).and_then(|s| s.parts.get(i)) {
+                return Lookup::Found(vec![p.bytes.clone()]);
+            }
+            // The preload hint names the next part; a player may ask for it early.
+            if !w.ended && hls::next_part(w, tw) == (msn, i) {
+                Lookup::Soon
+            } else {
+                Lookup::Gone
+            }
+        }
+    }
+}
+
+/// `GET /live/{stream}/{track}/{file}`: init segments, segments and parts.
+pub async fn media(
+    State(app): State<App>,
+    Path((stream, track, file)): Path<(String, String, String)>,
+) -> Response {
+    let e = match entry(&app, &stream).await {
+        Ok(e) => e,
+        Err(r) => return r,
+    };
+    let not_found = || {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("no {track}/{file} in stream {stream:?}"),
+        )
+    };
+    let (Some(t), Some(f)) = (TrackId::from_name(&track), parse_media_file(&file)) else {
+        return not_found();
+    };
+    app.metrics
+        .segment_requests
+        .with_label_values(&[&stream])
+        .inc();
+    let live = &*e.output;
+    let mut found = lookup(&live.read(), t, &f);
+    if matches!(found, Lookup::Soon) {
+        let wait = block_wait(&live.read(), live);
+        live.wait_until(wait, |w| !matches!(lookup(w, t, &f), Lookup::Soon))
+            .await;
+        found = lookup(&live.read(), t, &f);
+    }
+    let Lookup::Found(chunks) = found else {
+        return not_found();
+    };
+    let len: usize = chunks.iter().map(Bytes::len).sum();
+    let content_type = match (t, &f) {
+        (TrackId::Video, _) => "video/mp4",
+        (TrackId::Audio, _) => "audio/mp4",
+    };
+    let body = if chunks.len() == 1 {
+        Body::from(chunks.into_iter().next().unwrap_or_default())
+    } else {
+        Body::from_stream(futures_util::stream::iter(
+            chunks.into_iter().map(Ok::<_, Infallible>),
+        ))
+    };
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+            (header::CONTENT_LENGTH, HeaderValue::from(len)),
+        ],
+        body,
+    )
+        .into_response()
+}

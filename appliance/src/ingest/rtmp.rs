@@ -1,0 +1,474 @@
+//! RTMP publish ingest (Adobe RTMP 1.0 over TCP), using rml_rtmp's sans-IO handshake and
+//! server session for chunking and AMF commands; FLV tag bodies and timestamps are ours.
+//!
+//! A publisher connects to application `live` and publishes either its stream key
+//! (`rtmp://HOST/live/<key>`, as OBS does) or `<name>?key=<key>`. Any failure ends that
+//! one session with a log line naming the peer and stream, and a status to the peer where
+//! RTMP has one; nothing else is disturbed.
+
+use crate::app::App;
+use crate::auth::stream_keys::{self, StreamKeyError};
+use crate::hub::{HubError, Publisher};
+use crate::media::aac::{AacError, AudioConfig};
+use crate::media::flv::{self, AudioTag, FlvError, VideoTag};
+use crate::media::h264::{AvcConfig, H264Error};
+use crate::media::timeline::{AudioClock, MsTimeline};
+use crate::media::{Frame, TrackId, TrackParams, VIDEO_TIMESCALE};
+use bytes::Bytes;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
+};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{info, warn, Instrument};
+
+/// The RTMP application name publishers connect to.
+pub const APP_NAME: &str = "live";
+/// A peer that sends nothing for this long is dropped.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A peer that does not take our bytes for this long is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why an RTMP session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum RtmpError {
+    /// The socket failed.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// No data within [`READ_TIMEOUT`], or the peer did not read within [`WRITE_TIMEOUT`].
+    #[error("peer idle for too long")]
+    Timeout,
+    /// The bytes were not an RTMP handshake.
+    #[error("bad RTMP handshake: {0}")]
+    Handshake(String),
+    /// The chunk stream or an AMF command could not be parsed.
+    #[error("bad RTMP chunk stream: {0}")]
+    Protocol(String),
+    /// The peer connected to an application other than [`APP_NAME`].
+    #[error("unknown RTMP application {0:?}; publish to rtmp://HOST/{APP_NAME}")]
+    UnknownApp(String),
+    /// The stream key was refused.
+    #[error("publish refused: {0}")]
+    Auth(#[from] StreamKeyError),
+    /// Someone else is publishing the stream.
+    #[error(transparent)]
+    Busy(#[from] HubError),
+    /// Media arrived before `publish`.
+    #[error("media before publish")]
+    NotPublishing,
+    /// A frame of a track arrived before its sequence header.
+    #[error("{0} frame before its sequence header")]
+    NoSequenceHeader(&'static str),
+    /// A tag body could not be used.
+    #[error(transparent)]
+    Flv(#[from] FlvError),
+    /// Bad H.264 data.
+    #[error("H.264: {0}")]
+    H264(#[from] H264Error),
+    /// Bad AAC configuration.
+    #[error("AAC: {0}")]
+    Aac(#[from] AacError),
+    /// The peer asked to play; this server only ingests over RTMP.
+    #[error("RTMP playback is not offered; play over HLS, DASH or RTSP")]
+    PlayRefused,
+}
+
+impl RtmpError {
+    /// A short label for the `reason` of the rejected-sessions metric.
+    fn reason(&self) -> &'static str {
+        match self {
+            RtmpError::Io(_) | RtmpError::Timeout => "connection",
+            RtmpError::Handshake(_) | RtmpError::Protocol(_) => "protocol",
+            RtmpError::UnknownApp(_) => "unknown_app",
+            RtmpError::Auth(_) => "bad_key",
+            RtmpError::Busy(_) => "already_publishing",
+            RtmpError::NotPublishing | RtmpError::NoSequenceHeader(_) => "bad_order",
+            RtmpError::Flv(
+                FlvError::UnsupportedAudioCodec(_) | FlvError::UnsupportedVideoCodec(_),
+            ) => "unsupported_codec",
+            RtmpError::Flv(_) | RtmpError::H264(_) | RtmpError::Aac(_) => "bad_media",
+            RtmpError::PlayRefused => "play",
+        }
+    }
+}
+
+/// Accepts RTMP connections forever, one task per connection.
+pub async fn serve(listener: TcpListener, app: App) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, peer)) => {
+                let span = tracing::info_span!("rtmp", %peer, stream = tracing::field::Empty);
+                let app = app.clone();
+                tokio::spawn(
+                    async move {
+                        let mut conn = Connection::new(peer, app);
+                        match conn.run(sock).await {
+                            Ok(()) => info!("RTMP session closed"),
+                            Err(e) => {
+                                if conn.publisher.is_none()
+                                    || !matches!(e, RtmpError::Io(_) | RtmpError::Timeout)
+                                {
+                                    conn.app
+                                        .metrics
+                                        .rejected
+                                        .with_label_values(&[e.reason()])
+                                        .inc();
+                                }
+                                warn!(error = %e, "RTMP session ended");
+                            }
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                warn!(error = %e, "RTMP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+struct Connection {
+    peer: SocketAddr,
+    app: App,
+    publisher: Option<Publisher>,
+    stream: Option<String>,
+    timeline: MsTimeline,
+    video: Option<Arc<TrackParams>>,
+    audio: Option<(Arc<TrackParams>, AudioClock)>,
+    bytes_this_second: u64,
+    second_started: Instant,
+}
+
+async fn read_some(sock: &mut TcpStream, buf: &mut [u8]) -> Result<usize, RtmpError> {
+    match tokio::time::timeout(READ_TIMEOUT, sock.read(buf)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(RtmpError::Timeout),
+    }
+}
+
+async fn write_all(sock: &mut TcpStream, bytes: &[u8]) -> Result<(), RtmpError> {
+    match tokio::time::timeout(WRITE_TIMEOUT, sock.write_all(bytes)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(RtmpError::Timeout),
+    }
+}
+
+impl Connection {
+    fn new(peer: SocketAddr, app: App) -> Connection {
+        Connection {
+            peer,
+            app,
+            publisher: None,
+            stream: None,
+            timeline: MsTimeline::new(0),
+            video: None,
+            audio: None,
+            bytes_this_second: 0,
+            second_started: Instant::now(),
+        }
+    }
+
+    async fn run(&mut self, mut sock: TcpStream) -> Result<(), RtmpError> {
+        sock.set_nodelay(true)?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut handshake = Handshake::new(PeerType::Server);
+        let leftover = loop {
+            let n = read_some(&mut sock, &mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            match handshake.process_bytes(&buf[..n]) {
+                Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
+                    write_all(&mut sock, &response_bytes).await?;
+                }
+                Ok(HandshakeProcessResult::Completed {
+                    response_bytes,
+                    remaining_bytes,
+                }) => {
+                    write_all(&mut sock, &response_bytes).await?;
+                    break remaining_bytes;
+                }
+                Err(e) => return Err(RtmpError::Handshake(format!("{e:?}"))),
+            }
+        };
+        let (mut session, initial) = ServerSession::new(ServerSessionConfig::new())
+            .map_err(|e| RtmpError::Protocol(format!("{e:?}")))?;
+        self.handle_results(&mut sock, &mut session, initial)
+            .await?;
+        let mut input = leftover;
+        loop {
+            if !input.is_empty() {
+                let results = session
+                    .handle_input(&input)
+                    .map_err(|e| RtmpError::Protocol(format!("{e:?}")))?;
+                if self
+                    .handle_results(&mut sock, &mut session, results)
+                    .await?
+                {
+                    return Ok(());
+                }
+            }
+            let n = read_some(&mut sock, &mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            input = buf[..n].to_vec();
+        }
+    }
+
+    /// Sends responses and acts on events. Returns true when the publisher finished.
+    async fn handle_results(
+        &mut self,
+        sock: &mut TcpStream,
+        session: &mut ServerSession,
+        results: Vec<ServerSessionResult>,
+    ) -> Result<bool, RtmpError> {
+        let mut finished = false;
+        for r in results {
+            match r {
+                ServerSessionResult::OutboundResponse(p) => write_all(sock, &p.bytes).await?,
+                ServerSessionResult::RaisedEvent(ev) => {
+                    let more = self.on_event(session, ev).await;
+                    match more {
+                        Ok((out, done)) => {
+                            for r in out {
+                                if let ServerSessionResult::OutboundResponse(p) = r {
+                                    write_all(sock, &p.bytes).await?;
+                                }
+                            }
+                            finished |= done;
+                        }
+                        Err((out, e)) => {
+                            for r in out {
+                                if let ServerSessionResult::OutboundResponse(p) = r {
+                                    // Best effort: tell the peer why before closing.
+                                    let _ = write_all(sock, &p.bytes).await;
+                                }
+                            }
+                            return Err(e);
+                        }
+                    }
+                }
+                ServerSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Handles one session event: the results to send, and whether publishing finished;
+    /// or the results to send before closing, and the error.
+    #[allow(clippy::type_complexity)]
+    async fn on_event(
+        &mut self,
+        session: &mut ServerSession,
+        ev: ServerSessionEvent,
+    ) -> Result<(Vec<ServerSessionResult>, bool), (Vec<ServerSessionResult>, RtmpError)> {
+        let proto = |e: rml_rtmp::sessions::ServerSessionError| {
+            (Vec::new(), RtmpError::Protocol(format!("{e:?}")))
+        };
+        match ev {
+            ServerSessionEvent::ConnectionRequested {
+                request_id,
+                app_name,
+            } => {
+                if app_name.split('?').next() != Some(APP_NAME) {
+                    let out = session
+                        .reject_request(
+                            request_id,
+                            "NetConnection.Connect.Rejected",
+                            "unknown application",
+                        )
+                        .unwrap_or_default();
+                    return Err((out, RtmpError::UnknownApp(app_name)));
+                }
+                Ok((session.accept_request(request_id).map_err(proto)?, false))
+            }
+            ServerSessionEvent::PublishStreamRequested {
+                request_id,
+                stream_key,
+                ..
+            } => match self.start_publish(&stream_key).await {
+                Ok(()) => Ok((session.accept_request(request_id).map_err(proto)?, false)),
+                Err(e) => {
+                    let out = session
+                        .reject_request(request_id, "NetStream.Publish.BadName", &e.to_string())
+                        .unwrap_or_default();
+                    Err((out, e))
+                }
+            },
+            ServerSessionEvent::PlayStreamRequested { request_id, .. } => {
+                let out = session
+                    .reject_request(
+                        request_id,
+                        "NetStream.Play.Failed",
+                        "RTMP playback is not offered",
+                    )
+                    .unwrap_or_default();
+                Err((out, RtmpError::PlayRefused))
+            }
+            ServerSessionEvent::VideoDataReceived {
+                data, timestamp, ..
+            } => {
+                self.on_video(data, timestamp.value)
+                    .map_err(|e| (Vec::new(), e))?;
+                Ok((Vec::new(), false))
+            }
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => {
+                self.on_audio(data, timestamp.value)
+                    .map_err(|e| (Vec::new(), e))?;
+                Ok((Vec::new(), false))
+            }
+            ServerSessionEvent::PublishStreamFinished { .. } => {
+                info!("publisher finished");
+                self.publisher = None;
+                Ok((Vec::new(), true))
+            }
+            _ => Ok((Vec::new(), false)),
+        }
+    }
+
+    async fn start_publish(&mut self, publish_name: &str) -> Result<(), RtmpError> {
+        if self.publisher.is_some() {
+            return Err(RtmpError::Protocol(
+                "second publish on one connection".into(),
+            ));
+        }
+        let name = stream_keys::authorize_publish(&self.app.db, publish_name).await?;
+        tracing::Span::current().record("stream", name.as_str());
+        let entry = self.app.open_stream(&name);
+        let publisher = entry.hub.publish(&self.peer.to_string())?;
+        self.timeline = MsTimeline::new(publisher.base_ms());
+        self.publisher = Some(publisher);
+        self.app
+            .metrics
+            .publishing
+            .with_label_values(&[&name])
+            .set(1);
+        info!(stream = %name, "publishing");
+        self.stream = Some(name);
+        Ok(())
+    }
+
+    fn account(&mut self, track: TrackId, bytes: usize) {
+        let Some(name) = &self.stream else { return };
+        let m = &self.app.metrics;
+        m.ingest_bytes
+            .with_label_values(&[name])
+            .inc_by(bytes as u64);
+        m.frames.with_label_values(&[name, track.name()]).inc();
+        self.bytes_this_second += bytes as u64;
+        let elapsed = self.second_started.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            let bps = self.bytes_this_second as f64 * 8.0 / elapsed.as_secs_f64();
+            m.ingest_bitrate.with_label_values(&[name]).set(bps as i64);
+            self.bytes_this_second = 0;
+            self.second_started = Instant::now();
+        }
+    }
+
+    fn on_video(&mut self, body: Bytes, wire_ts: u32) -> Result<(), RtmpError> {
+        let publisher = self.publisher.as_ref().ok_or(RtmpError::NotPublishing)?;
+        match flv::parse_video(&body)? {
+            VideoTag::AvcSequenceHeader(record) => {
+                let cfg = AvcConfig::parse(record)?;
+                let same = matches!(self.video.as_deref(), Some(TrackParams::Video(old)) if old.record == cfg.record);
+                if !same {
+                    info!(codec = %cfg.codec_string(), width = cfg.width, height = cfg.height, "video sequence header");
+                    let params = Arc::new(TrackParams::Video(cfg));
+                    publisher.set_params(params.clone());
+                    self.video = Some(params);
+                }
+                Ok(())
+            }
+            VideoTag::AvcNalu {
+                is_keyframe,
+                cts_ms,
+                data,
+            } => {
+                let params = self
+                    .video
+                    .clone()
+                    .ok_or(RtmpError::NoSequenceHeader("video"))?;
+                if let TrackParams::Video(cfg) = &*params {
+                    cfg.check_access_unit(&data)?;
+                }
+                let ms = self.timeline.map(wire_ts);
+                let ticks_per_ms = i64::from(VIDEO_TIMESCALE / 1000);
+                let len = data.len();
+                publisher.send(Frame {
+                    track: TrackId::Video,
+                    dts: ms * ticks_per_ms,
+                    cts: cts_ms.saturating_mul(ticks_per_ms as i32),
+                    is_sync: is_keyframe,
+                    params,
+                    data,
+                    received: Instant::now(),
+                });
+                self.account(TrackId::Video, len);
+                Ok(())
+            }
+            VideoTag::NoPicture => Ok(()),
+        }
+    }
+
+    fn on_audio(&mut self, body: Bytes, wire_ts: u32) -> Result<(), RtmpError> {
+        let publisher = self.publisher.as_ref().ok_or(RtmpError::NotPublishing)?;
+        match flv::parse_audio(&body)? {
+            AudioTag::AacSequenceHeader(asc) => {
+                let cfg = AudioConfig::parse(asc)?;
+                let same = matches!(self.audio.as_ref().map(|(p, _)| &**p), Some(TrackParams::Audio(old)) if old.asc == cfg.asc);
+                if !same {
+                    info!(codec = %cfg.codec_string(), rate = cfg.sample_rate, channels = cfg.channels, "audio sequence header");
+                    let clock = AudioClock::new(cfg.sample_rate, cfg.frame_length);
+                    let params = Arc::new(TrackParams::Audio(cfg));
+                    publisher.set_params(params.clone());
+                    self.audio = Some((params, clock));
+                }
+                Ok(())
+            }
+            AudioTag::AacRaw(data) => {
+                if data.is_empty() {
+                    return Ok(());
+                }
+                let ms = self.timeline.map(wire_ts);
+                let (params, clock) = self
+                    .audio
+                    .as_mut()
+                    .ok_or(RtmpError::NoSequenceHeader("audio"))?;
+                let len = data.len();
+                publisher.send(Frame {
+                    track: TrackId::Audio,
+                    dts: clock.stamp(ms),
+                    cts: 0,
+                    is_sync: true,
+                    params: params.clone(),
+                    data,
+                    received: Instant::now(),
+                });
+                self.account(TrackId::Audio, len);
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        if let Some(name) = &self.stream {
+            self.app
+                .metrics
+                .publishing
+                .with_label_values(&[name])
+                .set(0);
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! streambox: a streaming appliance in one service. RTMP publishers in; LL-HLS and
+//! MPEG-DASH out, through one hub per stream. See `ARCHITECTURE.md` at the repository
+//! root (kept in `../shared/design/`) for the shape of the whole.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod hub;
+pub mod ingest;
+pub mod media;
+pub mod metrics;
+pub mod packager;

@@ -1,0 +1,217 @@
+//! The `streambox` command: `serve` runs the service; `stream …` manages streams and
+//! their keys in the same database, also while the service runs.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use streambox::app::App;
+use streambox::auth::stream_keys;
+use streambox::config::Config;
+use streambox::{db, http, ingest};
+use tracing::info;
+
+#[derive(Parser)]
+#[command(
+    name = "streambox",
+    version,
+    about = "Streaming appliance: RTMP in, LL-HLS and DASH out"
+)]
+struct Cli {
+    /// TOML configuration file (optional; embedded defaults otherwise).
+    #[arg(long, global = true, env = "STREAMBOX_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (database, recordings); overrides the file and STREAMBOX_DATA_DIR.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service.
+    Serve {
+        /// RTMP listen address (default 0.0.0.0:1935; port 0 picks a free port).
+        #[arg(long)]
+        rtmp_listen: Option<SocketAddr>,
+        /// HTTP listen address (default 0.0.0.0:8080; port 0 picks a free port).
+        #[arg(long)]
+        http_listen: Option<SocketAddr>,
+    },
+    /// Manage streams and their publish keys.
+    Stream {
+        #[command(subcommand)]
+        command: StreamCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum StreamCommand {
+    /// Create a stream and print its key (shown only once) and the OBS settings.
+    Add {
+        /// Stream name: 1-64 of a-z, 0-9, '_' and '-'.
+        name: String,
+    },
+    /// List streams.
+    List,
+    /// Delete a stream; its key stops working.
+    Rm {
+        /// Stream name.
+        name: String,
+    },
+    /// Replace a stream's key; the old key stops working at once.
+    RotateKey {
+        /// Stream name.
+        name: String,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STREAMBOX_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut cfg = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    if let Some(d) = cli.data_dir {
+        cfg.data_dir = d;
+    }
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                rtmp_listen,
+                http_listen,
+            } => {
+                if let Some(a) = rtmp_listen {
+                    cfg.rtmp.listen = a;
+                }
+                if let Some(a) = http_listen {
+                    cfg.http.listen = a;
+                }
+                serve(cfg).await
+            }
+            Command::Stream { command } => stream(cfg, command).await,
+        }
+    })
+}
+
+async fn open_db(cfg: &Config) -> anyhow::Result<sqlx::SqlitePool> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    Ok(db::open(&cfg.data_dir).await?)
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let pool = open_db(&cfg).await?;
+    let rtmp = tokio::net::TcpListener::bind(cfg.rtmp.listen)
+        .await
+        .with_context(|| format!("binding RTMP to {}", cfg.rtmp.listen))?;
+    let web = tokio::net::TcpListener::bind(cfg.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP to {}", cfg.http.listen))?;
+    let (rtmp_addr, http_addr) = (rtmp.local_addr()?, web.local_addr()?);
+    info!(data_dir = %cfg.data_dir.display(), "streambox starting");
+    // Machine-readable lines on stdout, for scripts and tests using port 0.
+    println!("rtmp listening on {rtmp_addr}");
+    println!("http listening on {http_addr}");
+    let app = App::new(cfg, pool);
+    tokio::spawn(ingest::rtmp::serve(rtmp, app.clone()));
+    axum::serve(web, http::router(app))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("HTTP server")?;
+    info!("streambox stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn host_name(cfg: &Config) -> String {
+    cfg.public_host.clone().unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into())
+    })
+}
+
+fn rtmp_server_url(cfg: &Config) -> String {
+    let host = host_name(cfg);
+    match cfg.rtmp.listen.port() {
+        1935 => format!("rtmp://{host}/{}", ingest::rtmp::APP_NAME),
+        p => format!("rtmp://{host}:{p}/{}", ingest::rtmp::APP_NAME),
+    }
+}
+
+async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
+    let pool = open_db(&cfg).await?;
+    match command {
+        StreamCommand::Add { name } => {
+            let key = stream_keys::add(&pool, &name).await?;
+            db::audit(&pool, "cli", "stream.add", &name).await?;
+            println!("Created stream {name}.");
+            print_key(&cfg, &name, &key);
+        }
+        StreamCommand::List => {
+            let rows = stream_keys::list(&pool).await?;
+            if rows.is_empty() {
+                println!("No streams. Create one with: streambox stream add NAME");
+            }
+            for r in rows {
+                println!(
+                    "{}\tcreated {}\tkey rotated {}",
+                    r.name, r.created_at, r.key_rotated_at
+                );
+            }
+        }
+        StreamCommand::Rm { name } => {
+            stream_keys::remove(&pool, &name).await?;
+            db::audit(&pool, "cli", "stream.rm", &name).await?;
+            println!("Deleted stream {name}.");
+        }
+        StreamCommand::RotateKey { name } => {
+            let key = stream_keys::rotate(&pool, &name).await?;
+            db::audit(&pool, "cli", "stream.rotate-key", &name).await?;
+            println!("New key for stream {name}; the old key no longer works.");
+            print_key(&cfg, &name, &key);
+        }
+    }
+    Ok(())
+}
+
+fn print_key(cfg: &Config, name: &str, key: &str) {
+    let host = host_name(cfg);
+    let http = match cfg.http.listen.port() {
+        80 => String::new(),
+        p => format!(":{p}"),
+    };
+    println!("Stream key (shown only once): {key}");
+    println!();
+    println!("OBS settings:");
+    println!("  Server:     {}", rtmp_server_url(cfg));
+    println!("  Stream Key: {key}");
+    println!();
+    println!("Watch:");
+    println!("  HLS:  http://{host}{http}/live/{name}/index.m3u8");
+    println!("  DASH: http://{host}{http}/live/{name}/manifest.mpd");
+}

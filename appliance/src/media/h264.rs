@@ -1,0 +1,343 @@
+//! H.264 parameters: the AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1), the
+//! parts of the sequence parameter set we need (ISO/IEC 14496-10 §7.3.2.1.1), and checks
+//! of AVCC (length-prefixed) access units.
+
+use super::bits::{BitReader, EndOfData};
+use bytes::Bytes;
+
+/// Why H.264 data was rejected.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum H264Error {
+    /// The AVCDecoderConfigurationRecord is shorter than its fields say.
+    #[error("avcC record truncated at byte {0}")]
+    RecordTruncated(usize),
+    /// `configurationVersion` is not 1.
+    #[error("avcC configurationVersion {0} is not 1")]
+    RecordVersion(u8),
+    /// The record carries no SPS or no PPS.
+    #[error("avcC record has {sps} SPS and {pps} PPS; need at least one of each")]
+    MissingParameterSets {
+        /// SPS count.
+        sps: usize,
+        /// PPS count.
+        pps: usize,
+    },
+    /// The SPS could not be parsed.
+    #[error("SPS truncated or malformed")]
+    Sps,
+    /// An NAL unit length prefix points past the end of the access unit.
+    #[error("NAL unit at byte {offset} claims {len} bytes, only {left} remain")]
+    NalOverrun {
+        /// Byte offset of the length prefix in the access unit.
+        offset: usize,
+        /// Length claimed, in bytes.
+        len: usize,
+        /// Bytes left after the prefix.
+        left: usize,
+    },
+    /// The access unit contains no NAL unit.
+    #[error("empty access unit")]
+    EmptyAccessUnit,
+}
+
+impl From<EndOfData> for H264Error {
+    fn from(_: EndOfData) -> Self {
+        H264Error::Sps
+    }
+}
+
+/// H.264 decoder configuration of a video track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvcConfig {
+    /// The AVCDecoderConfigurationRecord as received, written verbatim into `avcC`.
+    pub record: Bytes,
+    /// `AVCProfileIndication` (66 Baseline, 77 Main, 100 High, …).
+    pub profile_idc: u8,
+    /// `profile_compatibility` (constraint_set flags).
+    pub constraints: u8,
+    /// `AVCLevelIndication`, ten times the level number (31 = level 3.1).
+    pub level_idc: u8,
+    /// Bytes in each NAL unit length prefix of the access units: 1, 2 or 4.
+    pub nal_length_size: u8,
+    /// Sequence parameter sets (NAL units without start codes).
+    pub sps: Vec<Bytes>,
+    /// Picture parameter sets (NAL units without start codes).
+    pub pps: Vec<Bytes>,
+    /// Displayed width in pixels, after cropping.
+    pub width: u32,
+    /// Displayed height in pixels, after cropping.
+    pub height: u32,
+}
+
+impl AvcConfig {
+    /// Parses an AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1) and the
+    /// dimensions from its first SPS.
+    ///
+    /// # Errors
+    /// [`H264Error`] when the record is truncated, of another version, lacks SPS or PPS,
+    /// or its SPS does not parse.
+    pub fn parse(record: Bytes) -> Result<AvcConfig, H264Error> {
+        let b = &record[..];
+        let at = |i: usize| b.get(i).copied().ok_or(H264Error::RecordTruncated(i));
+        if at(0)? != 1 {
+            return Err(H264Error::RecordVersion(b[0]));
+        }
+        let profile_idc = at(1)?;
+        let constraints = at(2)?;
+        let level_idc = at(3)?;
+        let nal_length_size = (at(4)? & 0x03) + 1;
+        if nal_length_size == 3 {
+            // 3-byte length prefixes are reserved (ISO/IEC 14496-15 §5.3.3.1.2).
+            return Err(H264Error::RecordTruncated(4));
+        }
+        let mut pos = 5;
+        let read_sets = |count: usize, pos: &mut usize| -> Result<Vec<Bytes>, H264Error> {
+            let mut sets = Vec::with_capacity(count);
+            for _ in 0..count {
+                let len = usize::from(u16::from_be_bytes([at(*pos)?, at(*pos + 1)?]));
+                let start = *pos + 2;
+                if start + len > b.len() {
+                    return Err(H264Error::RecordTruncated(b.len()));
+                }
+                sets.push(record.slice(start..start + len));
+                *pos = start + len;
+            }
+            Ok(sets)
+        };
+        let n_sps = usize::from(at(pos)? & 0x1f);
+        pos += 1;
+        let sps = read_sets(n_sps, &mut pos)?;
+        let n_pps = usize::from(at(pos)?);
+        pos += 1;
+        let pps = read_sets(n_pps, &mut pos)?;
+        if sps.is_empty() || pps.is_empty() {
+            return Err(H264Error::MissingParameterSets {
+                sps: sps.len(),
+                pps: pps.len(),
+            });
+        }
+        let (width, height) = sps_dimensions(&sps[0])?;
+        Ok(AvcConfig {
+            profile_idc,
+            constraints,
+            level_idc,
+            nal_length_size,
+            width,
+            height,
+            sps,
+            pps,
+            record,
+        })
+    }
+
+    /// RFC 6381 §3.3 codecs value: `avc1.PPCCLL` in hex.
+    pub fn codec_string(&self) -> String {
+        format!(
+            "avc1.{:02x}{:02x}{:02x}",
+            self.profile_idc, self.constraints, self.level_idc
+        )
+    }
+
+    /// Checks that `data` is a sequence of NAL units with this config's length prefixes,
+    /// each inside the buffer. Returns the number of NAL units.
+    ///
+    /// # Errors
+    /// [`H264Error::NalOverrun`] or [`H264Error::EmptyAccessUnit`].
+    pub fn check_access_unit(&self, data: &[u8]) -> Result<usize, H264Error> {
+        let n = usize::from(self.nal_length_size);
+        let mut pos = 0;
+        let mut count = 0;
+        while pos < data.len() {
+            if pos + n > data.len() {
+                return Err(H264Error::NalOverrun {
+                    offset: pos,
+                    len: n,
+                    left: data.len() - pos,
+                });
+            }
+            let len = data[pos..pos + n]
+                .iter()
+                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
+            let left = data.len() - pos - n;
+            if len > left {
+                return Err(H264Error::NalOverrun {
+                    offset: pos,
+                    len,
+                    left,
+                });
+            }
+            pos += n + len;
+            count += 1;
+        }
+        if count == 0 {
+            return Err(H264Error::EmptyAccessUnit);
+        }
+        Ok(count)
+    }
+}
+
+/// Removes emulation prevention bytes (ISO/IEC 14496-10 §7.4.1): `00 00 03` → `00 00`.
+fn unescape_rbsp(nal: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(nal.len());
+    let mut zeros = 0;
+    for &b in nal {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), EndOfData> {
+    let (mut last, mut next) = (8i32, 8i32);
+    for _ in 0..size {
+        if next != 0 {
+            let delta = r.se()?;
+            next = (last + delta + 256).rem_euclid(256);
+        }
+        if next != 0 {
+            last = next;
+        }
+    }
+    Ok(())
+}
+
+/// Displayed (cropped) width and height in pixels from an SPS NAL unit
+/// (ISO/IEC 14496-10 §7.3.2.1.1, cropping per §7.4.2.1.1).
+///
+/// # Errors
+/// [`H264Error::Sps`] when the NAL is not an SPS or is truncated.
+pub fn sps_dimensions(nal: &[u8]) -> Result<(u32, u32), H264Error> {
+    if nal.first().map(|h| h & 0x1f) != Some(7) {
+        return Err(H264Error::Sps);
+    }
+    let rbsp = unescape_rbsp(&nal[1..]);
+    let mut r = BitReader::new(&rbsp);
+    let profile_idc = r.bits(8)?;
+    r.skip(16)?; // constraint flags, level_idc
+    r.ue()?; // seq_parameter_set_id
+    let mut chroma_format_idc = 1;
+    let mut separate_colour_plane = 0;
+    if matches!(
+        profile_idc,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        chroma_format_idc = r.ue()?;
+        if chroma_format_idc == 3 {
+            separate_colour_plane = r.bit()?;
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        r.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if r.bit()? == 1 {
+            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
+            for i in 0..lists {
+                if r.bit()? == 1 {
+                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
+                }
+            }
+        }
+    }
+    r.ue()?; // log2_max_frame_num_minus4
+    let poc_type = r.ue()?;
+    if poc_type == 0 {
+        r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
+    } else if poc_type == 1 {
+        r.bit()?;
+        r.se()?;
+        r.se()?;
+        let n = r.ue()?;
+        if n > 255 {
+            return Err(H264Error::Sps);
+        }
+        for _ in 0..n {
+            r.se()?;
+        }
+    }
+    r.ue()?; // max_num_ref_frames
+    r.bit()?; // gaps_in_frame_num_value_allowed_flag
+    let width_mbs = u64::from(r.ue()?) + 1;
+    let height_map_units = u64::from(r.ue()?) + 1;
+    let frame_mbs_only = u64::from(r.bit()?);
+    if frame_mbs_only == 0 {
+        r.bit()?; // mb_adaptive_frame_field_flag
+    }
+    r.bit()?; // direct_8x8_inference_flag
+    let (mut crop_l, mut crop_r, mut crop_t, mut crop_b) = (0u64, 0u64, 0u64, 0u64);
+    if r.bit()? == 1 {
+        crop_l = r.ue()?.into();
+        crop_r = r.ue()?.into();
+        crop_t = r.ue()?.into();
+        crop_b = r.ue()?.into();
+    }
+    let chroma_array_type = if separate_colour_plane == 1 {
+        0
+    } else {
+        chroma_format_idc
+    };
+    let (sub_w, sub_h) = match chroma_array_type {
+        1 => (2, 2),
+        2 => (2, 1),
+        _ => (1, 1),
+    };
+    let (crop_unit_x, crop_unit_y) = if chroma_array_type == 0 {
+        (1, 2 - frame_mbs_only)
+    } else {
+        (sub_w, sub_h * (2 - frame_mbs_only))
+    };
+    let width = (width_mbs * 16).checked_sub(crop_unit_x * (crop_l + crop_r));
+    let height =
+        (height_map_units * 16 * (2 - frame_mbs_only)).checked_sub(crop_unit_y * (crop_t + crop_b));
+    match (width, height) {
+        (Some(w), Some(h)) if w > 0 && h > 0 && w <= 16384 && h <= 16384 => {
+            Ok((w as u32, h as u32))
+        }
+        _ => Err(H264Error::Sps),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// avcC of ../shared/media/bigbuckbunny.mp4 (x264, Main profile, 1280x720), as ffmpeg
+    /// sends it in the FLV sequence header.
+    pub(crate) const BBB_AVCC: &[u8] = &[
+        0x01, 0x4d, 0x40, 0x1f, 0xff, 0xe1, 0x00, 0x17, 0x67, 0x4d, 0x40, 0x1f, 0xda, 0x01, 0x40,
+        0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0c, 0x83, 0xc6, 0x0c,
+        0xa8, 0x01, 0x00, 0x04, 0x68, 0xef, 0x3c, 0x80,
+    ];
+
+    #[test]
+    fn parses_real_avcc() {
+        let c = AvcConfig::parse(Bytes::from_static(BBB_AVCC)).expect("parse");
+        assert_eq!((c.width, c.height), (1280, 720));
+        assert_eq!(c.codec_string(), "avc1.4d401f");
+        assert_eq!(c.nal_length_size, 4);
+        assert_eq!((c.sps.len(), c.pps.len()), (1, 1));
+    }
+
+    #[test]
+    fn rejects_every_truncation() {
+        for n in 0..BBB_AVCC.len() {
+            assert!(
+                AvcConfig::parse(Bytes::copy_from_slice(&BBB_AVCC[..n])).is_err(),
+                "{n}"
+            );
+        }
+    }
+
+    #[test]
+    fn access_unit_bounds() {
+        let c = AvcConfig::parse(Bytes::from_static(BBB_AVCC)).expect("parse");
+        assert_eq!(c.check_access_unit(&[0, 0, 0, 2, 0x65, 0x88]), Ok(1));
+        assert!(matches!(
+            c.check_access_unit(&[0, 0, 0, 9, 0x65, 0x88]),
+            Err(H264Error::NalOverrun { .. })
+        ));
+        assert_eq!(c.check_access_unit(&[]), Err(H264Error::EmptyAccessUnit));
+    }
+}

@@ -1,0 +1,117 @@
+//! Widening wire timestamps to the stream timeline, once, at ingest.
+//!
+//! RTMP carries 32-bit millisecond timestamps that wrap after about 49.7 days; the wire
+//! value is never used in arithmetic. [`MsTimeline`] unwraps them into `i64` and rebases
+//! them so the session's first frame lands at a chosen stream time. A jump of more than
+//! [`MAX_JUMP_MS`] either way is treated as a discontinuity in the source, not as media:
+//! the timeline is re-anchored so the next frame follows the previous one.
+//!
+//! [`AudioClock`] then turns the millisecond times of AAC frames into sample-exact times
+//! (every AAC access unit is 1024 samples), so rounding to milliseconds on the wire does not
+//! show up as 1008/1056-sample jitter in the output.
+
+/// A timestamp jump larger than this (milliseconds, either direction) is a discontinuity.
+pub const MAX_JUMP_MS: i64 = 10_000;
+
+/// Unwraps and rebases 32-bit millisecond timestamps (RTMP chunk timestamps).
+#[derive(Debug, Clone)]
+pub struct MsTimeline {
+    /// Stream time (ms) the first timestamp maps to.
+    base_ms: i64,
+    /// Last wire value and the stream time (ms) it mapped to.
+    last: Option<(u32, i64)>,
+}
+
+impl MsTimeline {
+    /// A timeline whose first timestamp maps to `base_ms` milliseconds of stream time.
+    pub fn new(base_ms: i64) -> Self {
+        MsTimeline {
+            base_ms,
+            last: None,
+        }
+    }
+
+    /// Maps a wire timestamp to stream time in milliseconds.
+    pub fn map(&mut self, wire: u32) -> i64 {
+        let out = match self.last {
+            None => self.base_ms,
+            Some((last_wire, last_out)) => {
+                let delta = i64::from(wire.wrapping_sub(last_wire) as i32);
+                if delta.abs() > MAX_JUMP_MS {
+                    last_out
+                } else {
+                    last_out + delta
+                }
+            }
+        };
+        self.last = Some((wire, out));
+        out
+    }
+}
+
+/// Sample-exact timestamps for fixed-length audio frames.
+#[derive(Debug, Clone)]
+pub struct AudioClock {
+    sample_rate: u32,
+    frame_length: u32,
+    next: Option<i64>,
+}
+
+/// Drift between the counted and the wire clock, in milliseconds, beyond which the
+/// counted clock is re-anchored (a gap in the source audio).
+const AUDIO_RESYNC_MS: i64 = 60;
+
+impl AudioClock {
+    /// A clock for frames of `frame_length` samples at `sample_rate` Hz.
+    pub fn new(sample_rate: u32, frame_length: u32) -> Self {
+        AudioClock {
+            sample_rate,
+            frame_length,
+            next: None,
+        }
+    }
+
+    /// Returns the decode time in samples of a frame whose wire time is `ms` milliseconds.
+    pub fn stamp(&mut self, ms: i64) -> i64 {
+        let rate = i64::from(self.sample_rate);
+        let wire = ms * rate / 1000;
+        let t = match self.next {
+            Some(n) if (n - wire).abs() * 1000 <= AUDIO_RESYNC_MS * rate => n,
+            _ => wire,
+        };
+        self.next = Some(t + i64::from(self.frame_length));
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unwraps_across_u32_wrap() {
+        let mut t = MsTimeline::new(1000);
+        assert_eq!(t.map(u32::MAX - 10), 1000);
+        assert_eq!(t.map(u32::MAX), 1010);
+        assert_eq!(t.map(29), 1040);
+        assert_eq!(t.map(20), 1031); // small reordering stays
+    }
+
+    #[test]
+    fn jump_is_a_discontinuity() {
+        let mut t = MsTimeline::new(0);
+        t.map(100);
+        assert_eq!(t.map(140), 40);
+        assert_eq!(t.map(1_000_000), 40);
+        assert_eq!(t.map(1_000_040), 80);
+    }
+
+    #[test]
+    fn audio_clock_is_sample_exact() {
+        let mut c = AudioClock::new(48000, 1024);
+        let stamps: Vec<i64> = [0, 21, 43, 64, 85].iter().map(|&ms| c.stamp(ms)).collect();
+        assert_eq!(stamps, vec![0, 1024, 2048, 3072, 4096]);
+        // A gap of a second re-anchors.
+        assert_eq!(c.stamp(1085), 1085 * 48);
+    }
+}

@@ -1,0 +1,144 @@
+//! The dynamic MPEG-DASH manifest (ISO/IEC 23009-1 §5.3, live profile §8.4) over the same
+//! CMAF segments as HLS: SegmentTemplate with SegmentTimeline and `$Number$` (the media
+//! sequence number), one Period per epoch, UTCTiming (DASH-IF IOP §4.7).
+
+use super::hls::iso8601;
+use super::window::{Segment, Window};
+use crate::media::TrackParams;
+use std::fmt::Write;
+use std::time::SystemTime;
+
+fn secs(s: f64) -> String {
+    format!("PT{s:.3}S")
+}
+
+/// Renders the MPD. `time_url` is the absolute URL of the UTCTiming source.
+pub fn manifest(w: &Window, segment_target: f64, window: f64, time_url: &str) -> String {
+    let max_seg = w
+        .tracks
+        .values()
+        .flat_map(|t| t.segments.iter())
+        .map(Segment::seconds)
+        .fold(segment_target, f64::max);
+    let mut out = String::with_capacity(4096);
+    let _ = write!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
+         profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:com:dashif:dash264\" \
+         type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" \
+         minBufferTime=\"{}\" timeShiftBufferDepth=\"{}\" \
+         suggestedPresentationDelay=\"{}\" maxSegmentDuration=\"{}\"",
+        iso8601(w.origin),
+        iso8601(SystemTime::now()),
+        secs(max_seg),
+        secs(window),
+        secs(max_seg * 2.0),
+        secs(max_seg),
+    );
+    if w.ended {
+        let end = w
+            .tracks
+            .values()
+            .filter_map(|t| t.segments.back())
+            .map(|s| s.start_seconds() + s.seconds())
+            .fold(0.0, f64::max);
+        let _ = write!(out, " mediaPresentationDuration=\"{}\"", secs(end));
+    } else {
+        let _ = write!(out, " minimumUpdatePeriod=\"{}\"", secs(segment_target));
+    }
+    out.push_str(">\n");
+    for (epoch, e) in &w.epochs {
+        let mut period = String::new();
+        let mut start: Option<f64> = None;
+        for (i, (track, (params, _))) in e.tracks.iter().enumerate() {
+            let Some(tw) = w.tracks.get(track) else {
+                continue;
+            };
+            let segs: Vec<&Segment> = tw
+                .segments
+                .iter()
+                .filter(|s| s.epoch == *epoch && s.complete)
+                .collect();
+            let Some(first) = segs.first() else { continue };
+            start =
+                Some(start.map_or(first.start_seconds(), |s: f64| s.min(first.start_seconds())));
+            let bandwidth = tw.peak_bitrate().max(1);
+            let codecs = params.codec_string();
+            match &**params {
+                TrackParams::Video(v) => {
+                    let _ = write!(
+                        period,
+                        "    <AdaptationSet id=\"{i}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Representation id=\"video\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\" width=\"{}\" height=\"{}\"",
+                        v.width, v.height
+                    );
+                    if let Some(fps) = w.frame_rate {
+                        let _ = write!(
+                            period,
+                            " frameRate=\"{}/1000\"",
+                            (fps * 1000.0).round() as u64
+                        );
+                    }
+                    period.push_str(">\n");
+                }
+                TrackParams::Audio(a) => {
+                    let _ = write!(
+                        period,
+                        "    <AdaptationSet id=\"{i}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Representation id=\"audio\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n",
+                        a.sample_rate, a.channels
+                    );
+                }
+            }
+            let name = track.name();
+            let _ = write!(
+                period,
+                "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
+                first.timescale, first.start, first.msn
+            );
+            timeline(&mut period, &segs);
+            period.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n    </AdaptationSet>\n");
+        }
+        if let Some(start) = start {
+            let _ = write!(
+                out,
+                "  <Period id=\"{epoch}\" start=\"{}\">\n{period}  </Period>\n",
+                secs(start)
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{time_url}\"/>\n</MPD>"
+    );
+    out
+}
+
+/// `<S t d r>` elements; consecutive segments of equal duration share one with `r`.
+/// Segment numbers must be consecutive for `$Number$` to work, so a gap in numbers
+/// (a track that had no media in a segment) restarts with an explicit `t`.
+fn timeline(out: &mut String, segs: &[&Segment]) {
+    let mut i = 0;
+    let mut expected_t = None;
+    while i < segs.len() {
+        let s = segs[i];
+        let mut r = 0;
+        while i + r + 1 < segs.len()
+            && segs[i + r + 1].duration == s.duration
+            && segs[i + r + 1].start == segs[i + r].start + segs[i + r].duration
+        {
+            r += 1;
+        }
+        if expected_t == Some(s.start) {
+            let _ = write!(out, "            <S d=\"{}\"", s.duration);
+        } else {
+            let _ = write!(out, "            <S t=\"{}\" d=\"{}\"", s.start, s.duration);
+        }
+        if r > 0 {
+            let _ = write!(out, " r=\"{r}\"");
+        }
+        out.push_str("/>\n");
+        let last = segs[i + r];
+        expected_t = Some(last.start + last.duration);
+        i += r + 1;
+    }
+}

@@ -1,0 +1,170 @@
+//! HLS playlists (RFC 8216bis): the multivariant playlist (§4.4.6) and LL-HLS media
+//! playlists with partial segments (§4.4.4.9), preload hints (§4.4.5.3) and blocking
+//! reload (§6.2.5.2).
+//!
+//! URIs are relative to the playlist: `video.m3u8` lists `video/seg-12.m4s`,
+//! `video/part-13-2.m4s` and `video/init-0.mp4`.
+
+use super::window::{TrackWindow, Window};
+use crate::media::{TrackId, TrackParams};
+use std::fmt::Write;
+use std::time::SystemTime;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// Parts are listed only for segments this many target durations from the live edge
+/// (RFC 8216bis §4.4.4.9: "at least … three Target Durations").
+const PART_LIST_TARGETS: f64 = 3.0;
+
+/// ISO 8601 / RFC 3339 with milliseconds, UTC.
+pub fn iso8601(t: SystemTime) -> String {
+    let dt = OffsetDateTime::from(t);
+    let dt = dt
+        .replace_nanosecond(dt.millisecond() as u32 * 1_000_000)
+        .unwrap_or(dt);
+    dt.format(&Rfc3339).unwrap_or_default()
+}
+
+/// EXT-X-TARGETDURATION: the configured target, or the longest segment rounded, whichever
+/// is larger (§4.4.3.1: every EXTINF rounded must not exceed it).
+pub fn target_duration(w: &Window, segment_target: f64) -> u64 {
+    let longest = w
+        .tracks
+        .values()
+        .flat_map(|t| t.segments.iter())
+        .map(|s| s.seconds().round() as u64)
+        .max()
+        .unwrap_or(0);
+    longest.max(segment_target.ceil() as u64).max(1)
+}
+
+/// The multivariant playlist: one variant with the video playlist and an audio rendition
+/// group, or an audio-only variant. `None` until the window has parameters.
+pub fn multivariant(w: &Window) -> Option<String> {
+    let video = w.current_params(TrackId::Video).cloned();
+    let audio = w.current_params(TrackId::Audio).cloned();
+    let mut codecs = Vec::new();
+    let mut bandwidth = 0u64;
+    let mut average = 0u64;
+    for t in TrackId::ALL {
+        if let (Some(p), Some(tw)) = (w.current_params(t), w.tracks.get(&t)) {
+            codecs.push(p.codec_string());
+            bandwidth += tw.peak_bitrate();
+            average += tw.average_bitrate();
+        }
+    }
+    if codecs.is_empty() {
+        return None;
+    }
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut inf = format!(
+        "BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+        bandwidth.max(1),
+        average.max(1),
+        codecs.join(",")
+    );
+    if let Some(v) = &video {
+        if let TrackParams::Video(c) = &**v {
+            let _ = write!(inf, ",RESOLUTION={}x{}", c.width, c.height);
+        }
+        if let Some(fps) = w.frame_rate {
+            let _ = write!(inf, ",FRAME-RATE={fps:.3}");
+        }
+    }
+    match (&video, &audio) {
+        (Some(_), Some(a)) => {
+            let channels = match &**a {
+                TrackParams::Audio(c) => c.channels,
+                TrackParams::Video(_) => 2,
+            };
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"main\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"audio.m3u8\""
+            );
+            let _ = writeln!(out, "#EXT-X-STREAM-INF:{inf},AUDIO=\"audio\"\nvideo.m3u8");
+        }
+        (Some(_), None) => {
+            let _ = writeln!(out, "#EXT-X-STREAM-INF:{inf}\nvideo.m3u8");
+        }
+        (None, _) => {
+            let _ = writeln!(out, "#EXT-X-STREAM-INF:{inf}\naudio.m3u8");
+        }
+    }
+    Some(out)
+}
+
+/// Where the next partial segment of a track will be: `(msn, part index)`.
+pub fn next_part(w: &Window, tw: &TrackWindow) -> (u64, usize) {
+    match tw.segments.back() {
+        Some(s) if !s.complete => (s.msn, s.parts.len()),
+        _ => (w.next_msn, 0),
+    }
+}
+
+/// The LL-HLS media playlist of one track. `None` when the stream has no such track.
+pub fn media_playlist(
+    w: &Window,
+    track: TrackId,
+    segment_target: f64,
+    part_target: f64,
+) -> Option<String> {
+    let tw = w.tracks.get(&track)?;
+    let name = track.name();
+    let td = target_duration(w, segment_target);
+    let mut out = String::with_capacity(4096);
+    let _ = write!(
+        out,
+        "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:{td}\n\
+         #EXT-X-PART-INF:PART-TARGET={part_target:.3}\n\
+         #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3},HOLD-BACK={:.3}\n\
+         #EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
+        part_target * 3.0,
+        td as f64 * 3.0,
+        tw.segments.front().map_or(w.next_msn, |s| s.msn),
+        tw.discontinuity_sequence,
+    );
+    let live_edge = tw
+        .segments
+        .back()
+        .map_or(0.0, |s| s.start_seconds() + s.seconds());
+    let mut epoch = None;
+    for s in &tw.segments {
+        if epoch.is_some() && s.discontinuity {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if epoch != Some(s.epoch) {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{name}/init-{}.mp4\"", s.epoch);
+            epoch = Some(s.epoch);
+        }
+        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(s.pdt));
+        let end = s.start_seconds() + s.seconds();
+        if !s.complete || live_edge - end < PART_LIST_TARGETS * td as f64 {
+            for (i, p) in s.parts.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "#EXT-X-PART:DURATION={:.5},URI=\"{name}/part-{}-{i}.m4s\"{}",
+                    p.duration as f64 / f64::from(s.timescale),
+                    s.msn,
+                    if p.independent {
+                        ",INDEPENDENT=YES"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        if s.complete {
+            let _ = writeln!(out, "#EXTINF:{:.5},\n{name}/seg-{}.m4s", s.seconds(), s.msn);
+        }
+    }
+    if w.ended {
+        out.push_str("#EXT-X-ENDLIST\n");
+    } else {
+        let (msn, part) = next_part(w, tw);
+        let _ = writeln!(
+            out,
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{name}/part-{msn}-{part}.m4s\""
+        );
+    }
+    Some(out)
+}

@@ -1,0 +1,149 @@
+//! Live packaging: a task per stream consumes the hub, cuts CMAF segments and parts into
+//! an in-memory [`Window`], and wakes HTTP requests that wait for them (LL-HLS blocking
+//! reload and preload hints).
+
+pub mod dash;
+pub mod hls;
+pub mod segmenter;
+pub mod window;
+
+use crate::config::LiveConfig;
+use crate::hub::{Hub, PublishState};
+use crate::metrics::Metrics;
+use segmenter::{Segmenter, SegmenterConfig};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use tracing::{info, warn, Instrument};
+pub use window::Window;
+
+/// The packaged output of one live stream.
+pub struct LiveStream {
+    /// The stream name.
+    pub name: String,
+    window: RwLock<Window>,
+    /// Bumped after every change to the window.
+    changed: watch::Sender<u64>,
+    /// Segment and part targets, window, grace.
+    pub cfg: LiveConfig,
+}
+
+impl LiveStream {
+    /// Reads the window. Hold the guard briefly: the packager waits for it.
+    pub fn read(&self) -> RwLockReadGuard<'_, Window> {
+        self.window.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Window> {
+        self.window.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn notify(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// Waits until `ready` holds for the window, or `timeout` passes. Returns whether
+    /// it held.
+    pub async fn wait_until(&self, timeout: Duration, ready: impl Fn(&Window) -> bool) -> bool {
+        let mut rx = self.changed.subscribe();
+        let deadline = Instant::now() + timeout;
+        loop {
+            if ready(&self.read()) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => continue,
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// Starts the packager task of `hub` and returns its output.
+pub fn spawn(hub: Arc<Hub>, cfg: LiveConfig, metrics: Arc<Metrics>) -> Arc<LiveStream> {
+    let live = Arc::new(LiveStream {
+        name: hub.name().to_string(),
+        window: RwLock::new(Window::new(hub.origin())),
+        changed: watch::Sender::new(0),
+        cfg,
+    });
+    let span = tracing::info_span!("packager", stream = %hub.name());
+    tokio::spawn(run(hub, live.clone(), metrics).instrument(span));
+    live
+}
+
+async fn run(hub: Arc<Hub>, live: Arc<LiveStream>, metrics: Arc<Metrics>) {
+    let c = &live.cfg;
+    let mut seg = Segmenter::new(SegmenterConfig {
+        segment_target: c.segment_target,
+        part_target: c.part_target,
+        window: c.window,
+    });
+    let grace = Duration::from_secs_f64(c.end_grace);
+    let segments = metrics.segments.with_label_values(&[hub.name()]);
+    let mut state = hub.state();
+    let (gop, mut rx) = hub.subscribe();
+    let mut end_at: Option<Instant> = None;
+    if matches!(*state.borrow_and_update(), PublishState::Live { .. }) {
+        live.write().live = true;
+    }
+    let push = |seg: &mut Segmenter, f: &Arc<crate::media::Frame>| {
+        let mut w = live.write();
+        let before = w.next_msn;
+        seg.push(f, || hub.params(), &mut w);
+        let after = w.next_msn;
+        drop(w);
+        segments.inc_by(after - before);
+        live.notify();
+    };
+    for f in &gop {
+        push(&mut seg, f);
+    }
+    loop {
+        let sleep_until = end_at.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(f) => push(&mut seg, &f),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    warn!(skipped = n, "packager fell behind; restarting at the next keyframe");
+                    seg.finish(&mut live.write());
+                    live.notify();
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            r = state.changed() => {
+                if r.is_err() {
+                    break;
+                }
+                let s = state.borrow_and_update().clone();
+                match s {
+                    PublishState::Live { .. } => {
+                        end_at = None;
+                        let mut w = live.write();
+                        w.live = true;
+                        w.ended = false;
+                    }
+                    PublishState::Idle => {
+                        // Frames sent before the publisher left are still queued.
+                        while let Ok(f) = rx.try_recv() {
+                            push(&mut seg, &f);
+                        }
+                        let mut w = live.write();
+                        seg.finish(&mut w);
+                        w.live = false;
+                        end_at = Some(Instant::now() + grace);
+                        info!(grace_s = c.end_grace, "publisher left; playlist ends after the grace period");
+                    }
+                }
+                live.notify();
+            }
+            _ = tokio::time::sleep_until(sleep_until), if end_at.is_some() => {
+                end_at = None;
+                live.write().ended = true;
+                live.notify();
+                info!("stream ended (EXT-X-ENDLIST)");
+            }
+        }
+    }
+}

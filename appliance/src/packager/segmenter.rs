@@ -1,0 +1,502 @@
+//! Cuts a stream of [`Frame`]s into CMAF segments and LL-HLS partial segments.
+//!
+//! Rules (RFC 8216bis §4.4.4.9, §4.4.3.8; ISO/IEC 23000-19 §7.3):
+//! - A segment starts at a video keyframe (any frame for audio-only streams) and is cut at
+//!   the first keyframe at or after the target duration; a long-GOP source gives longer
+//!   segments, never one that starts without a keyframe. Every track cuts its segment at
+//!   the same moment, so media sequence numbers line up across playlists.
+//! - A partial segment is flushed as soon as adding one more sample of the usual duration
+//!   would exceed the part target, so parts never exceed PART-TARGET and are available
+//!   one frame interval after their last frame arrives.
+//! - A sample's duration is only known when the next sample of its track arrives, so each
+//!   track holds back one frame.
+//! - New track parameters start a new epoch: the open segment is closed, a new init
+//!   segment is made, and the next segment carries a discontinuity.
+
+use super::window::{Epoch, Part, Segment, TrackWindow, Window};
+use crate::media::fmp4::{self, Sample};
+use crate::media::{Frame, TrackId, TrackParams};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Segmenting targets, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmenterConfig {
+    /// Target segment duration.
+    pub segment_target: f64,
+    /// Target partial segment duration (PART-TARGET).
+    pub part_target: f64,
+    /// Media kept in the window.
+    pub window: f64,
+}
+
+#[derive(Debug)]
+struct TrackState {
+    timescale: u32,
+    /// Last frame received, waiting for its duration.
+    pending: Option<Arc<Frame>>,
+    /// Samples of the part being built.
+    ready: Vec<Sample>,
+    ready_start: i64,
+    ready_duration: u64,
+    last_duration: u32,
+    /// Decode time of the first sample of the open segment.
+    segment_start: Option<i64>,
+    segment_samples: u64,
+    discontinuity_next: bool,
+}
+
+impl TrackState {
+    fn new(params: &TrackParams) -> TrackState {
+        let timescale = params.timescale();
+        let last_duration = match params {
+            TrackParams::Video(_) => timescale / 25,
+            TrackParams::Audio(a) => a.frame_length,
+        };
+        TrackState {
+            timescale,
+            pending: None,
+            ready: Vec::new(),
+            ready_start: 0,
+            ready_duration: 0,
+            last_duration,
+            segment_start: None,
+            segment_samples: 0,
+            discontinuity_next: false,
+        }
+    }
+
+    fn ticks(&self, seconds: f64) -> u64 {
+        (seconds * f64::from(self.timescale)) as u64
+    }
+
+    /// Duration of `pending` given the next decode time, falling back to the last good
+    /// duration for gaps, overlaps and jumps (over five seconds).
+    fn duration_until(&self, pending: &Frame, next_dts: i64) -> u32 {
+        let d = next_dts - pending.dts;
+        if d > 0 && d <= i64::from(self.timescale) * 5 {
+            d as u32
+        } else {
+            self.last_duration
+        }
+    }
+
+    fn commit(&mut self, frame: &Frame, duration: u32) {
+        if self.ready.is_empty() {
+            self.ready_start = frame.dts;
+        }
+        if self.segment_start.is_none() {
+            self.segment_start = Some(frame.dts);
+        }
+        self.ready.push(Sample {
+            duration,
+            cts: frame.cts,
+            is_sync: frame.is_sync,
+            data: frame.data.clone(),
+        });
+        self.ready_duration += u64::from(duration);
+        self.segment_samples += 1;
+        self.last_duration = duration;
+    }
+}
+
+/// The segmenter of one stream. Feed it frames; it updates a [`Window`].
+#[derive(Debug)]
+pub struct Segmenter {
+    cfg: SegmenterConfig,
+    /// Current epoch index and the parameters it was made for.
+    epoch: Option<u32>,
+    next_epoch: u32,
+    params: BTreeMap<TrackId, Arc<TrackParams>>,
+    tracks: BTreeMap<TrackId, TrackState>,
+    waiting_for_keyframe: bool,
+    fragment_sequence: u32,
+}
+
+impl Segmenter {
+    /// A segmenter with the given targets.
+    pub fn new(cfg: SegmenterConfig) -> Segmenter {
+        Segmenter {
+            cfg,
+            epoch: None,
+            next_epoch: 0,
+            params: BTreeMap::new(),
+            tracks: BTreeMap::new(),
+            waiting_for_keyframe: false,
+            fragment_sequence: 1,
+        }
+    }
+
+    fn lead(&self) -> Option<TrackId> {
+        self.tracks.keys().next().copied()
+    }
+
+    /// Adds one frame. `stream_params` gives the parameters of every track the stream
+    /// currently has (from the hub); it is called only when a new epoch starts, to decide
+    /// its track set.
+    pub fn push(
+        &mut self,
+        frame: &Arc<Frame>,
+        stream_params: impl FnOnce() -> BTreeMap<TrackId, Arc<TrackParams>>,
+        w: &mut Window,
+    ) {
+        let same_params = self
+            .params
+            .get(&frame.track)
+            .is_some_and(|p| Arc::ptr_eq(p, &frame.params));
+        if self.epoch.is_none() || !same_params {
+            self.finish(w);
+            let mut params = stream_params();
+            params.insert(frame.track, frame.params.clone());
+            self.start_epoch(params, w);
+        }
+        if self.waiting_for_keyframe {
+            if frame.track == TrackId::Video && frame.is_sync {
+                self.waiting_for_keyframe = false;
+            } else {
+                return;
+            }
+        }
+        let lead = self.lead();
+        let part_target = self.cfg.part_target;
+        let segment_target = self.cfg.segment_target;
+        let Some(t) = self.tracks.get_mut(&frame.track) else {
+            return;
+        };
+        let mut duration = t.last_duration;
+        if let Some(p) = t.pending.take() {
+            duration = t.duration_until(&p, frame.dts);
+            t.commit(&p, duration);
+        }
+        let segment_due = lead == Some(frame.track)
+            && frame.is_sync
+            && t.segment_start.is_some_and(|s| {
+                (frame.dts - s) as f64 + f64::from(duration) / 2.0
+                    >= segment_target * f64::from(t.timescale)
+            });
+        let part_due = t.ready_duration + u64::from(duration) > t.ticks(part_target);
+        t.pending = Some(frame.clone());
+        if segment_due {
+            self.close_segment(w);
+        } else if part_due {
+            self.flush_part(frame.track, w);
+        }
+    }
+
+    /// Flushes everything held (the publisher left, or parameters changed): commits the
+    /// held-back frames with their last duration and closes the open segment.
+    pub fn finish(&mut self, w: &mut Window) {
+        if self.epoch.is_none() {
+            return;
+        }
+        for t in self.tracks.values_mut() {
+            if let Some(p) = t.pending.take() {
+                let d = t.last_duration;
+                t.commit(&p, d);
+            }
+        }
+        self.close_segment(w);
+        self.epoch = None;
+    }
+
+    fn start_epoch(&mut self, params: BTreeMap<TrackId, Arc<TrackParams>>, w: &mut Window) {
+        let idx = self.next_epoch;
+        self.next_epoch += 1;
+        let same_tracks = w.tracks.keys().eq(params.keys());
+        if !same_tracks {
+            // The multivariant playlist changes: start the window afresh.
+            w.tracks = params
+                .keys()
+                .map(|k| (*k, TrackWindow::default()))
+                .collect();
+            w.epochs.clear();
+        }
+        let had_media = w.tracks.values().any(|t| !t.segments.is_empty());
+        w.epochs.insert(
+            idx,
+            Epoch {
+                tracks: params
+                    .iter()
+                    .map(|(k, p)| (*k, (p.clone(), fmp4::init_segment(p))))
+                    .collect(),
+            },
+        );
+        self.tracks = params
+            .iter()
+            .map(|(k, p)| {
+                let mut t = TrackState::new(p);
+                t.discontinuity_next = had_media;
+                (*k, t)
+            })
+            .collect();
+        self.waiting_for_keyframe = params.contains_key(&TrackId::Video);
+        self.params = params;
+        self.epoch = Some(idx);
+    }
+
+    fn flush_part(&mut self, track: TrackId, w: &mut Window) {
+        let Some(epoch) = self.epoch else { return };
+        let Some(t) = self.tracks.get_mut(&track) else {
+            return;
+        };
+        if t.ready.is_empty() {
+            return;
+        }
+        let base = u64::try_from(t.ready_start).unwrap_or(0);
+        let bytes = fmp4::fragment(self.fragment_sequence, track, base, &t.ready);
+        self.fragment_sequence = self.fragment_sequence.wrapping_add(1);
+        let part = Part {
+            bytes,
+            duration: t.ready_duration,
+            independent: t.ready[0].is_sync,
+        };
+        t.ready.clear();
+        t.ready_duration = 0;
+        let msn = w.next_msn;
+        let pdt = w.wall_clock(base as f64 / f64::from(t.timescale));
+        let tw = w.tracks.entry(track).or_default();
+        let open = tw
+            .segments
+            .back()
+            .is_some_and(|s| !s.complete && s.msn == msn);
+        if !open {
+            tw.segments.push_back(Segment {
+                msn,
+                epoch,
+                discontinuity: std::mem::take(&mut t.discontinuity_next),
+                start: base,
+                timescale: t.timescale,
+                duration: 0,
+                parts: Vec::new(),
+                complete: false,
+                pdt,
+            });
+        }
+        if let Some(s) = tw.segments.back_mut() {
+            s.duration += part.duration;
+            s.parts.push(part);
+        }
+    }
+
+    fn close_segment(&mut self, w: &mut Window) {
+        let tracks: Vec<TrackId> = self.tracks.keys().copied().collect();
+        for track in &tracks {
+            self.flush_part(*track, w);
+        }
+        let msn = w.next_msn;
+        let mut closed = false;
+        for (track, t) in self.tracks.iter_mut() {
+            if let Some(s) = w
+                .tracks
+                .get_mut(track)
+                .and_then(|tw| tw.segments.back_mut())
+                .filter(|s| s.msn == msn && !s.complete)
+            {
+                s.complete = true;
+                closed = true;
+                if *track == TrackId::Video && s.duration > 0 {
+                    w.frame_rate = Some(t.segment_samples as f64 / s.seconds());
+                }
+            }
+            t.segment_start = None;
+            t.segment_samples = 0;
+        }
+        if closed {
+            w.next_msn += 1;
+            self.trim(w);
+        }
+    }
+
+    /// Drops the oldest segments (in every track at once) beyond the window, keeping at
+    /// least three complete ones, and the epochs no segment refers to any more.
+    fn trim(&self, w: &mut Window) {
+        let Some(lead) = w.lead() else { return };
+        loop {
+            let Some(lt) = w.tracks.get(&lead) else {
+                return;
+            };
+            let complete: Vec<&Segment> = lt.segments.iter().filter(|s| s.complete).collect();
+            let total: f64 = complete.iter().map(|s| s.seconds()).sum();
+            let Some(first) = complete.first() else {
+                return;
+            };
+            if complete.len() <= 3 || total - first.seconds() < self.cfg.window {
+                break;
+            }
+            let drop_msn = first.msn;
+            for tw in w.tracks.values_mut() {
+                while tw.segments.front().is_some_and(|s| s.msn <= drop_msn) {
+                    if let Some(s) = tw.segments.pop_front() {
+                        if s.discontinuity {
+                            tw.discontinuity_sequence += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let oldest = w
+            .tracks
+            .values()
+            .filter_map(|t| t.segments.front().map(|s| s.epoch))
+            .min();
+        if let Some(oldest) = oldest {
+            w.epochs.retain(|e, _| *e >= oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::aac::AudioConfig;
+    use crate::media::h264::AvcConfig;
+    use bytes::Bytes;
+    use std::time::{Instant, SystemTime};
+
+    const AVCC: &[u8] = &[
+        0x01, 0x4d, 0x40, 0x1f, 0xff, 0xe1, 0x00, 0x17, 0x67, 0x4d, 0x40, 0x1f, 0xda, 0x01, 0x40,
+        0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0c, 0x83, 0xc6, 0x0c,
+        0xa8, 0x01, 0x00, 0x04, 0x68, 0xef, 0x3c, 0x80,
+    ];
+
+    fn video_params() -> Arc<TrackParams> {
+        Arc::new(TrackParams::Video(
+            AvcConfig::parse(Bytes::from_static(AVCC)).expect("avcC"),
+        ))
+    }
+
+    fn audio_params() -> Arc<TrackParams> {
+        Arc::new(TrackParams::Audio(
+            AudioConfig::parse(Bytes::from_static(&[0x11, 0x90])).expect("asc"),
+        ))
+    }
+
+    fn frame(track: TrackId, dts: i64, is_sync: bool, params: &Arc<TrackParams>) -> Arc<Frame> {
+        Arc::new(Frame {
+            track,
+            dts,
+            cts: 0,
+            is_sync,
+            params: params.clone(),
+            data: Bytes::from_static(&[0, 0, 0, 1, 0x65]),
+            received: Instant::now(),
+        })
+    }
+
+    fn cfg() -> SegmenterConfig {
+        SegmenterConfig {
+            segment_target: 2.0,
+            part_target: 0.333,
+            window: 12.0,
+        }
+    }
+
+    /// 25 fps video with a keyframe every `gop` frames and 48 kHz AAC, for `secs`.
+    fn feed(
+        s: &mut Segmenter,
+        w: &mut Window,
+        secs: i64,
+        gop: i64,
+        v: &Arc<TrackParams>,
+        a: &Arc<TrackParams>,
+    ) {
+        let params: BTreeMap<_, _> =
+            [(TrackId::Video, v.clone()), (TrackId::Audio, a.clone())].into();
+        let mut next_audio = 0i64;
+        for i in 0..secs * 25 {
+            let vdts = i * 3600;
+            while next_audio * 90_000 / 48_000 <= vdts {
+                s.push(
+                    &frame(TrackId::Audio, next_audio, true, a),
+                    || params.clone(),
+                    w,
+                );
+                next_audio += 1024;
+            }
+            s.push(
+                &frame(TrackId::Video, vdts, i % gop == 0, v),
+                || params.clone(),
+                w,
+            );
+        }
+    }
+
+    #[test]
+    fn segments_start_at_keyframes_and_align() {
+        let (v, a) = (video_params(), audio_params());
+        let mut s = Segmenter::new(cfg());
+        let mut w = Window::new(SystemTime::now());
+        feed(&mut s, &mut w, 20, 50, &v, &a);
+        let video = &w.tracks[&TrackId::Video];
+        let audio = &w.tracks[&TrackId::Audio];
+        let complete: Vec<_> = video.segments.iter().filter(|s| s.complete).collect();
+        assert!(complete.len() >= 6, "{}", complete.len());
+        for seg in &complete {
+            assert!(
+                seg.parts[0].independent,
+                "segment {} starts without a keyframe",
+                seg.msn
+            );
+            assert!((seg.seconds() - 2.0).abs() < 1e-9, "{}", seg.seconds());
+            for p in &seg.parts {
+                assert!(p.duration as f64 / 90_000.0 <= 0.333 + 1e-9);
+            }
+            assert!(
+                audio.segment(seg.msn).is_some(),
+                "audio lacks msn {}",
+                seg.msn
+            );
+        }
+        for p in &audio.segments[1].parts {
+            assert!(p.duration as f64 / 48_000.0 <= 0.333 + 1e-9);
+        }
+    }
+
+    #[test]
+    fn long_gop_gives_long_segments_and_window_trims() {
+        let (v, a) = (video_params(), audio_params());
+        let mut s = Segmenter::new(cfg());
+        let mut w = Window::new(SystemTime::now());
+        // One keyframe per 5.32 s, as in bigbuckbunny.mp4.
+        feed(&mut s, &mut w, 60, 133, &v, &a);
+        let video = &w.tracks[&TrackId::Video];
+        for seg in video.segments.iter().filter(|s| s.complete) {
+            assert!((seg.seconds() - 5.32).abs() < 1e-9, "{}", seg.seconds());
+        }
+        let total: f64 = video.segments.iter().map(|s| s.seconds()).sum();
+        assert!(
+            total < 12.0 + 2.0 * 5.32 + 1e-9,
+            "window not trimmed: {total}"
+        );
+        let first = video.segments.front().expect("segments").msn;
+        assert_eq!(
+            w.tracks[&TrackId::Audio]
+                .segments
+                .front()
+                .expect("audio")
+                .msn,
+            first
+        );
+    }
+
+    #[test]
+    fn new_params_make_a_discontinuity() {
+        let (v, a) = (video_params(), audio_params());
+        let mut s = Segmenter::new(cfg());
+        let mut w = Window::new(SystemTime::now());
+        feed(&mut s, &mut w, 4, 50, &v, &a);
+        let v2 = video_params(); // same content, new Arc: a new sequence header
+        feed(&mut s, &mut w, 4, 50, &v2, &a);
+        let video = &w.tracks[&TrackId::Video];
+        let disc: Vec<_> = video.segments.iter().filter(|s| s.discontinuity).collect();
+        assert_eq!(disc.len(), 1);
+        assert_eq!(disc[0].epoch, 1);
+        assert!(w.epochs.contains_key(&1));
+        // Media sequence numbers only grow.
+        assert!(video
+            .segments
+            .iter()
+            .zip(video.segments.iter().skip(1))
+            .all(|(a, b)| b.msn == a.msn + 1));
+    }
+}
