@@ -1,6 +1,7 @@
 //! Service configuration: embedded defaults, overridden by an optional TOML file, then by
 //! `STREAMBOX_*` environment variables (`STREAMBOX_HTTP__LISTEN=0.0.0.0:80`; a double
 //! underscore separates a section from its key), then by command-line flags.
+//! `STREAMBOX_LOG` (a tracing filter) and `STREAMBOX_CONFIG` (the file) are not fields.
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
@@ -137,7 +138,12 @@ impl Config {
             fig = fig.merge(Toml::file_exact(f));
         }
         let cfg: Config = fig
-            .merge(Env::prefixed("STREAMBOX_").split("__"))
+            .merge(
+                Env::prefixed("STREAMBOX_")
+                    // Read by the CLI itself, not configuration fields.
+                    .filter(|k| !(k == "log" || k == "config"))
+                    .split("__"),
+            )
             .extract()
             .map_err(Box::new)?;
         cfg.validate()?;

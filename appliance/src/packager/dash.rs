@@ -26,14 +26,12 @@ pub fn manifest(w: &Window, segment_target: f64, window: f64, time_url: &str) ->
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
          profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:com:dashif:dash264\" \
-         type=\"dynamic\" availabilityStartTime=\"{}\" publishTime=\"{}\" \
-         minBufferTime=\"{}\" timeShiftBufferDepth=\"{}\" \
-         suggestedPresentationDelay=\"{}\" maxSegmentDuration=\"{}\"",
+         type=\"{}\" availabilityStartTime=\"{}\" publishTime=\"{}\" \
+         minBufferTime=\"{}\" maxSegmentDuration=\"{}\"",
+        if w.ended { "static" } else { "dynamic" },
         iso8601(w.origin),
         iso8601(SystemTime::now()),
         secs(max_seg),
-        secs(window),
-        secs(max_seg * 2.0),
         secs(max_seg),
     );
     if w.ended {
@@ -43,9 +41,17 @@ pub fn manifest(w: &Window, segment_target: f64, window: f64, time_url: &str) ->
             .filter_map(|t| t.segments.back())
             .map(|s| s.start_seconds() + s.seconds())
             .fold(0.0, f64::max);
+        // An ended presentation becomes static (DASH-IF IOP §4.6.4), playable from its
+        // first segment.
         let _ = write!(out, " mediaPresentationDuration=\"{}\"", secs(end));
     } else {
-        let _ = write!(out, " minimumUpdatePeriod=\"{}\"", secs(segment_target));
+        let _ = write!(
+            out,
+            " minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\"",
+            secs(segment_target),
+            secs(window),
+            secs(max_seg * 2.0)
+        );
     }
     out.push_str(">\n");
     for (epoch, e) in &w.epochs {

@@ -110,8 +110,13 @@ pub struct Segmenter {
     params: BTreeMap<TrackId, Arc<TrackParams>>,
     tracks: BTreeMap<TrackId, TrackState>,
     waiting_for_keyframe: bool,
+    /// Frames of other tracks received while waiting for the first video keyframe.
+    preroll: Vec<Arc<Frame>>,
     fragment_sequence: u32,
 }
+
+/// At most this many frames are held while waiting for the first video keyframe.
+const PREROLL_MAX: usize = 512;
 
 impl Segmenter {
     /// A segmenter with the given targets.
@@ -123,6 +128,7 @@ impl Segmenter {
             params: BTreeMap::new(),
             tracks: BTreeMap::new(),
             waiting_for_keyframe: false,
+            preroll: Vec::new(),
             fragment_sequence: 1,
         }
     }
@@ -153,10 +159,24 @@ impl Segmenter {
         if self.waiting_for_keyframe {
             if frame.track == TrackId::Video && frame.is_sync {
                 self.waiting_for_keyframe = false;
+                // Keep what the other tracks sent from the keyframe's time on.
+                let start = frame.dts as f64 / f64::from(frame.params.timescale());
+                for f in std::mem::take(&mut self.preroll) {
+                    if f.dts as f64 / f64::from(f.params.timescale()) >= start {
+                        self.add(&f, w);
+                    }
+                }
             } else {
+                if frame.track != TrackId::Video && self.preroll.len() < PREROLL_MAX {
+                    self.preroll.push(frame.clone());
+                }
                 return;
             }
         }
+        self.add(frame, w);
+    }
+
+    fn add(&mut self, frame: &Arc<Frame>, w: &mut Window) {
         let lead = self.lead();
         let part_target = self.cfg.part_target;
         let segment_target = self.cfg.segment_target;
@@ -230,6 +250,7 @@ impl Segmenter {
             })
             .collect();
         self.waiting_for_keyframe = params.contains_key(&TrackId::Video);
+        self.preroll.clear();
         self.params = params;
         self.epoch = Some(idx);
     }

@@ -1,0 +1,425 @@
+//! Harness for the end-to-end tests: the real `streambox` binary on ephemeral ports, and
+//! real ffmpeg/ffprobe processes as publishers and players. A missing tool fails the test
+//! loudly; `tests/run.sh` installs them.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// Path of a required external tool, or a panic that says how to get it.
+pub fn tool(name: &str) -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let p = dir.join(name);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "{name} is required by this test but is not on PATH; run tests/run.sh, which installs it"
+    );
+}
+
+/// ../shared/media/bigbuckbunny.mp4: 1280x720 25 fps H.264 Main (one keyframe per 5.3 s
+/// loop), AAC-LC 5.1 48 kHz.
+pub fn bbb() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/media/bigbuckbunny.mp4");
+    assert!(p.is_file(), "test media missing: {}", p.display());
+    p
+}
+
+fn cache_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("streambox-test-media-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("create media cache dir");
+    d
+}
+
+/// The first 4 s of bigbuckbunny re-encoded with libx264 (3 B-frames, 2 s GOPs, no scene
+/// cuts, so looping keeps every GOP 2 s long) and stereo AAC, made once per test process.
+pub fn bbb_bframes() -> PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let out = cache_dir().join("bbb-bframes.mp4");
+        let st = Command::new(tool("ffmpeg"))
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(bbb())
+            .args([
+                "-t",
+                "4",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-bf",
+                "3",
+                "-g",
+                "50",
+                "-keyint_min",
+                "50",
+                "-sc_threshold",
+                "0",
+                "-c:a",
+                "aac",
+                "-ac",
+                "2",
+                "-b:a",
+                "128k",
+            ])
+            .arg(&out)
+            .status()
+            .expect("run ffmpeg");
+        assert!(st.success(), "encoding the B-frame test clip failed");
+        out
+    })
+    .clone()
+}
+
+/// A running `streambox serve`, killed on drop.
+pub struct Server {
+    child: Child,
+    /// The data directory (database, logs).
+    pub dir: tempfile::TempDir,
+    /// Bound RTMP address.
+    pub rtmp: SocketAddr,
+    /// Bound HTTP address.
+    pub http: SocketAddr,
+}
+
+/// Settings passed to the server through `STREAMBOX_*` variables.
+pub struct Settings {
+    pub segment_target: f64,
+    pub part_target: f64,
+    pub window: f64,
+    pub end_grace: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            segment_target: 2.0,
+            part_target: 0.333,
+            window: 120.0,
+            end_grace: 1.0,
+        }
+    }
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_streambox")
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::with(Settings::default())
+    }
+
+    pub fn with(s: Settings) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let mut child = Command::new(bin())
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args([
+                "serve",
+                "--rtmp-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
+            .env(
+                "STREAMBOX_LIVE__SEGMENT_TARGET",
+                s.segment_target.to_string(),
+            )
+            .env("STREAMBOX_LIVE__PART_TARGET", s.part_target.to_string())
+            .env("STREAMBOX_LIVE__WINDOW", s.window.to_string())
+            .env("STREAMBOX_LIVE__END_GRACE", s.end_grace.to_string())
+            .env("STREAMBOX_LOG", "info,streambox=debug")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("start streambox");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let log_path = dir.path().join("server.log");
+        let mut addr = |proto: &str| -> SocketAddr {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| {
+                    panic!(
+                        "streambox exited before reporting its {proto} address; log:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    )
+                })
+                .expect("read stdout");
+            let prefix = format!("{proto} listening on ");
+            line.strip_prefix(&prefix)
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .parse()
+                .expect("address")
+        };
+        let rtmp = addr("rtmp");
+        let http = addr("http");
+        Server {
+            child,
+            dir,
+            rtmp,
+            http,
+        }
+    }
+
+    /// Runs a CLI command against this server's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--data-dir")
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .expect("run streambox CLI")
+    }
+
+    /// `stream add NAME`, returning the key it printed.
+    pub fn add_stream(&self, name: &str) -> String {
+        let out = self.cli(&["stream", "add", name]);
+        assert!(
+            out.status.success(),
+            "stream add failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        key_from(&out)
+    }
+
+    pub fn rtmp_url(&self, path: &str) -> String {
+        format!("rtmp://{}/live/{path}", self.rtmp)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`; panics with the log after `timeout`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
+                return line.to_string();
+            }
+            if Instant::now() > deadline {
+                panic!("server log never said {needle:?}; log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- streambox log ----\n{}", self.log());
+        }
+    }
+}
+
+/// The key printed by `stream add` / `stream rotate-key`.
+pub fn key_from(out: &Output) -> String {
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Stream Key: "))
+        .unwrap_or_else(|| panic!("no key in output: {text}"))
+        .to_string()
+}
+
+/// A child process killed on drop.
+pub struct Proc(pub Child);
+
+impl Proc {
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = self.0.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stderr collected so far (only after exit).
+    pub fn stderr(&mut self) -> String {
+        let mut s = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut s);
+        }
+        s
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ffmpeg -re [-stream_loop N] -i FILE -c copy -f flv URL`; `loops` = -1 loops forever.
+pub fn publish(file: &Path, loops: i32, url: &str) -> Proc {
+    publish_args(file, loops, &["-c", "copy"], url)
+}
+
+/// Like [`publish`], with other output codec arguments.
+pub fn publish_args(file: &Path, loops: i32, codec: &[&str], url: &str) -> Proc {
+    let child = Command::new(tool("ffmpeg"))
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-re",
+            "-stream_loop",
+            &loops.to_string(),
+            "-i",
+        ])
+        .arg(file)
+        .args(codec)
+        .args(["-f", "flv", url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg");
+    Proc(child)
+}
+
+/// ffprobe's JSON for `url` with `-show_streams -count_frames` (decodes everything).
+pub fn probe_count(url: &str) -> serde_json::Value {
+    let out = Command::new(tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-print_format",
+            "json",
+            "-show_streams",
+            "-count_frames",
+            "-count_packets",
+            url,
+        ])
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {url} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+}
+
+/// The stream of `codec_type` in ffprobe JSON.
+pub fn stream_of<'a>(probe: &'a serde_json::Value, codec_type: &str) -> &'a serde_json::Value {
+    probe["streams"]
+        .as_array()
+        .and_then(|a| a.iter().find(|s| s["codec_type"] == codec_type))
+        .unwrap_or_else(|| panic!("no {codec_type} stream in {probe}"))
+}
+
+pub fn num(v: &serde_json::Value) -> f64 {
+    match v {
+        serde_json::Value::String(s) => s.parse().unwrap_or_else(|_| panic!("not a number: {s}")),
+        serde_json::Value::Number(n) => n.as_f64().expect("f64"),
+        other => panic!("not a number: {other}"),
+    }
+}
+
+/// Decodes `url` completely with `ffmpeg -xerror`; panics with ffmpeg's words on any
+/// decode error.
+pub fn decode_strict(url: &str) {
+    let out = Command::new(tool("ffmpeg"))
+        .args([
+            "-nostdin", "-v", "error", "-xerror", "-i", url, "-f", "null", "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "decoding {url} reported errors: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Blocking HTTP GET: (status, headers, body).
+pub fn get(url: &str) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    get_with(url, &[])
+}
+
+pub fn get_with(url: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client");
+        let mut req = client.get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await.expect("body").to_vec();
+        (status, headers, body)
+    })
+}
+
+pub fn get_text(url: &str) -> String {
+    let (status, _, body) = get(url);
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, 200, "GET {url}: {text}");
+    text
+}
+
+/// Polls `url` until it answers 200 and `ready` accepts the body.
+pub fn wait_for(url: &str, timeout: Duration, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let (status, _, body) = get(url);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        if status == 200 && ready(&text) {
+            return text;
+        }
+        if Instant::now() > deadline {
+            panic!("{url} never became ready; last answer {status}: {text}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Number of video and audio packets in a local file, per ffprobe.
+pub fn source_packets(file: &Path) -> (u64, u64) {
+    let p = probe_count(file.to_str().expect("utf-8 path"));
+    (
+        num(&stream_of(&p, "video")["nb_read_packets"]) as u64,
+        num(&stream_of(&p, "audio")["nb_read_packets"]) as u64,
+    )
+}
