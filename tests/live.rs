@@ -130,3 +130,244 @@ fn bframes_with_2s_gops_play_frame_exact_in_2s_segments() {
         }
     }
 }
+
+/// `(msn, part)` of the EXT-X-PRELOAD-HINT of a media playlist.
+fn preload_hint(playlist: &str) -> (u64, u64) {
+    let uri = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+        .unwrap_or_else(|| panic!("no preload hint in {playlist}"));
+    let stem = uri.trim_end_matches('"').trim_end_matches(".m4s");
+    let (msn, part) = stem
+        .rsplit('/')
+        .next()
+        .and_then(|f| f.strip_prefix("part-"))
+        .and_then(|f| f.split_once('-'))
+        .unwrap_or_else(|| panic!("bad hint {uri}"));
+    (msn.parse().expect("msn"), part.parse().expect("part"))
+}
+
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no media sequence in {playlist}"))
+}
+
+fn uris(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter_map(|l| {
+            if let Some(rest) = l.split("URI=\"").nth(1) {
+                if l.starts_with("#EXT-X-PRELOAD-HINT") {
+                    return None;
+                }
+                return rest.split('"').next().map(str::to_string);
+            }
+            (!l.starts_with('#') && !l.is_empty()).then(|| l.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
+    let server = Server::start();
+    let key = server.add_stream("lobby");
+    let _ff = publish(
+        &bbb_bframes(),
+        -1,
+        &server.rtmp_url(&format!("lobby?key={key}")),
+    );
+    let video = server.url("/live/lobby/video.m3u8");
+    wait_for(&video, Duration::from_secs(30), |p| {
+        p.matches("#EXTINF").count() >= 2
+    });
+
+    // Multivariant playlist: codecs, resolution, frame rate, bandwidth, audio group.
+    let (status, headers, body) = get_with(
+        &server.url("/live/lobby/index.m3u8"),
+        &[("Origin", "http://player.example")],
+    );
+    let mv = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "application/vnd.apple.mpegurl");
+    assert_eq!(headers["access-control-allow-origin"], "*");
+    assert!(headers["cache-control"]
+        .to_str()
+        .expect("ascii")
+        .contains("max-age="));
+    for needle in [
+        "CODECS=\"avc1.64",
+        "mp4a.40.2\"",
+        "RESOLUTION=1280x720",
+        "FRAME-RATE=25.000",
+        "BANDWIDTH=",
+        "AUDIO=\"audio\"",
+        "URI=\"audio.m3u8\"",
+    ] {
+        assert!(mv.contains(needle), "multivariant lacks {needle}: {mv}");
+    }
+
+    let mut last_sequence = 0;
+    for round in 0..3 {
+        let p = get_text(&video);
+        for tag in [
+            "#EXT-X-PART-INF:PART-TARGET=0.333",
+            "CAN-BLOCK-RELOAD=YES",
+            "#EXT-X-PROGRAM-DATE-TIME:",
+            "#EXT-X-MAP:URI=",
+        ] {
+            assert!(p.contains(tag), "media playlist lacks {tag}: {p}");
+        }
+        for line in p
+            .lines()
+            .filter_map(|l| l.strip_prefix("#EXT-X-PART:DURATION="))
+        {
+            let d: f64 = line
+                .split(',')
+                .next()
+                .and_then(|d| d.parse().ok())
+                .expect("part duration");
+            assert!(d <= 0.333 + 1e-6, "part of {d} s exceeds PART-TARGET");
+        }
+        let seq = media_sequence(&p);
+        assert!(
+            seq >= last_sequence,
+            "media sequence went back from {last_sequence} to {seq}"
+        );
+        last_sequence = seq;
+        // Every listed part, segment and init segment exists and is an MP4 box sequence.
+        for uri in uris(&p) {
+            let (status, headers, body) = get(&server.url(&format!("/live/lobby/{uri}")));
+            assert_eq!(status, 200, "{uri} listed but not served");
+            let kind = &body[4..8];
+            assert!(
+                kind == b"moof" || kind == b"ftyp",
+                "{uri} starts with {kind:?}"
+            );
+            assert_eq!(headers["content-type"], "video/mp4");
+            assert!(headers["cache-control"]
+                .to_str()
+                .expect("ascii")
+                .contains("immutable"));
+        }
+        // Blocking reload: ask for the hinted part; the answer must list it.
+        let (msn, part) = preload_hint(&p);
+        let blocked = get_text(&format!("{video}?_HLS_msn={msn}&_HLS_part={part}"));
+        let next_seg = format!("video/seg-{msn}.m4s");
+        assert!(
+            blocked.contains(&format!("video/part-{msn}-{part}.m4s"))
+                || blocked.contains(&next_seg),
+            "round {round}: blocking reload for {msn}.{part} returned without it:\n{blocked}"
+        );
+        // The hinted part of the new playlist is served once it exists.
+        let (msn2, part2) = preload_hint(&blocked);
+        let (status, _, body) =
+            get(&server.url(&format!("/live/lobby/video/part-{msn2}-{part2}.m4s")));
+        assert_eq!(status, 200, "hinted part {msn2}.{part2} not served");
+        assert_eq!(&body[4..8], b"moof");
+    }
+    // Far past the live edge is a bad request (RFC 8216bis §6.2.5.2).
+    let (status, _, _) = get(&format!("{video}?_HLS_msn=100000"));
+    assert_eq!(status, 400);
+
+    // DASH: dynamic, timeline, UTCTiming; every segment it lists is served.
+    let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    for needle in [
+        "type=\"dynamic\"",
+        "availabilityStartTime=",
+        "<SegmentTimeline>",
+        "urn:mpeg:dash:utc:http-iso:2014",
+        "codecs=\"avc1.64",
+        "value=\"2\"",
+    ] {
+        assert!(mpd.contains(needle), "MPD lacks {needle}: {mpd}");
+    }
+    let start: u64 = mpd
+        .split("startNumber=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .expect("startNumber");
+    let (status, _, _) = get(&server.url(&format!("/live/lobby/video/seg-{start}.m4s")));
+    assert_eq!(status, 200);
+    let (status, headers, _) = get(&server.url("/live/lobby/manifest.mpd"));
+    assert_eq!(
+        (status, headers["content-type"].to_str().expect("ascii")),
+        (200, "application/dash+xml")
+    );
+    assert!(get_text(&server.url("/time")).starts_with("20"));
+
+    // Metrics per stream.
+    let m = get_text(&server.url("/metrics"));
+    for needle in [
+        "streambox_stream_publishing{stream=\"lobby\"} 1",
+        "streambox_frames_total{stream=\"lobby\",track=\"video\"}",
+        "streambox_segments_total{stream=\"lobby\"}",
+        "streambox_playlist_requests_total{stream=\"lobby\"}",
+        "streambox_segment_requests_total{stream=\"lobby\"}",
+        "streambox_ingest_bitrate_bps{stream=\"lobby\"}",
+    ] {
+        assert!(m.contains(needle), "metrics lack {needle}:\n{m}");
+    }
+    // Unknown streams and files are 404s with a message.
+    let (status, headers, body) = get(&server.url("/live/nosuch/index.m3u8"));
+    assert_eq!(status, 404);
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(String::from_utf8_lossy(&body).contains("no stream named"));
+    let (status, _, _) = get(&server.url("/live/lobby/video/seg-999999.m4s"));
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn reconnect_continues_with_discontinuity_then_playlist_ends() {
+    let server = Server::with(Settings {
+        end_grace: 4.0,
+        ..Settings::default()
+    });
+    let key = server.add_stream("lobby");
+    let url = server.rtmp_url(&key); // the bare key, as OBS sends it
+    let video = server.url("/live/lobby/video.m3u8");
+    for _ in 0..2 {
+        let mut ff = publish(&bbb(), 0, &url);
+        let st = ff
+            .wait(Duration::from_secs(30))
+            .expect("publisher finishes");
+        assert!(st.success(), "{}", ff.stderr());
+        let p = get_text(&video);
+        assert!(
+            !p.contains("#EXT-X-ENDLIST"),
+            "ended inside the grace period:\n{p}"
+        );
+    }
+    let p = wait_for(&video, Duration::from_secs(15), |p| {
+        p.contains("#EXT-X-ENDLIST")
+    });
+    assert_eq!(p.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{p}");
+    assert_eq!(
+        p.matches("#EXT-X-MAP:").count(),
+        2,
+        "a new init segment after the reconnect: {p}"
+    );
+    let seqs: Vec<u64> = p
+        .lines()
+        .filter_map(|l| l.strip_prefix("video/seg-"))
+        .map(|s| s.trim_end_matches(".m4s").parse().expect("msn"))
+        .collect();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    assert_eq!(mpd.matches("<Period ").count(), 2, "{mpd}");
+    let probe = probe_count(&server.url("/live/lobby/index.m3u8"));
+    let (src_video, _) = source_packets(&bbb());
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        2 * src_video
+    );
+    decode_strict(&server.url("/live/lobby/index.m3u8"));
+    let m = get_text(&server.url("/metrics"));
+    assert!(
+        m.contains("streambox_stream_publishing{stream=\"lobby\"} 0"),
+        "{m}"
+    );
+}

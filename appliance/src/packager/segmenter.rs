@@ -42,7 +42,8 @@ struct TrackState {
     last_duration: u32,
     /// Decode time of the first sample of the open segment.
     segment_start: Option<i64>,
-    segment_samples: u64,
+    /// Sample durations of the open segment (video only), for the frame rate.
+    segment_durations: Vec<u32>,
     discontinuity_next: bool,
 }
 
@@ -61,7 +62,7 @@ impl TrackState {
             ready_duration: 0,
             last_duration,
             segment_start: None,
-            segment_samples: 0,
+            segment_durations: Vec::new(),
             discontinuity_next: false,
         }
     }
@@ -95,7 +96,9 @@ impl TrackState {
             data: frame.data.clone(),
         });
         self.ready_duration += u64::from(duration);
-        self.segment_samples += 1;
+        if self.timescale == crate::media::VIDEO_TIMESCALE {
+            self.segment_durations.push(duration);
+        }
         self.last_duration = duration;
     }
 }
@@ -315,12 +318,14 @@ impl Segmenter {
             {
                 s.complete = true;
                 closed = true;
-                if *track == TrackId::Video && s.duration > 0 {
-                    w.frame_rate = Some(t.segment_samples as f64 / s.seconds());
+                if *track == TrackId::Video {
+                    if let Some(fps) = frame_rate(&mut t.segment_durations, t.timescale) {
+                        w.frame_rate = Some(fps);
+                    }
                 }
             }
             t.segment_start = None;
-            t.segment_samples = 0;
+            t.segment_durations.clear();
         }
         if closed {
             w.next_msn += 1;
@@ -364,6 +369,23 @@ impl Segmenter {
             w.epochs.retain(|e, _| *e >= oldest);
         }
     }
+}
+
+/// Frames per second from sample durations: the mean duration of the samples within 25 %
+/// of the median, so gaps and jitter from millisecond timestamps (33/34 ms at 29.97 fps)
+/// do not skew it.
+fn frame_rate(durations: &mut [u32], timescale: u32) -> Option<f64> {
+    if durations.is_empty() {
+        return None;
+    }
+    durations.sort_unstable();
+    let median = f64::from(durations[durations.len() / 2]);
+    let (sum, n) = durations
+        .iter()
+        .map(|&d| f64::from(d))
+        .filter(|d| (d - median).abs() <= median * 0.25)
+        .fold((0.0, 0u32), |(s, n), d| (s + d, n + 1));
+    (sum > 0.0).then(|| f64::from(timescale) * f64::from(n) / sum)
 }
 
 #[cfg(test)]
@@ -498,6 +520,19 @@ mod tests {
                 .msn,
             first
         );
+    }
+
+    #[test]
+    fn frame_rate_ignores_gaps_and_ms_jitter() {
+        let mut d = vec![3600; 49];
+        d.push(90_000); // a one-second gap
+        assert_eq!(frame_rate(&mut d, 90_000), Some(25.0));
+        // 29.97 fps carried in milliseconds: 33, 33, 34 ms ...
+        let mut d: Vec<u32> = (0..300)
+            .map(|i| if i % 3 == 2 { 34 * 90 } else { 33 * 90 })
+            .collect();
+        let fps = frame_rate(&mut d, 90_000).expect("fps");
+        assert!((fps - 29.97).abs() < 0.05, "{fps}");
     }
 
     #[test]
