@@ -32,6 +32,10 @@ pub const APP_NAME: &str = "live";
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// A peer that does not take our bytes for this long is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes a peer may send without a single message we act on (a command or media). An
+/// RTMP message is at most 16 MiB (a 24-bit length), so this bounds what one connection
+/// can make us buffer, and cuts off peers that stream junk that parses as messages.
+const MAX_BYTES_WITHOUT_MESSAGE: usize = 20 << 20;
 
 /// Why an RTMP session ended.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +76,9 @@ pub enum RtmpError {
     /// Bad AAC configuration.
     #[error("AAC: {0}")]
     Aac(#[from] AacError),
+    /// More than [`MAX_BYTES_WITHOUT_MESSAGE`] bytes arrived without a message we act on.
+    #[error("{0} bytes without a usable RTMP message")]
+    Oversized(usize),
     /// The peer asked to play; this server only ingests over RTMP.
     #[error("RTMP playback is not offered; play over HLS, DASH or RTSP")]
     PlayRefused,
@@ -82,7 +89,7 @@ impl RtmpError {
     fn reason(&self) -> &'static str {
         match self {
             RtmpError::Io(_) | RtmpError::Timeout => "connection",
-            RtmpError::Handshake(_) | RtmpError::Protocol(_) => "protocol",
+            RtmpError::Handshake(_) | RtmpError::Protocol(_) | RtmpError::Oversized(_) => "protocol",
             RtmpError::UnknownApp(_) => "unknown_app",
             RtmpError::Auth(_) => "bad_key",
             RtmpError::Busy(_) => "already_publishing",
@@ -203,11 +210,23 @@ impl Connection {
         self.handle_results(&mut sock, &mut session, initial)
             .await?;
         let mut input = leftover;
+        let mut unanswered = 0usize;
         loop {
             if !input.is_empty() {
                 let results = session
                     .handle_input(&input)
                     .map_err(|e| RtmpError::Protocol(format!("{e:?}")))?;
+                let progress = results
+                    .iter()
+                    .any(|r| matches!(r, ServerSessionResult::RaisedEvent(_)));
+                if !progress {
+                    unanswered += input.len();
+                    if unanswered > MAX_BYTES_WITHOUT_MESSAGE {
+                        return Err(RtmpError::Oversized(unanswered));
+                    }
+                } else {
+                    unanswered = 0;
+                }
                 if self
                     .handle_results(&mut sock, &mut session, results)
                     .await?
@@ -341,6 +360,10 @@ impl Connection {
             return Err(RtmpError::Protocol(
                 "second publish on one connection".into(),
             ));
+        }
+        if let Some((requested, _)) = publish_name.split_once('?') {
+            // Name the stream in the log even if the key turns out wrong (never the key).
+            tracing::Span::current().record("stream", requested);
         }
         let name = stream_keys::authorize_publish(&self.app.db, publish_name).await?;
         tracing::Span::current().record("stream", name.as_str());
