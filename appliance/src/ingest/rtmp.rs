@@ -89,7 +89,9 @@ impl RtmpError {
     fn reason(&self) -> &'static str {
         match self {
             RtmpError::Io(_) | RtmpError::Timeout => "connection",
-            RtmpError::Handshake(_) | RtmpError::Protocol(_) | RtmpError::Oversized(_) => "protocol",
+            RtmpError::Handshake(_) | RtmpError::Protocol(_) | RtmpError::Oversized(_) => {
+                "protocol"
+            }
             RtmpError::UnknownApp(_) => "unknown_app",
             RtmpError::Auth(_) => "bad_key",
             RtmpError::Busy(_) => "already_publishing",
