@@ -371,3 +371,61 @@ fn reconnect_continues_with_discontinuity_then_playlist_ends() {
         "{m}"
     );
 }
+
+/// Makes an FLV of the first 4 s of the B-frame clip at `size` (`WxH`), with ffmpeg.
+fn flv_at(size: &str) -> std::path::PathBuf {
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let out = dir.join(format!("clip-{size}.flv"));
+    let st = std::process::Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(bbb_bframes())
+        .args([
+            "-s", size, "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "50",
+        ])
+        .args(["-sc_threshold", "0", "-c:a", "copy", "-f", "flv"])
+        .arg(&out)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    out
+}
+
+#[test]
+fn new_sequence_header_mid_stream_starts_a_discontinuity_and_period() {
+    use support::rtmp::{flv_tags, Client};
+    let server = Server::start();
+    let key = server.add_stream("switch");
+    let (big, small) = (flv_tags(&flv_at("1280x720")), flv_tags(&flv_at("640x360")));
+    let frames = |tags: &[support::rtmp::FlvTag]| {
+        tags.iter()
+            .filter(|t| t.kind == 9 && t.body.get(1) == Some(&1))
+            .count()
+    };
+    let sent_video = frames(&big) + frames(&small);
+    let mut c = Client::connect(server.rtmp);
+    c.publish(&format!("switch?key={key}"));
+    let t0 = std::time::Instant::now();
+    c.send_tags(&big, 0, t0);
+    // The second encode follows on, with its own sequence headers (a new SPS: 640x360).
+    c.send_tags(&small, big.last().map_or(0, |t| t.ms) + 40, t0);
+    drop(c);
+    let video = server.url("/live/switch/video.m3u8");
+    let p = wait_for(&video, Duration::from_secs(15), |p| {
+        p.contains("#EXT-X-ENDLIST")
+    });
+    assert_eq!(p.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{p}");
+    assert_eq!(p.matches("#EXT-X-MAP:").count(), 2, "{p}");
+    let mpd = get_text(&server.url("/live/switch/manifest.mpd"));
+    assert_eq!(mpd.matches("<Period ").count(), 2, "{mpd}");
+    assert!(
+        mpd.contains("width=\"1280\" height=\"720\"")
+            && mpd.contains("width=\"640\" height=\"360\""),
+        "{mpd}"
+    );
+    let probe = probe_count(&server.url("/live/switch/index.m3u8"));
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as usize,
+        sent_video
+    );
+    decode_strict(&server.url("/live/switch/index.m3u8"));
+}

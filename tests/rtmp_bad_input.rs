@@ -8,14 +8,10 @@
 mod support;
 
 use bytes::Bytes;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
-};
-use rml_rtmp::time::RtmpTimestamp;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
+use support::rtmp::*;
 use support::*;
 
 /// A server with stream `good` published by ffmpeg in a loop, flowing.
@@ -99,111 +95,6 @@ impl Fixture {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-/// Completes the client side of the RTMP handshake; returns the socket and any bytes
-/// the server sent past it.
-fn handshake(addr: SocketAddr) -> (TcpStream, Vec<u8>) {
-    let mut sock = TcpStream::connect(addr).expect("connect");
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut hs = Handshake::new(PeerType::Client);
-    sock.write_all(&hs.generate_outbound_p0_and_p1().expect("c0c1"))
-        .expect("write");
-    let mut buf = vec![0u8; 8192];
-    loop {
-        let n = sock.read(&mut buf).expect("read handshake");
-        assert!(n > 0, "server closed during handshake");
-        match hs.process_bytes(&buf[..n]).expect("handshake") {
-            HandshakeProcessResult::InProgress { response_bytes } => {
-                sock.write_all(&response_bytes).expect("write")
-            }
-            HandshakeProcessResult::Completed {
-                response_bytes,
-                remaining_bytes,
-            } => {
-                sock.write_all(&response_bytes).expect("write");
-                return (sock, remaining_bytes);
-            }
-        }
-    }
-}
-
-/// An rml_rtmp client session on a socket.
-struct Client {
-    sock: TcpStream,
-    session: ClientSession,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let (sock, leftover) = handshake(addr);
-        let (session, initial) = ClientSession::new(ClientSessionConfig::new()).expect("session");
-        let mut c = Client { sock, session };
-        c.send_all(initial);
-        c.feed(&leftover);
-        let r = c
-            .session
-            .request_connection("live".into())
-            .expect("connect request");
-        c.send_all(vec![r]);
-        c.until(|e| matches!(e, ClientSessionEvent::ConnectionRequestAccepted));
-        c
-    }
-
-    fn send_all(&mut self, results: Vec<ClientSessionResult>) {
-        for r in results {
-            if let ClientSessionResult::OutboundResponse(p) = r {
-                self.sock.write_all(&p.bytes).expect("write");
-            }
-        }
-    }
-
-    fn feed(&mut self, bytes: &[u8]) -> Vec<ClientSessionEvent> {
-        if bytes.is_empty() {
-            return Vec::new();
-        }
-        let results = self.session.handle_input(bytes).expect("client input");
-        let mut events = Vec::new();
-        for r in results {
-            match r {
-                ClientSessionResult::OutboundResponse(p) => {
-                    self.sock.write_all(&p.bytes).expect("write")
-                }
-                ClientSessionResult::RaisedEvent(e) => events.push(e),
-                ClientSessionResult::UnhandleableMessageReceived(_) => {}
-            }
-        }
-        events
-    }
-
-    fn until(&mut self, want: impl Fn(&ClientSessionEvent) -> bool) {
-        let mut buf = vec![0u8; 65536];
-        loop {
-            let n = self.sock.read(&mut buf).expect("read");
-            assert!(n > 0, "server closed the connection");
-            if self.feed(&buf[..n]).iter().any(&want) {
-                return;
-            }
-        }
-    }
-
-    fn publish(&mut self, name: &str) {
-        let r = self
-            .session
-            .request_publishing(name.into(), PublishRequestType::Live)
-            .expect("publish request");
-        self.send_all(vec![r]);
-        self.until(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted));
-    }
-
-    fn video(&mut self, body: &'static [u8], ms: u32) {
-        let r = self
-            .session
-            .publish_video_data(Bytes::from_static(body), RtmpTimestamp::new(ms), false)
-            .expect("video");
-        self.send_all(vec![r]);
     }
 }
 
@@ -358,7 +249,10 @@ fn video_before_its_sequence_header_is_refused() {
     let mut c = Client::connect(f.server.rtmp);
     c.publish(&format!("cam?key={key}"));
     // An AVC keyframe NALU with no AVC sequence header before it.
-    c.video(&[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88], 0);
+    c.video(
+        Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 2, 0x65, 0x88]),
+        0,
+    );
     assert_closed_by_server(&mut c.sock);
     let line = f.ended_with("video frame before its sequence header");
     assert!(line.contains("stream=\"cam\""), "{line}");

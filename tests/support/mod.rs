@@ -3,6 +3,8 @@
 //! loudly; `tests/run.sh` installs them.
 #![allow(dead_code)]
 
+pub mod rtmp;
+
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -176,6 +176,36 @@ impl AvcConfig {
     }
 }
 
+impl AvcConfig {
+    /// Returns the access unit with this config's SPS and PPS prepended (length-prefixed),
+    /// unless it already carries an SPS. Keyframes packaged this way decode even in
+    /// readers that ignore a changed init segment (ffmpeg's HLS demuxer, some TVs);
+    /// ISO/IEC 14496-15 §5.3.2 allows parameter sets in-band as well as in `avcC`.
+    pub fn with_parameter_sets(&self, au: &Bytes) -> Bytes {
+        let n = usize::from(self.nal_length_size);
+        let mut pos = 0;
+        while pos + n < au.len() {
+            let len = au[pos..pos + n]
+                .iter()
+                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
+            if au[pos + n] & 0x1f == 7 {
+                return au.clone();
+            }
+            pos += n + len;
+        }
+        let sets = self.sps.iter().chain(self.pps.iter());
+        let extra: usize = sets.clone().map(|s| n + s.len()).sum();
+        let mut out = Vec::with_capacity(extra + au.len());
+        for set in sets {
+            let len = (set.len() as u32).to_be_bytes();
+            out.extend_from_slice(&len[4 - n..]);
+            out.extend_from_slice(set);
+        }
+        out.extend_from_slice(au);
+        Bytes::from(out)
+    }
+}
+
 /// Removes emulation prevention bytes (ISO/IEC 14496-10 §7.4.1): `00 00 03` → `00 00`.
 fn unescape_rbsp(nal: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(nal.len());
@@ -328,6 +358,17 @@ mod tests {
                 "{n}"
             );
         }
+    }
+
+    #[test]
+    fn parameter_sets_go_in_band_once() {
+        let c = AvcConfig::parse(Bytes::from_static(BBB_AVCC)).expect("parse");
+        let idr = Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]);
+        let with = c.with_parameter_sets(&idr);
+        assert_eq!(c.check_access_unit(&with), Ok(3));
+        assert_eq!(with[4] & 0x1f, 7);
+        assert!(with.ends_with(&idr));
+        assert_eq!(c.with_parameter_sets(&with), with, "not added twice");
     }
 
     #[test]

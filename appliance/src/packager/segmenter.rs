@@ -89,11 +89,15 @@ impl TrackState {
         if self.segment_start.is_none() {
             self.segment_start = Some(frame.dts);
         }
+        let data = match &*frame.params {
+            TrackParams::Video(cfg) if frame.is_sync => cfg.with_parameter_sets(&frame.data),
+            _ => frame.data.clone(),
+        };
         self.ready.push(Sample {
             duration,
             cts: frame.cts,
             is_sync: frame.is_sync,
-            data: frame.data.clone(),
+            data,
         });
         self.ready_duration += u64::from(duration);
         if self.timescale == crate::media::VIDEO_TIMESCALE {
