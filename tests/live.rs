@@ -304,7 +304,8 @@ fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
     for needle in [
         "streambox_stream_publishing{stream=\"lobby\"} 1",
         "streambox_frames_total{stream=\"lobby\",track=\"video\"}",
-        "streambox_segments_total{stream=\"lobby\"}",
+        "streambox_segments_total{stream=\"lobby\",track=\"video\"}",
+        "streambox_part_delay_seconds_count{stream=\"lobby\",track=\"video\"}",
         "streambox_playlist_requests_total{stream=\"lobby\"}",
         "streambox_segment_requests_total{stream=\"lobby\"}",
         "streambox_ingest_bitrate_bps{stream=\"lobby\"}",

@@ -16,8 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 
-/// Frames buffered per consumer before it lags.
-const BROADCAST_CAPACITY: usize = 2048;
+/// Frames buffered per consumer before it lags: about 7 s of 25 fps video with 48 kHz
+/// AAC. The channel keeps its last this-many frames alive until they are overwritten, so
+/// this is also memory held per stream.
+const BROADCAST_CAPACITY: usize = 512;
 /// The GOP cache never holds more than this many bytes (a long-GOP source keeps only
 /// the newest part of its GOP, and a new consumer then waits for the next keyframe).
 const GOP_CACHE_MAX_BYTES: usize = 32 << 20;

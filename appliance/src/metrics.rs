@@ -1,10 +1,13 @@
 //! Prometheus metrics, served at `/metrics` in the text exposition format.
 //!
-//! Per stream (label `stream`): publish state, ingest bytes and bitrate, frames (label
-//! `track`), segments, playlist and segment requests. Service-wide: RTMP sessions
+//! Per stream (label `stream`): publish state, ingest bytes and bitrate, frames and
+//! segments (label `track`), the delay from a part's or segment's last frame arriving to it
+//! being listed, playlist and segment requests. Service-wide: RTMP sessions
 //! rejected (label `reason`).
 
-use prometheus::{Encoder, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Every metric of the service, registered in one registry.
 pub struct Metrics {
@@ -17,7 +20,7 @@ pub struct Metrics {
     pub ingest_bitrate: IntGaugeVec,
     /// Frames received, by track.
     pub frames: IntCounterVec,
-    /// Segments completed.
+    /// Segments completed, by track.
     pub segments: IntCounterVec,
     /// Playlist and manifest requests answered.
     pub playlist_requests: IntCounterVec,
@@ -25,6 +28,10 @@ pub struct Metrics {
     pub segment_requests: IntCounterVec,
     /// Publish attempts refused, by reason.
     pub rejected: IntCounterVec,
+    /// Seconds from the arrival of a part's last frame to the part being listed.
+    pub part_delay: HistogramVec,
+    /// Seconds from the arrival of a segment's last frame to the segment being listed.
+    pub segment_delay: HistogramVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -33,6 +40,20 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
     r.register(Box::new(c.clone()))
         .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
     c
+}
+
+fn histogram(r: &Registry, name: &str, help: &str) -> HistogramVec {
+    let buckets = vec![
+        0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.2, 0.5, 1.0,
+    ];
+    let h = HistogramVec::new(
+        HistogramOpts::new(name, help).buckets(buckets),
+        &["stream", "track"],
+    )
+    .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    r.register(Box::new(h.clone()))
+        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
+    h
 }
 
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
@@ -77,7 +98,7 @@ impl Metrics {
                 &r,
                 "streambox_segments_total",
                 "Segments completed",
-                &["stream"],
+                &["stream", "track"],
             ),
             playlist_requests: counter(
                 &r,
@@ -96,6 +117,16 @@ impl Metrics {
                 "streambox_publish_rejected_total",
                 "Publish attempts refused",
                 &["reason"],
+            ),
+            part_delay: histogram(
+                &r,
+                "streambox_part_delay_seconds",
+                "From a part's last frame arriving to the part being listed",
+            ),
+            segment_delay: histogram(
+                &r,
+                "streambox_segment_delay_seconds",
+                "From a segment's last frame arriving to the segment being listed",
             ),
             registry: r,
         }

@@ -143,11 +143,20 @@ pub async fn serve(listener: TcpListener, app: App) {
     }
 }
 
+/// Metric handles of one publish session, looked up once rather than per frame.
+struct IngestMetrics {
+    bytes: prometheus::IntCounter,
+    bitrate: prometheus::IntGauge,
+    video_frames: prometheus::IntCounter,
+    audio_frames: prometheus::IntCounter,
+}
+
 struct Connection {
     peer: SocketAddr,
     app: App,
     publisher: Option<Publisher>,
     stream: Option<String>,
+    metrics: Option<IngestMetrics>,
     timeline: MsTimeline,
     video: Option<Arc<TrackParams>>,
     audio: Option<(Arc<TrackParams>, AudioClock)>,
@@ -176,6 +185,7 @@ impl Connection {
             app,
             publisher: None,
             stream: None,
+            metrics: None,
             timeline: MsTimeline::new(0),
             video: None,
             audio: None,
@@ -384,17 +394,17 @@ impl Connection {
     }
 
     fn account(&mut self, track: TrackId, bytes: usize) {
-        let Some(name) = &self.stream else { return };
-        let m = &self.app.metrics;
-        m.ingest_bytes
-            .with_label_values(&[name])
-            .inc_by(bytes as u64);
-        m.frames.with_label_values(&[name, track.name()]).inc();
+        let Some(m) = &self.metrics else { return };
+        m.bytes.inc_by(bytes as u64);
+        match track {
+            TrackId::Video => m.video_frames.inc(),
+            TrackId::Audio => m.audio_frames.inc(),
+        }
         self.bytes_this_second += bytes as u64;
         let elapsed = self.second_started.elapsed();
         if elapsed >= Duration::from_secs(1) {
             let bps = self.bytes_this_second as f64 * 8.0 / elapsed.as_secs_f64();
-            m.ingest_bitrate.with_label_values(&[name]).set(bps as i64);
+            m.bitrate.set(bps as i64);
             self.bytes_this_second = 0;
             self.second_started = Instant::now();
         }

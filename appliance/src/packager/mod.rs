@@ -10,7 +10,7 @@ pub mod window;
 use crate::config::LiveConfig;
 use crate::hub::{Hub, PublishState};
 use crate::metrics::Metrics;
-use segmenter::{Segmenter, SegmenterConfig};
+use segmenter::{Published, Segmenter, SegmenterConfig};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use tokio::sync::{broadcast, watch};
@@ -69,7 +69,16 @@ pub fn spawn(hub: Arc<Hub>, cfg: LiveConfig, metrics: Arc<Metrics>) -> Arc<LiveS
         cfg,
     });
     let span = tracing::info_span!("packager", stream = %hub.name());
-    tokio::spawn(run(hub, live.clone(), metrics).instrument(span));
+    let task = tokio::spawn(run(hub, live.clone(), metrics).instrument(span.clone()));
+    // A packager that dies must say so: its stream would otherwise just stop.
+    tokio::spawn(
+        async move {
+            if let Err(e) = task.await {
+                tracing::error!(error = %e, "packager task failed; the stream is no longer packaged");
+            }
+        }
+        .instrument(span),
+    );
     live
 }
 
@@ -81,21 +90,34 @@ async fn run(hub: Arc<Hub>, live: Arc<LiveStream>, metrics: Arc<Metrics>) {
         window: c.window,
     });
     let grace = Duration::from_secs_f64(c.end_grace);
-    let segments = metrics.segments.with_label_values(&[hub.name()]);
     let mut state = hub.state();
     let (gop, mut rx) = hub.subscribe();
     let mut end_at: Option<Instant> = None;
     if matches!(*state.borrow_and_update(), PublishState::Live { .. }) {
         live.write().live = true;
     }
-    let push = |seg: &mut Segmenter, f: &Arc<crate::media::Frame>| {
-        let mut w = live.write();
-        let before = w.next_msn;
-        seg.push(f, || hub.params(), &mut w);
-        let after = w.next_msn;
-        drop(w);
-        segments.inc_by(after - before);
+    let name = hub.name().to_string();
+    let publish = |seg: &mut Segmenter| {
         live.notify();
+        for p in seg.take_published() {
+            let (hist, track, at) = match p {
+                Published::Part(t, at) => (&metrics.part_delay, t, at),
+                Published::Segment(t, at) => {
+                    metrics
+                        .segments
+                        .with_label_values(&[name.as_str(), t.name()])
+                        .inc();
+                    (&metrics.segment_delay, t, at)
+                }
+            };
+            let delay = at.elapsed().as_secs_f64();
+            hist.with_label_values(&[name.as_str(), track.name()])
+                .observe(delay);
+        }
+    };
+    let push = |seg: &mut Segmenter, f: &Arc<crate::media::Frame>| {
+        seg.push(f, || hub.params(), &mut live.write());
+        publish(seg);
     };
     for f in &gop {
         push(&mut seg, f);
@@ -108,7 +130,7 @@ async fn run(hub: Arc<Hub>, live: Arc<LiveStream>, metrics: Arc<Metrics>) {
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     warn!(skipped = n, "packager fell behind; restarting at the next keyframe");
                     seg.finish(&mut live.write());
-                    live.notify();
+                    publish(&mut seg);
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -132,6 +154,8 @@ async fn run(hub: Arc<Hub>, live: Arc<LiveStream>, metrics: Arc<Metrics>) {
                         let mut w = live.write();
                         seg.finish(&mut w);
                         w.live = false;
+                        drop(w);
+                        publish(&mut seg);
                         end_at = Some(Instant::now() + grace);
                         info!(grace_s = c.end_grace, "publisher left; playlist ends after the grace period");
                     }

@@ -18,6 +18,17 @@ use crate::media::fmp4::{self, Sample};
 use crate::media::{Frame, TrackId, TrackParams};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Instant;
+
+/// Something the segmenter made available, with the arrival time of its last frame, so
+/// the caller can measure how long after that frame it became listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    /// A partial segment of the track.
+    Part(TrackId, Instant),
+    /// A whole segment of the track.
+    Segment(TrackId, Instant),
+}
 
 /// Segmenting targets, in seconds.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +50,9 @@ struct TrackState {
     ready: Vec<Sample>,
     ready_start: i64,
     ready_duration: u64,
+    /// Arrival of the newest frame committed to the part / the segment being built.
+    ready_received: Option<Instant>,
+    segment_received: Option<Instant>,
     last_duration: u32,
     /// Decode time of the first sample of the open segment.
     segment_start: Option<i64>,
@@ -60,6 +74,8 @@ impl TrackState {
             ready: Vec::new(),
             ready_start: 0,
             ready_duration: 0,
+            ready_received: None,
+            segment_received: None,
             last_duration,
             segment_start: None,
             segment_durations: Vec::new(),
@@ -100,6 +116,8 @@ impl TrackState {
             data,
         });
         self.ready_duration += u64::from(duration);
+        self.ready_received = Some(frame.received);
+        self.segment_received = Some(frame.received);
         if self.timescale == crate::media::VIDEO_TIMESCALE {
             self.segment_durations.push(duration);
         }
@@ -120,6 +138,7 @@ pub struct Segmenter {
     /// Frames of other tracks received while waiting for the first video keyframe.
     preroll: Vec<Arc<Frame>>,
     fragment_sequence: u32,
+    published: Vec<Published>,
 }
 
 /// At most this many frames are held while waiting for the first video keyframe.
@@ -137,7 +156,13 @@ impl Segmenter {
             waiting_for_keyframe: false,
             preroll: Vec::new(),
             fragment_sequence: 1,
+            published: Vec::new(),
         }
+    }
+
+    /// Takes the record of what became available since the last call.
+    pub fn take_published(&mut self) -> Vec<Published> {
+        std::mem::take(&mut self.published)
     }
 
     fn lead(&self) -> Option<TrackId> {
@@ -280,6 +305,9 @@ impl Segmenter {
         };
         t.ready.clear();
         t.ready_duration = 0;
+        if let Some(at) = t.ready_received.take() {
+            self.published.push(Published::Part(track, at));
+        }
         let msn = w.next_msn;
         let pdt = w.wall_clock(base as f64 / f64::from(t.timescale));
         let tw = w.tracks.entry(track).or_default();
@@ -322,6 +350,9 @@ impl Segmenter {
             {
                 s.complete = true;
                 closed = true;
+                if let Some(at) = t.segment_received {
+                    self.published.push(Published::Segment(*track, at));
+                }
                 if *track == TrackId::Video {
                     if let Some(fps) = frame_rate(&mut t.segment_durations, t.timescale) {
                         w.frame_rate = Some(fps);
@@ -329,6 +360,7 @@ impl Segmenter {
                 }
             }
             t.segment_start = None;
+            t.segment_received = None;
             t.segment_durations.clear();
         }
         if closed {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Side-by-side run: streambox against nginx with libnginx-mod-rtmp (HLS and DASH on),
+# both fed by the same N ffmpeg publishers. Prints a Markdown table.
+#   bench/side_by_side.sh [--streams N] [--seconds S]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packages=()
+command -v ffmpeg >/dev/null || packages+=(ffmpeg)
+command -v nginx >/dev/null || packages+=(nginx-light)
+[ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || packages+=(libnginx-mod-rtmp)
+if ((${#packages[@]})); then
+  sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streambox/target}"
+cargo build --locked --release -p streambox
+exec python3 bench/side_by_side.py --streambox "$CARGO_TARGET_DIR/release/streambox" "$@"
