@@ -430,3 +430,37 @@ fn new_sequence_header_mid_stream_starts_a_discontinuity_and_period() {
     );
     decode_strict(&server.url("/live/switch/index.m3u8"));
 }
+
+#[test]
+fn cli_manages_streams_beside_the_running_server_and_refuses_bad_input() {
+    let server = Server::start();
+    let out = server.cli(&["stream", "add", "lobby"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("Server:     rtmp://") && text.contains("/live\n"),
+        "{text}"
+    );
+    assert_eq!(key_from(&out).len(), 32);
+    for (args, says) in [
+        (&["stream", "add", "Bad Name"][..], "invalid stream name"),
+        (&["stream", "add", "../etc"][..], "invalid stream name"),
+        (&["stream", "add", "lobby"][..], "already exists"),
+        (&["stream", "rm", "nosuch"][..], "no stream named"),
+        (&["stream", "rotate-key", "nosuch"][..], "no stream named"),
+    ] {
+        let out = server.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("backtrace"),
+            "{args:?} printed a backtrace: {err}"
+        );
+    }
+    let list = String::from_utf8_lossy(&server.cli(&["stream", "list"]).stdout).into_owned();
+    assert!(list.starts_with("lobby\tcreated 20"), "{list}");
+    assert!(server.cli(&["stream", "rm", "lobby"]).status.success());
+    let list = String::from_utf8_lossy(&server.cli(&["stream", "list"]).stdout).into_owned();
+    assert!(list.starts_with("No streams."), "{list}");
+}

@@ -8,6 +8,8 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod db;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod ingest;

@@ -67,7 +67,18 @@ enum StreamCommand {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The chain of causes, without a backtrace: this is for the person at the shell.
+            eprintln!("streambox: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -180,7 +191,9 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             for r in rows {
                 println!(
                     "{}\tcreated {}\tkey rotated {}",
-                    r.name, r.created_at, r.key_rotated_at
+                    r.name,
+                    utc(r.created_at),
+                    utc(r.key_rotated_at)
                 );
             }
         }
@@ -197,6 +210,17 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Seconds since the Unix epoch as an RFC 3339 UTC time.
+fn utc(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
 }
 
 fn print_key(cfg: &Config, name: &str, key: &str) {

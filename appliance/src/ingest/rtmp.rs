@@ -9,18 +9,14 @@
 use crate::app::App;
 use crate::auth::stream_keys::{self, StreamKeyError};
 use crate::hub::{HubError, Publisher};
-use crate::media::aac::{AacError, AudioConfig};
-use crate::media::flv::{self, AudioTag, FlvError, VideoTag};
-use crate::media::h264::{AvcConfig, H264Error};
-use crate::media::timeline::{AudioClock, MsTimeline};
-use crate::media::{Frame, TrackId, TrackParams, VIDEO_TIMESCALE};
+use crate::media::flv::{DemuxError, Demuxed, FlvDemuxer, FlvError};
+use crate::media::{TrackId, TrackParams};
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -64,18 +60,9 @@ pub enum RtmpError {
     /// Media arrived before `publish`.
     #[error("media before publish")]
     NotPublishing,
-    /// A frame of a track arrived before its sequence header.
-    #[error("{0} frame before its sequence header")]
-    NoSequenceHeader(&'static str),
-    /// A tag body could not be used.
+    /// A tag body could not become a frame.
     #[error(transparent)]
-    Flv(#[from] FlvError),
-    /// Bad H.264 data.
-    #[error("H.264: {0}")]
-    H264(#[from] H264Error),
-    /// Bad AAC configuration.
-    #[error("AAC: {0}")]
-    Aac(#[from] AacError),
+    Media(#[from] DemuxError),
     /// More than [`MAX_BYTES_WITHOUT_MESSAGE`] bytes arrived without a message we act on.
     #[error("{0} bytes without a usable RTMP message")]
     Oversized(usize),
@@ -95,11 +82,13 @@ impl RtmpError {
             RtmpError::UnknownApp(_) => "unknown_app",
             RtmpError::Auth(_) => "bad_key",
             RtmpError::Busy(_) => "already_publishing",
-            RtmpError::NotPublishing | RtmpError::NoSequenceHeader(_) => "bad_order",
-            RtmpError::Flv(
+            RtmpError::NotPublishing | RtmpError::Media(DemuxError::NoSequenceHeader(_)) => {
+                "bad_order"
+            }
+            RtmpError::Media(DemuxError::Tag(
                 FlvError::UnsupportedAudioCodec(_) | FlvError::UnsupportedVideoCodec(_),
-            ) => "unsupported_codec",
-            RtmpError::Flv(_) | RtmpError::H264(_) | RtmpError::Aac(_) => "bad_media",
+            )) => "unsupported_codec",
+            RtmpError::Media(_) => "bad_media",
             RtmpError::PlayRefused => "play",
         }
     }
@@ -157,9 +146,7 @@ struct Connection {
     publisher: Option<Publisher>,
     stream: Option<String>,
     metrics: Option<IngestMetrics>,
-    timeline: MsTimeline,
-    video: Option<Arc<TrackParams>>,
-    audio: Option<(Arc<TrackParams>, AudioClock)>,
+    demuxer: FlvDemuxer,
     bytes_this_second: u64,
     second_started: Instant,
 }
@@ -186,9 +173,7 @@ impl Connection {
             publisher: None,
             stream: None,
             metrics: None,
-            timeline: MsTimeline::new(0),
-            video: None,
-            audio: None,
+            demuxer: FlvDemuxer::new(0),
             bytes_this_second: 0,
             second_started: Instant::now(),
         }
@@ -347,14 +332,14 @@ impl Connection {
             ServerSessionEvent::VideoDataReceived {
                 data, timestamp, ..
             } => {
-                self.on_video(data, timestamp.value)
+                self.on_media(TrackId::Video, data, timestamp.value)
                     .map_err(|e| (Vec::new(), e))?;
                 Ok((Vec::new(), false))
             }
             ServerSessionEvent::AudioDataReceived {
                 data, timestamp, ..
             } => {
-                self.on_audio(data, timestamp.value)
+                self.on_media(TrackId::Audio, data, timestamp.value)
                     .map_err(|e| (Vec::new(), e))?;
                 Ok((Vec::new(), false))
             }
@@ -381,7 +366,7 @@ impl Connection {
         tracing::Span::current().record("stream", name.as_str());
         let entry = self.app.open_stream(&name);
         let publisher = entry.hub.publish(&self.peer.to_string())?;
-        self.timeline = MsTimeline::new(publisher.base_ms());
+        self.demuxer = FlvDemuxer::new(publisher.base_ms());
         self.publisher = Some(publisher);
         self.app
             .metrics
@@ -410,89 +395,33 @@ impl Connection {
         }
     }
 
-    fn on_video(&mut self, body: Bytes, wire_ts: u32) -> Result<(), RtmpError> {
+    /// Passes one audio or video message body through the demuxer into the hub.
+    fn on_media(&mut self, track: TrackId, body: Bytes, wire_ms: u32) -> Result<(), RtmpError> {
         let publisher = self.publisher.as_ref().ok_or(RtmpError::NotPublishing)?;
-        match flv::parse_video(&body)? {
-            VideoTag::AvcSequenceHeader(record) => {
-                let cfg = AvcConfig::parse(record)?;
-                let same = matches!(self.video.as_deref(), Some(TrackParams::Video(old)) if old.record == cfg.record);
-                if !same {
-                    info!(codec = %cfg.codec_string(), width = cfg.width, height = cfg.height, "video sequence header");
-                    let params = Arc::new(TrackParams::Video(cfg));
-                    publisher.set_params(params.clone());
-                    self.video = Some(params);
+        let out = match track {
+            TrackId::Video => self.demuxer.video(&body, wire_ms, Instant::now())?,
+            TrackId::Audio => self.demuxer.audio(&body, wire_ms, Instant::now())?,
+        };
+        match out {
+            Demuxed::NewParams(p) => {
+                match &*p {
+                    TrackParams::Video(v) => {
+                        info!(codec = %v.codec_string(), width = v.width, height = v.height, "video sequence header")
+                    }
+                    TrackParams::Audio(a) => {
+                        info!(codec = %a.codec_string(), rate = a.sample_rate, channels = a.channels, "audio sequence header")
+                    }
                 }
-                Ok(())
+                publisher.set_params(p);
             }
-            VideoTag::AvcNalu {
-                is_keyframe,
-                cts_ms,
-                data,
-            } => {
-                let params = self
-                    .video
-                    .clone()
-                    .ok_or(RtmpError::NoSequenceHeader("video"))?;
-                if let TrackParams::Video(cfg) = &*params {
-                    cfg.check_access_unit(&data)?;
-                }
-                let ms = self.timeline.map(wire_ts);
-                let ticks_per_ms = i64::from(VIDEO_TIMESCALE / 1000);
-                let len = data.len();
-                publisher.send(Frame {
-                    track: TrackId::Video,
-                    dts: ms * ticks_per_ms,
-                    cts: cts_ms.saturating_mul(ticks_per_ms as i32),
-                    is_sync: is_keyframe,
-                    params,
-                    data,
-                    received: Instant::now(),
-                });
-                self.account(TrackId::Video, len);
-                Ok(())
+            Demuxed::Frame(f) => {
+                let len = f.data.len();
+                publisher.send(f);
+                self.account(track, len);
             }
-            VideoTag::NoPicture => Ok(()),
+            Demuxed::Nothing => {}
         }
-    }
-
-    fn on_audio(&mut self, body: Bytes, wire_ts: u32) -> Result<(), RtmpError> {
-        let publisher = self.publisher.as_ref().ok_or(RtmpError::NotPublishing)?;
-        match flv::parse_audio(&body)? {
-            AudioTag::AacSequenceHeader(asc) => {
-                let cfg = AudioConfig::parse(asc)?;
-                let same = matches!(self.audio.as_ref().map(|(p, _)| &**p), Some(TrackParams::Audio(old)) if old.asc == cfg.asc);
-                if !same {
-                    info!(codec = %cfg.codec_string(), rate = cfg.sample_rate, channels = cfg.channels, "audio sequence header");
-                    let clock = AudioClock::new(cfg.sample_rate, cfg.frame_length);
-                    let params = Arc::new(TrackParams::Audio(cfg));
-                    publisher.set_params(params.clone());
-                    self.audio = Some((params, clock));
-                }
-                Ok(())
-            }
-            AudioTag::AacRaw(data) => {
-                if data.is_empty() {
-                    return Ok(());
-                }
-                let ms = self.timeline.map(wire_ts);
-                let (params, clock) = self
-                    .audio
-                    .as_mut()
-                    .ok_or(RtmpError::NoSequenceHeader("audio"))?;
-                let len = data.len();
-                publisher.send(Frame {
-                    track: TrackId::Audio,
-                    dts: clock.stamp(ms),
-                    cts: 0,
-                    is_sync: true,
-                    params: params.clone(),
-                    data,
-                    received: Instant::now(),
-                });
-                self.account(TrackId::Audio, len);
-                Ok(())
-            }
-        }
+        Ok(())
     }
 }
 

@@ -2,8 +2,19 @@
 //! (type 9) messages: Adobe "Video File Format Specification" 10.1, §E.4.2.1 (AUDIODATA,
 //! AACAUDIODATA) and §E.4.3.1 (VIDEODATA, AVCVIDEOPACKET); the Enhanced RTMP extension
 //! (`IsExHeader`) is recognised only to name the codec it carries.
+//!
+//! [`FlvDemuxer`] turns a publisher's tag bodies into [`Frame`]s: it parses sequence
+//! headers into [`TrackParams`], widens the 32-bit millisecond timestamps once
+//! ([`MsTimeline`]), stamps AAC frames sample-exactly ([`AudioClock`]) and checks every
+//! access unit before it goes anywhere.
 
+use super::aac::{AacError, AudioConfig};
+use super::h264::{AvcConfig, H264Error};
+use super::timeline::{AudioClock, MsTimeline};
+use super::{Frame, TrackId, TrackParams, VIDEO_TIMESCALE};
 use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Why a tag body was rejected.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -158,6 +169,148 @@ pub fn parse_audio(body: &Bytes) -> Result<AudioTag, FlvError> {
     }
 }
 
+/// Why a tag body could not become a frame.
+#[derive(Debug, thiserror::Error)]
+pub enum DemuxError {
+    /// The tag itself: truncated, an unsupported codec, an unknown packet type.
+    #[error(transparent)]
+    Tag(#[from] FlvError),
+    /// A bad AVC sequence header or access unit.
+    #[error("H.264: {0}")]
+    H264(#[from] H264Error),
+    /// A bad AAC sequence header.
+    #[error("AAC: {0}")]
+    Aac(#[from] AacError),
+    /// Media of a track before its sequence header.
+    #[error("{0} frame before its sequence header")]
+    NoSequenceHeader(&'static str),
+}
+
+/// What one tag body produced.
+#[derive(Debug)]
+pub enum Demuxed {
+    /// A sequence header with new parameters: a new `Arc`, so a new init segment.
+    NewParams(Arc<TrackParams>),
+    /// One access unit.
+    Frame(Frame),
+    /// Nothing to pass on: a repeated sequence header, an end-of-sequence, an empty AAC
+    /// frame, an info frame.
+    Nothing,
+}
+
+/// Turns one publisher's FLV audio and video tag bodies into [`Frame`]s (sans-IO).
+#[derive(Debug)]
+pub struct FlvDemuxer {
+    timeline: MsTimeline,
+    video: Option<Arc<TrackParams>>,
+    audio: Option<(Arc<TrackParams>, AudioClock)>,
+}
+
+impl FlvDemuxer {
+    /// A demuxer whose first timestamp maps to `base_ms` milliseconds of stream time.
+    pub fn new(base_ms: i64) -> FlvDemuxer {
+        FlvDemuxer {
+            timeline: MsTimeline::new(base_ms),
+            video: None,
+            audio: None,
+        }
+    }
+
+    /// Handles a VIDEODATA body with wire timestamp `wire_ms` (RTMP milliseconds), which
+    /// arrived at `received`.
+    ///
+    /// # Errors
+    /// [`DemuxError`]: a bad tag, a bad AVC record or access unit, or a frame before the
+    /// sequence header.
+    pub fn video(
+        &mut self,
+        body: &Bytes,
+        wire_ms: u32,
+        received: Instant,
+    ) -> Result<Demuxed, DemuxError> {
+        match parse_video(body)? {
+            VideoTag::AvcSequenceHeader(record) => {
+                let cfg = AvcConfig::parse(record)?;
+                if matches!(self.video.as_deref(), Some(TrackParams::Video(old)) if old.record == cfg.record)
+                {
+                    return Ok(Demuxed::Nothing);
+                }
+                let params = Arc::new(TrackParams::Video(cfg));
+                self.video = Some(params.clone());
+                Ok(Demuxed::NewParams(params))
+            }
+            VideoTag::AvcNalu {
+                is_keyframe,
+                cts_ms,
+                data,
+            } => {
+                let params = self
+                    .video
+                    .clone()
+                    .ok_or(DemuxError::NoSequenceHeader("video"))?;
+                if let TrackParams::Video(cfg) = &*params {
+                    cfg.check_access_unit(&data)?;
+                }
+                let ticks_per_ms = i64::from(VIDEO_TIMESCALE / 1000);
+                Ok(Demuxed::Frame(Frame {
+                    track: TrackId::Video,
+                    dts: self.timeline.map(wire_ms) * ticks_per_ms,
+                    cts: cts_ms.saturating_mul(ticks_per_ms as i32),
+                    is_sync: is_keyframe,
+                    params,
+                    data,
+                    received,
+                }))
+            }
+            VideoTag::NoPicture => Ok(Demuxed::Nothing),
+        }
+    }
+
+    /// Handles an AUDIODATA body with wire timestamp `wire_ms`, which arrived at
+    /// `received`.
+    ///
+    /// # Errors
+    /// [`DemuxError`]: a bad tag, a bad AudioSpecificConfig, or a frame before the
+    /// sequence header.
+    pub fn audio(
+        &mut self,
+        body: &Bytes,
+        wire_ms: u32,
+        received: Instant,
+    ) -> Result<Demuxed, DemuxError> {
+        match parse_audio(body)? {
+            AudioTag::AacSequenceHeader(asc) => {
+                let cfg = AudioConfig::parse(asc)?;
+                if matches!(self.audio.as_ref().map(|(p, _)| &**p), Some(TrackParams::Audio(old)) if old.asc == cfg.asc)
+                {
+                    return Ok(Demuxed::Nothing);
+                }
+                let clock = AudioClock::new(cfg.sample_rate, cfg.frame_length);
+                let params = Arc::new(TrackParams::Audio(cfg));
+                self.audio = Some((params.clone(), clock));
+                Ok(Demuxed::NewParams(params))
+            }
+            AudioTag::AacRaw(data) if data.is_empty() => Ok(Demuxed::Nothing),
+            AudioTag::AacRaw(data) => {
+                let ms = self.timeline.map(wire_ms);
+                let (params, clock) = self
+                    .audio
+                    .as_mut()
+                    .ok_or(DemuxError::NoSequenceHeader("audio"))?;
+                Ok(Demuxed::Frame(Frame {
+                    track: TrackId::Audio,
+                    dts: clock.stamp(ms),
+                    cts: 0,
+                    is_sync: true,
+                    params: params.clone(),
+                    data,
+                    received,
+                }))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +344,28 @@ mod tests {
             Err(FlvError::Truncated { .. })
         ));
         assert!(parse_video(&Bytes::new()).is_err());
+    }
+
+    #[test]
+    fn demuxer_orders_and_dedups_sequence_headers() {
+        let mut d = FlvDemuxer::new(1000);
+        let now = Instant::now();
+        let nalu = Bytes::from_static(&[0x17, 1, 0, 0, 0, 0, 0, 0, 1, 0x65]);
+        assert!(matches!(
+            d.video(&nalu, 0, now),
+            Err(DemuxError::NoSequenceHeader("video"))
+        ));
+        let mut seq = vec![0x17, 0, 0, 0, 0];
+        seq.extend_from_slice(crate::media::h264::tests::BBB_AVCC);
+        let seq = Bytes::from(seq);
+        assert!(matches!(d.video(&seq, 0, now), Ok(Demuxed::NewParams(_))));
+        assert!(matches!(d.video(&seq, 0, now), Ok(Demuxed::Nothing)));
+        match d.video(&nalu, 40, now) {
+            Ok(Demuxed::Frame(f)) => assert_eq!((f.dts, f.is_sync), (1000 * 90, true)),
+            other => panic!("{other:?}"),
+        }
+        let bad = Bytes::from_static(&[0x27, 1, 0, 0, 0, 0, 0, 0, 9, 0x41]);
+        assert!(matches!(d.video(&bad, 80, now), Err(DemuxError::H264(_))));
     }
 
     #[test]

@@ -330,7 +330,7 @@ pub fn sps_dimensions(nal: &[u8]) -> Result<(u32, u32), H264Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// avcC of ../shared/media/bigbuckbunny.mp4 (x264, Main profile, 1280x720), as ffmpeg
