@@ -464,3 +464,80 @@ fn cli_manages_streams_beside_the_running_server_and_refuses_bad_input() {
     let list = String::from_utf8_lossy(&server.cli(&["stream", "list"]).stdout).into_owned();
     assert!(list.starts_with("No streams."), "{list}");
 }
+
+/// Runs tests/players/play.mjs: a real browser player (hls.js or dash.js) in Chromium.
+fn play_in_browser(kind: &str, url: &str, seconds: u32) -> std::process::Child {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/players");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "tests/players/node_modules is missing; run tests/run.sh, which installs it"
+    );
+    tool("chromium");
+    std::process::Command::new(tool("node"))
+        .current_dir(&dir)
+        .args(["play.mjs", kind, url, &seconds.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start node")
+}
+
+fn browser_result(child: std::process::Child) -> serde_json::Value {
+    let out = child.wait_with_output().expect("player");
+    assert!(
+        out.status.success(),
+        "player failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "player printed no result ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+#[test]
+fn hls_js_and_dash_js_play_the_live_stream_in_chromium() {
+    let server = Server::start();
+    let key = server.add_stream("lobby");
+    let _ff = publish(
+        &bbb_bframes(),
+        -1,
+        &server.rtmp_url(&format!("lobby?key={key}")),
+    );
+    wait_for(
+        &server.url("/live/lobby/video.m3u8"),
+        Duration::from_secs(30),
+        |p| p.contains("#EXTINF"),
+    );
+    let hls = play_in_browser("hls", &server.url("/live/lobby/index.m3u8"), 12);
+    let dash = play_in_browser("dash", &server.url("/live/lobby/manifest.mpd"), 12);
+    for (name, r) in [
+        ("hls.js", browser_result(hls)),
+        ("dash.js", browser_result(dash)),
+    ] {
+        eprintln!("{name}: {r}");
+        assert_eq!(r["fatal"], serde_json::json!([]), "{name}: {r}");
+        assert_eq!(r["pageErrors"], serde_json::json!([]), "{name}: {r}");
+        assert_eq!(
+            (r["width"].as_u64(), r["height"].as_u64()),
+            (Some(1280), Some(720)),
+            "{name}: {r}"
+        );
+        assert_eq!(r["audioTracks"].as_u64(), Some(1), "{name}: {r}");
+        // Playback keeps going: most of the watched wall time became media time.
+        let (played, wall) = (num(&r["played"]), num(&r["wall"]));
+        assert!(
+            wall > 5.0 && played > wall * 0.75,
+            "{name} stalled: {played:.1} s in {wall:.1} s: {r}"
+        );
+        assert!(num(&r["decodedFrames"]) > 150.0, "{name}: {r}");
+        if name == "hls.js" {
+            assert!(num(&r["partsInPlaylist"]) > 0.0, "hls.js saw no parts: {r}");
+            assert_eq!(r["canBlockReload"], true, "{r}");
+        } else {
+            assert_eq!(r["isDynamic"], true, "{r}");
+        }
+    }
+}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: installs the system packages the tests need when they are
-# missing (ffmpeg/ffprobe from the distribution, a C compiler for the bundled SQLite),
-# builds once, then runs unit and end-to-end tests in parallel.
+# Runs the whole test suite: installs what the tests need when it is missing (ffmpeg,
+# Chromium, Node.js from the distribution; a C compiler for the bundled SQLite; hls.js,
+# dash.js and playwright-core from npm), builds once, then runs unit and end-to-end
+# tests in parallel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,12 +14,19 @@ fi
 packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || packages+=(ffmpeg)
 command -v cc >/dev/null || packages+=(build-essential)
+command -v chromium >/dev/null || packages+=(chromium)
+command -v npm >/dev/null || packages+=(nodejs npm)
 if ((${#packages[@]})); then
   echo "installing: ${packages[*]}"
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}"
+fi
+
+# Browser players (hls.js, dash.js) and the driver for Chromium, pinned by the lock file.
+if ! (cd tests/players && npm ls --silent >/dev/null 2>&1); then
+  (cd tests/players && npm ci --no-audit --no-fund)
 fi
 
 # A target directory outside the checkout survives between runs on the same machine.

@@ -1,0 +1,85 @@
+// Plays a live stream in a real browser player and prints what happened as JSON.
+//   node play.mjs hls|dash URL SECONDS
+// hls.js (low-latency mode) or dash.js runs in Debian's Chromium (/usr/bin/chromium),
+// driven by playwright-core. The page has an opaque origin, so every request is a
+// cross-origin one and exercises the server's CORS headers.
+import { chromium } from 'playwright-core';
+import { readFileSync } from 'node:fs';
+
+const [kind, url, seconds] = process.argv.slice(2);
+if (!['hls', 'dash'].includes(kind) || !url) {
+  console.error('usage: node play.mjs hls|dash URL SECONDS');
+  process.exit(2);
+}
+const lib = kind === 'hls'
+  ? 'node_modules/hls.js/dist/hls.min.js'
+  : 'node_modules/dashjs/dist/modern/umd/dash.all.min.js';
+const script = readFileSync(new URL(lib, import.meta.url), 'utf8');
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    '--autoplay-policy=no-user-gesture-required'],
+});
+try {
+  const page = await browser.newPage();
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await page.setContent('<video id="v" muted autoplay playsinline></video>');
+  await page.addScriptTag({ content: script });
+  await page.evaluate(([kind, url]) => {
+    const v = document.getElementById('v');
+    window.fatal = [];
+    window.canPlay = MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001f"');
+    if (kind === 'hls') {
+      const hls = new Hls({ lowLatencyMode: true });
+      hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.fatal.push(`${d.type}: ${d.details}`); });
+      hls.on(Hls.Events.MANIFEST_PARSED, () => v.play());
+      hls.loadSource(url);
+      hls.attachMedia(v);
+      window.player = hls;
+    } else {
+      const p = dashjs.MediaPlayer().create();
+      p.on(dashjs.MediaPlayer.events.ERROR, (e) => window.fatal.push(JSON.stringify(e.error)));
+      p.initialize(v, url, true);
+      window.player = p;
+    }
+  }, [kind, url]);
+
+  const sample = () => page.evaluate((kind) => {
+    const v = document.getElementById('v');
+    const q = v.getVideoPlaybackQuality();
+    const out = {
+      currentTime: v.currentTime, width: v.videoWidth, height: v.videoHeight,
+      decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames,
+      fatal: window.fatal, canPlayAvc: window.canPlay, mediaError: v.error && v.error.message,
+    };
+    if (kind === 'hls') {
+      const details = window.player.levels?.[0]?.details;
+      out.latency = window.player.latency;
+      out.partsInPlaylist = details?.partList?.length ?? 0;
+      out.canBlockReload = details?.canBlockReload ?? false;
+      out.audioTracks = window.player.audioTracks.length;
+    } else {
+      out.latency = window.player.getCurrentLiveLatency();
+      out.isDynamic = window.player.isDynamic();
+      out.audioTracks = window.player.getTracksFor('audio').length;
+    }
+    return out;
+  }, kind);
+
+  const deadline = Date.now() + Number(seconds || 20) * 1000;
+  let first = null;
+  let last = await sample();
+  while (Date.now() < deadline && last.fatal.length === 0) {
+    await page.waitForTimeout(500);
+    last = await sample();
+    if (first === null && last.currentTime > 0) first = { wall: Date.now(), media: last.currentTime };
+  }
+  const played = first ? last.currentTime - first.media : 0;
+  const wall = first ? (Date.now() - first.wall) / 1000 : 0;
+  console.log(JSON.stringify({ ...last, played, wall, pageErrors: consoleErrors }));
+} finally {
+  await browser.close();
+}
