@@ -358,21 +358,27 @@ impl Connection {
                 "second publish on one connection".into(),
             ));
         }
-        if let Some((requested, _)) = publish_name.split_once('?') {
+        let requested = publish_name.split_once('?').map(|(name, _)| name);
+        if let Some(requested) = requested {
             // Name the stream in the log even if the key turns out wrong (never the key).
             tracing::Span::current().record("stream", requested);
         }
         let name = stream_keys::authorize_publish(&self.app.db, publish_name).await?;
-        tracing::Span::current().record("stream", name.as_str());
+        if requested.is_none() {
+            tracing::Span::current().record("stream", name.as_str());
+        }
         let entry = self.app.open_stream(&name);
         let publisher = entry.hub.publish(&self.peer.to_string())?;
         self.demuxer = FlvDemuxer::new(publisher.base_ms());
         self.publisher = Some(publisher);
-        self.app
-            .metrics
-            .publishing
-            .with_label_values(&[&name])
-            .set(1);
+        let m = &self.app.metrics;
+        m.publishing.with_label_values(&[&name]).set(1);
+        self.metrics = Some(IngestMetrics {
+            bytes: m.ingest_bytes.with_label_values(&[&name]),
+            bitrate: m.ingest_bitrate.with_label_values(&[&name]),
+            video_frames: m.frames.with_label_values(&[&name, TrackId::Video.name()]),
+            audio_frames: m.frames.with_label_values(&[&name, TrackId::Audio.name()]),
+        });
         info!(stream = %name, "publishing");
         self.stream = Some(name);
         Ok(())
