@@ -271,6 +271,10 @@ fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
     // Far past the live edge is a bad request (RFC 8216bis §6.2.5.2).
     let (status, _, _) = get(&format!("{video}?_HLS_msn=100000"));
     assert_eq!(status, 400);
+    let (status, _, _) = get(&format!("{video}?_HLS_part=1"));
+    assert_eq!(status, 400);
+    let (status, _, _) = get(&format!("{video}?_HLS_msn=banana"));
+    assert_eq!(status, 400, "a malformed _HLS_msn is refused");
 
     // DASH: dynamic, timeline, UTCTiming; every segment it lists is served.
     let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));

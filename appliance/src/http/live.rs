@@ -147,6 +147,10 @@ pub async fn playlist(
 async fn media_playlist(live: &LiveStream, track: TrackId, q: &HlsQuery) -> Response {
     let cfg = &live.cfg;
     let mut cache = "public, max-age=1";
+    if q.part.is_some() && q.msn.is_none() {
+        // RFC 8216bis §6.2.5.2: _HLS_part without _HLS_msn is a bad request.
+        return error(StatusCode::BAD_REQUEST, "_HLS_part needs _HLS_msn");
+    }
     if let Some(msn) = q.msn {
         let (next_msn, wait) = {
             let w = live.read();
