@@ -302,6 +302,17 @@ fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
         (200, "application/dash+xml")
     );
     assert!(get_text(&server.url("/time")).starts_with("20"));
+    let (_, _, body) = get_with(
+        &server.url("/live/lobby/manifest.mpd"),
+        &[("Host", "evil.example\"><x y=\"")],
+    );
+    let mpd = String::from_utf8_lossy(&body);
+    assert!(
+        !mpd.contains("evil"),
+        "Host header reflected into the MPD: {mpd}"
+    );
+    let (status, _, _) = get(&server.url("/live/lobby/bogus.txt"));
+    assert_eq!(status, 404);
 
     // Metrics per stream.
     let m = get_text(&server.url("/metrics"));

@@ -109,6 +109,13 @@ pub async fn playlist(
         Ok(e) => e,
         Err(r) => return r,
     };
+    let track = file.strip_suffix(".m3u8").and_then(TrackId::from_name);
+    if track.is_none() && file != "index.m3u8" && file != "manifest.mpd" {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no {file:?} in stream {stream:?}"),
+        );
+    }
     app.metrics
         .playlist_requests
         .with_label_values(&[&stream])
@@ -124,23 +131,28 @@ pub async fn playlist(
             None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
         },
         "manifest.mpd" => {
+            // The Host header goes into a cacheable body: only a plausible host:port.
             let host = headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
+                .filter(|h| {
+                    !h.is_empty()
+                        && h.len() <= 255
+                        && h.bytes()
+                            .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
+                })
                 .unwrap_or("localhost");
             let time_url = format!("http://{host}/time");
             let body = dash::manifest(&live.read(), cfg.segment_target, cfg.window, &time_url);
             text(MPD, "public, max-age=1", body)
         }
-        other => {
-            let Some(track) = other.strip_suffix(".m3u8").and_then(TrackId::from_name) else {
-                return error(
-                    StatusCode::NOT_FOUND,
-                    format!("no {other:?} in stream {stream:?}"),
-                );
-            };
-            media_playlist(live, track, &q).await
-        }
+        _ => match track {
+            Some(track) => media_playlist(live, track, &q).await,
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("no {file:?} in stream {stream:?}"),
+            ),
+        },
     }
 }
 
