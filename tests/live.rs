@@ -311,6 +311,16 @@ fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
         !mpd.contains("evil"),
         "Host header reflected into the MPD: {mpd}"
     );
+    // ... while a plausible one is used, which shows the header does reach the server.
+    let (_, _, body) = get_with(
+        &server.url("/live/lobby/manifest.mpd"),
+        &[("Host", "studio.lan:8080")],
+    );
+    let mpd = String::from_utf8_lossy(&body);
+    assert!(
+        mpd.contains("value=\"http://studio.lan:8080/time\""),
+        "{mpd}"
+    );
     let (status, _, _) = get(&server.url("/live/lobby/bogus.txt"));
     assert_eq!(status, 404);
 
