@@ -24,17 +24,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let server = Server::start();
-        let good_key = server.add_stream("good");
-        let publisher = publish(
-            &bbb_bframes(),
-            -1,
-            &server.rtmp_url(&format!("good?key={good_key}")),
-        );
-        wait_for(
-            &server.url("/live/good/video.m3u8"),
-            Duration::from_secs(30),
-            |p| p.contains("#EXTINF"),
-        );
+        let (good_key, publisher) = server.publish_live("good", &bbb_bframes(), 1);
         Fixture {
             server,
             _publisher: publisher,

@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// Path of a required external tool, or a panic that says how to get it.
@@ -34,50 +33,37 @@ pub fn bbb() -> PathBuf {
     p
 }
 
-fn cache_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("streambox-test-media-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("create media cache dir");
-    d
+/// The first 4 s of bigbuckbunny re-encoded with libx264 (3 B-frames, 2 s GOPs, no scene
+/// cuts, so looping keeps every GOP 2 s long) and stereo AAC, at `size` (`WxH`), as an
+/// `ext` file (`mp4` or `flv`). Made once and kept in Cargo's test temp directory; it is
+/// written under a temporary name and renamed, so an interrupted encode is never reused.
+pub fn bbb_bframes_as(size: &str, ext: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bbb-bframes-v1-{size}.{ext}"));
+    if out.is_file() {
+        return out;
+    }
+    let tmp = out.with_extension(format!("part-{}", std::process::id()));
+    let st = Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(bbb())
+        .args([
+            "-t", "4", "-s", size, "-c:v", "libx264", "-preset", "veryfast", "-bf", "3",
+        ])
+        .args(["-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-ac", "2", "-b:a", "128k", "-f", ext])
+        .arg(&tmp)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "encoding the {size} test clip failed");
+    std::fs::rename(&tmp, &out).expect("rename test clip");
+    out
 }
 
-/// The first 4 s of bigbuckbunny re-encoded with libx264 (3 B-frames, 2 s GOPs, no scene
-/// cuts, so looping keeps every GOP 2 s long) and stereo AAC, made once per test process.
+/// [`bbb_bframes_as`] at the source's 1280x720, as MP4.
 pub fn bbb_bframes() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let out = cache_dir().join("bbb-bframes.mp4");
-        let st = Command::new(tool("ffmpeg"))
-            .args(["-nostdin", "-v", "error", "-y", "-i"])
-            .arg(bbb())
-            .args([
-                "-t",
-                "4",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "veryfast",
-                "-bf",
-                "3",
-                "-g",
-                "50",
-                "-keyint_min",
-                "50",
-                "-sc_threshold",
-                "0",
-                "-c:a",
-                "aac",
-                "-ac",
-                "2",
-                "-b:a",
-                "128k",
-            ])
-            .arg(&out)
-            .status()
-            .expect("run ffmpeg");
-        assert!(st.success(), "encoding the B-frame test clip failed");
-        out
-    })
-    .clone()
+    bbb_bframes_as("1280x720", "mp4")
 }
 
 /// A running `streambox serve`, killed on drop.
@@ -181,6 +167,20 @@ impl Server {
             .args(args)
             .output()
             .expect("run streambox CLI")
+    }
+
+    /// Adds stream `name`, publishes `clip` to it in a loop with ffmpeg, and waits until
+    /// the stream has `segments` complete segments. Returns the stream key and the
+    /// publisher (which stops when dropped).
+    pub fn publish_live(&self, name: &str, clip: &Path, segments: usize) -> (String, Proc) {
+        let key = self.add_stream(name);
+        let publisher = publish(clip, -1, &self.rtmp_url(&format!("{name}?key={key}")));
+        wait_for(
+            &self.url(&format!("/live/{name}/video.m3u8")),
+            Duration::from_secs(30),
+            |p| p.matches("#EXTINF").count() >= segments,
+        );
+        (key, publisher)
     }
 
     /// `stream add NAME`, returning the key it printed.
