@@ -33,14 +33,14 @@ pub fn bbb() -> PathBuf {
     p
 }
 
-/// The first 4 s of bigbuckbunny re-encoded with libx264 (3 B-frames, 2 s GOPs, no scene
-/// cuts, so looping keeps every GOP 2 s long) and stereo AAC, at `size` (`WxH`), as an
-/// `ext` file (`mp4` or `flv`). Made once and kept in Cargo's test temp directory; it is
+/// A clip made from bigbuckbunny with ffmpeg `args` (output options, ending with `-f
+/// FORMAT`), named `name`. Made once and kept in Cargo's test temp directory; it is
 /// written under a temporary name and renamed, so an interrupted encode is never reused.
-pub fn bbb_bframes_as(size: &str, ext: &str) -> PathBuf {
+/// Change `name` when changing `args`.
+pub fn derived_clip(name: &str, args: &[&str]) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("bbb-bframes-v1-{size}.{ext}"));
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     if out.is_file() {
         return out;
     }
@@ -48,17 +48,48 @@ pub fn bbb_bframes_as(size: &str, ext: &str) -> PathBuf {
     let st = Command::new(tool("ffmpeg"))
         .args(["-nostdin", "-v", "error", "-y", "-i"])
         .arg(bbb())
-        .args([
-            "-t", "4", "-s", size, "-c:v", "libx264", "-preset", "veryfast", "-bf", "3",
-        ])
-        .args(["-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
-        .args(["-c:a", "aac", "-ac", "2", "-b:a", "128k", "-f", ext])
+        .args(args)
         .arg(&tmp)
         .status()
         .expect("run ffmpeg");
-    assert!(st.success(), "encoding the {size} test clip failed");
+    assert!(st.success(), "making test clip {name} failed");
     std::fs::rename(&tmp, &out).expect("rename test clip");
     out
+}
+
+/// The first 4 s of bigbuckbunny re-encoded with libx264 (3 B-frames, 2 s GOPs, no scene
+/// cuts, so looping keeps every GOP 2 s long) and stereo AAC, at `size` (`WxH`), as an
+/// `ext` file (`mp4` or `flv`).
+pub fn bbb_bframes_as(size: &str, ext: &str) -> PathBuf {
+    derived_clip(
+        &format!("bbb-bframes-v1-{size}.{ext}"),
+        &[
+            "-t",
+            "4",
+            "-s",
+            size,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "3",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+            "-b:a",
+            "128k",
+            "-f",
+            ext,
+        ],
+    )
 }
 
 /// [`bbb_bframes_as`] at the source's 1280x720, as MP4.
@@ -332,12 +363,19 @@ pub fn probe_count(url: &str) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("ffprobe json")
 }
 
-/// The stream of `codec_type` in ffprobe JSON.
-pub fn stream_of<'a>(probe: &'a serde_json::Value, codec_type: &str) -> &'a serde_json::Value {
+/// The stream of `codec_type` in ffprobe JSON, if there is one.
+pub fn find_stream<'a>(
+    probe: &'a serde_json::Value,
+    codec_type: &str,
+) -> Option<&'a serde_json::Value> {
     probe["streams"]
         .as_array()
         .and_then(|a| a.iter().find(|s| s["codec_type"] == codec_type))
-        .unwrap_or_else(|| panic!("no {codec_type} stream in {probe}"))
+}
+
+/// The stream of `codec_type` in ffprobe JSON.
+pub fn stream_of<'a>(probe: &'a serde_json::Value, codec_type: &str) -> &'a serde_json::Value {
+    find_stream(probe, codec_type).unwrap_or_else(|| panic!("no {codec_type} stream in {probe}"))
 }
 
 pub fn num(v: &serde_json::Value) -> f64 {
@@ -417,11 +455,34 @@ pub fn wait_for(url: &str, timeout: Duration, ready: impl Fn(&str) -> bool) -> S
     }
 }
 
-/// Number of video and audio packets in a local file, per ffprobe.
-pub fn source_packets(file: &Path) -> (u64, u64) {
+/// What `publish(file, loops, …)` sends: the video and audio packet counts of the same
+/// ffmpeg copy (`-stream_loop loops -c copy -f flv`) into a local file. Counting the
+/// source and multiplying is not enough: at a loop boundary ffmpeg drops a packet that
+/// would go back in time (an AAC priming frame, for one).
+pub fn sent_packets(file: &Path, loops: i32) -> (Option<u64>, Option<u64>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("sent.flv");
+    let st = Command::new(tool("ffmpeg"))
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-stream_loop",
+            &loops.to_string(),
+            "-i",
+        ])
+        .arg(file)
+        .args(["-c", "copy", "-f", "flv"])
+        .arg(&out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "copying {} to FLV failed", file.display());
+    source_packets(&out)
+}
+
+/// Number of video and audio packets in a local file, per ffprobe (None: no such track).
+pub fn source_packets(file: &Path) -> (Option<u64>, Option<u64>) {
     let p = probe_count(file.to_str().expect("utf-8 path"));
-    (
-        num(&stream_of(&p, "video")["nb_read_packets"]) as u64,
-        num(&stream_of(&p, "audio")["nb_read_packets"]) as u64,
-    )
+    let count = |kind| find_stream(&p, kind).map(|s| num(&s["nb_read_packets"]) as u64);
+    (count("video"), count("audio"))
 }

@@ -6,25 +6,47 @@ mod support;
 use std::time::Duration;
 use support::*;
 
+/// Audio frames (of 1024 samples) listed in the audio AdaptationSet of an MPD.
+fn mpd_audio_frames(mpd: &str) -> u64 {
+    mpd.split("<AdaptationSet")
+        .filter(|a| a.contains("contentType=\"audio\""))
+        .flat_map(|a| a.split("<S ").skip(1))
+        .map(|s| {
+            let attr = |name: &str| -> u64 {
+                s.split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .map_or(0, |v| v.parse().expect("number"))
+            };
+            attr("d") * (attr("r") + 1)
+        })
+        .sum::<u64>()
+        / 1024
+}
+
 /// Publishes `file` `loops + 1` times to a fresh stream, waits for the playlist to end,
-/// and checks that HLS and DASH both carry every frame sent, decodable without errors,
-/// with audio and video starting together. Returns the server and the HLS probe.
+/// and checks that HLS and DASH both carry every frame sent of each track the source has
+/// (and no other track), decodable without errors, with audio and video starting
+/// together. Returns the server and the HLS probe.
 fn publish_whole_and_read_back(file: &std::path::Path, loops: i32) -> (Server, serde_json::Value) {
     let server = Server::start();
     let key = server.add_stream("lobby");
-    let (src_video, src_audio) = source_packets(file);
+    let (sent_video, sent_audio) = sent_packets(file, loops);
     let mut ff = publish(file, loops, &server.rtmp_url(&format!("lobby?key={key}")));
     let status = ff
         .wait(Duration::from_secs(60))
         .expect("publisher finishes");
     assert!(status.success(), "ffmpeg publish failed: {}", ff.stderr());
+    let lead = if sent_video.is_some() {
+        "video"
+    } else {
+        "audio"
+    };
     wait_for(
-        &server.url("/live/lobby/video.m3u8"),
+        &server.url(&format!("/live/lobby/{lead}.m3u8")),
         Duration::from_secs(15),
         |p| p.contains("#EXT-X-ENDLIST"),
     );
-    let sent_video = src_video * (loops as u64 + 1);
-    let sent_audio = src_audio * (loops as u64 + 1);
 
     let mut hls_probe = serde_json::Value::Null;
     for url in [
@@ -32,49 +54,49 @@ fn publish_whole_and_read_back(file: &std::path::Path, loops: i32) -> (Server, s
         server.url("/live/lobby/manifest.mpd"),
     ] {
         let probe = probe_count(&url);
-        let v = stream_of(&probe, "video");
-        let a = stream_of(&probe, "audio");
-        assert_eq!(v["codec_name"], "h264", "{url}");
-        assert_eq!(a["codec_name"], "aac", "{url}");
+        let (v, a) = (find_stream(&probe, "video"), find_stream(&probe, "audio"));
         assert_eq!(
-            num(&v["nb_read_frames"]) as u64,
-            sent_video,
-            "{url}: video frames decoded vs sent"
+            v.is_some(),
+            sent_video.is_some(),
+            "{url}: video track: {probe}"
         );
-        let audio_read = num(&a["nb_read_packets"]) as u64;
-        if url.ends_with(".m3u8") {
-            assert_eq!(audio_read, sent_audio, "{url}: audio frames vs sent");
-        } else {
-            // ffmpeg's DASH demuxer stops at the first representation's end, so audio
-            // past the last video frame (under 100 ms here) is not read. The MPD itself
-            // must still list every audio frame: 1024 samples each at 48 kHz.
-            let mpd = get_text(&url);
-            let audio_ticks: u64 = mpd
-                .split("<AdaptationSet")
-                .filter(|a| a.contains("contentType=\"audio\""))
-                .flat_map(|a| a.split("<S ").skip(1))
-                .map(|s| {
-                    let attr = |name: &str| -> u64 {
-                        s.split(&format!("{name}=\""))
-                            .nth(1)
-                            .and_then(|r| r.split('"').next())
-                            .map_or(0, |v| v.parse().expect("number"))
-                    };
-                    attr("d") * (attr("r") + 1)
-                })
-                .sum();
+        assert_eq!(
+            a.is_some(),
+            sent_audio.is_some(),
+            "{url}: audio track: {probe}"
+        );
+        if let (Some(v), Some(sent)) = (v, sent_video) {
+            assert_eq!(v["codec_name"], "h264", "{url}");
             assert_eq!(
-                audio_ticks,
-                sent_audio * 1024,
-                "{url}: audio in the MPD timeline"
-            );
-            assert!(
-                audio_read <= sent_audio && audio_read + 5 >= sent_audio,
-                "{url}: read {audio_read} audio frames of {sent_audio}"
+                num(&v["nb_read_frames"]) as u64,
+                sent,
+                "{url}: video frames decoded vs sent"
             );
         }
-        let skew = (num(&v["start_time"]) - num(&a["start_time"])).abs();
-        assert!(skew < 0.1, "{url}: audio and video start {skew:.3} s apart");
+        if let (Some(a), Some(sent)) = (a, sent_audio) {
+            assert_eq!(a["codec_name"], "aac", "{url}");
+            let read = num(&a["nb_read_packets"]) as u64;
+            if url.ends_with(".m3u8") || v.is_none() {
+                assert_eq!(read, sent, "{url}: audio frames vs sent");
+            } else {
+                // ffmpeg's DASH demuxer stops at the first representation's end, so audio
+                // past the last video frame (under 100 ms here) is not read. The MPD itself
+                // must still list every audio frame.
+                assert_eq!(
+                    mpd_audio_frames(&get_text(&url)),
+                    sent,
+                    "{url}: audio in the MPD timeline"
+                );
+                assert!(
+                    read <= sent && read + 5 >= sent,
+                    "{url}: read {read} audio frames of {sent}"
+                );
+            }
+        }
+        if let (Some(v), Some(a)) = (v, a) {
+            let skew = (num(&v["start_time"]) - num(&a["start_time"])).abs();
+            assert!(skew < 0.1, "{url}: audio and video start {skew:.3} s apart");
+        }
         decode_strict(&url);
         if hls_probe.is_null() {
             hls_probe = probe;
@@ -168,6 +190,52 @@ fn uris(playlist: &str) -> Vec<String> {
             (!l.starts_with('#') && !l.is_empty()).then(|| l.to_string())
         })
         .collect()
+}
+
+#[test]
+fn audio_only_mono_22khz_stream_plays_frame_exact() {
+    let clip = derived_clip(
+        "bbb-audio-mono-22k-v1.m4a",
+        &[
+            "-vn", "-c:a", "aac", "-ac", "1", "-ar", "22050", "-f", "mp4",
+        ],
+    );
+    let (server, probe) = publish_whole_and_read_back(&clip, 1);
+    let a = stream_of(&probe, "audio");
+    assert_eq!(
+        (a["channels"].as_u64(), a["sample_rate"].as_str()),
+        (Some(1), Some("22050"))
+    );
+    let mv = get_text(&server.url("/live/lobby/index.m3u8"));
+    assert!(
+        mv.contains("CODECS=\"mp4a.40.2\"") && mv.contains("\naudio.m3u8"),
+        "{mv}"
+    );
+    assert!(!mv.contains("RESOLUTION"), "{mv}");
+    // Audio-only segments are cut at the target duration (2 s).
+    let p = get_text(&server.url("/live/lobby/audio.m3u8"));
+    let first: f64 = p
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXTINF:"))
+        .and_then(|d| d.trim_end_matches(',').parse().ok())
+        .expect("EXTINF");
+    assert!((first - 2.0).abs() < 0.05, "{p}");
+}
+
+#[test]
+fn video_only_stream_plays_frame_exact() {
+    let clip = derived_clip(
+        "bbb-video-only-v1.mp4",
+        &["-an", "-c:v", "copy", "-f", "mp4"],
+    );
+    let (server, _) = publish_whole_and_read_back(&clip, 1);
+    let mv = get_text(&server.url("/live/lobby/index.m3u8"));
+    assert!(
+        mv.contains("CODECS=\"avc1.4d401f\"") && !mv.contains("EXT-X-MEDIA"),
+        "{mv}"
+    );
+    let (status, _, _) = get(&server.url("/live/lobby/audio.m3u8"));
+    assert_eq!(status, 404);
 }
 
 #[test]
@@ -377,7 +445,7 @@ fn reconnect_continues_with_discontinuity_then_playlist_ends() {
     let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
     assert_eq!(mpd.matches("<Period ").count(), 2, "{mpd}");
     let probe = probe_count(&server.url("/live/lobby/index.m3u8"));
-    let (src_video, _) = source_packets(&bbb());
+    let src_video = sent_packets(&bbb(), 0).0.expect("bigbuckbunny has video");
     assert_eq!(
         num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
         2 * src_video
