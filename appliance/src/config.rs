@@ -22,6 +22,8 @@ pub struct Config {
     pub rtmp: RtmpConfig,
     /// HTTP: live media, metrics.
     pub http: HttpConfig,
+    /// RTSP: serving live streams to RTSP players.
+    pub rtsp: RtspConfig,
     /// Live packaging (segments, parts, window).
     pub live: LiveConfig,
 }
@@ -40,6 +42,22 @@ pub struct RtmpConfig {
 pub struct HttpConfig {
     /// Listen address; port 0 picks a free port (reported at start-up).
     pub listen: SocketAddr,
+}
+
+/// RTSP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RtspConfig {
+    /// Listen address; port 0 picks a free port (reported at start-up).
+    pub listen: SocketAddr,
+}
+
+impl Default for RtspConfig {
+    fn default() -> Self {
+        RtspConfig {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
+        }
+    }
 }
 
 /// Live packaging settings. Durations are in seconds.
@@ -91,6 +109,7 @@ impl Default for Config {
             public_host: None,
             rtmp: RtmpConfig::default(),
             http: HttpConfig::default(),
+            rtsp: RtspConfig::default(),
             live: LiveConfig::default(),
         }
     }

@@ -16,3 +16,4 @@ pub mod ingest;
 pub mod media;
 pub mod metrics;
 pub mod packager;
+pub mod rtsp;

@@ -38,6 +38,9 @@ enum Command {
         /// HTTP listen address (default 0.0.0.0:8080; port 0 picks a free port).
         #[arg(long)]
         http_listen: Option<SocketAddr>,
+        /// RTSP listen address (default 0.0.0.0:8554; port 0 picks a free port).
+        #[arg(long)]
+        rtsp_listen: Option<SocketAddr>,
     },
     /// Manage streams and their publish keys.
     Stream {
@@ -98,7 +101,11 @@ fn run() -> anyhow::Result<()> {
             Command::Serve {
                 rtmp_listen,
                 http_listen,
+                rtsp_listen,
             } => {
+                if let Some(a) = rtsp_listen {
+                    cfg.rtsp.listen = a;
+                }
                 if let Some(a) = rtmp_listen {
                     cfg.rtmp.listen = a;
                 }
@@ -126,13 +133,19 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let web = tokio::net::TcpListener::bind(cfg.http.listen)
         .await
         .with_context(|| format!("binding HTTP to {}", cfg.http.listen))?;
-    let (rtmp_addr, http_addr) = (rtmp.local_addr()?, web.local_addr()?);
+    let rtsp = tokio::net::TcpListener::bind(cfg.rtsp.listen)
+        .await
+        .with_context(|| format!("binding RTSP to {}", cfg.rtsp.listen))?;
+    let (rtmp_addr, http_addr, rtsp_addr) =
+        (rtmp.local_addr()?, web.local_addr()?, rtsp.local_addr()?);
     info!(data_dir = %cfg.data_dir.display(), "streambox starting");
     // Machine-readable lines on stdout, for scripts and tests using port 0.
     println!("rtmp listening on {rtmp_addr}");
     println!("http listening on {http_addr}");
+    println!("rtsp listening on {rtsp_addr}");
     let app = App::new(cfg, pool);
     tokio::spawn(ingest::rtmp::serve(rtmp, app.clone()));
+    tokio::spawn(streambox::rtsp::server::serve(rtsp, app.clone()));
     axum::serve(web, http::router(app))
         .with_graceful_shutdown(shutdown())
         .await

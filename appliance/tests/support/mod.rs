@@ -106,6 +106,8 @@ pub struct Server {
     pub rtmp: SocketAddr,
     /// Bound HTTP address.
     pub http: SocketAddr,
+    /// Bound RTSP address.
+    pub rtsp: SocketAddr,
 }
 
 /// Settings passed to the server through `STREAMBOX_*` variables.
@@ -148,6 +150,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--http-listen",
                 "127.0.0.1:0",
+                "--rtsp-listen",
+                "127.0.0.1:0",
             ])
             .env(
                 "STREAMBOX_LIVE__SEGMENT_TARGET",
@@ -182,11 +186,13 @@ impl Server {
         };
         let rtmp = addr("rtmp");
         let http = addr("http");
+        let rtsp = addr("rtsp");
         Server {
             child,
             dir,
             rtmp,
             http,
+            rtsp,
         }
     }
 
@@ -227,6 +233,10 @@ impl Server {
 
     pub fn rtmp_url(&self, path: &str) -> String {
         format!("rtmp://{}/live/{path}", self.rtmp)
+    }
+
+    pub fn rtsp_url(&self, path: &str) -> String {
+        format!("rtsp://{}{path}", self.rtsp)
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,759 @@
+//! The RTSP server (RFC 2326, RTSP 1.0): any live stream plays at
+//! `rtsp://HOST:PORT/live/NAME`, over TCP-interleaved (§10.12) or UDP unicast RTP.
+//!
+//! Message grammar comes from rtsp-types; the session logic is ours: OPTIONS, DESCRIBE,
+//! SETUP (per track), PLAY, TEARDOWN, and GET_PARAMETER/SET_PARAMETER as keep-alives.
+//! A new player starts at a keyframe from the hub's GOP cache. Everything a connection
+//! sends goes through one bounded queue; a player that does not keep up (a stuck TCP
+//! socket) loses packets until the next keyframe and is dropped after
+//! [`STUCK_LIMIT`], never slowing the publisher or other players. RTCP sender reports
+//! (RFC 3550 §6.4.1) map every track's RTP time to the same wall clock, so players can
+//! line audio up with video.
+
+use super::rtp::Packetizer;
+use super::sdp;
+use crate::app::{App, LiveEntry};
+use crate::auth::stream_keys;
+use crate::hub::PublishState;
+use crate::media::{Frame, TrackId, TrackParams};
+use bytes::{BufMut, Bytes, BytesMut};
+use rtsp_types::headers::{self, RtpLowerTransport, RtpProfile, Transport, Transports};
+use rtsp_types::{Message, Method, ParseError, Request, Response, StatusCode, Version};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{broadcast, mpsc};
+use tracing::{info, warn, Instrument};
+
+/// A request larger than this (headers and body) is refused.
+const MAX_REQUEST: usize = 64 * 1024;
+/// Outgoing messages queued per connection before media is skipped.
+const QUEUE: usize = 1024;
+/// A player whose queue stays full this long is dropped.
+pub const STUCK_LIMIT: Duration = Duration::from_secs(10);
+/// Session timeout announced to players (seconds); keep-alives must come sooner.
+const SESSION_TIMEOUT: u64 = 60;
+/// Interval between RTCP sender reports.
+const SR_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Accepts RTSP connections forever, one task per connection.
+pub async fn serve(listener: TcpListener, app: App) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, peer)) => {
+                let span = tracing::info_span!("rtsp", %peer, stream = tracing::field::Empty);
+                let app = app.clone();
+                tokio::spawn(
+                    async move {
+                        match connection(sock, peer, app).await {
+                            Ok(()) => info!("RTSP connection closed"),
+                            Err(e) => warn!(error = %e, "RTSP connection ended"),
+                        }
+                    }
+                    .instrument(span),
+                );
+            }
+            Err(e) => {
+                warn!(error = %e, "RTSP accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Why a connection ended abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum RtspError {
+    /// The socket failed.
+    #[error("connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// Bytes that are not an RTSP message (answered 400 first).
+    #[error("malformed RTSP message")]
+    Malformed,
+    /// A request over [`MAX_REQUEST`] bytes (answered 400 first).
+    #[error("request larger than {MAX_REQUEST} bytes")]
+    TooLarge,
+}
+
+/// Where one track's packets go.
+#[derive(Debug, Clone)]
+enum Route {
+    /// `$`-framed on the RTSP connection (RFC 2326 §10.12), on these channels.
+    Interleaved { rtp: u8, rtcp: u8 },
+    /// UDP datagrams from our socket pair to the player's ports.
+    Udp {
+        rtp: Arc<UdpSocket>,
+        rtcp: Arc<UdpSocket>,
+        to_rtp: SocketAddr,
+        to_rtcp: SocketAddr,
+    },
+}
+
+struct TrackSetup {
+    route: Route,
+    packetizer: Packetizer,
+}
+
+struct Session {
+    id: String,
+    entry: LiveEntry,
+    tracks: BTreeMap<TrackId, TrackSetup>,
+    playing: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        if let Some(task) = self.playing.take() {
+            task.abort();
+        }
+    }
+}
+
+async fn connection(sock: TcpStream, peer: SocketAddr, app: App) -> Result<(), RtspError> {
+    sock.set_nodelay(true)?;
+    let local = sock.local_addr()?;
+    let (mut rd, mut wr) = sock.into_split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+    let writer = tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut conn = Conn {
+        app,
+        peer,
+        local,
+        tx,
+        session: None,
+        hang_up: Arc::new(tokio::sync::Notify::new()),
+    };
+    let result = conn.read_loop(&mut rd).await;
+    conn.session = None;
+    drop(conn);
+    // Let queued responses (a 400, a TEARDOWN's 200) reach the peer.
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    result
+}
+
+struct Conn {
+    app: App,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tx: mpsc::Sender<Bytes>,
+    session: Option<Session>,
+    /// Signalled by the media sender when the connection must close: the publisher
+    /// left, or the player could not keep up. Players see the end as the socket closing
+    /// (ffmpeg ignores RTCP BYE over TCP).
+    hang_up: Arc<tokio::sync::Notify>,
+}
+
+impl Conn {
+    async fn read_loop(
+        &mut self,
+        rd: &mut tokio::net::tcp::OwnedReadHalf,
+    ) -> Result<(), RtspError> {
+        let mut buf = BytesMut::with_capacity(8192);
+        loop {
+            // Handle every complete message in the buffer.
+            loop {
+                if buf.is_empty() {
+                    break;
+                }
+                match Message::<Vec<u8>>::parse(&buf[..]) {
+                    Ok((msg, used)) => {
+                        let _ = buf.split_to(used);
+                        match msg {
+                            Message::Request(_) if used > MAX_REQUEST => {
+                                self.reply_status(StatusCode::BadRequest, None).await;
+                                return Err(RtspError::TooLarge);
+                            }
+                            Message::Request(req) => {
+                                if !self.handle(req).await {
+                                    return Ok(());
+                                }
+                            }
+                            // RTCP receiver reports and the like from the player.
+                            Message::Data(_) | Message::Response(_) => {}
+                        }
+                    }
+                    Err(ParseError::Incomplete(_)) => {
+                        if buf.len() > MAX_REQUEST {
+                            self.reply_status(StatusCode::BadRequest, None).await;
+                            return Err(RtspError::TooLarge);
+                        }
+                        break;
+                    }
+                    Err(ParseError::Error) => {
+                        self.reply_status(StatusCode::BadRequest, None).await;
+                        return Err(RtspError::Malformed);
+                    }
+                }
+            }
+            tokio::select! {
+                n = rd.read_buf(&mut buf) => {
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                }
+                _ = self.hang_up.notified() => return Ok(()),
+            }
+        }
+    }
+
+    async fn send(&self, b: Bytes) {
+        // The writer only stops when the socket failed; the reader will notice.
+        let _ = self.tx.send(b).await;
+    }
+
+    async fn reply<B: AsRef<[u8]>>(&self, resp: Response<B>) {
+        let mut out = Vec::new();
+        if resp.write(&mut out).is_ok() {
+            self.send(Bytes::from(out)).await;
+        }
+    }
+
+    async fn reply_status(&self, status: StatusCode, cseq: Option<&str>) {
+        let mut b = Response::builder(Version::V1_0, status);
+        if let Some(c) = cseq {
+            b = b.header(headers::CSEQ, c);
+        }
+        self.reply(b.empty()).await;
+    }
+
+    /// Handles one request; false ends the connection.
+    async fn handle(&mut self, req: Request<Vec<u8>>) -> bool {
+        let cseq = req.header(&headers::CSEQ).map(|v| v.as_str().to_string());
+        let Some(cseq) = cseq else {
+            self.reply_status(StatusCode::BadRequest, None).await;
+            return false;
+        };
+        let base =
+            Response::builder(Version::V1_0, StatusCode::Ok).header(headers::CSEQ, cseq.as_str());
+        let status_only =
+            |status| Response::builder(Version::V1_0, status).header(headers::CSEQ, cseq.as_str());
+        match req.method() {
+            Method::Options => {
+                let r = base
+                    .header(
+                        headers::PUBLIC,
+                        "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER",
+                    )
+                    .empty();
+                self.reply(r).await;
+                true
+            }
+            Method::Describe => {
+                let Some((name, _)) = target(&req) else {
+                    self.reply(status_only(StatusCode::NotFound).empty()).await;
+                    return true;
+                };
+                let Some(entry) = self.live(&name).await else {
+                    self.reply(status_only(StatusCode::NotFound).empty()).await;
+                    return true;
+                };
+                tracing::Span::current().record("stream", name.as_str());
+                let params = entry.hub.params();
+                let id = rand::random::<u32>();
+                let sdp = sdp::describe(&params, u64::from(id));
+                let content_base = format!("rtsp://{}/live/{name}/", self.host(&req));
+                let r = base
+                    .header(headers::CONTENT_TYPE, "application/sdp")
+                    .header(headers::CONTENT_BASE, content_base.as_str())
+                    .build(sdp.into_bytes());
+                self.reply(r).await;
+                true
+            }
+            Method::Setup => {
+                let status = self.setup(&req).await;
+                match status {
+                    Ok(transport) => {
+                        let Some(s) = &self.session else { return false };
+                        let session = format!("{};timeout={SESSION_TIMEOUT}", s.id);
+                        let r = base
+                            .header(headers::SESSION, session.as_str())
+                            .header(headers::TRANSPORT, transport.as_str())
+                            .empty();
+                        self.reply(r).await;
+                    }
+                    Err(status) => self.reply(status_only(status).empty()).await,
+                }
+                true
+            }
+            Method::Play => {
+                if let Err(status) = self.check_session(&req) {
+                    self.reply(status_only(status).empty()).await;
+                    return true;
+                }
+                let rtp_info = self.play(&req);
+                let r = base
+                    .header(
+                        headers::SESSION,
+                        self.session.as_ref().map_or("", |s| s.id.as_str()),
+                    )
+                    .header(headers::RANGE, "npt=0.000-")
+                    .header(headers::RTP_INFO, rtp_info.as_str())
+                    .empty();
+                self.reply(r).await;
+                true
+            }
+            Method::Teardown => {
+                let ok = self.check_session(&req).is_ok();
+                self.session = None;
+                let status = if ok {
+                    StatusCode::Ok
+                } else {
+                    StatusCode::SessionNotFound
+                };
+                self.reply(status_only(status).empty()).await;
+                // The connection stays open: a player may set up a new session on it.
+                true
+            }
+            Method::GetParameter | Method::SetParameter => {
+                self.reply(base.empty()).await;
+                true
+            }
+            _ => {
+                self.reply(status_only(StatusCode::NotImplemented).empty())
+                    .await;
+                true
+            }
+        }
+    }
+
+    /// The host (and port) the player used, for Content-Base.
+    fn host(&self, req: &Request<Vec<u8>>) -> String {
+        req.request_uri()
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_string(),
+                })
+            })
+            .unwrap_or_else(|| self.local.to_string())
+    }
+
+    async fn live(&self, name: &str) -> Option<LiveEntry> {
+        if !stream_keys::valid_name(name) {
+            return None;
+        }
+        let entry = self.app.stream(name)?;
+        let live = matches!(*entry.hub.state().borrow(), PublishState::Live { .. });
+        (live && !entry.hub.params().is_empty()).then_some(entry)
+    }
+
+    fn check_session(&self, req: &Request<Vec<u8>>) -> Result<(), StatusCode> {
+        let Some(s) = &self.session else {
+            return Err(StatusCode::MethodNotValidInThisState);
+        };
+        let given = req.header(&headers::SESSION).map(|v| {
+            v.as_str()
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        });
+        match given {
+            Some(id) if id == s.id => Ok(()),
+            _ => Err(StatusCode::SessionNotFound),
+        }
+    }
+
+    async fn setup(&mut self, req: &Request<Vec<u8>>) -> Result<String, StatusCode> {
+        let (name, track) = target(req).ok_or(StatusCode::NotFound)?;
+        let track = track.ok_or(StatusCode::NotFound)?;
+        if let Some(s) = &self.session {
+            self.check_session(req)?;
+            if s.playing.is_some() {
+                return Err(StatusCode::MethodNotValidInThisState);
+            }
+            if s.entry.hub.name() != name {
+                return Err(StatusCode::AggregateOperationNotAllowed);
+            }
+        }
+        let entry = match &self.session {
+            Some(s) => s.entry.clone(),
+            None => self.live(&name).await.ok_or(StatusCode::NotFound)?,
+        };
+        let params = entry.hub.params();
+        if !params.contains_key(&track) {
+            return Err(StatusCode::NotFound);
+        }
+        let transports: Transports = req
+            .typed_header::<Transports>()
+            .map_err(|_| StatusCode::BadRequest)?
+            .ok_or(StatusCode::BadRequest)?;
+        let ssrc = rand::random::<u32>();
+        let mut chosen = None;
+        for t in transports.iter() {
+            let Transport::Rtp(rtp) = t else { continue };
+            if rtp.profile != RtpProfile::Avp {
+                continue;
+            }
+            let index = track_index(track);
+            match rtp.lower_transport {
+                Some(RtpLowerTransport::Tcp) => {
+                    let (a, b) = rtp
+                        .params
+                        .interleaved
+                        .unwrap_or((index * 2, Some(index * 2 + 1)));
+                    let b = b.unwrap_or(a.wrapping_add(1));
+                    chosen = Some((
+                        Route::Interleaved { rtp: a, rtcp: b },
+                        format!("RTP/AVP/TCP;unicast;interleaved={a}-{b};ssrc={ssrc:08X}"),
+                    ));
+                    break;
+                }
+                Some(RtpLowerTransport::Udp) | None => {
+                    let Some((p, q)) = rtp.params.client_port else {
+                        continue;
+                    };
+                    let q = q.unwrap_or(p.wrapping_add(1));
+                    let Ok((rtp_sock, rtcp_sock)) = udp_pair(self.local).await else {
+                        return Err(StatusCode::InternalServerError);
+                    };
+                    let (sp, sq) = (
+                        rtp_sock.local_addr().map(|a| a.port()).unwrap_or(0),
+                        rtcp_sock.local_addr().map(|a| a.port()).unwrap_or(0),
+                    );
+                    chosen = Some((
+                        Route::Udp {
+                            rtp: Arc::new(rtp_sock),
+                            rtcp: Arc::new(rtcp_sock),
+                            to_rtp: SocketAddr::new(self.peer.ip(), p),
+                            to_rtcp: SocketAddr::new(self.peer.ip(), q),
+                        },
+                        format!("RTP/AVP;unicast;client_port={p}-{q};server_port={sp}-{sq};ssrc={ssrc:08X}"),
+                    ));
+                    break;
+                }
+                Some(_) => continue,
+            }
+        }
+        let (route, reply) = chosen.ok_or(StatusCode::UnsupportedTransport)?;
+        let setup = TrackSetup {
+            route,
+            packetizer: Packetizer::new(
+                sdp::payload_type(track),
+                ssrc,
+                rand::random(),
+                rand::random(),
+            ),
+        };
+        let session = self.session.get_or_insert_with(|| Session {
+            id: format!("{:016X}", rand::random::<u64>()),
+            entry,
+            tracks: BTreeMap::new(),
+            playing: None,
+        });
+        session.tracks.insert(track, setup);
+        Ok(reply)
+    }
+
+    /// Starts sending; returns the RTP-Info header value.
+    fn play(&mut self, req: &Request<Vec<u8>>) -> String {
+        let Some(s) = &mut self.session else {
+            return String::new();
+        };
+        let base = req
+            .request_uri()
+            .map(|u| u.as_str().trim_end_matches('/').to_string())
+            .unwrap_or_default();
+        let origin = s.entry.hub.origin();
+        let (gop, rx) = s.entry.hub.subscribe();
+        // RTP-Info: the first packet's sequence number and timestamp per track.
+        let first = |track: TrackId| gop.iter().find(|f| f.track == track);
+        let mut info = Vec::new();
+        for (track, t) in &s.tracks {
+            let ticks = first(*track).map_or(0, |f| f.dts + i64::from(f.cts));
+            info.push(format!(
+                "url={base}/{};seq={};rtptime={}",
+                track.name(),
+                t.packetizer.next_sequence(),
+                t.packetizer.rtp_time(ticks)
+            ));
+        }
+        if s.playing.is_none() {
+            let params = s.entry.hub.params();
+            let tracks: BTreeMap<TrackId, (Route, Packetizer, u32)> = s
+                .tracks
+                .iter()
+                .map(|(k, t)| {
+                    let clock = params.get(k).map_or(90_000, |p| p.timescale());
+                    (*k, (t.route.clone(), t.packetizer.clone(), clock))
+                })
+                .collect();
+            let sender = MediaSender {
+                tracks,
+                tx: self.tx.clone(),
+                hang_up: self.hang_up.clone(),
+                origin,
+                stuck_since: None,
+                waiting_for_keyframe: false,
+            };
+            let state = s.entry.hub.state();
+            s.playing = Some(tokio::spawn(
+                sender
+                    .run(gop, rx, state)
+                    .instrument(tracing::Span::current()),
+            ));
+            info!("playing");
+        }
+        info.join(",")
+    }
+}
+
+/// `(stream, track)` from a request URL `…/live/NAME[/TRACK]`.
+fn target(req: &Request<Vec<u8>>) -> Option<(String, Option<TrackId>)> {
+    let url = req.request_uri()?;
+    let mut parts = url.path().trim_matches('/').split('/');
+    if parts.next()? != "live" {
+        return None;
+    }
+    let name = parts.next()?.to_string();
+    let track = match parts.next() {
+        None | Some("") => None,
+        Some(t) => Some(TrackId::from_name(t)?),
+    };
+    if parts.next().is_some() {
+        return None;
+    }
+    Some((name, track))
+}
+
+fn track_index(track: TrackId) -> u8 {
+    match track {
+        TrackId::Video => 0,
+        TrackId::Audio => 1,
+    }
+}
+
+/// Binds an even/odd UDP port pair (RTP, RTCP) on the address the player reached us at.
+async fn udp_pair(local: SocketAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    for _ in 0..20 {
+        let rtp = UdpSocket::bind(SocketAddr::new(local.ip(), 0)).await?;
+        let port = rtp.local_addr()?.port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(local.ip(), port + 1)).await {
+            return Ok((rtp, rtcp));
+        }
+    }
+    Err(std::io::Error::other("no free UDP port pair"))
+}
+
+/// Sends one player's media: packetizes frames from the hub and routes them.
+struct MediaSender {
+    /// Per track: where packets go, the packetizer, and the RTP clock rate (Hz).
+    tracks: BTreeMap<TrackId, (Route, Packetizer, u32)>,
+    tx: mpsc::Sender<Bytes>,
+    hang_up: Arc<tokio::sync::Notify>,
+    origin: SystemTime,
+    stuck_since: Option<Instant>,
+    waiting_for_keyframe: bool,
+}
+
+enum Sent {
+    Ok,
+    /// The queue was full: the player is behind.
+    Behind,
+    /// The connection is gone.
+    Closed,
+}
+
+impl MediaSender {
+    async fn run(
+        mut self,
+        gop: Vec<Arc<Frame>>,
+        rx: broadcast::Receiver<Arc<Frame>>,
+        state: tokio::sync::watch::Receiver<PublishState>,
+    ) {
+        self.send_all(gop, rx, state).await;
+        // However sending ended, the connection closes (after what is queued).
+        self.hang_up.notify_one();
+    }
+
+    async fn send_all(
+        &mut self,
+        gop: Vec<Arc<Frame>>,
+        mut rx: broadcast::Receiver<Arc<Frame>>,
+        mut state: tokio::sync::watch::Receiver<PublishState>,
+    ) {
+        let has_video = self.tracks.contains_key(&TrackId::Video);
+        // The GOP cache starts at a keyframe when the stream has video.
+        self.waiting_for_keyframe = has_video
+            && !gop
+                .first()
+                .is_some_and(|f| f.track == TrackId::Video && f.is_sync);
+        // Sender reports first, so players can place the very first packets in time.
+        self.sender_reports();
+        for f in &gop {
+            if !self.frame(f) {
+                return;
+            }
+        }
+        let mut reports = tokio::time::interval(SR_INTERVAL);
+        loop {
+            tokio::select! {
+                r = rx.recv() => match r {
+                    Ok(f) => {
+                        if !self.frame(&f) {
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        warn!(skipped = n, "RTSP player fell behind the hub; skipping to the next keyframe");
+                        self.waiting_for_keyframe = has_video;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                _ = reports.tick() => self.sender_reports(),
+                r = state.changed() => {
+                    if r.is_err() || matches!(*state.borrow_and_update(), PublishState::Idle) {
+                        // The publisher left: drain what it sent, say goodbye, hang up.
+                        while let Ok(f) = rx.try_recv() {
+                            if !self.frame(&f) {
+                                return;
+                            }
+                        }
+                        self.bye();
+                        info!("publisher left; ending the RTSP session");
+                        // Dropping our queue sender lets the writer finish and close.
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one frame; false when the player must be dropped.
+    fn frame(&mut self, f: &Frame) -> bool {
+        if self.waiting_for_keyframe {
+            if f.track == TrackId::Video && f.is_sync {
+                self.waiting_for_keyframe = false;
+            } else {
+                return true;
+            }
+        }
+        let Some((route, packetizer, _)) = self.tracks.get_mut(&f.track) else {
+            return true;
+        };
+        // Keyframes carry their parameter sets in-band, for players that join, or whose
+        // SDP predates a change of resolution.
+        let packets = match &*f.params {
+            TrackParams::Video(cfg) if f.is_sync => {
+                let mut with = f.clone();
+                with.data = cfg.with_parameter_sets(&f.data);
+                packetizer.packetize(&with)
+            }
+            _ => packetizer.packetize(f),
+        };
+        let route = route.clone();
+        for p in packets {
+            match self.route_packet(&route, false, p) {
+                Sent::Ok => {}
+                Sent::Closed => return false,
+                Sent::Behind => {
+                    let since = *self.stuck_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > STUCK_LIMIT {
+                        warn!("RTSP player stuck for {STUCK_LIMIT:?}; dropping it");
+                        return false;
+                    }
+                    self.waiting_for_keyframe = self.tracks.contains_key(&TrackId::Video);
+                    return true;
+                }
+            }
+        }
+        self.stuck_since = None;
+        true
+    }
+
+    fn route_packet(&self, route: &Route, rtcp: bool, p: Bytes) -> Sent {
+        match route {
+            Route::Interleaved { rtp, rtcp: rtcp_ch } => {
+                let mut b = BytesMut::with_capacity(4 + p.len());
+                b.put_u8(b'$');
+                b.put_u8(if rtcp { *rtcp_ch } else { *rtp });
+                b.put_u16(p.len() as u16);
+                b.put_slice(&p);
+                match self.tx.try_send(b.freeze()) {
+                    Ok(()) => Sent::Ok,
+                    Err(mpsc::error::TrySendError::Full(_)) => Sent::Behind,
+                    Err(mpsc::error::TrySendError::Closed(_)) => Sent::Closed,
+                }
+            }
+            Route::Udp {
+                rtp,
+                rtcp: rtcp_sock,
+                to_rtp,
+                to_rtcp,
+            } => {
+                let (sock, to) = if rtcp {
+                    (rtcp_sock, to_rtcp)
+                } else {
+                    (rtp, to_rtp)
+                };
+                // A full socket buffer drops the datagram, as a network would.
+                let _ = sock.try_send_to(&p, *to);
+                if self.tx.is_closed() {
+                    Sent::Closed
+                } else {
+                    Sent::Ok
+                }
+            }
+        }
+    }
+
+    /// RTCP sender reports (RFC 3550 §6.4.1): wall clock (NTP) against each track's RTP
+    /// time for the same instant, from the hub's one origin.
+    fn sender_reports(&mut self) {
+        let now = SystemTime::now();
+        let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let ntp_secs = since_epoch.as_secs() + 2_208_988_800;
+        let ntp_frac = (u64::from(since_epoch.subsec_nanos()) << 32) / 1_000_000_000;
+        let media = now
+            .duration_since(self.origin)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let reports: Vec<(Route, Bytes)> = self
+            .tracks
+            .values()
+            .map(|(route, p, clock)| {
+                let clock = f64::from(*clock);
+                let (packets, octets) = p.counts();
+                let mut b = BytesMut::with_capacity(28);
+                b.put_u8(0x80);
+                b.put_u8(200); // SR
+                b.put_u16(6); // length in 32-bit words minus one
+                b.put_u32(p.ssrc());
+                b.put_u32(ntp_secs as u32);
+                b.put_u32(ntp_frac as u32);
+                b.put_u32(p.rtp_time((media * clock) as i64));
+                b.put_u32(packets);
+                b.put_u32(octets);
+                (route.clone(), b.freeze())
+            })
+            .collect();
+        for (route, b) in reports {
+            let _ = self.route_packet(&route, true, b);
+        }
+    }
+
+    /// RTCP BYE (RFC 3550 §6.6) on every track.
+    fn bye(&self) {
+        for (route, p, _) in self.tracks.values() {
+            let mut b = BytesMut::with_capacity(8);
+            b.put_u8(0x81);
+            b.put_u8(203);
+            b.put_u16(1);
+            b.put_u32(p.ssrc());
+            let _ = self.route_packet(route, true, b.freeze());
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! End-to-end: any live stream plays over RTSP (TCP-interleaved and UDP) in real ffmpeg
+//! and ffprobe, and bad RTSP requests get their status without disturbing anything.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use support::*;
+
+/// ffprobe counting every frame of an RTSP URL over `transport` (`tcp` or `udp`).
+fn rtsp_probe(url: &str, transport: &str) -> std::process::Child {
+    Command::new(tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-print_format",
+            "json",
+        ])
+        .args(["-show_streams", "-count_frames", "-count_packets", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffprobe")
+}
+
+fn finish(child: std::process::Child, what: &str) -> serde_json::Value {
+    let out = child.wait_with_output().expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+}
+
+#[test]
+fn rtmp_stream_plays_over_rtsp_tcp_and_udp_from_a_keyframe_without_loss() {
+    let server = Server::start();
+    let key = server.add_stream("lobby");
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let (sent_video, sent_audio) = sent_packets(&clip, 2);
+    let (sent_video, sent_audio) = (sent_video.expect("video"), sent_audio.expect("audio"));
+    let mut ff = publish(&clip, 2, &server.rtmp_url(&format!("lobby?key={key}")));
+    wait_for(
+        &server.url("/live/lobby/video.m3u8"),
+        Duration::from_secs(30),
+        |p| p.contains("#EXTINF"),
+    );
+    let url = server.rtsp_url("/live/lobby");
+    let tcp = rtsp_probe(&url, "tcp");
+    let udp = rtsp_probe(&url, "udp");
+    // A third player decodes strictly: any corrupt frame fails it.
+    let strict = Command::new(tool("ffmpeg"))
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-xerror",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            &url,
+        ])
+        .args(["-f", "null", "-"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg");
+    assert!(ff
+        .wait(Duration::from_secs(60))
+        .is_some_and(|s| s.success()));
+    // The players end when the publisher leaves: the server closes their sessions.
+    for (name, probe) in [("tcp", finish(tcp, "tcp")), ("udp", finish(udp, "udp"))] {
+        let v = stream_of(&probe, "video");
+        let a = stream_of(&probe, "audio");
+        assert_eq!(
+            (v["codec_name"].as_str(), v["width"].as_u64()),
+            (Some("h264"), Some(640)),
+            "{name}"
+        );
+        assert_eq!(
+            (a["codec_name"].as_str(), a["channels"].as_u64()),
+            (Some("aac"), Some(2)),
+            "{name}"
+        );
+        let got = num(&v["nb_read_frames"]) as u64;
+        // A player joins at a keyframe from the GOP cache (2 s GOPs: 50 frames) and from
+        // there on gets every frame.
+        assert!(
+            got >= 50 && got <= sent_video,
+            "{name}: {got} of {sent_video} video frames"
+        );
+        assert_eq!(
+            (sent_video - got) % 50,
+            0,
+            "{name}: {got} of {sent_video}: not a whole number of GOPs missed"
+        );
+        let audio = num(&a["nb_read_packets"]) as u64;
+        assert!(
+            audio > 0 && audio <= sent_audio,
+            "{name}: {audio} of {sent_audio} audio frames"
+        );
+    }
+    let out = strict.wait_with_output().expect("ffmpeg");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "strict decode: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Sends raw bytes on a new RTSP connection; returns what came back until the server
+/// closed or went quiet for a second.
+fn exchange(server: &Server, bytes: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(server.rtsp).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(1)))
+        .expect("timeout");
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+#[test]
+fn bad_rtsp_requests_get_their_status_and_disturb_nothing() {
+    let server = Server::start();
+    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes_as("640x360", "mp4"), 1);
+    let url = server.rtsp_url("/live/lobby");
+    let req = |method: &str, target: &str, extra: &str| {
+        format!("{method} {target} RTSP/1.0\r\nCSeq: 7\r\n{extra}\r\n")
+    };
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("GARBAGE\r\n\r\n".to_string(), "RTSP/1.0 400", "garbage"),
+        (req("FROB", &url, ""), "RTSP/1.0 501", "unknown method"),
+        (
+            req("DESCRIBE", &server.rtsp_url("/live/nosuch"), ""),
+            "RTSP/1.0 404",
+            "unknown stream",
+        ),
+        (
+            req("DESCRIBE", &server.rtsp_url("/live/../etc"), ""),
+            "RTSP/1.0 404",
+            "path traversal",
+        ),
+        (
+            req("PLAY", &url, "Session: 1234\r\n"),
+            "RTSP/1.0 455",
+            "PLAY before SETUP",
+        ),
+        (
+            req("SETUP", &format!("{url}/video"), ""),
+            "RTSP/1.0 400",
+            "SETUP without Transport",
+        ),
+        (
+            req(
+                "SETUP",
+                &format!("{url}/video"),
+                "Transport: RTP/SAVP;unicast;client_port=5000-5001\r\n",
+            ),
+            "RTSP/1.0 461",
+            "unsupported transport",
+        ),
+        (
+            req(
+                "SETUP",
+                &format!("{url}/subtitles"),
+                "Transport: RTP/AVP/TCP;interleaved=0-1\r\n",
+            ),
+            "RTSP/1.0 404",
+            "unknown track",
+        ),
+        (
+            "OPTIONS * RTSP/1.0\r\n\r\n".to_string(),
+            "RTSP/1.0 400",
+            "no CSeq",
+        ),
+    ];
+    for (bytes, want, what) in &cases {
+        let (got, _) = exchange(&server, bytes.as_bytes());
+        assert!(got.starts_with(want), "{what}: wanted {want}, got {got:?}");
+        if *want != "RTSP/1.0 400" {
+            assert!(got.contains("CSeq: 7"), "{what}: CSeq not echoed: {got:?}");
+        }
+    }
+    // Huge headers: refused and closed.
+    let mut huge = req("OPTIONS", &url, "");
+    huge.insert_str(
+        huge.len() - 2,
+        &format!("X-Junk: {}\r\n", "a".repeat(70_000)),
+    );
+    let (got, closed) = exchange(&server, huge.as_bytes());
+    assert!(
+        got.starts_with("RTSP/1.0 400") && closed,
+        "huge request: {got:?}"
+    );
+    // A real session with the wrong session id on PLAY.
+    let setup = req(
+        "SETUP",
+        &format!("{url}/video"),
+        "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
+    );
+    let play = req("PLAY", &url, "Session: WRONG\r\n");
+    let (got, _) = exchange(&server, format!("{setup}{play}").as_bytes());
+    assert!(
+        got.contains("RTSP/1.0 200") && got.contains("RTSP/1.0 454"),
+        "{got:?}"
+    );
+    // OPTIONS lists what we do.
+    let (got, _) = exchange(&server, req("OPTIONS", &url, "").as_bytes());
+    assert!(
+        got.starts_with("RTSP/1.0 200") && got.contains("DESCRIBE") && got.contains("PLAY"),
+        "{got:?}"
+    );
+    // After all that, a real player still gets the stream, and HLS still flows.
+    let probe = finish(
+        Command::new(tool("ffprobe"))
+            .args([
+                "-v",
+                "error",
+                "-rtsp_transport",
+                "tcp",
+                "-print_format",
+                "json",
+                "-show_streams",
+                &url,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ffprobe"),
+        "probe after bad requests",
+    );
+    assert_eq!(stream_of(&probe, "video")["codec_name"], "h264");
+    let log = server.log();
+    assert!(
+        log.contains("RTSP connection ended") && log.contains("malformed RTSP message"),
+        "{log}"
+    );
+}
