@@ -3,12 +3,12 @@
 //!
 //! Message grammar comes from rtsp-types; the session logic is ours: OPTIONS, DESCRIBE,
 //! SETUP (per track), PLAY, TEARDOWN, and GET_PARAMETER/SET_PARAMETER as keep-alives.
-//! A new player starts at a keyframe from the hub's GOP cache. Everything a connection
-//! sends goes through one bounded queue; a player that does not keep up (a stuck TCP
-//! socket) loses packets until the next keyframe and is dropped after
-//! [`STUCK_LIMIT`], never slowing the publisher or other players. RTCP sender reports
-//! (RFC 3550 §6.4.1) map every track's RTP time to the same wall clock, so players can
-//! line audio up with video.
+//! A new player starts at a keyframe from the hub's GOP cache. Each player has its own
+//! task, hub subscription and bounded queue, and waits only for its own socket: one that
+//! falls too far behind the hub resumes at the next keyframe, and one that takes nothing
+//! for [`STUCK_LIMIT`] is dropped, never slowing the publisher or other players. RTCP
+//! sender reports (RFC 3550 §6.4.1) map every track's RTP time to the same wall clock, so
+//! players can line audio up with video.
 
 use super::rtp::Packetizer;
 use super::sdp;
@@ -22,7 +22,7 @@ use rtsp_types::{Message, Method, ParseError, Request, Response, StatusCode, Ver
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{broadcast, mpsc};
@@ -30,8 +30,12 @@ use tracing::{info, warn, Instrument};
 
 /// A request larger than this (headers and body) is refused.
 const MAX_REQUEST: usize = 64 * 1024;
-/// Outgoing messages queued per connection before media is skipped.
-const QUEUE: usize = 1024;
+/// Outgoing messages (mostly RTP packets of up to 1.4 KB) queued per connection before
+/// media is skipped.
+const QUEUE: usize = 256;
+/// Kernel send buffer of an RTSP connection, in bytes: small, so that a player that
+/// stops reading is noticed within seconds rather than after megabytes.
+const SEND_BUFFER: usize = 256 * 1024;
 /// A player whose queue stays full this long is dropped.
 pub const STUCK_LIMIT: Duration = Duration::from_secs(10);
 /// Session timeout announced to players (seconds); keep-alives must come sooner.
@@ -114,6 +118,7 @@ impl Drop for Session {
 
 async fn connection(sock: TcpStream, peer: SocketAddr, app: App) -> Result<(), RtspError> {
     sock.set_nodelay(true)?;
+    socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER)?;
     let local = sock.local_addr()?;
     let (mut rd, mut wr) = sock.into_split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
@@ -289,7 +294,7 @@ impl Conn {
                     self.reply(status_only(status).empty()).await;
                     return true;
                 }
-                let rtp_info = self.play(&req);
+                let (rtp_info, start) = self.play(&req);
                 let r = base
                     .header(
                         headers::SESSION,
@@ -298,7 +303,13 @@ impl Conn {
                     .header(headers::RANGE, "npt=0.000-")
                     .header(headers::RTP_INFO, rtp_info.as_str())
                     .empty();
+                // The reply goes first: players skip interleaved data that arrives
+                // before it, and would lose the first sender reports and keyframe.
                 self.reply(r).await;
+                if let (Some(start), Some(s)) = (start, &mut self.session) {
+                    s.playing = Some(tokio::spawn(start.instrument(tracing::Span::current())));
+                    info!("playing");
+                }
                 true
             }
             Method::Teardown => {
@@ -455,10 +466,17 @@ impl Conn {
         Ok(reply)
     }
 
-    /// Starts sending; returns the RTP-Info header value.
-    fn play(&mut self, req: &Request<Vec<u8>>) -> String {
+    /// Prepares sending: returns the RTP-Info header value, and (unless already playing)
+    /// the sender to spawn once the reply is queued.
+    fn play(
+        &mut self,
+        req: &Request<Vec<u8>>,
+    ) -> (
+        String,
+        Option<impl std::future::Future<Output = ()> + Send + 'static>,
+    ) {
         let Some(s) = &mut self.session else {
-            return String::new();
+            return (String::new(), None);
         };
         let base = req
             .request_uri()
@@ -478,6 +496,7 @@ impl Conn {
                 t.packetizer.rtp_time(ticks)
             ));
         }
+        let mut start = None;
         if s.playing.is_none() {
             let params = s.entry.hub.params();
             let tracks: BTreeMap<TrackId, (Route, Packetizer, u32)> = s
@@ -493,18 +512,11 @@ impl Conn {
                 tx: self.tx.clone(),
                 hang_up: self.hang_up.clone(),
                 origin,
-                stuck_since: None,
                 waiting_for_keyframe: false,
             };
-            let state = s.entry.hub.state();
-            s.playing = Some(tokio::spawn(
-                sender
-                    .run(gop, rx, state)
-                    .instrument(tracing::Span::current()),
-            ));
-            info!("playing");
+            start = Some(sender.run(gop, rx, s.entry.hub.state()));
         }
-        info.join(",")
+        (info.join(","), start)
     }
 }
 
@@ -555,14 +567,13 @@ struct MediaSender {
     tx: mpsc::Sender<Bytes>,
     hang_up: Arc<tokio::sync::Notify>,
     origin: SystemTime,
-    stuck_since: Option<Instant>,
     waiting_for_keyframe: bool,
 }
 
 enum Sent {
     Ok,
-    /// The queue was full: the player is behind.
-    Behind,
+    /// Nothing could be sent for [`STUCK_LIMIT`].
+    Stuck,
     /// The connection is gone.
     Closed,
 }
@@ -592,9 +603,9 @@ impl MediaSender {
                 .first()
                 .is_some_and(|f| f.track == TrackId::Video && f.is_sync);
         // Sender reports first, so players can place the very first packets in time.
-        self.sender_reports();
+        self.sender_reports().await;
         for f in &gop {
-            if !self.frame(f) {
+            if !self.frame(f).await {
                 return;
             }
         }
@@ -603,7 +614,7 @@ impl MediaSender {
             tokio::select! {
                 r = rx.recv() => match r {
                     Ok(f) => {
-                        if !self.frame(&f) {
+                        if !self.frame(&f).await {
                             return;
                         }
                     }
@@ -613,16 +624,16 @@ impl MediaSender {
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
-                _ = reports.tick() => self.sender_reports(),
+                _ = reports.tick() => self.sender_reports().await,
                 r = state.changed() => {
                     if r.is_err() || matches!(*state.borrow_and_update(), PublishState::Idle) {
                         // The publisher left: drain what it sent, say goodbye, hang up.
                         while let Ok(f) = rx.try_recv() {
-                            if !self.frame(&f) {
+                            if !self.frame(&f).await {
                                 return;
                             }
                         }
-                        self.bye();
+                        self.bye().await;
                         info!("publisher left; ending the RTSP session");
                         // Dropping our queue sender lets the writer finish and close.
                         return;
@@ -633,7 +644,7 @@ impl MediaSender {
     }
 
     /// Sends one frame; false when the player must be dropped.
-    fn frame(&mut self, f: &Frame) -> bool {
+    async fn frame(&mut self, f: &Frame) -> bool {
         if self.waiting_for_keyframe {
             if f.track == TrackId::Video && f.is_sync {
                 self.waiting_for_keyframe = false;
@@ -656,36 +667,33 @@ impl MediaSender {
         };
         let route = route.clone();
         for p in packets {
-            match self.route_packet(&route, false, p) {
+            match self.route_packet(&route, false, p).await {
                 Sent::Ok => {}
                 Sent::Closed => return false,
-                Sent::Behind => {
-                    let since = *self.stuck_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > STUCK_LIMIT {
-                        warn!("RTSP player stuck for {STUCK_LIMIT:?}; dropping it");
-                        return false;
-                    }
-                    self.waiting_for_keyframe = self.tracks.contains_key(&TrackId::Video);
-                    return true;
+                Sent::Stuck => {
+                    warn!("RTSP player took nothing for {STUCK_LIMIT:?}; dropping it");
+                    return false;
                 }
             }
         }
-        self.stuck_since = None;
         true
     }
 
-    fn route_packet(&self, route: &Route, rtcp: bool, p: Bytes) -> Sent {
-        match route {
+    /// Sends one packet, waiting while this player's queue or socket is full. Only this
+    /// player waits: it has its own task and hub subscription, and if it falls too far
+    /// behind the hub it resumes at the next keyframe.
+    async fn route_packet(&self, route: &Route, rtcp: bool, p: Bytes) -> Sent {
+        let sent = match route {
             Route::Interleaved { rtp, rtcp: rtcp_ch } => {
                 let mut b = BytesMut::with_capacity(4 + p.len());
                 b.put_u8(b'$');
                 b.put_u8(if rtcp { *rtcp_ch } else { *rtp });
                 b.put_u16(p.len() as u16);
                 b.put_slice(&p);
-                match self.tx.try_send(b.freeze()) {
-                    Ok(()) => Sent::Ok,
-                    Err(mpsc::error::TrySendError::Full(_)) => Sent::Behind,
-                    Err(mpsc::error::TrySendError::Closed(_)) => Sent::Closed,
+                match tokio::time::timeout(STUCK_LIMIT, self.tx.send(b.freeze())).await {
+                    Ok(Ok(())) => return Sent::Ok,
+                    Ok(Err(_)) => return Sent::Closed,
+                    Err(_) => return Sent::Stuck,
                 }
             }
             Route::Udp {
@@ -699,20 +707,20 @@ impl MediaSender {
                 } else {
                     (rtp, to_rtp)
                 };
-                // A full socket buffer drops the datagram, as a network would.
-                let _ = sock.try_send_to(&p, *to);
-                if self.tx.is_closed() {
-                    Sent::Closed
-                } else {
-                    Sent::Ok
-                }
+                tokio::time::timeout(STUCK_LIMIT, sock.send_to(&p, *to)).await
             }
+        };
+        match sent {
+            _ if self.tx.is_closed() => Sent::Closed,
+            Err(_) => Sent::Stuck,
+            // A datagram the kernel refuses is lost, as on a network.
+            Ok(_) => Sent::Ok,
         }
     }
 
     /// RTCP sender reports (RFC 3550 §6.4.1): wall clock (NTP) against each track's RTP
     /// time for the same instant, from the hub's one origin.
-    fn sender_reports(&mut self) {
+    async fn sender_reports(&mut self) {
         let now = SystemTime::now();
         let since_epoch = now.duration_since(UNIX_EPOCH).unwrap_or_default();
         let ntp_secs = since_epoch.as_secs() + 2_208_988_800;
@@ -741,19 +749,19 @@ impl MediaSender {
             })
             .collect();
         for (route, b) in reports {
-            let _ = self.route_packet(&route, true, b);
+            let _ = self.route_packet(&route, true, b).await;
         }
     }
 
     /// RTCP BYE (RFC 3550 §6.6) on every track.
-    fn bye(&self) {
+    async fn bye(&self) {
         for (route, p, _) in self.tracks.values() {
             let mut b = BytesMut::with_capacity(8);
             b.put_u8(0x81);
             b.put_u8(203);
             b.put_u16(1);
             b.put_u32(p.ssrc());
-            let _ = self.route_packet(route, true, b.freeze());
+            let _ = self.route_packet(route, true, b.freeze()).await;
         }
     }
 }
