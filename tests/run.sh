@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need when it is missing (ffmpeg,
-# Chromium, Node.js from the distribution; a C compiler for the bundled SQLite; hls.js,
+# GStreamer, Chromium, Node.js from the distribution; a C compiler for the bundled SQLite; hls.js,
 # dash.js and playwright-core from npm), builds once, then runs unit and end-to-end
 # tests in parallel.
 set -euo pipefail
@@ -16,6 +16,12 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || packages+=(ffmp
 command -v cc >/dev/null || packages+=(build-essential)
 command -v chromium >/dev/null || packages+=(chromium)
 command -v npm >/dev/null || packages+=(nodejs npm)
+# GStreamer plays our RTSP output: rtspsrc and the depayloaders, parsers and decoders.
+if ! gst-inspect-1.0 rtspsrc rtph264depay h264parse avdec_h264 rtpmp4gdepay aacparse avdec_aac \
+  >/dev/null 2>&1; then
+  packages+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+    gstreamer1.0-plugins-bad gstreamer1.0-libav)
+fi
 if ((${#packages[@]})); then
   echo "installing: ${packages[*]}"
   sudo=()

@@ -323,3 +323,78 @@ fn a_stuck_player_is_dropped_and_never_stalls_another() {
     let (status, _, _) = get(&server.url("/live/lobby/index.m3u8"));
     assert_eq!(status, 200);
 }
+
+/// Decoded video and audio buffers in a `gst-launch-1.0 -v` log with identities `v`/`a`.
+fn gst_buffers(log: &str, identity: &str) -> usize {
+    log.matches(&format!("GstIdentity:{identity}: last-message = chain"))
+        .count()
+}
+
+#[test]
+fn gstreamer_rtspsrc_plays_over_tcp_and_udp_from_a_keyframe_without_loss() {
+    let server = Server::start();
+    let key = server.add_stream("lobby");
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let sent_video = sent_packets(&clip, 2).0.expect("video");
+    let mut ff = publish(&clip, 2, &server.rtmp_url(&format!("lobby?key={key}")));
+    wait_for(
+        &server.url("/live/lobby/video.m3u8"),
+        Duration::from_secs(30),
+        |p| p.contains("#EXTINF"),
+    );
+    let url = server.rtsp_url("/live/lobby");
+    let players: Vec<_> = ["tcp", "udp"]
+        .iter()
+        .map(|proto| {
+            let pipeline = format!(
+                "rtspsrc location={url} protocols={proto} name=src \
+                 src. ! rtph264depay ! h264parse ! avdec_h264 ! identity name=v silent=false ! fakesink \
+                 src. ! rtpmp4gdepay ! aacparse ! avdec_aac ! identity name=a silent=false ! fakesink"
+            );
+            let child = Command::new(tool("gst-launch-1.0"))
+                .arg("-v")
+                .args(pipeline.split_whitespace())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("gst-launch-1.0");
+            (*proto, child)
+        })
+        .collect();
+    assert!(ff
+        .wait(Duration::from_secs(60))
+        .is_some_and(|s| s.success()));
+    for (proto, child) in players {
+        let out = child.wait_with_output().expect("gst-launch-1.0");
+        let log = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && log.contains("Got EOS"),
+            "{proto}: {}{}",
+            log.lines()
+                .filter(|l| !l.contains("last-message"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let video = gst_buffers(&log, "v") as u64;
+        assert!(
+            video >= 50 && video <= sent_video,
+            "{proto}: {video} of {sent_video} frames"
+        );
+        // It joins at a keyframe, so whole 50-frame GOPs before it are missing. GStreamer's
+        // count is within a frame or two of that on a loaded machine: its jitter buffer
+        // turns our RTCP BYE into EOS while it still holds frames (open, issue 3; ffprobe's
+        // counts over the same path are exact). A real loss would be a whole chunk.
+        let missed = sent_video - video;
+        let off = (missed % 50).min(50 - missed % 50);
+        assert!(
+            off <= 3,
+            "{proto}: {video} of {sent_video}: {off} frames off a keyframe start"
+        );
+        assert!(
+            log.contains("345600 bytes"),
+            "{proto}: decoded frames are not 640x360 I420"
+        );
+        assert!(gst_buffers(&log, "a") > 0, "{proto}: no audio decoded");
+    }
+}

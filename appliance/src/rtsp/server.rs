@@ -42,6 +42,10 @@ pub const STUCK_LIMIT: Duration = Duration::from_secs(10);
 const SESSION_TIMEOUT: u64 = 60;
 /// Interval between RTCP sender reports.
 const SR_INTERVAL: Duration = Duration::from_secs(2);
+/// After the publisher left and BYE was sent, how long a player may take to send its
+/// TEARDOWN (GStreamer does) before the server closes the connection (which ffmpeg,
+/// ignoring BYE over TCP, needs in order to end).
+const BYE_GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts RTSP connections forever, one task per connection.
 pub async fn serve(listener: TcpListener, app: App) {
@@ -232,6 +236,12 @@ impl Conn {
 
     /// Handles one request; false ends the connection.
     async fn handle(&mut self, req: Request<Vec<u8>>) -> bool {
+        tracing::debug!(
+            method = ?req.method(),
+            uri = ?req.request_uri().map(|u| u.as_str()),
+            session = ?req.header(&headers::SESSION).map(|v| v.as_str()),
+            "RTSP request"
+        );
         let cseq = req.header(&headers::CSEQ).map(|v| v.as_str().to_string());
         let Some(cseq) = cseq else {
             self.reply_status(StatusCode::BadRequest, None).await;
@@ -585,17 +595,22 @@ impl MediaSender {
         rx: broadcast::Receiver<Arc<Frame>>,
         state: tokio::sync::watch::Receiver<PublishState>,
     ) {
-        self.send_all(gop, rx, state).await;
+        if self.send_all(gop, rx, state).await {
+            // A TEARDOWN in the meantime ends the session, and this task with it.
+            tokio::time::sleep(BYE_GRACE).await;
+        }
         // However sending ended, the connection closes (after what is queued).
         self.hang_up.notify_one();
     }
 
+    /// Sends until the publisher leaves (true, after RTCP BYE) or the player must go
+    /// (false).
     async fn send_all(
         &mut self,
         gop: Vec<Arc<Frame>>,
         mut rx: broadcast::Receiver<Arc<Frame>>,
         mut state: tokio::sync::watch::Receiver<PublishState>,
-    ) {
+    ) -> bool {
         let has_video = self.tracks.contains_key(&TrackId::Video);
         // The GOP cache starts at a keyframe when the stream has video.
         self.waiting_for_keyframe = has_video
@@ -606,7 +621,7 @@ impl MediaSender {
         self.sender_reports().await;
         for f in &gop {
             if !self.frame(f).await {
-                return;
+                return false;
             }
         }
         let mut reports = tokio::time::interval(SR_INTERVAL);
@@ -615,14 +630,14 @@ impl MediaSender {
                 r = rx.recv() => match r {
                     Ok(f) => {
                         if !self.frame(&f).await {
-                            return;
+                            return false;
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         warn!(skipped = n, "RTSP player fell behind the hub; skipping to the next keyframe");
                         self.waiting_for_keyframe = has_video;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(broadcast::error::RecvError::Closed) => return false,
                 },
                 _ = reports.tick() => self.sender_reports().await,
                 r = state.changed() => {
@@ -630,13 +645,12 @@ impl MediaSender {
                         // The publisher left: drain what it sent, say goodbye, hang up.
                         while let Ok(f) = rx.try_recv() {
                             if !self.frame(&f).await {
-                                return;
+                                return false;
                             }
                         }
                         self.bye().await;
                         info!("publisher left; ending the RTSP session");
-                        // Dropping our queue sender lets the writer finish and close.
-                        return;
+                        return true;
                     }
                 }
             }
