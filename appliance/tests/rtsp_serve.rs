@@ -105,11 +105,8 @@ fn rtmp_stream_plays_over_rtsp_tcp_and_udp_from_a_keyframe_without_loss() {
         );
     }
     let out = strict.wait_with_output().expect("ffmpeg");
-    // -xerror: any decode error fails the run. (Open, issue 3: ffmpeg's RTSP reader logs
-    // a 2-frame audio DTS step at the test clip's loop boundaries, which HLS and DASH over
-    // the same frames do not show; so warnings are not asserted away here.)
     assert!(
-        out.status.success(),
+        out.status.success() && out.stderr.is_empty(),
         "strict decode: {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -300,9 +297,8 @@ fn a_stuck_player_is_dropped_and_never_stalls_another() {
     let line = server.wait_log("dropping it", Duration::from_secs(40));
     assert!(line.contains("peer=127.0.0.1:"), "{line}");
     let out = healthy.wait_with_output().expect("ffmpeg");
-    // -xerror: any decode error fails it (see the note on warnings above).
     assert!(
-        out.status.success(),
+        out.status.success() && out.stderr.is_empty(),
         "the healthy player suffered: {}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -382,8 +378,8 @@ fn gstreamer_rtspsrc_plays_over_tcp_and_udp_from_a_keyframe_without_loss() {
             "{proto}: {video} of {sent_video} frames"
         );
         // It joins at a keyframe, so whole 50-frame GOPs before it are missing. GStreamer's
-        // count is within a frame or two of that on a loaded machine: its jitter buffer
-        // turns our RTCP BYE into EOS while it still holds frames (open, issue 3; ffprobe's
+        // count is within a frame or two of that on a loaded machine (open, issue 3: its
+        // jitter buffer turns our RTCP BYE into EOS while it still holds frames; ffprobe's
         // counts over the same path are exact). A real loss would be a whole chunk.
         let missed = sent_video - video;
         let off = (missed % 50).min(50 - missed % 50);

@@ -194,7 +194,8 @@ pub enum Demuxed {
     /// One access unit.
     Frame(Frame),
     /// Nothing to pass on: a repeated sequence header, an end-of-sequence, an empty AAC
-    /// frame, an info frame.
+    /// frame, an audio frame overlapping earlier audio (see
+    /// [`AudioClock::stamp`](super::timeline::AudioClock::stamp)), an info frame.
     Nothing,
 }
 
@@ -297,9 +298,12 @@ impl FlvDemuxer {
                     .audio
                     .as_mut()
                     .ok_or(DemuxError::NoSequenceHeader("audio"))?;
+                let Some(dts) = clock.stamp(ms) else {
+                    return Ok(Demuxed::Nothing);
+                };
                 Ok(Demuxed::Frame(Frame {
                     track: TrackId::Audio,
-                    dts: clock.stamp(ms),
+                    dts,
                     cts: 0,
                     is_sync: true,
                     params: params.clone(),

@@ -71,16 +71,27 @@ impl AudioClock {
         }
     }
 
-    /// Returns the decode time in samples of a frame whose wire time is `ms` milliseconds.
-    pub fn stamp(&mut self, ms: i64) -> i64 {
+    /// Returns the decode time in samples of a frame whose wire time is `ms` milliseconds,
+    /// or `None` for a frame to drop.
+    ///
+    /// Frames follow each other sample-exactly while the wire time agrees within
+    /// [`AUDIO_RESYNC_MS`]. A later wire time is a gap in the source: the clock jumps
+    /// forward to it. An earlier one by more than a frame means the source repeated or
+    /// overlapped audio (encoders re-send their priming frame when a file loops): that
+    /// frame is dropped, so time never runs backwards and audio stays within a frame of
+    /// video.
+    pub fn stamp(&mut self, ms: i64) -> Option<i64> {
         let rate = i64::from(self.sample_rate);
         let wire = ms * rate / 1000;
+        let frame = i64::from(self.frame_length);
         let t = match self.next {
-            Some(n) if (n - wire).abs() * 1000 <= AUDIO_RESYNC_MS * rate => n,
-            _ => wire,
+            None => wire,
+            Some(n) if wire > n && (wire - n) * 1000 > AUDIO_RESYNC_MS * rate => wire,
+            Some(n) if n - wire > frame => return None,
+            Some(n) => n,
         };
-        self.next = Some(t + i64::from(self.frame_length));
-        t
+        self.next = Some(t + frame);
+        Some(t)
     }
 }
 
@@ -109,9 +120,21 @@ mod tests {
     #[test]
     fn audio_clock_is_sample_exact() {
         let mut c = AudioClock::new(48000, 1024);
-        let stamps: Vec<i64> = [0, 21, 43, 64, 85].iter().map(|&ms| c.stamp(ms)).collect();
-        assert_eq!(stamps, vec![0, 1024, 2048, 3072, 4096]);
-        // A gap of a second re-anchors.
-        assert_eq!(c.stamp(1085), 1085 * 48);
+        let stamps: Vec<Option<i64>> = [0, 21, 43, 64, 85].iter().map(|&ms| c.stamp(ms)).collect();
+        assert_eq!(stamps, [0, 1024, 2048, 3072, 4096].map(Some));
+        // A gap of a second re-anchors forward.
+        assert_eq!(c.stamp(1085), Some(1085 * 48));
+    }
+
+    #[test]
+    fn overlapping_audio_is_dropped_never_stamped_backwards() {
+        let mut c = AudioClock::new(48000, 1024);
+        assert_eq!(c.stamp(0), Some(0));
+        assert_eq!(c.stamp(21), Some(1024));
+        // 13 ms early (less than a frame): absorbed, still sample-exact.
+        assert_eq!(c.stamp(30), Some(2048));
+        // A loop re-sends a priming frame 43 ms early (more than a frame): dropped.
+        assert_eq!(c.stamp(21), None);
+        assert_eq!(c.stamp(64), Some(3072));
     }
 }
