@@ -198,11 +198,6 @@ impl Publisher {
         self.base_ms
     }
 
-    /// The hub published into.
-    pub fn hub(&self) -> &Arc<Hub> {
-        &self.hub
-    }
-
     /// Declares a track's parameters as soon as the publisher knows them (its sequence
     /// header), so consumers see the whole track set before the first frame.
     pub fn set_params(&self, params: Arc<TrackParams>) {

@@ -247,7 +247,7 @@ fn video_only_stream_plays_frame_exact() {
 #[test]
 fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
     let server = Server::start();
-    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes(), 2);
+    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes(), -1, 2);
     let video = server.url("/live/lobby/video.m3u8");
 
     // Multivariant playlist: codecs, resolution, frame rate, bandwidth, audio group.
@@ -578,7 +578,7 @@ fn hls_js_and_dash_js_play_the_live_stream_in_chromium() {
     let server = Server::start();
     // 640x360 keeps Chromium's software decoding light on a small machine: this test is
     // about the players and the protocol, not decoding speed. One player at a time.
-    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes_as("640x360", "mp4"), 1);
+    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes_as("640x360", "mp4"), -1, 1);
     let hls = browser_result(play_in_browser(
         "hls",
         &server.url("/live/lobby/index.m3u8"),

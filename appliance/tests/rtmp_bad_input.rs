@@ -8,7 +8,7 @@
 mod support;
 
 use bytes::Bytes;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use support::rtmp::*;
@@ -24,7 +24,7 @@ struct Fixture {
 impl Fixture {
     fn new() -> Fixture {
         let server = Server::start();
-        let (good_key, publisher) = server.publish_live("good", &bbb_bframes(), 1);
+        let (good_key, publisher) = server.publish_live("good", &bbb_bframes(), -1, 1);
         Fixture {
             server,
             _publisher: publisher,
@@ -90,17 +90,8 @@ impl Fixture {
 
 /// Reads until the server closes the connection (or 15 s pass, which fails).
 fn assert_closed_by_server(sock: &mut TcpStream) {
-    sock.set_read_timeout(Some(Duration::from_secs(15)))
-        .expect("timeout");
-    let mut buf = [0u8; 4096];
-    loop {
-        match sock.read(&mut buf) {
-            Ok(0) => return,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return,
-            Err(e) => panic!("server kept the connection open: {e}"),
-        }
-    }
+    let (_, closed) = read_until_closed(sock, Duration::from_secs(15));
+    assert!(closed, "server kept the connection open");
 }
 
 fn ffmpeg_refused(mut ff: Proc) -> String {

@@ -9,6 +9,27 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use support::*;
 
+/// ffmpeg decoding an RTSP URL over TCP with `-xerror` (any decode error fails it), with
+/// extra output options before the null output.
+fn strict_player(url: &str, extra: &[&str]) -> std::process::Child {
+    Command::new(tool("ffmpeg"))
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-xerror",
+            "-rtsp_transport",
+            "tcp",
+            "-i",
+            url,
+        ])
+        .args(extra)
+        .args(["-f", "null", "-"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffmpeg")
+}
+
 /// ffprobe counting every frame of an RTSP URL over `transport` (`tcp` or `udp`).
 fn rtsp_probe(url: &str, transport: &str) -> std::process::Child {
     Command::new(tool("ffprobe"))
@@ -40,35 +61,15 @@ fn finish(child: std::process::Child, what: &str) -> serde_json::Value {
 #[test]
 fn rtmp_stream_plays_over_rtsp_tcp_and_udp_from_a_keyframe_without_loss() {
     let server = Server::start();
-    let key = server.add_stream("lobby");
     let clip = bbb_bframes_as("640x360", "mp4");
     let (sent_video, sent_audio) = sent_packets(&clip, 2);
     let (sent_video, sent_audio) = (sent_video.expect("video"), sent_audio.expect("audio"));
-    let mut ff = publish(&clip, 2, &server.rtmp_url(&format!("lobby?key={key}")));
-    wait_for(
-        &server.url("/live/lobby/video.m3u8"),
-        Duration::from_secs(30),
-        |p| p.contains("#EXTINF"),
-    );
+    let (_key, mut ff) = server.publish_live("lobby", &clip, 2, 1);
     let url = server.rtsp_url("/live/lobby");
     let tcp = rtsp_probe(&url, "tcp");
     let udp = rtsp_probe(&url, "udp");
     // A third player decodes strictly: any corrupt frame fails it.
-    let strict = Command::new(tool("ffmpeg"))
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-xerror",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &url,
-        ])
-        .args(["-f", "null", "-"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg");
+    let strict = strict_player(&url, &[]);
     assert!(ff
         .wait(Duration::from_secs(60))
         .is_some_and(|s| s.success()));
@@ -116,26 +117,15 @@ fn rtmp_stream_plays_over_rtsp_tcp_and_udp_from_a_keyframe_without_loss() {
 /// closed or went quiet for a second.
 fn exchange(server: &Server, bytes: &[u8]) -> (String, bool) {
     let mut s = TcpStream::connect(server.rtsp).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(1)))
-        .expect("timeout");
     let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    let closed = loop {
-        match s.read(&mut buf) {
-            Ok(0) => break true,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
-            Err(_) => break false,
-        }
-    };
+    let (out, closed) = read_until_closed(&mut s, Duration::from_secs(1));
     (String::from_utf8_lossy(&out).into_owned(), closed)
 }
 
 #[test]
 fn bad_rtsp_requests_get_their_status_and_disturb_nothing() {
     let server = Server::start();
-    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes_as("640x360", "mp4"), 1);
+    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes_as("640x360", "mp4"), -1, 1);
     let url = server.rtsp_url("/live/lobby");
     let req = |method: &str, target: &str, extra: &str| {
         format!("{method} {target} RTSP/1.0\r\nCSeq: 7\r\n{extra}\r\n")
@@ -253,7 +243,7 @@ fn bad_rtsp_requests_get_their_status_and_disturb_nothing() {
 #[test]
 fn a_stuck_player_is_dropped_and_never_stalls_another() {
     let server = Server::start();
-    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes(), 1);
+    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes(), -1, 1);
     let url = server.rtsp_url("/live/lobby");
     // A player that sets up over TCP, asks to play, and then never reads: a small
     // receive buffer fills at once.
@@ -279,21 +269,7 @@ fn a_stuck_player_is_dropped_and_never_stalls_another() {
     stuck.write_all(play.as_bytes()).expect("play");
     // Meanwhile a healthy player gets every frame from its keyframe on, and the stuck
     // one is dropped.
-    let healthy = Command::new(tool("ffmpeg"))
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-xerror",
-            "-rtsp_transport",
-            "tcp",
-            "-i",
-            &url,
-        ])
-        .args(["-t", "14", "-f", "null", "-"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("ffmpeg");
+    let healthy = strict_player(&url, &["-t", "14"]);
     let line = server.wait_log("dropping it", Duration::from_secs(40));
     assert!(line.contains("peer=127.0.0.1:"), "{line}");
     let out = healthy.wait_with_output().expect("ffmpeg");
@@ -303,18 +279,7 @@ fn a_stuck_player_is_dropped_and_never_stalls_another() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The dropped player's connection is closed by the server.
-    stuck
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    let mut sink = vec![0u8; 1 << 20];
-    let closed = loop {
-        match stuck.read(&mut sink) {
-            Ok(0) => break true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
-            Err(_) => break false,
-        }
-    };
+    let (_, closed) = read_until_closed(&mut stuck, Duration::from_secs(10));
     assert!(closed, "the stuck player's connection stayed open");
     let (status, _, _) = get(&server.url("/live/lobby/index.m3u8"));
     assert_eq!(status, 200);
@@ -329,15 +294,9 @@ fn gst_buffers(log: &str, identity: &str) -> usize {
 #[test]
 fn gstreamer_rtspsrc_plays_over_tcp_and_udp_from_a_keyframe_without_loss() {
     let server = Server::start();
-    let key = server.add_stream("lobby");
     let clip = bbb_bframes_as("640x360", "mp4");
     let sent_video = sent_packets(&clip, 2).0.expect("video");
-    let mut ff = publish(&clip, 2, &server.rtmp_url(&format!("lobby?key={key}")));
-    wait_for(
-        &server.url("/live/lobby/video.m3u8"),
-        Duration::from_secs(30),
-        |p| p.contains("#EXTINF"),
-    );
+    let (_key, mut ff) = server.publish_live("lobby", &clip, 2, 1);
     let url = server.rtsp_url("/live/lobby");
     let players: Vec<_> = ["tcp", "udp"]
         .iter()

@@ -206,36 +206,42 @@ impl Connection {
             .map_err(|e| RtmpError::Protocol(format!("{e:?}")))?;
         self.handle_results(&mut sock, &mut session, initial)
             .await?;
-        let mut input = leftover;
+        // The bytes that came with the end of the handshake go first, then each read is
+        // handed to the session straight from the read buffer.
+        let mut pending = leftover;
         let mut unanswered = 0usize;
         loop {
-            if !input.is_empty() {
-                let results = session
-                    .handle_input(&input)
-                    .map_err(|e| RtmpError::Protocol(format!("{e:?}")))?;
-                let progress = results
-                    .iter()
-                    .any(|r| matches!(r, ServerSessionResult::RaisedEvent(_)));
-                if !progress {
-                    unanswered += input.len();
-                    if unanswered > MAX_BYTES_WITHOUT_MESSAGE {
-                        return Err(RtmpError::Oversized(unanswered));
-                    }
-                } else {
-                    unanswered = 0;
-                }
-                if self
-                    .handle_results(&mut sock, &mut session, results)
-                    .await?
-                {
+            let n = if pending.is_empty() {
+                let n = read_some(&mut sock, &mut buf).await?;
+                if n == 0 {
                     return Ok(());
                 }
+                n
+            } else {
+                0
+            };
+            let input: &[u8] = if n == 0 { &pending } else { &buf[..n] };
+            let results = session
+                .handle_input(input)
+                .map_err(|e| RtmpError::Protocol(format!("{e:?}")))?;
+            let progress = results
+                .iter()
+                .any(|r| matches!(r, ServerSessionResult::RaisedEvent(_)));
+            if progress {
+                unanswered = 0;
+            } else {
+                unanswered += input.len();
+                if unanswered > MAX_BYTES_WITHOUT_MESSAGE {
+                    return Err(RtmpError::Oversized(unanswered));
+                }
             }
-            let n = read_some(&mut sock, &mut buf).await?;
-            if n == 0 {
+            pending.clear();
+            if self
+                .handle_results(&mut sock, &mut session, results)
+                .await?
+            {
                 return Ok(());
             }
-            input = buf[..n].to_vec();
         }
     }
 

@@ -206,12 +206,18 @@ impl Server {
             .expect("run streambox CLI")
     }
 
-    /// Adds stream `name`, publishes `clip` to it in a loop with ffmpeg, and waits until
-    /// the stream has `segments` complete segments. Returns the stream key and the
-    /// publisher (which stops when dropped).
-    pub fn publish_live(&self, name: &str, clip: &Path, segments: usize) -> (String, Proc) {
+    /// Adds stream `name`, publishes `clip` to it with ffmpeg (`loops` extra times, -1
+    /// for ever), and waits until the stream has `segments` complete segments. Returns the
+    /// stream key and the publisher (which stops when dropped).
+    pub fn publish_live(
+        &self,
+        name: &str,
+        clip: &Path,
+        loops: i32,
+        segments: usize,
+    ) -> (String, Proc) {
         let key = self.add_stream(name);
-        let publisher = publish(clip, -1, &self.rtmp_url(&format!("{name}?key={key}")));
+        let publisher = publish(clip, loops, &self.rtmp_url(&format!("{name}?key={key}")));
         wait_for(
             &self.url(&format!("/live/{name}/video.m3u8")),
             Duration::from_secs(30),
@@ -275,6 +281,23 @@ impl Drop for Server {
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("---- streambox log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Reads from `sock` until the server closes it (true) or nothing comes for `quiet`
+/// (false); returns what arrived.
+pub fn read_until_closed(sock: &mut std::net::TcpStream, quiet: Duration) -> (Vec<u8>, bool) {
+    use std::io::Read;
+    sock.set_read_timeout(Some(quiet)).expect("read timeout");
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return (out, true),
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (out, true),
+            Err(_) => return (out, false),
         }
     }
 }
