@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need when it is missing (ffmpeg,
-# GStreamer, Chromium, Node.js from the distribution; a C compiler for the bundled SQLite; hls.js,
-# dash.js and playwright-core from npm), builds once, then runs unit and end-to-end
-# tests in parallel.
+# GStreamer with its RTSP server, Chromium, Node.js from the distribution; a C compiler
+# for the bundled SQLite and fdk-aac; hls.js, dash.js and playwright-core from npm),
+# builds once, then runs unit and end-to-end tests in parallel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +21,11 @@ if ! gst-inspect-1.0 rtspsrc rtph264depay h264parse avdec_h264 rtpmp4gdepay aacp
   >/dev/null 2>&1; then
   packages+=(gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
     gstreamer1.0-plugins-bad gstreamer1.0-libav)
+fi
+# The test camera: GStreamer's RTSP server, driven from the distribution's python3.
+if ! /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0"); from gi.repository import GstRtspServer' \
+  >/dev/null 2>&1 || ! gst-inspect-1.0 qtdemux rtph264pay rtpmp4gpay alawenc rtppcmapay >/dev/null 2>&1; then
+  packages+=(python3 python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good)
 fi
 if ((${#packages[@]})); then
   echo "installing: ${packages[*]}"

@@ -26,6 +26,23 @@ pub struct Config {
     pub rtsp: RtspConfig,
     /// Live packaging (segments, parts, window).
     pub live: LiveConfig,
+    /// Pulling RTSP cameras.
+    pub sources: SourcesConfig,
+}
+
+/// Camera (RTSP pull) settings. Durations are in seconds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SourcesConfig {
+    /// The longest wait between reconnection attempts to a camera; waits start at one
+    /// second and double up to this, with jitter.
+    pub retry_max: f64,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig { retry_max: 30.0 }
+    }
 }
 
 /// RTMP ingest settings.
@@ -111,6 +128,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             rtsp: RtspConfig::default(),
             live: LiveConfig::default(),
+            sources: SourcesConfig::default(),
         }
     }
 }
@@ -189,6 +207,9 @@ impl Config {
         }
         if !(0.0..=3600.0).contains(&l.end_grace) {
             return bad("live.end_grace", "must be between 0 and 3600 seconds");
+        }
+        if !(1.0..=3600.0).contains(&self.sources.retry_max) {
+            return bad("sources.retry_max", "must be between 1 and 3600 seconds");
         }
         Ok(())
     }

@@ -17,3 +17,4 @@ pub mod media;
 pub mod metrics;
 pub mod packager;
 pub mod rtsp;
+pub mod transcode;

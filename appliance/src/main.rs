@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use streambox::app::App;
 use streambox::auth::stream_keys;
 use streambox::config::Config;
+use streambox::ingest::rtsp_pull::sources;
 use streambox::{db, http, ingest};
 use tracing::info;
 
@@ -46,6 +47,33 @@ enum Command {
     Stream {
         #[command(subcommand)]
         command: StreamCommand,
+    },
+    /// Manage RTSP cameras that streambox pulls from.
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SourceCommand {
+    /// Add a camera: the stream NAME is fed from its RTSP URL
+    /// (rtsp://user:password@host:554/path). The running service connects within seconds.
+    Add {
+        /// Stream name: 1-64 of a-z, 0-9, '_' and '-'.
+        name: String,
+        /// The camera's RTSP URL; credentials in it are stored, never shown in full.
+        url: String,
+        /// How RTP travels from the camera: tcp (interleaved, default) or udp.
+        #[arg(long, default_value = "tcp")]
+        transport: String,
+    },
+    /// List cameras with their state, last error, bitrate and uptime.
+    List,
+    /// Remove a camera; its RTSP session is torn down.
+    Rm {
+        /// Stream name.
+        name: String,
     },
 }
 
@@ -115,6 +143,7 @@ fn run() -> anyhow::Result<()> {
                 serve(cfg).await
             }
             Command::Stream { command } => stream(cfg, command).await,
+            Command::Source { command } => source(cfg, command).await,
         }
     })
 }
@@ -146,6 +175,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let app = App::new(cfg, pool);
     tokio::spawn(ingest::rtmp::serve(rtmp, app.clone()));
     tokio::spawn(streambox::rtsp::server::serve(rtsp, app.clone()));
+    tokio::spawn(ingest::rtsp_pull::run(app.clone()));
     axum::serve(web, http::router(app))
         .with_graceful_shutdown(shutdown())
         .await
@@ -225,6 +255,62 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
+    let pool = open_db(&cfg).await?;
+    match command {
+        SourceCommand::Add {
+            name,
+            url,
+            transport,
+        } => {
+            let transport: sources::Transport = transport.parse()?;
+            let cam = sources::add(&pool, &name, &url, transport).await?;
+            db::audit(&pool, "cli", "source.add", &name).await?;
+            let shown = sources::list(&pool)
+                .await?
+                .into_iter()
+                .find(|r| r.name == name)
+                .map_or_else(|| cam.url.to_string(), |r| r.display_url());
+            println!("Added camera {name}: {shown} over {}.", transport.as_str());
+            print_watch_urls(&cfg, &name);
+        }
+        SourceCommand::List => {
+            let rows = sources::list(&pool).await?;
+            if rows.is_empty() {
+                println!("No cameras. Add one with: streambox source add NAME rtsp://…");
+            }
+            let now = db::unix_now();
+            for r in rows {
+                let uptime = match (r.state.as_str(), r.live_since) {
+                    ("live", Some(t)) => format!("up {}s", (now - t).max(0)),
+                    _ => "-".into(),
+                };
+                let error = if r.last_error.is_empty() {
+                    "-".to_string()
+                } else {
+                    r.last_error.clone()
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\t{} kbit/s\t{}\tlast error: {}",
+                    r.name,
+                    r.display_url(),
+                    r.transport,
+                    r.state,
+                    r.bitrate / 1000,
+                    uptime,
+                    error
+                );
+            }
+        }
+        SourceCommand::Rm { name } => {
+            sources::remove(&pool, &name).await?;
+            db::audit(&pool, "cli", "source.rm", &name).await?;
+            println!("Removed camera {name}.");
+        }
+    }
+    Ok(())
+}
+
 /// Seconds since the Unix epoch as an RFC 3339 UTC time.
 fn utc(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
@@ -237,18 +323,27 @@ fn utc(unix: i64) -> String {
 }
 
 fn print_key(cfg: &Config, name: &str, key: &str) {
-    let host = host_name(cfg);
-    let http = match cfg.http.listen.port() {
-        80 => String::new(),
-        p => format!(":{p}"),
-    };
     println!("Stream key (shown only once): {key}");
     println!();
     println!("OBS settings:");
     println!("  Server:     {}", rtmp_server_url(cfg));
     println!("  Stream Key: {key}");
     println!();
+    print_watch_urls(cfg, name);
+}
+
+fn print_watch_urls(cfg: &Config, name: &str) {
+    let host = host_name(cfg);
+    let http = match cfg.http.listen.port() {
+        80 => String::new(),
+        p => format!(":{p}"),
+    };
+    let rtsp = match cfg.rtsp.listen.port() {
+        554 => String::new(),
+        p => format!(":{p}"),
+    };
     println!("Watch:");
     println!("  HLS:  http://{host}{http}/live/{name}/index.m3u8");
     println!("  DASH: http://{host}{http}/live/{name}/manifest.mpd");
+    println!("  RTSP: rtsp://{host}{rtsp}/live/{name}");
 }

@@ -22,6 +22,9 @@ pub enum StreamKeyError {
     /// `stream add` for a name that exists.
     #[error("stream {0:?} already exists")]
     Exists(String),
+    /// `stream add` for a name that a camera source uses.
+    #[error("{0:?} is the name of a camera source; pick another name")]
+    TakenBySource(String),
     /// No stream of that name.
     #[error("no stream named {0:?}")]
     NoSuchStream(String),
@@ -90,7 +93,8 @@ fn new_key() -> String {
 /// Creates a stream and returns its key (shown once).
 ///
 /// # Errors
-/// [`StreamKeyError::InvalidName`], [`StreamKeyError::Exists`], or a database error.
+/// [`StreamKeyError::InvalidName`], [`StreamKeyError::Exists`],
+/// [`StreamKeyError::TakenBySource`], or a database error.
 pub async fn add(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyError> {
     if !valid_name(name) {
         return Err(StreamKeyError::InvalidName(name.to_string()));
@@ -111,6 +115,10 @@ pub async fn add(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyError
         Ok(_) => Ok(key),
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
             Err(StreamKeyError::Exists(name.to_string()))
+        }
+        // The `streams_name_free` trigger.
+        Err(sqlx::Error::Database(e)) if e.message().contains("camera source") => {
+            Err(StreamKeyError::TakenBySource(name.to_string()))
         }
         Err(e) => Err(e.into()),
     }

@@ -9,6 +9,7 @@
 use crate::app::App;
 use crate::auth::stream_keys::{self, StreamKeyError};
 use crate::hub::{HubError, Publisher};
+use crate::ingest::IngestMeter;
 use crate::media::flv::{DemuxError, Demuxed, FlvDemuxer, FlvError};
 use crate::media::{TrackId, TrackParams};
 use bytes::Bytes;
@@ -132,23 +133,12 @@ pub async fn serve(listener: TcpListener, app: App) {
     }
 }
 
-/// Metric handles of one publish session, looked up once rather than per frame.
-struct IngestMetrics {
-    bytes: prometheus::IntCounter,
-    bitrate: prometheus::IntGauge,
-    video_frames: prometheus::IntCounter,
-    audio_frames: prometheus::IntCounter,
-}
-
 struct Connection {
     peer: SocketAddr,
     app: App,
     publisher: Option<Publisher>,
-    stream: Option<String>,
-    metrics: Option<IngestMetrics>,
+    meter: Option<IngestMeter>,
     demuxer: FlvDemuxer,
-    bytes_this_second: u64,
-    second_started: Instant,
 }
 
 async fn read_some(sock: &mut TcpStream, buf: &mut [u8]) -> Result<usize, RtmpError> {
@@ -171,11 +161,8 @@ impl Connection {
             peer,
             app,
             publisher: None,
-            stream: None,
-            metrics: None,
+            meter: None,
             demuxer: FlvDemuxer::new(0),
-            bytes_this_second: 0,
-            second_started: Instant::now(),
         }
     }
 
@@ -377,34 +364,9 @@ impl Connection {
         let publisher = entry.hub.publish(&self.peer.to_string())?;
         self.demuxer = FlvDemuxer::new(publisher.base_ms());
         self.publisher = Some(publisher);
-        let m = &self.app.metrics;
-        m.publishing.with_label_values(&[&name]).set(1);
-        self.metrics = Some(IngestMetrics {
-            bytes: m.ingest_bytes.with_label_values(&[&name]),
-            bitrate: m.ingest_bitrate.with_label_values(&[&name]),
-            video_frames: m.frames.with_label_values(&[&name, TrackId::Video.name()]),
-            audio_frames: m.frames.with_label_values(&[&name, TrackId::Audio.name()]),
-        });
+        self.meter = Some(IngestMeter::new(&self.app.metrics, &name));
         info!(stream = %name, "publishing");
-        self.stream = Some(name);
         Ok(())
-    }
-
-    fn account(&mut self, track: TrackId, bytes: usize) {
-        let Some(m) = &self.metrics else { return };
-        m.bytes.inc_by(bytes as u64);
-        match track {
-            TrackId::Video => m.video_frames.inc(),
-            TrackId::Audio => m.audio_frames.inc(),
-        }
-        self.bytes_this_second += bytes as u64;
-        let elapsed = self.second_started.elapsed();
-        if elapsed >= Duration::from_secs(1) {
-            let bps = self.bytes_this_second as f64 * 8.0 / elapsed.as_secs_f64();
-            m.bitrate.set(bps as i64);
-            self.bytes_this_second = 0;
-            self.second_started = Instant::now();
-        }
     }
 
     /// Passes one audio or video message body through the demuxer into the hub.
@@ -429,22 +391,12 @@ impl Connection {
             Demuxed::Frame(f) => {
                 let len = f.data.len();
                 publisher.send(f);
-                self.account(track, len);
+                if let Some(m) = self.meter.as_mut() {
+                    m.frame(track, len);
+                }
             }
             Demuxed::Nothing => {}
         }
         Ok(())
-    }
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        if let Some(name) = &self.stream {
-            self.app
-                .metrics
-                .publishing
-                .with_label_values(&[name])
-                .set(0);
-        }
     }
 }

@@ -67,6 +67,10 @@ pub struct AvcConfig {
     pub width: u32,
     /// Displayed height in pixels, after cropping.
     pub height: u32,
+    /// The SPS's `max_num_reorder_frames` (VUI bitstream restriction, ISO/IEC 14496-10
+    /// §E.2.1): how many frames may precede a frame in decode order and follow it in
+    /// output order. `None` when the SPS does not say.
+    pub max_num_reorder_frames: Option<u32>,
 }
 
 impl AvcConfig {
@@ -116,14 +120,15 @@ impl AvcConfig {
                 pps: pps.len(),
             });
         }
-        let (width, height) = sps_dimensions(&sps[0])?;
+        let info = parse_sps(&sps[0])?;
         Ok(AvcConfig {
+            width: info.width,
+            height: info.height,
+            max_num_reorder_frames: info.max_num_reorder_frames,
             profile_idc,
             constraints,
             level_idc,
             nal_length_size,
-            width,
-            height,
             sps,
             pps,
             record,
@@ -235,12 +240,33 @@ fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), EndOfData
     Ok(())
 }
 
+/// What streambox needs from a sequence parameter set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpsInfo {
+    /// Displayed width in pixels, after cropping.
+    pub width: u32,
+    /// Displayed height in pixels, after cropping.
+    pub height: u32,
+    /// `max_num_reorder_frames` from the VUI bitstream restriction (§E.2.1), when the
+    /// SPS carries it and its VUI parses.
+    pub max_num_reorder_frames: Option<u32>,
+}
+
 /// Displayed (cropped) width and height in pixels from an SPS NAL unit
 /// (ISO/IEC 14496-10 §7.3.2.1.1, cropping per §7.4.2.1.1).
 ///
 /// # Errors
 /// [`H264Error::Sps`] when the NAL is not an SPS or is truncated.
 pub fn sps_dimensions(nal: &[u8]) -> Result<(u32, u32), H264Error> {
+    parse_sps(nal).map(|i| (i.width, i.height))
+}
+
+/// Parses an SPS NAL unit (ISO/IEC 14496-10 §7.3.2.1.1) up to its VUI (§E.1.1).
+///
+/// # Errors
+/// [`H264Error::Sps`] when the NAL is not an SPS or is truncated before the cropping
+/// window; a broken VUI only leaves `max_num_reorder_frames` unknown.
+pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
     if nal.first().map(|h| h & 0x1f) != Some(7) {
         return Err(H264Error::Sps);
     }
@@ -321,12 +347,81 @@ pub fn sps_dimensions(nal: &[u8]) -> Result<(u32, u32), H264Error> {
     let width = (width_mbs * 16).checked_sub(crop_unit_x * (crop_l + crop_r));
     let height =
         (height_map_units * 16 * (2 - frame_mbs_only)).checked_sub(crop_unit_y * (crop_t + crop_b));
-    match (width, height) {
-        (Some(w), Some(h)) if w > 0 && h > 0 && w <= 16384 && h <= 16384 => {
-            Ok((w as u32, h as u32))
+    let (width, height) = match (width, height) {
+        (Some(w), Some(h)) if w > 0 && h > 0 && w <= 16384 && h <= 16384 => (w as u32, h as u32),
+        _ => return Err(H264Error::Sps),
+    };
+    let max_num_reorder_frames = match r.bit() {
+        Ok(1) => vui_max_num_reorder_frames(&mut r).ok().flatten(),
+        _ => None,
+    };
+    Ok(SpsInfo {
+        width,
+        height,
+        max_num_reorder_frames,
+    })
+}
+
+/// Reads `vui_parameters()` (§E.1.1) up to `max_num_reorder_frames`.
+fn vui_max_num_reorder_frames(r: &mut BitReader<'_>) -> Result<Option<u32>, EndOfData> {
+    if r.bit()? == 1 {
+        // aspect_ratio_info: Extended_SAR carries an explicit ratio.
+        if r.bits(8)? == 255 {
+            r.skip(32)?;
         }
-        _ => Err(H264Error::Sps),
     }
+    if r.bit()? == 1 {
+        r.skip(1)?; // overscan_appropriate_flag
+    }
+    if r.bit()? == 1 {
+        r.skip(4)?; // video_format, video_full_range_flag
+        if r.bit()? == 1 {
+            r.skip(24)?; // colour_primaries, transfer_characteristics, matrix_coefficients
+        }
+    }
+    if r.bit()? == 1 {
+        r.ue()?; // chroma_sample_loc_type_top_field
+        r.ue()?; // chroma_sample_loc_type_bottom_field
+    }
+    if r.bit()? == 1 {
+        r.skip(65)?; // num_units_in_tick, time_scale, fixed_frame_rate_flag
+    }
+    let nal_hrd = r.bit()? == 1;
+    if nal_hrd {
+        skip_hrd_parameters(r)?;
+    }
+    let vcl_hrd = r.bit()? == 1;
+    if vcl_hrd {
+        skip_hrd_parameters(r)?;
+    }
+    if nal_hrd || vcl_hrd {
+        r.skip(1)?; // low_delay_hrd_flag
+    }
+    r.skip(1)?; // pic_struct_present_flag
+    if r.bit()? == 0 {
+        return Ok(None);
+    }
+    r.skip(1)?; // motion_vectors_over_pic_boundaries_flag
+    for _ in 0..4 {
+        // max_bytes_per_pic_denom, max_bits_per_mb_denom, log2_max_mv_length_{h,v}
+        r.ue()?;
+    }
+    Ok(Some(r.ue()?))
+}
+
+/// Skips `hrd_parameters()` (§E.1.2).
+fn skip_hrd_parameters(r: &mut BitReader<'_>) -> Result<(), EndOfData> {
+    let cpb_cnt = r.ue()? + 1;
+    if cpb_cnt > 32 {
+        return Err(EndOfData);
+    }
+    r.skip(8)?; // bit_rate_scale, cpb_size_scale
+    for _ in 0..cpb_cnt {
+        r.ue()?; // bit_rate_value_minus1
+        r.ue()?; // cpb_size_value_minus1
+        r.skip(1)?; // cbr_flag
+    }
+    r.skip(20) // four delay/offset lengths of 5 bits
 }
 
 #[cfg(test)]
@@ -348,6 +443,28 @@ pub(crate) mod tests {
         assert_eq!(c.codec_string(), "avc1.4d401f");
         assert_eq!(c.nal_length_size, 4);
         assert_eq!((c.sps.len(), c.pps.len()), (1, 1));
+    }
+
+    #[test]
+    fn reads_the_reorder_depth_from_the_vui() {
+        // SPS of a 320x180 libx264 encode with `-bf 3` (High profile, VUI with timing
+        // and bitstream restriction).
+        let sps: Vec<u8> = (0..52)
+            .step_by(2)
+            .map(|i| {
+                u8::from_str_radix(
+                    &"6764000cacd941419f9f011000000300100000030320f1429960"[i..i + 2],
+                    16,
+                )
+                .expect("hex")
+            })
+            .collect();
+        let info = parse_sps(&sps).expect("parse");
+        assert_eq!((info.width, info.height), (320, 180));
+        assert_eq!(info.max_num_reorder_frames, Some(2));
+        // Big Buck Bunny has no B-frames, and its SPS says so.
+        let c = AvcConfig::parse(Bytes::from_static(BBB_AVCC)).expect("parse");
+        assert_eq!(c.max_num_reorder_frames, Some(0));
     }
 
     #[test]

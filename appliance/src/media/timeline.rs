@@ -95,9 +95,112 @@ impl AudioClock {
     }
 }
 
+/// Decode times for video whose transport carries presentation times only: an RTP
+/// timestamp is the sampling instant (RFC 6184 §5.1), which with B-frames runs
+/// backwards in decode order.
+///
+/// Frames are held back `depth` frames (the SPS's `max_num_reorder_frames`), enough to
+/// know the smallest presentation time still to come; each frame leaving takes that as
+/// its decode time. Decode times are therefore the presentation times in sorted order:
+/// strictly increasing, never later than the frame they pair with by more than the
+/// reorder depth. A source whose SPS does not say starts at depth 0 and moves to
+/// [`ASSUMED_REORDER_DEPTH`] when it first reorders.
+#[derive(Debug)]
+pub struct DtsFromPts<T> {
+    depth: usize,
+    adaptive: bool,
+    queue: std::collections::VecDeque<(i64, T)>,
+    upcoming: std::collections::BinaryHeap<std::cmp::Reverse<i64>>,
+    max_pts: Option<i64>,
+    last_dts: Option<i64>,
+}
+
+/// Reorder depth assumed for a source that reorders without saying how deep
+/// (libx264's default with B-pyramid).
+pub const ASSUMED_REORDER_DEPTH: usize = 2;
+
+impl<T> DtsFromPts<T> {
+    /// A deriver holding frames back `depth` frames; `None` when the SPS does not say.
+    pub fn new(depth: Option<u32>) -> Self {
+        DtsFromPts {
+            depth: depth.map_or(0, |d| (d as usize).min(16)),
+            adaptive: depth.is_none(),
+            queue: Default::default(),
+            upcoming: Default::default(),
+            max_pts: None,
+            last_dts: None,
+        }
+    }
+
+    /// Takes a frame with presentation time `pts` (any timescale) in decode order; returns
+    /// the frame leaving the buffer, if one does, as `(dts, pts, frame)`.
+    pub fn push(&mut self, pts: i64, frame: T) -> Option<(i64, i64, T)> {
+        if self.adaptive && self.max_pts.is_some_and(|m| pts < m) {
+            self.depth = ASSUMED_REORDER_DEPTH;
+            self.adaptive = false;
+        }
+        self.max_pts = Some(self.max_pts.map_or(pts, |m| m.max(pts)));
+        self.queue.push_back((pts, frame));
+        self.upcoming.push(std::cmp::Reverse(pts));
+        if self.queue.len() > self.depth {
+            self.pop()
+        } else {
+            None
+        }
+    }
+
+    /// Releases every frame still held (at the end of a session).
+    pub fn flush(&mut self) -> Vec<(i64, i64, T)> {
+        std::iter::from_fn(|| self.pop()).collect()
+    }
+
+    fn pop(&mut self) -> Option<(i64, i64, T)> {
+        let (pts, frame) = self.queue.pop_front()?;
+        let smallest = self.upcoming.pop().map_or(pts, |r| r.0);
+        let dts = match self.last_dts {
+            Some(last) if smallest <= last => last + 1,
+            _ => smallest,
+        };
+        self.last_dts = Some(dts);
+        Some((dts, pts, frame))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn b_frames_get_increasing_decode_times() {
+        // I0 P3 B1 B2 P6 B4 B5 in decode order, depth 2 as the SPS says.
+        let mut d = DtsFromPts::new(Some(2));
+        let pts = [0, 3, 1, 2, 6, 4, 5];
+        let mut out: Vec<(i64, i64, usize)> = Vec::new();
+        for (i, p) in pts.iter().enumerate() {
+            out.extend(d.push(*p, i));
+        }
+        out.extend(d.flush());
+        let dts: Vec<i64> = out.iter().map(|o| o.0).collect();
+        assert_eq!(dts, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            out.iter().map(|o| o.2).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5, 6]
+        );
+        // No frame is decoded more than the depth after it is shown.
+        assert!(out.iter().all(|&(dts, pts, _)| dts - pts <= 2));
+    }
+
+    #[test]
+    fn an_unknown_depth_adapts_on_the_first_reordering() {
+        let mut d = DtsFromPts::new(None);
+        assert_eq!(d.push(0, ()), Some((0, 0, ())));
+        assert_eq!(d.push(3, ()), Some((3, 3, ())));
+        // B-frame: from now on frames are held back two deep.
+        assert_eq!(d.push(1, ()), None);
+        assert_eq!(d.push(2, ()), None);
+        let (dts, ..) = d.push(6, ()).expect("released");
+        assert!(dts > 3);
+    }
 
     #[test]
     fn unwraps_across_u32_wrap() {

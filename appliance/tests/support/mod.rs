@@ -3,6 +3,7 @@
 //! loudly; `tests/run.sh` installs them.
 #![allow(dead_code)]
 
+pub mod camera;
 pub mod rtmp;
 
 use std::io::{BufRead, BufReader};
@@ -38,6 +39,11 @@ pub fn bbb() -> PathBuf {
 /// written under a temporary name and renamed, so an interrupted encode is never reused.
 /// Change `name` when changing `args`.
 pub fn derived_clip(name: &str, args: &[&str]) -> PathBuf {
+    derived_clip_with(name, &[], args)
+}
+
+/// [`derived_clip`] with input options (`-stream_loop N`, say) before bigbuckbunny.
+pub fn derived_clip_with(name: &str, input_args: &[&str], args: &[&str]) -> PathBuf {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
@@ -46,7 +52,9 @@ pub fn derived_clip(name: &str, args: &[&str]) -> PathBuf {
     }
     let tmp = out.with_extension(format!("part-{}", std::process::id()));
     let st = Command::new(tool("ffmpeg"))
-        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args(input_args)
+        .arg("-i")
         .arg(bbb())
         .args(args)
         .arg(&tmp)
@@ -116,6 +124,8 @@ pub struct Settings {
     pub part_target: f64,
     pub window: f64,
     pub end_grace: f64,
+    /// `sources.retry_max`: the longest wait between camera reconnections, seconds.
+    pub retry_max: f64,
 }
 
 impl Default for Settings {
@@ -125,6 +135,7 @@ impl Default for Settings {
             part_target: 0.333,
             window: 120.0,
             end_grace: 1.0,
+            retry_max: 30.0,
         }
     }
 }
@@ -160,6 +171,7 @@ impl Server {
             .env("STREAMBOX_LIVE__PART_TARGET", s.part_target.to_string())
             .env("STREAMBOX_LIVE__WINDOW", s.window.to_string())
             .env("STREAMBOX_LIVE__END_GRACE", s.end_grace.to_string())
+            .env("STREAMBOX_SOURCES__RETRY_MAX", s.retry_max.to_string())
             .env("STREAMBOX_LOG", "info,streambox=debug")
             .stdout(Stdio::piped())
             .stderr(log)

@@ -1,0 +1,356 @@
+//! Pulling live video from IP cameras over RTSP (RFC 2326), with retina as the client.
+//!
+//! [`run`] keeps one task per row of the `sources` table, re-reading it every
+//! [`RECONCILE_EVERY`] so that `streambox source add|rm` (another process, same
+//! database) takes effect while the service runs. Each task connects (DESCRIBE, SETUP,
+//! PLAY over TCP-interleaved or UDP, Basic or Digest authentication), publishes into the
+//! stream of the same name, and on any failure retries with exponential backoff and
+//! jitter up to `sources.retry_max`. Every reconnection is a new publish session, so the
+//! stream resumes with a discontinuity. Removing a source drops its session, which sends
+//! TEARDOWN.
+//!
+//! The state (connecting, live, retrying, failed), last error, bitrate and uptime are
+//! written to the `sources` row for `streambox source list`.
+
+pub mod sources;
+
+use crate::app::App;
+use crate::hub::HubError;
+use crate::ingest::rtp_frames::{AudioInput, RtpFrames, RtpMediaError, RtpOut};
+use crate::ingest::IngestMeter;
+use futures_util::StreamExt;
+use retina::client::{
+    Credentials, InitialTimestampPolicy, PlayOptions, Session, SessionGroup, SessionOptions,
+    SetupOptions, Transport,
+};
+use retina::codec::{CodecItem, FrameFormat};
+use sources::{SourceRow, SourceState};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+use tracing::{info, warn, Instrument};
+use url::Url;
+
+/// How often the `sources` table is re-read.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+/// A camera that sends no media for this long is reconnected.
+const STALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// DESCRIBE, SETUP and PLAY together must finish within this.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The first wait before reconnecting; it doubles on each failure.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// A session that stayed live this long resets the backoff.
+const HEALTHY_AFTER: Duration = Duration::from_secs(10);
+/// How often a live source's bitrate is written to the database.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Why a camera session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    /// The stored URL does not parse (the row was edited by hand).
+    #[error("invalid camera URL: {0}")]
+    Url(#[from] url::ParseError),
+    /// The RTSP exchange or the RTP stream failed (retina's message, first line).
+    #[error("{}", first_line(&.0.to_string()))]
+    Rtsp(#[from] retina::Error),
+    /// DESCRIBE, SETUP and PLAY took longer than [`CONNECT_TIMEOUT`].
+    #[error("camera did not answer within {}s", CONNECT_TIMEOUT.as_secs())]
+    ConnectTimeout,
+    /// The camera offers nothing streambox can carry.
+    #[error(
+        "no usable media: camera offers {0}; streambox takes H.264 video and AAC or G.711 audio"
+    )]
+    NoUsableMedia(String),
+    /// Connected, but no media for [`STALL_TIMEOUT`].
+    #[error("no media from the camera for {}s", STALL_TIMEOUT.as_secs())]
+    Stalled,
+    /// The camera ended the session.
+    #[error("camera ended the stream")]
+    Ended,
+    /// An access unit could not become a frame.
+    #[error(transparent)]
+    Media(#[from] RtpMediaError),
+    /// Something else publishes the stream.
+    #[error(transparent)]
+    Busy(#[from] HubError),
+}
+
+impl PullError {
+    /// Whether waiting will not fix this: wrong credentials, a wrong path, or media
+    /// streambox cannot carry. Such a source shows as `failed`.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            PullError::Rtsp(e) => matches!(e.status_code(), Some(401 | 403 | 404 | 451 | 461)),
+            PullError::Url(_) | PullError::NoUsableMedia(_) => true,
+            _ => false,
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("").trim()
+}
+
+struct Running {
+    /// What the task was started with; a change restarts it.
+    row: (String, String, String, String),
+    /// Dropping this ends the task, and with it the camera session.
+    _stop: oneshot::Sender<()>,
+}
+
+fn identity(r: &SourceRow) -> (String, String, String, String) {
+    (
+        r.url.clone(),
+        r.username.clone(),
+        r.password.clone(),
+        r.transport.clone(),
+    )
+}
+
+/// Keeps one pull task per configured source, forever.
+pub async fn run(app: App) {
+    let group = Arc::new(SessionGroup::default());
+    let retry_max = Duration::from_secs_f64(app.cfg.sources.retry_max);
+    let mut running: HashMap<String, Running> = HashMap::new();
+    loop {
+        match sources::list(&app.db).await {
+            Ok(rows) => {
+                running.retain(|name, r| {
+                    let keep = rows
+                        .iter()
+                        .any(|row| &row.name == name && identity(row) == r.row);
+                    if !keep {
+                        info!(source = %name, "source removed or changed; stopping its session");
+                    }
+                    keep // Dropping `stop` ends the task.
+                });
+                for row in rows {
+                    if running.contains_key(&row.name) {
+                        continue;
+                    }
+                    let (stop, stopped) = oneshot::channel();
+                    running.insert(
+                        row.name.clone(),
+                        Running {
+                            row: identity(&row),
+                            _stop: stop,
+                        },
+                    );
+                    let span =
+                        tracing::info_span!("camera", source = %row.name, url = %row.display_url());
+                    tokio::spawn(
+                        pull(app.clone(), row, group.clone(), retry_max, stopped).instrument(span),
+                    );
+                }
+            }
+            Err(e) => warn!(error = %e, "reading camera sources failed"),
+        }
+        tokio::time::sleep(RECONCILE_EVERY).await;
+    }
+}
+
+/// One source: connect, stream, and retry, until `stop` fires or is dropped.
+async fn pull(
+    app: App,
+    row: SourceRow,
+    group: Arc<SessionGroup>,
+    retry_max: Duration,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let mut delay = FIRST_RETRY;
+    loop {
+        report(&app, &row.name, SourceState::Connecting, None, 0, None).await;
+        let mut live_since = None;
+        let result = tokio::select! {
+            r = session(&app, &row, &group, &mut live_since) => r,
+            // The session future is dropped here, and with it retina's session, which
+            // sends TEARDOWN.
+            _ = &mut stop => {
+                info!("camera session stopped");
+                return;
+            }
+        };
+        let e = match result {
+            Ok(()) => PullError::Ended,
+            Err(e) => e,
+        };
+        if live_since.is_some_and(|t: Instant| t.elapsed() >= HEALTHY_AFTER) {
+            delay = FIRST_RETRY;
+        }
+        let state = if e.is_permanent() {
+            delay = retry_max;
+            SourceState::Failed
+        } else {
+            SourceState::Retrying
+        };
+        // Equal jitter: between half the delay and all of it, so many cameras that
+        // dropped together do not come back together.
+        let wait = delay.mul_f64(rand::random_range(0.5..=1.0));
+        warn!(error = %e, state = %state, retry_in_s = wait.as_secs_f32(), "camera session ended");
+        report(&app, &row.name, state, Some(&e.to_string()), 0, None).await;
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = &mut stop => return,
+        }
+        delay = (delay * 2).min(retry_max);
+    }
+}
+
+async fn report(
+    app: &App,
+    name: &str,
+    state: SourceState,
+    error: Option<&str>,
+    bitrate: u64,
+    live_since: Option<i64>,
+) {
+    if let Err(e) = sources::report(&app.db, name, state, error, bitrate, live_since).await {
+        warn!(error = %e, "recording camera state failed");
+    }
+}
+
+/// Connects, plays and publishes until the session fails. `live_since` is set when the
+/// first frame goes out.
+async fn session(
+    app: &App,
+    row: &SourceRow,
+    group: &Arc<SessionGroup>,
+    live_since: &mut Option<Instant>,
+) -> Result<(), PullError> {
+    let url = Url::parse(&row.url)?;
+    let peer = url.host_str().unwrap_or("camera").to_string();
+    let creds = (!row.username.is_empty()).then(|| Credentials {
+        username: row.username.clone(),
+        password: row.password.clone(),
+    });
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("streambox/{}", env!("CARGO_PKG_VERSION")))
+        .session_group(group.clone());
+    let transport = match row.transport.as_str() {
+        "udp" => Transport::Udp(Default::default()),
+        _ => Transport::Tcp(Default::default()),
+    };
+    let connect = async {
+        let mut session = Session::describe(url, options).await?;
+        let streams = session.streams();
+        let video = streams
+            .iter()
+            .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case("h264"));
+        let audio = streams.iter().enumerate().find_map(|(i, s)| {
+            if s.media() != "audio" {
+                return None;
+            }
+            let channels = s.channels().map_or(1, |c| c.get());
+            AudioInput::from_encoding(s.encoding_name(), s.clock_rate_hz(), channels)
+                .map(|a| (i, a))
+        });
+        let offered: Vec<String> = streams
+            .iter()
+            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+            .collect();
+        if video.is_none() && audio.is_none() {
+            return Err(PullError::NoUsableMedia(offered.join(", ")));
+        }
+        info!(offered = %offered.join(", "), video = video.is_some(), audio = ?audio.map(|a| a.1), "camera described");
+        for i in [video, audio.map(|a| a.0)].into_iter().flatten() {
+            session
+                .setup(
+                    i,
+                    SetupOptions::default()
+                        .transport(transport.clone())
+                        .frame_format(FrameFormat::MP4),
+                )
+                .await?;
+        }
+        // Timestamps are checked by `RtpFrames`: retina's own check refuses the backward
+        // steps that B-frames make.
+        let playing = session
+            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+            .await?;
+        Ok::<_, PullError>((playing.demuxed()?, audio.map(|a| a.1)))
+    };
+    let (mut demuxed, audio) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| PullError::ConnectTimeout)??;
+    let entry = app.open_stream(&row.name);
+    let publisher = entry.hub.publish(&format!("rtsp://{peer}"))?;
+    let mut frames = RtpFrames::new(publisher.base_ms(), audio);
+    let mut meter: Option<IngestMeter> = None;
+    let mut last_report = Instant::now();
+    let mut out = Vec::new();
+    let result = loop {
+        let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+            Err(_) => break Err(PullError::Stalled),
+            Ok(None) => break Err(PullError::Ended),
+            Ok(Some(Err(e))) => break Err(e.into()),
+            Ok(Some(Ok(item))) => item,
+        };
+        let step = match item {
+            CodecItem::VideoFrame(f) => {
+                let params = demuxed
+                    .streams()
+                    .get(f.stream_id())
+                    .and_then(|s| s.parameters());
+                frames.video(f, params, &mut out)
+            }
+            CodecItem::AudioFrame(f) => {
+                let params = demuxed
+                    .streams()
+                    .get(f.stream_id())
+                    .and_then(|s| s.parameters());
+                frames.audio(&f, params, &mut out)
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = step {
+            break Err(e.into());
+        }
+        let first = meter.is_none() && out.iter().any(|o| matches!(o, RtpOut::Frame(_)));
+        if first {
+            info!("camera live");
+            *live_since = Some(Instant::now());
+            meter = Some(IngestMeter::new(&app.metrics, &row.name));
+            report(
+                app,
+                &row.name,
+                SourceState::Live,
+                None,
+                0,
+                Some(crate::db::unix_now()),
+            )
+            .await;
+        }
+        publish(&publisher, meter.as_mut(), &mut out);
+        if let Some(m) = &meter {
+            if last_report.elapsed() >= REPORT_EVERY {
+                last_report = Instant::now();
+                let since =
+                    live_since.map(|t| crate::db::unix_now() - t.elapsed().as_secs() as i64);
+                report(app, &row.name, SourceState::Live, None, m.bitrate(), since).await;
+            }
+        }
+    };
+    frames.finish(&mut out);
+    publish(&publisher, meter.as_mut(), &mut out);
+    result
+}
+
+fn publish(
+    publisher: &crate::hub::Publisher,
+    mut meter: Option<&mut IngestMeter>,
+    out: &mut Vec<RtpOut>,
+) {
+    for o in out.drain(..) {
+        match o {
+            RtpOut::Params(p) => publisher.set_params(p),
+            RtpOut::Frame(f) => {
+                if let Some(m) = meter.as_deref_mut() {
+                    m.frame(f.track, f.data.len());
+                }
+                publisher.send(f);
+            }
+        }
+    }
+}
