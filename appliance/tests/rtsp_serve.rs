@@ -30,34 +30,6 @@ fn strict_player(url: &str, extra: &[&str]) -> std::process::Child {
         .expect("start ffmpeg")
 }
 
-/// ffprobe counting every frame of an RTSP URL over `transport` (`tcp` or `udp`).
-fn rtsp_probe(url: &str, transport: &str) -> std::process::Child {
-    Command::new(tool("ffprobe"))
-        .args([
-            "-v",
-            "error",
-            "-rtsp_transport",
-            transport,
-            "-print_format",
-            "json",
-        ])
-        .args(["-show_streams", "-count_frames", "-count_packets", url])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ffprobe")
-}
-
-fn finish(child: std::process::Child, what: &str) -> serde_json::Value {
-    let out = child.wait_with_output().expect("ffprobe");
-    assert!(
-        out.status.success(),
-        "{what}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("ffprobe json")
-}
-
 #[test]
 fn rtmp_stream_plays_over_rtsp_tcp_and_udp_from_a_keyframe_without_loss() {
     let server = Server::start();
@@ -111,15 +83,6 @@ fn rtmp_stream_plays_over_rtsp_tcp_and_udp_from_a_keyframe_without_loss() {
         "strict decode: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-/// Sends raw bytes on a new RTSP connection; returns what came back until the server
-/// closed or went quiet for a second.
-fn exchange(server: &Server, bytes: &[u8]) -> (String, bool) {
-    let mut s = TcpStream::connect(server.rtsp).expect("connect");
-    let _ = s.write_all(bytes);
-    let (out, closed) = read_until_closed(&mut s, Duration::from_secs(1));
-    (String::from_utf8_lossy(&out).into_owned(), closed)
 }
 
 #[test]
@@ -178,7 +141,7 @@ fn bad_rtsp_requests_get_their_status_and_disturb_nothing() {
         ),
     ];
     for (bytes, want, what) in &cases {
-        let (got, _) = exchange(&server, bytes.as_bytes());
+        let (got, _) = rtsp_exchange(&server, bytes.as_bytes());
         assert!(got.starts_with(want), "{what}: wanted {want}, got {got:?}");
         if *want != "RTSP/1.0 400" {
             assert!(got.contains("CSeq: 7"), "{what}: CSeq not echoed: {got:?}");
@@ -190,7 +153,7 @@ fn bad_rtsp_requests_get_their_status_and_disturb_nothing() {
         huge.len() - 2,
         &format!("X-Junk: {}\r\n", "a".repeat(70_000)),
     );
-    let (got, closed) = exchange(&server, huge.as_bytes());
+    let (got, closed) = rtsp_exchange(&server, huge.as_bytes());
     assert!(
         got.starts_with("RTSP/1.0 400") && closed,
         "huge request: {got:?}"
@@ -202,13 +165,13 @@ fn bad_rtsp_requests_get_their_status_and_disturb_nothing() {
         "Transport: RTP/AVP/TCP;unicast;interleaved=0-1\r\n",
     );
     let play = req("PLAY", &url, "Session: WRONG\r\n");
-    let (got, _) = exchange(&server, format!("{setup}{play}").as_bytes());
+    let (got, _) = rtsp_exchange(&server, format!("{setup}{play}").as_bytes());
     assert!(
         got.contains("RTSP/1.0 200") && got.contains("RTSP/1.0 454"),
         "{got:?}"
     );
     // OPTIONS lists what we do.
-    let (got, _) = exchange(&server, req("OPTIONS", &url, "").as_bytes());
+    let (got, _) = rtsp_exchange(&server, req("OPTIONS", &url, "").as_bytes());
     assert!(
         got.starts_with("RTSP/1.0 200") && got.contains("DESCRIBE") && got.contains("PLAY"),
         "{got:?}"
@@ -292,11 +255,25 @@ fn gst_buffers(log: &str, identity: &str) -> usize {
 }
 
 #[test]
-fn gstreamer_rtspsrc_plays_over_tcp_and_udp_from_a_keyframe_without_loss() {
+fn gstreamer_rtspsrc_plays_an_rtmp_stream_over_tcp_and_udp_from_a_keyframe_without_loss() {
+    gstreamer_plays(false);
+}
+
+#[test]
+fn gstreamer_rtspsrc_plays_an_rtsp_published_stream_over_tcp_and_udp() {
+    gstreamer_plays(true);
+}
+
+/// GStreamer plays a stream published over RTMP, or over RTSP (`rtsp_in`).
+fn gstreamer_plays(rtsp_in: bool) {
     let server = Server::start();
     let clip = bbb_bframes_as("640x360", "mp4");
     let sent_video = sent_packets(&clip, 2).0.expect("video");
-    let (_key, mut ff) = server.publish_live("lobby", &clip, 2, 1);
+    let (_key, mut ff) = if rtsp_in {
+        server.publish_rtsp_live("lobby", &clip, 2, "tcp", false, 1)
+    } else {
+        server.publish_live("lobby", &clip, 2, 1)
+    };
     let url = server.rtsp_url("/live/lobby");
     let players: Vec<_> = ["tcp", "udp"]
         .iter()

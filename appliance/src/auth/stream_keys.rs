@@ -86,6 +86,34 @@ fn hash_key(secret: &[u8], key: &str) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
+/// The realm of RTSP Digest authentication (RFC 2617 §3.2.1) for publishers.
+pub const DIGEST_REALM: &str = "streambox";
+
+/// H(A1) of RFC 2617 §3.2.2.2 for stream `name` with `key` as the password, in lowercase
+/// hex.
+pub fn digest_ha1(name: &str, key: &str) -> String {
+    use md5::Digest;
+    let h = md5::Md5::digest(format!("{name}:{DIGEST_REALM}:{key}").as_bytes());
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stored Digest H(A1) of stream `name`: `None` when there is no such stream or it
+/// predates Digest support (until its key is rotated).
+///
+/// # Errors
+/// A database error.
+pub async fn stored_digest_ha1(
+    pool: &SqlitePool,
+    name: &str,
+) -> Result<Option<String>, StreamKeyError> {
+    let row: Option<(Option<String>,)> =
+        sqlx::query_as("SELECT digest_ha1 FROM streams WHERE name = ?")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(row.and_then(|r| r.0))
+}
+
 fn new_key() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 32)
 }
@@ -103,12 +131,14 @@ pub async fn add(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyError
     let hash = hash_key(&secret(pool).await?, &key);
     let now = unix_now();
     let r = sqlx::query(
-        "INSERT INTO streams (name, key_hash, created_at, key_rotated_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO streams (name, key_hash, created_at, key_rotated_at, digest_ha1)
+         VALUES (?, ?, ?, ?, ?)",
     )
     .bind(name)
     .bind(hash)
     .bind(now)
     .bind(now)
+    .bind(digest_ha1(name, &key))
     .execute(pool)
     .await;
     match r {
@@ -170,12 +200,15 @@ pub async fn remove(pool: &SqlitePool, name: &str) -> Result<(), StreamKeyError>
 pub async fn rotate(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyError> {
     let key = new_key();
     let hash = hash_key(&secret(pool).await?, &key);
-    let r = sqlx::query("UPDATE streams SET key_hash = ?, key_rotated_at = ? WHERE name = ?")
-        .bind(hash)
-        .bind(unix_now())
-        .bind(name)
-        .execute(pool)
-        .await?;
+    let r = sqlx::query(
+        "UPDATE streams SET key_hash = ?, key_rotated_at = ?, digest_ha1 = ? WHERE name = ?",
+    )
+    .bind(hash)
+    .bind(unix_now())
+    .bind(digest_ha1(name, &key))
+    .bind(name)
+    .execute(pool)
+    .await?;
     if r.rows_affected() == 0 {
         return Err(StreamKeyError::NoSuchStream(name.to_string()));
     }

@@ -1,7 +1,7 @@
-//! Frames from RTP, whichever way they came: pulled from a camera or pushed by an RTSP
-//! publisher. Both paths depacketize with retina (RFC 6184 H.264, RFC 3640 AAC,
-//! RFC 3551 G.711) into access units stamped with RTP time; [`RtpFrames`] turns those
-//! into [`Frame`]s on the stream's timeline.
+//! Frames from RTP, whichever way they came: pulled from a camera (depacketized by
+//! retina) or pushed by an RTSP publisher (depacketized by [`crate::rtsp::depacketize`]).
+//! Both yield access units stamped with RTP time (RFC 6184 H.264, RFC 3640 AAC,
+//! RFC 3551 G.711); [`RtpFrames`] turns those into [`Frame`]s on the stream's timeline.
 //!
 //! - Video: the RTP timestamp is the presentation time (RFC 6184 §5.1); decode times
 //!   come from [`DtsFromPts`], with the reorder depth from the SPS.
@@ -19,15 +19,35 @@ use crate::media::{Frame, TrackId, TrackParams, VIDEO_TIMESCALE};
 use crate::transcode::aac::{AacEncodeError, AacEncoder};
 use crate::transcode::g711::{self, Law};
 use bytes::Bytes;
-use retina::codec::{AudioFrame, ParametersRef, VideoFrame};
 use std::sync::Arc;
 use std::time::Instant;
 
+/// The earliest stream time (ms) RTP time zero maps to. Decode times of B-frame video
+/// come before the presentation times RTP carries (by the reorder delay), and audio may
+/// start before video; this keeps them all at or after zero on a new stream.
+pub const MIN_BASE_MS: i64 = 1000;
+
+/// One H.264 access unit from RTP.
+#[derive(Debug, Clone)]
+pub struct VideoAu {
+    /// Presentation time: ticks of the 90 kHz RTP clock since RTP time zero (negative
+    /// for a packet stamped before the session's start).
+    pub pts: i64,
+    /// Contains an IDR picture.
+    pub is_sync: bool,
+    /// NAL units, each with a 4-byte length prefix.
+    pub data: Bytes,
+    /// An AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1), with the access
+    /// unit whose parameters are new or changed.
+    pub params: Option<Bytes>,
+}
+
 /// What an audio stream carries, decided from its SDP `rtpmap` (RFC 8866 §6.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AudioInput {
-    /// AAC (`mpeg4-generic`, RFC 3640): passed through.
-    Aac,
+    /// AAC (`mpeg4-generic`, RFC 3640), passed through; with its AudioSpecificConfig
+    /// (the `config` fmtp parameter).
+    Aac(Bytes),
     /// G.711 (`PCMA`/`PCMU`, RFC 3551 §4.5.14): transcoded to AAC-LC.
     G711 {
         /// A-law or µ-law.
@@ -41,15 +61,21 @@ pub enum AudioInput {
 
 impl AudioInput {
     /// The input for an SDP encoding name (any case), its clock rate in Hz and channel
-    /// count; `None` for audio streambox cannot carry or transcode.
-    pub fn from_encoding(encoding_name: &str, clock_rate: u32, channels: u16) -> Option<Self> {
+    /// count, and for AAC its AudioSpecificConfig; `None` for audio streambox cannot
+    /// carry or transcode.
+    pub fn from_encoding(
+        encoding_name: &str,
+        clock_rate: u32,
+        channels: u16,
+        aac_config: Option<Bytes>,
+    ) -> Option<Self> {
         let g711 = |law| AudioInput::G711 {
             law,
             sample_rate: clock_rate,
             channels,
         };
         match encoding_name.to_ascii_lowercase().as_str() {
-            "mpeg4-generic" => Some(AudioInput::Aac),
+            "mpeg4-generic" => aac_config.map(AudioInput::Aac),
             "pcma" => Some(g711(Law::A)),
             "pcmu" => Some(g711(Law::Mu)),
             _ => None,
@@ -69,7 +95,7 @@ pub enum RtpOut {
 /// An access unit could not be turned into a frame.
 #[derive(Debug, thiserror::Error)]
 pub enum RtpMediaError {
-    /// retina's H.264 parameters did not parse as ours.
+    /// The H.264 parameters did not parse.
     #[error("video parameters: {0}")]
     Video(#[from] H264Error),
     /// The AAC AudioSpecificConfig did not parse.
@@ -122,11 +148,11 @@ pub struct RtpFrames {
 
 impl RtpFrames {
     /// A converter mapping RTP time zero to `base_ms` ms of stream time (the
-    /// publisher's [`crate::hub::Publisher::base_ms`]); `audio` is the audio stream's
-    /// kind, if it has one streambox can carry.
+    /// publisher's [`crate::hub::Publisher::base_ms`], but at least [`MIN_BASE_MS`]);
+    /// `audio` is the audio stream's kind, if it has one streambox can carry.
     pub fn new(base_ms: i64, audio: Option<AudioInput>) -> RtpFrames {
         RtpFrames {
-            base_ms,
+            base_ms: base_ms.max(MIN_BASE_MS),
             audio_input: audio,
             video: None,
             audio: None,
@@ -152,52 +178,110 @@ impl RtpFrames {
         Ok(())
     }
 
-    /// Takes one H.264 access unit (4-byte length-prefixed NAL units) and the video
-    /// stream's current parameters; appends what the hub should get to `out`.
+    /// Declares the tracks before any frame: the audio track (whose parameters the SDP
+    /// gives), and the video track when its AVCDecoderConfigurationRecord is known from
+    /// the SDP. A track that appears later would restart the packager's output.
     ///
     /// # Errors
-    /// [`RtpMediaError::Video`] when the parameters do not parse.
-    pub fn video(
+    /// [`RtpMediaError`] when the parameters do not parse or the transcoder cannot
+    /// start; nothing is declared then, and media may still bring its own.
+    pub fn declare(
         &mut self,
-        frame: VideoFrame,
-        params: Option<ParametersRef<'_>>,
+        video: Option<Bytes>,
         out: &mut Vec<RtpOut>,
     ) -> Result<(), RtpMediaError> {
-        if frame.has_new_parameters() || self.video.is_none() {
-            if let Some(ParametersRef::Video(v)) = params {
-                let cfg = AvcConfig::parse(Bytes::copy_from_slice(v.extra_data()))?;
-                let changed = self
-                    .video
-                    .as_ref()
-                    .is_none_or(|s| *s.params != TrackParams::Video(cfg.clone()));
-                if changed {
-                    self.flush_video(out);
-                    let depth = cfg.max_num_reorder_frames;
-                    let params = Arc::new(TrackParams::Video(cfg));
-                    out.push(RtpOut::Params(params.clone()));
-                    self.video = Some(VideoState {
-                        params,
-                        dts: DtsFromPts::new(depth),
-                    });
+        if let Some(record) = video {
+            self.set_video_params(record, out)?;
+        }
+        self.audio_state(out)?;
+        Ok(())
+    }
+
+    fn set_video_params(
+        &mut self,
+        record: Bytes,
+        out: &mut Vec<RtpOut>,
+    ) -> Result<(), RtpMediaError> {
+        let cfg = AvcConfig::parse(record)?;
+        let changed = self
+            .video
+            .as_ref()
+            .is_none_or(|s| *s.params != TrackParams::Video(cfg.clone()));
+        if changed {
+            self.flush_video(out);
+            let depth = cfg.max_num_reorder_frames;
+            let params = Arc::new(TrackParams::Video(cfg));
+            out.push(RtpOut::Params(params.clone()));
+            self.video = Some(VideoState {
+                params,
+                dts: DtsFromPts::new(depth),
+            });
+        }
+        Ok(())
+    }
+
+    /// Sets up the audio track on first use.
+    fn audio_state(&mut self, out: &mut Vec<RtpOut>) -> Result<(), RtpMediaError> {
+        if self.audio.is_some() {
+            return Ok(());
+        }
+        let Some(input) = self.audio_input.clone() else {
+            return Ok(());
+        };
+        let state = match input {
+            AudioInput::Aac(asc) => {
+                let cfg = AudioConfig::parse(asc)?;
+                AudioState::Aac {
+                    clock: AudioClock::new(cfg.sample_rate, cfg.frame_length),
+                    params: Arc::new(TrackParams::Audio(cfg)),
                 }
             }
+            AudioInput::G711 {
+                law,
+                sample_rate,
+                channels,
+            } => {
+                let encoder = AacEncoder::new(sample_rate, channels)?;
+                AudioState::G711 {
+                    law,
+                    params: Arc::new(TrackParams::Audio(encoder.config().clone())),
+                    encoder,
+                    pcm: Vec::new(),
+                }
+            }
+        };
+        let (AudioState::Aac { params, .. } | AudioState::G711 { params, .. }) = &state;
+        out.push(RtpOut::Params(params.clone()));
+        self.audio = Some(state);
+        Ok(())
+    }
+
+    /// Whether video parameters are known yet.
+    pub fn has_video_params(&self) -> bool {
+        self.video.is_some()
+    }
+
+    /// Takes one H.264 access unit; appends what the hub should get to `out`.
+    ///
+    /// # Errors
+    /// [`RtpMediaError::Video`] when new parameters do not parse, [`RtpMediaError::Jump`]
+    /// when RTP time jumped.
+    pub fn video(&mut self, au: VideoAu, out: &mut Vec<RtpOut>) -> Result<(), RtpMediaError> {
+        if let Some(record) = au.params {
+            self.set_video_params(record, out)?;
         }
-        let is_sync = frame.is_random_access_point();
-        if self.video.is_none() || (!self.seen_keyframe && !is_sync) {
+        if self.video.is_none() || (!self.seen_keyframe && !au.is_sync) {
             // No parameters or no keyframe yet: nothing a player could decode.
             return Ok(());
         }
         self.seen_keyframe = true;
-        let ts = frame.timestamp();
-        let rate = i64::from(ts.clock_rate().get());
-        self.check_jump(TrackId::Video, ts.elapsed(), rate)?;
+        self.check_jump(TrackId::Video, au.pts, i64::from(VIDEO_TIMESCALE))?;
         let Some(state) = self.video.as_mut() else {
             return Ok(());
         };
-        let pts = self.base_ms * 90 + ts.elapsed() * i64::from(VIDEO_TIMESCALE) / rate;
-        let data = Bytes::from(frame.into_data());
+        let pts = self.base_ms * 90 + au.pts;
         if let Some((dts, pts, (sync, data, received))) =
-            state.dts.push(pts, (is_sync, data, Instant::now()))
+            state.dts.push(pts, (au.is_sync, au.data, Instant::now()))
         {
             out.push(RtpOut::Frame(video_frame(
                 &state.params,
@@ -211,58 +295,31 @@ impl RtpFrames {
         Ok(())
     }
 
-    /// Takes one audio frame (a raw AAC access unit, or G.711 samples) and the audio
-    /// stream's parameters; appends what the hub should get to `out`.
+    /// Takes one audio frame (a raw AAC access unit, or G.711 samples) stamped `time`
+    /// ticks of its `clock_rate` (Hz) since RTP time zero; appends what the hub should
+    /// get to `out`.
     ///
     /// # Errors
     /// [`RtpMediaError::Audio`] for an AudioSpecificConfig that does not parse,
-    /// [`RtpMediaError::Encode`] when transcoding fails.
+    /// [`RtpMediaError::Encode`] when transcoding fails, [`RtpMediaError::Jump`] when
+    /// RTP time jumped.
     pub fn audio(
         &mut self,
-        frame: &AudioFrame,
-        params: Option<ParametersRef<'_>>,
+        time: i64,
+        clock_rate: u32,
+        data: &[u8],
         out: &mut Vec<RtpOut>,
     ) -> Result<(), RtpMediaError> {
-        let Some(input) = self.audio_input else {
+        if self.audio_input.is_none() {
             return Ok(());
-        };
-        let ts = frame.timestamp();
-        let rate = i64::from(ts.clock_rate().get());
-        self.check_jump(TrackId::Audio, ts.elapsed(), rate)?;
-        if self.audio.is_none() {
-            let state = match input {
-                AudioInput::Aac => {
-                    let Some(ParametersRef::Audio(a)) = params else {
-                        return Ok(());
-                    };
-                    let cfg = AudioConfig::parse(Bytes::copy_from_slice(a.extra_data()))?;
-                    AudioState::Aac {
-                        clock: AudioClock::new(cfg.sample_rate, cfg.frame_length),
-                        params: Arc::new(TrackParams::Audio(cfg)),
-                    }
-                }
-                AudioInput::G711 {
-                    law,
-                    sample_rate,
-                    channels,
-                } => {
-                    let encoder = AacEncoder::new(sample_rate, channels)?;
-                    AudioState::G711 {
-                        law,
-                        params: Arc::new(TrackParams::Audio(encoder.config().clone())),
-                        encoder,
-                        pcm: Vec::new(),
-                    }
-                }
-            };
-            let (AudioState::Aac { params, .. } | AudioState::G711 { params, .. }) = &state;
-            out.push(RtpOut::Params(params.clone()));
-            self.audio = Some(state);
         }
+        let rate = i64::from(clock_rate.max(1));
+        self.check_jump(TrackId::Audio, time, rate)?;
+        self.audio_state(out)?;
         let received = Instant::now();
         match self.audio.as_mut() {
             Some(AudioState::Aac { params, clock }) => {
-                let ms = self.base_ms + ts.elapsed() * 1000 / rate;
+                let ms = self.base_ms + time * 1000 / rate;
                 if let Some(dts) = clock.stamp(ms) {
                     out.push(RtpOut::Frame(Frame {
                         track: TrackId::Audio,
@@ -270,7 +327,7 @@ impl RtpFrames {
                         cts: 0,
                         is_sync: true,
                         params: params.clone(),
-                        data: Bytes::copy_from_slice(frame.data()),
+                        data: Bytes::copy_from_slice(data),
                         received,
                     }));
                 }
@@ -281,8 +338,8 @@ impl RtpFrames {
                 encoder,
                 pcm,
             }) => {
-                g711::decode(*law, frame.data(), pcm);
-                let start = self.base_ms * rate / 1000 + ts.elapsed();
+                g711::decode(*law, data, pcm);
+                let start = self.base_ms * rate / 1000 + time;
                 for (dts, data) in encoder.push(start, pcm)? {
                     out.push(RtpOut::Frame(Frame {
                         track: TrackId::Audio,

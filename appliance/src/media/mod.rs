@@ -14,7 +14,7 @@
 //! | RFC 6381 §3 (codecs parameter) | [`TrackParams::codec_string`] |
 
 pub mod aac;
-mod bits;
+pub(crate) mod bits;
 pub mod flv;
 pub mod fmp4;
 pub mod h264;

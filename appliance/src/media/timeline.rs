@@ -100,10 +100,12 @@ impl AudioClock {
 /// backwards in decode order.
 ///
 /// Frames are held back `depth` frames (the SPS's `max_num_reorder_frames`), enough to
-/// know the smallest presentation time still to come; each frame leaving takes that as
-/// its decode time. Decode times are therefore the presentation times in sorted order:
-/// strictly increasing, never later than the frame they pair with by more than the
-/// reorder depth. A source whose SPS does not say starts at depth 0 and moves to
+/// know the smallest presentation time still to come; each frame leaving takes that,
+/// less `depth` frame intervals, as its decode time. Decode times are therefore the
+/// presentation times in sorted order moved back by the reorder delay, as an encoder
+/// sets them: strictly increasing, and not after the frame's presentation time (a
+/// negative composition offset shifts presentation in some players and not others). A
+/// source whose SPS does not say starts at depth 0 and moves to
 /// [`ASSUMED_REORDER_DEPTH`] when it first reorders.
 #[derive(Debug)]
 pub struct DtsFromPts<T> {
@@ -113,6 +115,9 @@ pub struct DtsFromPts<T> {
     upcoming: std::collections::BinaryHeap<std::cmp::Reverse<i64>>,
     max_pts: Option<i64>,
     last_dts: Option<i64>,
+    /// The reorder delay subtracted from sorted presentation times, fixed when the first
+    /// frame leaves (depth times the shortest frame interval seen by then).
+    delay: Option<i64>,
 }
 
 /// Reorder depth assumed for a source that reorders without saying how deep
@@ -129,6 +134,7 @@ impl<T> DtsFromPts<T> {
             upcoming: Default::default(),
             max_pts: None,
             last_dts: None,
+            delay: None,
         }
     }
 
@@ -138,6 +144,7 @@ impl<T> DtsFromPts<T> {
         if self.adaptive && self.max_pts.is_some_and(|m| pts < m) {
             self.depth = ASSUMED_REORDER_DEPTH;
             self.adaptive = false;
+            self.delay = None;
         }
         self.max_pts = Some(self.max_pts.map_or(pts, |m| m.max(pts)));
         self.queue.push_back((pts, frame));
@@ -155,8 +162,18 @@ impl<T> DtsFromPts<T> {
     }
 
     fn pop(&mut self) -> Option<(i64, i64, T)> {
+        if self.delay.is_none() {
+            let mut seen: Vec<i64> = self.upcoming.iter().map(|r| r.0).collect();
+            seen.sort_unstable();
+            let interval = seen
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .filter(|d| *d > 0)
+                .min();
+            self.delay = Some(interval.unwrap_or(0) * self.depth as i64);
+        }
         let (pts, frame) = self.queue.pop_front()?;
-        let smallest = self.upcoming.pop().map_or(pts, |r| r.0);
+        let smallest = self.upcoming.pop().map_or(pts, |r| r.0) - self.delay.unwrap_or(0);
         let dts = match self.last_dts {
             Some(last) if smallest <= last => last + 1,
             _ => smallest,
@@ -181,13 +198,17 @@ mod tests {
         }
         out.extend(d.flush());
         let dts: Vec<i64> = out.iter().map(|o| o.0).collect();
-        assert_eq!(dts, [0, 1, 2, 3, 4, 5, 6]);
+        assert_eq!(
+            dts,
+            [-2, -1, 0, 1, 2, 3, 4],
+            "sorted, less two frames of delay"
+        );
         assert_eq!(
             out.iter().map(|o| o.2).collect::<Vec<_>>(),
             [0, 1, 2, 3, 4, 5, 6]
         );
-        // No frame is decoded more than the depth after it is shown.
-        assert!(out.iter().all(|&(dts, pts, _)| dts - pts <= 2));
+        // Every frame is decoded before (or as) it is shown, as an encoder stamps it.
+        assert!(out.iter().all(|&(dts, pts, _)| dts <= pts), "{out:?}");
     }
 
     #[test]

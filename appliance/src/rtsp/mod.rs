@@ -8,6 +8,10 @@
 //! | RFC 3640 (AAC over RTP, AAC-hbr) | [`rtp`] |
 //! | RFC 8866 (SDP), RFC 6184 §8.1, RFC 3640 §4.1 | [`sdp`] |
 
+pub mod auth;
+pub mod depacketize;
+pub mod record;
 pub mod rtp;
+pub mod rtp_in;
 pub mod sdp;
 pub mod server;

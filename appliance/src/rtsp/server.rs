@@ -1,5 +1,8 @@
 //! The RTSP server (RFC 2326, RTSP 1.0): any live stream plays at
-//! `rtsp://HOST:PORT/live/NAME`, over TCP-interleaved (§10.12) or UDP unicast RTP.
+//! `rtsp://HOST:PORT/live/NAME`, over TCP-interleaved (§10.12) or UDP unicast RTP, and
+//! publishers push to the same URL with ANNOUNCE and RECORD (see [`super::record`]),
+//! authenticated with the stream key: `?key=`, or Basic or Digest with the stream name
+//! as user name and the key as password.
 //!
 //! Message grammar comes from rtsp-types; the session logic is ours: OPTIONS, DESCRIBE,
 //! SETUP (per track), PLAY, TEARDOWN, and GET_PARAMETER/SET_PARAMETER as keep-alives.
@@ -10,11 +13,14 @@
 //! sender reports (RFC 3550 §6.4.1) map every track's RTP time to the same wall clock, so
 //! players can line audio up with video.
 
+use super::auth::{self as rtsp_auth, Credentials};
+use super::record::{Arrival, Publish};
 use super::rtp::Packetizer;
-use super::sdp;
+use super::sdp::{self, AnnounceError};
 use crate::app::{App, LiveEntry};
 use crate::auth::stream_keys;
 use crate::hub::PublishState;
+use crate::ingest::IngestMeter;
 use crate::media::{Frame, TrackId, TrackParams};
 use bytes::{BufMut, Bytes, BytesMut};
 use rtsp_types::headers::{self, RtpLowerTransport, RtpProfile, Transport, Transports};
@@ -84,6 +90,12 @@ pub enum RtspError {
     /// A request over [`MAX_REQUEST`] bytes (answered 400 first).
     #[error("request larger than {MAX_REQUEST} bytes")]
     TooLarge,
+    /// The publisher's media could not go on.
+    #[error("publisher's media: {0}")]
+    Media(#[from] crate::ingest::rtp_frames::RtpMediaError),
+    /// A recording publisher sent nothing for [`PUBLISH_IDLE`].
+    #[error("publisher sent nothing for {}s", PUBLISH_IDLE.as_secs())]
+    PublisherIdle,
 }
 
 /// Where one track's packets go.
@@ -140,9 +152,14 @@ async fn connection(sock: TcpStream, peer: SocketAddr, app: App) -> Result<(), R
         tx,
         session: None,
         hang_up: Arc::new(tokio::sync::Notify::new()),
+        publish: None,
+        nonce: format!("{:032x}", rand::random::<u128>()),
+        udp_in: None,
+        udp_tasks: Vec::new(),
     };
     let result = conn.read_loop(&mut rd).await;
     conn.session = None;
+    conn.end_publish();
     drop(conn);
     // Let queued responses (a 400, a TEARDOWN's 200) reach the peer.
     let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
@@ -159,6 +176,27 @@ struct Conn {
     /// left, or the player could not keep up. Players see the end as the socket closing
     /// (ffmpeg ignores RTCP BYE over TCP).
     hang_up: Arc<tokio::sync::Notify>,
+    /// The publish session, from ANNOUNCE on.
+    publish: Option<Publish>,
+    /// The Digest nonce issued on this connection.
+    nonce: String,
+    /// RTP and RTCP a publisher sends over UDP: (track, is RTCP, packet).
+    udp_in: Option<mpsc::Receiver<(usize, bool, Bytes)>>,
+    udp_tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A publisher that sends nothing for this long (over UDP, where the RTSP connection
+/// itself may stay quiet) is ended.
+const PUBLISH_IDLE: Duration = Duration::from_secs(30);
+
+/// Waits for the next UDP packet of a publisher, or for ever when there is none.
+async fn next_udp(
+    rx: &mut Option<mpsc::Receiver<(usize, bool, Bytes)>>,
+) -> Option<(usize, bool, Bytes)> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Conn {
@@ -172,6 +210,21 @@ impl Conn {
             loop {
                 if buf.is_empty() {
                     break;
+                }
+                if buf[0] == b'$' {
+                    // Interleaved data (§10.12): taken without a copy.
+                    if buf.len() < 4 {
+                        break;
+                    }
+                    let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                    if buf.len() < 4 + len {
+                        buf.reserve(4 + len - buf.len());
+                        break;
+                    }
+                    let channel = buf[1];
+                    let packet = buf.split_to(4 + len).freeze().slice(4..);
+                    self.on_interleaved(channel, packet)?;
+                    continue;
                 }
                 match Message::<Vec<u8>>::parse(&buf[..]) {
                     Ok((msg, used)) => {
@@ -210,6 +263,16 @@ impl Conn {
                     }
                 }
                 _ = self.hang_up.notified() => return Ok(()),
+                Some((track, rtcp, packet)) = next_udp(&mut self.udp_in) => {
+                    if let Some(p) = self.publish.as_mut() {
+                        p.on_packet(track, rtcp, packet)?;
+                    }
+                }
+                _ = tokio::time::sleep(Duration::from_secs(5)), if self.publish.as_ref().is_some_and(|p| p.recording()) => {
+                    if self.publish.as_ref().is_some_and(|p| p.last_packet.elapsed() > PUBLISH_IDLE) {
+                        return Err(RtspError::PublisherIdle);
+                    }
+                }
             }
         }
     }
@@ -256,7 +319,7 @@ impl Conn {
                 let r = base
                     .header(
                         headers::PUBLIC,
-                        "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER",
+                        "OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN, GET_PARAMETER, SET_PARAMETER, ANNOUNCE, RECORD",
                     )
                     .empty();
                 self.reply(r).await;
@@ -281,6 +344,52 @@ impl Conn {
                     .header(headers::CONTENT_BASE, content_base.as_str())
                     .build(sdp.into_bytes());
                 self.reply(r).await;
+                true
+            }
+            Method::Announce => {
+                let r = match self.announce(&req).await {
+                    Ok(()) => base.empty(),
+                    Err((status, reason, challenge)) => {
+                        let mut b = status_only(status);
+                        if let Some(c) = &challenge {
+                            b = b.header(headers::WWW_AUTHENTICATE, c.as_str());
+                        }
+                        let mut r = b.empty();
+                        if let Some(reason) = reason {
+                            r.set_reason_phrase(reason);
+                        }
+                        r
+                    }
+                };
+                self.reply(r).await;
+                true
+            }
+            Method::Record => {
+                let r = match self.record(&req).await {
+                    Ok(id) => base.header(headers::SESSION, id.as_str()).empty(),
+                    Err((status, reason)) => {
+                        let mut r = status_only(status).empty();
+                        if let Some(reason) = reason {
+                            r.set_reason_phrase(reason);
+                        }
+                        r
+                    }
+                };
+                self.reply(r).await;
+                true
+            }
+            Method::Setup if self.publish.is_some() => {
+                match self.setup_record(&req).await {
+                    Ok((transport, id)) => {
+                        let session = format!("{id};timeout={SESSION_TIMEOUT}");
+                        let r = base
+                            .header(headers::SESSION, session.as_str())
+                            .header(headers::TRANSPORT, transport.as_str())
+                            .empty();
+                        self.reply(r).await;
+                    }
+                    Err(status) => self.reply(status_only(status).empty()).await,
+                }
                 true
             }
             Method::Setup => {
@@ -322,6 +431,13 @@ impl Conn {
                 }
                 true
             }
+            Method::Teardown if self.publish.is_some() => {
+                info!("publisher sent TEARDOWN");
+                self.drain_udp().await;
+                self.end_publish();
+                self.reply(base.empty()).await;
+                true
+            }
             Method::Teardown => {
                 let ok = self.check_session(&req).is_ok();
                 self.session = None;
@@ -344,6 +460,317 @@ impl Conn {
                 true
             }
         }
+    }
+
+    /// Interleaved data on `channel`: a publisher's RTP or RTCP (a player's RTCP
+    /// receiver reports are ignored).
+    fn on_interleaved(&mut self, channel: u8, packet: Bytes) -> Result<(), RtspError> {
+        if let Some(p) = self.publish.as_mut() {
+            if let Some((track, rtcp)) = p.channel(channel) {
+                p.on_packet(track, rtcp, packet)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the UDP packets a publisher sent just before its TEARDOWN (which came on the
+    /// faster path): until none comes for 100 ms, for at most a second.
+    async fn drain_udp(&mut self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while tokio::time::Instant::now() < deadline {
+            let Some(rx) = self.udp_in.as_mut() else {
+                return;
+            };
+            match tokio::time::timeout(Duration::from_millis(100), rx.recv()).await {
+                Ok(Some((track, rtcp, packet))) => {
+                    if let Some(p) = self.publish.as_mut() {
+                        if let Err(e) = p.on_packet(track, rtcp, packet) {
+                            warn!(error = %e, "RTSP publisher's last packets");
+                            return;
+                        }
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Ends the publish session, if any: the stream is released.
+    fn end_publish(&mut self) {
+        for t in self.udp_tasks.drain(..) {
+            t.abort();
+        }
+        self.udp_in = None;
+        if let Some(mut p) = self.publish.take() {
+            if p.recording() {
+                info!(stream = %p.name, "RTSP publisher left");
+            }
+            p.finish();
+        }
+    }
+
+    /// ANNOUNCE: authenticates the publisher and reads its SDP. The error is the status,
+    /// a reason phrase, and a WWW-Authenticate challenge.
+    async fn announce(
+        &mut self,
+        req: &Request<Vec<u8>>,
+    ) -> Result<(), (StatusCode, Option<String>, Option<String>)> {
+        let Some((name, None)) = target(req) else {
+            return Err((StatusCode::NotFound, None, None));
+        };
+        if self.session.is_some() || self.publish.as_ref().is_some_and(|p| p.recording()) {
+            return Err((StatusCode::MethodNotValidInThisState, None, None));
+        }
+        let refuse = |reason: &str| {
+            self.app.metrics.rejected.with_label_values(&[reason]).inc();
+        };
+        let tried = req.header(&headers::AUTHORIZATION).is_some()
+            || req.request_uri().and_then(|u| u.query()).is_some();
+        if !stream_keys::valid_name(&name) || !self.authorized(req, &name).await {
+            if tried {
+                warn!(stream = %name, "RTSP publish refused: unknown or wrong stream key");
+                refuse("bad_key");
+            } else {
+                // Clients send credentials only once challenged.
+                tracing::debug!(stream = %name, "RTSP publisher challenged for the stream key");
+            }
+            // Digest unless the stream exists from before Digest (Basic still works).
+            let digest = match stream_keys::stored_digest_ha1(&self.app.db, &name).await {
+                Ok(Some(_)) => true,
+                Ok(None) => !stream_keys::exists(&self.app.db, &name)
+                    .await
+                    .unwrap_or(false),
+                Err(_) => false,
+            };
+            let challenge = rtsp_auth::challenge(&self.nonce, digest);
+            return Err((StatusCode::Unauthorized, None, Some(challenge)));
+        }
+        let announced = match sdp::parse_announce(req.body()) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "RTSP publish refused");
+                let status = match e {
+                    AnnounceError::Unsupported(_) | AnnounceError::TooMany(_) => {
+                        refuse("unsupported_codec");
+                        StatusCode::UnsupportedMediaType
+                    }
+                    AnnounceError::Parse(_) | AnnounceError::NoMedia => {
+                        refuse("bad_media");
+                        StatusCode::BadRequest
+                    }
+                };
+                return Err((status, Some(e.to_string()), None));
+            }
+        };
+        let publish = Publish::new(&name, announced).map_err(|e| {
+            warn!(error = %e, "RTSP publish refused");
+            refuse("unsupported_codec");
+            (StatusCode::UnsupportedMediaType, Some(e.to_string()), None)
+        })?;
+        if let Some(entry) = self.app.stream(&name) {
+            if let PublishState::Live { peer, .. } = &*entry.hub.state().borrow() {
+                warn!(holder = %peer, "RTSP publish refused: the stream already has a publisher");
+                refuse("already_publishing");
+                return Err((
+                    StatusCode::Forbidden,
+                    Some("Stream Already Has A Publisher".into()),
+                    None,
+                ));
+            }
+        }
+        self.end_publish();
+        self.publish = Some(publish);
+        tracing::Span::current().record("stream", name.as_str());
+        info!("RTSP publisher announced");
+        Ok(())
+    }
+
+    /// Whether the request carries the stream key of `name`: `?key=` in the URL, or Basic
+    /// or Digest credentials with the key as password.
+    async fn authorized(&self, req: &Request<Vec<u8>>, name: &str) -> bool {
+        let db = &self.app.db;
+        let query_key = req.request_uri().and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "key")
+                .map(|(_, v)| v.into_owned())
+        });
+        let with_key = |key: String| async move {
+            stream_keys::authorize_publish(db, &format!("{name}?key={key}"))
+                .await
+                .is_ok()
+        };
+        if let Some(key) = query_key {
+            return with_key(key).await;
+        }
+        let credentials = req
+            .header(&headers::AUTHORIZATION)
+            .and_then(|v| rtsp_auth::parse_authorization(v.as_str()));
+        match credentials {
+            Some(Credentials::Basic { password, .. }) => with_key(password).await,
+            Some(Credentials::Digest(d)) => {
+                let uri_ok = req
+                    .request_uri()
+                    .is_some_and(|u| u.as_str() == d.uri || u.path() == d.uri);
+                let Ok(Some(ha1)) = stream_keys::stored_digest_ha1(db, name).await else {
+                    return false;
+                };
+                d.username == name
+                    && uri_ok
+                    && rtsp_auth::digest_matches(&ha1, "ANNOUNCE", &self.nonce, &d)
+            }
+            None => false,
+        }
+    }
+
+    /// SETUP of a publisher's track (`mode=record`): returns the Transport reply and the
+    /// session ID.
+    async fn setup_record(
+        &mut self,
+        req: &Request<Vec<u8>>,
+    ) -> Result<(String, String), StatusCode> {
+        let local = self.local;
+        let Some(p) = self.publish.as_mut() else {
+            return Err(StatusCode::MethodNotValidInThisState);
+        };
+        if p.recording() {
+            return Err(StatusCode::MethodNotValidInThisState);
+        }
+        let uri = req
+            .request_uri()
+            .map(|u| u.as_str().to_string())
+            .unwrap_or_default();
+        let index = p.track_for(&uri).ok_or(StatusCode::NotFound)?;
+        let transports: Transports = req
+            .typed_header::<Transports>()
+            .map_err(|_| StatusCode::BadRequest)?
+            .ok_or(StatusCode::BadRequest)?;
+        for t in transports.iter() {
+            let Transport::Rtp(rtp) = t else { continue };
+            if rtp.profile != RtpProfile::Avp
+                || rtp
+                    .params
+                    .mode
+                    .iter()
+                    .any(|m| *m != headers::TransportMode::Record)
+            {
+                continue;
+            }
+            match rtp.lower_transport {
+                Some(RtpLowerTransport::Tcp) => {
+                    let i = index as u8;
+                    let (a, b) = rtp.params.interleaved.unwrap_or((i * 2, Some(i * 2 + 1)));
+                    let b = b.unwrap_or(a.wrapping_add(1));
+                    if a == b
+                        || [a, b]
+                            .iter()
+                            .any(|c| p.channel(*c).is_some_and(|(t, _)| t != index))
+                    {
+                        return Err(StatusCode::UnsupportedTransport);
+                    }
+                    p.set_arrival(index, Arrival::Interleaved(a, b));
+                    return Ok((
+                        format!("RTP/AVP/TCP;unicast;interleaved={a}-{b};mode=record"),
+                        p.session_id.clone(),
+                    ));
+                }
+                Some(RtpLowerTransport::Udp) | None => {
+                    let Some((cp, cq)) = rtp.params.client_port else {
+                        continue;
+                    };
+                    let cq = cq.unwrap_or(cp.wrapping_add(1));
+                    let (rtp_sock, rtcp_sock) = udp_pair(local)
+                        .await
+                        .map_err(|_| StatusCode::InternalServerError)?;
+                    let port = |s: &UdpSocket| s.local_addr().map(|a| a.port()).unwrap_or(0);
+                    let (sp, sq) = (port(&rtp_sock), port(&rtcp_sock));
+                    p.set_arrival(index, Arrival::Udp(Arc::new(rtp_sock), Arc::new(rtcp_sock)));
+                    return Ok((
+                        format!("RTP/AVP;unicast;client_port={cp}-{cq};server_port={sp}-{sq};mode=record"),
+                        p.session_id.clone(),
+                    ));
+                }
+                Some(_) => continue,
+            }
+        }
+        Err(StatusCode::UnsupportedTransport)
+    }
+
+    /// RECORD: claims the stream and starts taking media. Returns the session ID, or the
+    /// status and a reason phrase.
+    async fn record(
+        &mut self,
+        req: &Request<Vec<u8>>,
+    ) -> Result<String, (StatusCode, Option<String>)> {
+        let Some(p) = self.publish.as_mut() else {
+            return Err((StatusCode::MethodNotValidInThisState, None));
+        };
+        let given = req.header(&headers::SESSION).map(|v| {
+            v.as_str()
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        });
+        if given.as_deref() != Some(p.session_id.as_str()) {
+            return Err((StatusCode::SessionNotFound, None));
+        }
+        if p.recording() {
+            return Ok(p.session_id.clone());
+        }
+        if !p.all_set_up() {
+            return Err((
+                StatusCode::MethodNotValidInThisState,
+                Some("Set Up Every Track First".into()),
+            ));
+        }
+        let entry = self.app.open_stream(&p.name);
+        let publisher = entry
+            .hub
+            .publish(&format!("rtsp://{}", self.peer))
+            .map_err(|e| {
+                warn!(error = %e, "RTSP publish refused");
+                self.app
+                    .metrics
+                    .rejected
+                    .with_label_values(&["already_publishing"])
+                    .inc();
+                (
+                    StatusCode::Forbidden,
+                    Some("Stream Already Has A Publisher".to_string()),
+                )
+            })?;
+        p.start(publisher, IngestMeter::new(&self.app.metrics, &p.name));
+        let sockets = p.udp_sockets();
+        let id = p.session_id.clone();
+        if !sockets.is_empty() {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            self.udp_in = Some(rx);
+            let from = self.peer.ip();
+            for (track, rtp, rtcp) in sockets {
+                for (sock, is_rtcp) in [(rtp, false), (rtcp, true)] {
+                    let tx = tx.clone();
+                    self.udp_tasks.push(tokio::spawn(async move {
+                        let mut buf = vec![0u8; 65536];
+                        while let Ok((n, addr)) = sock.recv_from(&mut buf).await {
+                            // Only the publisher's address may feed its stream.
+                            if addr.ip() != from {
+                                continue;
+                            }
+                            if tx
+                                .send((track, is_rtcp, Bytes::copy_from_slice(&buf[..n])))
+                                .await
+                                .is_err()
+                            {
+                                break;
+                            }
+                        }
+                    }));
+                }
+            }
+        }
+        info!("RTSP publisher recording");
+        Ok(id)
     }
 
     /// The host (and port) the player used, for Content-Base.

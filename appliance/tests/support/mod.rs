@@ -6,8 +6,8 @@
 pub mod camera;
 pub mod rtmp;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -236,6 +236,55 @@ impl Server {
             |p| p.matches("#EXTINF").count() >= segments,
         );
         (key, publisher)
+    }
+
+    /// Like [`Server::publish_live`], but ffmpeg publishes over RTSP (ANNOUNCE/RECORD)
+    /// with `transport` (`tcp` or `udp`); the key goes as the Digest password
+    /// (`rtsp://NAME:KEY@…`) when `digest`, else as `?key=`.
+    pub fn publish_rtsp_live(
+        &self,
+        name: &str,
+        clip: &Path,
+        loops: i32,
+        transport: &str,
+        digest: bool,
+        segments: usize,
+    ) -> (String, Proc) {
+        let key = self.add_stream(name);
+        let url = if digest {
+            format!("rtsp://{name}:{key}@{}/live/{name}", self.rtsp)
+        } else {
+            format!("rtsp://{}/live/{name}?key={key}", self.rtsp)
+        };
+        let child = Command::new(tool("ffmpeg"))
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-re",
+                "-stream_loop",
+                &loops.to_string(),
+                "-i",
+            ])
+            .arg(clip)
+            .args([
+                "-c",
+                "copy",
+                "-f",
+                "rtsp",
+                "-rtsp_transport",
+                transport,
+                &url,
+            ])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ffmpeg");
+        wait_for(
+            &self.url(&format!("/live/{name}/video.m3u8")),
+            Duration::from_secs(30),
+            |p| p.matches("#EXTINF").count() >= segments,
+        );
+        (key, Proc(child))
     }
 
     /// `stream add NAME`, returning the key it printed.
@@ -530,4 +579,41 @@ pub fn source_packets(file: &Path) -> (Option<u64>, Option<u64>) {
     let p = probe_count(file.to_str().expect("utf-8 path"));
     let count = |kind| find_stream(&p, kind).map(|s| num(&s["nb_read_packets"]) as u64);
     (count("video"), count("audio"))
+}
+
+/// ffprobe counting every frame of an RTSP URL over `transport` (`tcp` or `udp`).
+pub fn rtsp_probe(url: &str, transport: &str) -> std::process::Child {
+    Command::new(tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            transport,
+            "-print_format",
+            "json",
+        ])
+        .args(["-show_streams", "-count_frames", "-count_packets", url])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ffprobe")
+}
+
+pub fn finish(child: std::process::Child, what: &str) -> serde_json::Value {
+    let out = child.wait_with_output().expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe json")
+}
+
+/// Sends raw bytes on a new RTSP connection; returns what came back until the server
+/// closed or went quiet for a second.
+pub fn rtsp_exchange(server: &Server, bytes: &[u8]) -> (String, bool) {
+    let mut s = TcpStream::connect(server.rtsp).expect("connect");
+    let _ = s.write_all(bytes);
+    let (out, closed) = read_until_closed(&mut s, Duration::from_secs(1));
+    (String::from_utf8_lossy(&out).into_owned(), closed)
 }

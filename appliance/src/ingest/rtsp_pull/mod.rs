@@ -16,14 +16,15 @@ pub mod sources;
 
 use crate::app::App;
 use crate::hub::HubError;
-use crate::ingest::rtp_frames::{AudioInput, RtpFrames, RtpMediaError, RtpOut};
+use crate::ingest::rtp_frames::{AudioInput, RtpFrames, RtpMediaError, RtpOut, VideoAu};
 use crate::ingest::IngestMeter;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use retina::client::{
     Credentials, InitialTimestampPolicy, PlayOptions, Session, SessionGroup, SessionOptions,
     SetupOptions, Transport,
 };
-use retina::codec::{CodecItem, FrameFormat};
+use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use sources::{SourceRow, SourceState};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -243,7 +244,11 @@ async fn session(
                 return None;
             }
             let channels = s.channels().map_or(1, |c| c.get());
-            AudioInput::from_encoding(s.encoding_name(), s.clock_rate_hz(), channels)
+            let aac_config = match s.parameters() {
+                Some(ParametersRef::Audio(a)) => Some(Bytes::copy_from_slice(a.extra_data())),
+                _ => None,
+            };
+            AudioInput::from_encoding(s.encoding_name(), s.clock_rate_hz(), channels, aac_config)
                 .map(|a| (i, a))
         });
         let offered: Vec<String> = streams
@@ -253,8 +258,8 @@ async fn session(
         if video.is_none() && audio.is_none() {
             return Err(PullError::NoUsableMedia(offered.join(", ")));
         }
-        info!(offered = %offered.join(", "), video = video.is_some(), audio = ?audio.map(|a| a.1), "camera described");
-        for i in [video, audio.map(|a| a.0)].into_iter().flatten() {
+        info!(offered = %offered.join(", "), video = video.is_some(), audio = ?audio.as_ref().map(|a| &a.1), "camera described");
+        for i in [video, audio.as_ref().map(|a| a.0)].into_iter().flatten() {
             session
                 .setup(
                     i,
@@ -269,17 +274,30 @@ async fn session(
         let playing = session
             .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
             .await?;
-        Ok::<_, PullError>((playing.demuxed()?, audio.map(|a| a.1)))
+        Ok::<_, PullError>((playing.demuxed()?, video, audio.map(|a| a.1)))
     };
-    let (mut demuxed, audio) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
+    let (mut demuxed, video, audio) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
         .map_err(|_| PullError::ConnectTimeout)??;
     let entry = app.open_stream(&row.name);
     let publisher = entry.hub.publish(&format!("rtsp://{peer}"))?;
     let mut frames = RtpFrames::new(publisher.base_ms(), audio);
+    let mut out = Vec::new();
+    // Declare the tracks up front (the SDP's parameters), so the packager does not
+    // restart when the second track's first frame comes.
+    let video_params =
+        video
+            .and_then(|i| demuxed.streams().get(i))
+            .and_then(|s| match s.parameters() {
+                Some(ParametersRef::Video(v)) => Some(Bytes::copy_from_slice(v.extra_data())),
+                _ => None,
+            });
+    if let Err(e) = frames.declare(video_params, &mut out) {
+        warn!(error = %e, "described parameters unusable; waiting for in-band ones");
+    }
+    publish(&publisher, None, &mut out);
     let mut meter: Option<IngestMeter> = None;
     let mut last_report = Instant::now();
-    let mut out = Vec::new();
     let result = loop {
         let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
             Err(_) => break Err(PullError::Stalled),
@@ -289,18 +307,33 @@ async fn session(
         };
         let step = match item {
             CodecItem::VideoFrame(f) => {
-                let params = demuxed
-                    .streams()
-                    .get(f.stream_id())
-                    .and_then(|s| s.parameters());
-                frames.video(f, params, &mut out)
+                // retina prefers in-band SPS/PPS over the SDP's, and flags a change.
+                let params = if f.has_new_parameters() || !frames.has_video_params() {
+                    match demuxed
+                        .streams()
+                        .get(f.stream_id())
+                        .and_then(|s| s.parameters())
+                    {
+                        Some(ParametersRef::Video(v)) => {
+                            Some(Bytes::copy_from_slice(v.extra_data()))
+                        }
+                        _ => None,
+                    }
+                } else {
+                    None
+                };
+                let ts = f.timestamp();
+                let au = VideoAu {
+                    pts: ts.elapsed() * 90_000 / i64::from(ts.clock_rate().get()),
+                    is_sync: f.is_random_access_point(),
+                    data: Bytes::from(f.into_data()),
+                    params,
+                };
+                frames.video(au, &mut out)
             }
             CodecItem::AudioFrame(f) => {
-                let params = demuxed
-                    .streams()
-                    .get(f.stream_id())
-                    .and_then(|s| s.parameters());
-                frames.audio(&f, params, &mut out)
+                let ts = f.timestamp();
+                frames.audio(ts.elapsed(), ts.clock_rate().get(), f.data(), &mut out)
             }
             _ => Ok(()),
         };
