@@ -337,3 +337,39 @@ fn camera_with_g711_and_digest_over_udp_is_transcoded_to_aac() {
         "no TEARDOWN reached the camera"
     );
 }
+
+/// Decodes `secs` seconds of `url` with `ffmpeg -xerror` (RTSP over TCP); panics with
+/// ffmpeg's words on any error.
+fn watch(url: &str, secs: u32) {
+    let mut cmd = Command::new(tool("ffmpeg"));
+    cmd.args(["-nostdin", "-v", "error", "-xerror"]);
+    if url.starts_with("rtsp://") {
+        cmd.args(["-rtsp_transport", "tcp"]);
+    }
+    let out = cmd
+        .args(["-i", url, "-t", &secs.to_string(), "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "watching {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_camera_an_rtsp_publisher_and_an_rtmp_publisher_are_watched_everywhere_at_once() {
+    let cam = Camera::start(&camera_clip(), "pcma", 0, None);
+    let server = Server::start();
+    let add = server.cli(&["source", "add", "door", &cam.url(None)]);
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let (_k1, _rtsp) = server.publish_rtsp_live("lobby", &clip, -1, "tcp", true, 1);
+    let (_k2, _rtmp) = server.publish_live("stage", &clip, -1, 1);
+    wait_segments(&server, "door", "video", 1);
+    for stream in ["door", "lobby", "stage"] {
+        watch(&server.url(&format!("/live/{stream}/index.m3u8")), 2);
+        watch(&server.url(&format!("/live/{stream}/manifest.mpd")), 2);
+        watch(&server.rtsp_url(&format!("/live/{stream}")), 2);
+    }
+}

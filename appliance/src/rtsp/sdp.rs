@@ -112,7 +112,6 @@ pub fn parse_announce(body: &[u8]) -> Result<Announcement, AnnounceError> {
         sdp_types::Session::parse(body).map_err(|e| AnnounceError::Parse(e.to_string()))?;
     let tool = session
         .get_first_attribute_value("tool")
-        .ok()
         .flatten()
         .map(str::to_string);
     let mut out: Vec<AnnouncedMedia> = Vec::new();
@@ -163,7 +162,6 @@ pub fn parse_announce(body: &[u8]) -> Result<Announcement, AnnounceError> {
             track,
             control: m
                 .get_first_attribute_value("control")
-                .ok()
                 .flatten()
                 .unwrap_or("")
                 .to_string(),

@@ -98,6 +98,7 @@ struct Running {
     row: (String, String, String, String),
     /// Dropping this ends the task, and with it the camera session.
     _stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 fn identity(r: &SourceRow) -> (String, String, String, String) {
@@ -118,6 +119,12 @@ pub async fn run(app: App) {
         match sources::list(&app.db).await {
             Ok(rows) => {
                 running.retain(|name, r| {
+                    if r.task.is_finished() {
+                        // Only a panic ends a task that was not stopped: a bug, or a
+                        // library failing on what the camera sent. Start it afresh.
+                        tracing::error!(source = %name, "camera task failed; restarting it");
+                        return false;
+                    }
                     let keep = rows
                         .iter()
                         .any(|row| &row.name == name && identity(row) == r.row);
@@ -131,17 +138,19 @@ pub async fn run(app: App) {
                         continue;
                     }
                     let (stop, stopped) = oneshot::channel();
-                    running.insert(
-                        row.name.clone(),
-                        Running {
-                            row: identity(&row),
-                            _stop: stop,
-                        },
-                    );
                     let span =
                         tracing::info_span!("camera", source = %row.name, url = %row.display_url());
-                    tokio::spawn(
+                    let (name, id) = (row.name.clone(), identity(&row));
+                    let task = tokio::spawn(
                         pull(app.clone(), row, group.clone(), retry_max, stopped).instrument(span),
+                    );
+                    running.insert(
+                        name,
+                        Running {
+                            row: id,
+                            _stop: stop,
+                            task,
+                        },
                     );
                 }
             }
