@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Side-by-side: streambox vs nginx-rtmp, fed by the same ffmpeg publishers.
+"""Side-by-side: streambox vs nginx-rtmp, fed by the same ffmpeg publishers; and with
+--rtsp, streambox pulling K RTSP cameras and fanning one of them out to M RTSP players.
 
 Each of N ffmpeg processes loops a 720p25 clip (libx264, 2 s GOPs, stereo AAC; made from
 ../shared/media/bigbuckbunny.mp4) with -re and -c copy, and writes it through the tee
@@ -83,6 +84,21 @@ def rss_mib(pid):
         except OSError:
             pass
     return total / 1024
+
+
+def stop_all(procs, work):
+    """Stops every process (SIGTERM, then SIGKILL after 5 s) and removes the work folder."""
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except OSError:
+            pass
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 NGINX_CONF = """
@@ -210,7 +226,13 @@ def main():
     ap.add_argument("--streams", type=int, default=4)
     ap.add_argument("--seconds", type=int, default=60)
     ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--rtsp", action="store_true",
+                    help="RTSP: pull --cameras cameras, then fan camera 0 out to --players players")
+    ap.add_argument("--cameras", type=int, default=4)
+    ap.add_argument("--players", type=int, default=16)
     args = ap.parse_args()
+    if args.rtsp:
+        return main_rtsp(args)
     work = tempfile.mkdtemp(prefix="sbx-bench-")
     procs = []
     try:
@@ -282,17 +304,84 @@ def main():
               f"streambox parts seen by a blocking-reload client, paced model + offset: "
               f"{summary([d + offset for d in part_delays])}")
     finally:
-        for p in procs:
-            try:
-                p.send_signal(signal.SIGTERM)
-            except OSError:
-                pass
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        shutil.rmtree(work, ignore_errors=True)
+        stop_all(procs, work)
+
+
+CAMERA = os.path.join(ROOT, "appliance", "tests", "support", "camera.py")
+
+
+def measure(pid, seconds):
+    """(CPU seconds used, RSS at start, peak RSS) of pid's tree over `seconds`."""
+    cpu0, rss0 = cpu_seconds(pid), rss_mib(pid)
+    peak, end = rss0, time.time() + seconds
+    while time.time() < end:
+        peak = max(peak, rss_mib(pid))
+        time.sleep(0.5)
+    return cpu_seconds(pid) - cpu0, rss0, peak
+
+
+def main_rtsp(args):
+    """K GStreamer RTSP cameras (720p25 H.264 + AAC, the same clip as the RTMP run) pulled
+    by streambox over TCP; then M ffmpeg RTSP players (TCP, -c copy) on camera 0. Reports
+    streambox's CPU per camera-minute, the extra CPU per player-minute, and memory."""
+    work = tempfile.mkdtemp(prefix="sbx-rtsp-bench-")
+    procs = []
+    try:
+        clip = make_clip(work)
+        # The camera serves a file once: make it outlast the run.
+        loops = (2 * args.warmup + 2 * args.seconds) // 4 + 4
+        long_clip = os.path.join(work, "camera.mp4")
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", str(loops), "-i", clip,
+                        "-c", "copy", long_clip], check=True)
+        ports = []
+        for _ in range(args.cameras):
+            cam = subprocess.Popen(["/usr/bin/python3", CAMERA, long_clip, "aac", "0"],
+                                   stdout=subprocess.PIPE, text=True)
+            procs.append(cam)
+            ports.append(int(cam.stdout.readline().split()[-1]))
+        s_http, s_rtsp = free_port(), free_port()
+        env = dict(os.environ, STREAMBOX_LOG="warn")
+        sb = subprocess.Popen([args.streambox, "--data-dir", f"{work}/sb", "serve",
+                               "--rtmp-listen", "127.0.0.1:0", "--http-listen", f"127.0.0.1:{s_http}",
+                               "--rtsp-listen", f"127.0.0.1:{s_rtsp}"], env=env, stdout=subprocess.DEVNULL)
+        procs.append(sb)
+        time.sleep(1)
+        for i, port in enumerate(ports):
+            subprocess.run([args.streambox, "--data-dir", f"{work}/sb", "source", "add", f"cam{i}",
+                            f"rtsp://127.0.0.1:{port}/stream1"], check=True, capture_output=True, env=env)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if all(fetch(f"http://127.0.0.1:{s_http}/live/cam{i}/video.m3u8")[0] == 200
+                   for i in range(args.cameras)):
+                break
+            time.sleep(0.5)
+        else:
+            sys.exit("the cameras did not go live")
+        time.sleep(args.warmup)
+        pull_cpu, pull_rss0, pull_peak = measure(sb.pid, args.seconds)
+        players = []
+        for _ in range(args.players):
+            p = subprocess.Popen(["ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i",
+                                  f"rtsp://127.0.0.1:{s_rtsp}/live/cam0", "-c", "copy", "-f", "null", "-"])
+            players.append(p)
+            procs.append(p)
+        time.sleep(args.warmup)
+        fan_cpu, fan_rss0, fan_peak = measure(sb.pid, args.seconds)
+        alive = sum(p.poll() is None for p in players)
+        minutes = args.seconds / 60
+        per_camera = pull_cpu / (args.cameras * minutes)
+        per_player = (fan_cpu - pull_cpu) / (args.players * minutes)
+        print(f"\n{args.cameras} GStreamer RTSP cameras pulled over TCP (720p25 H.264 with B-frames + "
+              f"stereo AAC, ~1.7 Mbit/s each); then {args.players} ffmpeg RTSP players (TCP) on camera 0; "
+              f"{args.seconds} s measured after {args.warmup} s warm-up each\n")
+        print("| phase | streambox CPU s per minute | per camera-minute | per player-minute | RSS start → peak (MiB) |")
+        print("| --- | --- | --- | --- | --- |")
+        print(f"| {args.cameras} camera pulls | {pull_cpu / minutes:.3f} | {per_camera:.3f} | – | "
+              f"{pull_rss0:.1f} → {pull_peak:.1f} |")
+        print(f"| + {args.players} RTSP players ({alive} still playing at the end) | {fan_cpu / minutes:.3f} | – | "
+              f"{per_player:.3f} | {fan_rss0:.1f} → {fan_peak:.1f} |")
+    finally:
+        stop_all(procs, work)
 
 
 def stream_start(sb_base):

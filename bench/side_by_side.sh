@@ -2,12 +2,17 @@
 # Side-by-side run: streambox against nginx with libnginx-mod-rtmp (HLS and DASH on),
 # both fed by the same N ffmpeg publishers. Prints a Markdown table.
 #   bench/side_by_side.sh [--streams N] [--seconds S]
+# With --rtsp: streambox pulls K GStreamer RTSP cameras, then fans one out to M RTSP
+# players; prints CPU per camera and per player, and memory.
+#   bench/side_by_side.sh --rtsp [--cameras K] [--players M] [--seconds S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()
 command -v ffmpeg >/dev/null || packages+=(ffmpeg)
 command -v nginx >/dev/null || packages+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || packages+=(libnginx-mod-rtmp)
+/usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null ||
+  packages+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
 if ((${#packages[@]})); then
   sudo=()
   [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -5,12 +5,12 @@
 use crate::hub::Hub;
 use crate::ingest::IngestMeter;
 use crate::media::flv::{Demuxed, FlvDemuxer};
-use crate::metrics::Metrics;
-use crate::rtsp::record::Publish;
-use crate::rtsp::{auth, sdp};
 use crate::media::TrackId;
+use crate::metrics::Metrics;
 use crate::packager::segmenter::{Segmenter, SegmenterConfig};
 use crate::packager::{dash, hls, Window};
+use crate::rtsp::record::Publish;
+use crate::rtsp::{auth, sdp};
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -129,7 +129,11 @@ pub fn rtsp_record(sdp: &str, track: Option<usize>, data: &[u8]) -> u64 {
         let packet = Bytes::copy_from_slice(&rest[3..3 + len]);
         rest = &rest[3 + len..];
         if publish
-            .on_packet(track.unwrap_or(usize::from(flags & 1)), flags & 2 != 0, packet)
+            .on_packet(
+                track.unwrap_or(usize::from(flags & 1)),
+                flags & 2 != 0,
+                packet,
+            )
             .is_err()
         {
             break; // the session would end here

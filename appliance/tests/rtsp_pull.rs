@@ -362,7 +362,11 @@ fn a_camera_an_rtsp_publisher_and_an_rtmp_publisher_are_watched_everywhere_at_on
     let cam = Camera::start(&camera_clip(), "pcma", 0, None);
     let server = Server::start();
     let add = server.cli(&["source", "add", "door", &cam.url(None)]);
-    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
     let clip = bbb_bframes_as("640x360", "mp4");
     let (_k1, _rtsp) = server.publish_rtsp_live("lobby", &clip, -1, "tcp", true, 1);
     let (_k2, _rtmp) = server.publish_live("stage", &clip, -1, 1);

@@ -280,17 +280,8 @@ impl RtpFrames {
             return Ok(());
         };
         let pts = self.base_ms * 90 + au.pts;
-        if let Some((dts, pts, (sync, data, received))) =
-            state.dts.push(pts, (au.is_sync, au.data, Instant::now()))
-        {
-            out.push(RtpOut::Frame(video_frame(
-                &state.params,
-                dts,
-                pts,
-                sync,
-                data,
-                received,
-            )));
+        if let Some(f) = state.dts.push(pts, (au.is_sync, au.data, Instant::now())) {
+            out.push(video_frame(&state.params, f));
         }
         Ok(())
     }
@@ -364,29 +355,20 @@ impl RtpFrames {
 
     fn flush_video(&mut self, out: &mut Vec<RtpOut>) {
         if let Some(state) = self.video.as_mut() {
-            for (dts, pts, (sync, data, received)) in state.dts.flush() {
-                out.push(RtpOut::Frame(video_frame(
-                    &state.params,
-                    dts,
-                    pts,
-                    sync,
-                    data,
-                    received,
-                )));
+            for f in state.dts.flush() {
+                out.push(video_frame(&state.params, f));
             }
         }
     }
 }
 
-fn video_frame(
-    params: &Arc<TrackParams>,
-    dts: i64,
-    pts: i64,
-    is_sync: bool,
-    data: Bytes,
-    received: Instant,
-) -> Frame {
-    Frame {
+/// A video access unit leaving [`DtsFromPts`]: decode time, presentation time, and
+/// (keyframe, data, arrival).
+type Released = (i64, i64, (bool, Bytes, Instant));
+
+fn video_frame(params: &Arc<TrackParams>, released: Released) -> RtpOut {
+    let (dts, pts, (is_sync, data, received)) = released;
+    RtpOut::Frame(Frame {
         track: TrackId::Video,
         dts,
         cts: i32::try_from(pts - dts).unwrap_or(if pts > dts { i32::MAX } else { i32::MIN }),
@@ -394,5 +376,5 @@ fn video_frame(
         params: params.clone(),
         data,
         received,
-    }
+    })
 }

@@ -378,26 +378,22 @@ impl Conn {
                 self.reply(r).await;
                 true
             }
-            Method::Setup if self.publish.is_some() => {
-                match self.setup_record(&req).await {
+            Method::Setup => {
+                let result = if self.publish.is_some() {
+                    self.setup_record(&req).await
+                } else {
+                    self.setup(&req).await.map(|t| {
+                        (
+                            t,
+                            self.session
+                                .as_ref()
+                                .map_or(String::new(), |s| s.id.clone()),
+                        )
+                    })
+                };
+                match result {
                     Ok((transport, id)) => {
                         let session = format!("{id};timeout={SESSION_TIMEOUT}");
-                        let r = base
-                            .header(headers::SESSION, session.as_str())
-                            .header(headers::TRANSPORT, transport.as_str())
-                            .empty();
-                        self.reply(r).await;
-                    }
-                    Err(status) => self.reply(status_only(status).empty()).await,
-                }
-                true
-            }
-            Method::Setup => {
-                let status = self.setup(&req).await;
-                match status {
-                    Ok(transport) => {
-                        let Some(s) = &self.session else { return false };
-                        let session = format!("{};timeout={SESSION_TIMEOUT}", s.id);
                         let r = base
                             .header(headers::SESSION, session.as_str())
                             .header(headers::TRANSPORT, transport.as_str())

@@ -230,11 +230,7 @@ impl Server {
     ) -> (String, Proc) {
         let key = self.add_stream(name);
         let publisher = publish(clip, loops, &self.rtmp_url(&format!("{name}?key={key}")));
-        wait_for(
-            &self.url(&format!("/live/{name}/video.m3u8")),
-            Duration::from_secs(30),
-            |p| p.matches("#EXTINF").count() >= segments,
-        );
+        self.wait_segments(name, segments);
         (key, publisher)
     }
 
@@ -279,12 +275,17 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start ffmpeg");
+        self.wait_segments(name, segments);
+        (key, Proc(child))
+    }
+
+    /// Waits (up to 30 s) until stream `name` lists `segments` complete segments.
+    pub fn wait_segments(&self, name: &str, segments: usize) {
         wait_for(
             &self.url(&format!("/live/{name}/video.m3u8")),
             Duration::from_secs(30),
             |p| p.matches("#EXTINF").count() >= segments,
         );
-        (key, Proc(child))
     }
 
     /// `stream add NAME`, returning the key it printed.
