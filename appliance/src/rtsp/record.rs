@@ -17,9 +17,12 @@ use crate::ingest::IngestMeter;
 use crate::media::{TrackId, VIDEO_TIMESCALE};
 use bytes::Bytes;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tracing::warn;
+
+/// How long after RECORD a track's first RTP packets wait for its first sender report.
+const REPORT_WAIT: Duration = Duration::from_millis(500);
 
 /// How a track's packets arrive.
 #[derive(Debug, Clone)]
@@ -48,7 +51,8 @@ struct RecvTrack {
     report: Option<SenderReport>,
     /// Packets or payloads refused.
     errors: u64,
-    anchor_logged: Option<()>,
+    /// RTP packets (with their arrival) held until the track's first sender report.
+    held: Vec<(Bytes, Instant)>,
 }
 
 /// One publish session: from ANNOUNCE until TEARDOWN or the connection closes.
@@ -94,7 +98,7 @@ impl Publish {
                 anchor: None,
                 report: None,
                 errors: 0,
-                anchor_logged: None,
+                held: Vec::new(),
             });
         }
         Ok(Publish {
@@ -214,10 +218,12 @@ impl Publish {
     /// [`RtpMediaError`] when the media cannot go on (new parameters that do not parse,
     /// a jump in RTP time): the session must end.
     pub fn on_packet(&mut self, i: usize, rtcp: bool, data: Bytes) -> Result<(), RtpMediaError> {
-        let (Some(frames), Some(track)) = (self.frames.as_mut(), self.tracks.get_mut(i)) else {
+        if self.frames.is_none() || i >= self.tracks.len() {
             return Ok(()); // before RECORD, or an unknown track
-        };
-        self.last_packet = Instant::now();
+        }
+        let now = Instant::now();
+        self.last_packet = now;
+        let track = &mut self.tracks[i];
         if rtcp {
             for sr in sender_reports(&data) {
                 self.origin_ntp.get_or_insert(sr.ntp_secs);
@@ -225,8 +231,34 @@ impl Publish {
                     track.report = Some(sr);
                 }
             }
+            // Packets held for this report go now.
+            for (data, arrived) in std::mem::take(&mut self.tracks[i].held) {
+                self.on_rtp(i, data, arrived)?;
+            }
             return Ok(());
         }
+        // Over UDP a track's first packets may overtake its first sender report: hold
+        // them a moment rather than anchor the track by arrival time.
+        let track = &mut self.tracks[i];
+        let waiting = track.anchor.is_none()
+            && track.report.is_none()
+            && self.started.elapsed() < REPORT_WAIT
+            && track.held.len() < 512;
+        if waiting {
+            track.held.push((data, now));
+            return Ok(());
+        }
+        for (data, arrived) in std::mem::take(&mut track.held) {
+            self.on_rtp(i, data, arrived)?;
+        }
+        self.on_rtp(i, data, now)
+    }
+
+    /// One RTP packet of track `i`, which arrived at `arrived`.
+    fn on_rtp(&mut self, i: usize, data: Bytes, arrived: Instant) -> Result<(), RtpMediaError> {
+        let (Some(frames), Some(track)) = (self.frames.as_mut(), self.tracks.get_mut(i)) else {
+            return Ok(());
+        };
         let packet = match parse_rtp(data) {
             Ok(p) if p.payload_type == track.media.payload_type => p,
             Ok(_) => return Ok(()), // another payload type (RTCP muxed, FEC): not ours
@@ -246,17 +278,16 @@ impl Publish {
                             + i64::from(sr.rtp_time.wrapping_sub(o.packet.timestamp) as i32);
                         (sr_time, ((sr.ntp_secs - origin) * clock as f64) as i64)
                     }
-                    // No report yet: the first packet is as late as it arrived.
+                    // No report: the first packet is as late as it arrived.
                     _ => (
                         o.timestamp,
-                        (self.started.elapsed().as_secs_f64() * clock as f64) as i64,
+                        (arrived
+                            .saturating_duration_since(self.started)
+                            .as_secs_f64()
+                            * clock as f64) as i64,
                     ),
                 }
             });
-            if track.anchor_logged.is_none() {
-                track.anchor_logged = Some(());
-                tracing::debug!(stream = %self.name, track = track.media.track.name(), zero, offset, first = o.timestamp, report = track.report.is_some(), "RTP timeline anchored");
-            }
             o.timestamp = o.timestamp - zero + offset;
             let result = match &mut track.depacketizer {
                 Depacketizer::H264(d) => d.push(&o, &mut self.video_aus),
@@ -300,9 +331,10 @@ impl Publish {
 
     /// Ends the session: frames held for reordering go out, and the stream is released.
     pub fn finish(&mut self) {
-        if let Some(frames) = self.frames.as_mut() {
-            frames.finish(&mut self.out);
-        }
+        let Some(mut frames) = self.frames.take() else {
+            return; // not recording, or finished already
+        };
+        frames.finish(&mut self.out);
         self.publish_out();
         self.publisher = None;
         self.meter = None;

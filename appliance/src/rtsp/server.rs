@@ -544,7 +544,7 @@ impl Conn {
         let announced = match sdp::parse_announce(req.body()) {
             Ok(m) => m,
             Err(e) => {
-                warn!(error = %e, "RTSP publish refused");
+                warn!(stream = %name, error = %e, "RTSP publish refused");
                 let status = match e {
                     AnnounceError::Unsupported(_) | AnnounceError::TooMany(_) => {
                         refuse("unsupported_codec");
@@ -559,13 +559,13 @@ impl Conn {
             }
         };
         let publish = Publish::new(&name, announced).map_err(|e| {
-            warn!(error = %e, "RTSP publish refused");
+            warn!(stream = %name, error = %e, "RTSP publish refused");
             refuse("unsupported_codec");
             (StatusCode::UnsupportedMediaType, Some(e.to_string()), None)
         })?;
         if let Some(entry) = self.app.stream(&name) {
             if let PublishState::Live { peer, .. } = &*entry.hub.state().borrow() {
-                warn!(holder = %peer, "RTSP publish refused: the stream already has a publisher");
+                warn!(stream = %name, holder = %peer, "RTSP publish refused: the stream already has a publisher");
                 refuse("already_publishing");
                 return Err((
                     StatusCode::Forbidden,
