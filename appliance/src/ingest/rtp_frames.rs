@@ -312,15 +312,12 @@ impl RtpFrames {
             Some(AudioState::Aac { params, clock }) => {
                 let ms = self.base_ms + time * 1000 / rate;
                 if let Some(dts) = clock.stamp(ms) {
-                    out.push(RtpOut::Frame(Frame {
-                        track: TrackId::Audio,
+                    out.push(audio_frame(
+                        params,
                         dts,
-                        cts: 0,
-                        is_sync: true,
-                        params: params.clone(),
-                        data: Bytes::copy_from_slice(data),
+                        Bytes::copy_from_slice(data),
                         received,
-                    }));
+                    ));
                 }
             }
             Some(AudioState::G711 {
@@ -332,15 +329,7 @@ impl RtpFrames {
                 g711::decode(*law, data, pcm);
                 let start = self.base_ms * rate / 1000 + time;
                 for (dts, data) in encoder.push(start, pcm)? {
-                    out.push(RtpOut::Frame(Frame {
-                        track: TrackId::Audio,
-                        dts,
-                        cts: 0,
-                        is_sync: true,
-                        params: params.clone(),
-                        data,
-                        received,
-                    }));
+                    out.push(audio_frame(params, dts, data, received));
                 }
             }
             None => {}
@@ -360,6 +349,19 @@ impl RtpFrames {
             }
         }
     }
+}
+
+/// An AAC access unit at `dts` samples.
+fn audio_frame(params: &Arc<TrackParams>, dts: i64, data: Bytes, received: Instant) -> RtpOut {
+    RtpOut::Frame(Frame {
+        track: TrackId::Audio,
+        dts,
+        cts: 0,
+        is_sync: true,
+        params: params.clone(),
+        data,
+        received,
+    })
 }
 
 /// A video access unit leaving [`DtsFromPts`]: decode time, presentation time, and

@@ -700,14 +700,7 @@ impl Conn {
         let Some(p) = self.publish.as_mut() else {
             return Err((StatusCode::MethodNotValidInThisState, None));
         };
-        let given = req.header(&headers::SESSION).map(|v| {
-            v.as_str()
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        });
+        let given = session_id(req);
         if given.as_deref() != Some(p.session_id.as_str()) {
             return Err((StatusCode::SessionNotFound, None));
         }
@@ -794,14 +787,7 @@ impl Conn {
         let Some(s) = &self.session else {
             return Err(StatusCode::MethodNotValidInThisState);
         };
-        let given = req.header(&headers::SESSION).map(|v| {
-            v.as_str()
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_string()
-        });
+        let given = session_id(req);
         match given {
             Some(id) if id == s.id => Ok(()),
             _ => Err(StatusCode::SessionNotFound),
@@ -951,6 +937,18 @@ impl Conn {
         }
         (info.join(","), start)
     }
+}
+
+/// The session ID of a request's `Session` header, without its parameters.
+fn session_id(req: &Request<Vec<u8>>) -> Option<String> {
+    req.header(&headers::SESSION).map(|v| {
+        v.as_str()
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    })
 }
 
 /// `(stream, track)` from a request URL `…/live/NAME[/TRACK]`.

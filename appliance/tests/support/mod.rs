@@ -252,18 +252,10 @@ impl Server {
         } else {
             format!("rtsp://{}/live/{name}?key={key}", self.rtsp)
         };
-        let child = Command::new(tool("ffmpeg"))
-            .args([
-                "-nostdin",
-                "-v",
-                "error",
-                "-re",
-                "-stream_loop",
-                &loops.to_string(),
-                "-i",
-            ])
-            .arg(clip)
-            .args([
+        let publisher = publish_to(
+            clip,
+            loops,
+            &[
                 "-c",
                 "copy",
                 "-f",
@@ -271,12 +263,10 @@ impl Server {
                 "-rtsp_transport",
                 transport,
                 &url,
-            ])
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ffmpeg");
+            ],
+        );
         self.wait_segments(name, segments);
-        (key, Proc(child))
+        (key, publisher)
     }
 
     /// Waits (up to 30 s) until stream `name` lists `segments` complete segments.
@@ -415,6 +405,14 @@ pub fn publish(file: &Path, loops: i32, url: &str) -> Proc {
 
 /// Like [`publish`], with other output codec arguments.
 pub fn publish_args(file: &Path, loops: i32, codec: &[&str], url: &str) -> Proc {
+    let mut output = codec.to_vec();
+    output.extend(["-f", "flv", url]);
+    publish_to(file, loops, &output)
+}
+
+/// `ffmpeg -re [-stream_loop N] -i FILE OUTPUT…`: `output` holds the codec, format and
+/// URL arguments.
+pub fn publish_to(file: &Path, loops: i32, output: &[&str]) -> Proc {
     let child = Command::new(tool("ffmpeg"))
         .args([
             "-nostdin",
@@ -426,8 +424,7 @@ pub fn publish_args(file: &Path, loops: i32, codec: &[&str], url: &str) -> Proc 
             "-i",
         ])
         .arg(file)
-        .args(codec)
-        .args(["-f", "flv", url])
+        .args(output)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
