@@ -159,12 +159,14 @@ fn wait_source(server: &Server, name: &str, needle: &str, timeout: Duration) -> 
 #[test]
 fn camera_with_aac_over_tcp_plays_and_resumes_after_a_restart() {
     let clip = camera_clip();
-    let mut cam = Camera::start(&clip, "aac", 0, None);
+    // Basic authentication here; the G.711 camera below uses Digest.
+    let basic = ("viewer", "b4sic-pass");
+    let mut cam = Camera::start(&clip, "aac", 0, Some((basic.0, basic.1, "basic")));
     let server = Server::with(Settings {
         retry_max: 4.0,
         ..Settings::default()
     });
-    let add = server.cli(&["source", "add", "door", &cam.url(None)]);
+    let add = server.cli(&["source", "add", "door", &cam.url(Some(basic))]);
     assert!(
         add.status.success(),
         "{}",
@@ -194,7 +196,7 @@ fn camera_with_aac_over_tcp_plays_and_resumes_after_a_restart() {
     // backoff cap (4 s here), after a discontinuity.
     std::thread::sleep(Duration::from_secs(3));
     let lives_before = server.log().matches("camera live").count();
-    cam = Camera::start(&clip, "aac", port, None);
+    cam = Camera::start(&clip, "aac", port, Some((basic.0, basic.1, "basic")));
     let back = Instant::now();
     while server.log().matches("camera live").count() == lives_before {
         assert!(
@@ -226,13 +228,14 @@ fn camera_with_aac_over_tcp_plays_and_resumes_after_a_restart() {
         "no TEARDOWN reached the camera"
     );
     assert!(!source_list(&server).contains("door"));
+    assert!(!server.log().contains(basic.1), "password in the log");
 }
 
 #[test]
 fn camera_with_g711_and_digest_over_udp_is_transcoded_to_aac() {
     let clip = camera_clip();
     let auth = ("admin", "s3cret-pass");
-    let cam = Camera::start(&clip, "pcma", 0, Some(auth));
+    let cam = Camera::start(&clip, "pcma", 0, Some((auth.0, auth.1, "digest")));
     let server = Server::with(Settings {
         retry_max: 4.0,
         ..Settings::default()

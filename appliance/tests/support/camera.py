@@ -2,9 +2,9 @@
 serving an MP4 file's H.264 video with its AAC audio, or with the audio transcoded to
 G.711 A-law (PCMA, 8 kHz mono) as many cameras send it.
 
-usage: camera.py FILE aac|pcma PORT [USER PASSWORD]
+usage: camera.py FILE aac|pcma PORT [USER PASSWORD [digest|basic]]
 
-Serves rtsp://127.0.0.1:PORT/stream1 (PORT 0 picks a free port), with Digest
+Serves rtsp://127.0.0.1:PORT/stream1 (PORT 0 picks a free port), with Digest (or Basic)
 authentication when USER and PASSWORD are given. Prints "camera listening on PORT" once
 ready, and "TEARDOWN" whenever a client tears its session down.
 """
@@ -20,6 +20,7 @@ from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 Gst.init(None)
 path, audio, port = sys.argv[1], sys.argv[2], sys.argv[3]
 user, password = (sys.argv[4], sys.argv[5]) if len(sys.argv) > 5 else ("", "")
+method = sys.argv[6] if len(sys.argv) > 6 else "digest"
 
 if audio == "aac":
     audio_branch = "d.audio_0 ! queue ! aacparse ! rtpmp4gpay name=pay1 pt=97"
@@ -44,10 +45,14 @@ server.set_address("127.0.0.1")
 server.set_service(port)
 if user:
     auth = GstRtspServer.RTSPAuth()
-    auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
     token = GstRtspServer.RTSPToken()
     token.set_string("media.factory.role", user)
-    auth.add_digest(user, password, token)
+    if method == "basic":
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.BASIC)
+        auth.add_basic(GstRtspServer.RTSPAuth.make_basic(user, password), token)
+    else:
+        auth.set_supported_methods(GstRtsp.RTSPAuthMethod.DIGEST)
+        auth.add_digest(user, password, token)
     server.set_auth(auth)
     role = Gst.Structure.from_string(
         f"{user}, media.factory.access=(boolean)true, media.factory.construct=(boolean)true"

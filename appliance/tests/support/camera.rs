@@ -59,8 +59,8 @@ pub struct Camera {
 
 impl Camera {
     /// Starts a camera serving `clip` with `audio` (`aac` or `pcma`) on `port` (0 for any),
-    /// with Digest authentication when `auth` is given.
-    pub fn start(clip: &Path, audio: &str, port: u16, auth: Option<(&str, &str)>) -> Camera {
+    /// with authentication when `auth` (user, password, `digest` or `basic`) is given.
+    pub fn start(clip: &Path, audio: &str, port: u16, auth: Option<(&str, &str, &str)>) -> Camera {
         assert!(
             Path::new(PYTHON).is_file(),
             "{PYTHON} is required for the camera tests; run tests/run.sh, which installs it"
@@ -68,8 +68,8 @@ impl Camera {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/camera.py");
         let mut cmd = Command::new(PYTHON);
         cmd.arg(script).arg(clip).arg(audio).arg(port.to_string());
-        if let Some((user, password)) = auth {
-            cmd.args([user, password]);
+        if let Some((user, password, method)) = auth {
+            cmd.args([user, password, method]);
         }
         let mut child = cmd
             .stdout(Stdio::piped())
