@@ -50,6 +50,7 @@ impl App {
         }
         let hub = Hub::new(name);
         let output = packager::spawn(hub.clone(), self.cfg.live.clone(), self.metrics.clone());
+        crate::dvr::recorder(self.clone(), output.clone());
         let e = LiveEntry { hub, output };
         map.insert(name.to_string(), e.clone());
         e

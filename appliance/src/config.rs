@@ -28,6 +28,26 @@ pub struct Config {
     pub live: LiveConfig,
     /// Pulling RTSP cameras.
     pub sources: SourcesConfig,
+    /// Recording.
+    pub dvr: DvrConfig,
+}
+
+/// Recording settings that hold for the whole appliance (per-stream ones are in the
+/// database: `streambox stream set`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DvrConfig {
+    /// Recording pauses while the data disk has less than this many bytes free (live
+    /// viewing goes on), and resumes by itself when space returns.
+    pub min_free_bytes: u64,
+}
+
+impl Default for DvrConfig {
+    fn default() -> Self {
+        DvrConfig {
+            min_free_bytes: 1 << 30,
+        }
+    }
 }
 
 /// Camera (RTSP pull) settings. Durations are in seconds.
@@ -129,6 +149,7 @@ impl Default for Config {
             rtsp: RtspConfig::default(),
             live: LiveConfig::default(),
             sources: SourcesConfig::default(),
+            dvr: DvrConfig::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod dvr;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 pub mod http;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use streambox::app::App;
 use streambox::auth::stream_keys;
 use streambox::config::Config;
+use streambox::dvr::{self, settings as dvr_settings};
 use streambox::ingest::rtsp_pull::sources;
 use streambox::{db, http, ingest};
 use tracing::info;
@@ -48,10 +49,24 @@ enum Command {
         #[command(subcommand)]
         command: StreamCommand,
     },
+    /// Recordings.
+    Dvr {
+        #[command(subcommand)]
+        command: DvrCommand,
+    },
     /// Manage RTSP cameras that streambox pulls from.
     Source {
         #[command(subcommand)]
         command: SourceCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DvrCommand {
+    /// List the recorded ranges of a stream, and the gaps between them.
+    Ranges {
+        /// Stream or camera name.
+        name: String,
     },
 }
 
@@ -90,6 +105,20 @@ enum StreamCommand {
     Rm {
         /// Stream name.
         name: String,
+    },
+    /// Change a stream's (or camera's) recording settings.
+    Set {
+        /// Stream or camera name.
+        name: String,
+        /// Record new segments: on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        record: Option<String>,
+        /// Delete recordings older than this (7d, 12h, 90min…, or none).
+        #[arg(long)]
+        keep: Option<String>,
+        /// Delete the oldest recordings beyond this size (50GB, 500MiB…, or none).
+        #[arg(long)]
+        keep_bytes: Option<String>,
     },
     /// Replace a stream's key; the old key stops working at once.
     RotateKey {
@@ -144,6 +173,7 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Stream { command } => stream(cfg, command).await,
             Command::Source { command } => source(cfg, command).await,
+            Command::Dvr { command } => dvr_command(cfg, command).await,
         }
     })
 }
@@ -173,6 +203,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     println!("http listening on {http_addr}");
     println!("rtsp listening on {rtsp_addr}");
     let app = App::new(cfg, pool);
+    // Recordings and their index agree before anything records.
+    dvr::reconcile(&app)
+        .await
+        .context("reconciling recordings with their index")?;
+    tokio::spawn(dvr::retain(app.clone()));
     tokio::spawn(ingest::rtmp::serve(rtmp, app.clone()));
     tokio::spawn(streambox::rtsp::server::serve(rtsp, app.clone()));
     tokio::spawn(ingest::rtsp_pull::run(app.clone()));
@@ -245,6 +280,33 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             db::audit(&pool, "cli", "stream.rm", &name).await?;
             println!("Deleted stream {name}.");
         }
+        StreamCommand::Set {
+            name,
+            record,
+            keep,
+            keep_bytes,
+        } => {
+            let change = dvr_settings::SettingsChange {
+                enabled: record.map(|r| r == "on"),
+                keep_secs: keep.as_deref().map(dvr_settings::parse_keep).transpose()?,
+                keep_bytes: keep_bytes
+                    .as_deref()
+                    .map(dvr_settings::parse_keep_bytes)
+                    .transpose()?,
+            };
+            let s = dvr_settings::set(&pool, &name, change).await?;
+            db::audit(&pool, "cli", "stream.set", &name).await?;
+            let keep = s.keep_secs.map_or("no age limit".into(), |k| {
+                humantime::format_duration(std::time::Duration::from_secs(k as u64)).to_string()
+            });
+            let bytes = s.keep_bytes.map_or("no size limit".into(), |b| {
+                bytesize::ByteSize(b as u64).to_string()
+            });
+            println!(
+                "{name}: recording {}, keep {keep}, {bytes}",
+                if s.enabled { "on" } else { "off" }
+            );
+        }
         StreamCommand::RotateKey { name } => {
             let key = stream_keys::rotate(&pool, &name).await?;
             db::audit(&pool, "cli", "stream.rotate-key", &name).await?;
@@ -253,6 +315,50 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+async fn dvr_command(cfg: Config, command: DvrCommand) -> anyhow::Result<()> {
+    let pool = open_db(&cfg).await?;
+    match command {
+        DvrCommand::Ranges { name } => {
+            let ranges = dvr::ranges(&pool, &name).await?;
+            if ranges.is_empty() {
+                println!("No recordings of {name}.");
+            }
+            let ms = |t: i64| utc_ms(t);
+            let mut last_end = None;
+            for r in ranges {
+                if let Some(end) = last_end {
+                    println!(
+                        "gap\t{}\t{}\t{:.1} s",
+                        ms(end),
+                        ms(r.start_ms),
+                        (r.start_ms - end) as f64 / 1000.0
+                    );
+                }
+                println!(
+                    "range\t{}\t{}\t{:.1} s\t{} segments",
+                    ms(r.start_ms),
+                    ms(r.end_ms),
+                    (r.end_ms - r.start_ms) as f64 / 1000.0,
+                    r.segments
+                );
+                last_end = Some(r.end_ms);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Milliseconds since the Unix epoch as an RFC 3339 UTC time with milliseconds.
+fn utc_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }
 
 async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {

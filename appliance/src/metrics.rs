@@ -2,8 +2,8 @@
 //!
 //! Per stream (label `stream`): publish state, ingest bytes and bitrate, frames and
 //! segments (label `track`), the delay from a part's or segment's last frame arriving to it
-//! being listed, playlist and segment requests. Service-wide: RTMP sessions
-//! rejected (label `reason`).
+//! being listed, playlist and segment requests, recording paused for disk space.
+//! Service-wide: publish attempts rejected (label `reason`).
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -28,6 +28,8 @@ pub struct Metrics {
     pub segment_requests: IntCounterVec,
     /// Publish attempts refused, by reason.
     pub rejected: IntCounterVec,
+    /// 1 while a stream's recording is paused for lack of disk space.
+    pub dvr_paused: IntGaugeVec,
     /// Seconds from the arrival of a part's last frame to the part being listed.
     pub part_delay: HistogramVec,
     /// Seconds from the arrival of a segment's last frame to the segment being listed.
@@ -117,6 +119,12 @@ impl Metrics {
                 "streambox_publish_rejected_total",
                 "Publish attempts refused",
                 &["reason"],
+            ),
+            dvr_paused: gauge(
+                &r,
+                "streambox_dvr_paused",
+                "1 while recording is paused because the disk is below its free-space floor",
+                &["stream"],
             ),
             part_delay: histogram(
                 &r,

@@ -39,6 +39,11 @@ impl LiveStream {
         self.window.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A receiver that sees every change to the window.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     fn notify(&self) {
         self.changed.send_modify(|v| *v += 1);
     }

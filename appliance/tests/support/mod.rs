@@ -116,9 +116,11 @@ pub struct Server {
     pub http: SocketAddr,
     /// Bound RTSP address.
     pub rtsp: SocketAddr,
+    settings: Settings,
 }
 
 /// Settings passed to the server through `STREAMBOX_*` variables.
+#[derive(Clone)]
 pub struct Settings {
     pub segment_target: f64,
     pub part_target: f64,
@@ -126,6 +128,8 @@ pub struct Settings {
     pub end_grace: f64,
     /// `sources.retry_max`: the longest wait between camera reconnections, seconds.
     pub retry_max: f64,
+    /// `dvr.min_free_bytes`: low, so a nearly full CI disk does not pause recording.
+    pub min_free_bytes: u64,
 }
 
 impl Default for Settings {
@@ -136,6 +140,7 @@ impl Default for Settings {
             window: 120.0,
             end_grace: 1.0,
             retry_max: 30.0,
+            min_free_bytes: 1 << 20,
         }
     }
 }
@@ -151,10 +156,40 @@ impl Server {
 
     pub fn with(s: Settings) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log file");
+        let (child, rtmp, http, rtsp) = launch(dir.path(), &s);
+        Server {
+            child,
+            dir,
+            rtmp,
+            http,
+            rtsp,
+            settings: s,
+        }
+    }
+
+    /// Kills the server with SIGKILL (no chance to clean up), and starts it again on the
+    /// same data directory; its log goes on in the same file.
+    pub fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, rtmp, http, rtsp) = launch(self.dir.path(), &self.settings);
+        self.child = child;
+        (self.rtmp, self.http, self.rtsp) = (rtmp, http, rtsp);
+    }
+}
+
+/// Starts `streambox serve` on `dir` with `s`, appending to `dir/server.log`; returns the
+/// process and its RTMP, HTTP and RTSP addresses.
+fn launch(dir: &Path, s: &Settings) -> (Child, SocketAddr, SocketAddr, SocketAddr) {
+    {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .expect("log file");
         let mut child = Command::new(bin())
             .arg("--data-dir")
-            .arg(dir.path())
+            .arg(dir)
             .args([
                 "serve",
                 "--rtmp-listen",
@@ -172,6 +207,10 @@ impl Server {
             .env("STREAMBOX_LIVE__WINDOW", s.window.to_string())
             .env("STREAMBOX_LIVE__END_GRACE", s.end_grace.to_string())
             .env("STREAMBOX_SOURCES__RETRY_MAX", s.retry_max.to_string())
+            .env(
+                "STREAMBOX_DVR__MIN_FREE_BYTES",
+                s.min_free_bytes.to_string(),
+            )
             .env("STREAMBOX_LOG", "info,streambox=debug")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -179,7 +218,7 @@ impl Server {
             .expect("start streambox");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let log_path = dir.path().join("server.log");
+        let log_path = dir.join("server.log");
         let mut addr = |proto: &str| -> SocketAddr {
             let line = lines
                 .next()
@@ -199,15 +238,11 @@ impl Server {
         let rtmp = addr("rtmp");
         let http = addr("http");
         let rtsp = addr("rtsp");
-        Server {
-            child,
-            dir,
-            rtmp,
-            http,
-            rtsp,
-        }
+        (child, rtmp, http, rtsp)
     }
+}
 
+impl Server {
     /// Runs a CLI command against this server's database.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(bin())

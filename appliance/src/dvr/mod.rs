@@ -1,0 +1,489 @@
+//! The DVR: recording the CMAF segments the packager already makes to files, indexed in
+//! SQLite, with retention. (Playback, time-shift, clip export and thumbnails come next;
+//! see issue 4.)
+//!
+//! - [`recorder`]: a task per live stream copies each complete segment of every track,
+//!   and its epoch's init segment, to `DATA_DIR/recordings/STREAM/EPOCH/TRACK/`, on a
+//!   blocking thread: written, fsynced and renamed into place (directory fsynced) before
+//!   its index row commits. A disk below the free-space floor pauses recording (live
+//!   viewing goes on) until space returns.
+//! - [`retain`]: deletes the oldest recordings beyond each stream's age and size limits,
+//!   through a pending-delete mark (`deleting`), so a crash mid-delete is finished at the
+//!   next start.
+//! - [`reconcile`]: at start-up, makes the directory and the index agree: pending deletes
+//!   finished, temporary and unindexed files removed, rows of missing or truncated files
+//!   dropped.
+//!
+//! A `kill -9` at any moment loses at most the segments being written, and never leaves
+//! a row pointing at a missing or partial file.
+
+pub mod settings;
+pub mod store;
+
+use crate::app::App;
+use crate::media::TrackId;
+use crate::packager::LiveStream;
+use bytes::Bytes;
+use sqlx::SqlitePool;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::{info, warn, Instrument};
+
+/// How often a recorder re-reads its settings and the free space.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// How often retention runs.
+const RETAIN_EVERY: Duration = Duration::from_secs(5);
+
+/// A DVR operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DvrError {
+    /// A setting that does not parse.
+    #[error("{0}")]
+    BadSetting(String),
+    /// Neither a stream nor a camera of that name.
+    #[error("no stream or camera named {0:?}")]
+    NoSuchStream(String),
+    /// The database failed.
+    #[error("DVR index: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A file operation failed.
+    #[error("DVR files: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The directory recordings live in: `DATA_DIR/recordings`.
+pub fn recordings_dir(app: &App) -> PathBuf {
+    app.cfg.data_dir.join("recordings")
+}
+
+/// One recorded segment, ready to be written.
+struct Job {
+    track: TrackId,
+    msn: u64,
+    epoch: String,
+    init: Bytes,
+    parts: Vec<Bytes>,
+    start: u64,
+    timescale: u32,
+    duration: u64,
+    start_wall_ms: i64,
+}
+
+/// A written segment: its index row's values.
+struct Written {
+    job: Job,
+    path: String,
+    init_path: String,
+    bytes: u64,
+}
+
+fn unix_ms(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Starts the recorder of one live stream (it records only while its settings say so).
+pub fn recorder(app: App, live: Arc<LiveStream>) {
+    let span = tracing::info_span!("dvr", stream = %live.name);
+    tokio::spawn(record(app, live).instrument(span));
+}
+
+async fn record(app: App, live: Arc<LiveStream>) {
+    let root = recordings_dir(&app);
+    // Epoch indices restart with the process; this run's start time keeps names unique.
+    let run = unix_ms(SystemTime::now());
+    let mut changed = live.subscribe();
+    let mut next: BTreeMap<TrackId, u64> = BTreeMap::new();
+    let mut enabled = false;
+    let mut paused = false;
+    let mut checked = tokio::time::Instant::now() - CHECK_EVERY;
+    loop {
+        if checked.elapsed() >= CHECK_EVERY {
+            checked = tokio::time::Instant::now();
+            match settings::get(&app.db, &live.name).await {
+                Ok(s) => {
+                    if s.enabled != enabled {
+                        info!(
+                            enabled = s.enabled,
+                            "recording {}",
+                            if s.enabled { "on" } else { "off" }
+                        );
+                    }
+                    enabled = s.enabled;
+                }
+                Err(e) => warn!(error = %e, "reading recording settings failed"),
+            }
+            let floor = app.cfg.dvr.min_free_bytes;
+            let free = tokio::task::spawn_blocking({
+                let root = root.clone();
+                move || store::free_bytes(root.parent().unwrap_or(&root))
+            })
+            .await;
+            let low = matches!(free, Ok(Ok(f)) if f < floor);
+            if low != paused {
+                if low {
+                    warn!(
+                        floor,
+                        "recording paused: the data disk is below its free-space floor"
+                    );
+                } else {
+                    info!("recording resumed: free space is back above the floor");
+                }
+                paused = low;
+                app.metrics
+                    .dvr_paused
+                    .with_label_values(&[&live.name])
+                    .set(i64::from(low));
+            }
+        }
+        let jobs = collect(&live, &mut next, run, enabled && !paused);
+        if !jobs.is_empty() {
+            let root = root.clone();
+            let stream = live.name.clone();
+            match tokio::task::spawn_blocking(move || write(&root, &stream, jobs)).await {
+                Ok((written, err)) => {
+                    if let Err(e) = index(&app.db, &live.name, &written).await {
+                        warn!(error = %e, "recording not indexed; its files go at the next start");
+                    }
+                    if let Some(e) = err {
+                        warn!(error = %e, "recording a segment failed");
+                    }
+                }
+                Err(e) => warn!(error = %e, "recording task failed"),
+            }
+        }
+        let _ = tokio::time::timeout(CHECK_EVERY, changed.changed()).await;
+    }
+}
+
+/// The complete segments not yet recorded (all of them are marked seen when `take` is
+/// false, so recording starts from the moment it is switched on).
+fn collect(live: &LiveStream, next: &mut BTreeMap<TrackId, u64>, run: i64, take: bool) -> Vec<Job> {
+    let w = live.read();
+    let mut jobs = Vec::new();
+    for (track, tw) in &w.tracks {
+        let from = next.get(track).copied().unwrap_or(0);
+        if let Some(first) = tw.segments.front() {
+            if take && first.msn > from && from > 0 {
+                warn!(
+                    track = track.name(),
+                    lost = first.msn - from,
+                    "recording fell behind the live window"
+                );
+            }
+        }
+        for s in tw.segments.iter().filter(|s| s.complete && s.msn >= from) {
+            next.insert(*track, s.msn + 1);
+            if !take {
+                continue;
+            }
+            let Some((_, init)) = w.epochs.get(&s.epoch).and_then(|e| e.tracks.get(track)) else {
+                continue;
+            };
+            jobs.push(Job {
+                track: *track,
+                msn: s.msn,
+                epoch: format!("{run}-{}", s.epoch),
+                init: init.clone(),
+                parts: s.parts.iter().map(|p| p.bytes.clone()).collect(),
+                start: s.start,
+                timescale: s.timescale,
+                duration: s.duration,
+                start_wall_ms: unix_ms(s.pdt),
+            });
+        }
+    }
+    jobs
+}
+
+/// Writes segments (and init segments not yet there); stops at the first failure, which
+/// it returns with what was written.
+fn write(root: &Path, stream: &str, jobs: Vec<Job>) -> (Vec<Written>, Option<std::io::Error>) {
+    let mut out = Vec::new();
+    for job in jobs {
+        let dir = format!("{stream}/{}/{}", job.epoch, job.track.name());
+        let init_path = format!("{dir}/init.mp4");
+        let path = format!("{dir}/{}.m4s", job.msn);
+        let result = (|| {
+            let init = root.join(&init_path);
+            if !init.is_file() {
+                store::write_durable(&init, std::slice::from_ref(&job.init))?;
+            }
+            store::write_durable(&root.join(&path), &job.parts)
+        })();
+        match result {
+            Ok(bytes) => out.push(Written {
+                job,
+                path,
+                init_path,
+                bytes,
+            }),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+    (out, None)
+}
+
+async fn index(db: &SqlitePool, stream: &str, written: &[Written]) -> Result<(), DvrError> {
+    let mut tx = db.begin().await?;
+    for w in written {
+        sqlx::query(
+            "INSERT OR REPLACE INTO dvr_segments (stream, track, epoch, msn, start_wall_ms, start,
+                 timescale, duration, bytes, path, init_path)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(stream)
+        .bind(w.job.track.name())
+        .bind(&w.job.epoch)
+        .bind(w.job.msn as i64)
+        .bind(w.job.start_wall_ms)
+        .bind(w.job.start as i64)
+        .bind(i64::from(w.job.timescale))
+        .bind(w.job.duration as i64)
+        .bind(w.bytes as i64)
+        .bind(&w.path)
+        .bind(&w.init_path)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes the index rows `ids` and their files: mark, remove, then drop the rows. Init
+/// segments no longer referenced go too.
+async fn delete(app: &App, ids: &[i64]) -> Result<(), DvrError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    sqlx::query(&format!(
+        "UPDATE dvr_segments SET deleting = 1 WHERE id IN ({list})"
+    ))
+    .execute(&app.db)
+    .await?;
+    finish_deletes(app).await
+}
+
+/// Removes the files of every row marked `deleting`, then the rows.
+async fn finish_deletes(app: &App) -> Result<(), DvrError> {
+    let rows: Vec<(i64, String, String)> =
+        sqlx::query_as("SELECT id, path, init_path FROM dvr_segments WHERE deleting = 1")
+            .fetch_all(&app.db)
+            .await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let root = recordings_dir(app);
+    let paths: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
+    let r2 = root.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        for p in paths {
+            store::remove_durable(&r2.join(p), &r2)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| DvrError::Io(std::io::Error::other(e)))??;
+    let list = rows
+        .iter()
+        .map(|r| r.0.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    sqlx::query(&format!("DELETE FROM dvr_segments WHERE id IN ({list})"))
+        .execute(&app.db)
+        .await?;
+    // Init segments no row needs any more.
+    let mut inits: Vec<String> = rows.into_iter().map(|r| r.2).collect();
+    inits.sort();
+    inits.dedup();
+    let mut orphans = Vec::new();
+    for init in inits {
+        let used: Option<(i64,)> =
+            sqlx::query_as("SELECT 1 FROM dvr_segments WHERE init_path = ? LIMIT 1")
+                .bind(&init)
+                .fetch_optional(&app.db)
+                .await?;
+        if used.is_none() {
+            orphans.push(init);
+        }
+    }
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        for p in orphans {
+            store::remove_durable(&root.join(p), &root)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| DvrError::Io(std::io::Error::other(e)))??;
+    Ok(())
+}
+
+/// Runs retention forever: every stream's recordings beyond its age or size limit are
+/// deleted, oldest first.
+pub async fn retain(app: App) {
+    loop {
+        if let Err(e) = retain_once(&app).await {
+            warn!(error = %e, "DVR retention failed");
+        }
+        tokio::time::sleep(RETAIN_EVERY).await;
+    }
+}
+
+async fn retain_once(app: &App) -> Result<(), DvrError> {
+    let now = unix_ms(SystemTime::now());
+    for (stream, s) in settings::all(&app.db).await? {
+        let mut doomed: Vec<i64> = Vec::new();
+        if let Some(secs) = s.keep_secs {
+            let old: Vec<(i64,)> = sqlx::query_as(
+                "SELECT id FROM dvr_segments WHERE stream = ? AND deleting = 0 AND start_wall_ms < ?",
+            )
+            .bind(&stream)
+            .bind(now - secs * 1000)
+            .fetch_all(&app.db)
+            .await?;
+            doomed.extend(old.into_iter().map(|r| r.0));
+        }
+        if let Some(limit) = s.keep_bytes {
+            // A running total from the newest back: everything past the limit goes.
+            let over: Vec<(i64,)> = sqlx::query_as(
+                "SELECT id FROM (
+                     SELECT id, SUM(bytes) OVER (ORDER BY start_wall_ms DESC, id DESC) AS total
+                     FROM dvr_segments WHERE stream = ? AND deleting = 0)
+                 WHERE total > ?",
+            )
+            .bind(&stream)
+            .bind(limit)
+            .fetch_all(&app.db)
+            .await?;
+            doomed.extend(over.into_iter().map(|r| r.0));
+        }
+        doomed.sort_unstable();
+        doomed.dedup();
+        if !doomed.is_empty() {
+            info!(%stream, segments = doomed.len(), "DVR retention deletes the oldest recordings");
+            delete(app, &doomed).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes the recordings directory and the index agree; run at start-up, before any
+/// recorder. Returns (files removed, rows dropped).
+///
+/// # Errors
+/// A database error, or a file that cannot be removed.
+pub async fn reconcile(app: &App) -> Result<(usize, usize), DvrError> {
+    finish_deletes(app).await?;
+    let root = recordings_dir(app);
+    let rows: Vec<(i64, String, String, i64)> =
+        sqlx::query_as("SELECT id, path, init_path, bytes FROM dvr_segments")
+            .fetch_all(&app.db)
+            .await?;
+    let r2 = root.clone();
+    let files = tokio::task::spawn_blocking(move || store::walk(&r2))
+        .await
+        .map_err(|e| DvrError::Io(std::io::Error::other(e)))?;
+    let on_disk: BTreeMap<String, u64> = files
+        .iter()
+        .filter_map(|(p, n)| Some((p.strip_prefix(&root).ok()?.to_str()?.to_string(), *n)))
+        .collect();
+    // Rows whose segment or init segment is missing or not the size indexed.
+    let mut bad_rows = Vec::new();
+    for (id, path, init, bytes) in &rows {
+        let ok =
+            on_disk.get(path).is_some_and(|n| *n as i64 == *bytes) && on_disk.contains_key(init);
+        if !ok {
+            bad_rows.push(*id);
+        }
+    }
+    if !bad_rows.is_empty() {
+        let list = bad_rows
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        sqlx::query(&format!("DELETE FROM dvr_segments WHERE id IN ({list})"))
+            .execute(&app.db)
+            .await?;
+    }
+    // Files no remaining row names: temporary files, unindexed segments, unused inits.
+    let keep: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter(|r| !bad_rows.contains(&r.0))
+        .flat_map(|r| [r.1.as_str(), r.2.as_str()])
+        .collect();
+    let strays: Vec<PathBuf> = on_disk
+        .keys()
+        .filter(|p| !keep.contains(p.as_str()))
+        .map(|p| root.join(p))
+        .collect();
+    let removed = strays.len();
+    let r3 = root.clone();
+    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        for p in strays {
+            store::remove_durable(&p, &r3)?;
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| DvrError::Io(std::io::Error::other(e)))??;
+    if removed > 0 || !bad_rows.is_empty() {
+        warn!(
+            files_removed = removed,
+            rows_dropped = bad_rows.len(),
+            "DVR reconciled after an unclean stop"
+        );
+    }
+    Ok((removed, bad_rows.len()))
+}
+
+/// A recorded span of a stream, or the gap before it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Range {
+    /// Wall-clock start, ms since the Unix epoch.
+    pub start_ms: i64,
+    /// Wall-clock end, ms since the Unix epoch.
+    pub end_ms: i64,
+    /// Segments of the lead track in the range.
+    pub segments: usize,
+}
+
+/// The recorded ranges of `stream`, oldest first: consecutive segments of its lead track
+/// (video when recorded, else audio) with less than half a second between them.
+///
+/// # Errors
+/// A database error.
+pub async fn ranges(db: &SqlitePool, stream: &str) -> Result<Vec<Range>, DvrError> {
+    let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT track, start_wall_ms, duration, timescale FROM dvr_segments
+         WHERE stream = ? AND deleting = 0 ORDER BY start_wall_ms, id",
+    )
+    .bind(stream)
+    .fetch_all(db)
+    .await?;
+    let lead = if rows.iter().any(|r| r.0 == "video") {
+        "video"
+    } else {
+        "audio"
+    };
+    let mut out: Vec<Range> = Vec::new();
+    for (_, start, duration, timescale) in rows.into_iter().filter(|r| r.0 == lead) {
+        let end = start + duration * 1000 / timescale.max(1);
+        match out.last_mut() {
+            Some(r) if start - r.end_ms < 500 => {
+                r.end_ms = r.end_ms.max(end);
+                r.segments += 1;
+            }
+            _ => out.push(Range {
+                start_ms: start,
+                end_ms: end,
+                segments: 1,
+            }),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,314 @@
+//! End-to-end: recording. Publishes with ffmpeg, records the CMAF segments to files with
+//! an index, keeps them within a size limit, and survives `kill -9` with the index and
+//! the directory in agreement.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use support::*;
+
+/// `dvr ranges NAME`: (ranges as (start ms, end ms, segments), gaps in seconds).
+fn ranges(server: &Server, name: &str) -> (Vec<(String, String, usize)>, Vec<f64>) {
+    let out = server.cli(&["dvr", "ranges", name]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let mut ranges = Vec::new();
+    let mut gaps = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        match f.first() {
+            Some(&"range") => ranges.push((
+                f[1].to_string(),
+                f[2].to_string(),
+                f[4].trim_end_matches(" segments")
+                    .parse()
+                    .expect("segments"),
+            )),
+            Some(&"gap") => gaps.push(f[3].trim_end_matches(" s").parse().expect("gap")),
+            _ => {}
+        }
+    }
+    (ranges, gaps)
+}
+
+/// Recorded files under the data directory: per epoch and track, the segment files by
+/// media sequence number and whether an init segment is there.
+fn recorded(
+    server: &Server,
+    stream: &str,
+) -> BTreeMap<(String, String), (bool, BTreeMap<u64, PathBuf>)> {
+    let mut out: BTreeMap<(String, String), (bool, BTreeMap<u64, PathBuf>)> = BTreeMap::new();
+    let root = server.dir.path().join("recordings").join(stream);
+    for epoch in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+        for track in std::fs::read_dir(epoch.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let key = (
+                epoch.file_name().to_string_lossy().into_owned(),
+                track.file_name().to_string_lossy().into_owned(),
+            );
+            let entry = out.entry(key).or_default();
+            for f in std::fs::read_dir(track.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let name = f.file_name().to_string_lossy().into_owned();
+                if name == "init.mp4" {
+                    entry.0 = true;
+                } else if let Some(msn) = name.strip_suffix(".m4s").and_then(|n| n.parse().ok()) {
+                    entry.1.insert(msn, f.path());
+                } else {
+                    panic!("stray file in the recordings: {}", f.path().display());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Joins an epoch's init segment and segments into one file and probes it with every
+/// frame decoded (`-xerror`); returns ffprobe's frame count.
+fn decode_recording(dir: &Path, segments: &BTreeMap<u64, PathBuf>) -> u64 {
+    let mut bytes = std::fs::read(dir.join("init.mp4")).expect("init segment");
+    for p in segments.values() {
+        bytes.extend(std::fs::read(p).expect("segment"));
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let file = tmp.path().join("joined.mp4");
+    std::fs::write(&file, bytes).expect("write");
+    let path = file.to_str().expect("utf-8");
+    decode_strict(path);
+    num(&probe_count(path)["streams"][0]["nb_read_frames"]) as u64
+}
+
+/// Polls until `ready` holds for `dvr ranges`; panics after `timeout`.
+fn wait_ranges(
+    server: &Server,
+    name: &str,
+    timeout: Duration,
+    ready: impl Fn(&[(String, String, usize)]) -> bool,
+) -> (Vec<(String, String, usize)>, Vec<f64>) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let r = ranges(server, name);
+        if ready(&r.0) {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "ranges never got there: {:?}", r);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn set(server: &Server, args: &[&str]) -> String {
+    let out = server.cli(&[&["stream", "set"][..], args].concat());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn two_publishes_are_recorded_as_two_ranges_with_a_gap_and_every_frame() {
+    let server = Server::start();
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let sent_video = sent_packets(&clip, 1).0.expect("video");
+    let key = server.add_stream("lobby");
+    let said = set(&server, &["lobby", "--record", "on", "--keep", "7d"]);
+    assert!(
+        said.contains("recording on") && said.contains("7days"),
+        "{said}"
+    );
+    // Bad settings change nothing.
+    for (args, why) in [
+        (
+            vec!["stream", "set", "lobby", "--keep", "forever"],
+            "--keep",
+        ),
+        (
+            vec!["stream", "set", "lobby", "--keep-bytes", "lots"],
+            "--keep-bytes",
+        ),
+        (
+            vec!["stream", "set", "nosuch", "--record", "on"],
+            "no stream or camera",
+        ),
+        (vec!["dvr", "ranges", "lobby/../x"], ""),
+    ] {
+        let out = server.cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        if why.is_empty() {
+            assert!(
+                String::from_utf8_lossy(&out.stdout).contains("No recordings"),
+                "{args:?}"
+            );
+        } else {
+            assert!(
+                !out.status.success() && err.contains(why),
+                "{args:?}: {err}"
+            );
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3)); // the recorder re-reads settings every 2 s
+    let url = server.rtmp_url(&format!("lobby?key={key}"));
+    for round in 0..2 {
+        let mut ff = publish(&clip, 1, &url);
+        assert!(
+            ff.wait(Duration::from_secs(60))
+                .is_some_and(|s| s.success()),
+            "publish {round}"
+        );
+        if round == 0 {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    }
+    let (r, gaps) = wait_ranges(&server, "lobby", Duration::from_secs(15), |r| {
+        r.len() == 2 && r.iter().all(|x| x.2 == 4)
+    });
+    assert_eq!(gaps.len(), 1, "{r:?}");
+    assert!(
+        gaps[0] >= 2.5,
+        "the 3 s away is a gap, not stretched over: {gaps:?}"
+    );
+    // On disk: two epochs, each with its init segment and every frame of a publish.
+    let files = recorded(&server, "lobby");
+    let video: Vec<_> = files.iter().filter(|((_, t), _)| t == "video").collect();
+    assert_eq!(video.len(), 2, "{files:?}");
+    for ((epoch, _), (init, segs)) in video {
+        assert!(init, "{epoch}: no init segment");
+        let dir = server
+            .dir
+            .path()
+            .join("recordings/lobby")
+            .join(epoch)
+            .join("video");
+        assert_eq!(
+            decode_recording(&dir, segs),
+            sent_video,
+            "{epoch}: every frame recorded"
+        );
+    }
+}
+
+#[test]
+fn retention_keeps_the_newest_recordings_within_the_size_limit() {
+    let server = Server::start();
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let key = server.add_stream("lobby");
+    set(
+        &server,
+        &["lobby", "--record", "on", "--keep-bytes", "300kB"],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ff = publish(&clip, 3, &server.rtmp_url(&format!("lobby?key={key}")));
+    assert!(ff
+        .wait(Duration::from_secs(60))
+        .is_some_and(|s| s.success()));
+    std::thread::sleep(Duration::from_secs(8)); // the last segment, then a retention pass
+    let files = recorded(&server, "lobby");
+    let total: u64 = files
+        .values()
+        .flat_map(|(_, segs)| segs.values())
+        .map(|p| std::fs::metadata(p).expect("file").len())
+        .sum();
+    assert!(
+        total > 0 && total <= 300_000,
+        "{total} bytes kept of a 300 kB limit"
+    );
+    // The newest survive: the last segment of the publish is there, the first is not.
+    let video = files
+        .iter()
+        .find(|((_, t), _)| t == "video")
+        .map(|(_, v)| v.1.clone())
+        .expect("video recorded");
+    assert!(
+        !video.contains_key(&0) && video.contains_key(&7),
+        "{:?}",
+        video.keys()
+    );
+    // The index says exactly what is on disk.
+    let (r, _) = ranges(&server, "lobby");
+    assert_eq!(r.iter().map(|x| x.2).sum::<usize>(), video.len(), "{r:?}");
+}
+
+#[test]
+fn kill_9_while_recording_leaves_index_and_files_in_agreement() {
+    let mut server = Server::start();
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let key = server.add_stream("lobby");
+    set(&server, &["lobby", "--record", "on"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    wait_ranges(&server, "lobby", Duration::from_secs(30), |r| {
+        r.iter().map(|x| x.2).sum::<usize>() >= 3
+    });
+    server.kill_and_restart();
+    // What a crash can leave, and worse: a half-written file, a segment that never made
+    // it into the index, and an indexed segment cut short.
+    let files = recorded(&server, "lobby");
+    let ((epoch, _), (_, segs)) = files
+        .iter()
+        .find(|((_, t), _)| t == "video")
+        .expect("video");
+    let dir = server
+        .dir
+        .path()
+        .join("recordings/lobby")
+        .join(epoch)
+        .join("video");
+    std::fs::write(dir.join("99.m4s.tmp"), b"half").expect("tmp");
+    std::fs::write(dir.join("98.m4s"), b"orphan").expect("orphan");
+    let victim = segs.values().next().expect("a segment").clone();
+    let len = std::fs::metadata(&victim).expect("victim").len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .and_then(|f| f.set_len(len / 2))
+        .expect("truncate");
+    server.kill_and_restart();
+    server.wait_log("DVR reconciled", Duration::from_secs(10));
+    // Now the directory holds exactly what the index lists, and all of it decodes.
+    let (r, _) = ranges(&server, "lobby");
+    let files = recorded(&server, "lobby");
+    let video: Vec<_> = files.iter().filter(|((_, t), _)| t == "video").collect();
+    let on_disk: usize = video.iter().map(|(_, (_, s))| s.len()).sum();
+    assert!(on_disk >= 2, "{files:?}");
+    assert!(!victim.exists(), "the truncated segment was dropped");
+    assert_eq!(
+        r.iter().map(|x| x.2).sum::<usize>(),
+        on_disk,
+        "index {r:?} vs files {files:?}"
+    );
+    for ((epoch, _), (init, segs)) in video {
+        assert!(init);
+        let dir = server
+            .dir
+            .path()
+            .join("recordings/lobby")
+            .join(epoch)
+            .join("video");
+        // Segments from both sides of the truncated one are still there; each run of
+        // consecutive ones decodes.
+        let mut run = BTreeMap::new();
+        for (msn, p) in segs {
+            if run.keys().next_back().is_some_and(|last| msn - last != 1) {
+                decode_recording(&dir, &run);
+                run.clear();
+            }
+            run.insert(*msn, p.clone());
+        }
+        if !run.is_empty() {
+            decode_recording(&dir, &run);
+        }
+    }
+}
