@@ -22,6 +22,10 @@ CREATE TABLE dvr_segments (
     bytes INTEGER NOT NULL,
     path TEXT NOT NULL UNIQUE,        -- relative to the recordings directory
     init_path TEXT NOT NULL,          -- relative to the recordings directory
+    codec TEXT NOT NULL,              -- RFC 6381 codecs value, e.g. avc1.4d401f
+    width INTEGER NOT NULL,           -- video: pixels; audio: 0
+    height INTEGER NOT NULL,          -- video: pixels; audio: 0
+    channels INTEGER NOT NULL,        -- audio: channel count; video: 0
     deleting INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX dvr_segments_by_time ON dvr_segments (stream, start_wall_ms);

@@ -180,6 +180,113 @@ fn two_publishes_are_recorded_as_two_ranges_with_a_gap_and_every_frame() {
         gaps[0] >= 2.5,
         "the 3 s away is a gap, not stretched over: {gaps:?}"
     );
+    // Played back over both ranges: one VOD presentation, a discontinuity at the gap,
+    // every frame of both publishes, decoded without an error.
+    let (start, end) = (&r[0].0, &r[1].1);
+    let query = format!("start={start}&end={end}");
+    let index = server.url(&format!("/dvr/lobby/index.m3u8?{query}"));
+    let video = get_text(&server.url(&format!("/dvr/lobby/video.m3u8?{query}")));
+    assert_eq!(
+        video.matches("#EXT-X-DISCONTINUITY\n").count(),
+        1,
+        "{video}"
+    );
+    assert!(video.contains("#EXT-X-PLAYLIST-TYPE:VOD") && video.ends_with("#EXT-X-ENDLIST\n"));
+    decode_strict(&index);
+    let probe = probe_count(&index);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        2 * sent_video
+    );
+    let json: serde_json::Value = serde_json::from_str(&get_text(&server.url(&format!(
+        "/api/streams/lobby/recordings?from={start}&to={end}"
+    ))))
+    .expect("json");
+    assert_eq!(json["ranges"].as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(json["gaps"].as_array().map(Vec::len), Some(1), "{json}");
+    // Bad requests get a status that says what is wrong.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let first_file = video
+        .lines()
+        .find(|l| l.starts_with("files/"))
+        .expect("a segment")
+        .to_string();
+    for (path, status, what) in [
+        (
+            format!("/dvr/lobby/index.m3u8?start={end}&end={start}"),
+            400,
+            "ends before it starts",
+        ),
+        (
+            format!(
+                "/dvr/lobby/index.m3u8?start={}&end={}",
+                now + 100,
+                now + 200
+            ),
+            400,
+            "future",
+        ),
+        (
+            format!("/dvr/lobby/index.m3u8?start=1&end={now}"),
+            400,
+            "longer than 24 hours",
+        ),
+        (
+            "/dvr/lobby/index.m3u8?start=soon&end=later".to_string(),
+            400,
+            "RFC 3339",
+        ),
+        (
+            format!(
+                "/dvr/lobby/index.m3u8?start={}&end={}",
+                now - 7200,
+                now - 3600
+            ),
+            404,
+            "no recordings",
+        ),
+        (
+            format!("/dvr/nosuch/index.m3u8?{query}"),
+            404,
+            "no recordings",
+        ),
+        (
+            format!("/dvr/lobby/other.m3u8?{query}"),
+            404,
+            "no other.m3u8",
+        ),
+        (
+            "/dvr/lobby/files/..%2F..%2Fstreambox.db/video/init.mp4".to_string(),
+            400,
+            "not a recording path",
+        ),
+        (
+            "/dvr/lobby/files/1-0/video/..%2Finit.mp4".to_string(),
+            400,
+            "not a recording path",
+        ),
+        (
+            "/dvr/lobby/files/1-0/video/7.m4s".to_string(),
+            404,
+            "no such recording",
+        ),
+        (
+            format!("/api/streams/lobby/recordings?from={end}&to={start}"),
+            400,
+            "ends before",
+        ),
+    ] {
+        let (got, _, body) = get(&server.url(&path));
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(got, status, "{path}: {body}");
+        assert!(body.contains(what), "{path}: {body}");
+    }
+    let (got, _, _) = get(&server.url(&format!("/dvr/lobby/{first_file}")));
+    assert_eq!(got, 200, "a listed segment is served");
+
     // On disk: two epochs, each with its init segment and every frame of a publish.
     let files = recorded(&server, "lobby");
     let video: Vec<_> = files.iter().filter(|((_, t), _)| t == "video").collect();

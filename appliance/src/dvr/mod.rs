@@ -17,11 +17,12 @@
 //! A `kill -9` at any moment loses at most the segments being written, and never leaves
 //! a row pointing at a missing or partial file.
 
+pub mod playback;
 pub mod settings;
 pub mod store;
 
 use crate::app::App;
-use crate::media::TrackId;
+use crate::media::{TrackId, TrackParams};
 use crate::packager::LiveStream;
 use bytes::Bytes;
 use sqlx::SqlitePool;
@@ -61,6 +62,7 @@ pub fn recordings_dir(app: &App) -> PathBuf {
 /// One recorded segment, ready to be written.
 struct Job {
     track: TrackId,
+    params: Arc<TrackParams>,
     msn: u64,
     epoch: String,
     init: Bytes,
@@ -180,11 +182,13 @@ fn collect(live: &LiveStream, next: &mut BTreeMap<TrackId, u64>, run: i64, take:
             if !take {
                 continue;
             }
-            let Some((_, init)) = w.epochs.get(&s.epoch).and_then(|e| e.tracks.get(track)) else {
+            let Some((params, init)) = w.epochs.get(&s.epoch).and_then(|e| e.tracks.get(track))
+            else {
                 continue;
             };
             jobs.push(Job {
                 track: *track,
+                params: params.clone(),
                 msn: s.msn,
                 epoch: format!("{run}-{}", s.epoch),
                 init: init.clone(),
@@ -232,8 +236,8 @@ async fn index(db: &SqlitePool, stream: &str, written: &[Written]) -> Result<(),
     for w in written {
         sqlx::query(
             "INSERT OR REPLACE INTO dvr_segments (stream, track, epoch, msn, start_wall_ms, start,
-                 timescale, duration, bytes, path, init_path)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 timescale, duration, bytes, path, init_path, codec, width, height, channels)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(stream)
         .bind(w.job.track.name())
@@ -246,6 +250,19 @@ async fn index(db: &SqlitePool, stream: &str, written: &[Written]) -> Result<(),
         .bind(w.bytes as i64)
         .bind(&w.path)
         .bind(&w.init_path)
+        .bind(w.job.params.codec_string())
+        .bind(match &*w.job.params {
+            TrackParams::Video(v) => i64::from(v.width),
+            TrackParams::Audio(_) => 0,
+        })
+        .bind(match &*w.job.params {
+            TrackParams::Video(v) => i64::from(v.height),
+            TrackParams::Audio(_) => 0,
+        })
+        .bind(match &*w.job.params {
+            TrackParams::Video(_) => 0,
+            TrackParams::Audio(a) => i64::from(a.channels),
+        })
         .execute(&mut *tx)
         .await?;
     }

@@ -1,6 +1,7 @@
-//! The HTTP front end: one [`router`] for live media, metrics and health, with CORS so
+//! The HTTP front end: one [`router`] for live media, recordings, metrics and health, with CORS so
 //! players on other origins can fetch everything.
 
+mod dvr;
 mod live;
 
 use crate::app::App;
@@ -20,6 +21,9 @@ pub fn router(app: App) -> Router {
     Router::new()
         .route("/live/{stream}/{file}", get(live::playlist))
         .route("/live/{stream}/{track}/{file}", get(live::media))
+        .route("/dvr/{stream}/{file}", get(dvr::playlist))
+        .route("/dvr/{stream}/files/{epoch}/{track}/{file}", get(dvr::file))
+        .route("/api/streams/{stream}/recordings", get(dvr::recordings))
         .route("/time", get(time))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))

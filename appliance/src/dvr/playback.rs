@@ -1,0 +1,357 @@
+//! Playing recordings back: a time range of a stream as a VOD HLS presentation
+//! (RFC 8216bis §4.4: `EXT-X-PLAYLIST-TYPE:VOD`, `EXT-X-ENDLIST`), with an
+//! `EXT-X-DISCONTINUITY` (and a new `EXT-X-MAP`) wherever the recording has a gap or
+//! new codec parameters; and the recorded ranges and gaps as data for a timeline.
+//!
+//! Times on the wire are RFC 3339 (`2026-11-21T16:40:00Z`) or Unix seconds.
+
+use super::{DvrError, Range};
+use sqlx::SqlitePool;
+use std::fmt::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The longest range served at once, in milliseconds (a day).
+pub const MAX_RANGE_MS: i64 = 24 * 3600 * 1000;
+/// Wall-clock distance between segments, in milliseconds, beyond which playback marks a
+/// discontinuity.
+const GAP_MS: i64 = 500;
+
+/// A requested time range that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RangeError {
+    /// A bound is missing or does not parse.
+    #[error("{0}: give RFC 3339 times (2026-11-21T16:40:00Z) or Unix seconds")]
+    Unparsable(String),
+    /// `end` is not after `start`.
+    #[error("the range ends before it starts")]
+    WrongOrder,
+    /// The range starts after now.
+    #[error("the range starts in the future")]
+    Future,
+    /// Longer than [`MAX_RANGE_MS`].
+    #[error("ranges longer than 24 hours are refused; ask for a shorter one")]
+    TooLong,
+}
+
+/// A validated range of wall-clock time, ms since the Unix epoch, `start < end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    /// Inclusive start.
+    pub start_ms: i64,
+    /// Exclusive end.
+    pub end_ms: i64,
+}
+
+/// Parses one time: RFC 3339, or (fractional) Unix seconds. `None` for anything else.
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok();
+    }
+    let secs: f64 = s.parse().ok()?;
+    (secs.is_finite() && (0.0..1e11).contains(&secs)).then_some((secs * 1000.0) as i64)
+}
+
+/// Validates `start` and `end` (as given in a query); `end` may lie in the future (the
+/// recording goes on), `start` may not.
+///
+/// # Errors
+/// [`RangeError`] saying what is wrong.
+pub fn parse_range(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, RangeError> {
+    let one = |name: &str, v: Option<&str>| {
+        v.and_then(parse_time)
+            .ok_or_else(|| RangeError::Unparsable(format!("{name}={:?}", v.unwrap_or(""))))
+    };
+    let (start_ms, end_ms) = (one("start", start)?, one("end", end)?);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    if end_ms <= start_ms {
+        return Err(RangeError::WrongOrder);
+    }
+    if start_ms > now {
+        return Err(RangeError::Future);
+    }
+    if end_ms - start_ms > MAX_RANGE_MS {
+        return Err(RangeError::TooLong);
+    }
+    Ok(TimeRange { start_ms, end_ms })
+}
+
+/// One recorded segment as playback needs it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct RecordedSegment {
+    /// `video` or `audio`.
+    pub track: String,
+    /// The epoch (one set of codec parameters).
+    pub epoch: String,
+    /// Media sequence number, shared by the tracks of one live stream.
+    pub msn: i64,
+    /// Wall-clock start, ms since the Unix epoch.
+    pub start_wall_ms: i64,
+    /// Duration in ticks of `timescale`.
+    pub duration: i64,
+    /// Ticks per second.
+    pub timescale: i64,
+    /// Size in bytes.
+    pub bytes: i64,
+    /// File, relative to the recordings directory.
+    pub path: String,
+    /// Its init segment, relative to the recordings directory.
+    pub init_path: String,
+    /// RFC 6381 codecs value.
+    pub codec: String,
+    /// Video width in pixels (0 for audio).
+    pub width: i64,
+    /// Video height in pixels (0 for audio).
+    pub height: i64,
+    /// Audio channels (0 for video).
+    pub channels: i64,
+}
+
+impl RecordedSegment {
+    /// Duration in seconds.
+    pub fn seconds(&self) -> f64 {
+        self.duration as f64 / self.timescale.max(1) as f64
+    }
+
+    fn end_ms(&self) -> i64 {
+        self.start_wall_ms + self.duration * 1000 / self.timescale.max(1)
+    }
+}
+
+/// The recorded segments of `stream` overlapping `range`, per track: video first, then
+/// audio with the same media sequence numbers (the tracks were cut together), oldest
+/// first.
+///
+/// # Errors
+/// A database error.
+pub async fn segments(
+    db: &SqlitePool,
+    stream: &str,
+    range: TimeRange,
+) -> Result<(Vec<RecordedSegment>, Vec<RecordedSegment>), DvrError> {
+    // A segment overlaps when it starts before the end and ends after the start; none is
+    // longer than a minute, which bounds the scan.
+    let rows: Vec<RecordedSegment> = sqlx::query_as(
+        "SELECT track, epoch, msn, start_wall_ms, duration, timescale, bytes, path, init_path,
+                codec, width, height, channels
+         FROM dvr_segments
+         WHERE stream = ? AND deleting = 0 AND start_wall_ms < ? AND start_wall_ms > ?
+         ORDER BY start_wall_ms, msn",
+    )
+    .bind(stream)
+    .bind(range.end_ms)
+    .bind(range.start_ms - 60_000)
+    .fetch_all(db)
+    .await?;
+    let (video, audio): (Vec<_>, Vec<_>) = rows
+        .into_iter()
+        .filter(|r| r.end_ms() > range.start_ms)
+        .partition(|r| r.track == "video");
+    if video.is_empty() {
+        return Ok((video, audio));
+    }
+    let keys: std::collections::BTreeSet<(&str, i64)> =
+        video.iter().map(|v| (v.epoch.as_str(), v.msn)).collect();
+    let audio = audio
+        .into_iter()
+        .filter(|a| keys.contains(&(a.epoch.as_str(), a.msn)))
+        .collect();
+    Ok((video, audio))
+}
+
+/// A VOD media playlist of `segs` (one track, oldest first); URIs are `files/…` relative
+/// to the playlist.
+pub fn media_playlist(segs: &[RecordedSegment]) -> String {
+    let target = segs
+        .iter()
+        .map(|s| s.seconds().ceil() as u64)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let mut p = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n"
+    );
+    let mut prev: Option<&RecordedSegment> = None;
+    for s in segs {
+        let new_epoch = prev.is_none_or(|p| p.init_path != s.init_path);
+        let gap = prev.is_some_and(|p| s.start_wall_ms - p.end_ms() > GAP_MS);
+        if prev.is_some() && (new_epoch || gap) {
+            p.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if new_epoch {
+            let _ = writeln!(p, "#EXT-X-MAP:URI=\"files/{}\"", s.init_path_in_stream());
+        }
+        let pdt = SystemTime::UNIX_EPOCH
+            + std::time::Duration::from_millis(s.start_wall_ms.max(0) as u64);
+        let _ = writeln!(
+            p,
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.5},\nfiles/{}",
+            crate::packager::hls::iso8601(pdt),
+            s.seconds(),
+            s.path_in_stream()
+        );
+        prev = Some(s);
+    }
+    p.push_str("#EXT-X-ENDLIST\n");
+    p
+}
+
+impl RecordedSegment {
+    /// The path below the stream's directory (`EPOCH/TRACK/MSN.m4s`).
+    fn path_in_stream(&self) -> &str {
+        self.path
+            .split_once('/')
+            .map_or(&self.path, |(_, rest)| rest)
+    }
+
+    fn init_path_in_stream(&self) -> &str {
+        self.init_path
+            .split_once('/')
+            .map_or(&self.init_path, |(_, rest)| rest)
+    }
+}
+
+/// The multivariant playlist of a recorded range; `query` (the range, as asked) is
+/// appended to the media playlist URIs.
+pub fn multivariant(video: &[RecordedSegment], audio: &[RecordedSegment], query: &str) -> String {
+    let lead = if video.is_empty() { audio } else { video };
+    let secs: f64 = lead.iter().map(|s| s.seconds()).sum::<f64>().max(0.001);
+    let bytes: i64 = video.iter().chain(audio.iter()).map(|s| s.bytes).sum();
+    let peak = video
+        .iter()
+        .map(|v| {
+            let a: i64 = audio
+                .iter()
+                .filter(|a| a.msn == v.msn && a.epoch == v.epoch)
+                .map(|a| a.bytes)
+                .sum();
+            ((v.bytes + a) as f64 * 8.0 / v.seconds().max(0.001)) as u64
+        })
+        .max()
+        .unwrap_or(0);
+    let average = (bytes as f64 * 8.0 / secs) as u64;
+    let mut p = String::from("#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let mut codecs: Vec<&str> = Vec::new();
+    if let Some(v) = video.first() {
+        codecs.push(&v.codec);
+    }
+    if let Some(a) = audio.first() {
+        codecs.push(&a.codec);
+        let _ = writeln!(
+            p,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"main\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{}\",URI=\"audio.m3u8?{query}\"",
+            a.channels
+        );
+    }
+    let resolution = video
+        .iter()
+        .max_by_key(|v| v.width * v.height)
+        .map(|v| format!(",RESOLUTION={}x{}", v.width, v.height))
+        .unwrap_or_default();
+    let group = if audio.is_empty() {
+        ""
+    } else {
+        ",AUDIO=\"audio\""
+    };
+    let _ = writeln!(
+        p,
+        "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={average},CODECS=\"{}\"{resolution}{group}\n{}.m3u8?{query}",
+        peak.max(average),
+        codecs.join(","),
+        if video.is_empty() { "audio" } else { "video" }
+    );
+    p
+}
+
+/// Ranges and gaps of `stream` within `range`, for a timeline.
+///
+/// # Errors
+/// A database error.
+pub async fn timeline(
+    db: &SqlitePool,
+    stream: &str,
+    range: TimeRange,
+) -> Result<Vec<Range>, DvrError> {
+    Ok(super::ranges(db, stream)
+        .await?
+        .into_iter()
+        .filter(|r| r.end_ms > range.start_ms && r.start_ms < range.end_ms)
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(epoch: &str, msn: i64, start: i64) -> RecordedSegment {
+        RecordedSegment {
+            track: "video".into(),
+            epoch: epoch.into(),
+            msn,
+            start_wall_ms: start,
+            duration: 180_000,
+            timescale: 90_000,
+            bytes: 250_000,
+            path: format!("lobby/{epoch}/video/{msn}.m4s"),
+            init_path: format!("lobby/{epoch}/video/init.mp4"),
+            codec: "avc1.64001e".into(),
+            width: 640,
+            height: 360,
+            channels: 0,
+        }
+    }
+
+    #[test]
+    fn ranges_are_validated() {
+        assert_eq!(parse_time("2026-11-21T16:40:00Z"), Some(1_795_279_200_000));
+        assert_eq!(parse_time("1795279200.5"), Some(1_795_279_200_500));
+        assert_eq!(parse_time("yesterday"), None);
+        assert!(matches!(
+            parse_range(None, Some("1")),
+            Err(RangeError::Unparsable(_))
+        ));
+        assert_eq!(
+            parse_range(Some("20"), Some("10")),
+            Err(RangeError::WrongOrder)
+        );
+        assert_eq!(
+            parse_range(Some("99999999999"), Some("99999999999.5")),
+            Err(RangeError::Future)
+        );
+        assert_eq!(
+            parse_range(Some("0"), Some("90000")),
+            Err(RangeError::TooLong)
+        );
+        assert_eq!(
+            parse_range(Some("10"), Some("20")),
+            Ok(TimeRange {
+                start_ms: 10_000,
+                end_ms: 20_000
+            })
+        );
+    }
+
+    #[test]
+    fn gaps_and_new_epochs_are_discontinuities() {
+        let segs = [
+            seg("1-0", 0, 0),
+            seg("1-0", 1, 2000),
+            seg("1-1", 2, 7000),
+            seg("1-1", 3, 9000),
+        ];
+        let p = media_playlist(&segs);
+        assert_eq!(p.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{p}");
+        assert_eq!(p.matches("#EXT-X-MAP:").count(), 2, "{p}");
+        assert!(
+            p.contains("files/1-1/video/2.m4s") && p.ends_with("#EXT-X-ENDLIST\n"),
+            "{p}"
+        );
+        assert!(p.contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+        let m = multivariant(&segs, &[], "start=0&end=10");
+        assert!(
+            m.contains("RESOLUTION=640x360") && m.contains("video.m3u8?start=0&end=10"),
+            "{m}"
+        );
+    }
+}

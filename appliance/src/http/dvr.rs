@@ -1,0 +1,198 @@
+//! Recordings over HTTP.
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `/dvr/{stream}/index.m3u8?start=…&end=…` | multivariant VOD playlist of a recorded range |
+//! | `/dvr/{stream}/{video,audio}.m3u8?start=…&end=…` | VOD media playlists (RFC 8216bis §4.4) |
+//! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment |
+//! | `/api/streams/{stream}/recordings?from=…&to=…` | recorded ranges and the gaps between them (JSON) |
+//!
+//! Times are RFC 3339 or Unix seconds. A range in the wrong order, in the future, longer
+//! than a day or with nothing recorded gets a 400 or 404 saying so. Files are served only
+//! when the index lists them (never a file being written or deleted), and every path
+//! component is checked against the names the recorder makes.
+
+use super::error;
+use crate::app::App;
+use crate::auth::stream_keys;
+use crate::dvr::playback::{self, RangeError};
+use crate::dvr::{self, DvrError};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+const PLAYLIST: &str = "application/vnd.apple.mpegurl";
+
+fn db_error(e: DvrError) -> Response {
+    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+fn range_error(e: RangeError) -> Response {
+    error(StatusCode::BAD_REQUEST, e.to_string())
+}
+
+/// The 404 for a name no stream can have, or `None` for a valid name.
+fn bad_stream(stream: &str) -> Option<Response> {
+    (!stream_keys::valid_name(stream))
+        .then(|| error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}")))
+}
+
+/// `index.m3u8`, `video.m3u8` or `audio.m3u8` of a recorded range.
+pub async fn playlist(
+    State(app): State<App>,
+    Path((stream, file)): Path<(String, String)>,
+    RawQuery(raw): RawQuery,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Some(r) = bad_stream(&stream) {
+        return r;
+    }
+    let range = match playback::parse_range(
+        q.get("start").map(String::as_str),
+        q.get("end").map(String::as_str),
+    ) {
+        Ok(r) => r,
+        Err(e) => return range_error(e),
+    };
+    let (video, audio) = match playback::segments(&app.db, &stream, range).await {
+        Ok(s) => s,
+        Err(e) => return db_error(e),
+    };
+    if video.is_empty() && audio.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no recordings of {stream:?} in that range"),
+        );
+    }
+    let body = match file.as_str() {
+        "index.m3u8" => playback::multivariant(&video, &audio, raw.as_deref().unwrap_or("")),
+        "video.m3u8" if !video.is_empty() => playback::media_playlist(&video),
+        "audio.m3u8" if !audio.is_empty() => playback::media_playlist(&audio),
+        _ => return error(StatusCode::NOT_FOUND, format!("no {file} for {stream:?}")),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(PLAYLIST)),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Whether `s` is a name the recorder makes for an epoch: `DIGITS-DIGITS`.
+fn epoch_name(s: &str) -> bool {
+    s.split_once('-').is_some_and(|(a, b)| {
+        !a.is_empty() && !b.is_empty() && (a.chars().chain(b.chars())).all(|c| c.is_ascii_digit())
+    })
+}
+
+/// A recorded init segment or segment.
+pub async fn file(
+    State(app): State<App>,
+    Path((stream, epoch, track, file)): Path<(String, String, String, String)>,
+) -> Response {
+    let segment = file
+        .strip_suffix(".m4s")
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+    let valid = stream_keys::valid_name(&stream)
+        && epoch_name(&epoch)
+        && matches!(track.as_str(), "video" | "audio")
+        && (segment || file == "init.mp4");
+    if !valid {
+        return error(StatusCode::BAD_REQUEST, "not a recording path");
+    }
+    let rel = format!("{stream}/{epoch}/{track}/{file}");
+    let column = if segment { "path" } else { "init_path" };
+    let listed: Result<Option<(i64,)>, sqlx::Error> = sqlx::query_as(&format!(
+        "SELECT 1 FROM dvr_segments WHERE {column} = ? AND deleting = 0 LIMIT 1"
+    ))
+    .bind(&rel)
+    .fetch_optional(&app.db)
+    .await;
+    match listed {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(StatusCode::NOT_FOUND, "no such recording"),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+    // tokio::fs runs the read on a blocking thread.
+    match tokio::fs::read(dvr::recordings_dir(&app).join(&rel)).await {
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(if segment {
+                        "video/iso.segment"
+                    } else {
+                        "video/mp4"
+                    }),
+                ),
+                (
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=31536000, immutable"),
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        // Deleted by retention between the check and the read.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            error(StatusCode::NOT_FOUND, "no such recording")
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `from` and `to` of the recordings listing.
+#[derive(Debug, Deserialize)]
+pub struct Span {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// Recorded ranges and gaps of a stream, as JSON:
+/// `{"stream": …, "ranges": [{"start", "end", "segments"}], "gaps": [{"start", "end"}]}`.
+pub async fn recordings(
+    State(app): State<App>,
+    Path(stream): Path<String>,
+    Query(q): Query<Span>,
+) -> Response {
+    if let Some(r) = bad_stream(&stream) {
+        return r;
+    }
+    let range = match playback::parse_range(q.from.as_deref(), q.to.as_deref()) {
+        Ok(r) => r,
+        Err(e) => return range_error(e),
+    };
+    let ranges = match playback::timeline(&app.db, &stream, range).await {
+        Ok(r) => r,
+        Err(e) => return db_error(e),
+    };
+    let iso = |ms: i64| {
+        crate::packager::hls::iso8601(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+        )
+    };
+    let gaps: Vec<serde_json::Value> = ranges
+        .windows(2)
+        .map(|w| serde_json::json!({"start": iso(w[0].end_ms), "end": iso(w[1].start_ms)}))
+        .collect();
+    let body = serde_json::json!({
+        "stream": stream,
+        "from": iso(range.start_ms),
+        "to": iso(range.end_ms),
+        "ranges": ranges.iter().map(|r| serde_json::json!({
+            "start": iso(r.start_ms),
+            "end": iso(r.end_ms),
+            "segments": r.segments,
+        })).collect::<Vec<_>>(),
+        "gaps": gaps,
+    });
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(body),
+    )
+        .into_response()
+}
