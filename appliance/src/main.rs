@@ -68,6 +68,21 @@ enum DvrCommand {
         /// Stream or camera name.
         name: String,
     },
+    /// Export a recorded range as one MP4 file (no re-encode; starts at the keyframe at
+    /// or before --from).
+    Export {
+        /// Stream or camera name.
+        name: String,
+        /// Start: RFC 3339 (2026-11-21T16:40:00Z) or Unix seconds.
+        #[arg(long)]
+        from: String,
+        /// End: RFC 3339 or Unix seconds.
+        #[arg(long)]
+        to: String,
+        /// The MP4 file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -345,6 +360,35 @@ async fn dvr_command(cfg: Config, command: DvrCommand) -> anyhow::Result<()> {
                 );
                 last_end = Some(r.end_ms);
             }
+        }
+        DvrCommand::Export {
+            name,
+            from,
+            to,
+            output,
+        } => {
+            let range = dvr::playback::parse_range(Some(&from), Some(&to))?;
+            let (video, audio) = dvr::playback::segments(&pool, &name, range).await?;
+            let root = cfg.data_dir.join("recordings");
+            let out = output.clone();
+            let (seconds, bytes) =
+                tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, u64)> {
+                    let plan = dvr::export::plan(&root, &video, &audio, range)?;
+                    // Written beside the target and renamed: never a half file under its name.
+                    let mut tmp = out.clone().into_os_string();
+                    tmp.push(".part");
+                    let tmp = PathBuf::from(tmp);
+                    let mut f = std::io::BufWriter::new(
+                        std::fs::File::create(&tmp)
+                            .with_context(|| format!("creating {}", tmp.display()))?,
+                    );
+                    plan.write_to(&mut f)?;
+                    std::io::Write::flush(&mut f)?;
+                    std::fs::rename(&tmp, &out)?;
+                    Ok((plan.seconds, plan.len()))
+                })
+                .await??;
+            println!("Wrote {}: {seconds:.1} s, {bytes} bytes.", output.display());
         }
     }
     Ok(())

@@ -9,6 +9,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use support::*;
 
+/// Unix seconds of an RFC 3339 time printed by `dvr ranges` (coreutils `date` parses it).
+fn unix_seconds(rfc3339: &str) -> f64 {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", rfc3339, "+%s.%N"])
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("seconds")
+}
+
 /// `dvr ranges NAME`: (ranges as (start ms, end ms, segments), gaps in seconds).
 fn ranges(server: &Server, name: &str) -> (Vec<(String, String, usize)>, Vec<f64>) {
     let out = server.cli(&["dvr", "ranges", name]);
@@ -286,6 +298,69 @@ fn two_publishes_are_recorded_as_two_ranges_with_a_gap_and_every_frame() {
     }
     let (got, _, _) = get(&server.url(&format!("/dvr/lobby/{first_file}")));
     assert_eq!(got, 200, "a listed segment is served");
+
+    // Clip export: one progressive MP4, moov first, from the keyframe at or before the
+    // start, audio starting with the picture; the same bytes over HTTP as from the CLI.
+    let t0 = unix_seconds(start) + 3.0;
+    let (from, to) = (format!("{t0:.3}"), format!("{:.3}", t0 + 4.0));
+    let out = server.dir.path().join("clip.mp4");
+    let cli = server.cli(&[
+        "dvr",
+        "export",
+        "lobby",
+        "--from",
+        &from,
+        "--to",
+        &to,
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let clip = std::fs::read(&out).expect("clip");
+    assert_eq!(&clip[4..8], b"ftyp");
+    let moov = clip.windows(4).position(|w| w == b"moov").expect("moov");
+    let mdat = clip.windows(4).position(|w| w == b"mdat").expect("mdat");
+    assert!(moov < mdat, "moov after mdat");
+    let path = out.to_str().expect("utf-8");
+    decode_strict(path);
+    let probe = probe_count(path);
+    let duration = num(&stream_of(&probe, "video")["duration"]);
+    assert!(
+        (4.0..=6.1).contains(&duration),
+        "4 s asked, from a keyframe up to 2 s earlier: {duration}"
+    );
+    let starts = (
+        num(&stream_of(&probe, "video")["start_time"]),
+        num(&stream_of(&probe, "audio")["start_time"]),
+    );
+    assert!(
+        (starts.0 - starts.1).abs() < 0.1,
+        "audio and video start apart: {starts:?}"
+    );
+    let (status, headers, body) =
+        get(&server.url(&format!("/dvr/lobby/export.mp4?start={from}&end={to}")));
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-type"], "video/mp4");
+    assert!(
+        body == clip,
+        "the HTTP download differs from the CLI export"
+    );
+    // Across the gap: both publishes, played straight through.
+    let (status, _, whole) = get(&server.url(&format!("/dvr/lobby/export.mp4?{query}")));
+    assert_eq!(status, 200);
+    let whole_path = server.dir.path().join("whole.mp4");
+    std::fs::write(&whole_path, whole).expect("write");
+    let whole_path = whole_path.to_str().expect("utf-8");
+    decode_strict(whole_path);
+    let probe = probe_count(whole_path);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        2 * sent_video
+    );
 
     // On disk: two epochs, each with its init segment and every frame of a publish.
     let files = recorded(&server, "lobby");

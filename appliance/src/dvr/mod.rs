@@ -17,6 +17,7 @@
 //! A `kill -9` at any moment loses at most the segments being written, and never leaves
 //! a row pointing at a missing or partial file.
 
+pub mod export;
 pub mod playback;
 pub mod settings;
 pub mod store;

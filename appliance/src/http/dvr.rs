@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `/dvr/{stream}/index.m3u8?start=…&end=…` | multivariant VOD playlist of a recorded range |
 //! | `/dvr/{stream}/{video,audio}.m3u8?start=…&end=…` | VOD media playlists (RFC 8216bis §4.4) |
+//! | `/dvr/{stream}/export.mp4?start=…&end=…` | the range as one progressive MP4, streamed |
 //! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment |
 //! | `/api/streams/{stream}/recordings?from=…&to=…` | recorded ranges and the gaps between them (JSON) |
 //!
@@ -15,6 +16,7 @@
 use super::error;
 use crate::app::App;
 use crate::auth::stream_keys;
+use crate::dvr::export::{self, ExportError};
 use crate::dvr::playback::{self, RangeError};
 use crate::dvr::{self, DvrError};
 use axum::extract::{Path, Query, RawQuery, State};
@@ -67,6 +69,7 @@ pub async fn playlist(
         );
     }
     let body = match file.as_str() {
+        "export.mp4" => return export(&app, &stream, &video, &audio, range).await,
         "index.m3u8" => playback::multivariant(&video, &audio, raw.as_deref().unwrap_or("")),
         "video.m3u8" if !video.is_empty() => playback::media_playlist(&video),
         "audio.m3u8" if !audio.is_empty() => playback::media_playlist(&audio),
@@ -80,6 +83,75 @@ pub async fn playlist(
         body,
     )
         .into_response()
+}
+
+/// Streams the clip of `range` as a progressive MP4 download: the header first, then the
+/// recorded samples read on a blocking thread, a MiB at a time.
+async fn export(
+    app: &App,
+    stream: &str,
+    video: &[playback::RecordedSegment],
+    audio: &[playback::RecordedSegment],
+    range: playback::TimeRange,
+) -> Response {
+    let root = dvr::recordings_dir(app);
+    let (v, a) = (video.to_vec(), audio.to_vec());
+    let plan = match tokio::task::spawn_blocking(move || export::plan(&root, &v, &a, range)).await {
+        Ok(Ok(p)) => p,
+        Ok(Err(ExportError::Empty)) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no recordings of {stream:?} in that range"),
+            )
+        }
+        Ok(Err(e @ ExportError::ParametersChange)) => {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let len = plan.len();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelWriter(tx);
+        if let Err(e) = plan.write_to(&mut sink) {
+            // The client sees a short body; the log says why.
+            tracing::warn!(error = %e, "clip export stopped");
+        }
+    });
+    let body = axum::body::Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    }));
+    let name = format!(
+        "attachment; filename=\"{stream}-{}.mp4\"",
+        crate::packager::hls::iso8601(
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(range.start_ms.max(0) as u64)
+        )
+        .replace(':', "-")
+    );
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if let Ok(v) = HeaderValue::from_str(&name) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    r
+}
+
+/// Blocking writes into an async channel of chunks; fails once the receiver is gone.
+struct ChannelWriter(tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>);
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Whether `s` is a name the recorder makes for an epoch: `DIGITS-DIGITS`.

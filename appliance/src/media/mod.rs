@@ -11,6 +11,7 @@
 //! | ISO/IEC 14496-3 §1.6.2.1 (AudioSpecificConfig) | [`aac`] |
 //! | Adobe FLV 10.1 §E.4.2–E.4.3 (audio/video tag bodies) | [`flv`] |
 //! | ISO/IEC 14496-12, ISO/IEC 23000-19 (CMAF) | [`fmp4`] |
+//! | ISO/IEC 14496-12 (progressive MP4, reading fragments) | [`mp4`] |
 //! | RFC 6381 §3 (codecs parameter) | [`TrackParams::codec_string`] |
 
 pub mod aac;
@@ -18,6 +19,7 @@ pub(crate) mod bits;
 pub mod flv;
 pub mod fmp4;
 pub mod h264;
+pub mod mp4;
 pub mod timeline;
 
 use bytes::Bytes;
