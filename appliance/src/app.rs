@@ -27,6 +27,8 @@ pub struct App {
     pub db: SqlitePool,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// Keyframes to JPEG, on their own thread.
+    pub thumbnails: Arc<crate::transcode::thumbnail::Thumbnailer>,
     streams: Arc<Mutex<BTreeMap<String, LiveEntry>>>,
 }
 
@@ -37,6 +39,7 @@ impl App {
             cfg: Arc::new(cfg),
             db,
             metrics: Arc::new(Metrics::new()),
+            thumbnails: crate::transcode::thumbnail::Thumbnailer::start(),
             streams: Arc::default(),
         }
     }

@@ -153,6 +153,16 @@ impl Hub {
         self.lock().params.clone()
     }
 
+    /// The newest video keyframe, if the GOP cache holds one (it starts with it).
+    pub fn latest_keyframe(&self) -> Option<Arc<Frame>> {
+        let inner = self.lock();
+        inner
+            .gop
+            .first()
+            .filter(|f| f.track == TrackId::Video && f.is_sync)
+            .cloned()
+    }
+
     /// Subscribes: returns the GOP cache (oldest first, starting at a keyframe when the
     /// stream has video) and a receiver for every later frame.
     pub fn subscribe(&self) -> (Vec<Arc<Frame>>, broadcast::Receiver<Arc<Frame>>) {

@@ -494,3 +494,127 @@ fn kill_9_while_recording_leaves_index_and_files_in_agreement() {
         }
     }
 }
+
+/// PSNR (dB, average over R, G and B) of two pictures of the same size, per ffmpeg's
+/// `psnr` filter.
+fn psnr(a: &Path, b: &Path) -> f64 {
+    let out = std::process::Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "info", "-i"])
+        .arg(a)
+        .arg("-i")
+        .arg(b)
+        .args([
+            "-lavfi",
+            "[0:v]format=rgb24[a];[1:v]format=rgb24[b];[a][b]psnr",
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg");
+    let log = String::from_utf8_lossy(&out.stderr);
+    log.split("average:")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|v| {
+            if v == "inf" {
+                Some(f64::INFINITY)
+            } else {
+                v.parse().ok()
+            }
+        })
+        .unwrap_or_else(|| panic!("no PSNR in: {log}"))
+}
+
+#[test]
+fn thumbnails_of_live_and_recorded_keyframes_match_ffmpegs_decode() {
+    let server = Server::start();
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let key = server.add_stream("lobby");
+    set(&server, &["lobby", "--record", "on"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ff = publish(&clip, 1, &server.rtmp_url(&format!("lobby?key={key}")));
+    server.wait_segments("lobby", 1);
+    // Live: many dashboard tiles at once all get the picture, at the size asked for.
+    let url = server.url("/live/lobby/thumbnail.jpg?width=320");
+    let tiles: Vec<_> = (0..20)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || get(&url))
+        })
+        .collect();
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, t) in tiles.into_iter().enumerate() {
+        let (status, headers, body) = t.join().expect("tile");
+        assert_eq!(status, 200, "tile {i}: {}", String::from_utf8_lossy(&body));
+        assert_eq!(headers["content-type"], "image/jpeg");
+        if i == 0 {
+            let f = dir.path().join("live.jpg");
+            std::fs::write(&f, &body).expect("write");
+            let p = probe_count(f.to_str().expect("utf-8"));
+            assert_eq!(
+                (
+                    num(&p["streams"][0]["width"]),
+                    num(&p["streams"][0]["height"])
+                ),
+                (320.0, 180.0)
+            );
+        }
+    }
+    for (path, status) in [
+        ("/live/lobby/thumbnail.jpg?width=5", 400),
+        ("/live/nosuch/thumbnail.jpg", 404),
+        ("/dvr/lobby/thumbnail.jpg", 400),
+        ("/dvr/lobby/thumbnail.jpg?at=5", 404),
+    ] {
+        assert_eq!(get(&server.url(path)).0, status, "{path}");
+    }
+    assert!(ff
+        .wait(Duration::from_secs(60))
+        .is_some_and(|s| s.success()));
+    // Recorded: the keyframe at or before a time, against ffmpeg's own decode of the
+    // same recorded keyframe scaled to the same size.
+    let (r, _) = wait_ranges(&server, "lobby", Duration::from_secs(15), |r| {
+        r.iter().any(|x| x.2 >= 3)
+    });
+    let at = unix_seconds(&r[0].0) + 3.0; // in the second segment, which starts with a keyframe
+    let (status, _, jpeg) =
+        get(&server.url(&format!("/dvr/lobby/thumbnail.jpg?at={at:.3}&width=320")));
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&jpeg));
+    let ours = dir.path().join("ours.jpg");
+    std::fs::write(&ours, jpeg).expect("write");
+    let files = recorded(&server, "lobby");
+    let (epoch, segs) = files
+        .iter()
+        .find(|((_, t), _)| t == "video")
+        .map(|((e, _), (_, s))| (e.clone(), s.clone()))
+        .expect("video");
+    let second: BTreeMap<u64, PathBuf> = segs
+        .iter()
+        .skip(1)
+        .take(1)
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let vdir = server
+        .dir
+        .path()
+        .join("recordings/lobby")
+        .join(&epoch)
+        .join("video");
+    let mut joined = std::fs::read(vdir.join("init.mp4")).expect("init");
+    joined.extend(std::fs::read(second.values().next().expect("segment")).expect("segment"));
+    let seg = dir.path().join("segment.mp4");
+    std::fs::write(&seg, joined).expect("write");
+    let reference = dir.path().join("reference.png");
+    let st = std::process::Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(&seg)
+        .args(["-frames:v", "1", "-vf", "scale=320:180"])
+        .arg(&reference)
+        .status()
+        .expect("ffmpeg");
+    assert!(st.success());
+    let db = psnr(&ours, &reference);
+    eprintln!("thumbnail vs ffmpeg decode: {db:.1} dB");
+    assert!(db > 30.0, "thumbnail vs ffmpeg's decode: {db} dB");
+}

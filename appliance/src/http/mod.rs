@@ -3,6 +3,7 @@
 
 mod dvr;
 mod live;
+mod thumbnail;
 
 use crate::app::App;
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -19,8 +20,10 @@ pub fn router(app: App) -> Router {
         .allow_headers(Any)
         .expose_headers([header::CONTENT_LENGTH, header::CONTENT_TYPE, header::AGE]);
     Router::new()
+        .route("/live/{stream}/thumbnail.jpg", get(thumbnail::live))
         .route("/live/{stream}/{file}", get(live::playlist))
         .route("/live/{stream}/{track}/{file}", get(live::media))
+        .route("/dvr/{stream}/thumbnail.jpg", get(thumbnail::recorded))
         .route("/dvr/{stream}/{file}", get(dvr::playlist))
         .route("/dvr/{stream}/files/{epoch}/{track}/{file}", get(dvr::file))
         .route("/api/streams/{stream}/recordings", get(dvr::recordings))

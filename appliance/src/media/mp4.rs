@@ -123,6 +123,15 @@ pub fn read_init(data: &[u8]) -> Result<InitInfo, Mp4Error> {
     })
 }
 
+/// The AVCDecoderConfigurationRecord inside an `avc1` sample entry of `stsd` (the body
+/// of its `avcC` box), if there is one.
+pub fn avc_record(stsd: &[u8]) -> Option<Bytes> {
+    let at = stsd.windows(4).position(|w| w == b"avcC")?;
+    let size = be32(stsd, at.checked_sub(4)?).ok()? as usize;
+    let body = stsd.get(at + 4..(at - 4).checked_add(size)?)?;
+    Some(Bytes::copy_from_slice(body))
+}
+
 /// One sample of a fragmented file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SampleRef {
@@ -518,7 +527,7 @@ mod tests {
             (&info.handler, info.timescale, info.width, info.height),
             (b"vide", 90_000, 1280, 720)
         );
-        assert!(info.stsd.windows(4).any(|w| w == b"avcC"));
+        assert_eq!(avc_record(&info.stsd).as_deref(), Some(BBB_AVCC));
         let samples: Vec<Sample> = (0..3)
             .map(|i| Sample {
                 duration: 3600,

@@ -4,6 +4,8 @@
 //! | --- | --- |
 //! | ITU-T G.711 (A-law, µ-law) | [`g711`] |
 //! | ISO/IEC 14496-3 (AAC-LC, through fdk-aac) | [`aac`] |
+//! | ISO/IEC 14496-10 decoding (OpenH264) to JPEG thumbnails | [`thumbnail`] |
 
 pub mod aac;
 pub mod g711;
+pub mod thumbnail;

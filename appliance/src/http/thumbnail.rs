@@ -1,0 +1,193 @@
+//! Thumbnails over HTTP.
+//!
+//! | path | what |
+//! | --- | --- |
+//! | `/live/{stream}/thumbnail.jpg?width=…` | the newest keyframe of a live stream |
+//! | `/dvr/{stream}/thumbnail.jpg?at=…&width=…` | the keyframe at or before `at` in a recording |
+//!
+//! `width` is in pixels (16 to 1920, never wider than the picture; 640 by default), and
+//! the height follows the picture's aspect ratio. A busy decoder gives an older
+//! thumbnail, or 503 with `Retry-After` when it has none.
+
+use super::error;
+use crate::app::App;
+use crate::auth::stream_keys;
+use crate::dvr::{self, playback};
+use crate::media::h264::AvcConfig;
+use crate::media::{mp4, TrackParams};
+use crate::transcode::thumbnail::{Key, ThumbnailError, MAX_WIDTH, MIN_WIDTH};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use serde::Deserialize;
+
+/// Thumbnail query parameters.
+#[derive(Debug, Deserialize)]
+pub struct ThumbQuery {
+    width: Option<u32>,
+    at: Option<String>,
+}
+
+/// Default thumbnail width, pixels.
+const DEFAULT_WIDTH: u32 = 640;
+
+/// The width to make for a picture `picture` pixels wide, or the 400 saying why not.
+fn width(q: &ThumbQuery, picture: u32) -> Result<u32, Box<Response>> {
+    match q.width {
+        None => Ok(DEFAULT_WIDTH.min(picture)),
+        Some(w) if (MIN_WIDTH..=MAX_WIDTH).contains(&w) => Ok(w.min(picture)),
+        Some(w) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            format!("width={w}: give {MIN_WIDTH} to {MAX_WIDTH} pixels"),
+        ))),
+    }
+}
+
+/// A recorded video segment: path, init path, wall-clock start (ms), duration and
+/// timescale.
+type SegmentRow = (String, String, i64, i64, i64);
+
+async fn respond(
+    app: &App,
+    key: Key,
+    config: &AvcConfig,
+    data: &Bytes,
+    cache: &'static str,
+) -> Response {
+    match app.thumbnails.jpeg(key, config, data).await {
+        Ok(jpeg) => (
+            [
+                (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
+                (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
+            ],
+            jpeg,
+        )
+            .into_response(),
+        Err(e @ ThumbnailError::Busy) => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            r
+        }
+        Err(e @ ThumbnailError::Decode(_)) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        }
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// The newest keyframe of a live stream as JPEG.
+pub async fn live(
+    State(app): State<App>,
+    Path(stream): Path<String>,
+    Query(q): Query<ThumbQuery>,
+) -> Response {
+    let entry = stream_keys::valid_name(&stream)
+        .then(|| app.stream(&stream))
+        .flatten();
+    let Some(entry) = entry else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("stream {stream:?} is not live"),
+        );
+    };
+    let Some(frame) = entry.hub.latest_keyframe() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("stream {stream:?} has no picture yet"),
+        );
+    };
+    let TrackParams::Video(config) = &*frame.params else {
+        return error(StatusCode::NOT_FOUND, "no video");
+    };
+    let width = match width(&q, config.width) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let key = Key {
+        source: format!("live/{stream}"),
+        time: frame.dts,
+        width,
+    };
+    respond(&app, key, config, &frame.data, "no-cache").await
+}
+
+/// The recorded keyframe at or before `at` as JPEG.
+pub async fn recorded(
+    State(app): State<App>,
+    Path(stream): Path<String>,
+    Query(q): Query<ThumbQuery>,
+) -> Response {
+    if !stream_keys::valid_name(&stream) {
+        return error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}"));
+    }
+    let Some(at) = q.at.as_deref().and_then(playback::parse_time) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "at= is required: an RFC 3339 time (2026-11-21T16:40:00Z) or Unix seconds",
+        );
+    };
+    let row: Result<Option<SegmentRow>, sqlx::Error> = sqlx::query_as(
+        "SELECT path, init_path, start_wall_ms, duration, timescale FROM dvr_segments
+         WHERE stream = ? AND track = 'video' AND deleting = 0 AND start_wall_ms <= ?
+         ORDER BY start_wall_ms DESC LIMIT 1",
+    )
+    .bind(&stream)
+    .bind(at)
+    .fetch_optional(&app.db)
+    .await;
+    let (path, init_path, start, _, timescale) = match row {
+        Ok(Some(r)) if at <= r.2 + r.3 * 1000 / r.4.max(1) + 1000 => r,
+        Ok(_) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no recording of {stream:?} at that time"),
+            )
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let root = dvr::recordings_dir(&app);
+    let found = tokio::task::spawn_blocking(move || -> Result<(AvcConfig, Bytes, i64), String> {
+        let init = std::fs::read(root.join(&init_path)).map_err(|e| e.to_string())?;
+        let info = mp4::read_init(&init).map_err(|e| e.to_string())?;
+        let record = mp4::avc_record(&info.stsd).ok_or("no avcC in the recording")?;
+        let config = AvcConfig::parse(record).map_err(|e| e.to_string())?;
+        let data = std::fs::read(root.join(&path)).map_err(|e| e.to_string())?;
+        let samples = mp4::read_fragments(&data).map_err(|e| e.to_string())?;
+        let first = samples.first().map_or(0, |s| s.dts);
+        let wall =
+            |s: &mp4::SampleRef| start + ((s.dts - first) * 1000 / timescale.max(1) as u64) as i64;
+        let sample = samples
+            .iter()
+            .rfind(|s| s.sync && wall(s) <= at)
+            .or_else(|| samples.iter().find(|s| s.sync))
+            .ok_or("no keyframe in the segment")?;
+        let bytes = data
+            .get(sample.offset as usize..(sample.offset + u64::from(sample.size)) as usize)
+            .ok_or("sample outside the file")?;
+        Ok((config, Bytes::copy_from_slice(bytes), wall(sample)))
+    })
+    .await;
+    let (config, data, time) = match found {
+        Ok(Ok(f)) => f,
+        Ok(Err(e)) => {
+            tracing::warn!(%stream, error = %e, "recorded thumbnail");
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("recording unreadable: {e}"),
+            );
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let width = match width(&q, config.width) {
+        Ok(w) => w,
+        Err(r) => return *r,
+    };
+    let key = Key {
+        source: format!("dvr/{stream}"),
+        time,
+        width,
+    };
+    respond(&app, key, &config, &data, "public, max-age=86400").await
+}

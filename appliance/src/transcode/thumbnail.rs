@@ -1,0 +1,246 @@
+//! Thumbnails: an H.264 keyframe decoded with OpenH264, scaled to the width asked for
+//! (aspect ratio kept), and encoded as JPEG.
+//!
+//! Decoding runs on one dedicated thread behind a bounded queue ([`QUEUE`] jobs). Each
+//! JPEG is cached per keyframe and width, and concurrent requests for the same one share
+//! a single decode, so a hundred dashboard tiles cost one. When the queue is full, a
+//! request gets the newest thumbnail already made for that stream and width (an older
+//! keyframe), or [`ThumbnailError::Busy`]; ingest never waits on any of this.
+
+use crate::media::h264::AvcConfig;
+use bytes::{BufMut, Bytes, BytesMut};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// Jobs waiting for the decoder before requests are turned away.
+pub const QUEUE: usize = 8;
+/// Narrowest thumbnail, in pixels.
+pub const MIN_WIDTH: u32 = 16;
+/// Widest thumbnail, in pixels (never wider than the picture).
+pub const MAX_WIDTH: u32 = 1920;
+/// JPEGs kept per stream and width.
+const KEEP: usize = 32;
+/// JPEG quality, 1-100.
+const QUALITY: u8 = 80;
+
+/// A thumbnail could not be made.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ThumbnailError {
+    /// The decoder's queue is full and there is no older thumbnail to give.
+    #[error("the thumbnail decoder is busy; try again shortly")]
+    Busy,
+    /// OpenH264 rejected the keyframe.
+    #[error("the keyframe does not decode: {0}")]
+    Decode(String),
+    /// The JPEG could not be encoded.
+    #[error("JPEG encoding failed: {0}")]
+    Encode(String),
+    /// The worker thread is gone.
+    #[error("the thumbnail worker stopped")]
+    Stopped,
+}
+
+/// Which picture a thumbnail shows: a stream (or recording) and a keyframe time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Key {
+    /// `live/NAME` or `dvr/NAME`.
+    pub source: String,
+    /// The keyframe's time (any unit fixed per source: ticks for live, ms for DVR).
+    pub time: i64,
+    /// Width in pixels.
+    pub width: u32,
+}
+
+type Reply = oneshot::Sender<Result<Bytes, ThumbnailError>>;
+
+struct Job {
+    key: Key,
+    config: AvcConfig,
+    data: Bytes,
+}
+
+#[derive(Default)]
+struct State {
+    /// Per (source, width): (time, JPEG), oldest first.
+    made: BTreeMap<(String, u32), Vec<(i64, Bytes)>>,
+    /// Requests waiting on a job in the queue or being decoded.
+    waiting: HashMap<Key, Vec<Reply>>,
+}
+
+/// The thumbnail service: a cache in front of one decoding thread.
+pub struct Thumbnailer {
+    jobs: SyncSender<Job>,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for Thumbnailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Thumbnailer")
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Thumbnailer {
+    /// Starts the decoding thread.
+    pub fn start() -> Arc<Thumbnailer> {
+        let (jobs, rx) = sync_channel::<Job>(QUEUE);
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        let spawned = std::thread::Builder::new()
+            .name("thumbnails".into())
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    let result = render(&job.config, &job.data, job.key.width);
+                    let mut s = lock(&shared);
+                    if let Ok(jpeg) = &result {
+                        let made = s
+                            .made
+                            .entry((job.key.source.clone(), job.key.width))
+                            .or_default();
+                        made.push((job.key.time, jpeg.clone()));
+                        made.sort_by_key(|m| m.0);
+                        if made.len() > KEEP {
+                            made.remove(0);
+                        }
+                    }
+                    for reply in s.waiting.remove(&job.key).unwrap_or_default() {
+                        let _ = reply.send(result.clone());
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the thumbnail thread");
+        }
+        Arc::new(Thumbnailer { jobs, state })
+    }
+
+    /// The JPEG of the keyframe `data` (AVCC NAL units decodable with `config`) at
+    /// `key.width` pixels wide.
+    ///
+    /// # Errors
+    /// [`ThumbnailError`]; `Busy` only when no older thumbnail of the source exists.
+    pub async fn jpeg(
+        &self,
+        key: Key,
+        config: &AvcConfig,
+        data: &Bytes,
+    ) -> Result<Bytes, ThumbnailError> {
+        let rx = {
+            let mut guard = lock(&self.state);
+            let s = &mut *guard;
+            let made = s.made.get(&(key.source.clone(), key.width));
+            if let Some((_, jpeg)) = made.and_then(|m| m.iter().find(|(t, _)| *t == key.time)) {
+                return Ok(jpeg.clone());
+            }
+            let (tx, rx) = oneshot::channel();
+            if let Some(waiting) = s.waiting.get_mut(&key) {
+                waiting.push(tx);
+            } else {
+                let job = Job {
+                    key: key.clone(),
+                    config: config.clone(),
+                    data: data.clone(),
+                };
+                match self.jobs.try_send(job) {
+                    Ok(()) => {
+                        s.waiting.insert(key.clone(), vec![tx]);
+                    }
+                    Err(TrySendError::Full(_)) => {
+                        // Behind: the newest picture already made, if any.
+                        return made
+                            .and_then(|m| m.last())
+                            .map(|(_, jpeg)| jpeg.clone())
+                            .ok_or(ThumbnailError::Busy);
+                    }
+                    Err(TrySendError::Disconnected(_)) => return Err(ThumbnailError::Stopped),
+                }
+            }
+            rx
+        };
+        rx.await.unwrap_or(Err(ThumbnailError::Stopped))
+    }
+}
+
+/// Annex B (start codes) of the parameter sets and a keyframe's AVCC NAL units.
+fn annex_b(config: &AvcConfig, data: &[u8]) -> Result<Bytes, ThumbnailError> {
+    let mut out = BytesMut::with_capacity(data.len() + 64);
+    for nal in config.sps.iter().chain(config.pps.iter()) {
+        out.put_slice(&[0, 0, 0, 1]);
+        out.put_slice(nal);
+    }
+    let n = usize::from(config.nal_length_size);
+    let mut rest = data;
+    while !rest.is_empty() {
+        if rest.len() < n {
+            return Err(ThumbnailError::Decode("truncated NAL length".into()));
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
+        rest = &rest[n..];
+        if len > rest.len() {
+            return Err(ThumbnailError::Decode("NAL unit overruns the frame".into()));
+        }
+        out.put_slice(&[0, 0, 0, 1]);
+        out.put_slice(&rest[..len]);
+        rest = &rest[len..];
+    }
+    Ok(out.freeze())
+}
+
+/// Decodes, scales and encodes one keyframe. Runs on the worker thread.
+fn render(config: &AvcConfig, data: &[u8], width: u32) -> Result<Bytes, ThumbnailError> {
+    use openh264::formats::YUVSource;
+    let stream = annex_b(config, data)?;
+    let mut decoder =
+        openh264::decoder::Decoder::new().map_err(|e| ThumbnailError::Decode(e.to_string()))?;
+    let decode_error = |e: openh264::Error| ThumbnailError::Decode(e.to_string());
+    let (w, h, rgb) = {
+        let picture = match decoder.decode(&stream).map_err(decode_error)? {
+            Some(p) => p,
+            None => {
+                let mut rest = decoder.flush_remaining().map_err(decode_error)?;
+                rest.pop()
+                    .ok_or_else(|| ThumbnailError::Decode("no picture".into()))?
+            }
+        };
+        let (w, h) = picture.dimensions();
+        let mut rgb = vec![0u8; w * h * 3];
+        picture.write_rgb8(&mut rgb);
+        (w as u32, h as u32, rgb)
+    };
+    let image = image::RgbImage::from_raw(w, h, rgb)
+        .ok_or_else(|| ThumbnailError::Decode("picture size mismatch".into()))?;
+    let tw = width.clamp(MIN_WIDTH, MAX_WIDTH).min(w);
+    let th = ((u64::from(h) * u64::from(tw) / u64::from(w.max(1))) as u32).max(2) & !1;
+    let scaled = if (tw, th) == (w, h) {
+        image
+    } else {
+        image::imageops::resize(&image, tw, th, image::imageops::FilterType::Triangle)
+    };
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY)
+        .encode_image(&scaled)
+        .map_err(|e| ThumbnailError::Encode(e.to_string()))?;
+    Ok(Bytes::from(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::h264::tests::BBB_AVCC;
+
+    #[test]
+    fn garbage_is_a_decode_error_not_a_panic() {
+        let config = AvcConfig::parse(Bytes::from_static(BBB_AVCC)).expect("avcC");
+        assert!(annex_b(&config, &[0, 0, 0, 9, 0x65]).is_err());
+        for data in [&[0u8, 0, 0, 2, 0x65, 0x88][..], &[0, 0, 0, 1, 0x41]] {
+            assert!(render(&config, data, 320).is_err(), "{data:?}");
+        }
+    }
+}
