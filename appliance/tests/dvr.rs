@@ -299,6 +299,24 @@ fn two_publishes_are_recorded_as_two_ranges_with_a_gap_and_every_frame() {
     let (got, _, _) = get(&server.url(&format!("/dvr/lobby/{first_file}")));
     assert_eq!(got, 200, "a listed segment is served");
 
+    // The DASH equivalent: a static MPD, one Period per range. (ffmpeg's DASH reader
+    // plays only the first Period, so frames are counted over one range.)
+    let mpd = get_text(&server.url(&format!("/dvr/lobby/manifest.mpd?{query}")));
+    assert!(
+        mpd.contains("type=\"static\"") && mpd.matches("<Period ").count() == 2,
+        "{mpd}"
+    );
+    let one = server.url(&format!(
+        "/dvr/lobby/manifest.mpd?start={}&end={}",
+        r[0].0, r[0].1
+    ));
+    decode_strict(&one);
+    let probe = probe_count(&one);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        sent_video
+    );
+
     // Clip export: one progressive MP4, moov first, from the keyframe at or before the
     // start, audio starting with the picture; the same bytes over HTTP as from the CLI.
     let t0 = unix_seconds(start) + 3.0;

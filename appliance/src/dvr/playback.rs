@@ -88,6 +88,8 @@ pub struct RecordedSegment {
     pub msn: i64,
     /// Wall-clock start, ms since the Unix epoch.
     pub start_wall_ms: i64,
+    /// Decode time of the first sample, ticks of `timescale` (the segment's `tfdt`).
+    pub start: i64,
     /// Duration in ticks of `timescale`.
     pub duration: i64,
     /// Ticks per second.
@@ -133,8 +135,8 @@ pub async fn segments(
     // A segment overlaps when it starts before the end and ends after the start; none is
     // longer than a minute, which bounds the scan.
     let rows: Vec<RecordedSegment> = sqlx::query_as(
-        "SELECT track, epoch, msn, start_wall_ms, duration, timescale, bytes, path, init_path,
-                codec, width, height, channels
+        "SELECT track, epoch, msn, start_wall_ms, start, duration, timescale, bytes, path,
+                init_path, codec, width, height, channels
          FROM dvr_segments
          WHERE stream = ? AND deleting = 0 AND start_wall_ms < ? AND start_wall_ms > ?
          ORDER BY start_wall_ms, msn",
@@ -264,6 +266,103 @@ pub fn multivariant(video: &[RecordedSegment], audio: &[RecordedSegment], query:
     p
 }
 
+/// Splits segments (one track, oldest first) into runs that play continuously: same
+/// epoch, consecutive sequence numbers, no gap.
+fn runs(segs: &[RecordedSegment]) -> Vec<&[RecordedSegment]> {
+    segs.chunk_by(|a, b| {
+        a.epoch == b.epoch && b.msn == a.msn + 1 && b.start_wall_ms - a.end_ms() <= GAP_MS
+    })
+    .collect()
+}
+
+/// A static DASH manifest (ISO/IEC 23009-1 §5.3, `type="static"`) of a recorded range:
+/// one Period per continuous run (gaps are cut out), each with SegmentTemplate and
+/// SegmentTimeline over the recorded files (`files/…/$Number$.m4s`, relative to the
+/// manifest).
+pub fn mpd(video: &[RecordedSegment], audio: &[RecordedSegment]) -> String {
+    let lead = if video.is_empty() { audio } else { video };
+    let total: f64 = lead.iter().map(RecordedSegment::seconds).sum();
+    let max_seg = lead
+        .iter()
+        .map(RecordedSegment::seconds)
+        .fold(1.0, f64::max);
+    let mut out = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"static\" mediaPresentationDuration=\"PT{total:.3}S\" minBufferTime=\"PT{max_seg:.3}S\" maxSegmentDuration=\"PT{max_seg:.3}S\">\n"
+    );
+    let mut at = 0.0;
+    for (i, run) in runs(lead).into_iter().enumerate() {
+        let _ = writeln!(out, "<Period id=\"{i}\" start=\"PT{at:.3}S\">");
+        let keys: std::collections::BTreeSet<(&str, i64)> =
+            run.iter().map(|s| (s.epoch.as_str(), s.msn)).collect();
+        let others: Vec<RecordedSegment> = if video.is_empty() {
+            Vec::new()
+        } else {
+            audio
+                .iter()
+                .filter(|a| keys.contains(&(a.epoch.as_str(), a.msn)))
+                .cloned()
+                .collect()
+        };
+        // One presentation time offset for every track of the period, in seconds of the
+        // stream timeline, so audio keeps its offset from video.
+        let origin = run
+            .first()
+            .map_or(0.0, |s| s.start as f64 / s.timescale.max(1) as f64);
+        for set in [run, &others[..]] {
+            let Some(first) = set.first() else { continue };
+            let video = first.track == "video";
+            let secs: f64 = set
+                .iter()
+                .map(RecordedSegment::seconds)
+                .sum::<f64>()
+                .max(0.001);
+            let bandwidth = (set.iter().map(|s| s.bytes).sum::<i64>() as f64 * 8.0 / secs) as u64;
+            let dir = first.path_in_stream().rsplit_once('/').map_or("", |d| d.0);
+            let _ = writeln!(
+                out,
+                "<AdaptationSet contentType=\"{}\" mimeType=\"{}/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">",
+                if video { "video" } else { "audio" },
+                if video { "video" } else { "audio" }
+            );
+            let size = if video {
+                format!(" width=\"{}\" height=\"{}\"", first.width, first.height)
+            } else {
+                format!(" audioSamplingRate=\"{}\"", first.timescale)
+            };
+            let _ = writeln!(
+                out,
+                "<Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{bandwidth}\"{size}>",
+                first.track, first.codec
+            );
+            if !video {
+                let _ = writeln!(
+                    out,
+                    "<AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>",
+                    first.channels
+                );
+            }
+            let _ = writeln!(
+                out,
+                "<SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" startNumber=\"{}\" initialization=\"files/{}\" media=\"files/{dir}/$Number$.m4s\">\n<SegmentTimeline>",
+                first.timescale,
+                (origin * first.timescale as f64).round() as i64,
+                first.msn,
+                first.init_path_in_stream()
+            );
+            for s in set {
+                let _ = writeln!(out, "<S t=\"{}\" d=\"{}\"/>", s.start, s.duration);
+            }
+            out.push_str(
+                "</SegmentTimeline>\n</SegmentTemplate>\n</Representation>\n</AdaptationSet>\n",
+            );
+        }
+        out.push_str("</Period>\n");
+        at += run.iter().map(RecordedSegment::seconds).sum::<f64>();
+    }
+    out.push_str("</MPD>\n");
+    out
+}
+
 /// Ranges and gaps of `stream` within `range`, for a timeline.
 ///
 /// # Errors
@@ -290,6 +389,7 @@ mod tests {
             epoch: epoch.into(),
             msn,
             start_wall_ms: start,
+            start: start * 90,
             duration: 180_000,
             timescale: 90_000,
             bytes: 250_000,
@@ -348,6 +448,12 @@ mod tests {
             "{p}"
         );
         assert!(p.contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+        let d = mpd(&segs, &[]);
+        assert_eq!(d.matches("<Period ").count(), 2, "{d}");
+        assert!(
+            d.contains("media=\"files/1-1/video/$Number$.m4s\"") && d.contains("startNumber=\"2\""),
+            "{d}"
+        );
         let m = multivariant(&segs, &[], "start=0&end=10");
         assert!(
             m.contains("RESOLUTION=640x360") && m.contains("video.m3u8?start=0&end=10"),

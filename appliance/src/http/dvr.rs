@@ -4,6 +4,7 @@
 //! | --- | --- |
 //! | `/dvr/{stream}/index.m3u8?start=…&end=…` | multivariant VOD playlist of a recorded range |
 //! | `/dvr/{stream}/{video,audio}.m3u8?start=…&end=…` | VOD media playlists (RFC 8216bis §4.4) |
+//! | `/dvr/{stream}/manifest.mpd?start=…&end=…` | static DASH manifest of the range |
 //! | `/dvr/{stream}/export.mp4?start=…&end=…` | the range as one progressive MP4, streamed |
 //! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment |
 //! | `/api/streams/{stream}/recordings?from=…&to=…` | recorded ranges and the gaps between them (JSON) |
@@ -73,6 +74,19 @@ pub async fn playlist(
         "index.m3u8" => playback::multivariant(&video, &audio, raw.as_deref().unwrap_or("")),
         "video.m3u8" if !video.is_empty() => playback::media_playlist(&video),
         "audio.m3u8" if !audio.is_empty() => playback::media_playlist(&audio),
+        "manifest.mpd" => {
+            return (
+                [
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/dash+xml"),
+                    ),
+                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                ],
+                playback::mpd(&video, &audio),
+            )
+                .into_response()
+        }
         _ => return error(StatusCode::NOT_FOUND, format!("no {file} for {stream:?}")),
     };
     (
