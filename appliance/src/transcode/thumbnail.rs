@@ -22,6 +22,9 @@ pub const MIN_WIDTH: u32 = 16;
 pub const MAX_WIDTH: u32 = 1920;
 /// JPEGs kept per stream and width.
 const KEEP: usize = 32;
+/// Bytes of JPEG the cache may hold in all; past it, the cache starts afresh (widths are
+/// the client's choice, so the number of entries is not ours to bound otherwise).
+const CACHE_BYTES: usize = 64 << 20;
 /// JPEG quality, 1-100.
 const QUALITY: u8 = 80;
 
@@ -67,6 +70,8 @@ struct State {
     made: BTreeMap<(String, u32), Vec<(i64, Bytes)>>,
     /// Requests waiting on a job in the queue or being decoded.
     waiting: HashMap<Key, Vec<Reply>>,
+    /// Bytes in `made`.
+    bytes: usize,
 }
 
 /// The thumbnail service: a cache in front of one decoding thread.
@@ -98,15 +103,23 @@ impl Thumbnailer {
                     let result = render(&job.config, &job.data, job.key.width);
                     let mut s = lock(&shared);
                     if let Ok(jpeg) = &result {
+                        if s.bytes + jpeg.len() > CACHE_BYTES {
+                            s.made.clear();
+                            s.bytes = 0;
+                        }
+                        s.bytes += jpeg.len();
                         let made = s
                             .made
                             .entry((job.key.source.clone(), job.key.width))
                             .or_default();
                         made.push((job.key.time, jpeg.clone()));
                         made.sort_by_key(|m| m.0);
-                        if made.len() > KEEP {
-                            made.remove(0);
-                        }
+                        let evicted = if made.len() > KEEP {
+                            made.remove(0).1.len()
+                        } else {
+                            0
+                        };
+                        s.bytes -= evicted;
                     }
                     for reply in s.waiting.remove(&job.key).unwrap_or_default() {
                         let _ = reply.send(result.clone());
