@@ -28,53 +28,53 @@ const FLAGS_SYNC: u32 = 0x0200_0000;
 /// `sample_flags` of a non-sync sample: depends on others, `sample_is_non_sync_sample`.
 const FLAGS_NON_SYNC: u32 = 0x0101_0000;
 
-/// A byte buffer with nested box bookkeeping.
-struct BoxWriter {
-    buf: Vec<u8>,
+/// A byte buffer with nested box bookkeeping (ISO/IEC 14496-12 §4.2 box headers).
+pub(crate) struct BoxWriter {
+    pub(crate) buf: Vec<u8>,
     open: Vec<usize>,
 }
 
 impl BoxWriter {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         BoxWriter {
             buf: Vec::with_capacity(1024),
             open: Vec::new(),
         }
     }
-    fn start(&mut self, fourcc: &[u8; 4]) {
+    pub(crate) fn start(&mut self, fourcc: &[u8; 4]) {
         self.open.push(self.buf.len());
         self.buf.extend_from_slice(&[0, 0, 0, 0]);
         self.buf.extend_from_slice(fourcc);
     }
-    fn start_full(&mut self, fourcc: &[u8; 4], version: u8, flags: u32) {
+    pub(crate) fn start_full(&mut self, fourcc: &[u8; 4], version: u8, flags: u32) {
         self.start(fourcc);
         self.u32((u32::from(version) << 24) | (flags & 0x00ff_ffff));
     }
-    fn end(&mut self) {
+    pub(crate) fn end(&mut self) {
         if let Some(at) = self.open.pop() {
             let size = (self.buf.len() - at) as u32;
             self.buf[at..at + 4].copy_from_slice(&size.to_be_bytes());
         }
     }
-    fn u8(&mut self, v: u8) {
+    pub(crate) fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
-    fn u16(&mut self, v: u16) {
+    pub(crate) fn u16(&mut self, v: u16) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    fn u32(&mut self, v: u32) {
+    pub(crate) fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(crate) fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    fn zeros(&mut self, n: usize) {
+    pub(crate) fn zeros(&mut self, n: usize) {
         self.buf.resize(self.buf.len() + n, 0);
     }
-    fn bytes(&mut self, b: &[u8]) {
+    pub(crate) fn bytes(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
     }
-    fn matrix(&mut self) {
+    pub(crate) fn matrix(&mut self) {
         for v in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
             self.u32(v);
         }
@@ -148,36 +148,7 @@ pub fn init_segment(params: &TrackParams) -> Bytes {
     w.u16(0x55c4); // 'und'
     w.u16(0);
     w.end();
-    w.start_full(b"hdlr", 0, 0);
-    w.u32(0);
-    w.bytes(if track == TrackId::Video {
-        b"vide"
-    } else {
-        b"soun"
-    });
-    w.zeros(12);
-    w.bytes(if track == TrackId::Video {
-        b"streambox video\0"
-    } else {
-        b"streambox audio\0"
-    });
-    w.end();
-    w.start(b"minf");
-    if track == TrackId::Video {
-        w.start_full(b"vmhd", 0, 1);
-        w.zeros(8);
-    } else {
-        w.start_full(b"smhd", 0, 0);
-        w.zeros(4);
-    }
-    w.end();
-    w.start(b"dinf");
-    w.start_full(b"dref", 0, 0);
-    w.u32(1);
-    w.start_full(b"url ", 0, 1); // media in the same file
-    w.end();
-    w.end();
-    w.end();
+    handler_and_media_header(&mut w, track == TrackId::Video);
     w.start(b"stbl");
     w.start_full(b"stsd", 0, 0);
     w.u32(1);
@@ -208,6 +179,37 @@ pub fn init_segment(params: &TrackParams) -> Bytes {
     w.end();
     w.end(); // moov
     Bytes::from(w.buf)
+}
+
+/// Writes `hdlr`, then opens `minf` and writes its `vmhd`/`smhd` and `dinf` (media in
+/// the same file); the caller adds `stbl` and closes `minf`.
+pub(crate) fn handler_and_media_header(w: &mut BoxWriter, video: bool) {
+    w.start_full(b"hdlr", 0, 0);
+    w.u32(0);
+    w.bytes(if video { b"vide" } else { b"soun" });
+    w.zeros(12);
+    w.bytes(if video {
+        b"streambox video\0"
+    } else {
+        b"streambox audio\0"
+    });
+    w.end();
+    w.start(b"minf");
+    if video {
+        w.start_full(b"vmhd", 0, 1);
+        w.zeros(8);
+    } else {
+        w.start_full(b"smhd", 0, 0);
+        w.zeros(4);
+    }
+    w.end();
+    w.start(b"dinf");
+    w.start_full(b"dref", 0, 0);
+    w.u32(1);
+    w.start_full(b"url ", 0, 1); // media in the same file
+    w.end();
+    w.end();
+    w.end();
 }
 
 fn sample_entry(w: &mut BoxWriter, params: &TrackParams) {

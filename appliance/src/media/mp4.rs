@@ -10,6 +10,7 @@
 //! - [`progressive_header`] writes `ftyp` + `moov` + the `mdat` header for tracks whose
 //!   samples follow in chunks, with 64-bit chunk offsets (`co64`).
 
+use super::fmp4::{handler_and_media_header, BoxWriter};
 use bytes::Bytes;
 
 /// A box that is not where or what it should be.
@@ -287,43 +288,6 @@ pub struct TrackTable {
     pub chunks: Vec<(u32, u64)>,
 }
 
-struct W(Vec<u8>, Vec<usize>);
-
-impl W {
-    fn start(&mut self, k: &[u8; 4]) {
-        self.1.push(self.0.len());
-        self.0.extend_from_slice(&[0, 0, 0, 0]);
-        self.0.extend_from_slice(k);
-    }
-    fn full(&mut self, k: &[u8; 4], version: u8, flags: u32) {
-        self.start(k);
-        self.u32((u32::from(version) << 24) | flags);
-    }
-    fn end(&mut self) {
-        if let Some(at) = self.1.pop() {
-            let size = (self.0.len() - at) as u32;
-            self.0[at..at + 4].copy_from_slice(&size.to_be_bytes());
-        }
-    }
-    fn u16(&mut self, v: u16) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_be_bytes());
-    }
-    fn zeros(&mut self, n: usize) {
-        self.0.resize(self.0.len() + n, 0);
-    }
-    fn matrix(&mut self) {
-        for v in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
-            self.u32(v);
-        }
-    }
-}
-
 /// `ftyp`, `moov` and the header of an `mdat` whose payload is `payload_len` bytes: the
 /// chunks of every track, at the offsets their [`TrackTable::chunks`] give within the
 /// payload. The samples follow in that order; nothing else is needed to play the file.
@@ -337,12 +301,12 @@ pub fn progressive_header(tracks: &[TrackTable], payload_len: u64) -> Vec<u8> {
 /// The header with chunk offsets counted from `payload_at`, the header's own length
 /// (the `mdat` header included), once known.
 fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(4096), Vec::new());
+    let mut w = BoxWriter::new();
     w.start(b"ftyp");
-    w.0.extend_from_slice(b"isom");
+    w.bytes(b"isom");
     w.u32(0x200);
     for brand in [b"isom", b"iso2", b"avc1", b"mp41"] {
-        w.0.extend_from_slice(brand);
+        w.bytes(brand);
     }
     w.end();
     const MOVIE_TIMESCALE: u64 = 1000;
@@ -353,7 +317,7 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
         .max()
         .unwrap_or(0);
     w.start(b"moov");
-    w.full(b"mvhd", 1, 0);
+    w.start_full(b"mvhd", 1, 0);
     w.u64(0);
     w.u64(0);
     w.u32(MOVIE_TIMESCALE as u32);
@@ -369,7 +333,7 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
         let video = &t.init.handler == b"vide";
         let media_duration = duration_of(t);
         w.start(b"trak");
-        w.full(b"tkhd", 1, 0x3);
+        w.start_full(b"tkhd", 1, 0x3);
         w.u64(0);
         w.u64(0);
         w.u32(i as u32 + 1);
@@ -385,7 +349,7 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
         w.u32(t.init.height << 16);
         w.end();
         w.start(b"mdia");
-        w.full(b"mdhd", 1, 0);
+        w.start_full(b"mdhd", 1, 0);
         w.u64(0);
         w.u64(0);
         w.u32(t.init.timescale);
@@ -393,34 +357,9 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
         w.u16(0x55c4);
         w.u16(0);
         w.end();
-        w.full(b"hdlr", 0, 0);
-        w.u32(0);
-        w.0.extend_from_slice(&t.init.handler);
-        w.zeros(12);
-        w.0.extend_from_slice(if video {
-            b"streambox video\0"
-        } else {
-            b"streambox audio\0"
-        });
-        w.end();
-        w.start(b"minf");
-        if video {
-            w.full(b"vmhd", 0, 1);
-            w.zeros(8);
-        } else {
-            w.full(b"smhd", 0, 0);
-            w.zeros(4);
-        }
-        w.end();
-        w.start(b"dinf");
-        w.full(b"dref", 0, 0);
-        w.u32(1);
-        w.full(b"url ", 0, 1);
-        w.end();
-        w.end();
-        w.end();
+        handler_and_media_header(&mut w, video);
         w.start(b"stbl");
-        w.0.extend_from_slice(&t.init.stsd);
+        w.bytes(&t.init.stsd);
         // stts: runs of equal durations.
         let mut runs: Vec<(u32, u32)> = Vec::new();
         for s in &t.samples {
@@ -429,7 +368,7 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
                 _ => runs.push((1, s.1)),
             }
         }
-        w.full(b"stts", 0, 0);
+        w.start_full(b"stts", 0, 0);
         w.u32(runs.len() as u32);
         for (n, d) in &runs {
             w.u32(*n);
@@ -445,7 +384,7 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
                     _ => runs.push((1, s.2)),
                 }
             }
-            w.full(b"ctts", u8::from(negative), 0);
+            w.start_full(b"ctts", u8::from(negative), 0);
             w.u32(runs.len() as u32);
             for (n, c) in &runs {
                 w.u32(*n);
@@ -457,7 +396,7 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
             let syncs: Vec<u32> = (1..=t.samples.len() as u32)
                 .filter(|i| t.samples[*i as usize - 1].3)
                 .collect();
-            w.full(b"stss", 0, 0);
+            w.start_full(b"stss", 0, 0);
             w.u32(syncs.len() as u32);
             for i in syncs {
                 w.u32(i);
@@ -471,7 +410,7 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
                 stsc.push((i as u32 + 1, *n));
             }
         }
-        w.full(b"stsc", 0, 0);
+        w.start_full(b"stsc", 0, 0);
         w.u32(stsc.len() as u32);
         for (first, n) in stsc {
             w.u32(first);
@@ -479,14 +418,14 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
             w.u32(1);
         }
         w.end();
-        w.full(b"stsz", 0, 0);
+        w.start_full(b"stsz", 0, 0);
         w.u32(0);
         w.u32(t.samples.len() as u32);
         for s in &t.samples {
             w.u32(s.0);
         }
         w.end();
-        w.full(b"co64", 0, 0);
+        w.start_full(b"co64", 0, 0);
         w.u32(t.chunks.len() as u32);
         for (_, off) in &t.chunks {
             w.u64(payload_at + off);
@@ -500,13 +439,13 @@ fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<
     w.end(); // moov
     if payload_len + 8 > u64::from(u32::MAX) {
         w.u32(1);
-        w.0.extend_from_slice(b"mdat");
+        w.bytes(b"mdat");
         w.u64(payload_len + 16);
     } else {
         w.u32((payload_len + 8) as u32);
-        w.0.extend_from_slice(b"mdat");
+        w.bytes(b"mdat");
     }
-    w.0
+    w.buf
 }
 
 #[cfg(test)]
