@@ -129,7 +129,10 @@ pub fn media_playlist(
         .map_or(0.0, |s| s.start_seconds() + s.seconds());
     let mut epoch = None;
     for s in &tw.segments {
-        if epoch.is_some() && s.discontinuity {
+        // Also on the first listed segment: EXT-X-DISCONTINUITY-SEQUENCE counts only the
+        // segments trimmed off, so a segment keeps its discontinuity sequence number from
+        // reload to reload (RFC 8216bis §6.2.2) as the window slides past a discontinuity.
+        if s.discontinuity {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if epoch != Some(s.epoch) {
@@ -167,4 +170,76 @@ pub fn media_playlist(
         );
     }
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packager::window::{Segment, TrackWindow};
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn segment(msn: u64, epoch: u32, discontinuity: bool) -> Segment {
+        Segment {
+            msn,
+            epoch,
+            discontinuity,
+            start: msn * 180_000,
+            timescale: 90_000,
+            duration: 180_000,
+            parts: Vec::new(),
+            complete: true,
+            pdt: UNIX_EPOCH + Duration::from_secs(msn * 2),
+        }
+    }
+
+    /// The discontinuity sequence number of each listed segment, by media sequence number.
+    fn sequence_numbers(playlist: &str) -> Vec<(u64, u64)> {
+        let mut dsn: u64 = playlist
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-DISCONTINUITY-SEQUENCE:"))
+            .and_then(|v| v.parse().ok())
+            .expect("DSN");
+        let mut out = Vec::new();
+        for line in playlist.lines() {
+            if line == "#EXT-X-DISCONTINUITY" {
+                dsn += 1;
+            } else if let Some(msn) = line
+                .strip_prefix("video/seg-")
+                .and_then(|l| l.strip_suffix(".m4s"))
+            {
+                out.push((msn.parse().expect("msn"), dsn));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_segment_keeps_its_discontinuity_sequence_as_the_window_slides() {
+        let mut w = Window::new(UNIX_EPOCH);
+        w.ended = true;
+        let mut tw = TrackWindow::default();
+        tw.segments.extend([
+            segment(0, 0, false),
+            segment(1, 1, true),
+            segment(2, 1, false),
+        ]);
+        w.tracks.insert(TrackId::Video, tw);
+        let mut seen = std::collections::BTreeMap::new();
+        for _ in 0..3 {
+            let p = media_playlist(&w, TrackId::Video, 2.0, 0.5).expect("playlist");
+            for (msn, dsn) in sequence_numbers(&p) {
+                assert_eq!(
+                    *seen.entry(msn).or_insert(dsn),
+                    dsn,
+                    "segment {msn} changed its DSN:\n{p}"
+                );
+            }
+            // Trim the oldest, as the segmenter does.
+            let tw = w.tracks.get_mut(&TrackId::Video).expect("track");
+            if let Some(s) = tw.segments.pop_front() {
+                tw.discontinuity_sequence += u64::from(s.discontinuity);
+            }
+        }
+        assert_eq!(seen.get(&2), Some(&1));
+    }
 }
