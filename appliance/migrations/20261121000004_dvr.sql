@@ -29,3 +29,4 @@ CREATE TABLE dvr_segments (
     deleting INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX dvr_segments_by_time ON dvr_segments (stream, start_wall_ms);
+CREATE INDEX dvr_segments_by_msn ON dvr_segments (stream, track, msn);

@@ -107,6 +107,10 @@ pub struct LiveConfig {
     pub part_target: f64,
     /// Media kept in the live playlists and in memory.
     pub window: f64,
+    /// Time-shift: while a stream is recorded, its live HLS playlists also list this many
+    /// seconds of recorded segments before the in-memory window, served from disk, so a
+    /// viewer can pause and scrub back. 0 turns it off.
+    pub dvr_window: f64,
     /// How long after a publisher leaves before the playlist ends (EXT-X-ENDLIST);
     /// a publisher returning sooner continues the stream with a discontinuity.
     pub end_grace: f64,
@@ -134,6 +138,7 @@ impl Default for LiveConfig {
             segment_target: 2.0,
             part_target: 0.333,
             window: 24.0,
+            dvr_window: 7200.0,
             end_grace: 10.0,
         }
     }
@@ -225,6 +230,9 @@ impl Config {
                 "live.window",
                 "must be between two segment targets and a day",
             );
+        }
+        if !(0.0..=7.0 * 86_400.0).contains(&l.dvr_window) {
+            return bad("live.dvr_window", "must be between 0 and a week");
         }
         if !(0.0..=3600.0).contains(&l.end_grace) {
             return bad("live.end_grace", "must be between 0 and 3600 seconds");

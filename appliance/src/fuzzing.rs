@@ -62,7 +62,7 @@ pub fn flv_session(data: &[u8]) -> Window {
     w.ended = true;
     let _ = hls::multivariant(&w);
     for t in TrackId::ALL {
-        let _ = hls::media_playlist(&w, t, 1.0, 0.2);
+        let _ = hls::media_playlist(&w, t, 1.0, 0.2, &[]);
     }
     let _ = dash::manifest(&w, 1.0, 4.0, "http://localhost/time");
     w

@@ -636,3 +636,43 @@ fn thumbnails_of_live_and_recorded_keyframes_match_ffmpegs_decode() {
     eprintln!("thumbnail vs ffmpeg decode: {db:.1} dB");
     assert!(db > 30.0, "thumbnail vs ffmpeg's decode: {db} dB");
 }
+
+#[test]
+fn time_shift_lists_recorded_segments_before_the_in_memory_window() {
+    // 6 s of media in memory; the rest of a 20 s publish comes from the recording.
+    let server = Server::with(Settings {
+        window: 6.0,
+        ..Settings::default()
+    });
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let sent_video = sent_packets(&clip, 4).0.expect("video");
+    let key = server.add_stream("lobby");
+    set(&server, &["lobby", "--record", "on"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let mut ff = publish(&clip, 4, &server.rtmp_url(&format!("lobby?key={key}")));
+    assert!(ff
+        .wait(Duration::from_secs(60))
+        .is_some_and(|s| s.success()));
+    let playlist = wait_for(
+        &server.url("/live/lobby/video.m3u8"),
+        Duration::from_secs(20),
+        |p| p.contains("#EXT-X-ENDLIST"),
+    );
+    assert!(playlist.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{playlist}");
+    assert_eq!(
+        playlist.matches("#EXTINF").count(),
+        10,
+        "all 20 s listed: {playlist}"
+    );
+    // The oldest segment left memory long ago; it comes from disk.
+    let (status, _, _) = get(&server.url("/live/lobby/video/seg-0.m4s"));
+    assert_eq!(status, 200);
+    // A player reading the live playlist from its start gets every frame.
+    let index = server.url("/live/lobby/index.m3u8");
+    decode_strict(&index);
+    let probe = probe_count(&index);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        sent_video
+    );
+}

@@ -88,6 +88,123 @@ fn unix_ms(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
+/// The prefix of the epoch names of `live`'s recordings: its hub's origin in ms.
+pub fn run_id(live: &LiveStream) -> i64 {
+    unix_ms(live.read().origin)
+}
+
+/// The recorded segments of `track` of this hub run (`run`) just before sequence number
+/// `before`, going back while consecutive and no older than `since_ms` (wall clock), as
+/// window segments for the live playlists (time-shift). Each is flagged a discontinuity
+/// where its epoch differs from the one before it.
+///
+/// # Errors
+/// A database error.
+pub async fn history(
+    db: &SqlitePool,
+    stream: &str,
+    track: TrackId,
+    run: i64,
+    before: u64,
+    since_ms: i64,
+) -> Result<Vec<crate::packager::window::Segment>, DvrError> {
+    let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT epoch, msn, start_wall_ms, start, duration, timescale FROM dvr_segments
+         WHERE stream = ? AND track = ? AND deleting = 0 AND epoch LIKE ? AND msn < ?
+           AND start_wall_ms >= ?
+         ORDER BY msn DESC",
+    )
+    .bind(stream)
+    .bind(track.name())
+    .bind(format!("{run}-%"))
+    .bind(before as i64)
+    .bind(since_ms)
+    .fetch_all(db)
+    .await?;
+    let mut out: Vec<(u32, i64, i64, i64, i64, i64)> = Vec::new();
+    let mut want = before as i64 - 1;
+    for (epoch, msn, wall, start, duration, timescale) in rows {
+        if msn != want {
+            break; // a hole: only what plays straight into the window
+        }
+        let Some(idx) = epoch.rsplit_once('-').and_then(|(_, i)| i.parse().ok()) else {
+            break;
+        };
+        out.push((idx, msn, wall, start, duration, timescale));
+        want -= 1;
+    }
+    out.reverse();
+    // The head's own flag needs the segment before it.
+    let before_head: Option<(String,)> = match out.first() {
+        Some(head) => sqlx::query_as(
+            "SELECT epoch FROM dvr_segments WHERE stream = ? AND track = ? AND epoch LIKE ? AND msn = ?",
+        )
+        .bind(stream)
+        .bind(track.name())
+        .bind(format!("{run}-%"))
+        .bind(head.1 - 1)
+        .fetch_optional(db)
+        .await?,
+        None => None,
+    };
+    let mut prev =
+        before_head.and_then(|(e,)| e.rsplit_once('-').and_then(|(_, i)| i.parse::<u32>().ok()));
+    Ok(out
+        .into_iter()
+        .map(|(epoch, msn, wall, start, duration, timescale)| {
+            let discontinuity = prev.is_some_and(|p| p != epoch);
+            prev = Some(epoch);
+            crate::packager::window::Segment {
+                msn: msn as u64,
+                epoch,
+                discontinuity,
+                start: start.max(0) as u64,
+                timescale: timescale.clamp(1, i64::from(u32::MAX)) as u32,
+                duration: duration.max(0) as u64,
+                parts: Vec::new(),
+                complete: true,
+                pdt: UNIX_EPOCH + Duration::from_millis(wall.max(0) as u64),
+            }
+        })
+        .collect())
+}
+
+/// The file of a recorded segment (`Some(msn)`) or init segment (`None`, of `epoch`) of
+/// this hub run, relative to the recordings directory, if the index lists it.
+///
+/// # Errors
+/// A database error.
+pub async fn recorded_file(
+    db: &SqlitePool,
+    stream: &str,
+    track: TrackId,
+    run: i64,
+    epoch: u32,
+    msn: Option<u64>,
+) -> Result<Option<String>, DvrError> {
+    let epoch_name = format!("{run}-{epoch}");
+    let row: Option<(String, String)> = match msn {
+        Some(msn) => sqlx::query_as(
+            "SELECT path, init_path FROM dvr_segments
+             WHERE stream = ? AND track = ? AND epoch LIKE ? AND msn = ? AND deleting = 0",
+        )
+        .bind(stream)
+        .bind(track.name())
+        .bind(format!("{run}-%"))
+        .bind(msn as i64),
+        None => sqlx::query_as(
+            "SELECT path, init_path FROM dvr_segments
+             WHERE stream = ? AND track = ? AND epoch = ? AND deleting = 0 LIMIT 1",
+        )
+        .bind(stream)
+        .bind(track.name())
+        .bind(&epoch_name),
+    }
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(path, init)| if msn.is_some() { path } else { init }))
+}
+
 /// Starts the recorder of one live stream (it records only while its settings say so).
 pub fn recorder(app: App, live: Arc<LiveStream>) {
     let span = tracing::info_span!("dvr", stream = %live.name);
@@ -96,8 +213,9 @@ pub fn recorder(app: App, live: Arc<LiveStream>) {
 
 async fn record(app: App, live: Arc<LiveStream>) {
     let root = recordings_dir(&app);
-    // Epoch indices restart with the process; this run's start time keeps names unique.
-    let run = unix_ms(SystemTime::now());
+    // Epoch indices restart with each hub; its origin keeps names unique, and lets the
+    // live side find this hub's recordings (time-shift).
+    let run = run_id(&live);
     let mut changed = live.subscribe();
     let mut next: BTreeMap<TrackId, u64> = BTreeMap::new();
     let mut enabled = false;
@@ -142,6 +260,8 @@ async fn record(app: App, live: Arc<LiveStream>) {
                     .set(i64::from(low));
             }
         }
+        live.recording
+            .store(enabled && !paused, std::sync::atomic::Ordering::Relaxed);
         let jobs = collect(&live, &mut next, run, enabled && !paused);
         if !jobs.is_empty() {
             let root = root.clone();

@@ -16,7 +16,9 @@
 use super::error;
 use crate::app::{App, LiveEntry};
 use crate::auth::stream_keys;
+use crate::dvr;
 use crate::media::TrackId;
+use crate::packager::window::Segment;
 use crate::packager::{dash, hls, LiveStream, Window};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
@@ -24,6 +26,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -147,7 +150,7 @@ pub async fn playlist(
             text(MPD, "public, max-age=1", body)
         }
         _ => match track {
-            Some(track) => media_playlist(live, track, &q).await,
+            Some(track) => media_playlist(&app, live, track, &q).await,
             None => error(
                 StatusCode::NOT_FOUND,
                 format!("no {file:?} in stream {stream:?}"),
@@ -156,7 +159,55 @@ pub async fn playlist(
     }
 }
 
-async fn media_playlist(live: &LiveStream, track: TrackId, q: &HlsQuery) -> Response {
+/// Recorded segments that play straight into the window of `track`, for time-shift:
+/// while the stream is recorded and `live.dvr_window` allows, cached for a few seconds
+/// (the window's head moves every segment).
+async fn time_shift(app: &App, live: &LiveStream, track: TrackId) -> Arc<Vec<Segment>> {
+    use std::sync::atomic::Ordering;
+    if live.cfg.dvr_window <= 0.0 || !live.recording.load(Ordering::Relaxed) {
+        return Arc::default();
+    }
+    let head = live
+        .read()
+        .tracks
+        .get(&track)
+        .and_then(|t| t.segments.front())
+        .map(|s| s.msn);
+    let Some(head) = head else {
+        return Arc::default();
+    };
+    let cached = live
+        .history
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&track)
+        .filter(|(h, at, _)| *h == head && at.elapsed() < Duration::from_secs(5))
+        .map(|c| c.2.clone());
+    if let Some(c) = cached {
+        return c;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let since = now_ms - (live.cfg.dvr_window * 1000.0) as i64;
+    let run = dvr::run_id(live);
+    match dvr::history(&app.db, &live.name, track, run, head, since).await {
+        Ok(segments) => {
+            let segments = Arc::new(segments);
+            live.history
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(track, (head, std::time::Instant::now(), segments.clone()));
+            segments
+        }
+        Err(e) => {
+            tracing::warn!(stream = %live.name, error = %e, "time-shift history unavailable");
+            Arc::default()
+        }
+    }
+}
+
+async fn media_playlist(app: &App, live: &LiveStream, track: TrackId, q: &HlsQuery) -> Response {
     let cfg = &live.cfg;
     let mut cache = "public, max-age=1";
     if q.part.is_some() && q.msn.is_none() {
@@ -200,7 +251,14 @@ async fn media_playlist(live: &LiveStream, track: TrackId, q: &HlsQuery) -> Resp
         }
         cache = "public, max-age=6";
     }
-    match hls::media_playlist(&live.read(), track, cfg.segment_target, cfg.part_target) {
+    let older = time_shift(app, live, track).await;
+    match hls::media_playlist(
+        &live.read(),
+        track,
+        cfg.segment_target,
+        cfg.part_target,
+        &older,
+    ) {
         Some(body) => text(PLAYLIST, cache, body),
         None => error(
             StatusCode::NOT_FOUND,
@@ -300,7 +358,35 @@ pub async fn media(
         found = lookup(&live.read(), t, &f);
     }
     let Lookup::Found(chunks) = found else {
-        return not_found();
+        // Out of the window: time-shift serves it from the recording, if there is one.
+        let (epoch, msn) = match f {
+            MediaFile::Init(epoch) => (epoch, None),
+            MediaFile::Segment(msn) => (0, Some(msn)),
+            MediaFile::Part(..) => return not_found(),
+        };
+        let run = dvr::run_id(live);
+        return match dvr::recorded_file(&app.db, &stream, t, run, epoch, msn).await {
+            Ok(Some(rel)) => match tokio::fs::read(dvr::recordings_dir(&app).join(rel)).await {
+                Ok(bytes) => (
+                    [
+                        (
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static(if t == TrackId::Video {
+                                "video/mp4"
+                            } else {
+                                "audio/mp4"
+                            }),
+                        ),
+                        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+                    ],
+                    bytes,
+                )
+                    .into_response(),
+                Err(_) => not_found(),
+            },
+            Ok(None) => not_found(),
+            Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        };
     };
     let len: usize = chunks.iter().map(Bytes::len).sum();
     let content_type = match (t, &f) {

@@ -5,7 +5,7 @@
 //! URIs are relative to the playlist: `video.m3u8` lists `video/seg-12.m4s`,
 //! `video/part-13-2.m4s` and `video/init-0.mp4`.
 
-use super::window::{TrackWindow, Window};
+use super::window::{Segment, TrackWindow, Window};
 use crate::media::{TrackId, TrackParams};
 use std::fmt::Write;
 use std::time::SystemTime;
@@ -102,15 +102,26 @@ pub fn next_part(w: &Window, tw: &TrackWindow) -> (u64, usize) {
 }
 
 /// The LL-HLS media playlist of one track. `None` when the stream has no such track.
+///
+/// `older` are recorded segments that play straight into the window (time-shift, oldest
+/// first, their discontinuities flagged as the segmenter flagged them); they are listed
+/// before it, and the discontinuity sequence counts only what precedes them.
 pub fn media_playlist(
     w: &Window,
     track: TrackId,
     segment_target: f64,
     part_target: f64,
+    older: &[Segment],
 ) -> Option<String> {
     let tw = w.tracks.get(&track)?;
     let name = track.name();
-    let td = target_duration(w, segment_target);
+    let older_longest = older
+        .iter()
+        .map(|s| s.seconds().round() as u64)
+        .max()
+        .unwrap_or(0);
+    let td = target_duration(w, segment_target).max(older_longest);
+    let older_flags = older.iter().filter(|s| s.discontinuity).count() as u64;
     let mut out = String::with_capacity(4096);
     let _ = write!(
         out,
@@ -120,15 +131,18 @@ pub fn media_playlist(
          #EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
         part_target * 3.0,
         td as f64 * 3.0,
-        tw.segments.front().map_or(w.next_msn, |s| s.msn),
-        tw.discontinuity_sequence,
+        older
+            .first()
+            .or(tw.segments.front())
+            .map_or(w.next_msn, |s| s.msn),
+        tw.discontinuity_sequence.saturating_sub(older_flags),
     );
     let live_edge = tw
         .segments
         .back()
         .map_or(0.0, |s| s.start_seconds() + s.seconds());
     let mut epoch = None;
-    for s in &tw.segments {
+    for s in older.iter().chain(tw.segments.iter()) {
         // Also on the first listed segment: EXT-X-DISCONTINUITY-SEQUENCE counts only the
         // segments trimmed off, so a segment keeps its discontinuity sequence number from
         // reload to reload (RFC 8216bis §6.2.2) as the window slides past a discontinuity.
@@ -175,7 +189,7 @@ pub fn media_playlist(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packager::window::{Segment, TrackWindow};
+    use crate::packager::window::TrackWindow;
     use std::time::{Duration, UNIX_EPOCH};
 
     fn segment(msn: u64, epoch: u32, discontinuity: bool) -> Segment {
@@ -226,7 +240,7 @@ mod tests {
         w.tracks.insert(TrackId::Video, tw);
         let mut seen = std::collections::BTreeMap::new();
         for _ in 0..3 {
-            let p = media_playlist(&w, TrackId::Video, 2.0, 0.5).expect("playlist");
+            let p = media_playlist(&w, TrackId::Video, 2.0, 0.5, &[]).expect("playlist");
             for (msn, dsn) in sequence_numbers(&p) {
                 assert_eq!(
                     *seen.entry(msn).or_insert(dsn),

@@ -18,6 +18,13 @@ use tokio::time::Instant;
 use tracing::{info, warn, Instrument};
 pub use window::Window;
 
+/// Recorded segments listed before the window, per track: the window's first sequence
+/// number they were fetched for, when, and the segments.
+pub type TimeShiftCache = std::collections::BTreeMap<
+    crate::media::TrackId,
+    (u64, std::time::Instant, Arc<Vec<window::Segment>>),
+>;
+
 /// The packaged output of one live stream.
 pub struct LiveStream {
     /// The stream name.
@@ -27,6 +34,11 @@ pub struct LiveStream {
     changed: watch::Sender<u64>,
     /// Segment and part targets, window, grace.
     pub cfg: LiveConfig,
+    /// Set by the recorder while this stream's segments are being recorded.
+    pub recording: std::sync::atomic::AtomicBool,
+    /// Recorded segments listed before the window (time-shift), per track: the window's
+    /// first sequence number they were fetched for, when, and the segments.
+    pub history: std::sync::Mutex<TimeShiftCache>,
 }
 
 impl LiveStream {
@@ -72,6 +84,8 @@ pub fn spawn(hub: Arc<Hub>, cfg: LiveConfig, metrics: Arc<Metrics>) -> Arc<LiveS
         window: RwLock::new(Window::new(hub.origin())),
         changed: watch::Sender::new(0),
         cfg,
+        recording: Default::default(),
+        history: Default::default(),
     });
     let span = tracing::info_span!("packager", stream = %hub.name());
     let task = tokio::spawn(run(hub, live.clone(), metrics).instrument(span.clone()));
