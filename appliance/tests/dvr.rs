@@ -667,12 +667,16 @@ fn time_shift_lists_recorded_segments_before_the_in_memory_window() {
     // The oldest segment left memory long ago; it comes from disk.
     let (status, _, _) = get(&server.url("/live/lobby/video/seg-0.m4s"));
     assert_eq!(status, 200);
-    // A player reading the live playlist from its start gets every frame.
-    let index = server.url("/live/lobby/index.m3u8");
-    decode_strict(&index);
-    let probe = probe_count(&index);
-    assert_eq!(
-        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
-        sent_video
-    );
+    // A player reading the live playlist (or the manifest) from its start gets every
+    // frame.
+    for path in ["/live/lobby/index.m3u8", "/live/lobby/manifest.mpd"] {
+        let url = server.url(path);
+        decode_strict(&url);
+        let probe = probe_count(&url);
+        assert_eq!(
+            num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+            sent_video,
+            "{path}"
+        );
+    }
 }

@@ -146,7 +146,17 @@ pub async fn playlist(
                 })
                 .unwrap_or("localhost");
             let time_url = format!("http://{host}/time");
-            let body = dash::manifest(&live.read(), cfg.segment_target, cfg.window, &time_url);
+            let mut older = std::collections::BTreeMap::new();
+            for track in TrackId::ALL {
+                older.insert(track, time_shift(&app, live, track).await);
+            }
+            let body = dash::manifest(
+                &live.read(),
+                cfg.segment_target,
+                cfg.window,
+                &time_url,
+                &older,
+            );
             text(MPD, "public, max-age=1", body)
         }
         _ => match track {

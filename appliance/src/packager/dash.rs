@@ -4,16 +4,40 @@
 
 use super::hls::iso8601;
 use super::window::{Segment, Window};
-use crate::media::TrackParams;
+use crate::media::{TrackId, TrackParams};
+use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 fn secs(s: f64) -> String {
     format!("PT{s:.3}S")
 }
 
-/// Renders the MPD. `time_url` is the absolute URL of the UTCTiming source.
-pub fn manifest(w: &Window, segment_target: f64, window: f64, time_url: &str) -> String {
+/// Renders the MPD. `time_url` is the absolute URL of the UTCTiming source. `older` are
+/// recorded segments per track that play straight into the window (time-shift); those
+/// of epochs still in the window are listed in their Periods, and the time-shift buffer
+/// grows by what they cover.
+pub fn manifest(
+    w: &Window,
+    segment_target: f64,
+    window: f64,
+    time_url: &str,
+    older: &BTreeMap<TrackId, Arc<Vec<Segment>>>,
+) -> String {
+    let listed_older = |track: &TrackId| -> Vec<&Segment> {
+        older
+            .get(track)
+            .map(|v| {
+                v.iter()
+                    .filter(|s| w.epochs.contains_key(&s.epoch))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let history = w.lead().map_or(0.0, |t| {
+        listed_older(&t).iter().map(|s| s.seconds()).sum::<f64>()
+    });
     let max_seg = w
         .tracks
         .values()
@@ -49,7 +73,7 @@ pub fn manifest(w: &Window, segment_target: f64, window: f64, time_url: &str) ->
             out,
             " minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\"",
             secs(segment_target),
-            secs(window),
+            secs(window + history),
             secs(max_seg * 2.0)
         );
     }
@@ -61,9 +85,9 @@ pub fn manifest(w: &Window, segment_target: f64, window: f64, time_url: &str) ->
             let Some(tw) = w.tracks.get(track) else {
                 continue;
             };
-            let segs: Vec<&Segment> = tw
-                .segments
-                .iter()
+            let segs: Vec<&Segment> = listed_older(track)
+                .into_iter()
+                .chain(tw.segments.iter())
                 .filter(|s| s.epoch == *epoch && s.complete)
                 .collect();
             let Some(first) = segs.first() else { continue };
