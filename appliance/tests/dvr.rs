@@ -680,3 +680,33 @@ fn time_shift_lists_recorded_segments_before_the_in_memory_window() {
         );
     }
 }
+
+#[test]
+fn below_the_free_space_floor_recording_pauses_and_live_goes_on() {
+    // A floor no disk meets: the data disk counts as full.
+    let mut server = Server::with(Settings {
+        min_free_bytes: u64::MAX / 2,
+        ..Settings::default()
+    });
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let key = server.add_stream("lobby");
+    set(&server, &["lobby", "--record", "on"]);
+    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    server.wait_segments("lobby", 3);
+    // Live viewing goes on.
+    assert_eq!(get(&server.url("/live/lobby/video/seg-1.m4s")).0, 200);
+    let line = server.wait_log("recording paused", Duration::from_secs(10));
+    assert!(line.contains("free-space floor"), "{line}");
+    let metrics = get_text(&server.url("/metrics"));
+    assert!(
+        metrics.contains("streambox_dvr_paused{stream=\"lobby\"} 1"),
+        "{metrics}"
+    );
+    let (r, _) = ranges(&server, "lobby");
+    assert!(r.is_empty(), "recorded while paused: {r:?}");
+    // With room again, it records (here: after a restart with a floor the disk meets).
+    server.settings.min_free_bytes = 1 << 20;
+    server.kill_and_restart();
+    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    wait_ranges(&server, "lobby", Duration::from_secs(30), |r| !r.is_empty());
+}

@@ -116,7 +116,8 @@ pub struct Server {
     pub http: SocketAddr,
     /// Bound RTSP address.
     pub rtsp: SocketAddr,
-    settings: Settings,
+    /// What the server was started with; [`Server::kill_and_restart`] uses it again.
+    pub settings: Settings,
 }
 
 /// Settings passed to the server through `STREAMBOX_*` variables.
