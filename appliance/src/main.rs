@@ -336,7 +336,7 @@ async fn dvr_command(cfg: Config, command: DvrCommand) -> anyhow::Result<()> {
     let pool = open_db(&cfg).await?;
     match command {
         DvrCommand::Ranges { name } => {
-            let ranges = dvr::ranges(&pool, &name).await?;
+            let ranges = dvr::ranges(&pool, &name, None).await?;
             if ranges.is_empty() {
                 println!("No recordings of {name}.");
             }

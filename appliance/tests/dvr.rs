@@ -87,6 +87,16 @@ fn recorded(
     out
 }
 
+/// The directory of one track of one epoch of stream `lobby`'s recordings.
+fn track_dir(server: &Server, epoch: &str, track: &str) -> PathBuf {
+    server
+        .dir
+        .path()
+        .join("recordings/lobby")
+        .join(epoch)
+        .join(track)
+}
+
 /// Joins an epoch's init segment and segments into one file and probes it with every
 /// frame decoded (`-xerror`); returns ffprobe's frame count.
 fn decode_recording(dir: &Path, segments: &BTreeMap<u64, PathBuf>) -> u64 {
@@ -386,12 +396,7 @@ fn two_publishes_are_recorded_as_two_ranges_with_a_gap_and_every_frame() {
     assert_eq!(video.len(), 2, "{files:?}");
     for ((epoch, _), (init, segs)) in video {
         assert!(init, "{epoch}: no init segment");
-        let dir = server
-            .dir
-            .path()
-            .join("recordings/lobby")
-            .join(epoch)
-            .join("video");
+        let dir = track_dir(&server, epoch, "video");
         assert_eq!(
             decode_recording(&dir, segs),
             sent_video,
@@ -460,12 +465,7 @@ fn kill_9_while_recording_leaves_index_and_files_in_agreement() {
         .iter()
         .find(|((_, t), _)| t == "video")
         .expect("video");
-    let dir = server
-        .dir
-        .path()
-        .join("recordings/lobby")
-        .join(epoch)
-        .join("video");
+    let dir = track_dir(&server, epoch, "video");
     std::fs::write(dir.join("99.m4s.tmp"), b"half").expect("tmp");
     std::fs::write(dir.join("98.m4s"), b"orphan").expect("orphan");
     let victim = segs.values().next().expect("a segment").clone();
@@ -491,12 +491,7 @@ fn kill_9_while_recording_leaves_index_and_files_in_agreement() {
     );
     for ((epoch, _), (init, segs)) in video {
         assert!(init);
-        let dir = server
-            .dir
-            .path()
-            .join("recordings/lobby")
-            .join(epoch)
-            .join("video");
+        let dir = track_dir(&server, epoch, "video");
         // Segments from both sides of the truncated one are still there; each run of
         // consecutive ones decodes.
         let mut run = BTreeMap::new();
@@ -613,12 +608,7 @@ fn thumbnails_of_live_and_recorded_keyframes_match_ffmpegs_decode() {
         .take(1)
         .map(|(k, v)| (*k, v.clone()))
         .collect();
-    let vdir = server
-        .dir
-        .path()
-        .join("recordings/lobby")
-        .join(&epoch)
-        .join("video");
+    let vdir = track_dir(&server, &epoch, "video");
     let mut joined = std::fs::read(vdir.join("init.mp4")).expect("init");
     joined.extend(std::fs::read(second.values().next().expect("segment")).expect("segment"));
     let seg = dir.path().join("segment.mp4");

@@ -8,7 +8,9 @@
 //! copies those ranges, so a large export never sits in memory.
 
 use super::playback::{RecordedSegment, TimeRange};
+use crate::media::h264::AvcConfig;
 use crate::media::mp4::{self, InitInfo, Mp4Error, TrackTable};
+use bytes::Bytes;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -109,33 +111,18 @@ pub fn plan(
     if lead.is_empty() {
         return Err(ExportError::Empty);
     }
-    let read = |seg: &RecordedSegment| -> Result<(InitInfo, Vec<mp4::SampleRef>), ExportError> {
-        let corrupt = |path: &str, error| ExportError::Corrupt {
-            path: path.to_string(),
-            error,
-        };
-        let init = std::fs::read(root.join(&seg.init_path))?;
-        let init = mp4::read_init(&init).map_err(|e| corrupt(&seg.init_path, e))?;
-        let data = std::fs::read(root.join(&seg.path))?;
-        let samples = mp4::read_fragments(&data).map_err(|e| corrupt(&seg.path, e))?;
-        Ok((init, samples))
-    };
-    // Wall-clock ms of a sample of `seg`, whose first sample decodes at `first`.
-    let wall = |seg: &RecordedSegment, first: u64, s: &mp4::SampleRef| {
-        seg.start_wall_ms + ((s.dts - first) * 1000 / seg.timescale.max(1) as u64) as i64
-    };
     let mut lead_init: Option<InitInfo> = None;
     let mut lead_kept: Vec<Kept> = Vec::new();
     let mut all: Vec<(usize, mp4::SampleRef, i64)> = Vec::new(); // (segment, sample, wall)
     for (i, seg) in lead.iter().enumerate() {
-        let (init, samples) = read(seg)?;
-        match &lead_init {
-            Some(known) if *known != init => return Err(ExportError::ParametersChange),
-            Some(_) => {}
-            None => lead_init = Some(init),
-        }
-        let first = samples.first().map_or(0, |s| s.dts);
-        all.extend(samples.into_iter().map(|s| (i, s, wall(seg, first, &s))));
+        let read = read_segment(root, seg)?;
+        same_parameters(&mut lead_init, read.init)?;
+        let first = read.samples.first().map_or(0, |s| s.dts);
+        all.extend(
+            read.samples
+                .into_iter()
+                .map(|s| (i, s, seg.sample_wall_ms(first, &s))),
+        );
     }
     // Start at the last sync sample at or before the start (or the first one after it).
     let start = all
@@ -163,18 +150,15 @@ pub fn plan(
         if !lead_kept.iter().any(|k| k.msn == seg.msn) {
             continue;
         }
-        let (init, samples) = read(seg)?;
-        match &other_init {
-            Some(known) if *known != init => return Err(ExportError::ParametersChange),
-            Some(_) => {}
-            None => other_init = Some(init),
-        }
-        let first = samples.first().map_or(0, |s| s.dts);
+        let read = read_segment(root, seg)?;
+        same_parameters(&mut other_init, read.init)?;
+        let first = read.samples.first().map_or(0, |s| s.dts);
         // Audio from the first picture's time (within 10 ms) to the end.
-        let kept: Vec<_> = samples
+        let kept: Vec<_> = read
+            .samples
             .into_iter()
             .filter(|s| {
-                let w = wall(seg, first, s);
+                let w = seg.sample_wall_ms(first, s);
                 w + 10 >= start_wall && w < range.end_ms
             })
             .collect();
@@ -232,6 +216,96 @@ pub fn plan(
         header: mp4::progressive_header(&tables, payload),
         pieces,
         seconds,
+    })
+}
+
+/// A recorded segment read back from disk.
+pub struct ReadSegment {
+    /// From its init segment.
+    pub init: InitInfo,
+    /// Its samples, with byte ranges into `data`.
+    pub samples: Vec<mp4::SampleRef>,
+    /// The segment file.
+    pub data: Vec<u8>,
+}
+
+/// Reads a recorded segment and its init segment. Blocking.
+///
+/// # Errors
+/// [`ExportError::Io`] or [`ExportError::Corrupt`].
+pub fn read_segment(root: &Path, seg: &RecordedSegment) -> Result<ReadSegment, ExportError> {
+    let corrupt = |path: &str, error| ExportError::Corrupt {
+        path: path.to_string(),
+        error,
+    };
+    let init = std::fs::read(root.join(&seg.init_path))?;
+    let init = mp4::read_init(&init).map_err(|e| corrupt(&seg.init_path, e))?;
+    let data = std::fs::read(root.join(&seg.path))?;
+    let samples = mp4::read_fragments(&data).map_err(|e| corrupt(&seg.path, e))?;
+    Ok(ReadSegment {
+        init,
+        samples,
+        data,
+    })
+}
+
+/// Keeps the first init information seen; a different one later is a change of codec
+/// parameters, which one progressive track cannot hold.
+fn same_parameters(known: &mut Option<InitInfo>, init: InitInfo) -> Result<(), ExportError> {
+    match known {
+        Some(k) if *k != init => Err(ExportError::ParametersChange),
+        Some(_) => Ok(()),
+        None => {
+            *known = Some(init);
+            Ok(())
+        }
+    }
+}
+
+/// A recorded keyframe, ready to decode.
+pub struct Keyframe {
+    /// Its decoder configuration (from the init segment's `avcC`).
+    pub config: AvcConfig,
+    /// The access unit: NAL units with length prefixes.
+    pub data: Bytes,
+    /// Its wall-clock time, ms since the Unix epoch.
+    pub wall_ms: i64,
+}
+
+/// The last keyframe of video segment `seg` at or before `at_ms` (wall clock), or its
+/// first one. Blocking.
+///
+/// # Errors
+/// [`ExportError::Empty`] when the segment has no keyframe; [`ExportError::Io`] or
+/// [`ExportError::Corrupt`] for unreadable files or parameters that are not H.264.
+pub fn keyframe_at(
+    root: &Path,
+    seg: &RecordedSegment,
+    at_ms: i64,
+) -> Result<Keyframe, ExportError> {
+    let read = read_segment(root, seg)?;
+    let corrupt = |error| ExportError::Corrupt {
+        path: seg.init_path.clone(),
+        error,
+    };
+    let record =
+        mp4::avc_record(&read.init.stsd).ok_or_else(|| corrupt(Mp4Error::Missing("avcC")))?;
+    let config =
+        AvcConfig::parse(record).map_err(|_| corrupt(Mp4Error::Unsupported("H.264 parameters")))?;
+    let first = read.samples.first().map_or(0, |s| s.dts);
+    let sample = read
+        .samples
+        .iter()
+        .rfind(|s| s.sync && seg.sample_wall_ms(first, s) <= at_ms)
+        .or_else(|| read.samples.iter().find(|s| s.sync))
+        .ok_or(ExportError::Empty)?;
+    // read_fragments checked every sample lies within the file.
+    let start = sample.offset as usize;
+    let data = Bytes::copy_from_slice(&read.data[start..start + sample.size as usize]);
+    Ok(Keyframe {
+        config,
+        data,
+        wall_ms: seg.sample_wall_ms(first, sample),
     })
 }
 

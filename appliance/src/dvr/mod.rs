@@ -416,16 +416,7 @@ async fn finish_deletes(app: &App) -> Result<(), DvrError> {
         return Ok(());
     }
     let root = recordings_dir(app);
-    let paths: Vec<String> = rows.iter().map(|r| r.1.clone()).collect();
-    let r2 = root.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        for p in paths {
-            store::remove_durable(&r2.join(p), &r2)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| DvrError::Io(std::io::Error::other(e)))??;
+    remove_files(&root, rows.iter().map(|r| r.1.as_str())).await?;
     let list = rows
         .iter()
         .map(|r| r.0.to_string())
@@ -449,9 +440,19 @@ async fn finish_deletes(app: &App) -> Result<(), DvrError> {
             orphans.push(init);
         }
     }
+    remove_files(&root, orphans.iter().map(String::as_str)).await
+}
+
+/// Removes files (paths relative to `root`) durably, on a blocking thread.
+async fn remove_files<'a>(
+    root: &Path,
+    paths: impl Iterator<Item = &'a str>,
+) -> Result<(), DvrError> {
+    let root = root.to_path_buf();
+    let paths: Vec<PathBuf> = paths.map(|p| root.join(p)).collect();
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        for p in orphans {
-            store::remove_durable(&root.join(p), &root)?;
+        for p in paths {
+            store::remove_durable(&p, &root)?;
         }
         Ok(())
     })
@@ -554,21 +555,13 @@ pub async fn reconcile(app: &App) -> Result<(usize, usize), DvrError> {
         .filter(|r| !bad_rows.contains(&r.0))
         .flat_map(|r| [r.1.as_str(), r.2.as_str()])
         .collect();
-    let strays: Vec<PathBuf> = on_disk
+    let strays: Vec<&str> = on_disk
         .keys()
-        .filter(|p| !keep.contains(p.as_str()))
-        .map(|p| root.join(p))
+        .map(String::as_str)
+        .filter(|p| !keep.contains(p))
         .collect();
     let removed = strays.len();
-    let r3 = root.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        for p in strays {
-            store::remove_durable(&p, &r3)?;
-        }
-        Ok(())
-    })
-    .await
-    .map_err(|e| DvrError::Io(std::io::Error::other(e)))??;
+    remove_files(&root, strays.into_iter()).await?;
     if removed > 0 || !bad_rows.is_empty() {
         warn!(
             files_removed = removed,
@@ -590,17 +583,35 @@ pub struct Range {
     pub segments: usize,
 }
 
+/// Wall-clock distance between segments, in ms, beyond which they are not one range
+/// (and playback marks a discontinuity).
+pub(crate) const GAP_MS: i64 = 500;
+/// Queries by time look this far (ms) before a range for segments overlapping its start:
+/// no segment is assumed longer than a minute.
+pub(crate) const MAX_SEGMENT_MS: i64 = 60_000;
+
 /// The recorded ranges of `stream`, oldest first: consecutive segments of its lead track
-/// (video when recorded, else audio) with less than half a second between them.
+/// (video when recorded, else audio) with less than [`GAP_MS`] between them. With
+/// `within` (start, end in wall-clock ms), only segments overlapping it are read.
 ///
 /// # Errors
 /// A database error.
-pub async fn ranges(db: &SqlitePool, stream: &str) -> Result<Vec<Range>, DvrError> {
+pub async fn ranges(
+    db: &SqlitePool,
+    stream: &str,
+    within: Option<(i64, i64)>,
+) -> Result<Vec<Range>, DvrError> {
+    let (from, to) = within.map_or((i64::MIN, i64::MAX), |(s, e)| {
+        (s.saturating_sub(MAX_SEGMENT_MS), e)
+    });
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT track, start_wall_ms, duration, timescale FROM dvr_segments
-         WHERE stream = ? AND deleting = 0 ORDER BY start_wall_ms, id",
+         WHERE stream = ? AND deleting = 0 AND start_wall_ms > ? AND start_wall_ms < ?
+         ORDER BY start_wall_ms, id",
     )
     .bind(stream)
+    .bind(from)
+    .bind(to)
     .fetch_all(db)
     .await?;
     let lead = if rows.iter().any(|r| r.0 == "video") {
@@ -612,7 +623,7 @@ pub async fn ranges(db: &SqlitePool, stream: &str) -> Result<Vec<Range>, DvrErro
     for (_, start, duration, timescale) in rows.into_iter().filter(|r| r.0 == lead) {
         let end = start + duration * 1000 / timescale.max(1);
         match out.last_mut() {
-            Some(r) if start - r.end_ms < 500 => {
+            Some(r) if start - r.end_ms < GAP_MS => {
                 r.end_ms = r.end_ms.max(end);
                 r.segments += 1;
             }

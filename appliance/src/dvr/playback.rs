@@ -5,16 +5,13 @@
 //!
 //! Times on the wire are RFC 3339 (`2026-11-21T16:40:00Z`) or Unix seconds.
 
-use super::{DvrError, Range};
+use super::{DvrError, Range, GAP_MS, MAX_SEGMENT_MS};
 use sqlx::SqlitePool;
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The longest range served at once, in milliseconds (a day).
 pub const MAX_RANGE_MS: i64 = 24 * 3600 * 1000;
-/// Wall-clock distance between segments, in milliseconds, beyond which playback marks a
-/// discontinuity.
-const GAP_MS: i64 = 500;
 
 /// A requested time range that cannot be served.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -116,6 +113,13 @@ impl RecordedSegment {
         self.duration as f64 / self.timescale.max(1) as f64
     }
 
+    /// Wall-clock ms of sample `s` of this segment, whose first sample decodes at
+    /// `first_dts` ticks.
+    pub fn sample_wall_ms(&self, first_dts: u64, s: &crate::media::mp4::SampleRef) -> i64 {
+        self.start_wall_ms
+            + (s.dts.saturating_sub(first_dts) * 1000 / self.timescale.max(1) as u64) as i64
+    }
+
     fn end_ms(&self) -> i64 {
         self.start_wall_ms + self.duration * 1000 / self.timescale.max(1)
     }
@@ -132,8 +136,7 @@ pub async fn segments(
     stream: &str,
     range: TimeRange,
 ) -> Result<(Vec<RecordedSegment>, Vec<RecordedSegment>), DvrError> {
-    // A segment overlaps when it starts before the end and ends after the start; none is
-    // longer than a minute, which bounds the scan.
+    // A segment overlaps when it starts before the end and ends after the start.
     let rows: Vec<RecordedSegment> = sqlx::query_as(
         "SELECT track, epoch, msn, start_wall_ms, start, duration, timescale, bytes, path,
                 init_path, codec, width, height, channels
@@ -143,7 +146,7 @@ pub async fn segments(
     )
     .bind(stream)
     .bind(range.end_ms)
-    .bind(range.start_ms - 60_000)
+    .bind(range.start_ms - MAX_SEGMENT_MS)
     .fetch_all(db)
     .await?;
     let (video, audio): (Vec<_>, Vec<_>) = rows
@@ -372,11 +375,13 @@ pub async fn timeline(
     stream: &str,
     range: TimeRange,
 ) -> Result<Vec<Range>, DvrError> {
-    Ok(super::ranges(db, stream)
-        .await?
-        .into_iter()
-        .filter(|r| r.end_ms > range.start_ms && r.start_ms < range.end_ms)
-        .collect())
+    Ok(
+        super::ranges(db, stream, Some((range.start_ms, range.end_ms)))
+            .await?
+            .into_iter()
+            .filter(|r| r.end_ms > range.start_ms && r.start_ms < range.end_ms)
+            .collect(),
+    )
 }
 
 #[cfg(test)]

@@ -12,9 +12,10 @@
 use super::error;
 use crate::app::App;
 use crate::auth::stream_keys;
+use crate::dvr::export::{self, Keyframe};
 use crate::dvr::{self, playback};
 use crate::media::h264::AvcConfig;
-use crate::media::{mp4, TrackParams};
+use crate::media::TrackParams;
 use crate::transcode::thumbnail::{Key, ThumbnailError, MAX_WIDTH, MIN_WIDTH};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -43,10 +44,6 @@ fn width(q: &ThumbQuery, picture: u32) -> Result<u32, Box<Response>> {
         ))),
     }
 }
-
-/// A recorded video segment: path, init path, wall-clock start (ms), duration and
-/// timescale.
-type SegmentRow = (String, String, i64, i64, i64);
 
 async fn respond(
     app: &App,
@@ -128,48 +125,28 @@ pub async fn recorded(
             "at= is required: an RFC 3339 time (2026-11-21T16:40:00Z) or Unix seconds",
         );
     };
-    let row: Result<Option<SegmentRow>, sqlx::Error> = sqlx::query_as(
-        "SELECT path, init_path, start_wall_ms, duration, timescale FROM dvr_segments
-         WHERE stream = ? AND track = 'video' AND deleting = 0 AND start_wall_ms <= ?
-         ORDER BY start_wall_ms DESC LIMIT 1",
-    )
-    .bind(&stream)
-    .bind(at)
-    .fetch_optional(&app.db)
-    .await;
-    let (path, init_path, start, _, timescale) = match row {
-        Ok(Some(r)) if at <= r.2 + r.3 * 1000 / r.4.max(1) + 1000 => r,
-        Ok(_) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                format!("no recording of {stream:?} at that time"),
-            )
-        }
+    // The newest video segment starting at or before `at`, allowing a second past its end.
+    let around = playback::TimeRange {
+        start_ms: at - 1000,
+        end_ms: at + 1,
+    };
+    let seg = match playback::segments(&app.db, &stream, around).await {
+        Ok((video, _)) => video.into_iter().rfind(|v| v.start_wall_ms <= at),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let Some(seg) = seg else {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no recording of {stream:?} at that time"),
+        );
+    };
     let root = dvr::recordings_dir(&app);
-    let found = tokio::task::spawn_blocking(move || -> Result<(AvcConfig, Bytes, i64), String> {
-        let init = std::fs::read(root.join(&init_path)).map_err(|e| e.to_string())?;
-        let info = mp4::read_init(&init).map_err(|e| e.to_string())?;
-        let record = mp4::avc_record(&info.stsd).ok_or("no avcC in the recording")?;
-        let config = AvcConfig::parse(record).map_err(|e| e.to_string())?;
-        let data = std::fs::read(root.join(&path)).map_err(|e| e.to_string())?;
-        let samples = mp4::read_fragments(&data).map_err(|e| e.to_string())?;
-        let first = samples.first().map_or(0, |s| s.dts);
-        let wall =
-            |s: &mp4::SampleRef| start + ((s.dts - first) * 1000 / timescale.max(1) as u64) as i64;
-        let sample = samples
-            .iter()
-            .rfind(|s| s.sync && wall(s) <= at)
-            .or_else(|| samples.iter().find(|s| s.sync))
-            .ok_or("no keyframe in the segment")?;
-        let bytes = data
-            .get(sample.offset as usize..(sample.offset + u64::from(sample.size)) as usize)
-            .ok_or("sample outside the file")?;
-        Ok((config, Bytes::copy_from_slice(bytes), wall(sample)))
-    })
-    .await;
-    let (config, data, time) = match found {
+    let found = tokio::task::spawn_blocking(move || export::keyframe_at(&root, &seg, at)).await;
+    let Keyframe {
+        config,
+        data,
+        wall_ms: time,
+    } = match found {
         Ok(Ok(f)) => f,
         Ok(Err(e)) => {
             tracing::warn!(%stream, error = %e, "recorded thumbnail");

@@ -1,7 +1,7 @@
 //! A real RTSP camera for the tests: GStreamer's RTSP server (`camera.py`, run by the
 //! distribution's python3 with python3-gi and gir1.2-gst-rtsp-server-1.0).
 
-use super::derived_clip_with;
+use super::{derived_clip_with, x264_2s_gops};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,38 +15,10 @@ const PYTHON: &str = "/usr/bin/python3";
 /// 32 s of bigbuckbunny as a camera would send it: 640x360 H.264 Main at 25 fps with a
 /// keyframe every 2 s and no B-frames, and stereo AAC.
 pub fn camera_clip() -> PathBuf {
-    derived_clip_with(
-        "camera-v1.mp4",
-        &["-stream_loop", "5"],
-        &[
-            "-t",
-            "32",
-            "-s",
-            "640x360",
-            "-c:v",
-            "libx264",
-            "-profile:v",
-            "main",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "0",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-            "-c:a",
-            "aac",
-            "-ac",
-            "2",
-            "-b:a",
-            "96k",
-            "-f",
-            "mp4",
-        ],
-    )
+    let mut args = vec!["-t", "32", "-s", "640x360", "-profile:v", "main"];
+    args.extend(x264_2s_gops("0", "96k"));
+    args.extend(["-f", "mp4"]);
+    derived_clip_with("camera-v1.mp4", &["-stream_loop", "5"], &args)
 }
 
 /// A running camera, killed on drop.

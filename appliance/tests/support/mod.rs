@@ -69,35 +69,35 @@ pub fn derived_clip_with(name: &str, input_args: &[&str], args: &[&str]) -> Path
 /// cuts, so looping keeps every GOP 2 s long) and stereo AAC, at `size` (`WxH`), as an
 /// `ext` file (`mp4` or `flv`).
 pub fn bbb_bframes_as(size: &str, ext: &str) -> PathBuf {
-    derived_clip(
-        &format!("bbb-bframes-v1-{size}.{ext}"),
-        &[
-            "-t",
-            "4",
-            "-s",
-            size,
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "3",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-            "-c:a",
-            "aac",
-            "-ac",
-            "2",
-            "-b:a",
-            "128k",
-            "-f",
-            ext,
-        ],
-    )
+    let mut args = vec!["-t", "4", "-s", size];
+    args.extend(x264_2s_gops("3", "128k"));
+    args.extend(["-f", ext]);
+    derived_clip(&format!("bbb-bframes-v1-{size}.{ext}"), &args)
+}
+
+/// Output options for libx264 (veryfast) with `bframes` B-frames and a keyframe every
+/// 2 s at 25 fps and nowhere else (no scene cuts), and stereo AAC at `audio_bitrate`.
+pub fn x264_2s_gops(bframes: &'static str, audio_bitrate: &'static str) -> [&'static str; 18] {
+    [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-bf",
+        bframes,
+        "-g",
+        "50",
+        "-keyint_min",
+        "50",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-ac",
+        "2",
+        "-b:a",
+        audio_bitrate,
+    ]
 }
 
 /// [`bbb_bframes_as`] at the source's 1280x720, as MP4.
