@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Side-by-side: streambox vs nginx-rtmp, fed by the same ffmpeg publishers; and with
---rtsp, streambox pulling K RTSP cameras and fanning one of them out to M RTSP players.
+--rtsp, streambox pulling K RTSP cameras and fanning one of them out to M RTSP players;
+and with --dvr, the cost of recording (with retention deleting all the while) over live
+only, for the same streams.
 
 Each of N ffmpeg processes loops a 720p25 clip (libx264, 2 s GOPs, stereo AAC; made from
 ../shared/media/bigbuckbunny.mp4) with -re and -c copy, and writes it through the tee
@@ -230,9 +232,15 @@ def main():
                     help="RTSP: pull --cameras cameras, then fan camera 0 out to --players players")
     ap.add_argument("--cameras", type=int, default=4)
     ap.add_argument("--players", type=int, default=16)
+    ap.add_argument("--dvr", action="store_true",
+                    help="recording: live only, then recording with retention, same streams")
+    ap.add_argument("--keep-bytes", default="4MB",
+                    help="--dvr: per-stream size limit, small so retention deletes throughout")
     args = ap.parse_args()
     if args.rtsp:
         return main_rtsp(args)
+    if args.dvr:
+        return main_dvr(args)
     work = tempfile.mkdtemp(prefix="sbx-bench-")
     procs = []
     try:
@@ -380,6 +388,104 @@ def main_rtsp(args):
               f"{pull_rss0:.1f} → {pull_peak:.1f} |")
         print(f"| + {args.players} RTSP players ({alive} still playing at the end) | {fan_cpu / minutes:.3f} | – | "
               f"{per_player:.3f} | {fan_rss0:.1f} → {fan_peak:.1f} |")
+    finally:
+        stop_all(procs, work)
+
+
+def metric(metrics, name, labels=""):
+    """Sum of a metric's samples whose labels contain `labels`."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(name) and labels in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def phase_delays(base, seconds):
+    """Stream 0's parts seen by a blocking-reload client over `seconds`: delay of each
+    from its last frame (paced model: PROGRAM-DATE-TIME + offset) to its first sighting."""
+    parts, segs = {}, {}
+    watch_streambox(base, time.time() + seconds, parts, segs)
+    # Parts already listed at the first request were not seen arrive.
+    first = min((seen for seen, _ in parts.values()), default=0)
+    return sorted(seen - (end_wall - FRAME) for (seen, end_wall) in parts.values() if seen > first)
+
+
+def delay_text(d):
+    if not d:
+        return "n/a"
+    p99 = d[min(len(d) - 1, int(len(d) * 0.99))]
+    return (f"median {statistics.median(d) * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms, "
+            f"worst {d[-1] * 1000:.0f} ms (n={len(d)})")
+
+
+def main_dvr(args):
+    """N streams as in the RTMP run, on streambox alone: live only for --seconds, then
+    with recording on and a small --keep-bytes, so retention deletes files throughout,
+    for --seconds more. Reports CPU per stream-minute of each phase, the write
+    throughput and per-batch write time (fsyncs included), the segments deleted, and
+    the delay of stream 0's LL-HLS parts in each phase: a stall anywhere between ingest
+    and the playlist while files are written or deleted shows up as its worst case."""
+    work = tempfile.mkdtemp(prefix="sbx-dvr-bench-")
+    procs = []
+    try:
+        clip = make_clip(work)
+        s_rtmp, s_http = free_port(), free_port()
+        env = dict(os.environ, STREAMBOX_LOG="warn")
+        data = f"{work}/sb"
+
+        def cli(*a):
+            return subprocess.run([args.streambox, "--data-dir", data, *a], check=True,
+                                  capture_output=True, text=True, env=env).stdout
+
+        keys = [re.search(r"Stream Key: (\S+)", cli("stream", "add", f"s{i}")).group(1)
+                for i in range(args.streams)]
+        sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve", "--rtmp-listen",
+                               f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
+                               "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
+        procs.append(sb)
+        time.sleep(1)
+        for i, key in enumerate(keys):
+            procs.append(subprocess.Popen(
+                ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
+                 "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "flv",
+                 f"rtmp://127.0.0.1:{s_rtmp}/live/s{i}?key={key}"]))
+        base = f"http://127.0.0.1:{s_http}"
+        time.sleep(args.warmup)
+        results = []
+        for phase in ("live only", "recording + retention"):
+            if phase != "live only":
+                for i in range(args.streams):
+                    cli("stream", "set", f"s{i}", "--record", "on", "--keep-bytes", args.keep_bytes)
+                time.sleep(args.warmup)
+            _, m0 = fetch(f"{base}/metrics")
+            cpu0, rss0 = cpu_seconds(sb.pid), rss_mib(sb.pid)
+            delays = phase_delays(base, args.seconds)
+            cpu1, rss1 = cpu_seconds(sb.pid), rss_mib(sb.pid)
+            _, m1 = fetch(f"{base}/metrics")
+            d = {n: metric(m1, n) - metric(m0, n) for n in (
+                "streambox_dvr_written_bytes_total", "streambox_dvr_deleted_segments_total",
+                "streambox_dvr_write_seconds_sum", "streambox_dvr_write_seconds_count",
+                "streambox_frames_total")}
+            results.append((phase, (cpu1 - cpu0) / (args.streams * args.seconds / 60), rss0, rss1, d, delays))
+        print(f"\n{args.streams} streams, 720p25 H.264 (2 s GOP, B-frames) + stereo AAC, ~1.7 Mbit/s "
+              f"each; each phase {args.seconds} s after {args.warmup} s warm-up; retention limit "
+              f"{args.keep_bytes} per stream\n")
+        print("| phase | CPU s per stream-minute | RSS (MiB) | written | write time per batch | "
+              "segments deleted | stream 0 LL-HLS part listed after its last frame |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for phase, cpu, rss0, rss1, d, delays in results:
+            rate = d["streambox_dvr_written_bytes_total"] / args.seconds
+            batches = d["streambox_dvr_write_seconds_count"]
+            per = (d["streambox_dvr_write_seconds_sum"] / batches * 1000) if batches else 0
+            written = f"{rate / 1e6:.2f} MB/s" if rate else "–"
+            wt = f"mean {per:.1f} ms (n={batches:.0f})" if batches else "–"
+            print(f"| {phase} | {cpu:.3f} | {rss0:.1f} → {rss1:.1f} | {written} | {wt} | "
+                  f"{d['streambox_dvr_deleted_segments_total']:.0f} | {delay_text(delays)} |")
+        live, rec = results[0][1], results[1][1]
+        print(f"\nrecording adds {100 * (rec - live) / live:+.1f} % CPU over live only")
+        files = sum(len(f) for _, _, f in os.walk(f"{data}/recordings"))
+        print(f"files on disk at the end: {files}")
     finally:
         stop_all(procs, work)
 

@@ -5,6 +5,9 @@
 # With --rtsp: streambox pulls K GStreamer RTSP cameras, then fans one out to M RTSP
 # players; prints CPU per camera and per player, and memory.
 #   bench/side_by_side.sh --rtsp [--cameras K] [--players M] [--seconds S]
+# With --dvr: the same N streams on streambox alone, live only and then recording with a
+# small retention limit; prints the CPU added, write throughput, deletes and part delays.
+#   bench/side_by_side.sh --dvr [--streams N] [--seconds S] [--keep-bytes 4MB]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()

@@ -35,11 +35,12 @@ pub struct App {
 impl App {
     /// New state over an open database.
     pub fn new(cfg: Config, db: SqlitePool) -> App {
+        let metrics = Arc::new(Metrics::new());
         App {
             cfg: Arc::new(cfg),
             db,
-            metrics: Arc::new(Metrics::new()),
-            thumbnails: crate::transcode::thumbnail::Thumbnailer::start(),
+            thumbnails: crate::transcode::thumbnail::Thumbnailer::start(metrics.thumbnails.clone()),
+            metrics,
             streams: Arc::default(),
         }
     }

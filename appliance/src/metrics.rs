@@ -2,8 +2,10 @@
 //!
 //! Per stream (label `stream`): publish state, ingest bytes and bitrate, frames and
 //! segments (label `track`), the delay from a part's or segment's last frame arriving to it
-//! being listed, playlist and segment requests, recording paused for disk space.
-//! Service-wide: publish attempts rejected (label `reason`).
+//! being listed, playlist and segment requests, recording paused for disk space, bytes
+//! recorded and segments deleted, the time a recorder batch takes to write.
+//! Service-wide: publish attempts rejected (label `reason`), thumbnails by outcome
+//! (label `result`).
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
@@ -30,6 +32,15 @@ pub struct Metrics {
     pub rejected: IntCounterVec,
     /// 1 while a stream's recording is paused for lack of disk space.
     pub dvr_paused: IntGaugeVec,
+    /// Bytes of recorded segments written durably (fsynced and renamed into place).
+    pub dvr_written_bytes: IntCounterVec,
+    /// Recorded segments deleted by retention.
+    pub dvr_deleted_segments: IntCounterVec,
+    /// Seconds one recorder batch took to write (files, fsyncs, renames), by stream.
+    pub dvr_write_seconds: HistogramVec,
+    /// Thumbnail requests by outcome (`result`: cached, shared, queued, stale, busy) and
+    /// decodes by outcome (decoded, failed).
+    pub thumbnails: IntCounterVec,
     /// Seconds from the arrival of a part's last frame to the part being listed.
     pub part_delay: HistogramVec,
     /// Seconds from the arrival of a segment's last frame to the segment being listed.
@@ -44,15 +55,12 @@ fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterV
     c
 }
 
-fn histogram(r: &Registry, name: &str, help: &str) -> HistogramVec {
+fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let buckets = vec![
         0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.2, 0.5, 1.0,
     ];
-    let h = HistogramVec::new(
-        HistogramOpts::new(name, help).buckets(buckets),
-        &["stream", "track"],
-    )
-    .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
     r.register(Box::new(h.clone()))
         .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
     h
@@ -123,18 +131,44 @@ impl Metrics {
             dvr_paused: gauge(
                 &r,
                 "streambox_dvr_paused",
-                "1 while recording is paused because the disk is below its free-space floor",
+                "1 while recording is paused: the disk is below its free-space floor, or full",
                 &["stream"],
             ),
             part_delay: histogram(
                 &r,
                 "streambox_part_delay_seconds",
                 "From a part's last frame arriving to the part being listed",
+                &["stream", "track"],
             ),
             segment_delay: histogram(
                 &r,
                 "streambox_segment_delay_seconds",
                 "From a segment's last frame arriving to the segment being listed",
+                &["stream", "track"],
+            ),
+            dvr_written_bytes: counter(
+                &r,
+                "streambox_dvr_written_bytes_total",
+                "Bytes of recorded segments written durably",
+                &["stream"],
+            ),
+            dvr_deleted_segments: counter(
+                &r,
+                "streambox_dvr_deleted_segments_total",
+                "Recorded segments deleted by retention",
+                &["stream"],
+            ),
+            dvr_write_seconds: histogram(
+                &r,
+                "streambox_dvr_write_seconds",
+                "Time to write one batch of recorded segments durably",
+                &["stream"],
+            ),
+            thumbnails: counter(
+                &r,
+                "streambox_thumbnails_total",
+                "Thumbnail requests and decodes by outcome",
+                &["result"],
             ),
             registry: r,
         }

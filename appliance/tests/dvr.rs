@@ -539,6 +539,40 @@ fn psnr(a: &Path, b: &Path) -> f64 {
         .unwrap_or_else(|| panic!("no PSNR in: {log}"))
 }
 
+/// GETs every URL at the same moment, each from its own thread.
+fn at_once(
+    urls: Vec<String>,
+) -> Vec<std::thread::JoinHandle<(u16, reqwest::header::HeaderMap, Vec<u8>)>> {
+    let start = std::sync::Arc::new(std::sync::Barrier::new(urls.len()));
+    urls.into_iter()
+        .map(|url| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                get(&url)
+            })
+        })
+        .collect()
+}
+
+/// `streambox_thumbnails_total` by result (every result present, 0 when never counted).
+fn thumbnail_counts(server: &Server) -> BTreeMap<String, usize> {
+    let metrics = get_text(&server.url("/metrics"));
+    let mut out: BTreeMap<String, usize> = [
+        "cached", "shared", "queued", "stale", "busy", "decoded", "failed",
+    ]
+    .iter()
+    .map(|r| (r.to_string(), 0))
+    .collect();
+    for line in metrics.lines() {
+        if let Some(rest) = line.strip_prefix("streambox_thumbnails_total{result=\"") {
+            let (result, n) = rest.split_once("\"} ").expect("metric line");
+            out.insert(result.to_string(), n.parse().expect("count"));
+        }
+    }
+    out
+}
+
 #[test]
 fn thumbnails_of_live_and_recorded_keyframes_match_ffmpegs_decode() {
     let server = Server::start();
@@ -548,14 +582,10 @@ fn thumbnails_of_live_and_recorded_keyframes_match_ffmpegs_decode() {
     std::thread::sleep(Duration::from_secs(3));
     let mut ff = publish(&clip, 1, &server.rtmp_url(&format!("lobby?key={key}")));
     server.wait_segments("lobby", 1);
-    // Live: many dashboard tiles at once all get the picture, at the size asked for.
+    // Live: a hundred dashboard tiles at once all get the picture, at the size asked
+    // for, for one decode per keyframe.
     let url = server.url("/live/lobby/thumbnail.jpg?width=320");
-    let tiles: Vec<_> = (0..20)
-        .map(|_| {
-            let url = url.clone();
-            std::thread::spawn(move || get(&url))
-        })
-        .collect();
+    let tiles = at_once((0..100).map(|_| url.clone()).collect());
     let dir = tempfile::tempdir().expect("tempdir");
     for (i, t) in tiles.into_iter().enumerate() {
         let (status, headers, body) = t.join().expect("tile");
@@ -573,6 +603,49 @@ fn thumbnails_of_live_and_recorded_keyframes_match_ffmpegs_decode() {
                 (320.0, 180.0)
             );
         }
+    }
+    let counts = thumbnail_counts(&server);
+    assert_eq!(
+        counts["cached"] + counts["shared"] + counts["queued"],
+        100,
+        "{counts:?}"
+    );
+    assert_eq!(counts["queued"], counts["decoded"], "{counts:?}");
+    assert!(
+        (1..=2).contains(&counts["decoded"]),
+        "one decode per keyframe (a burst may straddle two): {counts:?}"
+    );
+    // More distinct pictures than the decoder's queue holds: the rest are told to retry,
+    // and the stream goes on meanwhile.
+    let msn = live_msn(&server);
+    let widths: Vec<String> = (100..300)
+        .map(|w| server.url(&format!("/live/lobby/thumbnail.jpg?width={w}")))
+        .collect();
+    let mut busy = 0;
+    for (status, headers, body) in at_once(widths).into_iter().map(|t| t.join().expect("tile")) {
+        match status {
+            200 => assert_eq!(headers["content-type"], "image/jpeg"),
+            503 => {
+                busy += 1;
+                assert_eq!(headers["retry-after"], "1");
+                assert!(String::from_utf8_lossy(&body).contains("busy"));
+            }
+            _ => panic!("{status}: {}", String::from_utf8_lossy(&body)),
+        }
+    }
+    let after = thumbnail_counts(&server);
+    eprintln!("200 distinct widths at once: {busy} told to retry; {after:?}");
+    assert!(busy > 0, "the queue never filled: {after:?}");
+    assert_eq!(after["busy"] - counts["busy"], busy, "{after:?}");
+    assert_eq!(
+        after["queued"],
+        after["decoded"] + after["failed"],
+        "{after:?}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while live_msn(&server) < msn + 2 {
+        assert!(Instant::now() < deadline, "the stream stalled");
+        std::thread::sleep(Duration::from_millis(100));
     }
     for (path, status) in [
         ("/live/lobby/thumbnail.jpg?width=5", 400),
@@ -671,32 +744,178 @@ fn time_shift_lists_recorded_segments_before_the_in_memory_window() {
     }
 }
 
-#[test]
-fn below_the_free_space_floor_recording_pauses_and_live_goes_on() {
-    // A floor no disk meets: the data disk counts as full.
-    let mut server = Server::with(Settings {
-        min_free_bytes: u64::MAX / 2,
-        ..Settings::default()
-    });
+/// A tmpfs mounted at `mount` while the value lives. Mounting needs CAP_SYS_ADMIN (root,
+/// as CI runs the suite); without it the test fails and says so.
+struct Tmpfs {
+    mount: PathBuf,
+    /// Removed once unmounted (the server's data directory, which holds the mount point).
+    parent: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(parent: &Path, name: &str, bytes: u64) -> Tmpfs {
+        let mount = parent.join(name);
+        std::fs::create_dir_all(&mount).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&mount)
+            .output()
+            .expect("run mount(8)");
+        assert!(
+            out.status.success(),
+            "this test mounts a {bytes}-byte tmpfs at {} and needs root (CAP_SYS_ADMIN) for it: {}",
+            mount.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs {
+            mount,
+            parent: parent.to_path_buf(),
+        }
+    }
+
+    fn free(&self) -> u64 {
+        let out = std::process::Command::new("df")
+            .args(["--output=avail", "-B1"])
+            .arg(&self.mount)
+            .output()
+            .expect("df");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .expect("df avail")
+    }
+
+    /// Writes `path` in 64 KiB blocks until `bytes` are written or the disk is full;
+    /// returns whether it filled up.
+    fn fill(&self, path: &Path, bytes: u64) -> bool {
+        use std::io::Write;
+        let mut f = std::fs::File::create(path).expect("ballast");
+        let block = vec![0x5a_u8; 64 << 10];
+        let mut n = 0;
+        while n < bytes {
+            match f.write_all(&block).and_then(|_| f.sync_all()) {
+                Ok(()) => n += block.len() as u64,
+                Err(e) if e.raw_os_error() == Some(28) => return true, // ENOSPC
+                Err(e) => panic!("ballast: {e}"),
+            }
+        }
+        false
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.mount)
+            .status();
+        let _ = std::fs::remove_dir_all(&self.parent);
+    }
+}
+
+/// A server whose recordings directory is a small tmpfs, recording stream `lobby` from a
+/// looping 640x360 publish; returns once something is recorded.
+fn recording_on_tmpfs(tmpfs_bytes: u64, floor: u64) -> (Tmpfs, Server, Proc) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = Tmpfs::mount(dir.path(), "recordings", tmpfs_bytes);
+    let server = Server::in_dir(
+        dir,
+        Settings {
+            min_free_bytes: floor,
+            ..Settings::default()
+        },
+    );
     let clip = bbb_bframes_as("640x360", "mp4");
     let key = server.add_stream("lobby");
     set(&server, &["lobby", "--record", "on"]);
-    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
-    server.wait_segments("lobby", 3);
-    // Live viewing goes on.
-    assert_eq!(get(&server.url("/live/lobby/video/seg-1.m4s")).0, 200);
-    let line = server.wait_log("recording paused", Duration::from_secs(10));
-    assert!(line.contains("free-space floor"), "{line}");
+    let ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    wait_ranges(&server, "lobby", Duration::from_secs(30), |r| !r.is_empty());
+    (disk, server, ff)
+}
+
+/// The newest media sequence number in the live video playlist.
+fn live_msn(server: &Server) -> u64 {
+    let p = get_text(&server.url("/live/lobby/video.m3u8"));
+    let first: u64 = p
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("media sequence");
+    first + p.matches("#EXTINF").count() as u64
+}
+
+/// While paused: live HLS goes on, the pause is visible in the metrics, nothing is
+/// recorded, and the index matches the files (no partial or temporary file is left).
+fn check_paused(server: &Server) {
     let metrics = get_text(&server.url("/metrics"));
     assert!(
         metrics.contains("streambox_dvr_paused{stream=\"lobby\"} 1"),
         "{metrics}"
     );
-    let (r, _) = ranges(&server, "lobby");
-    assert!(r.is_empty(), "recorded while paused: {r:?}");
-    // With room again, it records (here: after a restart with a floor the disk meets).
-    server.settings.min_free_bytes = 1 << 20;
-    server.kill_and_restart();
-    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
-    wait_ranges(&server, "lobby", Duration::from_secs(30), |r| !r.is_empty());
+    let (before, _) = ranges(server, "lobby");
+    let msn = live_msn(server);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while live_msn(server) < msn + 3 {
+        assert!(Instant::now() < deadline, "live HLS stopped while paused");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(ranges(server, "lobby").0, before, "recorded while paused");
+    index_matches_files(server);
+}
+
+/// Every indexed segment is on disk, and every segment on disk is indexed.
+fn index_matches_files(server: &Server) {
+    let files = recorded(server, "lobby"); // panics on a temporary or stray file
+    let on_disk: usize = files
+        .iter()
+        .filter(|((_, t), _)| t == "video")
+        .map(|(_, (init, segs))| {
+            assert!(
+                *init || segs.is_empty(),
+                "segments without their init segment"
+            );
+            segs.len()
+        })
+        .sum();
+    let (r, _) = ranges(server, "lobby");
+    assert_eq!(r.iter().map(|x| x.2).sum::<usize>(), on_disk, "{r:?}");
+}
+
+#[test]
+fn below_the_free_space_floor_recording_pauses_and_resumes_by_itself() {
+    // A 64 MiB disk with a 16 MiB floor: ballast down to 8 MiB free pauses recording
+    // (the segments would still fit); removing it resumes recording.
+    let (disk, server, _ff) = recording_on_tmpfs(64 << 20, 16 << 20);
+    let ballast = disk.mount.join("ballast");
+    assert!(!disk.fill(&ballast, disk.free() - (8 << 20)));
+    let line = server.wait_log("recording paused", Duration::from_secs(10));
+    assert!(line.contains("free-space floor"), "{line}");
+    check_paused(&server);
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    server.wait_log("recording resumed", Duration::from_secs(10));
+    let (r, gaps) = wait_ranges(&server, "lobby", Duration::from_secs(30), |r| r.len() == 2);
+    assert_eq!(gaps.len(), 1, "{r:?}");
+    assert!(!server.log().contains("recording a segment failed"));
+}
+
+#[test]
+fn a_disk_that_fills_mid_write_pauses_recording_and_it_resumes_by_itself() {
+    // No floor: the writes themselves meet the full disk.
+    let (disk, server, _ff) = recording_on_tmpfs(32 << 20, 0);
+    let ballast = disk.mount.join("ballast");
+    assert!(disk.fill(&ballast, u64::MAX), "the tmpfs never filled");
+    server.wait_log("the data disk is full", Duration::from_secs(15));
+    check_paused(&server);
+    // Room again: recording resumes by itself, after a gap.
+    std::fs::remove_file(&ballast).expect("remove ballast");
+    server.wait_log("recording resumed", Duration::from_secs(10));
+    let (r, gaps) = wait_ranges(&server, "lobby", Duration::from_secs(30), |r| r.len() == 2);
+    assert_eq!(gaps.len(), 1, "{r:?}");
+    index_matches_files(&server);
+    let metrics = get_text(&server.url("/metrics"));
+    assert!(
+        metrics.contains("streambox_dvr_paused{stream=\"lobby\"} 0"),
+        "{metrics}"
+    );
 }

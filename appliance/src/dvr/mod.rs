@@ -74,6 +74,13 @@ struct Job {
     start_wall_ms: i64,
 }
 
+impl Job {
+    /// Bytes of the segment (not counting its init segment).
+    fn bytes(&self) -> u64 {
+        self.parts.iter().map(|p| p.len() as u64).sum()
+    }
+}
+
 /// A written segment: its index row's values.
 struct Written {
     job: Job,
@@ -219,7 +226,7 @@ async fn record(app: App, live: Arc<LiveStream>) {
     let mut changed = live.subscribe();
     let mut next: BTreeMap<TrackId, u64> = BTreeMap::new();
     let mut enabled = false;
-    let mut paused = false;
+    let mut space = Space::default();
     let mut checked = tokio::time::Instant::now() - CHECK_EVERY;
     loop {
         if checked.elapsed() >= CHECK_EVERY {
@@ -237,48 +244,114 @@ async fn record(app: App, live: Arc<LiveStream>) {
                 }
                 Err(e) => warn!(error = %e, "reading recording settings failed"),
             }
-            let floor = app.cfg.dvr.min_free_bytes;
             let free = tokio::task::spawn_blocking({
                 let root = root.clone();
-                move || store::free_bytes(root.parent().unwrap_or(&root))
+                // The recordings directory may be a mount of its own; before the first
+                // recording it does not exist, and its parent tells.
+                move || {
+                    store::free_bytes(&root)
+                        .or_else(|_| store::free_bytes(root.parent().unwrap_or(&root)))
+                }
             })
             .await;
-            let low = matches!(free, Ok(Ok(f)) if f < floor);
-            if low != paused {
-                if low {
-                    warn!(
-                        floor,
-                        "recording paused: the data disk is below its free-space floor"
-                    );
-                } else {
-                    info!("recording resumed: free space is back above the floor");
-                }
-                paused = low;
-                app.metrics
-                    .dvr_paused
-                    .with_label_values(&[&live.name])
-                    .set(i64::from(low));
+            if let Ok(Ok(free)) = free {
+                space.check(free, app.cfg.dvr.min_free_bytes);
             }
         }
+        let paused = app.metrics.dvr_paused.with_label_values(&[&live.name]);
+        paused.set(i64::from(space.paused()));
+        let take = enabled && !space.paused();
         live.recording
-            .store(enabled && !paused, std::sync::atomic::Ordering::Relaxed);
-        let jobs = collect(&live, &mut next, run, enabled && !paused);
+            .store(take, std::sync::atomic::Ordering::Relaxed);
+        let jobs = collect(&live, &mut next, run, take);
         if !jobs.is_empty() {
             let root = root.clone();
             let stream = live.name.clone();
+            let asked: u64 = jobs.iter().map(Job::bytes).sum();
+            let began = std::time::Instant::now();
             match tokio::task::spawn_blocking(move || write(&root, &stream, jobs)).await {
                 Ok((written, err)) => {
+                    let bytes: u64 = written.iter().map(|w| w.bytes).sum();
+                    app.metrics
+                        .dvr_write_seconds
+                        .with_label_values(&[&live.name])
+                        .observe(began.elapsed().as_secs_f64());
                     if let Err(e) = index(&app.db, &live.name, &written).await {
-                        warn!(error = %e, "recording not indexed; its files go at the next start");
+                        warn!(error = %e, "recording not indexed; its segments are removed");
+                        let paths = written.iter().map(|w| w.path.as_str());
+                        if let Err(e) = remove_files(&recordings_dir(&app), paths).await {
+                            warn!(error = %e, "unindexed segments stay until the next start");
+                        }
+                    } else {
+                        app.metrics
+                            .dvr_written_bytes
+                            .with_label_values(&[&live.name])
+                            .inc_by(bytes);
                     }
-                    if let Some(e) = err {
-                        warn!(error = %e, "recording a segment failed");
+                    match err {
+                        Some(e) if disk_full(&e) => {
+                            space.full(app.cfg.dvr.min_free_bytes, asked);
+                            paused.set(1);
+                            checked = tokio::time::Instant::now();
+                        }
+                        Some(e) => warn!(error = %e, "recording a segment failed"),
+                        None => {}
                     }
                 }
                 Err(e) => warn!(error = %e, "recording task failed"),
             }
         }
         let _ = tokio::time::timeout(CHECK_EVERY, changed.changed()).await;
+    }
+}
+
+/// Whether a write failed for want of space (or quota).
+fn disk_full(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// Why a recorder is not writing for want of disk space, if it is not.
+#[derive(Debug, Default)]
+struct Space {
+    /// The disk is below the free-space floor.
+    low: bool,
+    /// A write failed with the disk full: the free bytes to wait for before writing again.
+    full_until: Option<u64>,
+}
+
+impl Space {
+    fn paused(&self) -> bool {
+        self.low || self.full_until.is_some()
+    }
+
+    /// Takes in a reading of the free bytes; logs when recording pauses or resumes.
+    fn check(&mut self, free: u64, floor: u64) {
+        let was = self.paused();
+        self.low = free < floor;
+        if self.full_until.is_some_and(|need| free >= need) {
+            self.full_until = None;
+        }
+        match (was, self.paused()) {
+            (false, true) => warn!(
+                floor,
+                free, "recording paused: the data disk is below its free-space floor"
+            ),
+            (true, false) => info!(free, "recording resumed: the data disk has room again"),
+            _ => {}
+        }
+    }
+
+    /// A write failed with the disk full (the floor set too low for this disk, or
+    /// something else filled it): pause until there is room for a few more segments like
+    /// the `asked` bytes that failed, above the floor.
+    fn full(&mut self, floor: u64, asked: u64) {
+        if self.full_until.is_none() {
+            warn!("recording paused: the data disk is full (a segment was lost)");
+        }
+        self.full_until = Some(floor.saturating_add(asked.max(1 << 20).saturating_mul(4)));
     }
 }
 
@@ -505,6 +578,10 @@ async fn retain_once(app: &App) -> Result<(), DvrError> {
         if !doomed.is_empty() {
             info!(%stream, segments = doomed.len(), "DVR retention deletes the oldest recordings");
             delete(app, &doomed).await?;
+            app.metrics
+                .dvr_deleted_segments
+                .with_label_values(&[&stream])
+                .inc_by(doomed.len() as u64);
         }
     }
     Ok(())

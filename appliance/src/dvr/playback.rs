@@ -58,10 +58,37 @@ pub fn parse_range(start: Option<&str>, end: Option<&str>) -> Result<TimeRange, 
         v.and_then(parse_time)
             .ok_or_else(|| RangeError::Unparsable(format!("{name}={:?}", v.unwrap_or(""))))
     };
-    let (start_ms, end_ms) = (one("start", start)?, one("end", end)?);
-    let now = SystemTime::now()
+    check_range(one("start", start)?, one("end", end)?)
+}
+
+/// Validates the `from` and `to` of a listing; either may be left out: `to` is then now,
+/// and `from` a day before `to`.
+///
+/// # Errors
+/// [`RangeError`] saying what is wrong.
+pub fn parse_span(from: Option<&str>, to: Option<&str>) -> Result<TimeRange, RangeError> {
+    let one = |name: &str, v: &str| {
+        parse_time(v).ok_or_else(|| RangeError::Unparsable(format!("{name}={v:?}")))
+    };
+    let end_ms = match to {
+        Some(t) => one("to", t)?,
+        None => now_ms(),
+    };
+    let start_ms = match from {
+        Some(f) => one("from", f)?,
+        None => end_ms.min(now_ms()) - MAX_RANGE_MS,
+    };
+    check_range(start_ms, end_ms)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn check_range(start_ms: i64, end_ms: i64) -> Result<TimeRange, RangeError> {
+    let now = now_ms();
     if end_ms <= start_ms {
         return Err(RangeError::WrongOrder);
     }
@@ -435,6 +462,23 @@ mod tests {
                 end_ms: 20_000
             })
         );
+        // A listing: the last day by default, its own names in errors.
+        let day = parse_span(None, None).expect("default span");
+        assert_eq!(day.end_ms - day.start_ms, MAX_RANGE_MS);
+        assert!((now_ms() - day.end_ms).abs() < 5_000);
+        assert_eq!(
+            parse_span(Some("10"), None).map(|r| r.start_ms),
+            Err(RangeError::TooLong)
+        );
+        let to = parse_span(None, Some("100000")).expect("span before a time");
+        assert_eq!(
+            (to.start_ms, to.end_ms),
+            (100_000_000 - MAX_RANGE_MS, 100_000_000)
+        );
+        match parse_span(Some("soon"), None) {
+            Err(RangeError::Unparsable(m)) => assert!(m.starts_with("from="), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! | `/dvr/{stream}/manifest.mpd?start=…&end=…` | static DASH manifest of the range |
 //! | `/dvr/{stream}/export.mp4?start=…&end=…` | the range as one progressive MP4, streamed |
 //! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment |
-//! | `/api/streams/{stream}/recordings?from=…&to=…` | recorded ranges and the gaps between them (JSON) |
+//! | `/api/streams/{stream}/recordings?from=…&to=…` | recorded ranges and gaps (JSON; the last day by default) |
 //!
 //! Times are RFC 3339 or Unix seconds. A range in the wrong order, in the future, longer
 //! than a day or with nothing recorded gets a 400 or 404 saying so. Files are served only
@@ -238,7 +238,8 @@ pub struct Span {
     to: Option<String>,
 }
 
-/// Recorded ranges and gaps of a stream, as JSON:
+/// Recorded ranges and gaps of a stream over `from`..`to` (by default the last 24 hours),
+/// as JSON:
 /// `{"stream": …, "ranges": [{"start", "end", "segments"}], "gaps": [{"start", "end"}]}`.
 pub async fn recordings(
     State(app): State<App>,
@@ -248,7 +249,7 @@ pub async fn recordings(
     if let Some(r) = bad_stream(&stream) {
         return r;
     }
-    let range = match playback::parse_range(q.from.as_deref(), q.to.as_deref()) {
+    let range = match playback::parse_span(q.from.as_deref(), q.to.as_deref()) {
         Ok(r) => r,
         Err(e) => return range_error(e),
     };

@@ -9,6 +9,7 @@
 
 use crate::media::h264::AvcConfig;
 use bytes::{BufMut, Bytes, BytesMut};
+use prometheus::IntCounterVec;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -78,6 +79,7 @@ struct State {
 pub struct Thumbnailer {
     jobs: SyncSender<Job>,
     state: Arc<Mutex<State>>,
+    outcomes: IntCounterVec,
 }
 
 impl std::fmt::Debug for Thumbnailer {
@@ -91,16 +93,22 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
 }
 
 impl Thumbnailer {
-    /// Starts the decoding thread.
-    pub fn start() -> Arc<Thumbnailer> {
+    /// Starts the decoding thread. `outcomes` (label `result`) counts requests (cached:
+    /// answered from the cache; shared: joined a decode already asked for; queued: a new
+    /// decode; stale: an older thumbnail while busy; busy: nothing to give) and decodes
+    /// (decoded, failed).
+    pub fn start(outcomes: IntCounterVec) -> Arc<Thumbnailer> {
         let (jobs, rx) = sync_channel::<Job>(QUEUE);
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
+        let counts = outcomes.clone();
         let spawned = std::thread::Builder::new()
             .name("thumbnails".into())
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
                     let result = render(&job.config, &job.data, job.key.width);
+                    let outcome = if result.is_ok() { "decoded" } else { "failed" };
+                    counts.with_label_values(&[outcome]).inc();
                     let mut s = lock(&shared);
                     if let Ok(jpeg) = &result {
                         if s.bytes + jpeg.len() > CACHE_BYTES {
@@ -129,7 +137,11 @@ impl Thumbnailer {
         if let Err(e) = spawned {
             tracing::error!(error = %e, "cannot start the thumbnail thread");
         }
-        Arc::new(Thumbnailer { jobs, state })
+        Arc::new(Thumbnailer {
+            jobs,
+            state,
+            outcomes,
+        })
     }
 
     /// The JPEG of the keyframe `data` (AVCC NAL units decodable with `config`) at
@@ -143,15 +155,18 @@ impl Thumbnailer {
         config: &AvcConfig,
         data: &Bytes,
     ) -> Result<Bytes, ThumbnailError> {
+        let count = |outcome: &str| self.outcomes.with_label_values(&[outcome]).inc();
         let rx = {
             let mut guard = lock(&self.state);
             let s = &mut *guard;
             let made = s.made.get(&(key.source.clone(), key.width));
             if let Some((_, jpeg)) = made.and_then(|m| m.iter().find(|(t, _)| *t == key.time)) {
+                count("cached");
                 return Ok(jpeg.clone());
             }
             let (tx, rx) = oneshot::channel();
             if let Some(waiting) = s.waiting.get_mut(&key) {
+                count("shared");
                 waiting.push(tx);
             } else {
                 let job = Job {
@@ -161,14 +176,14 @@ impl Thumbnailer {
                 };
                 match self.jobs.try_send(job) {
                     Ok(()) => {
+                        count("queued");
                         s.waiting.insert(key.clone(), vec![tx]);
                     }
                     Err(TrySendError::Full(_)) => {
                         // Behind: the newest picture already made, if any.
-                        return made
-                            .and_then(|m| m.last())
-                            .map(|(_, jpeg)| jpeg.clone())
-                            .ok_or(ThumbnailError::Busy);
+                        let stale = made.and_then(|m| m.last()).map(|(_, jpeg)| jpeg.clone());
+                        count(if stale.is_some() { "stale" } else { "busy" });
+                        return stale.ok_or(ThumbnailError::Busy);
                     }
                     Err(TrySendError::Disconnected(_)) => return Err(ThumbnailError::Stopped),
                 }

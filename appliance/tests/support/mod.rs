@@ -156,7 +156,11 @@ impl Server {
     }
 
     pub fn with(s: Settings) -> Server {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Server::in_dir(tempfile::tempdir().expect("tempdir"), s)
+    }
+
+    /// Starts the server on a data directory the test has prepared.
+    pub fn in_dir(dir: tempfile::TempDir, s: Settings) -> Server {
         let (child, rtmp, http, rtsp) = launch(dir.path(), &s);
         Server {
             child,
