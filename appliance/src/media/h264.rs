@@ -3,7 +3,7 @@
 //! of AVCC (length-prefixed) access units.
 
 use super::bits::{BitReader, EndOfData};
-use bytes::Bytes;
+use bytes::{BufMut, Bytes, BytesMut};
 
 /// Why H.264 data was rejected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -208,6 +208,66 @@ impl AvcConfig {
         }
         out.extend_from_slice(au);
         Bytes::from(out)
+    }
+}
+
+/// An AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1) for one SPS and PPS,
+/// with 4-byte NAL length prefixes.
+pub fn avc_decoder_configuration(sps: &[u8], pps: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(11 + sps.len() + pps.len());
+    b.put_u8(1);
+    b.put_slice(sps.get(1..4).unwrap_or(&[0, 0, 0]));
+    b.put_u8(0xff); // lengthSizeMinusOne = 3
+    b.put_u8(0xe1); // one SPS
+    b.put_u16(sps.len().min(usize::from(u16::MAX)) as u16);
+    b.put_slice(&sps[..sps.len().min(usize::from(u16::MAX))]);
+    b.put_u8(1); // one PPS
+    b.put_u16(pps.len().min(usize::from(u16::MAX)) as u16);
+    b.put_slice(&pps[..pps.len().min(usize::from(u16::MAX))]);
+    b.freeze()
+}
+
+impl AvcConfig {
+    /// The access unit `au` (this config's length-prefixed NAL units) in Annex B byte
+    /// stream format (ISO/IEC 14496-10 Annex B: 4-byte start codes), as decoders take it;
+    /// with this config's SPS and PPS first when `with_parameter_sets`.
+    ///
+    /// # Errors
+    /// [`H264Error::NalOverrun`] when a length prefix points past the end.
+    pub fn annex_b(&self, au: &[u8], with_parameter_sets: bool) -> Result<Vec<u8>, H264Error> {
+        let mut out = Vec::with_capacity(au.len() + 64);
+        if with_parameter_sets {
+            for nal in self.sps.iter().chain(self.pps.iter()) {
+                out.extend_from_slice(&[0, 0, 0, 1]);
+                out.extend_from_slice(nal);
+            }
+        }
+        let n = usize::from(self.nal_length_size);
+        let mut pos = 0;
+        while pos < au.len() {
+            let left = au.len() - pos;
+            if left < n {
+                return Err(H264Error::NalOverrun {
+                    offset: pos,
+                    len: n,
+                    left,
+                });
+            }
+            let len = au[pos..pos + n]
+                .iter()
+                .fold(0usize, |acc, &x| (acc << 8) | usize::from(x));
+            if len > left - n {
+                return Err(H264Error::NalOverrun {
+                    offset: pos,
+                    len,
+                    left: left - n,
+                });
+            }
+            out.extend_from_slice(&[0, 0, 0, 1]);
+            out.extend_from_slice(&au[pos + n..pos + n + len]);
+            pos += n + len;
+        }
+        Ok(out)
     }
 }
 

@@ -112,7 +112,7 @@ impl H264Depacketizer {
     /// The AVCDecoderConfigurationRecord of the SDP's `sprop-parameter-sets`, when it
     /// had both an SPS and a PPS.
     pub fn announced_config(&self) -> Option<Bytes> {
-        Some(avc_decoder_configuration(
+        Some(crate::media::h264::avc_decoder_configuration(
             self.sps.as_ref()?,
             self.pps.as_ref()?,
         ))
@@ -265,7 +265,7 @@ impl H264Depacketizer {
         let params = match (&self.sps, &self.pps) {
             (Some(sps), Some(pps)) if self.params_changed => {
                 self.params_changed = false;
-                Some(avc_decoder_configuration(sps, pps))
+                Some(crate::media::h264::avc_decoder_configuration(sps, pps))
             }
             _ => None,
         };
@@ -276,22 +276,6 @@ impl H264Depacketizer {
             params,
         });
     }
-}
-
-/// An AVCDecoderConfigurationRecord (ISO/IEC 14496-15 §5.3.3.1) for one SPS and PPS,
-/// with 4-byte NAL length prefixes.
-pub fn avc_decoder_configuration(sps: &[u8], pps: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(11 + sps.len() + pps.len());
-    b.put_u8(1);
-    b.put_slice(sps.get(1..4).unwrap_or(&[0, 0, 0]));
-    b.put_u8(0xff); // lengthSizeMinusOne = 3
-    b.put_u8(0xe1); // one SPS
-    b.put_u16(sps.len().min(usize::from(u16::MAX)) as u16);
-    b.put_slice(&sps[..sps.len().min(usize::from(u16::MAX))]);
-    b.put_u8(1); // one PPS
-    b.put_u16(pps.len().min(usize::from(u16::MAX)) as u16);
-    b.put_slice(&pps[..pps.len().min(usize::from(u16::MAX))]);
-    b.freeze()
 }
 
 /// Reassembles AAC access units from RFC 3640 payloads.

@@ -5,7 +5,11 @@
 //! | ITU-T G.711 (A-law, µ-law) | [`g711`] |
 //! | ISO/IEC 14496-3 (AAC-LC, through fdk-aac) | [`aac`] |
 //! | ISO/IEC 14496-10 decoding (OpenH264) to JPEG thumbnails | [`thumbnail`] |
+//! | ISO/IEC 14496-10 decoding, scaling and encoding (OpenH264) for ABR rungs | [`video`] |
+//! | the ABR ladder: rungs, sizes, bitrates | [`ladder`] |
 
 pub mod aac;
 pub mod g711;
+pub mod ladder;
 pub mod thumbnail;
+pub mod video;

@@ -8,7 +8,7 @@
 //! keyframe), or [`ThumbnailError::Busy`]; ingest never waits on any of this.
 
 use crate::media::h264::AvcConfig;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use prometheus::IntCounterVec;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
@@ -194,37 +194,12 @@ impl Thumbnailer {
     }
 }
 
-/// Annex B (start codes) of the parameter sets and a keyframe's AVCC NAL units.
-fn annex_b(config: &AvcConfig, data: &[u8]) -> Result<Bytes, ThumbnailError> {
-    let mut out = BytesMut::with_capacity(data.len() + 64);
-    for nal in config.sps.iter().chain(config.pps.iter()) {
-        out.put_slice(&[0, 0, 0, 1]);
-        out.put_slice(nal);
-    }
-    let n = usize::from(config.nal_length_size);
-    let mut rest = data;
-    while !rest.is_empty() {
-        if rest.len() < n {
-            return Err(ThumbnailError::Decode("truncated NAL length".into()));
-        }
-        let len = rest[..n]
-            .iter()
-            .fold(0usize, |a, b| (a << 8) | usize::from(*b));
-        rest = &rest[n..];
-        if len > rest.len() {
-            return Err(ThumbnailError::Decode("NAL unit overruns the frame".into()));
-        }
-        out.put_slice(&[0, 0, 0, 1]);
-        out.put_slice(&rest[..len]);
-        rest = &rest[len..];
-    }
-    Ok(out.freeze())
-}
-
 /// Decodes, scales and encodes one keyframe. Runs on the worker thread.
 fn render(config: &AvcConfig, data: &[u8], width: u32) -> Result<Bytes, ThumbnailError> {
     use openh264::formats::YUVSource;
-    let stream = annex_b(config, data)?;
+    let stream = config
+        .annex_b(data, true)
+        .map_err(|e| ThumbnailError::Decode(e.to_string()))?;
     let mut decoder =
         openh264::decoder::Decoder::new().map_err(|e| ThumbnailError::Decode(e.to_string()))?;
     let decode_error = |e: openh264::Error| ThumbnailError::Decode(e.to_string());
@@ -266,7 +241,7 @@ mod tests {
     #[test]
     fn garbage_is_a_decode_error_not_a_panic() {
         let config = AvcConfig::parse(Bytes::from_static(BBB_AVCC)).expect("avcC");
-        assert!(annex_b(&config, &[0, 0, 0, 9, 0x65]).is_err());
+        assert!(config.annex_b(&[0, 0, 0, 9, 0x65], true).is_err());
         for data in [&[0u8, 0, 0, 2, 0x65, 0x88][..], &[0, 0, 0, 1, 0x41]] {
             assert!(render(&config, data, 320).is_err(), "{data:?}");
         }

@@ -1,0 +1,535 @@
+//! The video stages of a rung: H.264 decoding and encoding with OpenH264, and scaling
+//! with fast_image_resize. Blocking; each runs on a dedicated thread.
+//!
+//! - [`VideoDecoder`]: access units in decode order (AVCC, ISO/IEC 14496-15) to I420
+//!   pictures in presentation order, each with its PTS (ticks of the 90 kHz clock) and
+//!   whether it was a source keyframe.
+//! - [`Scaler`]: an I420 picture to another size (each plane on its own, bilinear).
+//! - [`VideoEncoder`]: I420 pictures to H.264 Constrained Baseline access units (no
+//!   B-frames, so decode order is presentation order), an IDR exactly where asked and
+//!   nowhere else, at a target bitrate; its SPS/PPS as an avcC record.
+
+use crate::media::h264::{avc_decoder_configuration, AvcConfig};
+use bytes::Bytes;
+use fast_image_resize as fr;
+use openh264::decoder::{DecodeOptions, Decoder, DecoderConfig, Flush};
+use openh264::encoder::{
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode,
+    SpsPpsStrategy, UsageType,
+};
+use openh264::formats::YUVSource;
+use openh264::{OpenH264API, Timestamp};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// A video stage failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum VideoError {
+    /// OpenH264 rejected an access unit (or could not start).
+    #[error("H.264 decoding: {0}")]
+    Decode(String),
+    /// OpenH264 could not encode a picture (or could not start).
+    #[error("H.264 encoding: {0}")]
+    Encode(String),
+    /// The scaler refused the sizes.
+    #[error("scaling: {0}")]
+    Scale(String),
+}
+
+/// An uncompressed picture, I420 (YUV 4:2:0, planar), planes packed without padding:
+/// `y` is `width × height` bytes, `u` and `v` are `⌈width/2⌉ × ⌈height/2⌉`.
+#[derive(Debug, Clone)]
+pub struct Picture {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Luma plane.
+    pub y: Vec<u8>,
+    /// Cb plane.
+    pub u: Vec<u8>,
+    /// Cr plane.
+    pub v: Vec<u8>,
+}
+
+impl Picture {
+    /// Chroma plane width and height.
+    pub fn chroma_size(&self) -> (u32, u32) {
+        (self.width.div_ceil(2), self.height.div_ceil(2))
+    }
+
+    /// A picture of one flat colour (for tests and fill-ins).
+    pub fn flat(width: u32, height: u32, y: u8, u: u8, v: u8) -> Picture {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        Picture {
+            width,
+            height,
+            y: vec![y; (width * height) as usize],
+            u: vec![u; (cw * ch) as usize],
+            v: vec![v; (cw * ch) as usize],
+        }
+    }
+
+    fn from_decoded(d: &impl YUVSource) -> Picture {
+        let (w, h) = d.dimensions();
+        let (sy, su, sv) = d.strides();
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let plane = |src: &[u8], stride: usize, pw: usize, ph: usize| {
+            let mut out = Vec::with_capacity(pw * ph);
+            for row in 0..ph {
+                let start = row * stride;
+                out.extend_from_slice(src.get(start..start + pw).unwrap_or(&[]));
+            }
+            out.resize(pw * ph, 0);
+            out
+        };
+        Picture {
+            width: w as u32,
+            height: h as u32,
+            y: plane(d.y(), sy, w, h),
+            u: plane(d.u(), su, cw, ch),
+            v: plane(d.v(), sv, cw, ch),
+        }
+    }
+}
+
+impl YUVSource for Picture {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.width as usize, self.height as usize)
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        let cw = self.chroma_size().0 as usize;
+        (self.width as usize, cw, cw)
+    }
+
+    fn y(&self) -> &[u8] {
+        &self.y
+    }
+
+    fn u(&self) -> &[u8] {
+        &self.u
+    }
+
+    fn v(&self) -> &[u8] {
+        &self.v
+    }
+}
+
+/// A decoded picture and where it belongs in the source.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// The picture.
+    pub picture: std::sync::Arc<Picture>,
+    /// Presentation time, ticks of the 90 kHz clock.
+    pub pts: i64,
+    /// The source frame was a keyframe (IDR): rungs start a GOP here.
+    pub keyframe: bool,
+    /// Arrival of the source frame, for latency.
+    pub received: Instant,
+}
+
+/// An OpenH264 decoder that hands pictures back in presentation order with their times.
+///
+/// OpenH264 reorders B-frames itself but does not carry timestamps through, so the
+/// decoder keeps the presentation times of the frames it was given and gives each
+/// picture out the smallest one pending: pictures leave a decoder in presentation order
+/// (ISO/IEC 14496-10 §C.4.5.3).
+pub struct VideoDecoder {
+    decoder: Decoder,
+    /// PTS of frames given and not yet output → (keyframe, arrival).
+    pending: BTreeMap<i64, (bool, Instant)>,
+    /// The parameter sets went in with the last keyframe; a new config sends them again.
+    config: Option<Bytes>,
+}
+
+impl std::fmt::Debug for VideoDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VideoDecoder")
+            .field("pending", &self.pending.len())
+            .finish()
+    }
+}
+
+/// Pictures a decoder may hold before the oldest pending time is given up for lost
+/// (a frame OpenH264 swallowed without output).
+const MAX_PENDING: usize = 32;
+
+impl VideoDecoder {
+    /// A new decoder.
+    ///
+    /// # Errors
+    /// [`VideoError::Decode`] when OpenH264 cannot start.
+    pub fn new() -> Result<VideoDecoder, VideoError> {
+        let decoder = Decoder::with_api_config(
+            OpenH264API::from_source(),
+            DecoderConfig::new().flush_after_decode(Flush::NoFlush),
+        )
+        .map_err(|e| VideoError::Decode(e.to_string()))?;
+        Ok(VideoDecoder {
+            decoder,
+            pending: BTreeMap::new(),
+            config: None,
+        })
+    }
+
+    /// Decodes one access unit (`data`, AVCC for `config`) presented at `pts`; returns
+    /// the pictures that became ready, in presentation order.
+    ///
+    /// # Errors
+    /// [`VideoError::Decode`] for an access unit OpenH264 rejects; the caller should skip
+    /// to the next keyframe.
+    pub fn decode(
+        &mut self,
+        config: &AvcConfig,
+        data: &[u8],
+        pts: i64,
+        keyframe: bool,
+        received: Instant,
+    ) -> Result<Vec<Decoded>, VideoError> {
+        let fresh = self.config.as_ref() != Some(&config.record);
+        let stream = config
+            .annex_b(data, keyframe || fresh)
+            .map_err(|e| VideoError::Decode(e.to_string()))?;
+        if keyframe || fresh {
+            self.config = Some(config.record.clone());
+        }
+        self.pending.insert(pts, (keyframe, received));
+        let picture = self
+            .decoder
+            .decode_with_options(
+                &stream,
+                DecodeOptions::new().flush_after_decode(Flush::NoFlush),
+            )
+            .map_err(|e| VideoError::Decode(e.to_string()))?
+            .map(|p| Picture::from_decoded(&p));
+        let mut out = Vec::new();
+        if let Some(p) = picture {
+            out.extend(self.timed(p));
+        }
+        while self.pending.len() > MAX_PENDING {
+            self.pending.pop_first();
+        }
+        Ok(out)
+    }
+
+    /// The pictures still held (the source ended or changed parameters).
+    pub fn flush(&mut self) -> Vec<Decoded> {
+        let pictures: Vec<Picture> = match self.decoder.flush_remaining() {
+            Ok(rest) => rest.iter().map(Picture::from_decoded).collect(),
+            Err(_) => Vec::new(),
+        };
+        let out = pictures.into_iter().filter_map(|p| self.timed(p)).collect();
+        self.pending.clear();
+        out
+    }
+
+    fn timed(&mut self, picture: Picture) -> Option<Decoded> {
+        let (pts, (keyframe, received)) = self.pending.pop_first()?;
+        Some(Decoded {
+            picture: std::sync::Arc::new(picture),
+            pts,
+            keyframe,
+            received,
+        })
+    }
+}
+
+/// Scales I420 pictures to one output size.
+pub struct Scaler {
+    resizer: fr::Resizer,
+    options: fr::ResizeOptions,
+    width: u32,
+    height: u32,
+}
+
+impl std::fmt::Debug for Scaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Scaler({}x{})", self.width, self.height)
+    }
+}
+
+impl Scaler {
+    /// A scaler to `width`×`height` pixels.
+    pub fn new(width: u32, height: u32) -> Scaler {
+        Scaler {
+            resizer: fr::Resizer::new(),
+            options: fr::ResizeOptions::new()
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)),
+            width,
+            height,
+        }
+    }
+
+    /// `src` scaled to this scaler's size (the whole picture: the caller chose a size
+    /// with the same aspect ratio).
+    ///
+    /// # Errors
+    /// [`VideoError::Scale`] for an empty or inconsistent picture.
+    pub fn scale(&mut self, src: &Picture) -> Result<Picture, VideoError> {
+        let mut out = Picture::flat(self.width, self.height, 0, 128, 128);
+        let (scw, sch) = src.chroma_size();
+        let (dcw, dch) = out.chroma_size();
+        let planes = [
+            (&src.y, src.width, src.height, &mut out.y, self.width, self.height),
+            (&src.u, scw, sch, &mut out.u, dcw, dch),
+            (&src.v, scw, sch, &mut out.v, dcw, dch),
+        ];
+        for (s, sw, sh, d, dw, dh) in planes {
+            let from = fr::images::ImageRef::new(sw, sh, s, fr::PixelType::U8)
+                .map_err(|e| VideoError::Scale(e.to_string()))?;
+            let mut to = fr::images::Image::from_slice_u8(dw, dh, d, fr::PixelType::U8)
+                .map_err(|e| VideoError::Scale(e.to_string()))?;
+            self.resizer
+                .resize(&from, &mut to, &self.options)
+                .map_err(|e| VideoError::Scale(e.to_string()))?;
+        }
+        Ok(out)
+    }
+}
+
+/// One encoded access unit.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    /// AVCC NAL units (4-byte lengths), without parameter sets.
+    pub data: Bytes,
+    /// An IDR picture.
+    pub idr: bool,
+}
+
+/// An OpenH264 encoder for one rung.
+pub struct VideoEncoder {
+    encoder: Encoder,
+    /// The SPS/PPS of the stream so far, as an avcC record.
+    config: Option<AvcConfig>,
+}
+
+impl std::fmt::Debug for VideoEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("VideoEncoder")
+    }
+}
+
+/// Splits an Annex B byte stream into NAL units (without start codes).
+fn nal_units(stream: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
+            starts.push((i, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (k, &(_, body)) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(stream.len(), |s| s.0);
+        // A 4-byte start code leaves its leading zero behind the previous unit.
+        while end > body && stream[end - 1] == 0 && k + 1 < starts.len() {
+            end -= 1;
+        }
+        if end > body {
+            out.push(&stream[body..end]);
+        }
+    }
+    out
+}
+
+impl VideoEncoder {
+    /// An encoder at `bitrate` bit/s for pictures at up to `fps` frames per second.
+    /// Keyframes come only where [`VideoEncoder::encode`] asks for them.
+    ///
+    /// # Errors
+    /// [`VideoError::Encode`] when OpenH264 cannot start.
+    pub fn new(bitrate: u32, fps: f64) -> Result<VideoEncoder, VideoError> {
+        let config = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(bitrate))
+            .max_frame_rate(FrameRate::from_hz(fps as f32))
+            .rate_control_mode(RateControlMode::Bitrate)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .complexity(Complexity::Low)
+            .skip_frames(false)
+            .scene_change_detect(false)
+            .intra_frame_period(IntraFramePeriod::from_num_frames(0))
+            .sps_pps_strategy(SpsPpsStrategy::ConstantId)
+            .num_threads(1);
+        let encoder = Encoder::with_api_config(OpenH264API::from_source(), config)
+            .map_err(|e| VideoError::Encode(e.to_string()))?;
+        Ok(VideoEncoder {
+            encoder,
+            config: None,
+        })
+    }
+
+    /// Encodes `picture` (shown at `pts_ms`); an IDR when `idr`. Returns the access
+    /// unit, and the avcC config when it is new (the first picture, or new parameter
+    /// sets). `None` when the encoder produced nothing for this picture.
+    ///
+    /// # Errors
+    /// [`VideoError::Encode`].
+    pub fn encode(
+        &mut self,
+        picture: &Picture,
+        idr: bool,
+        pts_ms: u64,
+    ) -> Result<Option<(Encoded, Option<AvcConfig>)>, VideoError> {
+        if idr {
+            self.encoder.force_intra_frame();
+        }
+        let stream = self
+            .encoder
+            .encode_at(picture, Timestamp::from_millis(pts_ms))
+            .map_err(|e| VideoError::Encode(e.to_string()))?
+            .to_vec();
+        let mut sps = None;
+        let mut pps = None;
+        let mut data = Vec::with_capacity(stream.len());
+        let mut is_idr = false;
+        for nal in nal_units(&stream) {
+            match nal[0] & 0x1f {
+                7 => sps = Some(nal),
+                8 => pps = Some(nal),
+                9 | 12 => {} // access unit delimiters and filler
+                t => {
+                    is_idr |= t == 5;
+                    data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                    data.extend_from_slice(nal);
+                }
+            }
+        }
+        if data.is_empty() {
+            return Ok(None);
+        }
+        let mut new_config = None;
+        if let (Some(sps), Some(pps)) = (sps, pps) {
+            let record = avc_decoder_configuration(sps, pps);
+            if self.config.as_ref().map(|c| &c.record) != Some(&record) {
+                let c = AvcConfig::parse(record).map_err(|e| VideoError::Encode(e.to_string()))?;
+                self.config = Some(c.clone());
+                new_config = Some(c);
+            }
+        }
+        if self.config.is_none() {
+            return Err(VideoError::Encode(
+                "the first picture came without SPS and PPS".into(),
+            ));
+        }
+        Ok(Some((
+            Encoded {
+                data: Bytes::from(data),
+                idr: is_idr,
+            },
+            new_config,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A moving test pattern: diagonal bands that shift with `t`.
+    fn pattern(width: u32, height: u32, t: u32) -> Picture {
+        let mut p = Picture::flat(width, height, 0, 128, 128);
+        for y in 0..height {
+            for x in 0..width {
+                p.y[(y * width + x) as usize] = ((x + y + 4 * t) % 256) as u8;
+            }
+        }
+        let (cw, ch) = p.chroma_size();
+        for y in 0..ch {
+            for x in 0..cw {
+                p.u[(y * cw + x) as usize] = (64 + (x * 2 + t) % 128) as u8;
+                p.v[(y * cw + x) as usize] = (64 + (y * 2) % 128) as u8;
+            }
+        }
+        p
+    }
+
+    fn psnr(a: &[u8], b: &[u8]) -> f64 {
+        let mse: f64 = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum::<f64>()
+            / a.len() as f64;
+        10.0 * (255.0 * 255.0 / mse.max(1e-9)).log10()
+    }
+
+    #[test]
+    fn annex_b_splits_into_nal_units() {
+        let s = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0];
+        assert_eq!(
+            nal_units(&s),
+            vec![&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 0]]
+        );
+        assert!(nal_units(&[1, 2, 3]).is_empty());
+    }
+
+    #[test]
+    fn encode_scale_decode_round_trip_with_idrs_only_where_asked() {
+        let mut scaler = Scaler::new(320, 180);
+        let mut enc = VideoEncoder::new(800_000, 25.0).expect("encoder");
+        let mut dec = VideoDecoder::new().expect("decoder");
+        let mut config = None;
+        let mut idrs = Vec::new();
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        for t in 0..30u32 {
+            let src = pattern(640, 360, t);
+            let small = scaler.scale(&src).expect("scale");
+            assert_eq!((small.width, small.height, small.y.len()), (320, 180, 320 * 180));
+            let key = t % 10 == 0;
+            let (au, new) = enc
+                .encode(&small, key, u64::from(t) * 40)
+                .expect("encode")
+                .expect("a picture");
+            if let Some(c) = new {
+                assert_eq!((c.width, c.height), (320, 180));
+                config = Some(c);
+            }
+            if au.idr {
+                idrs.push(t);
+            }
+            let c = config.as_ref().expect("config with the first picture");
+            out.extend(
+                dec.decode(c, &au.data, i64::from(t) * 3600, au.idr, t0)
+                    .expect("decode"),
+            );
+        }
+        out.extend(dec.flush());
+        assert_eq!(idrs, [0, 10, 20], "an IDR where asked, nowhere else");
+        assert_eq!(out.len(), 30);
+        let pts: Vec<i64> = out.iter().map(|d| d.pts).collect();
+        assert_eq!(pts, (0..30).map(|t| t * 3600).collect::<Vec<_>>());
+        assert!(out[10].keyframe && !out[11].keyframe);
+        // The decoded picture looks like the scaled source.
+        let reference = scaler.scale(&pattern(640, 360, 29)).expect("scale");
+        let db = psnr(&out[29].picture.y, &reference.y);
+        assert!(db > 30.0, "{db} dB");
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let config = AvcConfig::parse(Bytes::from_static(
+            crate::media::h264::tests::BBB_AVCC,
+        ))
+        .expect("avcC");
+        let mut dec = VideoDecoder::new().expect("decoder");
+        assert!(dec
+            .decode(&config, &[0, 0, 0, 9, 0x65], 0, true, Instant::now())
+            .is_err());
+        let _ = dec.decode(&config, &[0, 0, 0, 2, 0x65, 0x88], 0, true, Instant::now());
+        let _ = dec.flush();
+        let mut s = Scaler::new(16, 16);
+        let bad = Picture {
+            width: 64,
+            height: 64,
+            y: vec![0; 10],
+            u: vec![],
+            v: vec![],
+        };
+        assert!(s.scale(&bad).is_err());
+    }
+}
