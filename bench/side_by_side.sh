@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()
 command -v ffmpeg >/dev/null || packages+=(ffmpeg)
+command -v nasm >/dev/null || packages+=(nasm)
 command -v nginx >/dev/null || packages+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || packages+=(libnginx-mod-rtmp)
 /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null ||

@@ -14,6 +14,8 @@ fi
 packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || packages+=(ffmpeg)
 command -v cc >/dev/null || packages+=(build-essential)
+# OpenH264's SIMD assembly (thumbnails, ABR rungs): without nasm it builds, 2-4x slower.
+command -v nasm >/dev/null || packages+=(nasm)
 command -v chromium >/dev/null || packages+=(chromium)
 command -v npm >/dev/null || packages+=(nodejs npm)
 # GStreamer plays our RTSP output: rtspsrc and the depayloaders, parsers and decoders.

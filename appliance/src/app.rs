@@ -16,6 +16,8 @@ pub struct LiveEntry {
     pub hub: Arc<Hub>,
     /// Segments, parts and playlists.
     pub output: Arc<LiveStream>,
+    /// The ABR rungs made from it.
+    pub renditions: Arc<crate::transcode::rendition::Renditions>,
 }
 
 /// Shared service state; cheap to clone.
@@ -55,7 +57,18 @@ impl App {
         let hub = Hub::new(name);
         let output = packager::spawn(hub.clone(), self.cfg.live.clone(), self.metrics.clone());
         crate::dvr::recorder(self.clone(), output.clone());
-        let e = LiveEntry { hub, output };
+        let renditions = Arc::new(crate::transcode::rendition::Renditions::default());
+        crate::transcode::rendition::supervise(
+            self.clone(),
+            hub.clone(),
+            output.clone(),
+            renditions.clone(),
+        );
+        let e = LiveEntry {
+            hub,
+            output,
+            renditions,
+        };
         map.insert(name.to_string(), e.clone());
         e
     }

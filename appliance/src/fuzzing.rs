@@ -60,9 +60,9 @@ pub fn flv_session(data: &[u8]) -> Window {
     }
     seg.finish(&mut w);
     w.ended = true;
-    let _ = hls::multivariant(&w);
+    let _ = hls::multivariant(&w, &[]);
     for t in TrackId::ALL {
-        let _ = hls::media_playlist(&w, t, 1.0, 0.2, &[]);
+        let _ = hls::media_playlist(&w, t, t.name(), 1.0, 0.2, &[]);
     }
     let _ = dash::manifest(&w, 1.0, 4.0, "http://localhost/time", &BTreeMap::new());
     w

@@ -86,6 +86,20 @@ impl Hub {
         })
     }
 
+    /// A new idle hub named `name` on `leader`'s clock (the same stream time zero), for
+    /// a rendition made from the leader's frames.
+    pub fn follower(leader: &Hub, name: &str) -> Arc<Hub> {
+        let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Arc::new(Hub {
+            name: name.to_string(),
+            origin: leader.origin,
+            origin_instant: leader.origin_instant,
+            inner: Mutex::new(Inner::default()),
+            tx,
+            state: watch::Sender::new(PublishState::Idle),
+        })
+    }
+
     /// The stream name.
     pub fn name(&self) -> &str {
         &self.name

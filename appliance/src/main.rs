@@ -121,7 +121,7 @@ enum StreamCommand {
         /// Stream name.
         name: String,
     },
-    /// Change a stream's (or camera's) recording settings.
+    /// Change a stream's (or camera's) recording settings and ABR ladder.
     Set {
         /// Stream or camera name.
         name: String,
@@ -134,6 +134,11 @@ enum StreamCommand {
         /// Delete the oldest recordings beyond this size (50GB, 500MiB…, or none).
         #[arg(long)]
         keep_bytes: Option<String>,
+        /// ABR renditions made from the source, highest first: 1080p,720p,480p,360p
+        /// (each optionally :BITRATE and :FPS, e.g. 480p:900k:15fps), a preset
+        /// (standard, full), or source for passthrough only.
+        #[arg(long)]
+        ladder: Option<String>,
     },
     /// Replace a stream's key; the old key stops working at once.
     RotateKey {
@@ -300,7 +305,13 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             record,
             keep,
             keep_bytes,
+            ladder,
         } => {
+            let ladder: Option<streambox::transcode::ladder::Ladder> = ladder
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--ladder: {e}"))?;
             let change = dvr_settings::SettingsChange {
                 enabled: record.map(|r| r == "on"),
                 keep_secs: keep.as_deref().map(dvr_settings::parse_keep).transpose()?,
@@ -310,6 +321,12 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
                     .transpose()?,
             };
             let s = dvr_settings::set(&pool, &name, change).await?;
+            if let Some(l) = &ladder {
+                if !streambox::transcode::ladder::set(&pool, &name, l).await? {
+                    anyhow::bail!("no stream or camera named {name:?}");
+                }
+            }
+            let ladder = streambox::transcode::ladder::get(&pool, &name).await?;
             db::audit(&pool, "cli", "stream.set", &name).await?;
             let keep = s.keep_secs.map_or("no age limit".into(), |k| {
                 humantime::format_duration(std::time::Duration::from_secs(k as u64)).to_string()
@@ -318,7 +335,7 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
                 bytesize::ByteSize(b as u64).to_string()
             });
             println!(
-                "{name}: recording {}, keep {keep}, {bytes}",
+                "{name}: recording {}, keep {keep}, {bytes}; ladder {ladder}",
                 if s.enabled { "on" } else { "off" }
             );
         }

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub dvr_deleted_segments: IntCounterVec,
     /// Seconds one recorder batch took to write (files, fsyncs, renames), by stream.
     pub dvr_write_seconds: HistogramVec,
+    /// 1 while an ABR rung is being made, 0 once stopped or dropped under overload.
+    pub rendition_running: IntGaugeVec,
     /// Thumbnail requests by outcome (`result`: cached, shared, queued, stale, busy) and
     /// decodes by outcome (decoded, failed).
     pub thumbnails: IntCounterVec,
@@ -163,6 +165,12 @@ impl Metrics {
                 "streambox_dvr_write_seconds",
                 "Time to write one batch of recorded segments durably",
                 &["stream"],
+            ),
+            rendition_running: gauge(
+                &r,
+                "streambox_rendition_running",
+                "1 while an ABR rung is being made; 0 once stopped or dropped under overload",
+                &["stream", "rendition"],
             ),
             thumbnails: counter(
                 &r,

@@ -9,6 +9,7 @@
 //! | `/live/{stream}/{track}/init-{epoch}.mp4` | init segment |
 //! | `/live/{stream}/{track}/seg-{msn}.m4s` | segment (its parts, concatenated) |
 //! | `/live/{stream}/{track}/part-{msn}-{i}.m4s` | partial segment; the next one blocks |
+//! | `/live/{stream}/{rung}.m3u8`, `/live/{stream}/{rung}/…` | an ABR rung (`720p`): its video, as a track |
 //!
 //! Playlists are cacheable for a second (blocking reloads, whose URLs are unique, for
 //! longer); media is immutable. Errors are plain text that no cache keeps.
@@ -113,7 +114,20 @@ pub async fn playlist(
         Err(r) => return r,
     };
     let track = file.strip_suffix(".m3u8").and_then(TrackId::from_name);
-    if track.is_none() && file != "index.m3u8" && file != "manifest.mpd" {
+    // An ABR rung's media playlist: `720p.m3u8`.
+    let rung = match file.strip_suffix(".m3u8") {
+        Some(name) if track.is_none() && name != "index" => match e.renditions.get(name) {
+            Some(r) => Some(r),
+            None => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    format!("no {file:?} in stream {stream:?}"),
+                )
+            }
+        },
+        _ => None,
+    };
+    if track.is_none() && rung.is_none() && file != "index.m3u8" && file != "manifest.mpd" {
         return error(
             StatusCode::NOT_FOUND,
             format!("no {file:?} in stream {stream:?}"),
@@ -123,13 +137,19 @@ pub async fn playlist(
         .playlist_requests
         .with_label_values(&[&stream])
         .inc();
+    if let Some(r) = rung {
+        if let Err(resp) = wait_playable(&r.output).await {
+            return resp;
+        }
+        return media_playlist(&app, &r.output, TrackId::Video, &r.name, &q).await;
+    }
     let live = &*e.output;
     let cfg = &live.cfg;
     if let Err(r) = wait_playable(live).await {
         return r;
     }
     match file.as_str() {
-        "index.m3u8" => match hls::multivariant(&live.read()) {
+        "index.m3u8" => match hls::multivariant(&live.read(), &rungs(&e)) {
             Some(body) => text(PLAYLIST, "public, max-age=2", body),
             None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
         },
@@ -160,13 +180,22 @@ pub async fn playlist(
             text(MPD, "public, max-age=1", body)
         }
         _ => match track {
-            Some(track) => media_playlist(&app, live, track, &q).await,
+            Some(track) => media_playlist(&app, live, track, track.name(), &q).await,
             None => error(
                 StatusCode::NOT_FOUND,
                 format!("no {file:?} in stream {stream:?}"),
             ),
         },
     }
+}
+
+/// The variants of the stream's ABR rungs that are live and have a segment.
+fn rungs(e: &LiveEntry) -> Vec<hls::Rung> {
+    e.renditions
+        .running()
+        .iter()
+        .filter_map(|r| hls::rung(format!("{}.m3u8", r.name), &r.output.read()))
+        .collect()
 }
 
 /// Recorded segments that play straight into the window of `track`, for time-shift:
@@ -217,7 +246,13 @@ async fn time_shift(app: &App, live: &LiveStream, track: TrackId) -> Arc<Vec<Seg
     }
 }
 
-async fn media_playlist(app: &App, live: &LiveStream, track: TrackId, q: &HlsQuery) -> Response {
+async fn media_playlist(
+    app: &App,
+    live: &LiveStream,
+    track: TrackId,
+    dir: &str,
+    q: &HlsQuery,
+) -> Response {
     let cfg = &live.cfg;
     let mut cache = "public, max-age=1";
     if q.part.is_some() && q.msn.is_none() {
@@ -265,6 +300,7 @@ async fn media_playlist(app: &App, live: &LiveStream, track: TrackId, q: &HlsQue
     match hls::media_playlist(
         &live.read(),
         track,
+        dir,
         cfg.segment_target,
         cfg.part_target,
         &older,
@@ -352,14 +388,23 @@ pub async fn media(
             format!("no {track}/{file} in stream {stream:?}"),
         )
     };
-    let (Some(t), Some(f)) = (TrackId::from_name(&track), parse_media_file(&file)) else {
+    let Some(f) = parse_media_file(&file) else {
         return not_found();
     };
+    // A source track, or an ABR rung's video.
+    let rung = match TrackId::from_name(&track) {
+        Some(_) => None,
+        None => match e.renditions.get(&track) {
+            Some(r) => Some(r),
+            None => return not_found(),
+        },
+    };
+    let t = TrackId::from_name(&track).unwrap_or(TrackId::Video);
     app.metrics
         .segment_requests
         .with_label_values(&[&stream])
         .inc();
-    let live = &*e.output;
+    let live = rung.as_ref().map_or(&*e.output, |r| &*r.output);
     let mut found = lookup(&live.read(), t, &f);
     if matches!(found, Lookup::Soon) {
         let wait = block_wait(&live.read(), live);
@@ -368,6 +413,9 @@ pub async fn media(
         found = lookup(&live.read(), t, &f);
     }
     let Lookup::Found(chunks) = found else {
+        if rung.is_some() {
+            return not_found(); // rungs are not recorded
+        }
         // Out of the window: time-shift serves it from the recording, if there is one.
         let (epoch, msn) = match f {
             MediaFile::Init(epoch) => (epoch, None),

@@ -38,9 +38,25 @@ pub fn target_duration(w: &Window, segment_target: f64) -> u64 {
     longest.max(segment_target.ceil() as u64).max(1)
 }
 
-/// The multivariant playlist: one variant with the video playlist and an audio rendition
-/// group, or an audio-only variant. `None` until the window has parameters.
-pub fn multivariant(w: &Window) -> Option<String> {
+/// A lower rendition (ABR rung) of the stream's video, for the multivariant playlist.
+#[derive(Debug, Clone)]
+pub struct Rung {
+    /// Its media playlist, relative to the multivariant one (`720p.m3u8`).
+    pub uri: String,
+    /// Its video parameters (codec, size).
+    pub params: std::sync::Arc<TrackParams>,
+    /// Peak and average bitrate of its segments, bit/s.
+    pub peak: u64,
+    /// See `peak`.
+    pub average: u64,
+    /// Frames per second.
+    pub frame_rate: Option<f64>,
+}
+
+/// The multivariant playlist (RFC 8216bis §4.4.6): a variant with the video playlist and
+/// an audio rendition group, or an audio-only variant; then a variant per rung in
+/// `rungs`, each sharing the audio group. `None` until the window has parameters.
+pub fn multivariant(w: &Window, rungs: &[Rung]) -> Option<String> {
     let video = w.current_params(TrackId::Video).cloned();
     let audio = w.current_params(TrackId::Audio).cloned();
     let mut codecs = Vec::new();
@@ -88,9 +104,58 @@ pub fn multivariant(w: &Window) -> Option<String> {
         }
         (None, _) => {
             let _ = writeln!(out, "#EXT-X-STREAM-INF:{inf}\naudio.m3u8");
+            return Some(out);
         }
     }
+    // Rungs carry the same audio: its bitrate counts in theirs (§4.4.6.2).
+    let (audio_peak, audio_average, audio_codec) = match (&audio, w.tracks.get(&TrackId::Audio)) {
+        (Some(a), Some(tw)) => (
+            tw.peak_bitrate(),
+            tw.average_bitrate(),
+            Some(a.codec_string()),
+        ),
+        _ => (0, 0, None),
+    };
+    for r in rungs {
+        let TrackParams::Video(v) = &*r.params else {
+            continue;
+        };
+        let codecs: Vec<String> = std::iter::once(r.params.codec_string())
+            .chain(audio_codec.clone())
+            .collect();
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{}",
+            (r.peak + audio_peak).max(1),
+            (r.average + audio_average).max(1),
+            codecs.join(","),
+            v.width,
+            v.height
+        );
+        if let Some(fps) = r.frame_rate {
+            let _ = write!(out, ",FRAME-RATE={fps:.3}");
+        }
+        if audio_codec.is_some() {
+            out.push_str(",AUDIO=\"audio\"");
+        }
+        let _ = writeln!(out, "\n{}", r.uri);
+    }
     Some(out)
+}
+
+/// The variant of a rung's window (its video track), once it has a complete segment.
+pub fn rung(uri: String, w: &Window) -> Option<Rung> {
+    let tw = w.tracks.get(&TrackId::Video)?;
+    if !w.live || w.ended || !tw.segments.iter().any(|s| s.complete) {
+        return None;
+    }
+    Some(Rung {
+        uri,
+        params: w.current_params(TrackId::Video)?.clone(),
+        peak: tw.peak_bitrate(),
+        average: tw.average_bitrate(),
+        frame_rate: w.frame_rate,
+    })
 }
 
 /// Where the next partial segment of a track will be: `(msn, part index)`.
@@ -101,7 +166,8 @@ pub fn next_part(w: &Window, tw: &TrackWindow) -> (u64, usize) {
     }
 }
 
-/// The LL-HLS media playlist of one track. `None` when the stream has no such track.
+/// The LL-HLS media playlist of one track, its media under `dir/` (the track's name, or
+/// an ABR rung's). `None` when the stream has no such track.
 ///
 /// `older` are recorded segments that play straight into the window (time-shift, oldest
 /// first, their discontinuities flagged as the segmenter flagged them); they are listed
@@ -109,12 +175,13 @@ pub fn next_part(w: &Window, tw: &TrackWindow) -> (u64, usize) {
 pub fn media_playlist(
     w: &Window,
     track: TrackId,
+    dir: &str,
     segment_target: f64,
     part_target: f64,
     older: &[Segment],
 ) -> Option<String> {
     let tw = w.tracks.get(&track)?;
-    let name = track.name();
+    let name = dir;
     let older_longest = older
         .iter()
         .map(|s| s.seconds().round() as u64)
@@ -240,7 +307,7 @@ mod tests {
         w.tracks.insert(TrackId::Video, tw);
         let mut seen = std::collections::BTreeMap::new();
         for _ in 0..3 {
-            let p = media_playlist(&w, TrackId::Video, 2.0, 0.5, &[]).expect("playlist");
+            let p = media_playlist(&w, TrackId::Video, "video", 2.0, 0.5, &[]).expect("playlist");
             for (msn, dsn) in sequence_numbers(&p) {
                 assert_eq!(
                     *seen.entry(msn).or_insert(dsn),

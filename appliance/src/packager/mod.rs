@@ -79,6 +79,17 @@ impl LiveStream {
 
 /// Starts the packager task of `hub` and returns its output.
 pub fn spawn(hub: Arc<Hub>, cfg: LiveConfig, metrics: Arc<Metrics>) -> Arc<LiveStream> {
+    spawn_following(hub, cfg, metrics, None)
+}
+
+/// Starts the packager task of `hub`; with `follow`, its segments are cut and numbered as
+/// another stream's are (an ABR rung following its source; see [`segmenter::Follow`]).
+pub fn spawn_following(
+    hub: Arc<Hub>,
+    cfg: LiveConfig,
+    metrics: Arc<Metrics>,
+    follow: Option<segmenter::Follow>,
+) -> Arc<LiveStream> {
     let live = Arc::new(LiveStream {
         name: hub.name().to_string(),
         window: RwLock::new(Window::new(hub.origin())),
@@ -88,7 +99,7 @@ pub fn spawn(hub: Arc<Hub>, cfg: LiveConfig, metrics: Arc<Metrics>) -> Arc<LiveS
         history: Default::default(),
     });
     let span = tracing::info_span!("packager", stream = %hub.name());
-    let task = tokio::spawn(run(hub, live.clone(), metrics).instrument(span.clone()));
+    let task = tokio::spawn(run(hub, live.clone(), metrics, follow).instrument(span.clone()));
     // A packager that dies must say so: its stream would otherwise just stop.
     tokio::spawn(
         async move {
@@ -101,13 +112,22 @@ pub fn spawn(hub: Arc<Hub>, cfg: LiveConfig, metrics: Arc<Metrics>) -> Arc<LiveS
     live
 }
 
-async fn run(hub: Arc<Hub>, live: Arc<LiveStream>, metrics: Arc<Metrics>) {
+async fn run(
+    hub: Arc<Hub>,
+    live: Arc<LiveStream>,
+    metrics: Arc<Metrics>,
+    follow: Option<segmenter::Follow>,
+) {
     let c = &live.cfg;
-    let mut seg = Segmenter::new(SegmenterConfig {
+    let sc = SegmenterConfig {
         segment_target: c.segment_target,
         part_target: c.part_target,
         window: c.window,
-    });
+    };
+    let mut seg = match follow {
+        Some(f) => Segmenter::following(sc, f),
+        None => Segmenter::new(sc),
+    };
     let grace = Duration::from_secs_f64(c.end_grace);
     let mut state = hub.state();
     let (gop, mut rx) = hub.subscribe();

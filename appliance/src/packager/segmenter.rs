@@ -12,6 +12,10 @@
 //!   track holds back one frame.
 //! - New track parameters start a new epoch: the open segment is closed, a new init
 //!   segment is made, and the next segment carries a discontinuity.
+//! - A segmenter that [follows](Segmenter::following) another stream (an ABR rung
+//!   following its source) cuts exactly where the leader cut, at its own keyframe of the
+//!   same decode time, and takes the leader's sequence number for the segment, so every
+//!   rendition's segments have the same numbers and start times (RFC 8216bis §6.2.4).
 
 use super::window::{Epoch, Part, Segment, TrackWindow, Window};
 use crate::media::fmp4::{self, Sample};
@@ -125,10 +129,22 @@ impl TrackState {
     }
 }
 
+/// Where a leader cut: given a keyframe's decode time (90 kHz ticks), the sequence number
+/// of the leader's segment that starts at that time, if it cut there.
+#[derive(Clone)]
+pub struct Follow(pub Arc<dyn Fn(i64) -> Option<u64> + Send + Sync>);
+
+impl std::fmt::Debug for Follow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Follow")
+    }
+}
+
 /// The segmenter of one stream. Feed it frames; it updates a [`Window`].
 #[derive(Debug)]
 pub struct Segmenter {
     cfg: SegmenterConfig,
+    follow: Option<Follow>,
     /// Current epoch index and the parameters it was made for.
     epoch: Option<u32>,
     next_epoch: u32,
@@ -149,6 +165,7 @@ impl Segmenter {
     pub fn new(cfg: SegmenterConfig) -> Segmenter {
         Segmenter {
             cfg,
+            follow: None,
             epoch: None,
             next_epoch: 0,
             params: BTreeMap::new(),
@@ -158,6 +175,44 @@ impl Segmenter {
             fragment_sequence: 1,
             published: Vec::new(),
         }
+    }
+
+    /// A segmenter that cuts where `follow` says its leader cut, with the leader's
+    /// sequence numbers (its own targets only set the parts and the window).
+    pub fn following(cfg: SegmenterConfig, follow: Follow) -> Segmenter {
+        Segmenter {
+            follow: Some(follow),
+            ..Segmenter::new(cfg)
+        }
+    }
+
+    /// The leader's sequence number for a segment starting at this video keyframe, if
+    /// following and the leader cut there.
+    fn leader_msn(&self, frame: &Frame) -> Option<u64> {
+        let f = self.follow.as_ref()?;
+        (frame.track == TrackId::Video && frame.is_sync)
+            .then(|| (f.0)(frame.dts))
+            .flatten()
+    }
+
+    /// Numbers the segment about to open `msn`, as the leader does. A jump forward (this
+    /// stream missed some of the leader's segments) cannot be listed in one playlist, so
+    /// the window starts afresh after a discontinuity.
+    fn align(&mut self, msn: u64, w: &mut Window) {
+        if msn <= w.next_msn {
+            return; // the same, or (never expected) behind: keep counting
+        }
+        if w.tracks.values().any(|t| !t.segments.is_empty()) {
+            for tw in w.tracks.values_mut() {
+                tw.discontinuity_sequence +=
+                    tw.segments.iter().filter(|s| s.discontinuity).count() as u64;
+                tw.segments.clear();
+            }
+            for t in self.tracks.values_mut() {
+                t.discontinuity_next = true;
+            }
+        }
+        w.next_msn = msn;
     }
 
     /// Takes the record of what became available since the last call.
@@ -189,7 +244,8 @@ impl Segmenter {
             self.start_epoch(params, w);
         }
         if self.waiting_for_keyframe {
-            if frame.track == TrackId::Video && frame.is_sync {
+            let aligned = self.follow.is_none() || self.leader_msn(frame).is_some();
+            if frame.track == TrackId::Video && frame.is_sync && aligned {
                 self.waiting_for_keyframe = false;
                 // Keep what the other tracks sent from the keyframe's time on.
                 let start = frame.dts as f64 / f64::from(frame.params.timescale());
@@ -210,6 +266,12 @@ impl Segmenter {
 
     fn add(&mut self, frame: &Arc<Frame>, w: &mut Window) {
         let lead = self.lead();
+        let leader_msn = if lead == Some(frame.track) {
+            self.leader_msn(frame)
+        } else {
+            None
+        };
+        let following = self.follow.is_some();
         let part_target = self.cfg.part_target;
         let segment_target = self.cfg.segment_target;
         let Some(t) = self.tracks.get_mut(&frame.track) else {
@@ -223,15 +285,29 @@ impl Segmenter {
         let segment_due = lead == Some(frame.track)
             && frame.is_sync
             && t.segment_start.is_some_and(|s| {
-                (frame.dts - s) as f64 + f64::from(duration) / 2.0
-                    >= segment_target * f64::from(t.timescale)
+                if following {
+                    leader_msn.is_some()
+                } else {
+                    (frame.dts - s) as f64 + f64::from(duration) / 2.0
+                        >= segment_target * f64::from(t.timescale)
+                }
             });
         let part_due = t.ready_duration + u64::from(duration) > t.ticks(part_target);
+        let opens = t.segment_start.is_none() && t.ready.is_empty();
         t.pending = Some(frame.clone());
         if segment_due {
             self.close_segment(w);
         } else if part_due {
             self.flush_part(frame.track, w);
+        }
+        if let Some(msn) = leader_msn.filter(|_| segment_due || opens) {
+            self.align(msn, w);
+        }
+        if lead == Some(frame.track) && frame.is_sync && (segment_due || opens) {
+            w.cuts.push_back((frame.dts, w.next_msn));
+            if w.cuts.len() > super::window::CUTS_KEPT {
+                w.cuts.pop_front();
+            }
         }
     }
 
@@ -493,6 +569,57 @@ mod tests {
                 w,
             );
         }
+    }
+
+    #[test]
+    fn a_follower_cuts_where_its_leader_cut_with_its_numbers() {
+        // The leader: 1 s GOPs, 2 s target: it cuts at every other keyframe.
+        let (v, a) = (video_params(), audio_params());
+        let long = SegmenterConfig {
+            window: 60.0,
+            ..cfg()
+        };
+        let mut lead = Segmenter::new(long);
+        let leader = Arc::new(std::sync::Mutex::new(Window::new(SystemTime::now())));
+        feed(&mut lead, &mut leader.lock().expect("lock"), 20, 25, &v, &a);
+        // The follower: video only, keyframes every second too, joining 3.5 s in.
+        let l = leader.clone();
+        let follow = Follow(Arc::new(move |dts| {
+            let w = l.lock().expect("lock");
+            w.cuts.iter().find(|c| c.0 == dts).map(|c| c.1)
+        }));
+        let mut s = Segmenter::following(long, follow);
+        let mut w = Window::new(SystemTime::now());
+        let params: BTreeMap<_, _> = [(TrackId::Video, v.clone())].into();
+        for i in 88..20 * 25 {
+            s.push(
+                &frame(TrackId::Video, i * 3600, i % 25 == 0, &v),
+                || params.clone(),
+                &mut w,
+            );
+        }
+        let leader = leader.lock().expect("lock");
+        let theirs: Vec<(u64, u64, u64)> = leader.tracks[&TrackId::Video]
+            .segments
+            .iter()
+            .filter(|s| s.complete)
+            .map(|s| (s.msn, s.start, s.duration))
+            .collect();
+        let ours: Vec<(u64, u64, u64)> = w.tracks[&TrackId::Video]
+            .segments
+            .iter()
+            .filter(|s| s.complete)
+            .map(|s| (s.msn, s.start, s.duration))
+            .collect();
+        assert!(ours.len() >= 4, "{ours:?}");
+        // Joining at 3.52 s, the first whole segment of the leader it can match is the
+        // one from 4 s on; from there on, the same numbers, starts and durations.
+        assert_eq!(ours[0].1, 4 * 90_000, "{ours:?}");
+        let from = theirs
+            .iter()
+            .position(|t| *t == ours[0])
+            .expect("same first segment");
+        assert_eq!(&theirs[from..from + ours.len()], &ours[..]);
     }
 
     #[test]

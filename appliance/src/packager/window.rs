@@ -131,7 +131,15 @@ pub struct Window {
     pub live: bool,
     /// Video frames per second, measured over the last complete segment.
     pub frame_rate: Option<f64>,
+    /// The latest segment cuts, oldest first: (decode time of the keyframe that starts
+    /// the segment, in ticks of the lead track; its sequence number). A cut is recorded
+    /// the moment its keyframe arrives, before the segment has a part to list, so
+    /// followers ([`super::segmenter::Follow`]) can match it at once.
+    pub cuts: VecDeque<(i64, u64)>,
 }
+
+/// Cuts remembered in [`Window::cuts`].
+pub const CUTS_KEPT: usize = 16;
 
 impl Window {
     /// An empty window whose stream time zero was at `origin`.
@@ -144,6 +152,7 @@ impl Window {
             ended: false,
             live: false,
             frame_rate: None,
+            cuts: VecDeque::new(),
         }
     }
 

@@ -29,9 +29,6 @@ pub const DEFAULTS: [(u32, u32); 6] = [
     (240, 300_000),
 ];
 
-/// AAC bitrate of transcoded audio, bit/s.
-pub const AUDIO_BITRATE: u32 = 128_000;
-
 /// Rungs at most in one ladder.
 pub const MAX_RUNGS: usize = 6;
 
@@ -251,6 +248,56 @@ impl Ladder {
     }
 }
 
+/// The ladder of `stream` (passthrough when never set). A stored ladder that no longer
+/// parses is passthrough too, and logged.
+///
+/// # Errors
+/// A database error.
+pub async fn get(pool: &sqlx::SqlitePool, stream: &str) -> Result<Ladder, sqlx::Error> {
+    let row: Option<(String,)> =
+        sqlx::query_as("SELECT ladder FROM ladder_settings WHERE stream = ?")
+            .bind(stream)
+            .fetch_optional(pool)
+            .await?;
+    Ok(match row {
+        Some((text,)) => text.parse().unwrap_or_else(|e| {
+            tracing::warn!(%stream, error = %e, "stored ladder does not parse; passthrough only");
+            Ladder::default()
+        }),
+        None => Ladder::default(),
+    })
+}
+
+/// Stores the ladder of `stream`, which must be a stream or a camera source; returns
+/// `false` (storing nothing) when there is no such stream.
+///
+/// # Errors
+/// A database error.
+pub async fn set(
+    pool: &sqlx::SqlitePool,
+    stream: &str,
+    ladder: &Ladder,
+) -> Result<bool, sqlx::Error> {
+    let known: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM streams WHERE name = ?1 UNION SELECT 1 FROM sources WHERE name = ?1",
+    )
+    .bind(stream)
+    .fetch_optional(pool)
+    .await?;
+    if known.is_none() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO ladder_settings (stream, ladder) VALUES (?, ?)
+         ON CONFLICT (stream) DO UPDATE SET ladder = excluded.ladder",
+    )
+    .bind(stream)
+    .bind(ladder.to_string())
+    .execute(pool)
+    .await?;
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,7 +319,15 @@ mod tests {
             "720p:2800k,480p:1000k,360p:600k"
         );
         assert_eq!("720p,720p".parse::<Ladder>().expect("dup").rungs.len(), 1);
-        for bad in ["720", "p", "720p:fast", "720p:10fps:x", "9999p", "32p", "720p:1k"] {
+        for bad in [
+            "720",
+            "p",
+            "720p:fast",
+            "720p:10fps:x",
+            "9999p",
+            "32p",
+            "720p:1k",
+        ] {
             assert!(bad.parse::<Ladder>().is_err(), "{bad}");
         }
         assert_eq!(

@@ -11,5 +11,6 @@
 pub mod aac;
 pub mod g711;
 pub mod ladder;
+pub mod rendition;
 pub mod thumbnail;
 pub mod video;

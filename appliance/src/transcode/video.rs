@@ -4,14 +4,14 @@
 //! - [`VideoDecoder`]: access units in decode order (AVCC, ISO/IEC 14496-15) to I420
 //!   pictures in presentation order, each with its PTS (ticks of the 90 kHz clock) and
 //!   whether it was a source keyframe.
-//! - [`Scaler`]: an I420 picture to another size (each plane on its own, bilinear).
+//! - [`Scaler`]: an I420 picture to another size (each plane on its own, bilinear,
+//!   through the `streambox-scaler` crate).
 //! - [`VideoEncoder`]: I420 pictures to H.264 Constrained Baseline access units (no
 //!   B-frames, so decode order is presentation order), an IDR exactly where asked and
 //!   nowhere else, at a target bitrate; its SPS/PPS as an avcC record.
 
 use crate::media::h264::{avc_decoder_configuration, AvcConfig};
 use bytes::Bytes;
-use fast_image_resize as fr;
 use openh264::decoder::{DecodeOptions, Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
     BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode,
@@ -235,10 +235,10 @@ impl VideoDecoder {
     }
 }
 
-/// Scales I420 pictures to one output size.
+/// Scales I420 pictures to one output size (each plane bilinear, with
+/// fast_image_resize through [`streambox_scaler`]).
 pub struct Scaler {
-    resizer: fr::Resizer,
-    options: fr::ResizeOptions,
+    planes: streambox_scaler::PlaneScaler,
     width: u32,
     height: u32,
 }
@@ -253,9 +253,7 @@ impl Scaler {
     /// A scaler to `width`×`height` pixels.
     pub fn new(width: u32, height: u32) -> Scaler {
         Scaler {
-            resizer: fr::Resizer::new(),
-            options: fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)),
+            planes: streambox_scaler::PlaneScaler::default(),
             width,
             height,
         }
@@ -271,17 +269,20 @@ impl Scaler {
         let (scw, sch) = src.chroma_size();
         let (dcw, dch) = out.chroma_size();
         let planes = [
-            (&src.y, src.width, src.height, &mut out.y, self.width, self.height),
+            (
+                &src.y,
+                src.width,
+                src.height,
+                &mut out.y,
+                self.width,
+                self.height,
+            ),
             (&src.u, scw, sch, &mut out.u, dcw, dch),
             (&src.v, scw, sch, &mut out.v, dcw, dch),
         ];
         for (s, sw, sh, d, dw, dh) in planes {
-            let from = fr::images::ImageRef::new(sw, sh, s, fr::PixelType::U8)
-                .map_err(|e| VideoError::Scale(e.to_string()))?;
-            let mut to = fr::images::Image::from_slice_u8(dw, dh, d, fr::PixelType::U8)
-                .map_err(|e| VideoError::Scale(e.to_string()))?;
-            self.resizer
-                .resize(&from, &mut to, &self.options)
+            self.planes
+                .scale(s, sw, sh, d, dw, dh)
                 .map_err(|e| VideoError::Scale(e.to_string()))?;
         }
         Ok(out)
@@ -459,7 +460,9 @@ mod tests {
 
     #[test]
     fn annex_b_splits_into_nal_units() {
-        let s = [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0];
+        let s = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0,
+        ];
         assert_eq!(
             nal_units(&s),
             vec![&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 0]]
@@ -479,7 +482,10 @@ mod tests {
         for t in 0..30u32 {
             let src = pattern(640, 360, t);
             let small = scaler.scale(&src).expect("scale");
-            assert_eq!((small.width, small.height, small.y.len()), (320, 180, 320 * 180));
+            assert_eq!(
+                (small.width, small.height, small.y.len()),
+                (320, 180, 320 * 180)
+            );
             let key = t % 10 == 0;
             let (au, new) = enc
                 .encode(&small, key, u64::from(t) * 40)
@@ -512,10 +518,8 @@ mod tests {
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let config = AvcConfig::parse(Bytes::from_static(
-            crate::media::h264::tests::BBB_AVCC,
-        ))
-        .expect("avcC");
+        let config = AvcConfig::parse(Bytes::from_static(crate::media::h264::tests::BBB_AVCC))
+            .expect("avcC");
         let mut dec = VideoDecoder::new().expect("decoder");
         assert!(dec
             .decode(&config, &[0, 0, 0, 9, 0x65], 0, true, Instant::now())

@@ -1,0 +1,546 @@
+//! ABR renditions of a live stream: the source decoded once, scaled and encoded per rung,
+//! each rung a hub of its own (packaged like any stream) that follows the source's
+//! clock, segment cuts and sequence numbers.
+//!
+//! ```text
+//! source hub ─► feeder (async, never blocks) ─► decoder thread ─┬─► rung thread ─► rung hub ─► packager
+//!                  bounded queue                  bounded queues ├─► rung thread ─► rung hub ─► packager
+//!                                                                └─► …
+//! ```
+//!
+//! Timing: a rung picture shown at the source's PTS `p` gets `dts = p − D` and
+//! `cts = D`, where `D` is the composition offset of the source's keyframes (its
+//! B-frame delay), so a rung keyframe has exactly the source keyframe's decode time and
+//! presentation time. Rungs put an IDR at every source keyframe and nowhere else, so
+//! their segments cut where the source's do (see [`crate::packager::segmenter::Follow`]).
+//!
+//! Overload: the feeder starts at the source's next keyframe (not its GOP cache, whose
+//! burst would look like overload) and hands frames to the decoder without ever waiting.
+//! The decoder waits for a rung with a full queue, up to [`RUNG_WAIT`]. A full decoder
+//! queue (about two seconds behind), or a rung stuck that long, means the machine is not
+//! keeping up: the lowest-priority rung still running is dropped (logged, and visible as
+//! `streambox_rendition_running` 0), and the feeder skips to the next keyframe. The
+//! source rendition never waits on any of this.
+
+use super::ladder::{self, Planned};
+use super::video::{Decoded, Scaler, VideoDecoder, VideoEncoder};
+use crate::app::App;
+use crate::hub::{Hub, PublishState};
+use crate::media::{Frame, TrackId, TrackParams};
+use crate::packager::segmenter::Follow;
+use crate::packager::{self, LiveStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+use tokio::sync::broadcast;
+use tracing::{info, warn, Instrument};
+
+/// Source frames waiting for the decoder: about two seconds at 30 fps.
+const DECODE_QUEUE: usize = 64;
+/// Decoded pictures waiting for one rung's scaler and encoder.
+const RUNG_QUEUE: usize = 8;
+/// How long the decoder waits for a rung whose queue is full before dropping a rung.
+const RUNG_WAIT: Duration = Duration::from_secs(2);
+/// How often the supervisor re-reads the ladder.
+const CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// One rung's output: a hub of its own and its packaged window.
+pub struct Rendition {
+    /// The rung's name (`720p`): its URL path under the stream.
+    pub name: String,
+    /// The rung's frames.
+    pub hub: Arc<Hub>,
+    /// The rung's segments and playlists.
+    pub output: Arc<LiveStream>,
+    /// The size and bitrate it is made at.
+    pub planned: Mutex<Planned>,
+    /// Being made now (false once dropped under overload, or off the ladder).
+    running: AtomicBool,
+}
+
+impl std::fmt::Debug for Rendition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Rendition({})", self.name)
+    }
+}
+
+impl Rendition {
+    /// Whether the rung is being made now.
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::Relaxed)
+    }
+
+    /// The size and bitrate it is made at.
+    pub fn planned(&self) -> Planned {
+        self.planned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The renditions of one stream, in ladder (priority) order.
+#[derive(Debug, Default)]
+pub struct Renditions {
+    list: RwLock<Vec<Arc<Rendition>>>,
+}
+
+impl Renditions {
+    /// The rendition named `name`, running or not.
+    pub fn get(&self, name: &str) -> Option<Arc<Rendition>> {
+        self.read().iter().find(|r| r.name == name).cloned()
+    }
+
+    /// Every rendition being made now, largest first.
+    pub fn running(&self) -> Vec<Arc<Rendition>> {
+        let mut out: Vec<Arc<Rendition>> = self
+            .read()
+            .iter()
+            .filter(|r| r.running())
+            .cloned()
+            .collect();
+        out.sort_by_key(|r| std::cmp::Reverse(r.planned().height));
+        out
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Rendition>>> {
+        self.list.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Starts the supervisor of `source`'s ladder: it (re)starts the transcoder whenever the
+/// stream is live and its ladder or source size changes.
+pub fn supervise(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<Renditions>) {
+    let span = tracing::info_span!("abr", stream = %hub.name());
+    tokio::spawn(run(app, hub, source, renditions).instrument(span));
+}
+
+/// What a running transcoder was started for.
+#[derive(Debug, Clone, PartialEq)]
+struct Want {
+    ladder: String,
+    width: u32,
+    height: u32,
+    session: u64,
+}
+
+async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<Renditions>) {
+    let mut state = hub.state();
+    let mut running: Option<(Want, Pipeline)> = None;
+    let mut stored = ladder::Ladder::default();
+    loop {
+        match ladder::get(&app.db, hub.name()).await {
+            Ok(l) => stored = l,
+            Err(e) => warn!(error = %e, "reading the ladder failed"),
+        }
+        let session = match &*state.borrow_and_update() {
+            PublishState::Live { session, .. } => Some(*session),
+            PublishState::Idle => None,
+        };
+        let video = hub.params().get(&TrackId::Video).cloned();
+        let want = match (session, video.as_deref()) {
+            (Some(session), Some(TrackParams::Video(v))) if !stored.rungs.is_empty() => {
+                Some(Want {
+                    ladder: stored.to_string(),
+                    width: v.width,
+                    height: v.height,
+                    session,
+                })
+            }
+            _ => None,
+        };
+        // A ladder whose rungs were all dropped stays stopped until something changes.
+        if running.as_ref().map(|r| &r.0) != want.as_ref() {
+            if let Some((_, p)) = running.take() {
+                p.stop().await;
+            }
+            if let Some(want) = want {
+                let planned = stored.plan(want.width, want.height);
+                if planned.is_empty() {
+                    info!(
+                        width = want.width,
+                        height = want.height,
+                        "the source is not above any rung of the ladder: passthrough only"
+                    );
+                }
+                let p = Pipeline::start(&app, &hub, &source, &renditions, planned);
+                running = Some((want, p));
+            }
+        }
+        tokio::select! {
+            r = state.changed() => if r.is_err() { break },
+            _ = tokio::time::sleep(CHECK_EVERY) => {}
+        }
+    }
+}
+
+/// A running transcoder: the feeder task and the codec threads it feeds.
+struct Pipeline {
+    feeder: tokio::task::JoinHandle<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    shed: Arc<Shed>,
+}
+
+impl Pipeline {
+    fn start(
+        app: &App,
+        hub: &Arc<Hub>,
+        source: &Arc<LiveStream>,
+        renditions: &Renditions,
+        planned: Vec<Planned>,
+    ) -> Pipeline {
+        let fps = source.read().frame_rate.unwrap_or(30.0).clamp(1.0, 120.0);
+        let mut rungs = Vec::new();
+        let mut threads = Vec::new();
+        let mut senders = Vec::new();
+        for p in planned {
+            let r = rendition(app, hub, source, renditions, &p);
+            *r.planned.lock().unwrap_or_else(|e| e.into_inner()) = p.clone();
+            r.running.store(true, Ordering::Relaxed);
+            set_running_metric(app, hub.name(), &r.name, true);
+            let (tx, rx) = sync_channel::<Job>(RUNG_QUEUE);
+            let rr = r.clone();
+            let stream = hub.name().to_string();
+            let spawned = std::thread::Builder::new()
+                .name(format!("rung-{}", p.name))
+                .spawn(move || rung_thread(&stream, &rr, &p, fps, rx));
+            match spawned {
+                Ok(t) => {
+                    threads.push(t);
+                    senders.push(Some(tx));
+                }
+                Err(e) => {
+                    warn!(rung = %r.name, error = %e, "cannot start the rung's thread");
+                    r.running.store(false, Ordering::Relaxed);
+                    senders.push(None);
+                }
+            }
+            rungs.push(r);
+        }
+        info!(
+            rungs = %rungs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
+            "ABR ladder started"
+        );
+        let shed = Arc::new(Shed {
+            app: app.clone(),
+            stream: hub.name().to_string(),
+            rungs,
+        });
+        let (tx, rx) = sync_channel::<Arc<Frame>>(DECODE_QUEUE);
+        let s2 = shed.clone();
+        let s3 = shed.clone();
+        match std::thread::Builder::new()
+            .name("abr-decoder".into())
+            .spawn(move || decoder_thread(&s2, rx, senders))
+        {
+            Ok(t) => threads.push(t),
+            Err(e) => warn!(error = %e, "cannot start the ABR decoder thread"),
+        }
+        let feeder = tokio::spawn(feed(hub.clone(), tx, s3).in_current_span());
+        Pipeline {
+            feeder,
+            threads,
+            shed,
+        }
+    }
+
+    /// Stops the feeder and the rungs; the threads drain and end (their hubs go idle);
+    /// waits for them.
+    async fn stop(self) {
+        for r in &self.shed.rungs {
+            r.running.store(false, Ordering::Relaxed);
+            set_running_metric(&self.shed.app, &self.shed.stream, &r.name, false);
+        }
+        self.feeder.abort();
+        let _ = self.feeder.await;
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+        info!("ABR ladder stopped");
+    }
+}
+
+fn set_running_metric(app: &App, stream: &str, rung: &str, running: bool) {
+    app.metrics
+        .rendition_running
+        .with_label_values(&[stream, rung])
+        .set(i64::from(running));
+}
+
+/// The rendition named for `p`, created (hub and packager) on first use.
+fn rendition(
+    app: &App,
+    hub: &Arc<Hub>,
+    source: &Arc<LiveStream>,
+    renditions: &Renditions,
+    p: &Planned,
+) -> Arc<Rendition> {
+    let mut list = renditions.list.write().unwrap_or_else(|e| e.into_inner());
+    if let Some(r) = list.iter().find(|r| r.name == p.name) {
+        return r.clone();
+    }
+    let rung_hub = Hub::follower(hub, &format!("{}/{}", hub.name(), p.name));
+    let leader = source.clone();
+    let follow = Follow(Arc::new(move |dts| {
+        let w = leader.read();
+        w.cuts.iter().rev().find(|c| c.0 == dts).map(|c| c.1)
+    }));
+    let output = packager::spawn_following(
+        rung_hub.clone(),
+        app.cfg.live.clone(),
+        app.metrics.clone(),
+        Some(follow),
+    );
+    let r = Arc::new(Rendition {
+        name: p.name.clone(),
+        hub: rung_hub,
+        output,
+        planned: Mutex::new(p.clone()),
+        running: AtomicBool::new(false),
+    });
+    list.push(r.clone());
+    // Ladder order: the order of the current plan, then the rest.
+    r
+}
+
+/// Drops rungs when the machine falls behind, lowest priority first.
+struct Shed {
+    app: App,
+    stream: String,
+    rungs: Vec<Arc<Rendition>>,
+}
+
+impl Shed {
+    /// Drops the lowest-priority rung still running, saying why.
+    fn drop_lowest(&self, why: &str) {
+        if let Some(r) = self.rungs.iter().rev().find(|r| r.running()) {
+            r.running.store(false, Ordering::Relaxed);
+            set_running_metric(&self.app, &self.stream, &r.name, false);
+            warn!(rung = %r.name, "ABR: {why}; dropping the lowest-priority rung");
+        }
+    }
+
+    fn any_running(&self) -> bool {
+        self.rungs.iter().any(|r| r.running())
+    }
+}
+
+/// Hands the source's video frames to the decoder without ever waiting: a full queue
+/// drops a rung and skips to the next keyframe. Ends when the publisher leaves.
+async fn feed(hub: Arc<Hub>, tx: SyncSender<Arc<Frame>>, shed: Arc<Shed>) {
+    let mut state = hub.state();
+    // Not the GOP cache: from the next keyframe on, at the pace it arrives.
+    let (_gop, mut rx) = hub.subscribe();
+    let mut skipping = true;
+    let give = |f: Arc<Frame>, skipping: &mut bool| -> bool {
+        if f.track != TrackId::Video {
+            return true;
+        }
+        if *skipping && !f.is_sync {
+            return true;
+        }
+        *skipping = false;
+        match tx.try_send(f) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_)) => {
+                shed.drop_lowest("the decoder fell behind");
+                *skipping = true;
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
+    };
+    loop {
+        if !shed.any_running() {
+            info!("no rung left running");
+            return;
+        }
+        tokio::select! {
+            r = rx.recv() => match r {
+                Ok(f) => if !give(f, &mut skipping) { return },
+                Err(broadcast::error::RecvError::Lagged(_)) => skipping = true,
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            r = state.changed() => {
+                if r.is_err() || matches!(*state.borrow_and_update(), PublishState::Idle) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A decoded picture for a rung, with the source's keyframe composition offset `D`.
+struct Job {
+    decoded: Decoded,
+    delay: i64,
+}
+
+/// Decodes the source once and hands each picture to every running rung.
+fn decoder_thread(
+    shed: &Shed,
+    rx: Receiver<Arc<Frame>>,
+    mut senders: Vec<Option<SyncSender<Job>>>,
+) {
+    let mut decoder = match VideoDecoder::new() {
+        Ok(d) => d,
+        Err(e) => {
+            warn!(stream = %shed.stream, error = %e, "ABR decoder");
+            return;
+        }
+    };
+    let mut delay: Option<i64> = None;
+    let mut skip_to_keyframe = false;
+    let mut rejected = 0u64;
+    let fan_out = |decoded: Decoded, delay: i64, senders: &mut Vec<Option<SyncSender<Job>>>| {
+        for (i, slot) in senders.iter_mut().enumerate() {
+            if !shed.rungs[i].running() {
+                *slot = None; // its thread drains and ends
+            }
+            let Some(tx) = slot else { continue };
+            let job = Job {
+                decoded: decoded.clone(),
+                delay,
+            };
+            let deadline = std::time::Instant::now() + RUNG_WAIT;
+            let mut job = job;
+            loop {
+                match tx.try_send(job) {
+                    Ok(()) => break,
+                    Err(TrySendError::Full(j)) => {
+                        if std::time::Instant::now() > deadline || !shed.rungs[i].running() {
+                            shed.drop_lowest(&format!("rung {} fell behind", shed.rungs[i].name));
+                            break;
+                        }
+                        job = j;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    Err(TrySendError::Disconnected(_)) => {
+                        *slot = None;
+                        break;
+                    }
+                }
+            }
+        }
+    };
+    while let Ok(f) = rx.recv() {
+        let TrackParams::Video(config) = &*f.params else {
+            continue;
+        };
+        if skip_to_keyframe && !f.is_sync {
+            continue;
+        }
+        skip_to_keyframe = false;
+        if f.is_sync {
+            // A keyframe's composition offset: constant for a given encoder.
+            let cts = i64::from(f.cts).max(0);
+            if delay.is_some_and(|d| d != cts) {
+                warn!(stream = %shed.stream, was = ?delay, now = cts, "source keyframe delay changed");
+            }
+            delay = Some(cts);
+        }
+        let Some(d) = delay else { continue };
+        match decoder.decode(
+            config,
+            &f.data,
+            f.dts + i64::from(f.cts),
+            f.is_sync,
+            f.received,
+        ) {
+            Ok(pictures) => {
+                for p in pictures {
+                    fan_out(p, d, &mut senders);
+                }
+            }
+            Err(e) => {
+                rejected += 1;
+                if rejected.is_power_of_two() {
+                    warn!(stream = %shed.stream, error = %e, rejected, "ABR decoder rejected a frame; skipping to the next keyframe");
+                }
+                skip_to_keyframe = true;
+            }
+        }
+    }
+    if let Some(d) = delay {
+        for p in decoder.flush() {
+            fan_out(p, d, &mut senders);
+        }
+    }
+}
+
+/// Scales and encodes one rung's pictures and publishes them into its hub.
+fn rung_thread(stream: &str, r: &Rendition, p: &Planned, fps: f64, rx: Receiver<Job>) {
+    let publisher = match r.hub.publish("transcoder") {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(%stream, rung = %r.name, error = %e, "rung hub busy");
+            return;
+        }
+    };
+    let fps = p.rung.max_fps.map_or(fps, |cap| cap.min(fps));
+    let mut scaler = Scaler::new(p.width, p.height);
+    let mut encoder = match VideoEncoder::new(p.rung.bitrate, fps) {
+        Ok(e) => e,
+        Err(e) => {
+            warn!(%stream, rung = %r.name, error = %e, "rung encoder");
+            return;
+        }
+    };
+    // The shortest picture interval kept under a frame rate cap, 90 kHz ticks (a little
+    // under, so timestamp jitter does not halve the rate).
+    let min_interval = p.rung.max_fps.map(|cap| (90_000.0 / cap * 0.9) as i64);
+    let mut last_kept: Option<i64> = None;
+    let mut params: Option<Arc<TrackParams>> = None;
+    let mut need_idr = true;
+    let mut failures = 0u64;
+    while let Ok(job) = rx.recv() {
+        if !r.running() {
+            break;
+        }
+        let d = &job.decoded;
+        if let (Some(min), Some(last)) = (min_interval, last_kept) {
+            if !d.keyframe && d.pts - last < min {
+                continue;
+            }
+        }
+        last_kept = Some(d.pts);
+        let encoded = scaler.scale(&d.picture).and_then(|small| {
+            encoder.encode(&small, d.keyframe || need_idr, (d.pts.max(0) / 90) as u64)
+        });
+        match encoded {
+            Ok(Some((au, config))) => {
+                if let Some(c) = config {
+                    let new = Arc::new(TrackParams::Video(c));
+                    publisher.set_params(new.clone());
+                    params = Some(new);
+                }
+                let Some(params) = params.clone() else {
+                    continue;
+                };
+                need_idr = false;
+                publisher.send(Frame {
+                    track: TrackId::Video,
+                    dts: d.pts - job.delay,
+                    cts: i32::try_from(job.delay).unwrap_or(0),
+                    is_sync: au.idr,
+                    params,
+                    data: au.data,
+                    received: d.received,
+                });
+            }
+            Ok(None) => {}
+            Err(e) => {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    warn!(%stream, rung = %r.name, error = %e, failures, "rung picture lost");
+                }
+                need_idr = true;
+            }
+        }
+    }
+}

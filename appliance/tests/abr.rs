@@ -1,0 +1,274 @@
+//! End-to-end: the ABR ladder. A 1080p30 libx264 publish comes out as 1080p (the
+//! source, untouched) plus 720p, 480p and 360p rungs made in-process with OpenH264; each
+//! rung decodes cleanly in ffmpeg, has its size and bitrate, and its segments have the
+//! source's sequence numbers, start times and durations.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use support::*;
+
+/// A 1080p30 encode of the test clip: libx264 with B-frames, 2 s GOPs, stereo AAC.
+fn bbb_1080p30() -> std::path::PathBuf {
+    derived_clip(
+        "bbb-1080p30-2s.flv",
+        &[
+            "-vf",
+            "scale=1920:1080,fps=30",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "3",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+            "-b:v",
+            "4500k",
+            "-c:a",
+            "aac",
+            "-ac",
+            "2",
+            "-b:a",
+            "128k",
+            "-f",
+            "flv",
+        ],
+    )
+}
+
+/// `key=value` attributes of a playlist tag line.
+fn attributes(line: &str) -> BTreeMap<String, String> {
+    let body = line.split_once(':').map_or("", |(_, b)| b);
+    let mut out = BTreeMap::new();
+    let mut rest = body;
+    while let Some((key, after)) = rest.split_once('=') {
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            let end = quoted.find('"').expect("closing quote");
+            (&quoted[..end], quoted[end + 1..].trim_start_matches(','))
+        } else {
+            match after.split_once(',') {
+                Some((v, n)) => (v, n),
+                None => (after, ""),
+            }
+        };
+        out.insert(key.to_string(), value.to_string());
+        rest = next;
+    }
+    out
+}
+
+/// The variants of a multivariant playlist: (URI, attributes).
+fn variants(playlist: &str) -> Vec<(String, BTreeMap<String, String>)> {
+    let lines: Vec<&str> = playlist.lines().collect();
+    lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("#EXT-X-STREAM-INF:"))
+        .map(|(i, l)| (lines[i + 1].to_string(), attributes(l)))
+        .collect()
+}
+
+/// Segments of a media playlist by sequence number: (PROGRAM-DATE-TIME, EXTINF, URI).
+type Listed = BTreeMap<u64, (String, String, String)>;
+
+/// The complete segments of a media playlist.
+fn segments(playlist: &str) -> Listed {
+    let mut msn: u64 = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("media sequence");
+    let (mut pdt, mut inf) = (String::new(), String::new());
+    let mut out = BTreeMap::new();
+    for line in playlist.lines() {
+        if let Some(p) = line.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = p.to_string();
+        } else if let Some(d) = line.strip_prefix("#EXTINF:") {
+            inf = d.trim_end_matches(',').to_string();
+        } else if !line.starts_with('#') && !line.is_empty() {
+            out.insert(msn, (pdt.clone(), inf.clone(), line.to_string()));
+            msn += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn a_1080p_source_comes_out_as_an_aligned_ladder_of_the_right_sizes_and_bitrates() {
+    let server = Server::start();
+    let clip = bbb_1080p30();
+    let key = server.add_stream("lobby");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "720p,480p,360p"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ladder 720p:2800k,480p:1000k,360p:600k"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    // Every rung listed, then 20 s of segments in each.
+    let multivariant = wait_for(
+        &server.url("/live/lobby/index.m3u8"),
+        Duration::from_secs(40),
+        |p| p.matches("#EXT-X-STREAM-INF").count() == 4,
+    );
+    let v = variants(&multivariant);
+    let sizes: Vec<(&str, &str)> = v
+        .iter()
+        .map(|(uri, a)| (uri.as_str(), a["RESOLUTION"].as_str()))
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("video.m3u8", "1920x1080"),
+            ("720p.m3u8", "1280x720"),
+            ("480p.m3u8", "854x480"),
+            ("360p.m3u8", "640x360")
+        ],
+        "{multivariant}"
+    );
+    for (uri, a) in &v {
+        assert!(a["CODECS"].starts_with("avc1.") && a["CODECS"].ends_with(",mp4a.40.2"));
+        assert_eq!(a["AUDIO"], "audio", "{uri}: the source's audio group");
+        let fps: f64 = a["FRAME-RATE"].parse().expect("frame rate");
+        assert!((fps - 30.0).abs() < 0.1, "{uri}: {fps}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let lists = loop {
+        let lists: Vec<(String, Listed)> = v
+            .iter()
+            .map(|(uri, _)| {
+                let p = get_text(&server.url(&format!("/live/lobby/{uri}")));
+                (uri.clone(), segments(&p))
+            })
+            .collect();
+        if lists.iter().all(|(_, s)| s.len() >= 11) {
+            break lists;
+        }
+        assert!(Instant::now() < deadline, "rungs too slow: {lists:?}");
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    // Same sequence numbers, start times and durations as the source.
+    let source = &lists[0].1;
+    for (uri, segs) in &lists[1..] {
+        let common: Vec<&u64> = segs.keys().filter(|m| source.contains_key(m)).collect();
+        assert!(common.len() >= 10, "{uri}: {common:?}");
+        for msn in common {
+            let (ours, theirs) = (&segs[msn], &source[msn]);
+            assert_eq!(
+                (&ours.0, &ours.1),
+                (&theirs.0, &theirs.1),
+                "{uri} segment {msn}"
+            );
+        }
+    }
+    // Each rung: the last 10 segments it shares with the source decode cleanly
+    // (-xerror) at the rung's size, with every picture of the source's same segments,
+    // at the rung's target bitrate within 25 %.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let join = |dir_name: &str, msns: &[u64], segs: &Listed| {
+        let mut bytes = get(&server.url(&format!("/live/lobby/{dir_name}/init-0.mp4"))).2;
+        assert!(!bytes.is_empty(), "{dir_name}: init segment");
+        let (mut media, mut seconds) = (0usize, 0.0);
+        for msn in msns {
+            let (_, inf, seg_uri) = &segs[msn];
+            assert!(seg_uri.starts_with(&format!("{dir_name}/")), "{seg_uri}");
+            let (status, _, body) = get(&server.url(&format!("/live/lobby/{seg_uri}")));
+            assert_eq!(status, 200, "{seg_uri}");
+            media += body.len();
+            seconds += inf.parse::<f64>().expect("duration");
+            bytes.extend(body);
+        }
+        let file = dir.path().join(format!("{dir_name}.mp4"));
+        std::fs::write(&file, bytes).expect("write");
+        let path = file.to_str().expect("utf-8").to_string();
+        decode_strict(&path);
+        let p = probe_count(&path);
+        let v = stream_of(&p, "video");
+        let size = (num(&v["width"]) as u32, num(&v["height"]) as u32);
+        (size, num(&v["nb_read_frames"]), media, seconds)
+    };
+    for ((uri, segs), target) in lists[1..].iter().zip([2_800_000.0, 1_000_000.0, 600_000.0]) {
+        let name = uri.trim_end_matches(".m3u8");
+        let mut msns: Vec<u64> = segs
+            .keys()
+            .filter(|m| source.contains_key(m))
+            .copied()
+            .collect();
+        msns = msns.split_off(msns.len().saturating_sub(10));
+        let (size, frames, media, seconds) = join(name, &msns, segs);
+        let (_, source_frames, _, _) = join("video", &msns, source);
+        let expect = v
+            .iter()
+            .find(|(u, _)| u == uri)
+            .map(|(_, a)| a["RESOLUTION"].clone())
+            .expect("variant");
+        assert_eq!(format!("{}x{}", size.0, size.1), expect, "{name}");
+        assert_eq!(frames, source_frames, "{name}: every picture of the source");
+        let bitrate = media as f64 * 8.0 / seconds;
+        eprintln!(
+            "{name}: {:.0} kbit/s (target {:.0})",
+            bitrate / 1000.0,
+            target / 1000.0
+        );
+        assert!(
+            (bitrate - target).abs() <= 0.25 * target,
+            "{name}: {bitrate:.0} bit/s against a {target} target"
+        );
+    }
+    let metrics = get_text(&server.url("/metrics"));
+    for rung in ["720p", "480p", "360p"] {
+        assert!(
+            metrics.contains(&format!(
+                "streambox_rendition_running{{rendition=\"{rung}\",stream=\"lobby\"}} 1"
+            )),
+            "{metrics}"
+        );
+    }
+}
+
+#[test]
+fn a_source_below_every_rung_is_passed_through_and_bad_ladders_are_refused() {
+    let server = Server::start();
+    for (bad, says) in [
+        ("720", "is not a rung"),
+        ("720p:fast", "is not a rung"),
+        ("9999p", "64 to 2160"),
+        ("240p,360p,480p,540p,720p,1080p,2160p", "at most 6"),
+    ] {
+        let _ = server.add_stream("other");
+        let out = server.cli(&["stream", "set", "other", "--ladder", bad]);
+        assert!(!out.status.success(), "{bad}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{bad}: {err}");
+        let _ = server.cli(&["stream", "rm", "other"]);
+    }
+    let out = server.cli(&["stream", "set", "nosuch", "--ladder", "360p"]);
+    assert!(!out.status.success());
+    // 640x360 against 720p and 480p: nothing to make.
+    let clip = bbb_bframes_as("640x360", "mp4");
+    let key = server.add_stream("lobby");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "720p,480p"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    server.wait_segments("lobby", 2);
+    server.wait_log("not above any rung", Duration::from_secs(10));
+    let m = get_text(&server.url("/live/lobby/index.m3u8"));
+    assert_eq!(m.matches("#EXT-X-STREAM-INF").count(), 1, "{m}");
+    assert_eq!(get(&server.url("/live/lobby/720p.m3u8")).0, 404);
+    assert_eq!(get(&server.url("/live/lobby/720p/seg-1.m4s")).0, 404);
+}
