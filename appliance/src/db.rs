@@ -80,3 +80,18 @@ pub async fn audit(
         .await?;
     Ok(())
 }
+
+/// Whether `name` is a pushed stream or a camera source (the two share one namespace;
+/// per-stream settings such as recording and the ABR ladder apply to both).
+///
+/// # Errors
+/// A database error.
+pub async fn stream_or_camera_exists(pool: &SqlitePool, name: &str) -> Result<bool, sqlx::Error> {
+    let known: Option<(i64,)> = sqlx::query_as(
+        "SELECT 1 FROM streams WHERE name = ?1 UNION SELECT 1 FROM sources WHERE name = ?1",
+    )
+    .bind(name)
+    .fetch_optional(pool)
+    .await?;
+    Ok(known.is_some())
+}

@@ -278,13 +278,7 @@ pub async fn set(
     stream: &str,
     ladder: &Ladder,
 ) -> Result<bool, sqlx::Error> {
-    let known: Option<(i64,)> = sqlx::query_as(
-        "SELECT 1 FROM streams WHERE name = ?1 UNION SELECT 1 FROM sources WHERE name = ?1",
-    )
-    .bind(stream)
-    .fetch_optional(pool)
-    .await?;
-    if known.is_none() {
+    if !crate::db::stream_or_camera_exists(pool, stream).await? {
         return Ok(false);
     }
     sqlx::query(
