@@ -18,4 +18,5 @@ pub mod media;
 pub mod metrics;
 pub mod packager;
 pub mod rtsp;
+pub mod system;
 pub mod transcode;

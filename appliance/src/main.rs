@@ -59,6 +59,17 @@ enum Command {
         #[command(subcommand)]
         command: SourceCommand,
     },
+    /// Video hardware on this machine.
+    Hw {
+        #[command(subcommand)]
+        command: HwCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HwCommand {
+    /// List VA-API render nodes and NVIDIA devices (ABR rungs encode on the CPU for now).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +205,18 @@ fn run() -> anyhow::Result<()> {
             Command::Stream { command } => stream(cfg, command).await,
             Command::Source { command } => source(cfg, command).await,
             Command::Dvr { command } => dvr_command(cfg, command).await,
+            Command::Hw {
+                command: HwCommand::List,
+            } => {
+                let found = streambox::system::hardware::detect(std::path::Path::new("/"));
+                if found.is_empty() {
+                    println!("No video hardware found: ABR rungs encode on the CPU (OpenH264).");
+                }
+                for d in found {
+                    println!("{d}");
+                }
+                Ok(())
+            }
         }
     })
 }
@@ -206,6 +229,12 @@ async fn open_db(cfg: &Config) -> anyhow::Result<sqlx::SqlitePool> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let pool = open_db(&cfg).await?;
+    let hw = streambox::system::hardware::detect(std::path::Path::new("/"));
+    tracing::info!(
+        devices = hw.len(),
+        found = %hw.iter().map(|d| d.node.display().to_string()).collect::<Vec<_>>().join(","),
+        "video hardware (ABR rungs encode on the CPU for now)"
+    );
     let rtmp = tokio::net::TcpListener::bind(cfg.rtmp.listen)
         .await
         .with_context(|| format!("binding RTMP to {}", cfg.rtmp.listen))?;

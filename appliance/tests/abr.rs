@@ -255,6 +255,9 @@ fn a_source_below_every_rung_is_passed_through_and_bad_ladders_are_refused() {
     }
     let out = server.cli(&["stream", "set", "nosuch", "--ladder", "360p"]);
     assert!(!out.status.success());
+    // Hardware is reported (this machine's, whatever it has), never an error.
+    let out = server.cli(&["hw", "list"]);
+    assert!(out.status.success() && !out.stdout.is_empty());
     // 640x360 against 720p and 480p: nothing to make.
     let clip = bbb_bframes_as("640x360", "mp4");
     let key = server.add_stream("lobby");

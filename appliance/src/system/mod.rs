@@ -1,0 +1,3 @@
+//! The appliance's host: hardware found on it (more to come: network, VPN).
+
+pub mod hardware;
