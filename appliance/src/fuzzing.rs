@@ -60,7 +60,7 @@ pub fn flv_session(data: &[u8]) -> Window {
     }
     seg.finish(&mut w);
     w.ended = true;
-    let _ = hls::multivariant(&w, &[]);
+    let _ = hls::multivariant(&w, &[], None);
     for t in TrackId::ALL {
         let _ = hls::media_playlist(&w, t, t.name(), 1.0, 0.2, &[]);
     }

@@ -275,3 +275,71 @@ fn a_source_below_every_rung_is_passed_through_and_bad_ladders_are_refused() {
     assert_eq!(get(&server.url("/live/lobby/720p.m3u8")).0, 404);
     assert_eq!(get(&server.url("/live/lobby/720p/seg-1.m4s")).0, 404);
 }
+
+#[test]
+fn a_5_1_source_plays_with_stereo_aac_in_every_rendition() {
+    let server = Server::start();
+    let key = server.add_stream("lobby");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "360p"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The test clip itself: 720p25 with 5.1 AAC.
+    let _ff = publish(&bbb(), -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    let m = wait_for(
+        &server.url("/live/lobby/index.m3u8"),
+        Duration::from_secs(40),
+        |p| p.contains("URI=\"stereo.m3u8\"") && p.matches("#EXT-X-STREAM-INF").count() == 2,
+    );
+    assert!(m.contains("CHANNELS=\"2\""), "{m}");
+    for (uri, a) in variants(&m) {
+        assert_eq!(a["AUDIO"], "audio", "{uri}");
+        assert!(a["CODECS"].ends_with(",mp4a.40.2"), "{uri}: {m}");
+    }
+    // Three segments of the stereo rendition: AAC-LC, 2 channels, 48 kHz, decoding
+    // cleanly, as long as their EXTINFs say.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let segs = loop {
+        let s = segments(&get_text(&server.url("/live/lobby/stereo.m3u8")));
+        if s.len() >= 3 {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no stereo segments: {s:?}");
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let mut bytes = Vec::new();
+    let mut seconds = 0.0;
+    for (i, (_, inf, uri)) in segs.values().take(3).enumerate() {
+        if i == 0 {
+            let init = uri.rsplit_once('/').map(|(d, _)| format!("{d}/init-0.mp4"));
+            bytes = get(&server.url(&format!("/live/lobby/{}", init.expect("dir")))).2;
+        }
+        assert!(uri.starts_with("stereo/"), "{uri}");
+        let (status, headers, body) = get(&server.url(&format!("/live/lobby/{uri}")));
+        assert_eq!(status, 200);
+        assert_eq!(headers["content-type"], "audio/mp4");
+        seconds += inf.parse::<f64>().expect("duration");
+        bytes.extend(body);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("stereo.mp4");
+    std::fs::write(&file, bytes).expect("write");
+    let path = file.to_str().expect("utf-8");
+    decode_strict(path);
+    let p = probe_count(path);
+    let a = stream_of(&p, "audio");
+    assert_eq!(a["codec_name"], "aac");
+    assert_eq!(a["profile"], "LC");
+    assert_eq!(num(&a["channels"]), 2.0);
+    assert_eq!(num(&a["sample_rate"]), 48_000.0);
+    let decoded = num(&a["nb_read_frames"]) * 1024.0 / 48_000.0;
+    assert!(
+        (decoded - seconds).abs() < 0.05,
+        "{decoded} s of audio in {seconds} s of segments"
+    );
+    // The source's own audio playlist is still served, beside the stereo one.
+    let src = get_text(&server.url("/live/lobby/audio.m3u8"));
+    assert!(src.contains("audio/seg-"), "{src}");
+}

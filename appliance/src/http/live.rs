@@ -141,7 +141,7 @@ pub async fn playlist(
         if let Err(resp) = wait_playable(&r.output).await {
             return resp;
         }
-        return media_playlist(&app, &r.output, TrackId::Video, &r.name, &q).await;
+        return media_playlist(&app, &r.output, r.track, &r.name, &q).await;
     }
     let live = &*e.output;
     let cfg = &live.cfg;
@@ -149,7 +149,7 @@ pub async fn playlist(
         return r;
     }
     match file.as_str() {
-        "index.m3u8" => match hls::multivariant(&live.read(), &rungs(&e)) {
+        "index.m3u8" => match hls::multivariant(&live.read(), &rungs(&e), stereo(&e).as_ref()) {
             Some(body) => text(PLAYLIST, "public, max-age=2", body),
             None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
         },
@@ -189,12 +189,19 @@ pub async fn playlist(
     }
 }
 
+/// The transcoded audio rendition, once live with a segment, as the audio group.
+fn stereo(e: &LiveEntry) -> Option<hls::Rung> {
+    let r = e.renditions.audio()?;
+    let w = r.output.read();
+    hls::rung(format!("{}.m3u8", r.name), &w, TrackId::Audio)
+}
+
 /// The variants of the stream's ABR rungs that are live and have a segment.
 fn rungs(e: &LiveEntry) -> Vec<hls::Rung> {
     e.renditions
         .running()
         .iter()
-        .filter_map(|r| hls::rung(format!("{}.m3u8", r.name), &r.output.read()))
+        .filter_map(|r| hls::rung(format!("{}.m3u8", r.name), &r.output.read(), TrackId::Video))
         .collect()
 }
 
@@ -399,7 +406,10 @@ pub async fn media(
             None => return not_found(),
         },
     };
-    let t = TrackId::from_name(&track).unwrap_or(TrackId::Video);
+    let t = match &rung {
+        Some(r) => r.track,
+        None => TrackId::from_name(&track).unwrap_or(TrackId::Video),
+    };
     app.metrics
         .segment_requests
         .with_label_values(&[&stream])

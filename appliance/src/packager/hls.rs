@@ -38,12 +38,13 @@ pub fn target_duration(w: &Window, segment_target: f64) -> u64 {
     longest.max(segment_target.ceil() as u64).max(1)
 }
 
-/// A lower rendition (ABR rung) of the stream's video, for the multivariant playlist.
+/// A rendition made from the stream (an ABR rung of its video, or its audio transcoded
+/// to stereo), for the multivariant playlist.
 #[derive(Debug, Clone)]
 pub struct Rung {
     /// Its media playlist, relative to the multivariant one (`720p.m3u8`).
     pub uri: String,
-    /// Its video parameters (codec, size).
+    /// Its parameters (codec; size or channels).
     pub params: std::sync::Arc<TrackParams>,
     /// Peak and average bitrate of its segments, bit/s.
     pub peak: u64,
@@ -55,103 +56,100 @@ pub struct Rung {
 
 /// The multivariant playlist (RFC 8216bis §4.4.6): a variant with the video playlist and
 /// an audio rendition group, or an audio-only variant; then a variant per rung in
-/// `rungs`, each sharing the audio group. `None` until the window has parameters.
-pub fn multivariant(w: &Window, rungs: &[Rung]) -> Option<String> {
-    let video = w.current_params(TrackId::Video).cloned();
-    let audio = w.current_params(TrackId::Audio).cloned();
-    let mut codecs = Vec::new();
-    let mut bandwidth = 0u64;
-    let mut average = 0u64;
-    for t in TrackId::ALL {
-        if let (Some(p), Some(tw)) = (w.current_params(t), w.tracks.get(&t)) {
-            codecs.push(p.codec_string());
-            bandwidth += tw.peak_bitrate();
-            average += tw.average_bitrate();
-        }
-    }
-    if codecs.is_empty() {
-        return None;
-    }
+/// `rungs`, each sharing the audio group. With `stereo`, the audio group is that
+/// rendition (the source's audio transcoded) instead of the source's audio. `None`
+/// until the window has parameters.
+pub fn multivariant(w: &Window, rungs: &[Rung], stereo: Option<&Rung>) -> Option<String> {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-INDEPENDENT-SEGMENTS\n");
-    let mut inf = format!(
-        "BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
-        bandwidth.max(1),
-        average.max(1),
-        codecs.join(",")
-    );
-    if let Some(v) = &video {
-        if let TrackParams::Video(c) = &**v {
-            let _ = write!(inf, ",RESOLUTION={}x{}", c.width, c.height);
-        }
-        if let Some(fps) = w.frame_rate {
-            let _ = write!(inf, ",FRAME-RATE={fps:.3}");
-        }
-    }
-    match (&video, &audio) {
-        (Some(_), Some(a)) => {
-            let channels = match &**a {
-                TrackParams::Audio(c) => c.channels,
-                TrackParams::Video(_) => 2,
-            };
-            let _ = writeln!(
-                out,
-                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"main\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"audio.m3u8\""
-            );
-            let _ = writeln!(out, "#EXT-X-STREAM-INF:{inf},AUDIO=\"audio\"\nvideo.m3u8");
-        }
-        (Some(_), None) => {
-            let _ = writeln!(out, "#EXT-X-STREAM-INF:{inf}\nvideo.m3u8");
-        }
-        (None, _) => {
-            let _ = writeln!(out, "#EXT-X-STREAM-INF:{inf}\naudio.m3u8");
-            return Some(out);
-        }
-    }
-    // Rungs carry the same audio: its bitrate counts in theirs (§4.4.6.2).
-    let (audio_peak, audio_average, audio_codec) = match (&audio, w.tracks.get(&TrackId::Audio)) {
-        (Some(a), Some(tw)) => (
-            tw.peak_bitrate(),
-            tw.average_bitrate(),
-            Some(a.codec_string()),
-        ),
-        _ => (0, 0, None),
+    let source_audio = match (
+        w.current_params(TrackId::Audio),
+        w.tracks.get(&TrackId::Audio),
+    ) {
+        (Some(p), Some(tw)) => Some(Rung {
+            uri: "audio.m3u8".into(),
+            params: p.clone(),
+            peak: tw.peak_bitrate(),
+            average: tw.average_bitrate(),
+            frame_rate: None,
+        }),
+        _ => None,
     };
-    for r in rungs {
-        let TrackParams::Video(v) = &*r.params else {
-            continue;
-        };
-        let codecs: Vec<String> = std::iter::once(r.params.codec_string())
-            .chain(audio_codec.clone())
-            .collect();
-        let _ = write!(
+    let (Some(video), Some(vw)) = (
+        w.current_params(TrackId::Video),
+        w.tracks.get(&TrackId::Video),
+    ) else {
+        // Audio only: one variant, the source's audio.
+        let a = source_audio?;
+        let _ = writeln!(
             out,
-            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{}",
-            (r.peak + audio_peak).max(1),
-            (r.average + audio_average).max(1),
-            codecs.join(","),
-            v.width,
-            v.height
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"\naudio.m3u8",
+            a.peak.max(1),
+            a.average.max(1),
+            a.params.codec_string()
         );
-        if let Some(fps) = r.frame_rate {
-            let _ = write!(out, ",FRAME-RATE={fps:.3}");
-        }
-        if audio_codec.is_some() {
-            out.push_str(",AUDIO=\"audio\"");
-        }
-        let _ = writeln!(out, "\n{}", r.uri);
+        return Some(out);
+    };
+    let group = stereo.cloned().or(source_audio);
+    if let Some(g) = &group {
+        let channels = match &*g.params {
+            TrackParams::Audio(c) => c.channels,
+            TrackParams::Video(_) => 2,
+        };
+        let _ = writeln!(
+            out,
+            "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"main\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"{}\"",
+            g.uri
+        );
+    }
+    let source = Rung {
+        uri: "video.m3u8".into(),
+        params: video.clone(),
+        peak: vw.peak_bitrate(),
+        average: vw.average_bitrate(),
+        frame_rate: w.frame_rate,
+    };
+    for v in std::iter::once(&source).chain(rungs) {
+        variant(&mut out, v, group.as_ref());
     }
     Some(out)
 }
 
-/// The variant of a rung's window (its video track), once it has a complete segment.
-pub fn rung(uri: String, w: &Window) -> Option<Rung> {
-    let tw = w.tracks.get(&TrackId::Video)?;
+/// One EXT-X-STREAM-INF (§4.4.6.2) of video `v` with the audio group `audio`, whose
+/// bitrate counts in the variant's.
+fn variant(out: &mut String, v: &Rung, audio: Option<&Rung>) {
+    let TrackParams::Video(c) = &*v.params else {
+        return;
+    };
+    let codecs: Vec<String> = std::iter::once(v.params.codec_string())
+        .chain(audio.map(|a| a.params.codec_string()))
+        .collect();
+    let _ = write!(
+        out,
+        "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\",RESOLUTION={}x{}",
+        (v.peak + audio.map_or(0, |a| a.peak)).max(1),
+        (v.average + audio.map_or(0, |a| a.average)).max(1),
+        codecs.join(","),
+        c.width,
+        c.height
+    );
+    if let Some(fps) = v.frame_rate {
+        let _ = write!(out, ",FRAME-RATE={fps:.3}");
+    }
+    if audio.is_some() {
+        out.push_str(",AUDIO=\"audio\"");
+    }
+    let _ = writeln!(out, "\n{}", v.uri);
+}
+
+/// The rendition of `track` in a rung's window, once live with a complete segment.
+pub fn rung(uri: String, w: &Window, track: TrackId) -> Option<Rung> {
+    let tw = w.tracks.get(&track)?;
     if !w.live || w.ended || !tw.segments.iter().any(|s| s.complete) {
         return None;
     }
     Some(Rung {
         uri,
-        params: w.current_params(TrackId::Video)?.clone(),
+        params: w.current_params(track)?.clone(),
         peak: tw.peak_bitrate(),
         average: tw.average_bitrate(),
         frame_rate: w.frame_rate,

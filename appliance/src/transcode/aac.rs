@@ -1,4 +1,5 @@
-//! AAC-LC encoding of linear PCM with fdk-aac (the Fraunhofer FDK AAC codec).
+//! AAC-LC encoding of linear PCM with fdk-aac (the Fraunhofer FDK AAC codec), and
+//! decoding with a downmix to stereo ([`AacDecoder`]).
 //!
 //! [`AacEncoder`] takes 16-bit PCM stamped in samples and returns raw AAC access units
 //! (1024 samples each, ISO/IEC 14496-3 §4.5.2.1) stamped in samples, sample-exact and
@@ -163,6 +164,55 @@ impl AacEncoder {
         }
         self.pending.drain(..offset);
         Ok(out)
+    }
+}
+
+/// An AAC decoder (raw access units, ISO/IEC 14496-3) to 16-bit PCM of at most two
+/// channels: fdk-aac downmixes 5.1 and other layouts itself.
+pub struct AacDecoder {
+    decoder: fdk_aac::dec::Decoder,
+    pcm: Vec<i16>,
+}
+
+impl std::fmt::Debug for AacDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AacDecoder")
+    }
+}
+
+/// Interleaved samples one decoded access unit can fill at most (2048 samples of up to
+/// 8 channels, as fdk-aac asks for).
+const DECODE_BUFFER: usize = 2048 * 8;
+
+impl AacDecoder {
+    /// A decoder for `config`'s stream, giving out stereo (mono stays mono).
+    ///
+    /// # Errors
+    /// [`AacEncodeError::Fdk`] when fdk-aac refuses the AudioSpecificConfig.
+    pub fn new(config: &AudioConfig) -> Result<AacDecoder, AacEncodeError> {
+        let fdk = |e: fdk_aac::dec::DecoderError| AacEncodeError::Fdk(e.message().to_string());
+        let mut decoder = fdk_aac::dec::Decoder::new(fdk_aac::dec::Transport::Raw);
+        decoder.config_raw(&config.asc).map_err(fdk)?;
+        decoder.set_max_output_channels(2).map_err(fdk)?;
+        Ok(AacDecoder {
+            decoder,
+            pcm: vec![0; DECODE_BUFFER],
+        })
+    }
+
+    /// Decodes one access unit; returns its interleaved PCM and channel count.
+    ///
+    /// # Errors
+    /// [`AacEncodeError::Fdk`] for an access unit fdk-aac rejects.
+    pub fn decode(&mut self, au: &[u8]) -> Result<(&[i16], usize), AacEncodeError> {
+        let fdk = |e: fdk_aac::dec::DecoderError| AacEncodeError::Fdk(e.message().to_string());
+        self.decoder.fill(au).map_err(fdk)?;
+        self.decoder.decode_frame(&mut self.pcm).map_err(fdk)?;
+        let n = self.decoder.decoded_frame_size().min(self.pcm.len());
+        let channels = usize::try_from(self.decoder.stream_info().numChannels)
+            .unwrap_or(0)
+            .clamp(1, 2);
+        Ok((&self.pcm[..n], channels))
     }
 }
 

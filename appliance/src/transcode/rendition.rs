@@ -21,7 +21,13 @@
 //! keeping up: the lowest-priority rung still running is dropped (logged, and visible as
 //! `streambox_rendition_running` 0), and the feeder skips to the next keyframe. The
 //! source rendition never waits on any of this.
+//!
+//! Audio: rungs carry no audio of their own; every variant plays the source's audio
+//! group. When the source's audio is not AAC-LC mono or stereo (5.1, HE-AAC, …), the
+//! group is a `stereo` rendition instead: the source's AAC decoded with fdk-aac, downmixed
+//! to stereo, and encoded to AAC-LC at the source's sample rate.
 
+use super::aac::{AacDecoder, AacEncoder};
 use super::ladder::{self, Planned};
 use super::video::{Decoded, Scaler, VideoDecoder, VideoEncoder};
 use crate::app::App;
@@ -36,6 +42,8 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tracing::{info, warn, Instrument};
 
+/// Source audio access units waiting for the audio thread: about 5 s at 48 kHz.
+const AUDIO_QUEUE: usize = 256;
 /// Source frames waiting for the decoder: about two seconds at 30 fps.
 const DECODE_QUEUE: usize = 64;
 /// Decoded pictures waiting for one rung's scaler and encoder.
@@ -45,16 +53,22 @@ const RUNG_WAIT: Duration = Duration::from_secs(2);
 /// How often the supervisor re-reads the ladder.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 
-/// One rung's output: a hub of its own and its packaged window.
+/// Name of the transcoded audio rendition.
+pub const STEREO: &str = "stereo";
+
+/// One rung's output (or the transcoded audio's): a hub of its own and its packaged
+/// window.
 pub struct Rendition {
-    /// The rung's name (`720p`): its URL path under the stream.
+    /// The rung's name (`720p`, or [`STEREO`]): its URL path under the stream.
     pub name: String,
+    /// Its one track: video for a rung, audio for [`STEREO`].
+    pub track: TrackId,
     /// The rung's frames.
     pub hub: Arc<Hub>,
     /// The rung's segments and playlists.
     pub output: Arc<LiveStream>,
-    /// The size and bitrate it is made at.
-    pub planned: Mutex<Planned>,
+    /// The size and bitrate it is made at (rungs only).
+    pub planned: Mutex<Option<Planned>>,
     /// Being made now (false once dropped under overload, or off the ladder).
     running: AtomicBool,
 }
@@ -71,8 +85,8 @@ impl Rendition {
         self.running.load(Ordering::Relaxed)
     }
 
-    /// The size and bitrate it is made at.
-    pub fn planned(&self) -> Planned {
+    /// The size and bitrate it is made at (rungs only).
+    pub fn planned(&self) -> Option<Planned> {
         self.planned
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -92,16 +106,24 @@ impl Renditions {
         self.read().iter().find(|r| r.name == name).cloned()
     }
 
-    /// Every rendition being made now, largest first.
+    /// Every video rung being made now, largest first.
     pub fn running(&self) -> Vec<Arc<Rendition>> {
         let mut out: Vec<Arc<Rendition>> = self
             .read()
             .iter()
-            .filter(|r| r.running())
+            .filter(|r| r.running() && r.track == TrackId::Video)
             .cloned()
             .collect();
-        out.sort_by_key(|r| std::cmp::Reverse(r.planned().height));
+        out.sort_by_key(|r| std::cmp::Reverse(r.planned().map_or(0, |p| p.height)));
         out
+    }
+
+    /// The transcoded audio rendition, while it is being made.
+    pub fn audio(&self) -> Option<Arc<Rendition>> {
+        self.read()
+            .iter()
+            .find(|r| r.running() && r.track == TrackId::Audio)
+            .cloned()
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Arc<Rendition>>> {
@@ -123,6 +145,14 @@ struct Want {
     width: u32,
     height: u32,
     session: u64,
+    /// The source's audio, when it needs the stereo rendition.
+    audio: Option<Arc<TrackParams>>,
+}
+
+/// Whether players need the source's audio transcoded: more than two channels, or not
+/// AAC-LC (object type 2).
+pub fn needs_stereo(params: &TrackParams) -> bool {
+    matches!(params, TrackParams::Audio(a) if a.channels > 2 || a.object_type != 2)
 }
 
 async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<Renditions>) {
@@ -138,7 +168,12 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
             PublishState::Live { session, .. } => Some(*session),
             PublishState::Idle => None,
         };
-        let video = hub.params().get(&TrackId::Video).cloned();
+        let params = hub.params();
+        let video = params.get(&TrackId::Video).cloned();
+        let audio = params
+            .get(&TrackId::Audio)
+            .filter(|a| needs_stereo(a))
+            .cloned();
         let want = match (session, video.as_deref()) {
             (Some(session), Some(TrackParams::Video(v))) if !stored.rungs.is_empty() => {
                 Some(Want {
@@ -146,6 +181,7 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
                     width: v.width,
                     height: v.height,
                     session,
+                    audio,
                 })
             }
             _ => None,
@@ -164,7 +200,8 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
                         "the source is not above any rung of the ladder: passthrough only"
                     );
                 }
-                let p = Pipeline::start(&app, &hub, &source, &renditions, planned);
+                let stereo = want.audio.is_some();
+                let p = Pipeline::start(&app, &hub, &source, &renditions, planned, stereo);
                 running = Some((want, p));
             }
         }
@@ -180,6 +217,8 @@ struct Pipeline {
     feeder: tokio::task::JoinHandle<()>,
     threads: Vec<std::thread::JoinHandle<()>>,
     shed: Arc<Shed>,
+    /// The audio rendition, when made.
+    audio: Vec<Arc<Rendition>>,
 }
 
 impl Pipeline {
@@ -189,14 +228,16 @@ impl Pipeline {
         source: &Arc<LiveStream>,
         renditions: &Renditions,
         planned: Vec<Planned>,
+        stereo: bool,
     ) -> Pipeline {
         let fps = source.read().frame_rate.unwrap_or(30.0).clamp(1.0, 120.0);
         let mut rungs = Vec::new();
+        let mut audio = Vec::new();
         let mut threads = Vec::new();
         let mut senders = Vec::new();
         for p in planned {
-            let r = rendition(app, hub, source, renditions, &p);
-            *r.planned.lock().unwrap_or_else(|e| e.into_inner()) = p.clone();
+            let r = rendition(app, hub, source, renditions, &p.name, TrackId::Video);
+            *r.planned.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
             r.running.store(true, Ordering::Relaxed);
             set_running_metric(app, hub.name(), &r.name, true);
             let (tx, rx) = sync_channel::<Job>(RUNG_QUEUE);
@@ -219,9 +260,29 @@ impl Pipeline {
             rungs.push(r);
         }
         info!(
-            rungs = %rungs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
+            renditions = %rungs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
             "ABR ladder started"
         );
+        let mut audio_tx = None;
+        if stereo {
+            let r = rendition(app, hub, source, renditions, STEREO, TrackId::Audio);
+            r.running.store(true, Ordering::Relaxed);
+            set_running_metric(app, hub.name(), &r.name, true);
+            let (tx, rx) = sync_channel::<Arc<Frame>>(AUDIO_QUEUE);
+            let rr = r.clone();
+            let stream = hub.name().to_string();
+            match std::thread::Builder::new()
+                .name("abr-audio".into())
+                .spawn(move || audio_thread(&stream, &rr, rx))
+            {
+                Ok(t) => {
+                    threads.push(t);
+                    audio_tx = Some(tx);
+                }
+                Err(e) => warn!(error = %e, "cannot start the ABR audio thread"),
+            }
+            audio.push(r);
+        }
         let shed = Arc::new(Shed {
             app: app.clone(),
             stream: hub.name().to_string(),
@@ -237,18 +298,19 @@ impl Pipeline {
             Ok(t) => threads.push(t),
             Err(e) => warn!(error = %e, "cannot start the ABR decoder thread"),
         }
-        let feeder = tokio::spawn(feed(hub.clone(), tx, s3).in_current_span());
+        let feeder = tokio::spawn(feed(hub.clone(), tx, audio_tx, s3).in_current_span());
         Pipeline {
             feeder,
             threads,
             shed,
+            audio,
         }
     }
 
     /// Stops the feeder and the rungs; the threads drain and end (their hubs go idle);
     /// waits for them.
     async fn stop(self) {
-        for r in &self.shed.rungs {
+        for r in self.shed.rungs.iter().chain(&self.audio) {
             r.running.store(false, Ordering::Relaxed);
             set_running_metric(&self.shed.app, &self.shed.stream, &r.name, false);
         }
@@ -272,19 +334,21 @@ fn set_running_metric(app: &App, stream: &str, rung: &str, running: bool) {
         .set(i64::from(running));
 }
 
-/// The rendition named for `p`, created (hub and packager) on first use.
+/// The rendition `name` of `track`, created (hub and packager) on first use. A video
+/// rung's segments follow the source's; the audio rendition cuts its own.
 fn rendition(
     app: &App,
     hub: &Arc<Hub>,
     source: &Arc<LiveStream>,
     renditions: &Renditions,
-    p: &Planned,
+    name: &str,
+    track: TrackId,
 ) -> Arc<Rendition> {
     let mut list = renditions.list.write().unwrap_or_else(|e| e.into_inner());
-    if let Some(r) = list.iter().find(|r| r.name == p.name) {
+    if let Some(r) = list.iter().find(|r| r.name == name) {
         return r.clone();
     }
-    let rung_hub = Hub::follower(hub, &format!("{}/{}", hub.name(), p.name));
+    let rung_hub = Hub::follower(hub, &format!("{}/{}", hub.name(), name));
     let leader = source.clone();
     let follow = Follow(Arc::new(move |dts| {
         let w = leader.read();
@@ -294,17 +358,17 @@ fn rendition(
         rung_hub.clone(),
         app.cfg.live.clone(),
         app.metrics.clone(),
-        Some(follow),
+        (track == TrackId::Video).then_some(follow),
     );
     let r = Arc::new(Rendition {
-        name: p.name.clone(),
+        name: name.to_string(),
+        track,
         hub: rung_hub,
         output,
-        planned: Mutex::new(p.clone()),
+        planned: Mutex::new(None),
         running: AtomicBool::new(false),
     });
     list.push(r.clone());
-    // Ladder order: the order of the current plan, then the rest.
     r
 }
 
@@ -331,14 +395,26 @@ impl Shed {
 }
 
 /// Hands the source's video frames to the decoder without ever waiting: a full queue
-/// drops a rung and skips to the next keyframe. Ends when the publisher leaves.
-async fn feed(hub: Arc<Hub>, tx: SyncSender<Arc<Frame>>, shed: Arc<Shed>) {
+/// drops a rung and skips to the next keyframe. Audio goes to the audio thread, if any;
+/// a unit it has no room for is dropped (the encoder fills the gap with silence). Ends
+/// when the publisher leaves.
+async fn feed(
+    hub: Arc<Hub>,
+    tx: SyncSender<Arc<Frame>>,
+    audio: Option<SyncSender<Arc<Frame>>>,
+    shed: Arc<Shed>,
+) {
     let mut state = hub.state();
     // Not the GOP cache: from the next keyframe on, at the pace it arrives.
     let (_gop, mut rx) = hub.subscribe();
     let mut skipping = true;
     let give = |f: Arc<Frame>, skipping: &mut bool| -> bool {
-        if f.track != TrackId::Video {
+        if f.track == TrackId::Audio {
+            if let Some(a) = &audio {
+                if let Err(TrySendError::Full(_)) = a.try_send(f) {
+                    warn!("ABR audio fell behind; an access unit is lost");
+                }
+            }
             return true;
         }
         if *skipping && !f.is_sync {
@@ -540,6 +616,94 @@ fn rung_thread(stream: &str, r: &Rendition, p: &Planned, fps: f64, rx: Receiver<
                     warn!(%stream, rung = %r.name, error = %e, failures, "rung picture lost");
                 }
                 need_idr = true;
+            }
+        }
+    }
+}
+
+/// Decodes the source's audio, downmixed to stereo, and encodes it to AAC-LC into the
+/// audio rendition's hub, at the source's sample times.
+fn audio_thread(stream: &str, r: &Rendition, rx: Receiver<Arc<Frame>>) {
+    let publisher = match r.hub.publish("transcoder") {
+        Ok(p) => p,
+        Err(e) => {
+            warn!(%stream, error = %e, "audio rendition hub busy");
+            return;
+        }
+    };
+    let mut decoder: Option<(Arc<TrackParams>, AacDecoder)> = None;
+    let mut encoder: Option<(AacEncoder, Arc<TrackParams>)> = None;
+    let mut failures = 0u64;
+    while let Ok(f) = rx.recv() {
+        if !r.running() {
+            break;
+        }
+        let TrackParams::Audio(config) = &*f.params else {
+            continue;
+        };
+        if !decoder
+            .as_ref()
+            .is_some_and(|(p, _)| Arc::ptr_eq(p, &f.params))
+        {
+            match AacDecoder::new(config) {
+                Ok(d) => decoder = Some((f.params.clone(), d)),
+                Err(e) => {
+                    warn!(%stream, error = %e, "audio rendition: the source's AAC does not decode");
+                    decoder = None;
+                    continue;
+                }
+            }
+        }
+        let Some((_, dec)) = decoder.as_mut() else {
+            continue;
+        };
+        let (pcm, channels) = match dec.decode(&f.data) {
+            Ok(x) => x,
+            Err(e) => {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    warn!(%stream, error = %e, failures, "audio rendition: an access unit was rejected");
+                }
+                continue;
+            }
+        };
+        let fits = encoder.as_ref().is_some_and(|(e, _)| {
+            let c = e.config();
+            usize::from(c.channels) == channels && c.sample_rate == config.sample_rate
+        });
+        if !fits {
+            match AacEncoder::new(config.sample_rate, channels as u16) {
+                Ok(e) => {
+                    let params = Arc::new(TrackParams::Audio(e.config().clone()));
+                    publisher.set_params(params.clone());
+                    encoder = Some((e, params));
+                }
+                Err(e) => {
+                    warn!(%stream, error = %e, "audio rendition encoder");
+                    continue;
+                }
+            }
+        }
+        let Some((enc, params)) = encoder.as_mut() else {
+            continue;
+        };
+        match enc.push(f.dts, pcm) {
+            Ok(units) => {
+                for (t, au) in units {
+                    publisher.send(Frame {
+                        track: TrackId::Audio,
+                        dts: t,
+                        cts: 0,
+                        is_sync: true,
+                        params: params.clone(),
+                        data: au,
+                        received: f.received,
+                    });
+                }
+            }
+            Err(e) => {
+                warn!(%stream, error = %e, "audio rendition encoder failed; starting a new one");
+                encoder = None;
             }
         }
     }
