@@ -172,6 +172,40 @@ fn a_1080p_source_comes_out_as_an_aligned_ladder_of_the_right_sizes_and_bitrates
             );
         }
     }
+    // DASH: one video AdaptationSet with a Representation per rendition, which ffprobe
+    // opens as one stream each.
+    let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    assert_eq!(mpd.matches("contentType=\"video\"").count(), 1, "{mpd}");
+    for id in ["video", "720p", "480p", "360p"] {
+        assert!(
+            mpd.contains(&format!("<Representation id=\"{id}\"")),
+            "{id}: {mpd}"
+        );
+    }
+    let out = std::process::Command::new(tool("ffprobe"))
+        .args(["-v", "error", "-print_format", "json", "-show_streams"])
+        .arg(server.url("/live/lobby/manifest.mpd"))
+        .output()
+        .expect("run ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let probe: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let mut dash_sizes: Vec<(u32, u32)> = probe["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .filter(|s| s["codec_type"] == "video")
+        .map(|s| (num(&s["width"]) as u32, num(&s["height"]) as u32))
+        .collect();
+    dash_sizes.sort_unstable();
+    assert_eq!(
+        dash_sizes,
+        [(640, 360), (854, 480), (1280, 720), (1920, 1080)],
+        "{probe}"
+    );
     // Each rung: the last 10 segments it shares with the source decode cleanly
     // (-xerror) at the rung's size, with every picture of the source's same segments,
     // at the rung's target bitrate within 25 %.

@@ -149,10 +149,15 @@ pub async fn playlist(
         return r;
     }
     match file.as_str() {
-        "index.m3u8" => match hls::multivariant(&live.read(), &rungs(&e), stereo(&e).as_ref()) {
-            Some(body) => text(PLAYLIST, "public, max-age=2", body),
-            None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
-        },
+        "index.m3u8" => {
+            // Rung windows are read before the source's, never while holding it (see
+            // segmenter::Follow).
+            let (rungs, stereo) = (rungs(&e), stereo(&e));
+            match hls::multivariant(&live.read(), &rungs, stereo.as_ref()) {
+                Some(body) => text(PLAYLIST, "public, max-age=2", body),
+                None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
+            }
+        }
         "manifest.mpd" => {
             // The Host header goes into a cacheable body: only a plausible host:port.
             let host = headers
@@ -170,13 +175,27 @@ pub async fn playlist(
             for track in TrackId::ALL {
                 older.insert(track, time_shift(&app, live, track).await);
             }
+            // Rung windows first, then the source's (see segmenter::Follow).
+            let running = e.renditions.running();
+            let windows: Vec<_> = running.iter().map(|r| r.output.read()).collect();
+            let rungs: Vec<dash::Rung<'_>> = running
+                .iter()
+                .zip(&windows)
+                .map(|(r, w)| dash::Rung {
+                    name: &r.name,
+                    window: w,
+                })
+                .collect();
             let body = dash::manifest(
                 &live.read(),
                 cfg.segment_target,
                 cfg.window,
                 &time_url,
                 &older,
+                &rungs,
             );
+            drop(rungs);
+            drop(windows);
             text(MPD, "public, max-age=1", body)
         }
         _ => match track {

@@ -14,16 +14,29 @@ fn secs(s: f64) -> String {
     format!("PT{s:.3}S")
 }
 
+/// An ABR rung's window (its video track), listed as another Representation of the
+/// video AdaptationSet; its media lives under `name/`.
+#[derive(Debug, Clone, Copy)]
+pub struct Rung<'a> {
+    /// URL directory and Representation id (`720p`).
+    pub name: &'a str,
+    /// The rung's window.
+    pub window: &'a Window,
+}
+
 /// Renders the MPD. `time_url` is the absolute URL of the UTCTiming source. `older` are
 /// recorded segments per track that play straight into the window (time-shift); those
 /// of epochs still in the window are listed in their Periods, and the time-shift buffer
-/// grows by what they cover.
+/// grows by what they cover. `rungs` are listed in each Period's video AdaptationSet with
+/// the segments they have of it: their segments share the source's numbers and times
+/// (ISO/IEC 23009-1 §5.3.3.2 segment alignment), so players switch between them.
 pub fn manifest(
     w: &Window,
     segment_target: f64,
     window: f64,
     time_url: &str,
     older: &BTreeMap<TrackId, Arc<Vec<Segment>>>,
+    rungs: &[Rung<'_>],
 ) -> String {
     let listed_older = |track: &TrackId| -> Vec<&Segment> {
         older
@@ -126,7 +139,14 @@ pub fn manifest(
                 first.timescale, first.start, first.msn
             );
             timeline(&mut period, &segs);
-            period.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n    </AdaptationSet>\n");
+            period.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
+            if *track == TrackId::Video {
+                let last = segs.last().map_or(first.msn, |s| s.msn);
+                for r in rungs {
+                    rung_representation(&mut period, r, first.msn..=last, first.start);
+                }
+            }
+            period.push_str("    </AdaptationSet>\n");
         }
         if let Some(start) = start {
             let _ = write!(
@@ -141,6 +161,60 @@ pub fn manifest(
         "  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:http-iso:2014\" value=\"{time_url}\"/>\n</MPD>"
     );
     out
+}
+
+/// A rung's Representation for the Period whose source segments are `msns`, starting at
+/// `offset` (the source's presentationTimeOffset, the same clock): the rung's complete
+/// segments in that range, of the epoch of the first of them. Nothing when it has none.
+fn rung_representation(
+    out: &mut String,
+    r: &Rung<'_>,
+    msns: std::ops::RangeInclusive<u64>,
+    offset: u64,
+) {
+    let w = r.window;
+    let Some(tw) = w.tracks.get(&TrackId::Video) else {
+        return;
+    };
+    let in_period = tw
+        .segments
+        .iter()
+        .filter(|s| s.complete && msns.contains(&s.msn));
+    let Some(epoch) = in_period.clone().next().map(|s| s.epoch) else {
+        return;
+    };
+    let segs: Vec<&Segment> = in_period.filter(|s| s.epoch == epoch).collect();
+    let Some((params, _)) = w
+        .epochs
+        .get(&epoch)
+        .and_then(|e| e.tracks.get(&TrackId::Video))
+    else {
+        return;
+    };
+    let TrackParams::Video(v) = &**params else {
+        return;
+    };
+    let (name, first) = (r.name, segs[0]);
+    let _ = write!(
+        out,
+        "      <Representation id=\"{name}\" codecs=\"{}\" bandwidth=\"{}\" width=\"{}\" height=\"{}\"",
+        params.codec_string(),
+        tw.peak_bitrate().max(1),
+        v.width,
+        v.height
+    );
+    if let Some(fps) = w.frame_rate {
+        let _ = write!(out, " frameRate=\"{}/1000\"", (fps * 1000.0).round() as u64);
+    }
+    let _ = write!(
+        out,
+        ">\n        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
+        first.timescale, first.msn
+    );
+    timeline(out, &segs);
+    out.push_str(
+        "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n",
+    );
 }
 
 /// `<S t d r>` elements; consecutive segments of equal duration share one with `r`.

@@ -131,6 +131,10 @@ impl TrackState {
 
 /// Where a leader cut: given a keyframe's decode time (90 kHz ticks), the sequence number
 /// of the leader's segment that starts at that time, if it cut there.
+///
+/// It is called with the follower's window write-locked and reads the leader's window,
+/// so nothing may lock a follower's window while holding its leader's: readers of both
+/// take the follower's first.
 #[derive(Clone)]
 pub struct Follow(pub Arc<dyn Fn(i64) -> Option<u64> + Send + Sync>);
 
