@@ -29,6 +29,8 @@ pub struct App {
     pub db: SqlitePool,
     /// Prometheus metrics.
     pub metrics: Arc<Metrics>,
+    /// What transcoding costs here, and the cores committed to ABR ladders.
+    pub costs: Arc<crate::transcode::cost::Costs>,
     /// Keyframes to JPEG, on their own thread.
     pub thumbnails: Arc<crate::transcode::thumbnail::Thumbnailer>,
     streams: Arc<Mutex<BTreeMap<String, LiveEntry>>>,
@@ -43,6 +45,7 @@ impl App {
             db,
             thumbnails: crate::transcode::thumbnail::Thumbnailer::start(metrics.thumbnails.clone()),
             metrics,
+            costs: Arc::default(),
             streams: Arc::default(),
         }
     }

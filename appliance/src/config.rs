@@ -30,6 +30,28 @@ pub struct Config {
     pub sources: SourcesConfig,
     /// Recording.
     pub dvr: DvrConfig,
+    /// ABR transcoding.
+    pub abr: AbrConfig,
+}
+
+/// ABR transcoding limits.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AbrConfig {
+    /// CPU cores ABR transcoding may take in all (decoding, scaling and encoding of every
+    /// stream's rungs). Unset: 85 % of the machine's cores, the rest kept for ingest,
+    /// packaging and serving.
+    pub max_cpu: Option<f64>,
+}
+
+impl AbrConfig {
+    /// The budget in cores: `max_cpu`, or 85 % of the available cores.
+    pub fn budget(&self) -> f64 {
+        self.max_cpu.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            cores as f64 * 0.85
+        })
+    }
 }
 
 /// Recording settings that hold for the whole appliance (per-stream ones are in the
@@ -155,6 +177,7 @@ impl Default for Config {
             live: LiveConfig::default(),
             sources: SourcesConfig::default(),
             dvr: DvrConfig::default(),
+            abr: AbrConfig::default(),
         }
     }
 }
@@ -216,6 +239,13 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.live;
         let bad = |field, problem| Err(ConfigError::Invalid { field, problem });
+        if self
+            .abr
+            .max_cpu
+            .is_some_and(|c| !(0.0..=1024.0).contains(&c))
+        {
+            return bad("abr.max_cpu", "must be between 0 and 1024 cores");
+        }
         if !(0.1..=60.0).contains(&l.segment_target) {
             return bad("live.segment_target", "must be between 0.1 and 60 seconds");
         }

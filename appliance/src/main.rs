@@ -251,7 +251,23 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     println!("rtmp listening on {rtmp_addr}");
     println!("http listening on {http_addr}");
     println!("rtsp listening on {rtsp_addr}");
+    let budget = cfg.abr.budget();
     let app = App::new(cfg, pool);
+    // Measure what transcoding costs on this machine, off the async workers; ladders
+    // started before it finishes use the built-in estimate.
+    let costs = app.costs.clone();
+    tokio::task::spawn_blocking(move || match streambox::transcode::cost::calibrate() {
+        Ok((decode, encode)) => {
+            costs.set(decode, encode);
+            tracing::info!(
+                decode = format!("{decode:.5}"),
+                encode = format!("{encode:.5}"),
+                budget_cores = format!("{:.2}", budget),
+                "ABR cost model calibrated (CPU-s per media-s per Mpx/s)"
+            );
+        }
+        Err(e) => tracing::warn!(error = %e, "ABR calibration failed; using the built-in estimate"),
+    });
     // Recordings and their index agree before anything records.
     dvr::reconcile(&app)
         .await

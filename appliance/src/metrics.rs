@@ -8,7 +8,8 @@
 //! (label `result`).
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Every metric of the service, registered in one registry.
@@ -38,8 +39,10 @@ pub struct Metrics {
     pub dvr_deleted_segments: IntCounterVec,
     /// Seconds one recorder batch took to write (files, fsyncs, renames), by stream.
     pub dvr_write_seconds: HistogramVec,
-    /// 1 while an ABR rung is being made, 0 once stopped or dropped under overload.
+    /// 1 while an ABR rung is being made, 0 once stopped, refused or dropped.
     pub rendition_running: IntGaugeVec,
+    /// CPU cores admitted for a stream's ABR ladder (estimated).
+    pub abr_cores: GaugeVec,
     /// Thumbnail requests by outcome (`result`: cached, shared, queued, stale, busy) and
     /// decodes by outcome (decoded, failed).
     pub thumbnails: IntCounterVec,
@@ -172,6 +175,19 @@ impl Metrics {
                 "1 while an ABR rung is being made; 0 once stopped or dropped under overload",
                 &["stream", "rendition"],
             ),
+            abr_cores: {
+                let g = GaugeVec::new(
+                    Opts::new(
+                        "streambox_abr_cores",
+                        "CPU cores admitted for the stream's ABR ladder (estimated)",
+                    ),
+                    &["stream"],
+                )
+                .unwrap_or_else(|e| panic!("metric streambox_abr_cores is malformed: {e}"));
+                r.register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| panic!("metric streambox_abr_cores registered twice: {e}"));
+                g
+            },
             thumbnails: counter(
                 &r,
                 "streambox_thumbnails_total",

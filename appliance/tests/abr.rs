@@ -377,3 +377,45 @@ fn a_5_1_source_plays_with_stereo_aac_in_every_rendition() {
     let src = get_text(&server.url("/live/lobby/audio.m3u8"));
     assert!(src.contains("audio/seg-"), "{src}");
 }
+
+#[test]
+fn a_ladder_beyond_the_cpu_budget_is_refused_and_says_what_fits() {
+    // A thousandth of a core for transcoding: not even decoding the source fits.
+    let server = Server::with(Settings {
+        abr_max_cpu: Some(0.001),
+        ..Settings::default()
+    });
+    let key = server.add_stream("lobby");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "480p,360p"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ff = publish(
+        &bbb_bframes(),
+        -1,
+        &server.rtmp_url(&format!("lobby?key={key}")),
+    );
+    server.wait_segments("lobby", 2);
+    let line = server.wait_log("ABR: the ladder needs", Duration::from_secs(15));
+    assert!(
+        line.contains("refused 480p,360p; what fits: nothing") && line.contains("abr.max_cpu"),
+        "{line}"
+    );
+    // The source plays on; no rung is listed or served.
+    let m = get_text(&server.url("/live/lobby/index.m3u8"));
+    assert_eq!(m.matches("#EXT-X-STREAM-INF").count(), 1, "{m}");
+    assert_eq!(get(&server.url("/live/lobby/480p.m3u8")).0, 404);
+    let metrics = get_text(&server.url("/metrics"));
+    assert!(
+        metrics.contains("streambox_abr_cores{stream=\"lobby\"} 0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("streambox_rendition_running{rendition=\"480p\",stream=\"lobby\"} 0"),
+        "{metrics}"
+    );
+    // The calibration ran and said what it measured.
+    server.wait_log("ABR cost model calibrated", Duration::from_secs(10));
+}

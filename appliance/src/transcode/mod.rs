@@ -7,8 +7,10 @@
 //! | ISO/IEC 14496-10 decoding (OpenH264) to JPEG thumbnails | [`thumbnail`] |
 //! | ISO/IEC 14496-10 decoding, scaling and encoding (OpenH264) for ABR rungs | [`video`] |
 //! | the ABR ladder: rungs, sizes, bitrates | [`ladder`] |
+//! | what transcoding costs here; admission against the CPU budget | [`cost`] |
 
 pub mod aac;
+pub mod cost;
 pub mod g711;
 pub mod ladder;
 pub mod rendition;

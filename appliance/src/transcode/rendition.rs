@@ -200,8 +200,7 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
                         "the source is not above any rung of the ladder: passthrough only"
                     );
                 }
-                let stereo = want.audio.is_some();
-                let p = Pipeline::start(&app, &hub, &source, &renditions, planned, stereo);
+                let p = Pipeline::start(&app, &hub, &source, &renditions, &want, planned);
                 running = Some((want, p));
             }
         }
@@ -227,10 +226,12 @@ impl Pipeline {
         hub: &Arc<Hub>,
         source: &Arc<LiveStream>,
         renditions: &Renditions,
+        want: &Want,
         planned: Vec<Planned>,
-        stereo: bool,
     ) -> Pipeline {
         let fps = source.read().frame_rate.unwrap_or(30.0).clamp(1.0, 120.0);
+        let planned = admit(app, hub.name(), want, planned, fps);
+        let stereo = want.audio.is_some();
         let mut rungs = Vec::new();
         let mut audio = Vec::new();
         let mut threads = Vec::new();
@@ -243,9 +244,10 @@ impl Pipeline {
             let (tx, rx) = sync_channel::<Job>(RUNG_QUEUE);
             let rr = r.clone();
             let stream = hub.name().to_string();
+            let costs = app.costs.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("rung-{}", p.name))
-                .spawn(move || rung_thread(&stream, &rr, &p, fps, rx));
+                .spawn(move || rung_thread(&stream, &rr, &p, fps, &costs, rx));
             match spawned {
                 Ok(t) => {
                     threads.push(t);
@@ -259,10 +261,6 @@ impl Pipeline {
             }
             rungs.push(r);
         }
-        info!(
-            renditions = %rungs.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
-            "ABR ladder started"
-        );
         let mut audio_tx = None;
         if stereo {
             let r = rendition(app, hub, source, renditions, STEREO, TrackId::Audio);
@@ -288,17 +286,31 @@ impl Pipeline {
             stream: hub.name().to_string(),
             rungs,
         });
-        let (tx, rx) = sync_channel::<Arc<Frame>>(DECODE_QUEUE);
-        let s2 = shed.clone();
-        let s3 = shed.clone();
-        match std::thread::Builder::new()
-            .name("abr-decoder".into())
-            .spawn(move || decoder_thread(&s2, rx, senders))
-        {
-            Ok(t) => threads.push(t),
-            Err(e) => warn!(error = %e, "cannot start the ABR decoder thread"),
+        if !shed.rungs.is_empty() || !audio.is_empty() {
+            info!(
+                renditions = %shed.rungs.iter().chain(&audio).map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
+                "ABR ladder started"
+            );
         }
-        let feeder = tokio::spawn(feed(hub.clone(), tx, audio_tx, s3).in_current_span());
+        // The decoder runs only for rungs.
+        let mut video_tx = None;
+        if !shed.rungs.is_empty() {
+            let (tx, rx) = sync_channel::<Arc<Frame>>(DECODE_QUEUE);
+            let s2 = shed.clone();
+            let mpx = super::cost::mpx_per_second(want.width, want.height, fps);
+            match std::thread::Builder::new()
+                .name("abr-decoder".into())
+                .spawn(move || decoder_thread(&s2, rx, senders, mpx))
+            {
+                Ok(t) => {
+                    threads.push(t);
+                    video_tx = Some(tx);
+                }
+                Err(e) => warn!(error = %e, "cannot start the ABR decoder thread"),
+            }
+        }
+        let s3 = shed.clone();
+        let feeder = tokio::spawn(feed(hub.clone(), video_tx, audio_tx, s3).in_current_span());
         Pipeline {
             feeder,
             threads,
@@ -310,6 +322,13 @@ impl Pipeline {
     /// Stops the feeder and the rungs; the threads drain and end (their hubs go idle);
     /// waits for them.
     async fn stop(self) {
+        self.shed.app.costs.release(&self.shed.stream);
+        self.shed
+            .app
+            .metrics
+            .abr_cores
+            .with_label_values(&[&self.shed.stream])
+            .set(0.0);
         for r in self.shed.rungs.iter().chain(&self.audio) {
             r.running.store(false, Ordering::Relaxed);
             set_running_metric(&self.shed.app, &self.shed.stream, &r.name, false);
@@ -325,6 +344,54 @@ impl Pipeline {
         .await;
         info!("ABR ladder stopped");
     }
+}
+
+/// The rungs of `planned` (in priority order) that fit in the transcoding budget with
+/// what other streams' ladders take; the rest are refused with a log line saying what
+/// the ladder needs, what is free, and what fits.
+fn admit(app: &App, stream: &str, want: &Want, planned: Vec<Planned>, fps: f64) -> Vec<Planned> {
+    let costs = &app.costs;
+    let decode = costs.decode_cores(want.width, want.height, fps);
+    let rungs: Vec<f64> = planned
+        .iter()
+        .map(|p| {
+            let rate = p.rung.max_fps.map_or(fps, |cap| cap.min(fps));
+            costs.encode_cores(p.width, p.height, rate)
+        })
+        .collect();
+    let budget = app.cfg.abr.budget();
+    let a = costs.admit(stream, budget, decode, &rungs);
+    app.metrics
+        .abr_cores
+        .with_label_values(&[stream])
+        .set(a.cores);
+    let (admitted, refused): (Vec<_>, Vec<_>) = planned
+        .into_iter()
+        .enumerate()
+        .partition(|(i, _)| a.admitted.contains(i));
+    if !refused.is_empty() {
+        let names = |ps: &[(usize, Planned)]| {
+            ps.iter()
+                .map(|(_, p)| p.name.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let fits = if admitted.is_empty() {
+            "nothing".to_string()
+        } else {
+            names(&admitted)
+        };
+        warn!(
+            "ABR: the ladder needs {:.2} cores and {:.2} of the {budget:.2} for transcoding (abr.max_cpu) are free: refused {}; what fits: {fits}",
+            a.wanted,
+            a.free,
+            names(&refused),
+        );
+        for (_, p) in &refused {
+            set_running_metric(app, stream, &p.name, false);
+        }
+    }
+    admitted.into_iter().map(|(_, p)| p).collect()
 }
 
 fn set_running_metric(app: &App, stream: &str, rung: &str, running: bool) {
@@ -400,7 +467,7 @@ impl Shed {
 /// when the publisher leaves.
 async fn feed(
     hub: Arc<Hub>,
-    tx: SyncSender<Arc<Frame>>,
+    tx: Option<SyncSender<Arc<Frame>>>,
     audio: Option<SyncSender<Arc<Frame>>>,
     shed: Arc<Shed>,
 ) {
@@ -417,6 +484,9 @@ async fn feed(
             }
             return true;
         }
+        let Some(tx) = &tx else {
+            return true;
+        };
         if *skipping && !f.is_sync {
             return true;
         }
@@ -432,7 +502,7 @@ async fn feed(
         }
     };
     loop {
-        if !shed.any_running() {
+        if !shed.any_running() && audio.is_none() {
             info!("no rung left running");
             return;
         }
@@ -462,7 +532,9 @@ fn decoder_thread(
     shed: &Shed,
     rx: Receiver<Arc<Frame>>,
     mut senders: Vec<Option<SyncSender<Job>>>,
+    mpx: f64,
 ) {
+    let mut meter = Meter::default();
     let mut decoder = match VideoDecoder::new() {
         Ok(d) => d,
         Err(e) => {
@@ -521,6 +593,9 @@ fn decoder_thread(
             delay = Some(cts);
         }
         let Some(d) = delay else { continue };
+        if let Some((cpu, media)) = meter.tick(f.dts) {
+            shed.app.costs.measured_decode(cpu, media, mpx);
+        }
         match decoder.decode(
             config,
             &f.data,
@@ -549,8 +624,49 @@ fn decoder_thread(
     }
 }
 
+/// Measures the calling thread's CPU time against media time, every couple of seconds
+/// of media.
+#[derive(Debug, Default)]
+struct Meter {
+    /// CPU seconds and media time (90 kHz ticks) at the start of the current span.
+    start: Option<(f64, i64)>,
+}
+
+impl Meter {
+    /// At media time `t` (90 kHz ticks): the (CPU seconds, media seconds) of a span
+    /// that just completed, if one did.
+    fn tick(&mut self, t: i64) -> Option<(f64, f64)> {
+        let now = super::cost::thread_cpu_seconds();
+        match self.start {
+            Some((cpu, t0)) if t - t0 >= 2 * 90_000 => {
+                self.start = Some((now, t));
+                Some((now - cpu, (t - t0) as f64 / 90_000.0))
+            }
+            Some((_, t0)) if t < t0 => {
+                self.start = Some((now, t)); // a jump back: start again
+                None
+            }
+            Some(_) => None,
+            None => {
+                self.start = Some((now, t));
+                None
+            }
+        }
+    }
+}
+
 /// Scales and encodes one rung's pictures and publishes them into its hub.
-fn rung_thread(stream: &str, r: &Rendition, p: &Planned, fps: f64, rx: Receiver<Job>) {
+fn rung_thread(
+    stream: &str,
+    r: &Rendition,
+    p: &Planned,
+    fps: f64,
+    costs: &super::cost::Costs,
+    rx: Receiver<Job>,
+) {
+    let mut meter = Meter::default();
+    let rate = p.rung.max_fps.map_or(fps, |c| c.min(fps));
+    let mpx = super::cost::mpx_per_second(p.width, p.height, rate);
     let publisher = match r.hub.publish("transcoder") {
         Ok(p) => p,
         Err(e) => {
@@ -585,6 +701,9 @@ fn rung_thread(stream: &str, r: &Rendition, p: &Planned, fps: f64, rx: Receiver<
             }
         }
         last_kept = Some(d.pts);
+        if let Some((cpu, media)) = meter.tick(d.pts) {
+            costs.measured_encode(cpu, media, mpx);
+        }
         let encoded = scaler.scale(&d.picture).and_then(|small| {
             encoder.encode(&small, d.keyframe || need_idr, (d.pts.max(0) / 90) as u64)
         });

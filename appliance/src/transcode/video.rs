@@ -70,6 +70,25 @@ impl Picture {
         }
     }
 
+    /// A moving test pattern (diagonal luma bands, chroma ramps) at time `t` (frames):
+    /// for calibration and tests, something an encoder has to work on.
+    pub fn pattern(width: u32, height: u32, t: u32) -> Picture {
+        let mut p = Picture::flat(width, height, 0, 128, 128);
+        for y in 0..height {
+            for x in 0..width {
+                p.y[(y * width + x) as usize] = ((x + y + 4 * t) % 256) as u8;
+            }
+        }
+        let (cw, ch) = p.chroma_size();
+        for y in 0..ch {
+            for x in 0..cw {
+                p.u[(y * cw + x) as usize] = (64 + (x * 2 + t) % 128) as u8;
+                p.v[(y * cw + x) as usize] = (64 + (y * 2) % 128) as u8;
+            }
+        }
+        p
+    }
+
     fn from_decoded(d: &impl YUVSource) -> Picture {
         let (w, h) = d.dimensions();
         let (sy, su, sv) = d.strides();
@@ -430,22 +449,8 @@ impl VideoEncoder {
 mod tests {
     use super::*;
 
-    /// A moving test pattern: diagonal bands that shift with `t`.
     fn pattern(width: u32, height: u32, t: u32) -> Picture {
-        let mut p = Picture::flat(width, height, 0, 128, 128);
-        for y in 0..height {
-            for x in 0..width {
-                p.y[(y * width + x) as usize] = ((x + y + 4 * t) % 256) as u8;
-            }
-        }
-        let (cw, ch) = p.chroma_size();
-        for y in 0..ch {
-            for x in 0..cw {
-                p.u[(y * cw + x) as usize] = (64 + (x * 2 + t) % 128) as u8;
-                p.v[(y * cw + x) as usize] = (64 + (y * 2) % 128) as u8;
-            }
-        }
-        p
+        Picture::pattern(width, height, t)
     }
 
     fn psnr(a: &[u8], b: &[u8]) -> f64 {

@@ -131,6 +131,8 @@ pub struct Settings {
     pub retry_max: f64,
     /// `dvr.min_free_bytes`: low, so a nearly full CI disk does not pause recording.
     pub min_free_bytes: u64,
+    /// `abr.max_cpu`: cores for transcoding (the machine's 85 % when `None`).
+    pub abr_max_cpu: Option<f64>,
 }
 
 impl Default for Settings {
@@ -142,6 +144,7 @@ impl Default for Settings {
             end_grace: 1.0,
             retry_max: 30.0,
             min_free_bytes: 1 << 20,
+            abr_max_cpu: None,
         }
     }
 }
@@ -192,7 +195,11 @@ fn launch(dir: &Path, s: &Settings) -> (Child, SocketAddr, SocketAddr, SocketAdd
             .append(true)
             .open(dir.join("server.log"))
             .expect("log file");
-        let mut child = Command::new(bin())
+        let mut command = Command::new(bin());
+        if let Some(cores) = s.abr_max_cpu {
+            command.env("STREAMBOX_ABR__MAX_CPU", cores.to_string());
+        }
+        let mut child = command
             .arg("--data-dir")
             .arg(dir)
             .args([

@@ -1,0 +1,242 @@
+//! What transcoding costs on this machine, and admission of ABR ladders against the
+//! budget (`abr.max_cpu`, 85 % of the cores by default).
+//!
+//! The model: decoding costs `decode` CPU-seconds per second of media per million
+//! pixels per second of source (width × height × frame rate / 10⁶), and scaling plus
+//! encoding a rung costs `encode` per million pixels per second of the rung's output.
+//! Both start from a calibration run at start-up (OpenH264 on a moving test pattern,
+//! on a thread of its own) and follow what the running threads measure of themselves
+//! (their own CPU clocks), so they fit this machine and the content it carries.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// CPU seconds used by the calling thread (CLOCK_THREAD_CPUTIME_ID).
+pub fn thread_cpu_seconds() -> f64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+/// Weight of a new measurement in the running estimate.
+const SMOOTHING: f64 = 0.25;
+
+#[derive(Debug)]
+struct Model {
+    /// CPU-s per media-s per Mpx/s of source, decoding.
+    decode: f64,
+    /// CPU-s per media-s per Mpx/s of output, scaling and encoding.
+    encode: f64,
+    /// Cores committed to each running ladder, by stream.
+    committed: BTreeMap<String, f64>,
+}
+
+/// The cost model and the cores committed to running ladders.
+#[derive(Debug)]
+pub struct Costs {
+    model: Mutex<Model>,
+}
+
+impl Default for Costs {
+    fn default() -> Self {
+        // Until calibration: about what a 2-core x86-64 box with OpenH264's SIMD code
+        // measures (1080p30 decode ≈ 0.2 core, 720p30 scale+encode ≈ 0.2 core).
+        Costs {
+            model: Mutex::new(Model {
+                decode: 0.0035,
+                encode: 0.0075,
+                committed: BTreeMap::new(),
+            }),
+        }
+    }
+}
+
+/// Millions of pixels per second.
+pub fn mpx_per_second(width: u32, height: u32, fps: f64) -> f64 {
+    f64::from(width) * f64::from(height) * fps / 1e6
+}
+
+/// What one ladder was admitted with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admission {
+    /// Indices of the rungs admitted, in priority order.
+    pub admitted: Vec<usize>,
+    /// Estimated cores of the admitted work (decoding included when any rung is).
+    pub cores: f64,
+    /// Estimated cores the whole ladder would need.
+    pub wanted: f64,
+    /// Cores free for this stream's ladder before it started.
+    pub free: f64,
+}
+
+impl Costs {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Model> {
+        self.model.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Estimated cores to decode a `width`×`height` source at `fps`.
+    pub fn decode_cores(&self, width: u32, height: u32, fps: f64) -> f64 {
+        self.lock().decode * mpx_per_second(width, height, fps)
+    }
+
+    /// Estimated cores to scale and encode a `width`×`height` rung at `fps`.
+    pub fn encode_cores(&self, width: u32, height: u32, fps: f64) -> f64 {
+        self.lock().encode * mpx_per_second(width, height, fps)
+    }
+
+    /// Takes in a decoder's measurement: `cpu` seconds for `media` seconds of a source
+    /// of `mpx` million pixels per second.
+    pub fn measured_decode(&self, cpu: f64, media: f64, mpx: f64) {
+        if let Some(c) = per_mpx(cpu, media, mpx) {
+            let mut m = self.lock();
+            m.decode += SMOOTHING * (c - m.decode);
+        }
+    }
+
+    /// Takes in a rung's measurement, as [`Costs::measured_decode`].
+    pub fn measured_encode(&self, cpu: f64, media: f64, mpx: f64) {
+        if let Some(c) = per_mpx(cpu, media, mpx) {
+            let mut m = self.lock();
+            m.encode += SMOOTHING * (c - m.encode);
+        }
+    }
+
+    /// Sets both coefficients (calibration).
+    pub fn set(&self, decode: f64, encode: f64) {
+        let mut m = self.lock();
+        m.decode = decode;
+        m.encode = encode;
+    }
+
+    /// The coefficients: (decode, encode).
+    pub fn coefficients(&self) -> (f64, f64) {
+        let m = self.lock();
+        (m.decode, m.encode)
+    }
+
+    /// Admits `rungs` (their estimated cores, in priority order) one by one while they
+    /// fit, with decoding (`decode` cores), in what `budget` leaves after the other
+    /// streams' ladders; a rung that does not fit is passed over for cheaper ones after
+    /// it. Commits the result for `stream` (replacing what it had).
+    pub fn admit(&self, stream: &str, budget: f64, decode: f64, rungs: &[f64]) -> Admission {
+        let mut m = self.lock();
+        m.committed.remove(stream);
+        let free = budget - m.committed.values().sum::<f64>();
+        let wanted = decode + rungs.iter().sum::<f64>();
+        let mut cores = decode;
+        let mut admitted = Vec::new();
+        for (i, c) in rungs.iter().enumerate() {
+            if cores + c <= free {
+                cores += c;
+                admitted.push(i);
+            }
+        }
+        if admitted.is_empty() {
+            cores = 0.0;
+        }
+        m.committed.insert(stream.to_string(), cores);
+        Admission {
+            admitted,
+            cores,
+            wanted,
+            free,
+        }
+    }
+
+    /// Releases what `stream`'s ladder had committed.
+    pub fn release(&self, stream: &str) {
+        self.lock().committed.remove(stream);
+    }
+}
+
+fn per_mpx(cpu: f64, media: f64, mpx: f64) -> Option<f64> {
+    (cpu >= 0.0 && media > 0.5 && mpx > 0.0).then(|| cpu / media / mpx)
+}
+
+/// Measures both coefficients on this machine: 2 s of a 640x360 moving pattern at 30
+/// fps, scaled to 480x270 and encoded, then decoded. Blocking (about a second).
+///
+/// # Errors
+/// A codec that does not start.
+pub fn calibrate() -> Result<(f64, f64), super::video::VideoError> {
+    use super::video::{Picture, Scaler, VideoDecoder, VideoEncoder};
+    const FRAMES: u32 = 60;
+    let (w, h, fps) = (640, 360, 30.0);
+    let pictures: Vec<Picture> = (0..FRAMES).map(|t| Picture::pattern(w, h, t)).collect();
+    let mut scaler = Scaler::new(480, 270);
+    let mut big = VideoEncoder::new(1_000_000, fps)?;
+    let mut small = VideoEncoder::new(500_000, fps)?;
+    // The source to decode: the pattern at full size.
+    let mut source = Vec::new();
+    for (t, p) in pictures.iter().enumerate() {
+        if let Some((au, config)) = big.encode(p, t % 60 == 0, t as u64 * 33)? {
+            source.push((au, config));
+        }
+    }
+    let media = f64::from(FRAMES) / fps;
+    let start = thread_cpu_seconds();
+    for (t, p) in pictures.iter().enumerate() {
+        let s = scaler.scale(p)?;
+        small.encode(&s, t % 60 == 0, t as u64 * 33)?;
+    }
+    let encode = (thread_cpu_seconds() - start) / media / mpx_per_second(480, 270, fps);
+    let mut decoder = VideoDecoder::new()?;
+    let mut config = None;
+    let start = thread_cpu_seconds();
+    for (t, (au, c)) in source.iter().enumerate() {
+        if c.is_some() {
+            config.clone_from(c);
+        }
+        if let Some(c) = &config {
+            decoder.decode(
+                c,
+                &au.data,
+                t as i64 * 3000,
+                au.idr,
+                std::time::Instant::now(),
+            )?;
+        }
+    }
+    decoder.flush();
+    let decode = (thread_cpu_seconds() - start) / media / mpx_per_second(w, h, fps);
+    Ok((decode, encode))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admission_takes_what_fits_in_priority_order_after_other_streams() {
+        let c = Costs::default();
+        let a = c.admit("a", 2.0, 0.4, &[0.5, 0.3, 0.2]);
+        assert_eq!(a.admitted, [0, 1, 2]);
+        assert!((a.cores - 1.4).abs() < 1e-9);
+        // 0.6 left: decoding 0.4 and the first rung (0.5) do not fit; the second does.
+        let b = c.admit("b", 2.0, 0.4, &[0.5, 0.1]);
+        assert_eq!(b.admitted, [1]);
+        assert!((b.cores - 0.5).abs() < 1e-9);
+        assert!((b.free - 0.6).abs() < 1e-9 && (b.wanted - 1.0).abs() < 1e-9);
+        // Nothing fits: nothing is committed, not even decoding.
+        let d = c.admit("d", 2.0, 0.4, &[0.5]);
+        assert_eq!((d.admitted.clone(), d.cores), (vec![], 0.0));
+        // Restarting "a" replaces what it had committed.
+        assert_eq!(c.admit("a", 2.0, 0.4, &[0.5, 0.3]).admitted, [0, 1]);
+        c.release("a");
+        c.release("d");
+        assert_eq!(c.admit("b", 2.0, 0.4, &[0.5, 0.1]).admitted, [0, 1]);
+    }
+
+    #[test]
+    fn measurements_move_the_model_and_calibration_measures_something() {
+        let c = Costs::default();
+        let before = c.decode_cores(1920, 1080, 30.0);
+        for _ in 0..20 {
+            c.measured_decode(1.0, 2.0, mpx_per_second(1920, 1080, 30.0));
+        }
+        let after = c.decode_cores(1920, 1080, 30.0);
+        assert!((after - 0.5).abs() < 0.01, "{before} -> {after}");
+        c.measured_encode(1.0, 0.1, 1.0); // too short to count
+        let (d, e) = calibrate().expect("calibration");
+        assert!(d > 0.0 && e > 0.0 && d < 1.0 && e < 1.0, "{d} {e}");
+    }
+}
