@@ -236,7 +236,12 @@ def main():
                     help="recording: live only, then recording with retention, same streams")
     ap.add_argument("--keep-bytes", default="4MB",
                     help="--dvr: per-stream size limit, small so retention deletes throughout")
+    ap.add_argument("--abr", action="store_true",
+                    help="ABR: one 1080p30 stream with a 720p/480p/360p ladder; CPU per rung, "
+                         "against ffmpeg -c:v libx264 -preset veryfast making the same ladder")
     args = ap.parse_args()
+    if args.abr:
+        return main_abr(args)
     if args.rtsp:
         return main_rtsp(args)
     if args.dvr:
@@ -486,6 +491,119 @@ def main_dvr(args):
         print(f"\nrecording adds {100 * (rec - live) / live:+.1f} % CPU over live only")
         files = sum(len(f) for _, _, f in os.walk(f"{data}/recordings"))
         print(f"files on disk at the end: {files}")
+    finally:
+        stop_all(procs, work)
+
+
+def thread_cpu(pid):
+    """CPU seconds per thread name of process `pid` (threads of one name summed)."""
+    out = {}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{t}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{t}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICK
+        except OSError:
+            pass
+    return out
+
+
+def hist_mean(metrics, name, stream):
+    labels = f'stream="{stream}",track="video"'
+    total = re.search(rf'{name}_sum{{{labels}}} (\S+)', metrics)
+    count = re.search(rf'{name}_count{{{labels}}} (\S+)', metrics)
+    if not total or not count or float(count.group(1)) == 0:
+        return None
+    return float(total.group(1)) / float(count.group(1))
+
+
+RUNGS = [("720p", 1280, 720, "2800k"), ("480p", 854, 480, "1000k"), ("360p", 640, 360, "600k")]
+
+
+def main_abr(args):
+    """One 1080p30 libx264 stream (2 s GOPs, B-frames) published with -re and a
+    720p/480p/360p ladder: streambox's CPU per stage (its threads are named abr-decoder,
+    rung-720p, …) over --seconds of media, as CPU-seconds per media second; then the
+    same ladder from the same file by ffmpeg (-c:v libx264 -preset veryfast, one
+    decode, split and scaled, as users would otherwise run it) as fast as it goes; and
+    the delay from a frame's arrival to its segment being listed, source against rungs."""
+    work = tempfile.mkdtemp(prefix="sbx-abr-bench-")
+    procs = []
+    try:
+        clip = os.path.join(work, "1080p30.flv")
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", SOURCE, "-vf", "scale=1920:1080,fps=30",
+             "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "60", "-keyint_min", "60",
+             "-sc_threshold", "0", "-b:v", "4500k", "-c:a", "aac", "-ac", "2", "-b:a", "128k", clip],
+            check=True)
+        s_rtmp, s_http = free_port(), free_port()
+        env = dict(os.environ, STREAMBOX_LOG="warn")
+        data = f"{work}/sb"
+        out = subprocess.run([args.streambox, "--data-dir", data, "stream", "add", "lobby"], check=True,
+                             capture_output=True, text=True, env=env).stdout
+        key = re.search(r"Stream Key: (\S+)", out).group(1)
+        subprocess.run([args.streambox, "--data-dir", data, "stream", "set", "lobby", "--ladder",
+                        "720p,480p,360p"], check=True, capture_output=True, env=env)
+        sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve", "--rtmp-listen",
+                               f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
+                               "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
+        procs.append(sb)
+        time.sleep(2)  # calibration
+        procs.append(subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy",
+             "-f", "flv", f"rtmp://127.0.0.1:{s_rtmp}/live/lobby?key={key}"]))
+        base = f"http://127.0.0.1:{s_http}"
+        time.sleep(args.warmup)
+        c0, t0 = thread_cpu(sb.pid), time.time()
+        time.sleep(args.seconds)
+        c1, media = thread_cpu(sb.pid), time.time() - t0
+        _, metrics = fetch(f"{base}/metrics")
+        _, mv = fetch(f"{base}/live/lobby/index.m3u8")
+        running = {r for r, *_ in RUNGS if f"{r}.m3u8" in mv}
+        # streambox stops before ffmpeg runs, so neither takes the other's cores.
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=10)
+        # ffmpeg: the same ladder from the same file, as fast as it can, one decode.
+        loops = max(1, round(args.seconds / 5.3))
+        split = "".join(f"[v{i}]" for i in range(len(RUNGS)))
+        graph = f"[0:v]split={len(RUNGS)}{split};" + ";".join(
+            f"[v{i}]scale={w}:{h}[o{i}]" for i, (_, w, h, _) in enumerate(RUNGS))
+        cmd = ["ffmpeg", "-nostdin", "-v", "error", "-stream_loop", str(loops - 1), "-i", clip,
+               "-filter_complex", graph]
+        for i, (_, _, _, rate) in enumerate(RUNGS):
+            cmd += ["-map", f"[o{i}]", "-c:v", "libx264", "-preset", "veryfast", "-b:v", rate,
+                    "-g", "60", "-f", "null", "-"]
+        before = os.times()
+        t = time.time()
+        subprocess.run(cmd, check=True)
+        wall = time.time() - t
+        after = os.times()
+        ff_cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
+        ff_media = loops * 5.3
+        print(f"\n1080p30 source (libx264, 2 s GOP, B-frames, 4.5 Mbit/s); ladder 720p/480p/360p; "
+              f"{args.seconds} s measured after {args.warmup} s warm-up; {os.cpu_count()} cores\n")
+        print("| stage | streambox CPU-s per media-s | real-time factor (one core) | listed after arrival (segment, mean) |")
+        print("| --- | --- | --- | --- |")
+        src = hist_mean(metrics, "streambox_segment_delay_seconds", "lobby")
+        print(f"| source (passthrough) | – | – | {src * 1000:.0f} ms |" if src is not None else "| source | – | – | n/a |")
+        dec = c1.get("abr-decoder", 0) - c0.get("abr-decoder", 0)
+        print(f"| decode 1080p30 (OpenH264) | {dec / media:.3f} | {media / dec if dec else float('inf'):.1f}x | – |")
+        total = dec
+        for name, *_ in RUNGS:
+            c = c1.get(f"rung-{name}", 0) - c0.get(f"rung-{name}", 0)
+            total += c
+            delay = hist_mean(metrics, "streambox_segment_delay_seconds", f"lobby/{name}")
+            d = f"{delay * 1000:.0f} ms" if delay is not None else "n/a"
+            state = "" if name in running else " (not running)"
+            print(f"| {name}{state}: scale + encode (OpenH264) | {c / media:.3f} | "
+                  f"{media / c if c else float('inf'):.1f}x | {d} |")
+        print(f"| whole ladder, streambox | {total / media:.3f} | {media / total if total else 0:.1f}x | – |")
+        print(f"| whole ladder, ffmpeg libx264 veryfast (decode, scale, 3 encodes) | {ff_cpu / ff_media:.3f} | "
+              f"{ff_media / ff_cpu:.1f}x ({ff_media / wall:.1f}x wall on all cores) | – |")
     finally:
         stop_all(procs, work)
 

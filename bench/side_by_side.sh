@@ -8,6 +8,9 @@
 # With --dvr: the same N streams on streambox alone, live only and then recording with a
 # small retention limit; prints the CPU added, write throughput, deletes and part delays.
 #   bench/side_by_side.sh --dvr [--streams N] [--seconds S] [--keep-bytes 4MB]
+# With --abr: one 1080p30 stream with a 720p/480p/360p ladder; CPU per rung against
+# ffmpeg libx264 -preset veryfast making the same ladder, and the rungs' added delay.
+#   bench/side_by_side.sh --abr [--seconds S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()
