@@ -9,6 +9,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::*;
 
+/// Tests that transcode 1080p take most of a small machine: they run one at a time
+/// (the others in this file are light).
+static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A 1080p30 encode of the test clip: libx264 with B-frames, 2 s GOPs, stereo AAC.
 fn bbb_1080p30() -> std::path::PathBuf {
     derived_clip(
@@ -101,6 +109,7 @@ fn segments(playlist: &str) -> Listed {
 
 #[test]
 fn a_1080p_source_comes_out_as_an_aligned_ladder_of_the_right_sizes_and_bitrates() {
+    let _one_at_a_time = heavy();
     let server = Server::start();
     let clip = bbb_1080p30();
     let key = server.add_stream("lobby");
@@ -312,6 +321,7 @@ fn a_source_below_every_rung_is_passed_through_and_bad_ladders_are_refused() {
 
 #[test]
 fn a_5_1_source_plays_with_stereo_aac_in_every_rendition() {
+    let _one_at_a_time = heavy();
     let server = Server::start();
     let key = server.add_stream("lobby");
     let out = server.cli(&["stream", "set", "lobby", "--ladder", "360p"]);
@@ -418,4 +428,92 @@ fn a_ladder_beyond_the_cpu_budget_is_refused_and_says_what_fits() {
     );
     // The calibration ran and said what it measured.
     server.wait_log("ABR cost model calibrated", Duration::from_secs(10));
+}
+
+#[test]
+fn an_overloaded_machine_drops_the_lowest_rungs_and_the_sources_stay_on_time() {
+    let _one_at_a_time = heavy();
+    // Admission told the machine has 16 cores, so it admits three 1080p ladders that a
+    // small machine cannot keep up with: the rungs must go, lowest first, per stream,
+    // and the source renditions must not notice.
+    let server = Server::with(Settings {
+        abr_max_cpu: Some(16.0),
+        ..Settings::default()
+    });
+    let clip = bbb_1080p30();
+    let mut publishers = Vec::new();
+    for s in ["s0", "s1", "s2"] {
+        let key = server.add_stream(s);
+        let out = server.cli(&["stream", "set", s, "--ladder", "720p,480p,360p"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        publishers.push(publish(
+            &clip,
+            -1,
+            &server.rtmp_url(&format!("{s}?key={key}")),
+        ));
+    }
+    server.wait_log("dropping the lowest-priority rung", Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(5));
+    // The sources keep real time: 10 s of wall clock adds about 10 s of segments.
+    let listed = |s: &str| segments(&get_text(&server.url(&format!("/live/{s}/video.m3u8"))));
+    let before: Vec<Listed> = ["s0", "s1", "s2"].iter().map(|s| listed(s)).collect();
+    std::thread::sleep(Duration::from_secs(10));
+    for (i, b) in before.iter().enumerate() {
+        let after = listed(&format!("s{i}"));
+        let newest = b.keys().max().copied().unwrap_or(0);
+        let added: f64 = after
+            .range(newest + 1..)
+            .map(|(_, (_, inf, _))| inf.parse::<f64>().expect("duration"))
+            .sum();
+        assert!(added >= 7.0, "s{i}: {added:.1} s of segments in 10 s");
+    }
+    // Every source segment was listed promptly after its last frame arrived.
+    let metrics = get_text(&server.url("/metrics"));
+    for s in ["s0", "s1", "s2"] {
+        let labels = format!("stream=\"{s}\",track=\"video\"");
+        let value = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!(
+                        "streambox_segment_delay_seconds_{name}{{{labels}}} "
+                    ))
+                })
+                .and_then(|v| v.parse().ok())
+                .expect("histogram")
+        };
+        let mean = value("sum") / value("count");
+        assert!(
+            mean < 0.25,
+            "{s}: source segments listed {mean:.3} s after their last frame"
+        );
+    }
+    // Per stream, the rungs went lowest first.
+    let log = server.log();
+    for s in ["s0", "s1", "s2"] {
+        let dropped: Vec<&str> = log
+            .lines()
+            .filter(|l| {
+                l.contains(&format!("abr{{stream={s}}}"))
+                    && l.contains("dropping the lowest-priority rung")
+            })
+            .filter_map(|l| l.rsplit_once("rung=").map(|(_, r)| r.trim()))
+            .collect();
+        eprintln!("{s} dropped {dropped:?}");
+        let order = ["360p", "480p", "720p"];
+        assert!(
+            dropped.iter().zip(order).all(|(d, o)| *d == o),
+            "{s} dropped {dropped:?}"
+        );
+    }
+    assert!(
+        metrics.contains("streambox_rendition_running{rendition=\"360p\",stream=\"s0\"} 0")
+            || metrics.contains("streambox_rendition_running{rendition=\"360p\",stream=\"s1\"} 0")
+            || metrics.contains("streambox_rendition_running{rendition=\"360p\",stream=\"s2\"} 0"),
+        "{metrics}"
+    );
 }

@@ -11,6 +11,20 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
+/// Scheduling niceness of codec threads: below everything else in the service (and below
+/// other processes on the box at the default 0), so a machine that cannot keep up takes
+/// the time from the rungs, which are then dropped, never from ingest or packaging.
+pub const CODEC_NICE: i32 = 10;
+
+/// Lowers the calling thread's scheduling priority to [`CODEC_NICE`] (Linux niceness is
+/// per thread). A failure is logged and otherwise ignored.
+pub fn lower_thread_priority() {
+    let tid = rustix::thread::gettid();
+    if let Err(e) = rustix::process::setpriority_process(Some(tid), CODEC_NICE) {
+        tracing::warn!(error = %e, "cannot lower a codec thread's priority");
+    }
+}
+
 /// CPU seconds used by the calling thread (CLOCK_THREAD_CPUTIME_ID).
 pub fn thread_cpu_seconds() -> f64 {
     let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);

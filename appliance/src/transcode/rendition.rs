@@ -20,7 +20,9 @@
 //! queue (about two seconds behind), or a rung stuck that long, means the machine is not
 //! keeping up: the lowest-priority rung still running is dropped (logged, and visible as
 //! `streambox_rendition_running` 0), and the feeder skips to the next keyframe. The
-//! source rendition never waits on any of this.
+//! source rendition never waits on any of this, and codec threads run at a lower
+//! scheduling priority ([`super::cost::CODEC_NICE`]) so that CPU they cannot get is
+//! taken from them, not from ingest and packaging.
 //!
 //! Audio: rungs carry no audio of their own; every variant plays the source's audio
 //! group. When the source's audio is not AAC-LC mono or stereo (5.1, HE-AAC, …), the
@@ -534,6 +536,7 @@ fn decoder_thread(
     mut senders: Vec<Option<SyncSender<Job>>>,
     mpx: f64,
 ) {
+    super::cost::lower_thread_priority();
     let mut meter = Meter::default();
     let mut decoder = match VideoDecoder::new() {
         Ok(d) => d,
@@ -664,6 +667,7 @@ fn rung_thread(
     costs: &super::cost::Costs,
     rx: Receiver<Job>,
 ) {
+    super::cost::lower_thread_priority();
     let mut meter = Meter::default();
     let rate = p.rung.max_fps.map_or(fps, |c| c.min(fps));
     let mpx = super::cost::mpx_per_second(p.width, p.height, rate);
@@ -743,6 +747,7 @@ fn rung_thread(
 /// Decodes the source's audio, downmixed to stereo, and encodes it to AAC-LC into the
 /// audio rendition's hub, at the source's sample times.
 fn audio_thread(stream: &str, r: &Rendition, rx: Receiver<Arc<Frame>>) {
+    super::cost::lower_thread_priority();
     let publisher = match r.hub.publish("transcoder") {
         Ok(p) => p,
         Err(e) => {
