@@ -48,6 +48,10 @@ pub const STUCK_LIMIT: Duration = Duration::from_secs(10);
 const SESSION_TIMEOUT: u64 = 60;
 /// Interval between RTCP sender reports.
 const SR_INTERVAL: Duration = Duration::from_secs(2);
+/// After the publisher left and what it sent was drained, how long the BYE waits, so a
+/// player's jitter buffer can play out the last packets first (GStreamer's turns BYE into
+/// EOS at once and drops what it still holds).
+const BYE_DELAY: Duration = Duration::from_secs(1);
 /// After the publisher left and BYE was sent, how long a player may take to send its
 /// TEARDOWN (GStreamer does) before the server closes the connection (which ffmpeg,
 /// ignoring BYE over TCP, needs in order to end).
@@ -1069,6 +1073,7 @@ impl MediaSender {
                                 return false;
                             }
                         }
+                        tokio::time::sleep(BYE_DELAY).await;
                         self.bye().await;
                         info!("publisher left; ending the RTSP session");
                         return true;
