@@ -46,6 +46,17 @@ impl BoxWriter {
         self.buf.extend_from_slice(&[0, 0, 0, 0]);
         self.buf.extend_from_slice(fourcc);
     }
+    /// A whole `ftyp` box (ISO/IEC 14496-12 §4.3): major brand, minor version, and the
+    /// compatible brands.
+    pub(crate) fn ftyp(&mut self, major: &[u8; 4], minor: u32, compatible: &[&[u8; 4]]) {
+        self.start(b"ftyp");
+        self.bytes(major);
+        self.u32(minor);
+        for brand in compatible {
+            self.bytes(*brand);
+        }
+        self.end();
+    }
     pub(crate) fn start_full(&mut self, fourcc: &[u8; 4], version: u8, flags: u32) {
         self.start(fourcc);
         self.u32((u32::from(version) << 24) | (flags & 0x00ff_ffff));
@@ -97,13 +108,7 @@ impl BoxWriter {
 pub fn init_segment(params: &TrackParams) -> Bytes {
     let track = params.track();
     let mut w = BoxWriter::new();
-    w.start(b"ftyp");
-    w.bytes(b"iso6");
-    w.u32(0);
-    for brand in [b"iso6", b"cmfc", b"mp41", b"dash"] {
-        w.bytes(brand);
-    }
-    w.end();
+    w.ftyp(b"iso6", 0, &[b"iso6", b"cmfc", b"mp41", b"dash"]);
     w.start(b"moov");
     w.start_full(b"mvhd", 0, 0);
     w.u32(0); // creation_time

@@ -302,13 +302,7 @@ pub fn progressive_header(tracks: &[TrackTable], payload_len: u64) -> Vec<u8> {
 /// (the `mdat` header included), once known.
 fn header_with(tracks: &[TrackTable], payload_len: u64, payload_at: u64) -> Vec<u8> {
     let mut w = BoxWriter::new();
-    w.start(b"ftyp");
-    w.bytes(b"isom");
-    w.u32(0x200);
-    for brand in [b"isom", b"iso2", b"avc1", b"mp41"] {
-        w.bytes(brand);
-    }
-    w.end();
+    w.ftyp(b"isom", 0x200, &[b"isom", b"iso2", b"avc1", b"mp41"]);
     const MOVIE_TIMESCALE: u64 = 1000;
     let duration_of = |t: &TrackTable| t.samples.iter().map(|s| u64::from(s.1)).sum::<u64>();
     let movie_duration = tracks

@@ -638,20 +638,18 @@ struct Meter {
 impl Meter {
     /// At media time `t` (90 kHz ticks): the (CPU seconds, media seconds) of a span
     /// that just completed, if one did.
+    /// The CPU clock is read only when a span starts or ends, not every frame.
     fn tick(&mut self, t: i64) -> Option<(f64, f64)> {
-        let now = super::cost::thread_cpu_seconds();
         match self.start {
-            Some((cpu, t0)) if t - t0 >= 2 * 90_000 => {
+            Some((_, t0)) if t >= t0 && t - t0 < 2 * 90_000 => None,
+            Some((cpu, t0)) if t >= t0 => {
+                let now = super::cost::thread_cpu_seconds();
                 self.start = Some((now, t));
                 Some((now - cpu, (t - t0) as f64 / 90_000.0))
             }
-            Some((_, t0)) if t < t0 => {
-                self.start = Some((now, t)); // a jump back: start again
-                None
-            }
-            Some(_) => None,
-            None => {
-                self.start = Some((now, t));
+            // The first frame, or a jump back in time: start a span.
+            _ => {
+                self.start = Some((super::cost::thread_cpu_seconds(), t));
                 None
             }
         }

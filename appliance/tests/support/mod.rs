@@ -481,17 +481,15 @@ pub fn publish_to(file: &Path, loops: i32, output: &[&str]) -> Proc {
 
 /// ffprobe's JSON for `url` with `-show_streams -count_frames` (decodes everything).
 pub fn probe_count(url: &str) -> serde_json::Value {
+    probe(url, &["-count_frames", "-count_packets"])
+}
+
+/// ffprobe's JSON for `url` with `-show_streams` and `extra` options.
+pub fn probe(url: &str, extra: &[&str]) -> serde_json::Value {
     let out = Command::new(tool("ffprobe"))
-        .args([
-            "-v",
-            "error",
-            "-print_format",
-            "json",
-            "-show_streams",
-            "-count_frames",
-            "-count_packets",
-            url,
-        ])
+        .args(["-v", "error", "-print_format", "json", "-show_streams"])
+        .args(extra)
+        .arg(url)
         .output()
         .expect("run ffprobe");
     assert!(
