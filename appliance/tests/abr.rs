@@ -508,3 +508,124 @@ fn an_overloaded_machine_drops_the_lowest_rungs_and_the_sources_stay_on_time() {
         "{metrics}"
     );
 }
+
+/// An 854x480 encode at 1.5 Mbit/s with 2 s GOPs and 64 kbit/s stereo AAC: light enough
+/// for Chromium's software decoder beside the ladder on a small machine.
+fn bbb_480p() -> std::path::PathBuf {
+    let mut args = vec!["-t", "4", "-s", "854x480"];
+    args.extend(x264_2s_gops("3", "64k"));
+    args.extend(["-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "1500k"]);
+    args.extend(["-f", "flv"]);
+    derived_clip("bbb-480p-1500k-v1.flv", &args)
+}
+
+/// Milliseconds since the Unix epoch, the clock play.mjs reports in.
+fn epoch_ms(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+        * 1000.0
+}
+
+#[test]
+fn hls_js_plays_a_lower_rung_under_a_bandwidth_cap_and_switches_up_when_it_lifts() {
+    let _one_at_a_time = heavy();
+    let server = Server::start();
+    let key = server.add_stream("lobby");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "360p:500k,180p:150k"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ff = publish(
+        &bbb_480p(),
+        -1,
+        &server.rtmp_url(&format!("lobby?key={key}")),
+    );
+    // The cap sits between the 180p variant's BANDWIDTH and the 360p one's, once a few
+    // segments have measured them.
+    wait_for(
+        &server.url("/live/lobby/180p.m3u8"),
+        Duration::from_secs(40),
+        |p| p.matches("#EXTINF").count() >= 3,
+    );
+    let multivariant = get_text(&server.url("/live/lobby/index.m3u8"));
+    let bandwidth = |uri: &str| -> u64 {
+        variants(&multivariant)
+            .iter()
+            .find(|(u, _)| u == uri)
+            .map(|(_, a)| a["BANDWIDTH"].parse().expect("BANDWIDTH"))
+            .unwrap_or_else(|| panic!("no {uri} in {multivariant}"))
+    };
+    let cap = 500_000;
+    assert!(
+        bandwidth("180p.m3u8") < cap * 7 / 10 && bandwidth("360p.m3u8") > cap,
+        "{multivariant}"
+    );
+
+    // hls.js (low-latency mode) plays through a link the test shapes: free for 12 s,
+    // capped for 25 s, then free again.
+    let link = support::throttle::Throttle::start(server.http);
+    let player = play_in_browser("hls", &link.url("/live/lobby/index.m3u8"), 80);
+    std::thread::sleep(Duration::from_secs(12));
+    let capped = std::time::SystemTime::now();
+    link.set_rate(cap);
+    std::thread::sleep(Duration::from_secs(25));
+    let lifted = std::time::SystemTime::now();
+    link.set_rate(0);
+    let r = browser_result(player);
+    eprintln!("hls.js: {r}");
+    assert_eq!(r["fatal"], serde_json::json!([]), "{r}");
+    assert_eq!(r["pageErrors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["levels"], serde_json::json!([180, 360, 480]), "{r}");
+
+    let (capped, lifted) = (epoch_ms(capped), epoch_ms(lifted));
+    let shown: Vec<(f64, u64)> = r["shown"]
+        .as_array()
+        .expect("shown")
+        .iter()
+        .map(|s| (num(&s["at"]), num(&s["height"]) as u64))
+        .collect();
+    let during = |from: f64, to: f64| -> Vec<u64> {
+        shown
+            .iter()
+            .filter(|(at, _)| (from..to).contains(at))
+            .map(|(_, h)| *h)
+            .collect()
+    };
+    // Free: the source rendition. Capped: the rung that fits. Free again: back up.
+    assert!(
+        during(0.0, capped).contains(&480),
+        "never played the source before the cap: {shown:?}"
+    );
+    assert!(
+        during(capped, lifted + 1000.0).contains(&180),
+        "never switched to 180p under the cap: {shown:?}"
+    );
+    let up = shown
+        .iter()
+        .find(|(at, h)| *at > lifted && *h == 480)
+        .unwrap_or_else(|| panic!("never switched back to the source after the cap: {shown:?}"));
+    eprintln!(
+        "back to 480p {:.1} s after the cap lifted",
+        (up.0 - lifted) / 1000.0
+    );
+
+    // The server saw the same: 180p media fetched under the cap, source media after.
+    let fetched = |rendition: &str, from: f64, to: f64| {
+        link.requests().iter().any(|(at, line)| {
+            (from..to).contains(&epoch_ms(*at))
+                && line.starts_with(&format!("GET /live/lobby/{rendition}/"))
+                && line.contains(".m4s")
+        })
+    };
+    assert!(
+        fetched("180p", capped, lifted),
+        "no 180p media under the cap"
+    );
+    assert!(
+        fetched("video", up.0 - 10_000.0, f64::MAX),
+        "no source media after the cap"
+    );
+}

@@ -541,38 +541,6 @@ fn cli_manages_streams_beside_the_running_server_and_refuses_bad_input() {
     assert!(list.starts_with("No streams."), "{list}");
 }
 
-/// Runs tests/players/play.mjs: a real browser player (hls.js or dash.js) in Chromium.
-fn play_in_browser(kind: &str, url: &str, seconds: u32) -> std::process::Child {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/players");
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "tests/players/node_modules is missing; run tests/run.sh, which installs it"
-    );
-    tool("chromium");
-    std::process::Command::new(tool("node"))
-        .current_dir(&dir)
-        .args(["play.mjs", kind, url, &seconds.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start node")
-}
-
-fn browser_result(child: std::process::Child) -> serde_json::Value {
-    let out = child.wait_with_output().expect("player");
-    assert!(
-        out.status.success(),
-        "player failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "player printed no result ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
-
 #[test]
 fn hls_js_and_dash_js_play_the_live_stream_in_chromium() {
     let server = Server::start();

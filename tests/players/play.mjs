@@ -2,7 +2,9 @@
 //   node play.mjs hls|dash URL SECONDS
 // hls.js (low-latency mode) or dash.js runs in Debian's Chromium (/usr/bin/chromium),
 // driven by playwright-core. The page has an opaque origin, so every request is a
-// cross-origin one and exercises the server's CORS headers.
+// cross-origin one and exercises the server's CORS headers. For ABR tests the result
+// also says when the picture's height changed (`shown`) and, for hls.js, when it switched
+// levels (`switches`), in milliseconds of the Unix epoch.
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 
@@ -36,6 +38,9 @@ try {
       const hls = new Hls({ lowLatencyMode: true });
       hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) window.fatal.push(`${d.type}: ${d.details}`); });
       hls.on(Hls.Events.MANIFEST_PARSED, () => v.play());
+      window.switches = [];
+      hls.on(Hls.Events.LEVEL_SWITCHED, (_, d) => window.switches.push(
+        { at: Date.now(), height: hls.levels[d.level]?.height ?? 0 }));
       hls.loadSource(url);
       hls.attachMedia(v);
       window.player = hls;
@@ -61,6 +66,9 @@ try {
       out.partsInPlaylist = details?.partList?.length ?? 0;
       out.canBlockReload = details?.canBlockReload ?? false;
       out.audioTracks = window.player.audioTracks.length;
+      out.switches = window.switches;
+      out.levels = window.player.levels.map((l) => l.height);
+      out.bandwidthEstimate = window.player.bandwidthEstimate;
     } else {
       out.latency = window.player.getCurrentLiveLatency();
       out.isDynamic = window.player.isDynamic();
@@ -72,14 +80,18 @@ try {
   const deadline = Date.now() + Number(seconds || 20) * 1000;
   let first = null;
   let last = await sample();
+  const shown = [];
   while (Date.now() < deadline && last.fatal.length === 0) {
     await page.waitForTimeout(500);
     last = await sample();
+    if (last.height && last.height !== shown[shown.length - 1]?.height) {
+      shown.push({ at: Date.now(), height: last.height });
+    }
     if (first === null && last.currentTime > 0) first = { wall: Date.now(), media: last.currentTime };
   }
   const played = first ? last.currentTime - first.media : 0;
   const wall = first ? (Date.now() - first.wall) / 1000 : 0;
-  console.log(JSON.stringify({ ...last, played, wall, pageErrors: consoleErrors }));
+  console.log(JSON.stringify({ ...last, played, wall, shown, pageErrors: consoleErrors }));
 } finally {
   await browser.close();
 }

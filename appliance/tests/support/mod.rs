@@ -5,6 +5,7 @@
 
 pub mod camera;
 pub mod rtmp;
+pub mod throttle;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -659,4 +660,39 @@ pub fn rtsp_exchange(server: &Server, bytes: &[u8]) -> (String, bool) {
     let _ = s.write_all(bytes);
     let (out, closed) = read_until_closed(&mut s, Duration::from_secs(1));
     (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+/// Runs tests/players/play.mjs: a real browser player (hls.js or dash.js) in Chromium,
+/// playing `url` for `seconds`. [`browser_result`] reads what it printed.
+pub fn play_in_browser(kind: &str, url: &str, seconds: u32) -> std::process::Child {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/players");
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "tests/players/node_modules is missing; run tests/run.sh, which installs it"
+    );
+    tool("chromium");
+    std::process::Command::new(tool("node"))
+        .current_dir(&dir)
+        .args(["play.mjs", kind, url, &seconds.to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start node")
+}
+
+/// Waits for a [`play_in_browser`] run and returns its JSON result; panics with the
+/// player's stderr if it failed.
+pub fn browser_result(child: std::process::Child) -> serde_json::Value {
+    let out = child.wait_with_output().expect("player");
+    assert!(
+        out.status.success(),
+        "player failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "player printed no result ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
 }
