@@ -35,13 +35,26 @@ pub struct Config {
 }
 
 /// ABR transcoding limits.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AbrConfig {
     /// CPU cores ABR transcoding may take in all (decoding, scaling and encoding of every
     /// stream's rungs). Unset: 85 % of the machine's cores, the rest kept for ingest,
     /// packaging and serving.
     pub max_cpu: Option<f64>,
+    /// Seconds before a rung that was dropped under overload (or did not fit when its
+    /// ladder started) is tried again, if the machine has room by then. Doubles with
+    /// each further drop of the same rung, up to 16 times this.
+    pub retry_dropped_after: f64,
+}
+
+impl Default for AbrConfig {
+    fn default() -> Self {
+        AbrConfig {
+            max_cpu: None,
+            retry_dropped_after: 30.0,
+        }
+    }
 }
 
 impl AbrConfig {
@@ -245,6 +258,12 @@ impl Config {
             .is_some_and(|c| !(0.0..=1024.0).contains(&c))
         {
             return bad("abr.max_cpu", "must be between 0 and 1024 cores");
+        }
+        if !(1.0..=3600.0).contains(&self.abr.retry_dropped_after) {
+            return bad(
+                "abr.retry_dropped_after",
+                "must be between 1 and 3600 seconds",
+            );
         }
         if !(0.1..=60.0).contains(&l.segment_target) {
             return bad("live.segment_target", "must be between 0.1 and 60 seconds");

@@ -260,15 +260,17 @@ fn a_1080p_source_comes_out_as_an_aligned_ladder_of_the_right_sizes_and_bitrates
             "{name}: {bitrate:.0} bit/s against a {target} target"
         );
     }
-    let metrics = get_text(&server.url("/metrics"));
-    for rung in ["720p", "480p", "360p"] {
-        assert!(
-            metrics.contains(&format!(
-                "streambox_rendition_running{{rendition=\"{rung}\",stream=\"lobby\"}} 1"
-            )),
-            "{metrics}"
-        );
-    }
+    assert_eq!(
+        rungs_running(&server, &["720p", "480p", "360p"]),
+        [1, 1, 1],
+        "a rung stopped: {}",
+        server
+            .log()
+            .lines()
+            .filter(|l| l.contains("ABR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]
@@ -628,4 +630,154 @@ fn hls_js_plays_a_lower_rung_under_a_bandwidth_cap_and_switches_up_when_it_lifts
         fetched("video", up.0 - 10_000.0, f64::MAX),
         "no source media after the cap"
     );
+}
+
+/// `streambox_rendition_running` of each rung of stream `lobby`, 1 or 0.
+fn rungs_running(server: &Server, rungs: &[&str]) -> Vec<u8> {
+    let metrics = get_text(&server.url("/metrics"));
+    rungs
+        .iter()
+        .map(|r| {
+            let name =
+                format!("streambox_rendition_running{{rendition=\"{r}\",stream=\"lobby\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(&name))
+                .map_or(0, |v| u8::from(v == "1"))
+        })
+        .collect()
+}
+
+/// Waits until `rungs_running` gives `ready`, at most `timeout`.
+fn wait_rungs(server: &Server, rungs: &[&str], timeout: Duration, ready: impl Fn(&[u8]) -> bool) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let now = rungs_running(server, rungs);
+        if ready(&now) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rungs {rungs:?} stayed at {now:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn dropped_rungs_start_again_once_the_machine_has_room() {
+    let _one_at_a_time = heavy();
+    let server = Server::with(Settings {
+        abr_retry_dropped_after: Some(3.0),
+        ..Settings::default()
+    });
+    let key = server.add_stream("lobby");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "720p,480p,360p"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ff = publish(
+        &bbb_1080p30(),
+        -1,
+        &server.rtmp_url(&format!("lobby?key={key}")),
+    );
+    let rungs = ["720p", "480p", "360p"];
+    wait_rungs(&server, &rungs, Duration::from_secs(40), |r| r == [1, 1, 1]);
+
+    // Something else takes the whole machine: busy loops at the default priority, twice
+    // as many as there are cores. The rungs (at a lower priority) fall behind and go.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hogs: Vec<Proc> = (0..cores * 2)
+        .map(|_| {
+            Proc(
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .expect("start a busy loop"),
+            )
+        })
+        .collect();
+    server.wait_log("dropping the lowest-priority rung", Duration::from_secs(60));
+    // While the busy loops run, a dropped rung is not started again even after its wait
+    // (3 s): the machine has no idle CPU for it.
+    std::thread::sleep(Duration::from_secs(8));
+    let hogged = rungs_running(&server, &rungs);
+    assert!(hogged.contains(&0), "nothing dropped: {hogged:?}");
+    assert!(
+        !server.log().contains("room again"),
+        "a rung started again while the machine was full"
+    );
+    drop(hogs);
+
+    // Room again: every rung comes back, one at a time, highest priority first.
+    wait_rungs(&server, &rungs, Duration::from_secs(60), |r| r == [1, 1, 1]);
+    // Highest priority first: the reverse of the order they went in.
+    let log = server.log();
+    let rungs_in = |what: &str| -> Vec<String> {
+        log.lines()
+            .filter(|l| l.contains(what))
+            .filter_map(|l| l.split_once("rung=")?.1.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    };
+    let dropped = rungs_in("dropping the lowest-priority rung");
+    let restarted = rungs_in("ABR: room again");
+    eprintln!("dropped {dropped:?}, started again {restarted:?}");
+    assert_eq!(
+        restarted,
+        dropped.iter().rev().cloned().collect::<Vec<_>>(),
+        "{log}"
+    );
+
+    // A rung that came back makes segments aligned with the source's from its first one
+    // (a new init segment after a discontinuity), and they decode cleanly.
+    let rung = "360p";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (playlist, after) = loop {
+        let p = get_text(&server.url(&format!("/live/lobby/{rung}.m3u8")));
+        let tail = p
+            .rsplit_once("#EXT-X-DISCONTINUITY\n")
+            .map(|(_, t)| t.to_string());
+        if let Some(t) = tail.filter(|t| t.matches("#EXTINF").count() >= 3) {
+            break (p, t);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{rung} came back without segments: {p}"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let init = after
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("no EXT-X-MAP after the discontinuity: {playlist}"));
+    // The segments after the discontinuity: the last ones listed.
+    let n = after
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    let all = segments(&playlist);
+    let ours: Listed = all
+        .iter()
+        .skip(all.len() - n)
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let source = segments(&get_text(&server.url("/live/lobby/video.m3u8")));
+    let mut bytes = get(&server.url(&format!("/live/lobby/{init}"))).2;
+    for (msn, (pdt, inf, uri)) in &ours {
+        let theirs = source
+            .get(msn)
+            .unwrap_or_else(|| panic!("{rung} segment {msn} is not in the source's window"));
+        assert_eq!((pdt, inf), (&theirs.0, &theirs.1), "{rung} segment {msn}");
+        let (status, _, body) = get(&server.url(&format!("/live/lobby/{uri}")));
+        assert_eq!(status, 200, "{uri}");
+        bytes.extend(body);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("back.mp4");
+    std::fs::write(&file, bytes).expect("write");
+    decode_strict(file.to_str().expect("utf-8"));
 }

@@ -114,11 +114,12 @@ pub async fn playlist(
         Err(r) => return r,
     };
     let track = file.strip_suffix(".m3u8").and_then(TrackId::from_name);
-    // An ABR rung's media playlist: `720p.m3u8`.
+    // An ABR rung's media playlist: `720p.m3u8`. A rung waiting for room that has never
+    // run has nothing to say yet.
     let rung = match file.strip_suffix(".m3u8") {
         Some(name) if track.is_none() && name != "index" => match e.renditions.get(name) {
-            Some(r) => Some(r),
-            None => {
+            Some(r) if r.running() || r.output.read().is_playable() => Some(r),
+            _ => {
                 return error(
                     StatusCode::NOT_FOUND,
                     format!("no {file:?} in stream {stream:?}"),

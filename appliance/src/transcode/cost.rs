@@ -160,6 +160,23 @@ impl Costs {
     pub fn release(&self, stream: &str) {
         self.lock().committed.remove(stream);
     }
+
+    /// Sets what `stream`'s ladder takes now (`cores`), after rungs were dropped or
+    /// started again.
+    pub fn commit(&self, stream: &str, cores: f64) {
+        self.lock().committed.insert(stream.to_string(), cores);
+    }
+
+    /// Cores of `budget` not committed to other streams' ladders.
+    pub fn free_for(&self, stream: &str, budget: f64) -> f64 {
+        let m = self.lock();
+        budget
+            - m.committed
+                .iter()
+                .filter(|(s, _)| s.as_str() != stream)
+                .map(|(_, c)| c)
+                .sum::<f64>()
+    }
 }
 
 fn per_mpx(cpu: f64, media: f64, mpx: f64) -> Option<f64> {
@@ -238,6 +255,11 @@ mod tests {
         c.release("a");
         c.release("d");
         assert_eq!(c.admit("b", 2.0, 0.4, &[0.5, 0.1]).admitted, [0, 1]);
+        // A ladder that dropped a rung gives its cores back to the others.
+        assert!((c.free_for("e", 2.0) - 1.0).abs() < 1e-9);
+        c.commit("b", 0.5);
+        assert!((c.free_for("e", 2.0) - 1.5).abs() < 1e-9);
+        assert!((c.free_for("b", 2.0) - 2.0).abs() < 1e-9);
     }
 
     #[test]

@@ -24,6 +24,13 @@
 //! scheduling priority ([`super::cost::CODEC_NICE`]) so that CPU they cannot get is
 //! taken from them, not from ingest and packaging.
 //!
+//! Room again: a dropped rung gives its cores back at once. After `abr.retry_dropped_after`
+//! seconds (doubled for each further drop of the same rung), the supervisor starts it
+//! again if the budget has room for it and the machine, measured, has that much idle CPU
+//! with a margin; rungs that did not fit when the ladder started are tried the same way.
+//! One rung starts at a time, at the source's next keyframe, so its segments line up
+//! with the others from its first one.
+//!
 //! Audio: rungs carry no audio of their own; every variant plays the source's audio
 //! group. When the source's audio is not AAC-LC mono or stereo (5.1, HE-AAC, …), the
 //! group is a `stereo` rendition instead: the source's AAC decoded with fdk-aac, downmixed
@@ -37,10 +44,11 @@ use crate::hub::{Hub, PublishState};
 use crate::media::{Frame, TrackId, TrackParams};
 use crate::packager::segmenter::Follow;
 use crate::packager::{self, LiveStream};
+use crate::system::cpu::CpuTimes;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 use tracing::{info, warn, Instrument};
 
@@ -52,8 +60,11 @@ const DECODE_QUEUE: usize = 64;
 const RUNG_QUEUE: usize = 8;
 /// How long the decoder waits for a rung whose queue is full before dropping a rung.
 const RUNG_WAIT: Duration = Duration::from_secs(2);
-/// How often the supervisor re-reads the ladder.
+/// How often the supervisor re-reads the ladder and looks for room for waiting rungs.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
+/// A waiting rung starts again only when the machine's measured idle CPU is this many
+/// times what the rung is estimated to take.
+const IDLE_MARGIN: f64 = 1.25;
 
 /// Name of the transcoded audio rendition.
 pub const STEREO: &str = "stereo";
@@ -161,6 +172,7 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
     let mut state = hub.state();
     let mut running: Option<(Want, Pipeline)> = None;
     let mut stored = ladder::Ladder::default();
+    let mut cpu = CpuTimes::read().ok();
     loop {
         match ladder::get(&app.db, hub.name()).await {
             Ok(l) => stored = l,
@@ -188,7 +200,6 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
             }
             _ => None,
         };
-        // A ladder whose rungs were all dropped stays stopped until something changes.
         if running.as_ref().map(|r| &r.0) != want.as_ref() {
             if let Some((_, p)) = running.take() {
                 p.stop().await;
@@ -206,6 +217,12 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
                 running = Some((want, p));
             }
         }
+        let now = CpuTimes::read().ok();
+        let idle = now.zip(cpu).and_then(|(n, e)| n.idle_cores_since(&e));
+        cpu = now;
+        if let Some((_, p)) = &mut running {
+            p.check(&app, idle);
+        }
         tokio::select! {
             r = state.changed() => if r.is_err() { break },
             _ = tokio::time::sleep(CHECK_EVERY) => {}
@@ -213,13 +230,35 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
     }
 }
 
+/// One rung of a running ladder: being made, or waiting for room.
+struct Slot {
+    r: Arc<Rendition>,
+    planned: Planned,
+    /// Its thread, until a check finds it finished and joins it.
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// When it stopped (dropped, or not admitted when the ladder started); `None` while
+    /// it runs.
+    stopped_at: Option<Instant>,
+    /// Times it was dropped while this ladder ran.
+    drops: u32,
+}
+
 /// A running transcoder: the feeder task and the codec threads it feeds.
 struct Pipeline {
     feeder: tokio::task::JoinHandle<()>,
+    /// The decoder and audio threads.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Every rung of the plan, in priority order, running or not.
+    slots: Vec<Slot>,
+    /// Hands a restarted rung's queue (by slot index) to the decoder.
+    revive: Option<SyncSender<(usize, SyncSender<Job>)>>,
     shed: Arc<Shed>,
     /// The audio rendition, when made.
     audio: Vec<Arc<Rendition>>,
+    /// The source's width, height (pixels) and frame rate (per second).
+    source: (u32, u32, f64),
+    /// When a rung was last started.
+    last_start: Instant,
 }
 
 impl Pipeline {
@@ -232,48 +271,43 @@ impl Pipeline {
         planned: Vec<Planned>,
     ) -> Pipeline {
         let fps = source.read().frame_rate.unwrap_or(30.0).clamp(1.0, 120.0);
-        let planned = admit(app, hub.name(), want, planned, fps);
+        let stream = hub.name();
+        let admitted = admit(app, stream, want, &planned, fps);
         let stereo = want.audio.is_some();
-        let mut rungs = Vec::new();
-        let mut audio = Vec::new();
-        let mut threads = Vec::new();
+        let now = Instant::now();
+        let mut slots = Vec::new();
         let mut senders = Vec::new();
-        for p in planned {
+        for (i, p) in planned.into_iter().enumerate() {
             let r = rendition(app, hub, source, renditions, &p.name, TrackId::Video);
             *r.planned.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
-            r.running.store(true, Ordering::Relaxed);
-            set_running_metric(app, hub.name(), &r.name, true);
-            let (tx, rx) = sync_channel::<Job>(RUNG_QUEUE);
-            let rr = r.clone();
-            let stream = hub.name().to_string();
-            let costs = app.costs.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("rung-{}", p.name))
-                .spawn(move || rung_thread(&stream, &rr, &p, fps, &costs, rx));
-            match spawned {
-                Ok(t) => {
-                    threads.push(t);
-                    senders.push(Some(tx));
-                }
-                Err(e) => {
-                    warn!(rung = %r.name, error = %e, "cannot start the rung's thread");
-                    r.running.store(false, Ordering::Relaxed);
-                    senders.push(None);
-                }
-            }
-            rungs.push(r);
+            let mut slot = Slot {
+                r,
+                planned: p,
+                thread: None,
+                stopped_at: Some(now),
+                drops: 0,
+            };
+            let tx = if admitted.contains(&i) {
+                start_rung(app, stream, &mut slot, fps)
+            } else {
+                None
+            };
+            senders.push(tx);
+            slots.push(slot);
         }
+        let mut audio = Vec::new();
+        let mut threads = Vec::new();
         let mut audio_tx = None;
         if stereo {
             let r = rendition(app, hub, source, renditions, STEREO, TrackId::Audio);
             r.running.store(true, Ordering::Relaxed);
-            set_running_metric(app, hub.name(), &r.name, true);
+            set_running_metric(app, stream, &r.name, true);
             let (tx, rx) = sync_channel::<Arc<Frame>>(AUDIO_QUEUE);
             let rr = r.clone();
-            let stream = hub.name().to_string();
+            let name = stream.to_string();
             match std::thread::Builder::new()
                 .name("abr-audio".into())
-                .spawn(move || audio_thread(&stream, &rr, rx))
+                .spawn(move || audio_thread(&name, &rr, rx))
             {
                 Ok(t) => {
                     threads.push(t);
@@ -285,28 +319,36 @@ impl Pipeline {
         }
         let shed = Arc::new(Shed {
             app: app.clone(),
-            stream: hub.name().to_string(),
-            rungs,
+            stream: stream.to_string(),
+            rungs: slots.iter().map(|s| s.r.clone()).collect(),
         });
-        if !shed.rungs.is_empty() || !audio.is_empty() {
-            info!(
-                renditions = %shed.rungs.iter().chain(&audio).map(|r| r.name.as_str()).collect::<Vec<_>>().join(","),
-                "ABR ladder started"
-            );
+        let started: Vec<&str> = shed
+            .rungs
+            .iter()
+            .chain(&audio)
+            .filter(|r| r.running())
+            .map(|r| r.name.as_str())
+            .collect();
+        if !started.is_empty() {
+            info!(renditions = %started.join(","), "ABR ladder started");
         }
-        // The decoder runs only for rungs.
+        // The decoder runs for the rungs, even while none is running (it then gets
+        // nothing to decode), so that they can start again.
         let mut video_tx = None;
-        if !shed.rungs.is_empty() {
+        let mut revive = None;
+        if !slots.is_empty() {
             let (tx, rx) = sync_channel::<Arc<Frame>>(DECODE_QUEUE);
+            let (revive_tx, revive_rx) = sync_channel(slots.len());
             let s2 = shed.clone();
             let mpx = super::cost::mpx_per_second(want.width, want.height, fps);
             match std::thread::Builder::new()
                 .name("abr-decoder".into())
-                .spawn(move || decoder_thread(&s2, rx, senders, mpx))
+                .spawn(move || decoder_thread(&s2, rx, senders, &revive_rx, mpx))
             {
                 Ok(t) => {
                     threads.push(t);
                     video_tx = Some(tx);
+                    revive = Some(revive_tx);
                 }
                 Err(e) => warn!(error = %e, "cannot start the ABR decoder thread"),
             }
@@ -316,8 +358,89 @@ impl Pipeline {
         Pipeline {
             feeder,
             threads,
+            slots,
+            revive,
             shed,
             audio,
+            source: (want.width, want.height, fps),
+            last_start: now,
+        }
+    }
+
+    /// Every [`CHECK_EVERY`]: notices rungs that stopped, gives their cores back, and
+    /// starts one waiting rung again when its wait is over and there is room for it both
+    /// in the budget and on the machine (`idle`: idle cores measured since the last
+    /// check, `None` when unknown).
+    fn check(&mut self, app: &App, idle: Option<f64>) {
+        let now = Instant::now();
+        for s in &mut self.slots {
+            if !s.r.running() && s.stopped_at.is_none() {
+                s.stopped_at = Some(now);
+                s.drops += 1;
+                set_running_metric(app, &self.shed.stream, &s.r.name, false);
+            }
+            if s.thread.as_ref().is_some_and(|t| t.is_finished()) {
+                if let Some(t) = s.thread.take() {
+                    let _ = t.join();
+                }
+            }
+        }
+        let stream = self.shed.stream.as_str();
+        let (width, height, fps) = self.source;
+        let costs = &app.costs;
+        let rung_cores = |s: &Slot| {
+            let rate = s.planned.rung.max_fps.map_or(fps, |c| c.min(fps));
+            costs.encode_cores(s.planned.width, s.planned.height, rate)
+        };
+        let running: f64 = self
+            .slots
+            .iter()
+            .filter(|s| s.r.running())
+            .map(rung_cores)
+            .sum();
+        let decode = costs.decode_cores(width, height, fps);
+        let any_running = self.slots.iter().any(|s| s.r.running());
+        let own = if any_running { decode + running } else { 0.0 };
+        costs.commit(stream, own);
+        app.metrics.abr_cores.with_label_values(&[stream]).set(own);
+
+        // One start at a time, and not before the last one shows in the measurements.
+        let (Some(revive), Some(idle)) = (&self.revive, idle) else {
+            return;
+        };
+        if now.duration_since(self.last_start) < 2 * CHECK_EVERY {
+            return;
+        }
+        let room = costs.free_for(stream, app.cfg.abr.budget()) - own;
+        let base = app.cfg.abr.retry_dropped_after;
+        let need = |s: &Slot| rung_cores(s) + if any_running { 0.0 } else { decode };
+        let pick = self.slots.iter().position(|s| {
+            let Some(at) = s.stopped_at else {
+                return false;
+            };
+            let wait = base * f64::from(1u32 << s.drops.saturating_sub(1).min(4));
+            s.thread.is_none()
+                && now.duration_since(at).as_secs_f64() >= wait
+                && need(s) <= room
+                && need(s) * IDLE_MARGIN <= idle
+        });
+        let Some(i) = pick else {
+            return;
+        };
+        let slot = &mut self.slots[i];
+        info!(
+            rung = %slot.r.name,
+            cores = format!("{:.2}", need(slot)),
+            idle = format!("{idle:.2}"),
+            "ABR: room again; starting the rung at the next keyframe"
+        );
+        self.last_start = now;
+        let Some(tx) = start_rung(app, stream, slot, fps) else {
+            return;
+        };
+        if revive.try_send((i, tx)).is_err() {
+            // The decoder has ended; the rung's thread ends with its queue.
+            slot.r.running.store(false, Ordering::Relaxed);
         }
     }
 
@@ -337,7 +460,8 @@ impl Pipeline {
         }
         self.feeder.abort();
         let _ = self.feeder.await;
-        let threads = self.threads;
+        let mut threads = self.threads;
+        threads.extend(self.slots.into_iter().filter_map(|s| s.thread));
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
@@ -348,10 +472,10 @@ impl Pipeline {
     }
 }
 
-/// The rungs of `planned` (in priority order) that fit in the transcoding budget with
-/// what other streams' ladders take; the rest are refused with a log line saying what
-/// the ladder needs, what is free, and what fits.
-fn admit(app: &App, stream: &str, want: &Want, planned: Vec<Planned>, fps: f64) -> Vec<Planned> {
+/// Indices of the rungs of `planned` (in priority order) that fit in the transcoding
+/// budget with what other streams' ladders take; the rest are refused with a log line
+/// saying what the ladder needs, what is free, and what fits.
+fn admit(app: &App, stream: &str, want: &Want, planned: &[Planned], fps: f64) -> Vec<usize> {
     let costs = &app.costs;
     let decode = costs.decode_cores(want.width, want.height, fps);
     let rungs: Vec<f64> = planned
@@ -368,11 +492,11 @@ fn admit(app: &App, stream: &str, want: &Want, planned: Vec<Planned>, fps: f64) 
         .with_label_values(&[stream])
         .set(a.cores);
     let (admitted, refused): (Vec<_>, Vec<_>) = planned
-        .into_iter()
+        .iter()
         .enumerate()
         .partition(|(i, _)| a.admitted.contains(i));
     if !refused.is_empty() {
-        let names = |ps: &[(usize, Planned)]| {
+        let names = |ps: &[(usize, &Planned)]| {
             ps.iter()
                 .map(|(_, p)| p.name.as_str())
                 .collect::<Vec<_>>()
@@ -393,7 +517,33 @@ fn admit(app: &App, stream: &str, want: &Want, planned: Vec<Planned>, fps: f64) 
             set_running_metric(app, stream, &p.name, false);
         }
     }
-    admitted.into_iter().map(|(_, p)| p).collect()
+    a.admitted
+}
+
+/// Starts `slot`'s rung thread on a new queue, which it returns; marks the rung running.
+/// `None` (logged) when the thread cannot start.
+fn start_rung(app: &App, stream: &str, slot: &mut Slot, fps: f64) -> Option<SyncSender<Job>> {
+    let (tx, rx) = sync_channel::<Job>(RUNG_QUEUE);
+    let (r, p) = (slot.r.clone(), slot.planned.clone());
+    let (name, costs) = (stream.to_string(), app.costs.clone());
+    // Running before the thread exists: a thread that fails at once marks it stopped.
+    slot.r.running.store(true, Ordering::Relaxed);
+    let spawned = std::thread::Builder::new()
+        .name(format!("rung-{}", p.name))
+        .spawn(move || rung_thread(&name, &r, &p, fps, &costs, rx));
+    match spawned {
+        Ok(t) => {
+            set_running_metric(app, stream, &slot.r.name, true);
+            slot.thread = Some(t);
+            slot.stopped_at = None;
+            Some(tx)
+        }
+        Err(e) => {
+            warn!(rung = %slot.r.name, error = %e, "cannot start the rung's thread");
+            slot.r.running.store(false, Ordering::Relaxed);
+            None
+        }
+    }
 }
 
 fn set_running_metric(app: &App, stream: &str, rung: &str, running: bool) {
@@ -464,9 +614,10 @@ impl Shed {
 }
 
 /// Hands the source's video frames to the decoder without ever waiting: a full queue
-/// drops a rung and skips to the next keyframe. Audio goes to the audio thread, if any;
-/// a unit it has no room for is dropped (the encoder fills the gap with silence). Ends
-/// when the publisher leaves.
+/// drops a rung and skips to the next keyframe. While no rung runs, video is not decoded
+/// at all, and it resumes at a keyframe. Audio goes to the audio thread, if any; a unit
+/// it has no room for is dropped (the encoder fills the gap with silence). Ends when the
+/// publisher leaves.
 async fn feed(
     hub: Arc<Hub>,
     tx: Option<SyncSender<Arc<Frame>>>,
@@ -489,6 +640,10 @@ async fn feed(
         let Some(tx) = &tx else {
             return true;
         };
+        if !shed.any_running() {
+            *skipping = true;
+            return true;
+        }
         if *skipping && !f.is_sync {
             return true;
         }
@@ -503,11 +658,10 @@ async fn feed(
             Err(TrySendError::Disconnected(_)) => false,
         }
     };
+    if tx.is_none() && audio.is_none() {
+        return;
+    }
     loop {
-        if !shed.any_running() && audio.is_none() {
-            info!("no rung left running");
-            return;
-        }
         tokio::select! {
             r = rx.recv() => match r {
                 Ok(f) => if !give(f, &mut skipping) { return },
@@ -529,11 +683,14 @@ struct Job {
     delay: i64,
 }
 
-/// Decodes the source once and hands each picture to every running rung.
+/// Decodes the source once and hands each picture to every running rung. A rung
+/// started again (its new queue arrives on `revive`, by index) gets pictures from the
+/// next keyframe on.
 fn decoder_thread(
     shed: &Shed,
     rx: Receiver<Arc<Frame>>,
     mut senders: Vec<Option<SyncSender<Job>>>,
+    revive: &Receiver<(usize, SyncSender<Job>)>,
     mpx: f64,
 ) {
     super::cost::lower_thread_priority();
@@ -548,12 +705,23 @@ fn decoder_thread(
     let mut delay: Option<i64> = None;
     let mut skip_to_keyframe = false;
     let mut rejected = 0u64;
-    let fan_out = |decoded: Decoded, delay: i64, senders: &mut Vec<Option<SyncSender<Job>>>| {
+    // Rungs started again that wait for a keyframe.
+    let mut waiting = vec![false; senders.len()];
+    let fan_out = |decoded: Decoded,
+                   delay: i64,
+                   senders: &mut Vec<Option<SyncSender<Job>>>,
+                   waiting: &mut Vec<bool>| {
         for (i, slot) in senders.iter_mut().enumerate() {
             if !shed.rungs[i].running() {
                 *slot = None; // its thread drains and ends
             }
             let Some(tx) = slot else { continue };
+            if waiting[i] {
+                if !decoded.keyframe {
+                    continue;
+                }
+                waiting[i] = false;
+            }
             let job = Job {
                 decoded: decoded.clone(),
                 delay,
@@ -580,6 +748,12 @@ fn decoder_thread(
         }
     };
     while let Ok(f) = rx.recv() {
+        while let Ok((i, tx)) = revive.try_recv() {
+            if let Some(slot) = senders.get_mut(i) {
+                *slot = Some(tx);
+                waiting[i] = true;
+            }
+        }
         let TrackParams::Video(config) = &*f.params else {
             continue;
         };
@@ -608,7 +782,7 @@ fn decoder_thread(
         ) {
             Ok(pictures) => {
                 for p in pictures {
-                    fan_out(p, d, &mut senders);
+                    fan_out(p, d, &mut senders, &mut waiting);
                 }
             }
             Err(e) => {
@@ -622,7 +796,7 @@ fn decoder_thread(
     }
     if let Some(d) = delay {
         for p in decoder.flush() {
-            fan_out(p, d, &mut senders);
+            fan_out(p, d, &mut senders, &mut waiting);
         }
     }
 }
@@ -642,12 +816,14 @@ impl Meter {
     fn tick(&mut self, t: i64) -> Option<(f64, f64)> {
         match self.start {
             Some((_, t0)) if t >= t0 && t - t0 < 2 * 90_000 => None,
-            Some((cpu, t0)) if t >= t0 => {
+            // Over 4 s means media was skipped (nothing to decode for a while): not a
+            // measurement.
+            Some((cpu, t0)) if t >= t0 && t - t0 <= 4 * 90_000 => {
                 let now = super::cost::thread_cpu_seconds();
                 self.start = Some((now, t));
                 Some((now - cpu, (t - t0) as f64 / 90_000.0))
             }
-            // The first frame, or a jump back in time: start a span.
+            // The first frame, a jump back in time, or a gap: start a span.
             _ => {
                 self.start = Some((super::cost::thread_cpu_seconds(), t));
                 None
@@ -665,6 +841,14 @@ fn rung_thread(
     costs: &super::cost::Costs,
     rx: Receiver<Job>,
 ) {
+    /// However the thread ends, the rung is no longer being made.
+    struct Stopped<'a>(&'a Rendition);
+    impl Drop for Stopped<'_> {
+        fn drop(&mut self) {
+            self.0.running.store(false, Ordering::Relaxed);
+        }
+    }
+    let _stopped = Stopped(r);
     super::cost::lower_thread_priority();
     let mut meter = Meter::default();
     let rate = p.rung.max_fps.map_or(fps, |c| c.min(fps));

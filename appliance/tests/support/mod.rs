@@ -134,6 +134,8 @@ pub struct Settings {
     pub min_free_bytes: u64,
     /// `abr.max_cpu`: cores for transcoding (the machine's 85 % when `None`).
     pub abr_max_cpu: Option<f64>,
+    /// `abr.retry_dropped_after`, seconds (the default when `None`).
+    pub abr_retry_dropped_after: Option<f64>,
 }
 
 impl Default for Settings {
@@ -146,6 +148,7 @@ impl Default for Settings {
             retry_max: 30.0,
             min_free_bytes: 1 << 20,
             abr_max_cpu: None,
+            abr_retry_dropped_after: None,
         }
     }
 }
@@ -199,6 +202,9 @@ fn launch(dir: &Path, s: &Settings) -> (Child, SocketAddr, SocketAddr, SocketAdd
         let mut command = Command::new(bin());
         if let Some(cores) = s.abr_max_cpu {
             command.env("STREAMBOX_ABR__MAX_CPU", cores.to_string());
+        }
+        if let Some(seconds) = s.abr_retry_dropped_after {
+            command.env("STREAMBOX_ABR__RETRY_DROPPED_AFTER", seconds.to_string());
         }
         let mut child = command
             .arg("--data-dir")
