@@ -43,6 +43,8 @@ pub struct Metrics {
     pub rendition_running: IntGaugeVec,
     /// CPU cores admitted for a stream's ABR ladder (estimated).
     pub abr_cores: GaugeVec,
+    /// Source access units the ABR decoder rejected (each skips to the next keyframe).
+    pub abr_rejected_frames: IntCounterVec,
     /// Thumbnail requests by outcome (`result`: cached, shared, queued, stale, busy) and
     /// decodes by outcome (decoded, failed).
     pub thumbnails: IntCounterVec,
@@ -188,6 +190,12 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("metric streambox_abr_cores registered twice: {e}"));
                 g
             },
+            abr_rejected_frames: counter(
+                &r,
+                "streambox_abr_rejected_frames_total",
+                "Source access units the ABR decoder rejected; each skips the rungs to the next keyframe",
+                &["stream"],
+            ),
             thumbnails: counter(
                 &r,
                 "streambox_thumbnails_total",

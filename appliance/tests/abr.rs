@@ -167,6 +167,19 @@ fn a_1080p_source_comes_out_as_an_aligned_ladder_of_the_right_sizes_and_bitrates
         assert!(Instant::now() < deadline, "rungs too slow: {lists:?}");
         std::thread::sleep(Duration::from_secs(1));
     };
+    // Every rung kept up. (Checked before this test's own ffmpeg decoding below, which
+    // on a small machine takes the CPU the rungs' lower-priority threads need.)
+    assert_eq!(
+        rungs_running(&server, &["720p", "480p", "360p"]),
+        [1, 1, 1],
+        "a rung stopped: {}",
+        server
+            .log()
+            .lines()
+            .filter(|l| l.contains("ABR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     // Same sequence numbers, start times and durations as the source.
     let source = &lists[0].1;
     for (uri, segs) in &lists[1..] {
@@ -260,17 +273,6 @@ fn a_1080p_source_comes_out_as_an_aligned_ladder_of_the_right_sizes_and_bitrates
             "{name}: {bitrate:.0} bit/s against a {target} target"
         );
     }
-    assert_eq!(
-        rungs_running(&server, &["720p", "480p", "360p"]),
-        [1, 1, 1],
-        "a rung stopped: {}",
-        server
-            .log()
-            .lines()
-            .filter(|l| l.contains("ABR"))
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
 }
 
 #[test]
@@ -534,7 +536,7 @@ fn hls_js_plays_a_lower_rung_under_a_bandwidth_cap_and_switches_up_when_it_lifts
     let _one_at_a_time = heavy();
     let server = Server::start();
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "360p:500k,180p:150k"]);
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "360p:700k,180p:150k"]);
     assert!(
         out.status.success(),
         "{}",
@@ -780,4 +782,130 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
     let file = dir.path().join("back.mp4");
     std::fs::write(&file, bytes).expect("write");
     decode_strict(file.to_str().expect("utf-8"));
+}
+
+#[test]
+fn a_corrupt_frame_skips_to_the_next_keyframe_and_a_new_size_restarts_the_ladder() {
+    use support::rtmp::{flv_tags, Client};
+    let _one_at_a_time = heavy();
+    let server = Server::start();
+    let key = server.add_stream("lobby");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "480p,360p"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 12 s at 1280x720: twice a 4 s clip in whose first GOP one P-frame's slice data is
+    // garbage and in whose second one a P-frame's slice names a picture parameter set
+    // that does not exist, then the clip intact. Then 12 s of an 854x480 encode with its
+    // own sequence headers. (The ladder starts at the second GOP.)
+    let (clean, small) = (
+        flv_tags(&bbb_bframes_as("1280x720", "flv")),
+        flv_tags(&bbb_bframes_as("854x480", "flv")),
+    );
+    let mut big = flv_tags(&bbb_bframes_as("1280x720", "flv"));
+    let p_frames: Vec<usize> = big
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| t.kind == 9 && t.body.get(1) == Some(&1) && t.body[0] >> 4 == 2)
+        .map(|(i, _)| i)
+        .collect();
+    let (scrambled, unknown_pps) = (p_frames[10], p_frames[60]);
+    // AVCC: 5 bytes of FLV video header, then 4-byte NAL lengths. Keep the first NAL's
+    // header, scramble what follows it.
+    let mut body = big[scrambled].body.to_vec();
+    let mut seed = 0x2545_f491_u32;
+    for b in body.iter_mut().skip(5 + 4 + 2) {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        *b = seed as u8;
+    }
+    big[scrambled].body = body.into();
+    // Slice header (ITU-T H.264 §7.3.3): first_mb_in_slice 0 ('1'), slice_type P ('1'),
+    // pic_parameter_set_id 5 ('00110'), then the rest as it was.
+    let mut body = big[unknown_pps].body.to_vec();
+    assert_eq!(body[9] & 0x1f, 1, "the P-frame starts with its slice");
+    body[10] = 0b1100_1100;
+    big[unknown_pps].body = body.into();
+    let mut c = Client::connect(server.rtmp);
+    c.publish(&format!("lobby?key={key}"));
+    let t0 = Instant::now();
+    let mut offset = 0;
+    for tags in [&big, &big, &clean, &small, &small, &small] {
+        c.send_tags(tags, offset, t0);
+        offset += tags.last().map_or(0, |t| t.ms) + 40;
+    }
+
+    // While the publisher is still on: the ladder restarted for the new size, and only
+    // the 360p rung is below 854x480.
+    let m = get_text(&server.url("/live/lobby/index.m3u8"));
+    let sizes: Vec<(String, String)> = variants(&m)
+        .into_iter()
+        .map(|(uri, a)| (uri, a["RESOLUTION"].clone()))
+        .collect();
+    assert_eq!(
+        sizes,
+        [
+            ("video.m3u8".to_string(), "854x480".to_string()),
+            ("360p.m3u8".to_string(), "640x360".to_string())
+        ],
+        "{m}"
+    );
+    drop(c);
+    let log = server.log();
+    assert!(
+        log.contains("ABR ladder stopped") && log.contains("ABR ladder started renditions=360p"),
+        "{log}"
+    );
+    // The frames with the unknown parameter set were rejected and counted (OpenH264
+    // may conceal the scrambled one instead), and the ladder went on.
+    let metrics = get_text(&server.url("/metrics"));
+    let rejected = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("streambox_abr_rejected_frames_total{stream=\"lobby\"} "))
+        .unwrap_or_else(|| panic!("no rejected frames counted: {metrics}"));
+    assert!(rejected.parse::<u64>().is_ok_and(|n| n >= 2), "{rejected}");
+    assert!(log.contains("ABR decoder rejected a frame; skipping to the next keyframe"));
+
+    // 360p after the change: a discontinuity and a new init segment, from the source's
+    // first segment at the new size on (no GOP lost), every segment lined up with the
+    // source's, and all of it decodes cleanly.
+    let p = wait_for(
+        &server.url("/live/lobby/360p.m3u8"),
+        Duration::from_secs(15),
+        |p| p.contains("#EXT-X-ENDLIST"),
+    );
+    let video = get_text(&server.url("/live/lobby/video.m3u8"));
+    assert!(p.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:"), "{p}");
+    assert_eq!(
+        first_after_discontinuity(&p),
+        first_after_discontinuity(&video),
+        "{p}\n{video}"
+    );
+    let source = segments(&video);
+    let ours = segments(&p);
+    assert!(ours.len() >= 5, "{p}");
+    for (msn, (pdt, inf, _)) in &ours {
+        let theirs = &source[msn];
+        assert_eq!((pdt, inf), (&theirs.0, &theirs.1), "360p segment {msn}");
+    }
+    decode_strict(&server.url("/live/lobby/360p.m3u8"));
+}
+
+/// The sequence number of the first segment after a playlist's last discontinuity.
+fn first_after_discontinuity(playlist: &str) -> Option<u64> {
+    let (before, _) = playlist.rsplit_once("#EXT-X-DISCONTINUITY\n")?;
+    let first: u64 = before
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let listed = before
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count();
+    Some(first + listed as u64)
 }

@@ -60,6 +60,9 @@ const DECODE_QUEUE: usize = 64;
 const RUNG_QUEUE: usize = 8;
 /// How long the decoder waits for a rung whose queue is full before dropping a rung.
 const RUNG_WAIT: Duration = Duration::from_secs(2);
+/// A feeder starts from the source's cached GOP only when its keyframe arrived this
+/// recently (a burst of older frames would look like overload).
+const FRESH_GOP: Duration = Duration::from_millis(500);
 /// How often the supervisor re-reads the ladder and looks for room for waiting rungs.
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// A waiting rung starts again only when the machine's measured idle CPU is this many
@@ -173,6 +176,8 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
     let mut running: Option<(Want, Pipeline)> = None;
     let mut stored = ladder::Ladder::default();
     let mut cpu = CpuTimes::read().ok();
+    // The feeder saw the source change size: restart even if the parameters read the same.
+    let mut resized = false;
     loop {
         match ladder::get(&app.db, hub.name()).await {
             Ok(l) => stored = l,
@@ -200,7 +205,8 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
             }
             _ => None,
         };
-        if running.as_ref().map(|r| &r.0) != want.as_ref() {
+        if resized || running.as_ref().map(|r| &r.0) != want.as_ref() {
+            resized = false;
             if let Some((_, p)) = running.take() {
                 p.stop().await;
             }
@@ -223,9 +229,17 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
         if let Some((_, p)) = &mut running {
             p.check(&app, idle);
         }
+        let notify = running.as_ref().map(|(_, p)| p.resized.clone());
         tokio::select! {
             r = state.changed() => if r.is_err() { break },
             _ = tokio::time::sleep(CHECK_EVERY) => {}
+            // The source's first keyframe at a new size: restart now, from that keyframe.
+            _ = async {
+                match &notify {
+                    Some(n) => n.notified().await,
+                    None => std::future::pending().await,
+                }
+            } => resized = true,
         }
     }
 }
@@ -259,6 +273,8 @@ struct Pipeline {
     source: (u32, u32, f64),
     /// When a rung was last started.
     last_start: Instant,
+    /// Told by the feeder when the source's video changes size.
+    resized: Arc<tokio::sync::Notify>,
 }
 
 impl Pipeline {
@@ -354,9 +370,14 @@ impl Pipeline {
             }
         }
         let s3 = shed.clone();
-        let feeder = tokio::spawn(feed(hub.clone(), video_tx, audio_tx, s3).in_current_span());
+        let resized = Arc::new(tokio::sync::Notify::new());
+        let size = (want.width, want.height);
+        let feeder = tokio::spawn(
+            feed(hub.clone(), video_tx, audio_tx, s3, size, resized.clone()).in_current_span(),
+        );
         Pipeline {
             feeder,
+            resized,
             threads,
             slots,
             revive,
@@ -444,20 +465,10 @@ impl Pipeline {
         }
     }
 
-    /// Stops the feeder and the rungs; the threads drain and end (their hubs go idle);
-    /// waits for them.
+    /// Stops the feeder (if it has not ended by itself) and waits while the rest drains:
+    /// the decoder hands its last pictures (those held back for B-frame reordering) to
+    /// the rungs, whose threads then end and whose hubs go idle.
     async fn stop(self) {
-        self.shed.app.costs.release(&self.shed.stream);
-        self.shed
-            .app
-            .metrics
-            .abr_cores
-            .with_label_values(&[&self.shed.stream])
-            .set(0.0);
-        for r in self.shed.rungs.iter().chain(&self.audio) {
-            r.running.store(false, Ordering::Relaxed);
-            set_running_metric(&self.shed.app, &self.shed.stream, &r.name, false);
-        }
         self.feeder.abort();
         let _ = self.feeder.await;
         let mut threads = self.threads;
@@ -468,6 +479,13 @@ impl Pipeline {
             }
         })
         .await;
+        let (app, stream) = (&self.shed.app, &self.shed.stream);
+        app.costs.release(stream);
+        app.metrics.abr_cores.with_label_values(&[stream]).set(0.0);
+        for r in self.shed.rungs.iter().chain(&self.audio) {
+            r.running.store(false, Ordering::Relaxed);
+            set_running_metric(app, stream, &r.name, false);
+        }
         info!("ABR ladder stopped");
     }
 }
@@ -617,18 +635,39 @@ impl Shed {
 /// drops a rung and skips to the next keyframe. While no rung runs, video is not decoded
 /// at all, and it resumes at a keyframe. Audio goes to the audio thread, if any; a unit
 /// it has no room for is dropped (the encoder fills the gap with silence). Ends when the
-/// publisher leaves.
+/// publisher leaves, or at a keyframe whose size is not `size` (width, height), after
+/// telling `resized`.
 async fn feed(
     hub: Arc<Hub>,
     tx: Option<SyncSender<Arc<Frame>>>,
     audio: Option<SyncSender<Arc<Frame>>>,
     shed: Arc<Shed>,
+    size: (u32, u32),
+    resized: Arc<tokio::sync::Notify>,
 ) {
     let mut state = hub.state();
-    // Not the GOP cache: from the next keyframe on, at the pace it arrives.
-    let (_gop, mut rx) = hub.subscribe();
+    // Not the GOP cache, whose burst would look like overload: from the next keyframe
+    // on, at the pace it arrives. Unless the cached GOP has only just begun (a restart
+    // for a new size, at its first keyframe).
+    let (gop, mut rx) = hub.subscribe();
+    let fresh = gop
+        .first()
+        .is_some_and(|f| f.received.elapsed() < FRESH_GOP);
     let mut skipping = true;
     let give = |f: Arc<Frame>, skipping: &mut bool| -> bool {
+        if f.is_sync {
+            if let TrackParams::Video(v) = &*f.params {
+                if (v.width, v.height) != size {
+                    info!(
+                        width = v.width,
+                        height = v.height,
+                        "the source changed size; restarting the ladder"
+                    );
+                    resized.notify_one();
+                    return false;
+                }
+            }
+        }
         if f.track == TrackId::Audio {
             if let Some(a) = &audio {
                 if let Err(TrySendError::Full(_)) = a.try_send(f) {
@@ -660,6 +699,13 @@ async fn feed(
     };
     if tx.is_none() && audio.is_none() {
         return;
+    }
+    if fresh {
+        for f in gop {
+            if !give(f, &mut skipping) {
+                return;
+            }
+        }
     }
     loop {
         tokio::select! {
@@ -787,6 +833,11 @@ fn decoder_thread(
             }
             Err(e) => {
                 rejected += 1;
+                shed.app
+                    .metrics
+                    .abr_rejected_frames
+                    .with_label_values(&[&shed.stream])
+                    .inc();
                 if rejected.is_power_of_two() {
                     warn!(stream = %shed.stream, error = %e, rejected, "ABR decoder rejected a frame; skipping to the next keyframe");
                 }

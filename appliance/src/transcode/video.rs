@@ -197,7 +197,8 @@ impl VideoDecoder {
     ///
     /// # Errors
     /// [`VideoError::Decode`] for an access unit OpenH264 rejects; the caller should skip
-    /// to the next keyframe.
+    /// to the next keyframe. The decoder starts afresh: the pictures it held for
+    /// reordering are dropped with their times, so no later picture gets a stale one.
     pub fn decode(
         &mut self,
         config: &AvcConfig,
@@ -214,14 +215,20 @@ impl VideoDecoder {
             self.config = Some(config.record.clone());
         }
         self.pending.insert(pts, (keyframe, received));
-        let picture = self
-            .decoder
-            .decode_with_options(
-                &stream,
-                DecodeOptions::new().flush_after_decode(Flush::NoFlush),
-            )
-            .map_err(|e| VideoError::Decode(e.to_string()))?
-            .map(|p| Picture::from_decoded(&p));
+        let picture = match self.decoder.decode_with_options(
+            &stream,
+            DecodeOptions::new().flush_after_decode(Flush::NoFlush),
+        ) {
+            Ok(p) => p.map(|p| Picture::from_decoded(&p)),
+            Err(e) => {
+                // Start afresh: a decoder flushed after an error can fail on good input.
+                if let Ok(d) = VideoDecoder::new() {
+                    *self = d;
+                }
+                self.pending.clear();
+                return Err(VideoError::Decode(e.to_string()));
+            }
+        };
         let mut out = Vec::new();
         if let Some(p) = picture {
             out.extend(self.timed(p));
@@ -519,6 +526,41 @@ mod tests {
         let reference = scaler.scale(&pattern(640, 360, 29)).expect("scale");
         let db = psnr(&out[29].picture.y, &reference.y);
         assert!(db > 30.0, "{db} dB");
+    }
+
+    #[test]
+    fn a_rejected_frame_leaves_no_stale_time_behind() {
+        let mut enc = VideoEncoder::new(400_000, 25.0).expect("encoder");
+        let mut dec = VideoDecoder::new().expect("decoder");
+        let mut config = None;
+        let mut out = Vec::new();
+        let t0 = Instant::now();
+        for t in 0..20u32 {
+            let (au, new) = enc
+                .encode(&pattern(160, 96, t), t % 10 == 0, u64::from(t) * 40)
+                .expect("encode")
+                .expect("a picture");
+            if new.is_some() {
+                config = new;
+            }
+            let c = config.as_ref().expect("config");
+            let pts = i64::from(t) * 3600;
+            if t == 5 {
+                // A P slice naming picture parameter set 5, which does not exist
+                // (first_mb 0, slice_type P, pps id 5; ITU-T H.264 §7.3.3).
+                let bad = [0, 0, 0, 4, 0x41, 0b1100_1100, 0x12, 0x34];
+                assert!(dec.decode(c, &bad, pts, false, t0).is_err());
+                continue;
+            }
+            if (6..10).contains(&t) {
+                continue; // skipping to the next keyframe
+            }
+            out.extend(dec.decode(c, &au.data, pts, au.idr, t0).expect("decode"));
+        }
+        out.extend(dec.flush());
+        let pts: Vec<i64> = out.iter().map(|d| d.pts / 3600).collect();
+        assert_eq!(pts, [0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+        assert!(out[5].keyframe && !out[6].keyframe);
     }
 
     #[test]
