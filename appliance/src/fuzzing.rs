@@ -64,7 +64,15 @@ pub fn flv_session(data: &[u8]) -> Window {
     for t in TrackId::ALL {
         let _ = hls::media_playlist(&w, t, t.name(), 1.0, 0.2, &[]);
     }
-    let _ = dash::manifest(&w, 1.0, 4.0, "http://localhost/time", &BTreeMap::new(), &[]);
+    let _ = dash::manifest(
+        &w,
+        1.0,
+        4.0,
+        "http://localhost/time",
+        &BTreeMap::new(),
+        &[],
+        None,
+    );
     w
 }
 

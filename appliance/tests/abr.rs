@@ -327,6 +327,32 @@ fn a_5_1_source_plays_with_stereo_aac_in_every_rendition() {
     );
     // The test clip itself: 720p25 with 5.1 AAC.
     let _ff = publish(&bbb(), -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    check_stereo_rendition(&server);
+}
+
+#[test]
+fn audio_at_an_unusual_rate_is_resampled_to_48_khz() {
+    let _one_at_a_time = heavy();
+    let server = Server::start();
+    let key = server.add_stream("lobby");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "240p"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 640x360 with stereo AAC-LC at 32 kHz, which not every device plays.
+    let mut args = vec!["-t", "4", "-s", "640x360"];
+    args.extend(x264_2s_gops("3", "96k"));
+    args.extend(["-ar", "32000", "-f", "flv"]);
+    let clip = derived_clip("bbb-360p-32khz-v1.flv", &args);
+    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    check_stereo_rendition(&server);
+}
+
+/// Stream `lobby`'s audio is the `stereo` rendition in HLS (for every variant) and DASH:
+/// AAC-LC, 2 channels, 48 kHz, decoding cleanly, as long as its segments say.
+fn check_stereo_rendition(server: &Server) {
     let m = wait_for(
         &server.url("/live/lobby/index.m3u8"),
         Duration::from_secs(40),
@@ -381,6 +407,22 @@ fn a_5_1_source_plays_with_stereo_aac_in_every_rendition() {
     // The source's own audio playlist is still served, beside the stereo one.
     let src = get_text(&server.url("/live/lobby/audio.m3u8"));
     assert!(src.contains("audio/seg-"), "{src}");
+    // DASH: the stereo rendition takes the 5.1 audio's place, and ffprobe opens it.
+    let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    assert_eq!(mpd.matches("contentType=\"audio\"").count(), 1, "{mpd}");
+    assert!(
+        mpd.contains("<Representation id=\"stereo\" codecs=\"mp4a.40.2\"")
+            && !mpd.contains("<Representation id=\"audio\"")
+            && mpd.contains("audio_channel_configuration:2011\" value=\"2\""),
+        "{mpd}"
+    );
+    let p = probe(&server.url("/live/lobby/manifest.mpd"), &[]);
+    let a = stream_of(&p, "audio");
+    assert_eq!(
+        (a["codec_name"].as_str(), num(&a["channels"])),
+        (Some("aac"), 2.0),
+        "{p}"
+    );
 }
 
 #[test]

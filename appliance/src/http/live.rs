@@ -179,6 +179,8 @@ pub async fn playlist(
             // Rung windows first, then the source's (see segmenter::Follow).
             let running = e.renditions.running();
             let windows: Vec<_> = running.iter().map(|r| r.output.read()).collect();
+            let audio = e.renditions.audio();
+            let audio_window = audio.as_ref().map(|r| r.output.read());
             let rungs: Vec<dash::Rung<'_>> = running
                 .iter()
                 .zip(&windows)
@@ -194,9 +196,17 @@ pub async fn playlist(
                 &time_url,
                 &older,
                 &rungs,
+                audio
+                    .as_ref()
+                    .zip(audio_window.as_deref())
+                    .map(|(r, w)| dash::Rung {
+                        name: &r.name,
+                        window: w,
+                    }),
             );
             drop(rungs);
             drop(windows);
+            drop(audio_window);
             text(MPD, "public, max-age=1", body)
         }
         _ => match track {

@@ -14,8 +14,9 @@ fn secs(s: f64) -> String {
     format!("PT{s:.3}S")
 }
 
-/// An ABR rung's window (its video track), listed as another Representation of the
-/// video AdaptationSet; its media lives under `name/`.
+/// An ABR rendition's window: a rung's (its video track, listed as another
+/// Representation of the video AdaptationSet) or the transcoded audio's. Its media lives
+/// under `name/`.
 #[derive(Debug, Clone, Copy)]
 pub struct Rung<'a> {
     /// URL directory and Representation id (`720p`).
@@ -30,6 +31,8 @@ pub struct Rung<'a> {
 /// grows by what they cover. `rungs` are listed in each Period's video AdaptationSet with
 /// the segments they have of it: their segments share the source's numbers and times
 /// (ISO/IEC 23009-1 §5.3.3.2 segment alignment), so players switch between them.
+/// `stereo`, the transcoded audio rendition when there is one, takes the source audio's
+/// place: each Period lists its segments that start within the Period.
 pub fn manifest(
     w: &Window,
     segment_target: f64,
@@ -37,6 +40,7 @@ pub fn manifest(
     time_url: &str,
     older: &BTreeMap<TrackId, Arc<Vec<Segment>>>,
     rungs: &[Rung<'_>],
+    stereo: Option<Rung<'_>>,
 ) -> String {
     let listed_older = |track: &TrackId| -> Vec<&Segment> {
         older
@@ -91,21 +95,47 @@ pub fn manifest(
         );
     }
     out.push_str(">\n");
-    for (epoch, e) in &w.epochs {
+    // A Period's segments of one track: recorded ones still in the epoch, then the
+    // window's, complete only.
+    let period_segs = |epoch: u32, track: &TrackId| -> Vec<&Segment> {
+        let Some(tw) = w.tracks.get(track) else {
+            return Vec::new();
+        };
+        listed_older(track)
+            .into_iter()
+            .chain(tw.segments.iter())
+            .filter(|s| s.epoch == epoch && s.complete)
+            .collect()
+    };
+    // Each Period starts with the earliest first segment of its tracks.
+    let starts: Vec<(u32, f64)> = w
+        .epochs
+        .iter()
+        .filter_map(|(epoch, e)| {
+            e.tracks
+                .keys()
+                .filter_map(|t| period_segs(*epoch, t).first().map(|s| s.start_seconds()))
+                .reduce(f64::min)
+                .map(|s| (*epoch, s))
+        })
+        .collect();
+    for (n, (epoch, start)) in starts.iter().enumerate() {
+        let (epoch, start) = (*epoch, *start);
+        let end = starts.get(n + 1).map_or(f64::INFINITY, |s| s.1);
+        let Some(e) = w.epochs.get(&epoch) else {
+            continue;
+        };
         let mut period = String::new();
-        let mut start: Option<f64> = None;
         for (i, (track, (params, _))) in e.tracks.iter().enumerate() {
             let Some(tw) = w.tracks.get(track) else {
                 continue;
             };
-            let segs: Vec<&Segment> = listed_older(track)
-                .into_iter()
-                .chain(tw.segments.iter())
-                .filter(|s| s.epoch == *epoch && s.complete)
-                .collect();
+            let segs = period_segs(epoch, track);
             let Some(first) = segs.first() else { continue };
-            start =
-                Some(start.map_or(first.start_seconds(), |s: f64| s.min(first.start_seconds())));
+            if let (TrackParams::Audio(_), Some(r)) = (&**params, stereo) {
+                stereo_adaptation_set(&mut period, i, r, start..end);
+                continue;
+            }
             let bandwidth = tw.peak_bitrate().max(1);
             let codecs = params.codec_string();
             match &**params {
@@ -133,28 +163,29 @@ pub fn manifest(
                 }
             }
             let name = track.name();
+            // The Period's start in this track's timescale: every track (and rung) maps
+            // stream time the same way, whichever starts first.
+            let offset = (start * f64::from(first.timescale)).round() as u64;
             let _ = write!(
                 period,
-                "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
-                first.timescale, first.start, first.msn
+                "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
+                first.timescale, first.msn
             );
             timeline(&mut period, &segs);
             period.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
             if *track == TrackId::Video {
                 let last = segs.last().map_or(first.msn, |s| s.msn);
                 for r in rungs {
-                    rung_representation(&mut period, r, first.msn..=last, first.start);
+                    rung_representation(&mut period, r, first.msn..=last, offset);
                 }
             }
             period.push_str("    </AdaptationSet>\n");
         }
-        if let Some(start) = start {
-            let _ = write!(
-                out,
-                "  <Period id=\"{epoch}\" start=\"{}\">\n{period}  </Period>\n",
-                secs(start)
-            );
-        }
+        let _ = write!(
+            out,
+            "  <Period id=\"{epoch}\" start=\"{}\">\n{period}  </Period>\n",
+            secs(start)
+        );
     }
     let _ = writeln!(
         out,
@@ -214,6 +245,52 @@ fn rung_representation(
     timeline(out, &segs);
     out.push_str(
         "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n",
+    );
+}
+
+/// The audio AdaptationSet (number `id`) of the transcoded audio rendition `r` for the
+/// Period that spans `period` (seconds of stream time): its complete segments that start
+/// in it, of the epoch of the first of them, mapped so that stream time lines up with
+/// the other AdaptationSets (presentationTimeOffset is the Period's start). Nothing
+/// when it has none.
+fn stereo_adaptation_set(out: &mut String, id: usize, r: Rung<'_>, period: std::ops::Range<f64>) {
+    let w = r.window;
+    let Some(tw) = w.tracks.get(&TrackId::Audio) else {
+        return;
+    };
+    let in_period = tw
+        .segments
+        .iter()
+        .filter(|s| s.complete && period.contains(&s.start_seconds()));
+    let Some(epoch) = in_period.clone().next().map(|s| s.epoch) else {
+        return;
+    };
+    let segs: Vec<&Segment> = in_period.filter(|s| s.epoch == epoch).collect();
+    let Some((params, _)) = w
+        .epochs
+        .get(&epoch)
+        .and_then(|e| e.tracks.get(&TrackId::Audio))
+    else {
+        return;
+    };
+    let TrackParams::Audio(a) = &**params else {
+        return;
+    };
+    let (name, first) = (r.name, segs[0]);
+    let offset = (period.start * f64::from(first.timescale)).round() as u64;
+    let _ = write!(
+        out,
+        "    <AdaptationSet id=\"{id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Representation id=\"{name}\" codecs=\"{}\" bandwidth=\"{}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
+        params.codec_string(),
+        tw.peak_bitrate().max(1),
+        a.sample_rate,
+        a.channels,
+        first.timescale,
+        first.msn
+    );
+    timeline(out, &segs);
+    out.push_str(
+        "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n    </AdaptationSet>\n",
     );
 }
 

@@ -8,11 +8,13 @@
 //! | ISO/IEC 14496-10 decoding, scaling and encoding (OpenH264) for ABR rungs | [`video`] |
 //! | the ABR ladder: rungs, sizes, bitrates | [`ladder`] |
 //! | what transcoding costs here; admission against the CPU budget | [`cost`] |
+//! | sample-rate conversion (rubato) for the ABR audio rendition | [`resample`] |
 
 pub mod aac;
 pub mod cost;
 pub mod g711;
 pub mod ladder;
 pub mod rendition;
+pub mod resample;
 pub mod thumbnail;
 pub mod video;

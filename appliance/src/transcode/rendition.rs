@@ -32,12 +32,14 @@
 //! with the others from its first one.
 //!
 //! Audio: rungs carry no audio of their own; every variant plays the source's audio
-//! group. When the source's audio is not AAC-LC mono or stereo (5.1, HE-AAC, …), the
-//! group is a `stereo` rendition instead: the source's AAC decoded with fdk-aac, downmixed
-//! to stereo, and encoded to AAC-LC at the source's sample rate.
+//! group. When the source's audio is not AAC-LC mono or stereo at 44.1 or 48 kHz (5.1,
+//! HE-AAC, 32 kHz, …), the group is a `stereo` rendition instead: the source's AAC
+//! decoded with fdk-aac, downmixed to stereo, resampled to 48 kHz when its rate is
+//! another ([`super::resample`]), and encoded to AAC-LC.
 
 use super::aac::{AacDecoder, AacEncoder};
 use super::ladder::{self, Planned};
+use super::resample::Resampler;
 use super::video::{Decoded, Scaler, VideoDecoder, VideoEncoder};
 use crate::app::App;
 use crate::hub::{Hub, PublishState};
@@ -165,10 +167,16 @@ struct Want {
     audio: Option<Arc<TrackParams>>,
 }
 
-/// Whether players need the source's audio transcoded: more than two channels, or not
-/// AAC-LC (object type 2).
+/// Whether players need the source's audio transcoded: more than two channels, not
+/// AAC-LC (object type 2), or a sample rate other than 44.1 or 48 kHz.
 pub fn needs_stereo(params: &TrackParams) -> bool {
-    matches!(params, TrackParams::Audio(a) if a.channels > 2 || a.object_type != 2)
+    matches!(params, TrackParams::Audio(a)
+        if a.channels > 2 || a.object_type != 2 || !is_common_rate(a.sample_rate))
+}
+
+/// 44.1 or 48 kHz, the rates every player and device takes.
+fn is_common_rate(hz: u32) -> bool {
+    matches!(hz, 44_100 | 48_000)
 }
 
 async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<Renditions>) {
@@ -977,8 +985,9 @@ fn rung_thread(
     }
 }
 
-/// Decodes the source's audio, downmixed to stereo, and encodes it to AAC-LC into the
-/// audio rendition's hub, at the source's sample times.
+/// Decodes the source's audio, downmixed to stereo, resampled to 48 kHz unless it is at
+/// 44.1 or 48 kHz, and encodes it to AAC-LC into the audio rendition's hub, at the
+/// source's times.
 fn audio_thread(stream: &str, r: &Rendition, rx: Receiver<Arc<Frame>>) {
     super::cost::lower_thread_priority();
     let publisher = match r.hub.publish("transcoder") {
@@ -990,6 +999,7 @@ fn audio_thread(stream: &str, r: &Rendition, rx: Receiver<Arc<Frame>>) {
     };
     let mut decoder: Option<(Arc<TrackParams>, AacDecoder)> = None;
     let mut encoder: Option<(AacEncoder, Arc<TrackParams>)> = None;
+    let mut resampler: Option<(u32, usize, Resampler)> = None;
     let mut failures = 0u64;
     while let Ok(f) = rx.recv() {
         if !r.running() {
@@ -1024,12 +1034,45 @@ fn audio_thread(stream: &str, r: &Rendition, rx: Receiver<Arc<Frame>>) {
                 continue;
             }
         };
+        let rate = if is_common_rate(config.sample_rate) {
+            config.sample_rate
+        } else {
+            48_000
+        };
+        let (pts, pcm) = if rate == config.sample_rate {
+            (f.dts, pcm.to_vec())
+        } else {
+            let fits = resampler
+                .as_ref()
+                .is_some_and(|(hz, ch, _)| *hz == config.sample_rate && *ch == channels);
+            if !fits {
+                match Resampler::new(config.sample_rate, rate, channels) {
+                    Ok(x) => resampler = Some((config.sample_rate, channels, x)),
+                    Err(e) => {
+                        warn!(%stream, error = %e, "audio rendition resampler");
+                        continue;
+                    }
+                }
+            }
+            let Some((_, _, rs)) = resampler.as_mut() else {
+                continue;
+            };
+            match rs.push(f.dts, pcm) {
+                Ok(Some(x)) => x,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(%stream, error = %e, "audio rendition: resampling failed");
+                    resampler = None;
+                    continue;
+                }
+            }
+        };
         let fits = encoder.as_ref().is_some_and(|(e, _)| {
             let c = e.config();
-            usize::from(c.channels) == channels && c.sample_rate == config.sample_rate
+            usize::from(c.channels) == channels && c.sample_rate == rate
         });
         if !fits {
-            match AacEncoder::new(config.sample_rate, channels as u16) {
+            match AacEncoder::new(rate, channels as u16) {
                 Ok(e) => {
                     let params = Arc::new(TrackParams::Audio(e.config().clone()));
                     publisher.set_params(params.clone());
@@ -1044,7 +1087,7 @@ fn audio_thread(stream: &str, r: &Rendition, rx: Receiver<Arc<Frame>>) {
         let Some((enc, params)) = encoder.as_mut() else {
             continue;
         };
-        match enc.push(f.dts, pcm) {
+        match enc.push(pts, &pcm) {
             Ok(units) => {
                 for (t, au) in units {
                     publisher.send(Frame {
