@@ -312,6 +312,26 @@ fn a_source_below_every_rung_is_passed_through_and_bad_ladders_are_refused() {
     assert_eq!(m.matches("#EXT-X-STREAM-INF").count(), 1, "{m}");
     assert_eq!(get(&server.url("/live/lobby/720p.m3u8")).0, 404);
     assert_eq!(get(&server.url("/live/lobby/720p/seg-1.m4s")).0, 404);
+
+    // A profile OpenH264 cannot decode (High 4:2:2): passthrough only, and the log says
+    // which profile.
+    let mut args = vec!["-t", "4", "-s", "640x360", "-pix_fmt", "yuv422p"];
+    args.extend(x264_2s_gops("3", "128k"));
+    args.extend(["-f", "flv"]);
+    let clip = derived_clip("bbb-360p-422-v1.flv", &args);
+    let key = server.add_stream("studio");
+    let out = server.cli(&["stream", "set", "studio", "--ladder", "240p"]);
+    assert!(out.status.success());
+    let _ff2 = publish(&clip, -1, &server.rtmp_url(&format!("studio?key={key}")));
+    server.wait_segments("studio", 2);
+    let line = server.wait_log("cannot be decoded here", Duration::from_secs(10));
+    assert!(
+        line.contains("High 4:2:2 (profile_idc 122)") && line.contains("passthrough only"),
+        "{line}"
+    );
+    let m = get_text(&server.url("/live/studio/index.m3u8"));
+    assert_eq!(m.matches("#EXT-X-STREAM-INF").count(), 1, "{m}");
+    assert_eq!(get(&server.url("/live/studio/240p.m3u8")).0, 404);
 }
 
 #[test]

@@ -165,6 +165,8 @@ struct Want {
     session: u64,
     /// The source's audio, when it needs the stereo rendition.
     audio: Option<Arc<TrackParams>>,
+    /// Why the source's video cannot be decoded here, if it cannot.
+    undecodable: Option<String>,
 }
 
 /// Whether players need the source's audio transcoded: more than two channels, not
@@ -209,6 +211,7 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
                     height: v.height,
                     session,
                     audio,
+                    undecodable: super::video::unsupported_profile(v),
                 })
             }
             _ => None,
@@ -219,8 +222,13 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
                 p.stop().await;
             }
             if let Some(want) = want {
-                let planned = stored.plan(want.width, want.height);
-                if planned.is_empty() {
+                let mut planned = stored.plan(want.width, want.height);
+                if let Some(why) = &want.undecodable {
+                    warn!(
+                        "ABR: the source's H.264 profile {why} cannot be decoded here (OpenH264 takes Baseline, Main and High, 8-bit 4:2:0): passthrough only"
+                    );
+                    planned.clear();
+                } else if planned.is_empty() {
                     info!(
                         width = want.width,
                         height = want.height,

@@ -148,6 +148,25 @@ pub struct Decoded {
     pub received: Instant,
 }
 
+/// Why OpenH264 cannot decode a stream of this configuration, or `None` when it can. It
+/// decodes the Baseline, Main and High profiles (8-bit 4:2:0); not Extended, High 10,
+/// High 4:2:2, High 4:4:4, or the scalable and multiview profiles (ISO/IEC 14496-10
+/// Annex A, G, H).
+pub fn unsupported_profile(c: &crate::media::h264::AvcConfig) -> Option<String> {
+    let name = match c.profile_idc {
+        66 | 77 | 100 => return None,
+        88 => "Extended",
+        110 => "High 10",
+        122 => "High 4:2:2",
+        244 => "High 4:4:4 Predictive",
+        44 => "CAVLC 4:4:4 Intra",
+        83 | 86 => "Scalable",
+        118 | 128 | 134 | 135 | 138 | 139 => "Multiview",
+        _ => "unknown",
+    };
+    Some(format!("{name} (profile_idc {})", c.profile_idc))
+}
+
 /// An OpenH264 decoder that hands pictures back in presentation order with their times.
 ///
 /// OpenH264 reorders B-frames itself but does not carry timestamps through, so the
