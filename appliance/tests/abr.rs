@@ -50,6 +50,17 @@ fn bbb_1080p30() -> std::path::PathBuf {
     )
 }
 
+/// `streambox stream set STREAM --ladder LADDER`, which must succeed; its output.
+fn set_ladder(server: &Server, stream: &str, ladder: &str) -> String {
+    let out = server.cli(&["stream", "set", stream, "--ladder", ladder]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// `key=value` attributes of a playlist tag line.
 fn attributes(line: &str) -> BTreeMap<String, String> {
     let body = line.split_once(':').map_or("", |(_, b)| b);
@@ -113,16 +124,10 @@ fn a_1080p_source_comes_out_as_an_aligned_ladder_of_the_right_sizes_and_bitrates
     let server = Server::start();
     let clip = bbb_1080p30();
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "720p,480p,360p"]);
+    let out = set_ladder(&server, "lobby", "720p,480p,360p");
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("ladder 720p:2800k,480p:1000k,360p:600k"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+        out.contains("ladder 720p:2800k,480p:1000k,360p:600k"),
+        "{out}"
     );
     let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
     // Every rung listed, then 20 s of segments in each.
@@ -299,12 +304,7 @@ fn a_source_below_every_rung_is_passed_through_and_bad_ladders_are_refused() {
     // 640x360 against 720p and 480p: nothing to make.
     let clip = bbb_bframes_as("640x360", "mp4");
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "720p,480p"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_ladder(&server, "lobby", "720p,480p");
     let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
     server.wait_segments("lobby", 2);
     server.wait_log("not above any rung", Duration::from_secs(10));
@@ -320,8 +320,7 @@ fn a_source_below_every_rung_is_passed_through_and_bad_ladders_are_refused() {
     args.extend(["-f", "flv"]);
     let clip = derived_clip("bbb-360p-422-v1.flv", &args);
     let key = server.add_stream("studio");
-    let out = server.cli(&["stream", "set", "studio", "--ladder", "240p"]);
-    assert!(out.status.success());
+    set_ladder(&server, "studio", "240p");
     let _ff2 = publish(&clip, -1, &server.rtmp_url(&format!("studio?key={key}")));
     server.wait_segments("studio", 2);
     let line = server.wait_log("cannot be decoded here", Duration::from_secs(10));
@@ -339,12 +338,7 @@ fn a_5_1_source_plays_with_stereo_aac_in_every_rendition() {
     let _one_at_a_time = heavy();
     let server = Server::start();
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "360p"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_ladder(&server, "lobby", "360p");
     // The test clip itself: 720p25 with 5.1 AAC.
     let _ff = publish(&bbb(), -1, &server.rtmp_url(&format!("lobby?key={key}")));
     check_stereo_rendition(&server);
@@ -355,12 +349,7 @@ fn audio_at_an_unusual_rate_is_resampled_to_48_khz() {
     let _one_at_a_time = heavy();
     let server = Server::start();
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "240p"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_ladder(&server, "lobby", "240p");
     // 640x360 with stereo AAC-LC at 32 kHz, which not every device plays.
     let mut args = vec!["-t", "4", "-s", "640x360"];
     args.extend(x264_2s_gops("3", "96k"));
@@ -453,12 +442,7 @@ fn a_ladder_beyond_the_cpu_budget_is_refused_and_says_what_fits() {
         ..Settings::default()
     });
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "480p,360p"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_ladder(&server, "lobby", "480p,360p");
     let _ff = publish(
         &bbb_bframes(),
         -1,
@@ -501,12 +485,7 @@ fn an_overloaded_machine_drops_the_lowest_rungs_and_the_sources_stay_on_time() {
     let mut publishers = Vec::new();
     for s in ["s0", "s1", "s2"] {
         let key = server.add_stream(s);
-        let out = server.cli(&["stream", "set", s, "--ladder", "720p,480p,360p"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        set_ladder(&server, s, "720p,480p,360p");
         publishers.push(publish(
             &clip,
             -1,
@@ -598,12 +577,7 @@ fn hls_js_plays_a_lower_rung_under_a_bandwidth_cap_and_switches_up_when_it_lifts
     let _one_at_a_time = heavy();
     let server = Server::start();
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "360p:700k,180p:150k"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_ladder(&server, "lobby", "360p:700k,180p:150k");
     let _ff = publish(
         &bbb_480p(),
         -1,
@@ -736,12 +710,7 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
         ..Settings::default()
     });
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "720p,480p,360p"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_ladder(&server, "lobby", "720p,480p,360p");
     let _ff = publish(
         &bbb_1080p30(),
         -1,
@@ -852,12 +821,7 @@ fn a_corrupt_frame_skips_to_the_next_keyframe_and_a_new_size_restarts_the_ladder
     let _one_at_a_time = heavy();
     let server = Server::start();
     let key = server.add_stream("lobby");
-    let out = server.cli(&["stream", "set", "lobby", "--ladder", "480p,360p"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    set_ladder(&server, "lobby", "480p,360p");
     // 12 s at 1280x720: twice a 4 s clip in whose first GOP one P-frame's slice data is
     // garbage and in whose second one a P-frame's slice names a picture parameter set
     // that does not exist, then the clip intact. Then 12 s of an 854x480 encode with its

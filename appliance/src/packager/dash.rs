@@ -162,17 +162,10 @@ pub fn manifest(
                     );
                 }
             }
-            let name = track.name();
             // The Period's start in this track's timescale: every track (and rung) maps
             // stream time the same way, whichever starts first.
             let offset = (start * f64::from(first.timescale)).round() as u64;
-            let _ = write!(
-                period,
-                "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
-                first.timescale, first.msn
-            );
-            timeline(&mut period, &segs);
-            period.push_str("          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n");
+            segment_template(&mut period, track.name(), epoch, offset, &segs);
             if *track == TrackId::Video {
                 let last = segs.last().map_or(first.msn, |s| s.msn);
                 for r in rungs {
@@ -194,6 +187,37 @@ pub fn manifest(
     out
 }
 
+/// A rendition's complete segments of `track` that `keep` selects, of the epoch of the
+/// first of them, with that epoch's parameters; `None` when there are none.
+fn rendition_segments(
+    w: &Window,
+    track: TrackId,
+    keep: impl Fn(&Segment) -> bool,
+) -> Option<(u32, Vec<&Segment>, &TrackParams)> {
+    let tw = w.tracks.get(&track)?;
+    let kept = tw.segments.iter().filter(|s| s.complete && keep(s));
+    let epoch = kept.clone().next()?.epoch;
+    let segs: Vec<&Segment> = kept.filter(|s| s.epoch == epoch).collect();
+    let (params, _) = w.epochs.get(&epoch)?.tracks.get(&track)?;
+    Some((epoch, segs, params))
+}
+
+/// A SegmentTemplate with its SegmentTimeline (ISO/IEC 23009-1 §5.3.9.4) for `segs` (at
+/// least one) of epoch `epoch` under `name/`, mapped so that media time `offset` is the
+/// Period's start; closes the Representation.
+fn segment_template(out: &mut String, name: &str, epoch: u32, offset: u64, segs: &[&Segment]) {
+    let first = segs[0];
+    let _ = write!(
+        out,
+        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
+        first.timescale, first.msn
+    );
+    timeline(out, segs);
+    out.push_str(
+        "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n",
+    );
+}
+
 /// A rung's Representation for the Period whose source segments are `msns`, starting at
 /// `offset` (the source's presentationTimeOffset, the same clock): the rung's complete
 /// segments in that range, of the epoch of the first of them. Nothing when it has none.
@@ -204,48 +228,31 @@ fn rung_representation(
     offset: u64,
 ) {
     let w = r.window;
-    let Some(tw) = w.tracks.get(&TrackId::Video) else {
-        return;
-    };
-    let in_period = tw
-        .segments
-        .iter()
-        .filter(|s| s.complete && msns.contains(&s.msn));
-    let Some(epoch) = in_period.clone().next().map(|s| s.epoch) else {
-        return;
-    };
-    let segs: Vec<&Segment> = in_period.filter(|s| s.epoch == epoch).collect();
-    let Some((params, _)) = w
-        .epochs
-        .get(&epoch)
-        .and_then(|e| e.tracks.get(&TrackId::Video))
+    let Some((epoch, segs, params)) =
+        rendition_segments(w, TrackId::Video, |s| msns.contains(&s.msn))
     else {
         return;
     };
-    let TrackParams::Video(v) = &**params else {
+    let TrackParams::Video(v) = params else {
         return;
     };
-    let (name, first) = (r.name, segs[0]);
+    let bandwidth = w
+        .tracks
+        .get(&TrackId::Video)
+        .map_or(1, |t| t.peak_bitrate().max(1));
     let _ = write!(
         out,
-        "      <Representation id=\"{name}\" codecs=\"{}\" bandwidth=\"{}\" width=\"{}\" height=\"{}\"",
+        "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{bandwidth}\" width=\"{}\" height=\"{}\"",
+        r.name,
         params.codec_string(),
-        tw.peak_bitrate().max(1),
         v.width,
         v.height
     );
     if let Some(fps) = w.frame_rate {
         let _ = write!(out, " frameRate=\"{}/1000\"", (fps * 1000.0).round() as u64);
     }
-    let _ = write!(
-        out,
-        ">\n        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
-        first.timescale, first.msn
-    );
-    timeline(out, &segs);
-    out.push_str(
-        "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n",
-    );
+    out.push_str(">\n");
+    segment_template(out, r.name, epoch, offset, &segs);
 }
 
 /// The audio AdaptationSet (number `id`) of the transcoded audio rendition `r` for the
@@ -255,43 +262,29 @@ fn rung_representation(
 /// when it has none.
 fn stereo_adaptation_set(out: &mut String, id: usize, r: Rung<'_>, period: std::ops::Range<f64>) {
     let w = r.window;
-    let Some(tw) = w.tracks.get(&TrackId::Audio) else {
-        return;
-    };
-    let in_period = tw
-        .segments
-        .iter()
-        .filter(|s| s.complete && period.contains(&s.start_seconds()));
-    let Some(epoch) = in_period.clone().next().map(|s| s.epoch) else {
-        return;
-    };
-    let segs: Vec<&Segment> = in_period.filter(|s| s.epoch == epoch).collect();
-    let Some((params, _)) = w
-        .epochs
-        .get(&epoch)
-        .and_then(|e| e.tracks.get(&TrackId::Audio))
+    let Some((epoch, segs, params)) =
+        rendition_segments(w, TrackId::Audio, |s| period.contains(&s.start_seconds()))
     else {
         return;
     };
-    let TrackParams::Audio(a) = &**params else {
+    let TrackParams::Audio(a) = params else {
         return;
     };
-    let (name, first) = (r.name, segs[0]);
-    let offset = (period.start * f64::from(first.timescale)).round() as u64;
+    let bandwidth = w
+        .tracks
+        .get(&TrackId::Audio)
+        .map_or(1, |t| t.peak_bitrate().max(1));
     let _ = write!(
         out,
-        "    <AdaptationSet id=\"{id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Representation id=\"{name}\" codecs=\"{}\" bandwidth=\"{}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
+        "    <AdaptationSet id=\"{id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{bandwidth}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n",
+        r.name,
         params.codec_string(),
-        tw.peak_bitrate().max(1),
         a.sample_rate,
         a.channels,
-        first.timescale,
-        first.msn
     );
-    timeline(out, &segs);
-    out.push_str(
-        "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n    </AdaptationSet>\n",
-    );
+    let offset = (period.start * f64::from(segs[0].timescale)).round() as u64;
+    segment_template(out, r.name, epoch, offset, &segs);
+    out.push_str("    </AdaptationSet>\n");
 }
 
 /// `<S t d r>` elements; consecutive segments of equal duration share one with `r`.
