@@ -1,8 +1,9 @@
-//! The HTTP front end: one [`router`] for live media, recordings, metrics and health, with CORS so
-//! players on other origins can fetch everything.
+//! The HTTP front end: one [`router`] for live media, recordings, the viewer portal,
+//! metrics and health, with CORS so players on other origins can fetch everything.
 
 mod dvr;
 mod live;
+mod portal;
 mod thumbnail;
 
 use crate::app::App;
@@ -30,6 +31,11 @@ pub fn router(app: App) -> Router {
         .route("/time", get(time))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(portal::index))
+        .route("/watch", get(portal::index))
+        .route("/watch/{stream}", get(portal::watch))
+        .route("/watch/{stream}/state", get(portal::state))
+        .route("/assets/{*path}", get(portal::asset))
         .layer(cors)
         .with_state(app)
 }

@@ -671,6 +671,12 @@ pub fn rtsp_exchange(server: &Server, bytes: &[u8]) -> (String, bool) {
 /// Runs tests/players/play.mjs: a real browser player (hls.js or dash.js) in Chromium,
 /// playing `url` for `seconds`. [`browser_result`] reads what it printed.
 pub fn play_in_browser(kind: &str, url: &str, seconds: u32) -> std::process::Child {
+    in_browser("play.mjs", &[kind, url, &seconds.to_string()])
+}
+
+/// Runs the script `script` of tests/players (a playwright-core driver of Debian's
+/// Chromium) with `args`; [`browser_result`] reads the JSON it prints.
+pub fn in_browser(script: &str, args: &[&str]) -> std::process::Child {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/players");
     assert!(
         dir.join("node_modules/playwright-core").is_dir(),
@@ -679,15 +685,16 @@ pub fn play_in_browser(kind: &str, url: &str, seconds: u32) -> std::process::Chi
     tool("chromium");
     std::process::Command::new(tool("node"))
         .current_dir(&dir)
-        .args(["play.mjs", kind, url, &seconds.to_string()])
+        .arg(script)
+        .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start node")
 }
 
-/// Waits for a [`play_in_browser`] run and returns its JSON result; panics with the
-/// player's stderr if it failed.
+/// Waits for an [`in_browser`] run and returns its JSON result; panics with the
+/// script's stderr if it failed.
 pub fn browser_result(child: std::process::Child) -> serde_json::Value {
     let out = child.wait_with_output().expect("player");
     assert!(

@@ -1,0 +1,109 @@
+//! The LAN viewer portal ([`streambox_web::portal`]) and the embedded web assets: the
+//! live streams at `/`, one stream at `/watch/{stream}`, whether it is live at
+//! `/watch/{stream}/state`, and `/assets/…`.
+
+use super::error;
+use crate::app::App;
+use crate::auth::stream_keys;
+use crate::hub::PublishState;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use streambox_web::portal;
+
+fn html(body: String) -> Response {
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// Whether `name` has a publisher now.
+fn is_live(app: &App, name: &str) -> bool {
+    app.stream(name)
+        .is_some_and(|e| matches!(*e.hub.state().borrow(), PublishState::Live { .. }))
+}
+
+/// `GET /`, `GET /watch`: the streams live now, by name.
+pub async fn index(State(app): State<App>) -> Response {
+    let rows = match stream_keys::list(&app.db).await {
+        Ok(rows) => rows,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let cards = rows
+        .into_iter()
+        .filter(|r| is_live(&app, &r.name))
+        .map(|r| portal::Card { name: r.name })
+        .collect();
+    html(portal::index(cards))
+}
+
+/// `GET /watch/{stream}`: the player page of a stream that exists (live or not).
+pub async fn watch(State(app): State<App>, Path(stream): Path<String>) -> Response {
+    match known(&app, &stream).await {
+        Ok(()) => html(portal::watch(&stream)),
+        Err(r) => r,
+    }
+}
+
+/// `GET /watch/{stream}/state`: `{"live": true|false}`.
+pub async fn state(State(app): State<App>, Path(stream): Path<String>) -> Response {
+    if let Err(r) = known(&app, &stream).await {
+        return r;
+    }
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        serde_json::json!({ "live": is_live(&app, &stream) }).to_string(),
+    )
+        .into_response()
+}
+
+/// Ok when `stream` is a stream of this appliance; else a 404 that says so.
+async fn known(app: &App, stream: &str) -> Result<(), Response> {
+    let not_found = || error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}"));
+    if !stream_keys::valid_name(stream) {
+        return Err(not_found());
+    }
+    match stream_keys::exists(&app.db, stream).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(not_found()),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+    }
+}
+
+/// `GET /assets/{path}`: an embedded asset, revalidated by its content hash.
+pub async fn asset(Path(path): Path<String>, headers: HeaderMap) -> Response {
+    let Some(a) = streambox_web::assets::get(&path) else {
+        return error(StatusCode::NOT_FOUND, format!("no asset {path:?}"));
+    };
+    let etag = format!("\"{}\"", a.etag);
+    let fresh = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if fresh {
+        return (StatusCode::NOT_MODIFIED, h).into_response();
+    }
+    if let Ok(v) = HeaderValue::from_str(&a.mime) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    (h, a.data.into_owned()).into_response()
+}

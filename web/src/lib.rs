@@ -1,0 +1,18 @@
+//! streambox's web pages, rendered on the server with Leptos (complete HTML; no wasm),
+//! and the assets they use, embedded in the binary with rust-embed so the appliance
+//! ships one file.
+//!
+//! This crate knows nothing of streams or the database: the service gathers what a page
+//! shows into the plain structs here and mounts the pages on its router. Components are
+//! ordinary Leptos components, so hydration can be switched on where a wasm target
+//! exists.
+//!
+//! | page | what |
+//! | --- | --- |
+//! | `/`, `/watch` | [`portal::index`]: the public live streams, with thumbnails |
+//! | `/watch/{stream}` | [`portal::watch`]: one stream full-width, hls.js (native HLS on Safari) |
+//! | `/assets/…` | [`assets::get`]: CSS, scripts, hls.js (from npm, pinned; license beside it) |
+
+pub mod assets;
+mod page;
+pub mod portal;

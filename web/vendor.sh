@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Refreshes web/assets/vendor/ from the npm registry at the versions pinned in
+# web/package.json (and its package-lock.json): each player's minified build and its
+# license file. The files are committed, so building streambox needs no npm; run this
+# after changing a version, and commit what it changes.
+set -euo pipefail
+cd "$(dirname "$0")"
+npm ci --no-audit --no-fund --ignore-scripts
+mkdir -p assets/vendor
+cp node_modules/hls.js/dist/hls.min.js assets/vendor/hls.min.js
+cp node_modules/hls.js/LICENSE assets/vendor/hls.js.LICENSE
+version=$(node -p 'require("./node_modules/hls.js/package.json").version')
+echo "hls.js $version" > assets/vendor/VERSIONS
+rm -rf node_modules
+echo "vendored: $(cat assets/vendor/VERSIONS)"
