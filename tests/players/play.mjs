@@ -5,7 +5,7 @@
 // cross-origin one and exercises the server's CORS headers. For ABR tests the result
 // also says when the picture's height changed (`shown`) and, for hls.js, when it switched
 // levels (`switches`), in milliseconds of the Unix epoch.
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 import { readFileSync } from 'node:fs';
 
 const [kind, url, seconds] = process.argv.slice(2);
@@ -18,12 +18,7 @@ const lib = kind === 'hls'
   : 'node_modules/dashjs/dist/modern/umd/dash.all.min.js';
 const script = readFileSync(new URL(lib, import.meta.url), 'utf8');
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage();
   const consoleErrors = [];

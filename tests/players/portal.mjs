@@ -5,7 +5,7 @@
 // time, picture size, the page's live/offline line and hls.js's live latency. Saves a
 // screenshot of each page visited into SHOTS_DIR. Debian's Chromium, driven by
 // playwright-core.
-import { chromium } from 'playwright-core';
+import { launch } from './browser.mjs';
 import { mkdirSync } from 'node:fs';
 
 const [base, stream, seconds, shots] = process.argv.slice(2);
@@ -14,12 +14,7 @@ if (!base || !stream || !shots) {
   process.exit(2);
 }
 mkdirSync(shots, { recursive: true });
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required'],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const pageErrors = [];
