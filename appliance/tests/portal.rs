@@ -38,7 +38,15 @@ fn the_portal_lists_live_streams_and_plays_one_through_offline_and_back() {
     server.wait_segments("lobby", 2);
 
     // Pages that exist answer; others say so.
-    assert_eq!(get(&server.url("/watch/nosuch")).0, 404);
+    let (status, headers, body) = get(&server.url("/watch/nosuch"));
+    assert_eq!(status, 404);
+    assert!(headers["content-type"]
+        .to_str()
+        .is_ok_and(|v| v.starts_with("text/html")));
+    assert!(String::from_utf8_lossy(&body).contains("no stream named “nosuch”"));
+    let (status, _, body) = get(&server.url("/watch/%3Cscript%3E"));
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("&lt;script&gt;"));
     assert_eq!(get(&server.url("/watch/..%2Fetc")).0, 404);
     assert_eq!(get(&server.url("/assets/nosuch.js")).0, 404);
     let (status, headers, _) = get(&server.url("/assets/vendor/hls.min.js"));

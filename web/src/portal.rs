@@ -67,6 +67,23 @@ pub fn watch(stream: &str) -> String {
     })
 }
 
+/// A page for a stream that is not there (a mistyped or removed name): says so, and
+/// links back to the list.
+pub fn no_such_stream(stream: &str) -> String {
+    let message = format!("There is no stream named \u{201c}{stream}\u{201d} here.");
+    document("No such stream — streambox", "portal", move || {
+        view! {
+            <header>
+                <h1>"No such stream"</h1>
+            </header>
+            <main>
+                <p class="empty">{message}</p>
+                <p class="empty"><a href="/">"See what is live"</a></p>
+            </main>
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +121,13 @@ mod tests {
         assert!(html.contains("data-state=\"/watch/lobby/state\""), "{html}");
         assert!(html.contains("/assets/vendor/hls.min.js"), "{html}");
         assert!(html.contains("<title>lobby — streambox</title>"), "{html}");
+    }
+
+    #[test]
+    fn a_missing_stream_is_named_and_escaped() {
+        let html = no_such_stream("<b>x</b>");
+        assert!(html.contains("&lt;b&gt;x&lt;/b&gt;"), "{html}");
+        assert!(!html.contains("<b>x</b>"), "{html}");
+        assert!(html.contains("href=\"/\""), "{html}");
     }
 }

@@ -45,10 +45,14 @@ pub async fn index(State(app): State<App>) -> Response {
     html(portal::index(cards))
 }
 
-/// `GET /watch/{stream}`: the player page of a stream that exists (live or not).
+/// `GET /watch/{stream}`: the player page of a stream that exists (live or not); for
+/// any other name, a 404 page that says so.
 pub async fn watch(State(app): State<App>, Path(stream): Path<String>) -> Response {
     match known(&app, &stream).await {
         Ok(()) => html(portal::watch(&stream)),
+        Err(r) if r.status() == StatusCode::NOT_FOUND => {
+            (StatusCode::NOT_FOUND, html(portal::no_such_stream(&stream))).into_response()
+        }
         Err(r) => r,
     }
 }
