@@ -162,6 +162,11 @@ impl Hub {
         self.state.subscribe()
     }
 
+    /// Whether a publisher holds the stream now.
+    pub fn is_live(&self) -> bool {
+        matches!(*self.state.borrow(), PublishState::Live { .. })
+    }
+
     /// Current parameters of every track seen in this publish session.
     pub fn params(&self) -> BTreeMap<TrackId, Arc<TrackParams>> {
         self.lock().params.clone()

@@ -564,14 +564,6 @@ fn bbb_480p() -> std::path::PathBuf {
     derived_clip("bbb-480p-1500k-v1.flv", &args)
 }
 
-/// Milliseconds since the Unix epoch, the clock play.mjs reports in.
-fn epoch_ms(t: std::time::SystemTime) -> f64 {
-    t.duration_since(std::time::UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64()
-        * 1000.0
-}
-
 #[test]
 fn hls_js_plays_a_lower_rung_under_a_bandwidth_cap() {
     let _one_at_a_time = heavy();

@@ -6,7 +6,7 @@
 
 mod support;
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 use support::*;
 
 /// Where the screenshots go: `$STREAMBOX_ARTIFACTS`, or Cargo's test temp directory.
@@ -17,14 +17,6 @@ fn artifacts(test: &str) -> std::path::PathBuf {
             std::path::PathBuf::from,
         )
         .join(test)
-}
-
-fn epoch_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_secs_f64()
-        * 1000.0
 }
 
 #[test]
@@ -64,10 +56,10 @@ fn the_portal_lists_live_streams_and_plays_one_through_offline_and_back() {
     let browser = in_browser("portal.mjs", &[&base, "lobby", "45", &shots_arg]);
     // The list and the thumbnail take a moment; time the outage from the watch page.
     std::thread::sleep(Duration::from_secs(18));
-    let stopped = epoch_ms();
+    let stopped = epoch_ms(SystemTime::now());
     drop(ff);
     std::thread::sleep(Duration::from_secs(10));
-    let restarted = epoch_ms();
+    let restarted = epoch_ms(SystemTime::now());
     let _ff = publish(&bbb(), -1, &url);
     let r = browser_result(browser);
     eprintln!("portal: {r}");

@@ -5,7 +5,6 @@
 use super::error;
 use crate::app::App;
 use crate::auth::stream_keys;
-use crate::hub::PublishState;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,8 +26,7 @@ fn html(body: String) -> Response {
 
 /// Whether `name` has a publisher now.
 fn is_live(app: &App, name: &str) -> bool {
-    app.stream(name)
-        .is_some_and(|e| matches!(*e.hub.state().borrow(), PublishState::Live { .. }))
+    app.stream(name).is_some_and(|e| e.hub.is_live())
 }
 
 /// `GET /`, `GET /watch`: the streams live now, by name.

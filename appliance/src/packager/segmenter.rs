@@ -602,19 +602,16 @@ mod tests {
                 &mut w,
             );
         }
-        let leader = leader.lock().expect("lock");
-        let theirs: Vec<(u64, u64, u64)> = leader.tracks[&TrackId::Video]
-            .segments
-            .iter()
-            .filter(|s| s.complete)
-            .map(|s| (s.msn, s.start, s.duration))
-            .collect();
-        let ours: Vec<(u64, u64, u64)> = w.tracks[&TrackId::Video]
-            .segments
-            .iter()
-            .filter(|s| s.complete)
-            .map(|s| (s.msn, s.start, s.duration))
-            .collect();
+        let complete = |w: &Window| -> Vec<(u64, u64, u64)> {
+            w.tracks[&TrackId::Video]
+                .segments
+                .iter()
+                .filter(|s| s.complete)
+                .map(|s| (s.msn, s.start, s.duration))
+                .collect()
+        };
+        let theirs = complete(&leader.lock().expect("lock"));
+        let ours = complete(&w);
         assert!(ours.len() >= 4, "{ours:?}");
         // Joining at 3.52 s, the first whole segment of the leader it can match is the
         // one from 4 s on; from there on, the same numbers, starts and durations.

@@ -783,8 +783,7 @@ impl Conn {
             return None;
         }
         let entry = self.app.stream(name)?;
-        let live = matches!(*entry.hub.state().borrow(), PublishState::Live { .. });
-        (live && !entry.hub.params().is_empty()).then_some(entry)
+        (entry.hub.is_live() && !entry.hub.params().is_empty()).then_some(entry)
     }
 
     fn check_session(&self, req: &Request<Vec<u8>>) -> Result<(), StatusCode> {

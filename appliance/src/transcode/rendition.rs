@@ -1047,8 +1047,8 @@ fn audio_thread(stream: &str, r: &Rendition, rx: Receiver<Arc<Frame>>) {
         } else {
             48_000
         };
-        let (pts, pcm) = if rate == config.sample_rate {
-            (f.dts, pcm.to_vec())
+        let (pts, pcm): (i64, std::borrow::Cow<'_, [i16]>) = if rate == config.sample_rate {
+            (f.dts, pcm.into())
         } else {
             let fits = resampler
                 .as_ref()
@@ -1066,7 +1066,7 @@ fn audio_thread(stream: &str, r: &Rendition, rx: Receiver<Arc<Frame>>) {
                 continue;
             };
             match rs.push(f.dts, pcm) {
-                Ok(Some(x)) => x,
+                Ok(Some((t, converted))) => (t, converted.into()),
                 Ok(None) => continue,
                 Err(e) => {
                     warn!(%stream, error = %e, "audio rendition: resampling failed");

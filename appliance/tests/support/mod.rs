@@ -709,3 +709,11 @@ pub fn browser_result(child: std::process::Child) -> serde_json::Value {
         )
     })
 }
+
+/// Milliseconds of `t` since the Unix epoch: the clock the browser scripts report in.
+pub fn epoch_ms(t: std::time::SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+        * 1000.0
+}
