@@ -17,6 +17,9 @@ command -v cc >/dev/null || packages+=(build-essential)
 # OpenH264's SIMD assembly (thumbnails, ABR rungs): without nasm it builds, 2-4x slower.
 command -v nasm >/dev/null || packages+=(nasm)
 command -v chromium >/dev/null || packages+=(chromium)
+command -v chromedriver >/dev/null || packages+=(chromium-driver)
+# Time zones for the setup wizard (a unit test checks one).
+[ -f /usr/share/zoneinfo/zone1970.tab ] || packages+=(tzdata)
 command -v npm >/dev/null || packages+=(nodejs npm)
 # GStreamer plays our RTSP output: rtspsrc and the depayloaders, parsers and decoders.
 if ! gst-inspect-1.0 rtspsrc rtph264depay h264parse avdec_h264 rtpmp4gdepay aacparse avdec_aac \

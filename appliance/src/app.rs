@@ -33,6 +33,8 @@ pub struct App {
     pub costs: Arc<crate::transcode::cost::Costs>,
     /// Keyframes to JPEG, on their own thread.
     pub thumbnails: Arc<crate::transcode::thumbnail::Thumbnailer>,
+    /// Sign-in attempts per client address.
+    pub sign_in: Arc<crate::auth::limit::SignInLimiter>,
     streams: Arc<Mutex<BTreeMap<String, LiveEntry>>>,
 }
 
@@ -46,6 +48,7 @@ impl App {
             thumbnails: crate::transcode::thumbnail::Thumbnailer::start(metrics.thumbnails.clone()),
             metrics,
             costs: Arc::default(),
+            sign_in: Arc::default(),
             streams: Arc::default(),
         }
     }

@@ -61,7 +61,9 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Appends a row to the audit log.
+/// Appends a row to the audit log: `actor` (a user name, or `cli`) did `action`
+/// (`stream.add`, `user.sign-in`, …) to `detail` (usually a name), from `client` (a peer
+/// address, or `cli`).
 ///
 /// # Errors
 /// [`DbError::Query`].
@@ -70,14 +72,93 @@ pub async fn audit(
     actor: &str,
     action: &str,
     detail: &str,
+    client: &str,
 ) -> Result<(), DbError> {
-    sqlx::query("INSERT INTO audit_log (at, actor, action, detail) VALUES (?, ?, ?, ?)")
+    sqlx::query("INSERT INTO audit_log (at, actor, action, detail, client) VALUES (?, ?, ?, ?, ?)")
         .bind(unix_now())
         .bind(actor)
         .bind(action)
         .bind(detail)
+        .bind(client)
         .execute(pool)
         .await?;
+    Ok(())
+}
+
+/// One row of the audit log.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct AuditEntry {
+    /// Seconds since the Unix epoch.
+    pub at: i64,
+    /// Who: a user name, or `cli`.
+    pub actor: String,
+    /// What, e.g. `stream.add`.
+    pub action: String,
+    /// To what, usually a name.
+    pub detail: String,
+    /// From where: a client address, or `cli`.
+    pub client: String,
+}
+
+/// The newest `limit` rows of the audit log, newest first.
+///
+/// # Errors
+/// [`DbError::Query`].
+pub async fn audit_log(pool: &SqlitePool, limit: u32) -> Result<Vec<AuditEntry>, DbError> {
+    Ok(sqlx::query_as(
+        "SELECT at, actor, action, detail, client FROM audit_log ORDER BY id DESC LIMIT ?",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The appliance-wide setting `name` as text (`None` when unset or not UTF-8).
+///
+/// # Errors
+/// [`DbError::Query`].
+pub async fn setting(pool: &SqlitePool, name: &str) -> Result<Option<String>, DbError> {
+    let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM settings WHERE name = ?")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.and_then(|(v,)| String::from_utf8(v).ok()))
+}
+
+/// The random 32-byte secret kept as setting `name`, created on first use (stream key
+/// hashes, CSRF tokens and viewer links each have their own).
+///
+/// # Errors
+/// [`DbError::Query`].
+pub async fn secret(pool: &SqlitePool, name: &str) -> Result<Vec<u8>, DbError> {
+    let mut fresh = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
+    // Two processes may race to create it; the first insert wins and both read it back.
+    sqlx::query("INSERT OR IGNORE INTO settings (name, value) VALUES (?, ?)")
+        .bind(name)
+        .bind(&fresh[..])
+        .execute(pool)
+        .await?;
+    let (value,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM settings WHERE name = ?")
+        .bind(name)
+        .fetch_one(pool)
+        .await?;
+    Ok(value)
+}
+
+/// Sets the appliance-wide setting `name` to `value`.
+///
+/// # Errors
+/// [`DbError::Query`].
+pub async fn set_setting(pool: &SqlitePool, name: &str, value: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO settings (name, value) VALUES (?1, ?2)
+         ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+    )
+    .bind(name)
+    .bind(value.as_bytes())
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -18,5 +18,6 @@ pub mod media;
 pub mod metrics;
 pub mod packager;
 pub mod rtsp;
+pub mod setup;
 pub mod system;
 pub mod transcode;

@@ -64,6 +64,18 @@ enum Command {
         #[command(subcommand)]
         command: HwCommand,
     },
+    /// List every HTTP route with who may use it (public, setup, sign-in, admin, api).
+    Routes,
+    /// Erase this appliance's state so the setup wizard runs again.
+    Reset {
+        /// Erase everything: users, streams and keys, cameras, settings, the audit log
+        /// and all recordings. The service must be stopped. Asks to type "reset".
+        #[arg(long, required = true)]
+        factory: bool,
+        /// Do not ask (for scripts).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -205,6 +217,13 @@ fn run() -> anyhow::Result<()> {
             Command::Stream { command } => stream(cfg, command).await,
             Command::Source { command } => source(cfg, command).await,
             Command::Dvr { command } => dvr_command(cfg, command).await,
+            Command::Routes => {
+                for r in http::routes() {
+                    println!("{}\t{}\t{}", r.method, r.path, r.access.as_str());
+                }
+                Ok(())
+            }
+            Command::Reset { factory: _, yes } => factory_reset(&cfg, yes),
             Command::Hw {
                 command: HwCommand::List,
             } => {
@@ -227,7 +246,67 @@ async fn open_db(cfg: &Config) -> anyhow::Result<sqlx::SqlitePool> {
     Ok(db::open(&cfg.data_dir).await?)
 }
 
-async fn serve(cfg: Config) -> anyhow::Result<()> {
+/// The lock `serve` holds on the data directory for as long as it runs, so a factory
+/// reset cannot erase it under a running service.
+fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data directory {}", cfg.data_dir.display()))?;
+    let path = cfg.data_dir.join("streambox.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(|_| {
+        anyhow::anyhow!(
+            "another streambox service is using {}; stop it first",
+            cfg.data_dir.display()
+        )
+    })?;
+    Ok(f)
+}
+
+/// `streambox reset --factory`: after confirmation, deletes the database and the
+/// recordings; the next `serve` starts the setup wizard afresh.
+fn factory_reset(cfg: &Config, yes: bool) -> anyhow::Result<()> {
+    let dir = &cfg.data_dir;
+    if !dir.exists() {
+        println!("Nothing to reset: {} does not exist.", dir.display());
+        return Ok(());
+    }
+    let _lock = lock_data_dir(cfg)?;
+    if !yes {
+        println!(
+            "This erases every user, stream and stream key, camera, setting, the audit log and ALL RECORDINGS in {}.",
+            dir.display()
+        );
+        print!("Type \"reset\" to go on: ");
+        std::io::Write::flush(&mut std::io::stdout())?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if answer.trim() != "reset" {
+            anyhow::bail!("not confirmed; nothing was erased");
+        }
+    }
+    for name in ["streambox.db", "streambox.db-wal", "streambox.db-shm"] {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {name}")),
+        }
+    }
+    let recordings = dir.join("recordings");
+    if recordings.exists() {
+        std::fs::remove_dir_all(&recordings)
+            .with_context(|| format!("removing {}", recordings.display()))?;
+    }
+    println!("Factory reset done. Start the service and open it in a browser to run setup again.");
+    Ok(())
+}
+
+async fn serve(mut cfg: Config) -> anyhow::Result<()> {
+    let _lock = lock_data_dir(&cfg)?;
     let pool = open_db(&cfg).await?;
     let hw = streambox::system::hardware::detect(std::path::Path::new("/"));
     tracing::info!(
@@ -251,6 +330,8 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     println!("rtmp listening on {rtmp_addr}");
     println!("http listening on {http_addr}");
     println!("rtsp listening on {rtsp_addr}");
+    // Pages that show addresses (setup, publish settings) use the bound ports.
+    (cfg.rtmp.listen, cfg.http.listen, cfg.rtsp.listen) = (rtmp_addr, http_addr, rtsp_addr);
     let budget = cfg.abr.budget();
     let app = App::new(cfg, pool);
     // Measure what transcoding costs on this machine, off the async workers; ladders
@@ -276,12 +357,27 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(ingest::rtmp::serve(rtmp, app.clone()));
     tokio::spawn(streambox::rtsp::server::serve(rtsp, app.clone()));
     tokio::spawn(ingest::rtsp_pull::run(app.clone()));
-    axum::serve(web, http::router(app))
+    tokio::spawn(sweep_sessions(app.db.clone()));
+    let service = http::router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(web, service)
         .with_graceful_shutdown(shutdown())
         .await
         .context("HTTP server")?;
     info!("streambox stopped");
     Ok(())
+}
+
+/// Deletes timed-out sessions once an hour.
+async fn sweep_sessions(pool: sqlx::SqlitePool) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        every.tick().await;
+        match streambox::auth::sessions::sweep(&pool).await {
+            Ok(0) => {}
+            Ok(n) => info!(sessions = n, "timed-out sessions deleted"),
+            Err(e) => tracing::warn!(error = %e, "deleting timed-out sessions failed"),
+        }
+    }
 }
 
 async fn shutdown() {
@@ -322,7 +418,8 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
     match command {
         StreamCommand::Add { name } => {
             let key = stream_keys::add(&pool, &name).await?;
-            db::audit(&pool, "cli", "stream.add", &name).await?;
+            streambox::setup::apply_recording_defaults(&pool, &name).await?;
+            db::audit(&pool, "cli", "stream.add", &name, "cli").await?;
             println!("Created stream {name}.");
             print_key(&cfg, &name, &key);
         }
@@ -342,7 +439,7 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
         }
         StreamCommand::Rm { name } => {
             stream_keys::remove(&pool, &name).await?;
-            db::audit(&pool, "cli", "stream.rm", &name).await?;
+            db::audit(&pool, "cli", "stream.rm", &name, "cli").await?;
             println!("Deleted stream {name}.");
         }
         StreamCommand::Set {
@@ -372,7 +469,7 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
                 }
             }
             let ladder = streambox::transcode::ladder::get(&pool, &name).await?;
-            db::audit(&pool, "cli", "stream.set", &name).await?;
+            db::audit(&pool, "cli", "stream.set", &name, "cli").await?;
             let keep = s.keep_secs.map_or("no age limit".into(), |k| {
                 humantime::format_duration(std::time::Duration::from_secs(k as u64)).to_string()
             });
@@ -386,7 +483,7 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
         }
         StreamCommand::RotateKey { name } => {
             let key = stream_keys::rotate(&pool, &name).await?;
-            db::audit(&pool, "cli", "stream.rotate-key", &name).await?;
+            db::audit(&pool, "cli", "stream.rotate-key", &name, "cli").await?;
             println!("New key for stream {name}; the old key no longer works.");
             print_key(&cfg, &name, &key);
         }
@@ -477,7 +574,8 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
         } => {
             let transport: sources::Transport = transport.parse()?;
             let cam = sources::add(&pool, &name, &url, transport).await?;
-            db::audit(&pool, "cli", "source.add", &name).await?;
+            streambox::setup::apply_recording_defaults(&pool, &name).await?;
+            db::audit(&pool, "cli", "source.add", &name, "cli").await?;
             let shown = sources::list(&pool)
                 .await?
                 .into_iter()
@@ -516,7 +614,7 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
         }
         SourceCommand::Rm { name } => {
             sources::remove(&pool, &name).await?;
-            db::audit(&pool, "cli", "source.rm", &name).await?;
+            db::audit(&pool, "cli", "source.rm", &name, "cli").await?;
             println!("Removed camera {name}.");
         }
     }

@@ -220,9 +220,9 @@ fn two_publishes_are_recorded_as_two_ranges_with_a_gap_and_every_frame() {
         num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
         2 * sent_video
     );
-    let json: serde_json::Value = serde_json::from_str(&get_text(&server.url(&format!(
-        "/api/streams/lobby/recordings?from={start}&to={end}"
-    ))))
+    let json: serde_json::Value = serde_json::from_str(&get_text(
+        &server.url(&format!("/dvr/lobby/recordings.json?from={start}&to={end}")),
+    ))
     .expect("json");
     assert_eq!(json["ranges"].as_array().map(Vec::len), Some(2), "{json}");
     assert_eq!(json["gaps"].as_array().map(Vec::len), Some(1), "{json}");
@@ -296,7 +296,7 @@ fn two_publishes_are_recorded_as_two_ranges_with_a_gap_and_every_frame() {
             "no such recording",
         ),
         (
-            format!("/api/streams/lobby/recordings?from={end}&to={start}"),
+            format!("/dvr/lobby/recordings.json?from={end}&to={start}"),
             400,
             "ends before",
         ),

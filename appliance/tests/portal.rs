@@ -9,16 +9,6 @@ mod support;
 use std::time::{Duration, SystemTime};
 use support::*;
 
-/// Where the screenshots go: `$STREAMBOX_ARTIFACTS`, or Cargo's test temp directory.
-fn artifacts(test: &str) -> std::path::PathBuf {
-    std::env::var_os("STREAMBOX_ARTIFACTS")
-        .map_or_else(
-            || std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts"),
-            std::path::PathBuf::from,
-        )
-        .join(test)
-}
-
 #[test]
 fn the_portal_lists_live_streams_and_plays_one_through_offline_and_back() {
     let server = Server::start();

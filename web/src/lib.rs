@@ -11,8 +11,14 @@
 //! | --- | --- |
 //! | `/`, `/watch` | [`portal::index`]: the public live streams, with thumbnails |
 //! | `/watch/{stream}` | [`portal::watch`]: one stream full-width, hls.js (native HLS on Safari) |
+//! | `/setup` | [`setup::page`]: the first-run wizard, one step per page |
+//! | `/login` | [`admin::login`]: sign-in |
+//! | `/admin` | [`admin::dashboard`]: every stream and camera, refreshing itself |
+//! | `/admin/account`, `/admin/audit` | [`admin::account`], [`admin::audit`] |
 //! | `/assets/…` | [`assets::get`]: CSS, scripts, hls.js (from npm, pinned; license beside it) |
 
+pub mod admin;
 pub mod assets;
 mod page;
 pub mod portal;
+pub mod setup;

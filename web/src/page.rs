@@ -19,6 +19,7 @@ pub fn document<V: IntoView + 'static>(
                     <meta name="viewport" content="width=device-width, initial-scale=1" />
                     <title>{title}</title>
                     <link rel="stylesheet" href="/assets/portal.css" />
+                    <link rel="stylesheet" href="/assets/admin.css" />
                 </head>
                 <body class=body_class>{body()}</body>
             </html>

@@ -33,7 +33,7 @@ pub fn index(streams: Vec<Card>) -> String {
             <header>
                 <h1>"Live now"</h1>
             </header>
-            <main id="streams">
+            <main id="streams" data-refresh="5">
                 <Show when=move || empty>
                     <p class="empty">"Nothing is live right now. This page updates by itself."</p>
                 </Show>
@@ -41,7 +41,7 @@ pub fn index(streams: Vec<Card>) -> String {
                     {streams.into_iter().map(|card| view! { <StreamCard card /> }).collect_view()}
                 </ul>
             </main>
-            <script src="/assets/portal.js"></script>
+            <script src="/assets/refresh.js"></script>
         }
     })
 }

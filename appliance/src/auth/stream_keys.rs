@@ -8,7 +8,6 @@
 use crate::db::{unix_now, DbError};
 use hmac::{Hmac, Mac};
 use rand::distr::{Alphanumeric, SampleString};
-use rand::RngCore;
 use sha2::Sha256;
 use sqlx::SqlitePool;
 use subtle::ConstantTimeEq;
@@ -64,18 +63,7 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 async fn secret(pool: &SqlitePool) -> Result<Vec<u8>, StreamKeyError> {
-    let mut fresh = [0u8; 32];
-    rand::rng().fill_bytes(&mut fresh);
-    // Two processes may race to create it; the first insert wins and both read it back.
-    sqlx::query("INSERT OR IGNORE INTO settings (name, value) VALUES ('stream_key_secret', ?)")
-        .bind(&fresh[..])
-        .execute(pool)
-        .await?;
-    let (value,): (Vec<u8>,) =
-        sqlx::query_as("SELECT value FROM settings WHERE name = 'stream_key_secret'")
-            .fetch_one(pool)
-            .await?;
-    Ok(value)
+    Ok(crate::db::secret(pool, "stream_key_secret").await?)
 }
 
 fn hash_key(secret: &[u8], key: &str) -> Vec<u8> {

@@ -55,6 +55,20 @@ pub enum DvrError {
     Io(#[from] std::io::Error),
 }
 
+/// Bytes recorded per stream (segments only, not the small init segments), by name.
+///
+/// # Errors
+/// A database error.
+pub async fn disk_use(
+    pool: &sqlx::SqlitePool,
+) -> Result<std::collections::HashMap<String, i64>, DvrError> {
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT stream, SUM(bytes) FROM dvr_segments GROUP BY stream")
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The directory recordings live in: `DATA_DIR/recordings`.
 pub fn recordings_dir(app: &App) -> PathBuf {
     app.cfg.data_dir.join("recordings")

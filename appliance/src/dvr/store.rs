@@ -93,8 +93,7 @@ pub fn remove_durable(path: &Path, root: &Path) -> io::Result<()> {
 /// # Errors
 /// The I/O error.
 pub fn free_bytes(path: &Path) -> io::Result<u64> {
-    let st = rustix::fs::statvfs(path).map_err(io::Error::from)?;
-    Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    Ok(crate::system::storage::disk_space(path)?.free_bytes)
 }
 
 /// Every file below `dir` (recursively), with its size in bytes; an unreadable entry is

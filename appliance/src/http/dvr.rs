@@ -7,7 +7,7 @@
 //! | `/dvr/{stream}/manifest.mpd?start=…&end=…` | static DASH manifest of the range |
 //! | `/dvr/{stream}/export.mp4?start=…&end=…` | the range as one progressive MP4, streamed |
 //! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment |
-//! | `/api/streams/{stream}/recordings?from=…&to=…` | recorded ranges and gaps (JSON; the last day by default) |
+//! | `/dvr/{stream}/recordings.json?from=…&to=…` | recorded ranges and gaps (JSON; the last day by default) |
 //!
 //! Times are RFC 3339 or Unix seconds. A range in the wrong order, in the future, longer
 //! than a day or with nothing recorded gets a 400 or 404 saying so. Files are served only

@@ -1,43 +1,175 @@
 //! The HTTP front end: one [`router`] for live media, recordings, the viewer portal,
-//! metrics and health, with CORS so players on other origins can fetch everything.
+//! the setup wizard, the admin pages and the JSON API, metrics and health.
+//!
+//! Every route is declared once in [`table`] with its [`Access`] class, and the router
+//! is built from that table only, so [`routes`] (`streambox routes`) lists exactly what
+//! the router serves, and the tests check every admin and API route against it.
 
+mod admin;
 mod dvr;
 mod live;
 mod portal;
+mod setup;
 mod thumbnail;
+pub mod visitor;
 
 use crate::app::App;
+use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::MethodRouter;
 use axum::Router;
+use std::collections::BTreeMap;
 use tower_http::cors::{Any, CorsLayer};
 
-/// Builds the whole HTTP application.
+/// Who may use a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Anyone: live and recorded media, the viewer portal, assets, metrics, health.
+    Public,
+    /// The setup wizard: only until setup is complete.
+    Setup,
+    /// Sign-in and sign-out: only after setup is complete.
+    SignIn,
+    /// Admin pages: a signed-in administrator, after setup.
+    Admin,
+    /// The JSON API: a signed-in administrator, after setup (401/503 otherwise).
+    Api,
+}
+
+impl Access {
+    /// Lower-case name, as `streambox routes` prints it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Setup => "setup",
+            Access::SignIn => "sign-in",
+            Access::Admin => "admin",
+            Access::Api => "api",
+        }
+    }
+}
+
+/// One route: method, path (axum syntax, `{param}`), and who may use it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// `GET` or `POST`.
+    pub method: Method,
+    /// The path pattern.
+    pub path: &'static str,
+    /// Who may use it.
+    pub access: Access,
+}
+
+/// The routes, being declared.
+#[derive(Default)]
+struct Table {
+    methods: BTreeMap<(Access, &'static str), MethodRouter<App>>,
+    list: Vec<Route>,
+}
+
+impl Table {
+    fn add(
+        mut self,
+        method: Method,
+        access: Access,
+        path: &'static str,
+        mr: impl FnOnce(MethodRouter<App>) -> MethodRouter<App>,
+    ) -> Self {
+        let slot = self.methods.entry((access, path)).or_default();
+        *slot = mr(std::mem::take(slot));
+        self.list.push(Route {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+
+    fn get<H: Handler<T, App>, T: 'static>(self, access: Access, path: &'static str, h: H) -> Self {
+        self.add(Method::GET, access, path, |m| m.get(h))
+    }
+
+    fn post<H: Handler<T, App>, T: 'static>(
+        self,
+        access: Access,
+        path: &'static str,
+        h: H,
+    ) -> Self {
+        self.add(Method::POST, access, path, |m| m.post(h))
+    }
+}
+
+/// Every route the service answers.
+fn table() -> Table {
+    use Access::*;
+    Table::default()
+        .get(Public, "/live/{stream}/thumbnail.jpg", thumbnail::live)
+        .get(Public, "/live/{stream}/{file}", live::playlist)
+        .get(Public, "/live/{stream}/{track}/{file}", live::media)
+        .get(Public, "/dvr/{stream}/thumbnail.jpg", thumbnail::recorded)
+        .get(Public, "/dvr/{stream}/recordings.json", dvr::recordings)
+        .get(Public, "/dvr/{stream}/{file}", dvr::playlist)
+        .get(
+            Public,
+            "/dvr/{stream}/files/{epoch}/{track}/{file}",
+            dvr::file,
+        )
+        .get(Public, "/time", time)
+        .get(Public, "/metrics", metrics)
+        .get(Public, "/healthz", || async { "ok\n" })
+        .get(Public, "/", portal::index)
+        .get(Public, "/watch", portal::index)
+        .get(Public, "/watch/{stream}", portal::watch)
+        .get(Public, "/watch/{stream}/state", portal::state)
+        .get(Public, "/assets/{*path}", portal::asset)
+        .get(Setup, "/setup", setup::show)
+        .post(Setup, "/setup/admin", setup::admin)
+        .post(Setup, "/setup/login", setup::login)
+        .post(Setup, "/setup/identity", setup::identity)
+        .post(Setup, "/setup/network", setup::network)
+        .post(Setup, "/setup/storage", setup::storage)
+        .post(Setup, "/setup/stream", setup::stream)
+        .post(Setup, "/setup/camera", setup::camera)
+        .post(Setup, "/setup/finish", setup::finish)
+        .get(SignIn, "/login", admin::login_form)
+        .post(SignIn, "/login", admin::login)
+        .post(SignIn, "/logout", admin::logout)
+        .get(Admin, "/admin", admin::dashboard)
+        .get(Admin, "/admin/account", admin::account)
+        .post(Admin, "/admin/account/password", admin::change_password)
+        .get(Admin, "/admin/audit", admin::audit_log)
+        .get(Api, "/api/session", admin::api_session)
+        .get(Api, "/api/streams", admin::api_streams)
+}
+
+/// Every route, in declaration order.
+pub fn routes() -> Vec<Route> {
+    table().list
+}
+
+/// Builds the whole HTTP application from [`table`]: public routes with CORS (players
+/// on other origins fetch media); the others behind [`visitor::visitor`] and the
+/// [`visitor::guard`] of their class, without CORS.
 pub fn router(app: App) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
         .allow_headers(Any)
         .expose_headers([header::CONTENT_LENGTH, header::CONTENT_TYPE, header::AGE]);
-    Router::new()
-        .route("/live/{stream}/thumbnail.jpg", get(thumbnail::live))
-        .route("/live/{stream}/{file}", get(live::playlist))
-        .route("/live/{stream}/{track}/{file}", get(live::media))
-        .route("/dvr/{stream}/thumbnail.jpg", get(thumbnail::recorded))
-        .route("/dvr/{stream}/{file}", get(dvr::playlist))
-        .route("/dvr/{stream}/files/{epoch}/{track}/{file}", get(dvr::file))
-        .route("/api/streams/{stream}/recordings", get(dvr::recordings))
-        .route("/time", get(time))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/", get(portal::index))
-        .route("/watch", get(portal::index))
-        .route("/watch/{stream}", get(portal::watch))
-        .route("/watch/{stream}/state", get(portal::state))
-        .route("/assets/{*path}", get(portal::asset))
-        .layer(cors)
-        .with_state(app)
+    let mut public = Router::new();
+    let mut private = Router::new();
+    for ((access, path), mr) in table().methods {
+        if access == Access::Public {
+            public = public.route(path, mr);
+        } else {
+            let guard = from_fn_with_state((app.clone(), access), visitor::guard);
+            private = private.route(path, mr.route_layer(guard));
+        }
+    }
+    let private = private.layer(from_fn_with_state(app.clone(), visitor::visitor));
+    public.layer(cors).merge(private).with_state(app)
 }
 
 /// A plain-text error response that no cache keeps.

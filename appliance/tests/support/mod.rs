@@ -6,6 +6,7 @@
 pub mod camera;
 pub mod rtmp;
 pub mod throttle;
+pub mod web;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -182,8 +183,18 @@ impl Server {
     /// Kills the server with SIGKILL (no chance to clean up), and starts it again on the
     /// same data directory; its log goes on in the same file.
     pub fn kill_and_restart(&mut self) {
+        self.stop();
+        self.restart();
+    }
+
+    /// Kills the server with SIGKILL and waits for it to end.
+    pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same data directory (after [`Server::stop`]).
+    pub fn restart(&mut self) {
         let (child, rtmp, http, rtsp) = launch(self.dir.path(), &self.settings);
         self.child = child;
         (self.rtmp, self.http, self.rtsp) = (rtmp, http, rtsp);
@@ -716,4 +727,15 @@ pub fn epoch_ms(t: std::time::SystemTime) -> f64 {
         .expect("clock after 1970")
         .as_secs_f64()
         * 1000.0
+}
+
+/// Where a test's screenshots go: `$STREAMBOX_ARTIFACTS/TEST`, or Cargo's test temp
+/// directory.
+pub fn artifacts(test: &str) -> std::path::PathBuf {
+    std::env::var_os("STREAMBOX_ARTIFACTS")
+        .map_or_else(
+            || std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts"),
+            std::path::PathBuf::from,
+        )
+        .join(test)
 }

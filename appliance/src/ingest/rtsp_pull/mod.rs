@@ -110,6 +110,129 @@ fn identity(r: &SourceRow) -> (String, String, String, String) {
     )
 }
 
+/// A camera that answered DESCRIBE, SETUP and PLAY: the demuxed media, the index of the
+/// H.264 video stream and the audio input, if any.
+type Connected = (retina::client::Demuxed, Option<usize>, Option<AudioInput>);
+
+/// DESCRIBE, SETUP (the H.264 video and the first usable audio) and PLAY, within
+/// [`CONNECT_TIMEOUT`].
+async fn connect(
+    row: &SourceRow,
+    url: Url,
+    group: Option<Arc<SessionGroup>>,
+) -> Result<Connected, PullError> {
+    let creds = (!row.username.is_empty()).then(|| Credentials {
+        username: row.username.clone(),
+        password: row.password.clone(),
+    });
+    let options = SessionOptions::default()
+        .creds(creds)
+        .user_agent(format!("streambox/{}", env!("CARGO_PKG_VERSION")));
+    let options = match group {
+        Some(g) => options.session_group(g),
+        None => options,
+    };
+    let transport = match row.transport.as_str() {
+        "udp" => Transport::Udp(Default::default()),
+        _ => Transport::Tcp(Default::default()),
+    };
+    let connect = async {
+        let mut session = Session::describe(url, options).await?;
+        let streams = session.streams();
+        let video = streams
+            .iter()
+            .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case("h264"));
+        let audio = streams.iter().enumerate().find_map(|(i, s)| {
+            if s.media() != "audio" {
+                return None;
+            }
+            let channels = s.channels().map_or(1, |c| c.get());
+            let aac_config = match s.parameters() {
+                Some(ParametersRef::Audio(a)) => Some(Bytes::copy_from_slice(a.extra_data())),
+                _ => None,
+            };
+            AudioInput::from_encoding(s.encoding_name(), s.clock_rate_hz(), channels, aac_config)
+                .map(|a| (i, a))
+        });
+        let offered: Vec<String> = streams
+            .iter()
+            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+            .collect();
+        if video.is_none() && audio.is_none() {
+            return Err(PullError::NoUsableMedia(offered.join(", ")));
+        }
+        info!(offered = %offered.join(", "), video = video.is_some(), audio = ?audio.as_ref().map(|a| &a.1), "camera described");
+        for i in [video, audio.as_ref().map(|a| a.0)].into_iter().flatten() {
+            session
+                .setup(
+                    i,
+                    SetupOptions::default()
+                        .transport(transport.clone())
+                        .frame_format(FrameFormat::MP4),
+                )
+                .await?;
+        }
+        // Timestamps are checked by `RtpFrames`: retina's own check refuses the backward
+        // steps that B-frames make.
+        let playing = session
+            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+            .await?;
+        Ok::<_, PullError>((playing.demuxed()?, video, audio.map(|a| a.1)))
+    };
+    tokio::time::timeout(CONNECT_TIMEOUT, connect)
+        .await
+        .map_err(|_| PullError::ConnectTimeout)?
+}
+
+/// How long [`probe`] waits for the first video frame after PLAY.
+const PROBE_FRAME_WAIT: Duration = Duration::from_secs(8);
+
+/// "Test connection": connects to the camera as the service would (DESCRIBE, SETUP,
+/// PLAY), waits for its first video frame, and hangs up (TEARDOWN). Returns a sentence
+/// for people: what the camera offers and what arrived.
+///
+/// # Errors
+/// The [`PullError`] the service would hit: bad URL, refused credentials, no usable
+/// media, a timeout, or no media after PLAY ([`PullError::Stalled`]).
+pub async fn probe(row: &SourceRow) -> Result<String, PullError> {
+    let url = Url::parse(&row.url)?;
+    let (mut demuxed, video, audio) = connect(row, url, None).await?;
+    let offered: Vec<String> = demuxed
+        .streams()
+        .iter()
+        .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
+        .collect();
+    let deadline = tokio::time::Instant::now() + PROBE_FRAME_WAIT;
+    loop {
+        let item = match tokio::time::timeout_at(deadline, demuxed.next()).await {
+            Err(_) => return Err(PullError::Stalled),
+            Ok(None) => return Err(PullError::Ended),
+            Ok(Some(Err(e))) => return Err(e.into()),
+            Ok(Some(Ok(item))) => item,
+        };
+        let got = match item {
+            CodecItem::VideoFrame(_) => "video",
+            CodecItem::AudioFrame(_) if video.is_none() => "audio",
+            _ => continue,
+        };
+        let audio = match &audio {
+            Some(AudioInput::Aac(_)) => Some("AAC audio"),
+            Some(AudioInput::G711 { .. }) => Some("G.711 audio (made AAC)"),
+            None => None,
+        };
+        let what = match (video.is_some(), audio) {
+            (true, Some(a)) => format!("H.264 video and {a}"),
+            (true, None) => "H.264 video, no usable audio".to_string(),
+            (false, Some(a)) => format!("{a} only"),
+            (false, None) => "nothing usable".to_string(),
+        };
+        return Ok(format!(
+            "Connected: the camera offers {}; streambox takes {what}, and its first {got} frame arrived.",
+            offered.join(", ")
+        ));
+    }
+}
+
 /// Keeps one pull task per configured source, forever.
 pub async fn run(app: App) {
     let group = Arc::new(SessionGroup::default());
@@ -230,64 +353,7 @@ async fn session(
 ) -> Result<(), PullError> {
     let url = Url::parse(&row.url)?;
     let peer = url.host_str().unwrap_or("camera").to_string();
-    let creds = (!row.username.is_empty()).then(|| Credentials {
-        username: row.username.clone(),
-        password: row.password.clone(),
-    });
-    let options = SessionOptions::default()
-        .creds(creds)
-        .user_agent(format!("streambox/{}", env!("CARGO_PKG_VERSION")))
-        .session_group(group.clone());
-    let transport = match row.transport.as_str() {
-        "udp" => Transport::Udp(Default::default()),
-        _ => Transport::Tcp(Default::default()),
-    };
-    let connect = async {
-        let mut session = Session::describe(url, options).await?;
-        let streams = session.streams();
-        let video = streams
-            .iter()
-            .position(|s| s.media() == "video" && s.encoding_name().eq_ignore_ascii_case("h264"));
-        let audio = streams.iter().enumerate().find_map(|(i, s)| {
-            if s.media() != "audio" {
-                return None;
-            }
-            let channels = s.channels().map_or(1, |c| c.get());
-            let aac_config = match s.parameters() {
-                Some(ParametersRef::Audio(a)) => Some(Bytes::copy_from_slice(a.extra_data())),
-                _ => None,
-            };
-            AudioInput::from_encoding(s.encoding_name(), s.clock_rate_hz(), channels, aac_config)
-                .map(|a| (i, a))
-        });
-        let offered: Vec<String> = streams
-            .iter()
-            .map(|s| format!("{}/{}", s.media(), s.encoding_name()))
-            .collect();
-        if video.is_none() && audio.is_none() {
-            return Err(PullError::NoUsableMedia(offered.join(", ")));
-        }
-        info!(offered = %offered.join(", "), video = video.is_some(), audio = ?audio.as_ref().map(|a| &a.1), "camera described");
-        for i in [video, audio.as_ref().map(|a| a.0)].into_iter().flatten() {
-            session
-                .setup(
-                    i,
-                    SetupOptions::default()
-                        .transport(transport.clone())
-                        .frame_format(FrameFormat::MP4),
-                )
-                .await?;
-        }
-        // Timestamps are checked by `RtpFrames`: retina's own check refuses the backward
-        // steps that B-frames make.
-        let playing = session
-            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
-            .await?;
-        Ok::<_, PullError>((playing.demuxed()?, video, audio.map(|a| a.1)))
-    };
-    let (mut demuxed, video, audio) = tokio::time::timeout(CONNECT_TIMEOUT, connect)
-        .await
-        .map_err(|_| PullError::ConnectTimeout)??;
+    let (mut demuxed, video, audio) = connect(row, url, Some(group.clone())).await?;
     let entry = app.open_stream(&row.name);
     let publisher = entry.hub.publish(&format!("rtsp://{peer}"))?;
     let mut frames = RtpFrames::new(publisher.base_ms(), audio);

@@ -149,6 +149,23 @@ impl fmt::Debug for SourceRow {
 }
 
 impl SourceRow {
+    /// A row that is not stored, for testing a camera before adding it.
+    pub fn probe_row(cam: &CameraUrl, transport: Transport) -> SourceRow {
+        SourceRow {
+            name: String::new(),
+            url: cam.url.to_string(),
+            username: cam.username.clone(),
+            password: cam.password.clone(),
+            transport: transport.as_str().to_string(),
+            created_at: 0,
+            state: String::new(),
+            last_error: String::new(),
+            bitrate: 0,
+            live_since: None,
+            updated_at: 0,
+        }
+    }
+
     /// The URL with the user name and a masked password, for people:
     /// `rtsp://admin:***@10.0.0.9:554/stream1`.
     pub fn display_url(&self) -> String {

@@ -1,0 +1,769 @@
+//! `/setup`: the first-run wizard ([`streambox_web::setup`]). Every step is a form post
+//! validated here; progress is in the database ([`crate::setup`]), so a reload or a
+//! restart resumes at the same step. Step 1 creates the administrator and signs the
+//! browser in; the later steps need that session, so nobody else on the LAN can finish
+//! someone's setup.
+//!
+//! | route | step |
+//! | --- | --- |
+//! | `GET /setup[?step=N]` | the current step (or an earlier one, 2–4, to revisit) |
+//! | `POST /setup/admin` | 1: create the administrator |
+//! | `POST /setup/login` | sign in to resume after a restart or in another browser |
+//! | `POST /setup/identity` | 2: appliance name and time zone |
+//! | `POST /setup/network` | 3: seen the network |
+//! | `POST /setup/storage` | 4: recording defaults |
+//! | `POST /setup/stream`, `POST /setup/camera` | 5: a first stream, or a camera (`action=test` only tests it) |
+//! | `POST /setup/finish` | done: to the dashboard |
+
+use super::admin::{audit, sign_in};
+use super::visitor::{page, Signed, Visitor};
+use crate::app::App;
+use crate::auth::{stream_keys, users};
+use crate::ingest::rtsp_pull::{self, sources};
+use crate::setup::{self, Progress, RecordingDefaults, Step};
+use crate::system::{network, storage, zones};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use axum_extra::extract::cookie::CookieJar;
+use serde::Deserialize;
+use streambox_web::setup::{self as pages, CameraForm, Created, StepView, Wizard};
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "setup request failed");
+    super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// Where the wizard is (never `Done` here: the guard closes `/setup` after that).
+async fn reached(app: &App) -> Result<Step, Response> {
+    match setup::progress(&app.db).await.map_err(internal)? {
+        Progress::At(step) => Ok(step),
+        Progress::Done => Err(Redirect::to("/admin").into_response()),
+    }
+}
+
+fn render(
+    step: Step,
+    reached: Step,
+    v: &Visitor,
+    error: Option<String>,
+    view: StepView,
+) -> Response {
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    page(
+        status,
+        pages::page(Wizard {
+            step: step as u8,
+            reached: reached as u8,
+            csrf: v.csrf.clone(),
+            error,
+            view,
+        }),
+    )
+}
+
+/// The page of `step` with the values stored so far.
+async fn view_of(app: &App, step: Step) -> Result<StepView, Response> {
+    Ok(match step {
+        Step::Admin => StepView::Admin {
+            name: "admin".into(),
+        },
+        Step::Identity => StepView::Identity {
+            name: setup::appliance_name(&app.db).await.map_err(internal)?,
+            zone: setup::time_zone(&app.db).await.map_err(internal)?,
+            zones: zones::list(),
+        },
+        Step::Network => network_view(app),
+        Step::Storage => {
+            let d = setup::recording_defaults(&app.db).await.map_err(internal)?;
+            let keep = d.keep_secs.map_or("none".to_string(), |s| {
+                humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
+            });
+            storage_view(app, keep, d.record)
+        }
+        Step::FirstStream => StepView::FirstStream {
+            stream: String::new(),
+            created: None,
+            camera: CameraForm::default(),
+            test: None,
+        },
+    })
+}
+
+fn network_view(app: &App) -> StepView {
+    let found = network::interfaces().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "listing network interfaces failed");
+        Vec::new()
+    });
+    let interfaces = found
+        .iter()
+        .map(|i| pages::Interface {
+            name: i.name.clone(),
+            addresses: i
+                .addresses
+                .iter()
+                .map(|a| format!("{}/{}", a.ip, a.prefix))
+                .collect(),
+        })
+        .collect();
+    let routes = network::default_routes()
+        .into_iter()
+        .map(|r| match r.gateway {
+            Some(g) => format!("via {g} on {}", r.interface),
+            None => format!("on-link on {}", r.interface),
+        })
+        .collect();
+    // Where viewers and publishers go: each non-loopback address (loopback only when
+    // there is nothing else), with the ports the service listens on.
+    let mut hosts: Vec<String> = found
+        .iter()
+        .filter(|i| !i.loopback)
+        .flat_map(|i| i.addresses.iter())
+        .filter(|a| match a.ip {
+            std::net::IpAddr::V4(_) => true,
+            // Link-local IPv6 needs a zone index no browser takes in a URL.
+            std::net::IpAddr::V6(ip) => (ip.segments()[0] & 0xffc0) != 0xfe80,
+        })
+        .map(|a| match a.ip {
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        })
+        .collect();
+    if hosts.is_empty() {
+        hosts.push("127.0.0.1".into());
+    }
+    let cfg = &app.cfg;
+    let mut urls = Vec::new();
+    for h in &hosts {
+        urls.push((
+            "Viewers (web)".to_string(),
+            format!("http://{h}:{}/", cfg.http.listen.port()),
+        ));
+    }
+    for h in &hosts {
+        urls.push((
+            "Publishers (RTMP, OBS)".to_string(),
+            rtmp_url(h, cfg.rtmp.listen.port()),
+        ));
+    }
+    for h in &hosts {
+        urls.push((
+            "RTSP players".to_string(),
+            format!("rtsp://{h}:{}/STREAM", cfg.rtsp.listen.port()),
+        ));
+    }
+    StepView::Network {
+        interfaces,
+        routes,
+        urls,
+    }
+}
+
+fn rtmp_url(host: &str, port: u16) -> String {
+    match port {
+        1935 => format!("rtmp://{host}/{}", crate::ingest::rtmp::APP_NAME),
+        p => format!("rtmp://{host}:{p}/{}", crate::ingest::rtmp::APP_NAME),
+    }
+}
+
+fn storage_view(app: &App, keep: String, record: bool) -> StepView {
+    let dir = &app.cfg.data_dir;
+    let (total, free) = match storage::disk_space(dir) {
+        Ok(d) => (
+            bytesize::ByteSize::b(d.total_bytes).to_string(),
+            bytesize::ByteSize::b(d.free_bytes).to_string(),
+        ),
+        Err(e) => (format!("unknown ({e})"), "unknown".into()),
+    };
+    let data_dir = std::fs::canonicalize(dir)
+        .unwrap_or_else(|_| dir.clone())
+        .display()
+        .to_string();
+    StepView::Storage {
+        data_dir,
+        total,
+        free,
+        keep,
+        record,
+    }
+}
+
+/// `GET /setup` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StepQuery {
+    step: Option<u8>,
+}
+
+/// `GET /setup`: the step reached, or an earlier one (2–4) asked for with `?step=`.
+pub async fn show(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Query(q): Query<StepQuery>,
+) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if reached > Step::Admin && v.signed().is_none() {
+        return render(
+            reached,
+            reached,
+            &v,
+            None,
+            StepView::SignIn {
+                name: String::new(),
+            },
+        );
+    }
+    let step = q
+        .step
+        .and_then(Step::from_number)
+        .filter(|s| *s >= Step::Identity && *s <= reached)
+        .unwrap_or(reached);
+    match view_of(&app, step).await {
+        Ok(view) => render(step, reached, &v, None, view),
+        Err(r) => r,
+    }
+}
+
+/// The signed-in administrator for steps 2–5, or the sign-in page.
+// The error is the page to answer with; it is built once per refused request.
+#[allow(clippy::result_large_err)]
+fn require_admin(v: &Visitor, reached: Step) -> Result<&Signed, Response> {
+    v.signed().ok_or_else(|| {
+        render(
+            reached,
+            reached,
+            v,
+            Some("Sign in as the administrator to go on with setup.".into()),
+            StepView::SignIn {
+                name: String::new(),
+            },
+        )
+    })
+}
+
+/// Step 1's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AdminForm {
+    name: String,
+    password: String,
+    again: String,
+}
+
+/// `POST /setup/admin`: creates the administrator and signs this browser in.
+pub async fn admin(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(f): Form<AdminForm>,
+) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if reached != Step::Admin {
+        // The administrator exists: nobody else gets to make one.
+        return render(
+            reached,
+            reached,
+            &v,
+            Some("The administrator has been created already. Sign in as them to go on.".into()),
+            StepView::SignIn {
+                name: String::new(),
+            },
+        );
+    }
+    let shown = if users::valid_name(&f.name) {
+        f.name.clone()
+    } else {
+        String::new()
+    };
+    let fail = |msg: String| {
+        render(
+            Step::Admin,
+            Step::Admin,
+            &v,
+            Some(msg),
+            StepView::Admin {
+                name: shown.clone(),
+            },
+        )
+    };
+    if !users::valid_name(&f.name) {
+        return fail(users::UserError::InvalidName.to_string());
+    }
+    if f.password != f.again {
+        return fail("The two passwords differ.".into());
+    }
+    match users::create(&app.db, &f.name, &f.password, &[]).await {
+        Ok(user) => {
+            if let Err(e) = setup::completed(&app.db, Step::Admin).await {
+                return internal(e);
+            }
+            audit(&app, &user.name, &v, "setup.admin", &user.name).await;
+            match sign_in(&app, &v, &headers, &f.name, &f.password).await {
+                Ok(c) => (jar.add(c), Redirect::to("/setup")).into_response(),
+                // Rate-limited right after creating: the sign-in page explains.
+                Err((status, msg)) => with_status(
+                    render(
+                        Step::Identity,
+                        Step::Identity,
+                        &v,
+                        Some(msg),
+                        StepView::SignIn { name: f.name },
+                    ),
+                    status,
+                ),
+            }
+        }
+        Err(users::UserError::WeakPassword(why)) => fail(format!("Password refused: {why}.")),
+        Err(e @ (users::UserError::InvalidName | users::UserError::Exists(_))) => {
+            fail(e.to_string())
+        }
+        Err(e) => internal(e),
+    }
+}
+
+fn with_status(mut r: Response, status: StatusCode) -> Response {
+    *r.status_mut() = status;
+    r
+}
+
+/// The resume sign-in's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LoginForm {
+    name: String,
+    password: String,
+}
+
+/// `POST /setup/login`: signs the administrator in to resume setup.
+pub async fn login(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    jar: CookieJar,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if reached == Step::Admin {
+        return Redirect::to("/setup").into_response();
+    }
+    match sign_in(&app, &v, &headers, &f.name, &f.password).await {
+        Ok(c) => (jar.add(c), Redirect::to("/setup")).into_response(),
+        Err((status, msg)) => {
+            let name = if users::valid_name(&f.name) {
+                f.name
+            } else {
+                String::new()
+            };
+            with_status(
+                render(reached, reached, &v, Some(msg), StepView::SignIn { name }),
+                status,
+            )
+        }
+    }
+}
+
+/// Step 2's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct IdentityForm {
+    name: String,
+    time_zone: String,
+}
+
+/// `POST /setup/identity`.
+pub async fn identity(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<IdentityForm>,
+) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let s = match require_admin(&v, reached) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let name = match setup::check_appliance_name(&f.name) {
+        Ok(n) => n.to_string(),
+        Err(msg) => {
+            return render(
+                Step::Identity,
+                reached,
+                &v,
+                Some(format!("Appliance name: {msg}.")),
+                StepView::Identity {
+                    name: String::new(),
+                    zone: f.time_zone,
+                    zones: zones::list(),
+                },
+            )
+        }
+    };
+    if !zones::valid(&f.time_zone) {
+        return render(
+            Step::Identity,
+            reached,
+            &v,
+            Some("Pick a time zone from the list.".into()),
+            StepView::Identity {
+                name,
+                zone: zones::UTC.into(),
+                zones: zones::list(),
+            },
+        );
+    }
+    let saved = async {
+        crate::db::set_setting(&app.db, "appliance.name", &name).await?;
+        crate::db::set_setting(&app.db, "appliance.time_zone", &f.time_zone).await?;
+        setup::completed(&app.db, Step::Identity).await
+    };
+    if let Err(e) = saved.await {
+        return internal(e);
+    }
+    audit(
+        &app,
+        &s.user.name,
+        &v,
+        "setup.identity",
+        &format!("{name} ({})", f.time_zone),
+    )
+    .await;
+    Redirect::to("/setup").into_response()
+}
+
+/// `POST /setup/network`: the network step has nothing to change yet.
+pub async fn network(State(app): State<App>, Extension(v): Extension<Visitor>) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if let Err(r) = require_admin(&v, reached) {
+        return r;
+    }
+    if reached < Step::Network {
+        return Redirect::to("/setup").into_response();
+    }
+    if let Err(e) = setup::completed(&app.db, Step::Network).await {
+        return internal(e);
+    }
+    Redirect::to("/setup").into_response()
+}
+
+/// Step 4's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StorageForm {
+    keep: String,
+    record: Option<String>,
+}
+
+/// `POST /setup/storage`.
+pub async fn storage(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<StorageForm>,
+) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let s = match require_admin(&v, reached) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if reached < Step::Storage {
+        return Redirect::to("/setup").into_response();
+    }
+    let record = f.record.is_some();
+    let keep = f.keep.trim();
+    let parsed = if keep.len() > 32 {
+        Err("use a duration such as 7d, 48h or 30d, or none".to_string())
+    } else {
+        crate::dvr::settings::parse_keep(keep)
+            .map_err(|_| format!("{keep:?} is not a duration; use e.g. 7d, 48h or 30d, or none"))
+    };
+    let keep_secs = match parsed {
+        Ok(k) => k,
+        Err(msg) => {
+            let shown = if keep.len() > 32 {
+                String::new()
+            } else {
+                keep.to_string()
+            };
+            return render(
+                Step::Storage,
+                reached,
+                &v,
+                Some(format!("Keep recordings for: {msg}.")),
+                storage_view(&app, shown, record),
+            );
+        }
+    };
+    let saved = async {
+        setup::set_recording_defaults(&app.db, RecordingDefaults { record, keep_secs }).await?;
+        setup::completed(&app.db, Step::Storage).await
+    };
+    if let Err(e) = saved.await {
+        return internal(e);
+    }
+    audit(
+        &app,
+        &s.user.name,
+        &v,
+        "setup.storage",
+        &format!("record={record} keep={keep}"),
+    )
+    .await;
+    Redirect::to("/setup").into_response()
+}
+
+/// Step 5's stream field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct StreamForm {
+    name: String,
+}
+
+/// `POST /setup/stream`: creates a stream and shows its OBS settings (the key, once).
+pub async fn stream(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<StreamForm>,
+) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let s = match require_admin(&v, reached) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if reached < Step::FirstStream {
+        return Redirect::to("/setup").into_response();
+    }
+    let retry = |msg: String, name: String| {
+        render(
+            Step::FirstStream,
+            reached,
+            &v,
+            Some(msg),
+            StepView::FirstStream {
+                stream: name,
+                created: None,
+                camera: CameraForm::default(),
+                test: None,
+            },
+        )
+    };
+    let name = f.name.trim().to_string();
+    let key = match stream_keys::add(&app.db, &name).await {
+        Ok(k) => k,
+        Err(e @ stream_keys::StreamKeyError::InvalidName(_)) => {
+            return retry(e.to_string(), String::new())
+        }
+        Err(
+            e @ (stream_keys::StreamKeyError::Exists(_)
+            | stream_keys::StreamKeyError::TakenBySource(_)),
+        ) => return retry(e.to_string(), name),
+        Err(e) => return internal(e),
+    };
+    if let Err(e) = setup::apply_recording_defaults(&app.db, &name).await {
+        tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
+    }
+    audit(&app, &s.user.name, &v, "stream.add", &name).await;
+    let host = first_host(&app);
+    let created = Created {
+        server: rtmp_url(&host, app.cfg.rtmp.listen.port()),
+        watch: format!("http://{host}:{}/watch/{name}", app.cfg.http.listen.port()),
+        key,
+        name,
+    };
+    render(
+        Step::FirstStream,
+        reached,
+        &v,
+        None,
+        StepView::FirstStream {
+            stream: String::new(),
+            created: Some(created),
+            camera: CameraForm::default(),
+            test: None,
+        },
+    )
+}
+
+/// The address publishers and viewers are told to use: `public_host` if set, else the
+/// first non-loopback IPv4 address, else 127.0.0.1.
+fn first_host(app: &App) -> String {
+    if let Some(h) = &app.cfg.public_host {
+        return h.clone();
+    }
+    network::interfaces()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|i| !i.loopback)
+        .flat_map(|i| i.addresses)
+        .find(|a| a.ip.is_ipv4())
+        .map_or_else(|| "127.0.0.1".to_string(), |a| a.ip.to_string())
+}
+
+/// Step 5's camera fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CameraFields {
+    name: String,
+    url: String,
+    username: String,
+    password: String,
+    transport: String,
+    action: String,
+}
+
+/// The camera's URL with the form's credentials in it (they win over any in the URL).
+fn camera_url(f: &CameraFields) -> Result<String, String> {
+    let mut url = url::Url::parse(f.url.trim()).map_err(|e| format!("camera URL: {e}"))?;
+    if !f.username.is_empty() {
+        url.set_username(&f.username)
+            .map_err(|()| "camera URL: it cannot carry a user name".to_string())?;
+        url.set_password((!f.password.is_empty()).then_some(f.password.as_str()))
+            .map_err(|()| "camera URL: it cannot carry a password".to_string())?;
+    }
+    Ok(url.to_string())
+}
+
+/// `POST /setup/camera`: `action=test` connects to the camera and reports what it
+/// offers, saving nothing; `action=add` adds it as a source.
+pub async fn camera(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<CameraFields>,
+) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let s = match require_admin(&v, reached) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if reached < Step::FirstStream {
+        return Redirect::to("/setup").into_response();
+    }
+    let form = CameraForm {
+        name: if stream_keys::valid_name(f.name.trim()) {
+            f.name.trim().to_string()
+        } else {
+            String::new()
+        },
+        url: if f.url.len() <= 2048 {
+            f.url.trim().to_string()
+        } else {
+            String::new()
+        },
+        username: if f.username.len() <= 256 {
+            f.username.clone()
+        } else {
+            String::new()
+        },
+        transport: f.transport.clone(),
+    };
+    let show = |error: Option<String>, test: Option<Result<String, String>>, camera: CameraForm| {
+        render(
+            Step::FirstStream,
+            reached,
+            &v,
+            error,
+            StepView::FirstStream {
+                stream: String::new(),
+                created: None,
+                camera,
+                test,
+            },
+        )
+    };
+    if f.url.len() > 2048 || f.username.len() > 256 || f.password.len() > 256 {
+        return show(
+            Some(
+                "The camera URL is limited to 2048 bytes and its user name and password to 256."
+                    .into(),
+            ),
+            None,
+            form,
+        );
+    }
+    let transport: sources::Transport = match f.transport.parse() {
+        Ok(t) => t,
+        Err(e) => return show(Some(format!("{e}")), None, form),
+    };
+    let raw = match camera_url(&f) {
+        Ok(u) => u,
+        Err(msg) => return show(Some(msg), None, form),
+    };
+    match f.action.as_str() {
+        "test" => {
+            let cam = match sources::parse_camera_url(&raw) {
+                Ok(c) => c,
+                Err(e) => return show(Some(e.to_string()), None, form),
+            };
+            let row = sources::SourceRow::probe_row(&cam, transport);
+            let result = rtsp_pull::probe(&row)
+                .await
+                .map_err(|e| format!("Could not connect: {e}."));
+            // The page does not say "error" for a test that ran: its result is the answer.
+            show(None, Some(result), form)
+        }
+        "add" => match sources::add(&app.db, f.name.trim(), &raw, transport).await {
+            Ok(_) => {
+                let name = f.name.trim();
+                if let Err(e) = setup::apply_recording_defaults(&app.db, name).await {
+                    tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
+                }
+                audit(&app, &s.user.name, &v, "source.add", name).await;
+                let msg = format!("Camera \u{201c}{name}\u{201d} added. The appliance connects to it within seconds; its state shows on the dashboard.");
+                show(None, Some(Ok(msg)), CameraForm::default())
+            }
+            Err(e) => show(Some(e.to_string()), None, form),
+        },
+        _ => show(
+            Some("Choose \u{201c}Test connection\u{201d} or \u{201c}Add camera\u{201d}.".into()),
+            None,
+            form,
+        ),
+    }
+}
+
+/// `POST /setup/finish`: setup is complete; on to the dashboard.
+pub async fn finish(State(app): State<App>, Extension(v): Extension<Visitor>) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let s = match require_admin(&v, reached) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if reached < Step::FirstStream {
+        return Redirect::to("/setup").into_response();
+    }
+    if let Err(e) = setup::finish(&app.db).await {
+        return internal(e);
+    }
+    audit(&app, &s.user.name, &v, "setup.finish", "").await;
+    Redirect::to("/admin?welcome=1").into_response()
+}

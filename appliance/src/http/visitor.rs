@@ -1,0 +1,266 @@
+//! Who is asking, for every page and API route that is not public media: the client
+//! address, the CSRF cookie and token, and the session; and the guards that admit a
+//! request by its route's [`Access`].
+//!
+//! [`visitor`] runs first. It gives a browser its CSRF cookie, refuses a form post
+//! whose token does not match (403) or whose body is over [`FORM_LIMIT`] (413), and
+//! looks the session up. [`guard`] then admits or refuses by the route's class: during
+//! setup only `/setup` answers; afterwards `/setup` is closed, pages under `/admin`
+//! need a session (else a redirect to `/login`), and `/api` needs one (else 401).
+
+use super::Access;
+use crate::app::App;
+use crate::auth::csrf;
+use crate::auth::sessions::{self, Lookup};
+use crate::auth::users::User;
+use crate::setup::{self, Progress};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use streambox_web::admin;
+
+/// The largest form body accepted, in bytes.
+pub const FORM_LIMIT: usize = 64 * 1024;
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "sb_session";
+
+/// The session behind a request, as found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionState {
+    /// Signed in.
+    Valid(Signed),
+    /// The cookie named a session that has timed out.
+    Expired,
+    /// No session cookie, or an unknown one.
+    None,
+}
+
+/// A signed-in administrator and the cookie value of their session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    /// The administrator.
+    pub user: User,
+    /// The session cookie value (to sign out or keep on a password change).
+    pub token: String,
+}
+
+/// What [`visitor`] found out about a request; an extension for the handlers.
+#[derive(Debug, Clone)]
+pub struct Visitor {
+    /// The peer's address (the socket's; no proxy headers are trusted).
+    pub client: IpAddr,
+    /// The CSRF token to put in this browser's forms.
+    pub csrf: String,
+    /// The session.
+    pub session: SessionState,
+}
+
+impl Visitor {
+    /// The signed-in administrator, if any.
+    pub fn signed(&self) -> Option<&Signed> {
+        match &self.session {
+            SessionState::Valid(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// An HTML page with a status, never cached (pages carry CSRF tokens and private data).
+pub fn page(status: StatusCode, html: String) -> Response {
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// A JSON error `{"error": message}` with a status, for the API.
+pub fn api_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(serde_json::json!({ "error": message })),
+    )
+        .into_response()
+}
+
+/// A cookie for this appliance's pages: HttpOnly, SameSite=Strict, path `/`. `Secure`
+/// is not set: the service serves plain HTTP only so far (there is no TLS listener).
+pub fn cookie(name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .path("/")
+        .build()
+}
+
+/// The first middleware of every non-public route (see the module docs).
+pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next: Next) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let secret = match crate::db::secret(&app.db, "csrf_secret").await {
+        Ok(s) => s,
+        Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let (csrf_cookie, fresh_cookie) = match jar.get(csrf::COOKIE) {
+        Some(c) if !c.value().is_empty() && c.value().len() <= 64 => (c.value().to_string(), false),
+        _ => (csrf::new_cookie(), true),
+    };
+    let (mut parts, body) = req.into_parts();
+    let api = parts.uri.path().starts_with("/api/");
+    let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let body = if unsafe_method {
+        let bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
+            Ok(b) => b,
+            Err(_) => return refuse(api, StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
+        };
+        let field = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| form_field(&bytes, csrf::FIELD));
+        let ok = !fresh_cookie && field.is_some_and(|f| csrf::check(&secret, &csrf_cookie, &f));
+        if !ok {
+            tracing::info!(%client, path = %parts.uri.path(), "form refused: CSRF token missing or wrong");
+            return refuse(api, StatusCode::FORBIDDEN, STALE_FORM);
+        }
+        Body::from(bytes)
+    } else {
+        body
+    };
+    let session = match jar.get(SESSION_COOKIE) {
+        None => SessionState::None,
+        Some(c) => match sessions::lookup(&app.db, c.value()).await {
+            Ok(Lookup::Valid(user)) => SessionState::Valid(Signed {
+                user,
+                token: c.value().to_string(),
+            }),
+            Ok(Lookup::Expired) => SessionState::Expired,
+            Ok(Lookup::Unknown) => SessionState::None,
+            Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
+    };
+    parts.extensions.insert(Visitor {
+        client,
+        csrf: csrf::token(&secret, &csrf_cookie),
+        session,
+    });
+    let response = next.run(Request::from_parts(parts, body)).await;
+    if fresh_cookie {
+        (jar.add(cookie(csrf::COOKIE, csrf_cookie)), response).into_response()
+    } else {
+        response
+    }
+}
+
+const TOO_LARGE: &str =
+    "That form was larger than this appliance accepts (64 KiB). Nothing was changed.";
+const STALE_FORM: &str = "This form had expired, or it was sent from another site. Nothing was changed: go back, reload the page and try again.";
+
+fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
+    if api {
+        return api_error(status, message);
+    }
+    page(
+        status,
+        admin::problem(
+            "The form was refused",
+            message,
+            ("/admin", "Back to the appliance"),
+        ),
+    )
+}
+
+/// The first value of `name` in an `application/x-www-form-urlencoded` body.
+fn form_field(body: &Bytes, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Admits a request to a route of class `access` (see the module docs). Runs after
+/// [`visitor`]; for `Admin` and `Api` routes it adds the [`Signed`] extension the
+/// handlers take.
+pub async fn guard(
+    State((app, access)): State<(App, Access)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let done = match setup::progress(&app.db).await {
+        Ok(p) => p == Progress::Done,
+        Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let Some(v) = req.extensions().get::<Visitor>().cloned() else {
+        // Only a router built without `visitor` gets here: refuse rather than guess.
+        return super::error(StatusCode::INTERNAL_SERVER_ERROR, "no visitor context");
+    };
+    match access {
+        Access::Public => {}
+        Access::Setup if done => {
+            return if req.method() == Method::GET {
+                Redirect::to("/admin").into_response()
+            } else {
+                page(
+                    StatusCode::CONFLICT,
+                    admin::problem(
+                        "Setup is complete",
+                        "This appliance is set up already; the wizard runs again only after a factory reset (streambox reset --factory).",
+                        ("/admin", "Go to the dashboard"),
+                    ),
+                )
+            };
+        }
+        Access::Setup => {}
+        Access::SignIn if !done => return Redirect::to("/setup").into_response(),
+        Access::SignIn => {}
+        Access::Admin if !done => return Redirect::to("/setup").into_response(),
+        Access::Admin => match v.session {
+            SessionState::Valid(s) => {
+                req.extensions_mut().insert(s);
+            }
+            state => {
+                let next_path = req.uri().path();
+                let mut to = format!(
+                    "/login?next={}",
+                    url::form_urlencoded::byte_serialize(next_path.as_bytes()).collect::<String>()
+                );
+                if state == SessionState::Expired {
+                    to.push_str("&expired=1");
+                }
+                return Redirect::to(&to).into_response();
+            }
+        },
+        Access::Api if !done => {
+            return api_error(StatusCode::SERVICE_UNAVAILABLE, "setup is not complete");
+        }
+        Access::Api => match v.session {
+            SessionState::Valid(s) => {
+                req.extensions_mut().insert(s);
+            }
+            SessionState::Expired => {
+                return api_error(
+                    StatusCode::UNAUTHORIZED,
+                    "the session has expired; sign in again",
+                )
+            }
+            SessionState::None => {
+                return api_error(StatusCode::UNAUTHORIZED, "sign in first (session cookie)")
+            }
+        },
+    }
+    next.run(req).await
+}

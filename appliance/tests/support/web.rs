@@ -1,0 +1,173 @@
+//! A cookie-keeping HTTP client for the admin pages, as a browser without JavaScript
+//! uses them: it follows no redirects (tests look at them), keeps cookies, and reads
+//! the CSRF token and the alert line out of the pages.
+
+#![allow(dead_code)]
+
+use super::Server;
+use std::time::Duration;
+
+/// One answer: status, `Location`, body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Answer {
+    /// The text of the page's `role="alert"` element, entities decoded.
+    pub fn alert(&self) -> Option<String> {
+        let at = self.body.find("role=\"alert\"")?;
+        let start = at + self.body[at..].find('>')? + 1;
+        let end = start + self.body[start..].find('<')?;
+        Some(unescape(&self.body[start..end]))
+    }
+
+    /// The CSRF token of the page's first form.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let at = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no CSRF field in the page: {}", self.body))
+            + marker.len();
+        let end = at + self.body[at..].find('"').expect("closing quote");
+        self.body[at..end].to_string()
+    }
+
+    /// The text of the element with `id`.
+    pub fn by_id(&self, id: &str) -> Option<String> {
+        let at = self.body.find(&format!("id=\"{id}\""))?;
+        let start = at + self.body[at..].find('>')? + 1;
+        let end = start + self.body[start..].find('<')?;
+        Some(unescape(&self.body[start..end]))
+    }
+}
+
+pub fn unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}
+
+/// A browser-like client of one server.
+pub struct Web {
+    rt: tokio::runtime::Runtime,
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Web {
+    pub fn new(server: &Server) -> Web {
+        Web {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            client: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("client"),
+            base: server.url(""),
+        }
+    }
+
+    fn answer(&self, req: reqwest::RequestBuilder, what: &str) -> Answer {
+        self.rt.block_on(async {
+            let r = req.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+            Answer {
+                status: r.status().as_u16(),
+                location: r
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string),
+                body: r.text().await.expect("body"),
+            }
+        })
+    }
+
+    pub fn get(&self, path: &str) -> Answer {
+        self.answer(
+            self.client.get(format!("{}{path}", self.base)),
+            &format!("GET {path}"),
+        )
+    }
+
+    /// A form post (`application/x-www-form-urlencoded`).
+    pub fn post(&self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        self.answer(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .form(fields),
+            &format!("POST {path}"),
+        )
+    }
+
+    /// A post with a raw body.
+    pub fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Answer {
+        self.answer(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .header("content-type", content_type)
+                .body(body),
+            &format!("POST {path}"),
+        )
+    }
+
+    /// The CSRF token of the page at `path`.
+    pub fn csrf(&self, path: &str) -> String {
+        self.get(path).csrf()
+    }
+
+    /// Runs the whole wizard as administrator `admin` with `password`, creating stream
+    /// `stream`; returns its key. Each step must be accepted.
+    pub fn complete_setup(&self, password: &str, stream: &str) -> String {
+        let t = self.csrf("/setup");
+        let steps: [(&str, Vec<(&str, &str)>); 4] = [
+            (
+                "/setup/admin",
+                vec![
+                    ("name", "admin"),
+                    ("password", password),
+                    ("again", password),
+                ],
+            ),
+            (
+                "/setup/identity",
+                vec![("name", "Test hall"), ("time_zone", "UTC")],
+            ),
+            ("/setup/network", vec![]),
+            ("/setup/storage", vec![("keep", "7d")]),
+        ];
+        for (path, mut fields) in steps {
+            let t = if path == "/setup/admin" {
+                t.clone()
+            } else {
+                self.csrf("/setup")
+            };
+            fields.push(("csrf", &t));
+            let a = self.post(path, &fields);
+            assert_eq!(
+                (a.status, a.location.as_deref()),
+                (303, Some("/setup")),
+                "{path}: {a:?}"
+            );
+        }
+        let t = self.csrf("/setup");
+        let a = self.post("/setup/stream", &[("csrf", &t), ("name", stream)]);
+        assert_eq!(a.status, 200, "{a:?}");
+        let key = a
+            .by_id("key")
+            .unwrap_or_else(|| panic!("no key shown: {}", a.body));
+        let a = self.post("/setup/finish", &[("csrf", &t)]);
+        assert_eq!(a.location.as_deref(), Some("/admin?welcome=1"), "{a:?}");
+        key
+    }
+}

@@ -1,0 +1,22 @@
+// Keeps lists current without a reload: every element with an id and a
+// data-refresh="SECONDS" attribute is fetched again from this page's URL that often,
+// and swapped in when it changed (the portal's live streams, the admin dashboard).
+(function () {
+  'use strict';
+  document.querySelectorAll('[data-refresh][id]').forEach((el) => {
+    const id = el.id;
+    const every = Math.max(1, Number(el.dataset.refresh) || 5) * 1000;
+    setInterval(async () => {
+      try {
+        const r = await fetch(location.pathname, { cache: 'no-store', credentials: 'same-origin' });
+        if (!r.ok || r.redirected) return;
+        const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
+        const fresh = doc.getElementById(id);
+        const now = document.getElementById(id);
+        if (fresh && now && fresh.innerHTML !== now.innerHTML) now.replaceWith(fresh);
+      } catch (e) {
+        // The appliance is restarting or the network dropped: try again next time.
+      }
+    }, every);
+  });
+})();
