@@ -28,7 +28,8 @@ pub enum UserError {
     /// The name is taken.
     #[error("there is already a user named {0:?}")]
     Exists(String),
-    /// The password fails the strength rule; the message says why and what helps.
+    /// The password fails the strength rule; the message says why and what helps (no
+    /// final full stop).
     #[error("{0}")]
     WeakPassword(String),
     /// Unknown user or wrong password (deliberately not told apart).
@@ -95,12 +96,13 @@ pub fn check_strength(password: &str, user: &str, context: &[&str]) -> Result<()
     }
     let mut why = String::from("this password is too easy to guess");
     if let Some(f) = estimate.feedback() {
+        // zxcvbn's sentences end in full stops; the caller ends the message.
         if let Some(w) = f.warning() {
-            why = format!("{why}: {w}");
+            why = format!("{why}: {}", w.to_string().trim_end_matches('.'));
         }
         let tips: Vec<String> = f.suggestions().iter().map(|s| s.to_string()).collect();
         if !tips.is_empty() {
-            why = format!("{why}. {}", tips.join(" "));
+            why = format!("{why}. {}", tips.join(" ").trim_end_matches('.'));
         }
     }
     Err(UserError::WeakPassword(why))

@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
 use streambox_web::setup::{self as pages, CameraForm, Created, StepView, Wizard};
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -118,40 +119,21 @@ fn network_view(app: &App) -> StepView {
             None => format!("on-link on {}", r.interface),
         })
         .collect();
-    // Where viewers and publishers go: each non-loopback address (loopback only when
-    // there is nothing else), with the ports the service listens on.
-    let mut hosts: Vec<String> = found
-        .iter()
-        .filter(|i| !i.loopback)
-        .flat_map(|i| i.addresses.iter())
-        .filter(|a| match a.ip {
-            std::net::IpAddr::V4(_) => true,
-            // Link-local IPv6 needs a zone index no browser takes in a URL.
-            std::net::IpAddr::V6(ip) => (ip.segments()[0] & 0xffc0) != 0xfe80,
-        })
-        .map(|a| match a.ip {
-            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-            ip => ip.to_string(),
-        })
-        .collect();
-    if hosts.is_empty() {
-        hosts.push("127.0.0.1".into());
-    }
     let cfg = &app.cfg;
     let mut urls = Vec::new();
-    for h in &hosts {
+    for h in hosts(app, &found, cfg.http.listen) {
         urls.push((
             "Viewers (web)".to_string(),
             format!("http://{h}:{}/", cfg.http.listen.port()),
         ));
     }
-    for h in &hosts {
+    for h in hosts(app, &found, cfg.rtmp.listen) {
         urls.push((
             "Publishers (RTMP, OBS)".to_string(),
-            rtmp_url(h, cfg.rtmp.listen.port()),
+            rtmp_url(&h, cfg.rtmp.listen.port()),
         ));
     }
-    for h in &hosts {
+    for h in hosts(app, &found, cfg.rtsp.listen) {
         urls.push((
             "RTSP players".to_string(),
             format!("rtsp://{h}:{}/STREAM", cfg.rtsp.listen.port()),
@@ -587,10 +569,14 @@ pub async fn stream(
         tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
     }
     audit(&app, &s.user.name, &v, "stream.add", &name).await;
-    let host = first_host(&app);
+    let (rtmp, web) = (app.cfg.rtmp.listen, app.cfg.http.listen);
     let created = Created {
-        server: rtmp_url(&host, app.cfg.rtmp.listen.port()),
-        watch: format!("http://{host}:{}/watch/{name}", app.cfg.http.listen.port()),
+        server: rtmp_url(&first_host(&app, rtmp), rtmp.port()),
+        watch: format!(
+            "http://{}:{}/watch/{name}",
+            first_host(&app, web),
+            web.port()
+        ),
         key,
         name,
     };
@@ -608,19 +594,45 @@ pub async fn stream(
     )
 }
 
-/// The address publishers and viewers are told to use: `public_host` if set, else the
-/// first non-loopback IPv4 address, else 127.0.0.1.
-fn first_host(app: &App) -> String {
+/// The hosts a service listening on `listen` is reached at, as URL hosts: the
+/// configured `public_host`; else the listen address itself when it is one address;
+/// else every non-loopback address of its family (`0.0.0.0` takes IPv4 only, `[::]`
+/// both), or loopback when there is nothing else. Link-local IPv6 is left out: it needs
+/// a zone index no browser takes in a URL.
+fn hosts(app: &App, found: &[network::Interface], listen: SocketAddr) -> Vec<String> {
     if let Some(h) = &app.cfg.public_host {
-        return h.clone();
+        return vec![h.clone()];
     }
-    network::interfaces()
-        .unwrap_or_default()
-        .into_iter()
+    let url_host = |ip: IpAddr| match ip {
+        IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    if !listen.ip().is_unspecified() {
+        return vec![url_host(listen.ip())];
+    }
+    let mut out: Vec<String> = found
+        .iter()
         .filter(|i| !i.loopback)
-        .flat_map(|i| i.addresses)
-        .find(|a| a.ip.is_ipv4())
-        .map_or_else(|| "127.0.0.1".to_string(), |a| a.ip.to_string())
+        .flat_map(|i| i.addresses.iter())
+        .filter(|a| match a.ip {
+            IpAddr::V4(_) => true,
+            IpAddr::V6(ip) => listen.is_ipv6() && (ip.segments()[0] & 0xffc0) != 0xfe80,
+        })
+        .map(|a| url_host(a.ip))
+        .collect();
+    if out.is_empty() {
+        out.push("127.0.0.1".into());
+    }
+    out
+}
+
+/// The first of [`hosts`] for a service listening on `listen`.
+fn first_host(app: &App, listen: SocketAddr) -> String {
+    let found = network::interfaces().unwrap_or_default();
+    hosts(app, &found, listen)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "127.0.0.1".into())
 }
 
 /// Step 5's camera fields.
