@@ -5,11 +5,18 @@
 # after changing a version, and commit what it changes.
 set -euo pipefail
 cd "$(dirname "$0")"
+npm install --package-lock-only --no-audit --no-fund --ignore-scripts >/dev/null
 npm ci --no-audit --no-fund --ignore-scripts
 mkdir -p assets/vendor
 cp node_modules/hls.js/dist/hls.min.js assets/vendor/hls.min.js
 cp node_modules/hls.js/LICENSE assets/vendor/hls.js.LICENSE
-version=$(node -p 'require("./node_modules/hls.js/package.json").version')
-echo "hls.js $version" > assets/vendor/VERSIONS
+cp node_modules/dashjs/dist/modern/umd/dash.all.min.js assets/vendor/dash.all.min.js
+cp node_modules/dashjs/LICENSE.md assets/vendor/dash.js.LICENSE
+# The licenses of what dash.js bundles into its build.
+cp node_modules/dashjs/dist/modern/umd/dash.all.min.js.LICENSE.txt assets/vendor/dash.all.min.js.LICENSE.txt
+{
+  echo "hls.js $(node -p 'require("./node_modules/hls.js/package.json").version')"
+  echo "dash.js $(node -p 'require("./node_modules/dashjs/package.json").version')"
+} > assets/vendor/VERSIONS
 rm -rf node_modules
-echo "vendored: $(cat assets/vendor/VERSIONS)"
+echo "vendored: $(tr '\n' ' ' < assets/vendor/VERSIONS)"
