@@ -48,11 +48,12 @@ pub fn index(streams: Vec<Card>) -> String {
 
 /// `/watch/{stream}`: the stream full-width, played by hls.js in low-latency mode (native
 /// HLS where the browser has it), with a line that says whether it is live, offline, or
-/// back.
-pub fn watch(stream: &str) -> String {
+/// back. `prefix` goes before the page's stream URLs: empty, or a viewer link's
+/// `/t/{token}`.
+pub fn watch(stream: &str, prefix: &str) -> String {
     let name = stream.to_string();
-    let src = format!("/live/{stream}/index.m3u8");
-    let state = format!("/watch/{stream}/state");
+    let src = format!("{prefix}/live/{stream}/index.m3u8");
+    let state = format!("{prefix}/watch/{stream}/state");
     document(&format!("{stream} — streambox"), "watch", move || {
         view! {
             <header>
@@ -113,7 +114,7 @@ mod tests {
 
     #[test]
     fn the_watch_page_points_the_player_at_the_stream() {
-        let html = watch("lobby");
+        let html = watch("lobby", "");
         assert!(
             html.contains("data-src=\"/live/lobby/index.m3u8\""),
             "{html}"
@@ -121,6 +122,12 @@ mod tests {
         assert!(html.contains("data-state=\"/watch/lobby/state\""), "{html}");
         assert!(html.contains("/assets/vendor/hls.min.js"), "{html}");
         assert!(html.contains("<title>lobby — streambox</title>"), "{html}");
+        let html = watch("lobby", "/t/123.abc");
+        assert!(
+            html.contains("data-src=\"/t/123.abc/live/lobby/index.m3u8\""),
+            "{html}"
+        );
+        assert!(html.contains("data-state=\"/t/123.abc/watch/lobby/state\""), "{html}");
     }
 
     #[test]

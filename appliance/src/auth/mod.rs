@@ -6,3 +6,4 @@ pub mod limit;
 pub mod sessions;
 pub mod stream_keys;
 pub mod users;
+pub mod viewer;

@@ -16,18 +16,22 @@ pub mod visitor;
 use crate::app::App;
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{from_fn_with_state, map_request_with_state};
 use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use axum::Router;
 use std::collections::BTreeMap;
+use tower::ServiceBuilder;
 use tower_http::cors::{Any, CorsLayer};
 
 /// Who may use a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Access {
-    /// Anyone: live and recorded media, the viewer portal, assets, metrics, health.
+    /// Anyone: the portal's list, assets, metrics, health.
     Public,
+    /// Viewers of one stream (`/watch`, `/live`, `/dvr`): anyone for a public stream; a
+    /// link's grant or an administrator's session for a private one.
+    Viewer,
     /// The setup wizard: only until setup is complete.
     Setup,
     /// Sign-in and sign-out: only after setup is complete.
@@ -43,6 +47,7 @@ impl Access {
     pub fn as_str(self) -> &'static str {
         match self {
             Access::Public => "public",
+            Access::Viewer => "viewer",
             Access::Setup => "setup",
             Access::SignIn => "sign-in",
             Access::Admin => "admin",
@@ -105,14 +110,14 @@ impl Table {
 fn table() -> Table {
     use Access::*;
     Table::default()
-        .get(Public, "/live/{stream}/thumbnail.jpg", thumbnail::live)
-        .get(Public, "/live/{stream}/{file}", live::playlist)
-        .get(Public, "/live/{stream}/{track}/{file}", live::media)
-        .get(Public, "/dvr/{stream}/thumbnail.jpg", thumbnail::recorded)
-        .get(Public, "/dvr/{stream}/recordings.json", dvr::recordings)
-        .get(Public, "/dvr/{stream}/{file}", dvr::playlist)
+        .get(Viewer, "/live/{stream}/thumbnail.jpg", thumbnail::live)
+        .get(Viewer, "/live/{stream}/{file}", live::playlist)
+        .get(Viewer, "/live/{stream}/{track}/{file}", live::media)
+        .get(Viewer, "/dvr/{stream}/thumbnail.jpg", thumbnail::recorded)
+        .get(Viewer, "/dvr/{stream}/recordings.json", dvr::recordings)
+        .get(Viewer, "/dvr/{stream}/{file}", dvr::playlist)
         .get(
-            Public,
+            Viewer,
             "/dvr/{stream}/files/{epoch}/{track}/{file}",
             dvr::file,
         )
@@ -121,8 +126,8 @@ fn table() -> Table {
         .get(Public, "/healthz", || async { "ok\n" })
         .get(Public, "/", portal::index)
         .get(Public, "/watch", portal::index)
-        .get(Public, "/watch/{stream}", portal::watch)
-        .get(Public, "/watch/{stream}/state", portal::state)
+        .get(Viewer, "/watch/{stream}", portal::watch)
+        .get(Viewer, "/watch/{stream}/state", portal::state)
         .get(Public, "/assets/{*path}", portal::asset)
         .get(Setup, "/setup", setup::show)
         .post(Setup, "/setup/admin", setup::admin)
@@ -144,14 +149,26 @@ fn table() -> Table {
         .get(Api, "/api/streams", admin::api_streams)
 }
 
-/// Every route, in declaration order.
+/// The prefix of viewer links: `/t/{token}` before a viewer route
+/// ([`visitor::through_link`], which runs before routing).
+pub const LINK_PREFIX: &str = "/t/{token}/{*viewer_route}";
+
+/// Every route, in declaration order, and the viewer link prefix.
 pub fn routes() -> Vec<Route> {
-    table().list
+    let mut all = table().list;
+    all.push(Route {
+        method: Method::GET,
+        path: LINK_PREFIX,
+        access: Access::Viewer,
+    });
+    all
 }
 
-/// Builds the whole HTTP application from [`table`]: public routes with CORS (players
-/// on other origins fetch media); the others behind [`visitor::visitor`] and the
-/// [`visitor::guard`] of their class, without CORS.
+/// Builds the whole HTTP application from [`table`]: public and viewer routes with CORS
+/// (players on other origins fetch media), viewer routes behind
+/// [`visitor::viewer_gate`]; the others behind [`visitor::visitor`] and the
+/// [`visitor::guard`] of their class, without CORS. [`visitor::through_link`] runs
+/// first, before routing.
 pub fn router(app: App) -> Router {
     let cors = CorsLayer::new()
         .allow_origin(Any)
@@ -163,13 +180,19 @@ pub fn router(app: App) -> Router {
     for ((access, path), mr) in table().methods {
         if access == Access::Public {
             public = public.route(path, mr);
+        } else if access == Access::Viewer {
+            let gate = from_fn_with_state(app.clone(), visitor::viewer_gate);
+            public = public.route(path, mr.route_layer(gate));
         } else {
             let guard = from_fn_with_state((app.clone(), access), visitor::guard);
             private = private.route(path, mr.route_layer(guard));
         }
     }
     let private = private.layer(from_fn_with_state(app.clone(), visitor::visitor));
-    public.layer(cors).merge(private).with_state(app)
+    let routed = public.layer(cors).merge(private).with_state(app.clone());
+    // Viewer links are unwrapped before routing, so their relative URLs route as usual.
+    let links = map_request_with_state(app, visitor::through_link);
+    Router::new().fallback_service(ServiceBuilder::new().layer(links).service(routed))
 }
 
 /// A plain-text error response that no cache keeps.

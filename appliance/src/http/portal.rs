@@ -1,11 +1,14 @@
 //! The LAN viewer portal ([`streambox_web::portal`]) and the embedded web assets: the
 //! live streams at `/`, one stream at `/watch/{stream}`, whether it is live at
-//! `/watch/{stream}/state`, and `/assets/…`.
+//! `/watch/{stream}/state`, and `/assets/…`. Private streams are not listed; their pages
+//! answer only through a viewer link (see [`super::visitor::viewer_gate`]).
 
 use super::error;
 use crate::app::App;
 use crate::auth::stream_keys;
+use super::visitor::Grant;
 use axum::extract::{Path, State};
+use axum::Extension;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use streambox_web::portal;
@@ -35,19 +38,29 @@ pub async fn index(State(app): State<App>) -> Response {
         Ok(rows) => rows,
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    let private = match crate::auth::viewer::private_streams(&app.db).await {
+        Ok(p) => p,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
     let cards = rows
         .into_iter()
-        .filter(|r| is_live(&app, &r.name))
+        .filter(|r| is_live(&app, &r.name) && !private.contains(&r.name))
         .map(|r| portal::Card { name: r.name })
         .collect();
     html(portal::index(cards))
 }
 
 /// `GET /watch/{stream}`: the player page of a stream that exists (live or not); for
-/// any other name, a 404 page that says so.
-pub async fn watch(State(app): State<App>, Path(stream): Path<String>) -> Response {
+/// any other name, a 404 page that says so. Through a viewer link, the page's URLs keep
+/// the link's `/t/{token}` prefix.
+pub async fn watch(
+    State(app): State<App>,
+    Path(stream): Path<String>,
+    grant: Option<Extension<Grant>>,
+) -> Response {
+    let prefix = grant.map_or_else(String::new, |g| format!("/t/{}", g.token));
     match known(&app, &stream).await {
-        Ok(()) => html(portal::watch(&stream)),
+        Ok(()) => html(portal::watch(&stream, &prefix)),
         Err(r) if r.status() == StatusCode::NOT_FOUND => {
             (StatusCode::NOT_FOUND, html(portal::no_such_stream(&stream))).into_response()
         }

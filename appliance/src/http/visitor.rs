@@ -209,7 +209,7 @@ pub async fn guard(
         return super::error(StatusCode::INTERNAL_SERVER_ERROR, "no visitor context");
     };
     match access {
-        Access::Public => {}
+        Access::Public | Access::Viewer => {}
         Access::Setup if done => {
             return if req.method() == Method::GET {
                 Redirect::to("/admin").into_response()
@@ -263,4 +263,98 @@ pub async fn guard(
         },
     }
     next.run(req).await
+}
+
+/// A viewer link that was checked: it grants `stream`, and pages it leads to keep
+/// `/t/{token}` in front of their URLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The stream it grants.
+    pub stream: String,
+    /// The link token, for the URLs of the page.
+    pub token: String,
+}
+
+/// The stream a viewer path names: `/watch/S…`, `/live/S/…`, `/dvr/S/…`.
+fn viewed_stream(path: &str) -> Option<&str> {
+    let mut parts = path.trim_start_matches('/').split('/');
+    match parts.next()? {
+        "watch" | "live" | "dvr" => parts.next().filter(|s| !s.is_empty()),
+        _ => None,
+    }
+}
+
+/// Runs before routing: a request through a viewer link, `/t/{token}/REST`, has its
+/// token checked for the stream REST names and goes on as `/REST` with a [`Grant`];
+/// a bad or expired link gets 403 saying so. Other requests pass untouched.
+pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Request, Response> {
+    let Some(rest) = req.uri().path().strip_prefix("/t/") else {
+        return Ok(req);
+    };
+    let Some((token, rest)) = rest.split_once('/') else {
+        return Err(super::error(StatusCode::NOT_FOUND, "no such link"));
+    };
+    let Some(stream) = viewed_stream(rest) else {
+        return Err(super::error(StatusCode::NOT_FOUND, "links lead to /watch, /live or /dvr"));
+    };
+    let secret = crate::db::secret(&app.db, crate::auth::viewer::SECRET)
+        .await
+        .map_err(|e| super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let watch_page = rest.strip_prefix("watch/").is_some_and(|s| !s.contains('/'));
+    if let Err(e) = crate::auth::viewer::check(&secret, stream, token, crate::db::unix_now()) {
+        tracing::info!(stream, error = %e, "viewer link refused");
+        return Err(refuse_viewer(watch_page, stream, &e.to_string()));
+    }
+    let grant = Grant {
+        stream: stream.to_string(),
+        token: token.to_string(),
+    };
+    let mut uri = format!("/{rest}");
+    if let Some(q) = req.uri().query() {
+        uri.push('?');
+        uri.push_str(q);
+    }
+    *req.uri_mut() = uri
+        .parse()
+        .map_err(|_| super::error(StatusCode::BAD_REQUEST, "bad link path"))?;
+    req.extensions_mut().insert(grant);
+    Ok(req)
+}
+
+fn refuse_viewer(watch_page: bool, stream: &str, why: &str) -> Response {
+    if watch_page {
+        page(
+            StatusCode::FORBIDDEN,
+            admin::problem(
+                "This stream is private",
+                &format!("\u{201c}{stream}\u{201d} plays only through a link from the appliance's administrator: {why}."),
+                ("/", "See the public streams"),
+            ),
+        )
+    } else {
+        super::error(StatusCode::FORBIDDEN, format!("stream {stream:?} is private: {why}"))
+    }
+}
+
+/// The guard of viewer routes (`/watch/{stream}`, `/live/{stream}/…`, `/dvr/{stream}/…`):
+/// a public stream is open to all; a private one needs a [`Grant`] for it from a link,
+/// or a signed-in administrator.
+pub async fn viewer_gate(State(app): State<App>, jar: CookieJar, req: Request, next: Next) -> Response {
+    let Some(stream) = viewed_stream(req.uri().path()).map(str::to_string) else {
+        return next.run(req).await;
+    };
+    let private = match crate::auth::viewer::is_private(&app.db, &stream).await {
+        Ok(p) => p,
+        Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    if !private || req.extensions().get::<Grant>().is_some_and(|g| g.stream == stream) {
+        return next.run(req).await;
+    }
+    if let Some(c) = jar.get(SESSION_COOKIE) {
+        if let Ok(Lookup::Valid(_)) = sessions::lookup(&app.db, c.value()).await {
+            return next.run(req).await;
+        }
+    }
+    let watch_page = req.uri().path().trim_end_matches('/') == format!("/watch/{stream}");
+    refuse_viewer(watch_page, &stream, "open it through the link you were given")
 }
