@@ -167,7 +167,10 @@ pub async fn set_setting(pool: &SqlitePool, name: &str, value: &str) -> Result<(
 ///
 /// # Errors
 /// A database error.
-pub async fn stream_or_camera_exists(pool: &SqlitePool, name: &str) -> Result<bool, sqlx::Error> {
+pub async fn stream_or_camera_exists<'e, E: sqlx::SqliteExecutor<'e>>(
+    pool: E,
+    name: &str,
+) -> Result<bool, sqlx::Error> {
     let known: Option<(i64,)> = sqlx::query_as(
         "SELECT 1 FROM streams WHERE name = ?1 UNION SELECT 1 FROM sources WHERE name = ?1",
     )
@@ -175,4 +178,63 @@ pub async fn stream_or_camera_exists(pool: &SqlitePool, name: &str) -> Result<bo
     .fetch_optional(pool)
     .await?;
     Ok(known.is_some())
+}
+
+/// Why a rename was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum RenameError {
+    /// No stream or camera has the old name.
+    #[error("no stream or camera named {0:?}")]
+    NoSuchStream(String),
+    /// The new name is taken.
+    #[error("{0:?} is taken by another stream or camera")]
+    Taken(String),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Renames stream or camera `old` to `new` everywhere the name is a key: the stream or
+/// source row, its recording, ladder and visibility settings, and its recordings' index
+/// (the files keep their paths, which the index holds). One transaction. A renamed
+/// stream's RTSP Digest secret depends on the name, so it is dropped: RTSP publishers
+/// use Basic until the key is next rotated. The caller checks `new` is a valid name and
+/// that the stream is not live.
+///
+/// # Errors
+/// [`RenameError`].
+pub async fn rename_stream(pool: &SqlitePool, old: &str, new: &str) -> Result<(), RenameError> {
+    let mut tx = pool.begin().await?;
+    if stream_or_camera_exists(&mut *tx, new).await? {
+        return Err(RenameError::Taken(new.to_string()));
+    }
+    let streams = sqlx::query("UPDATE streams SET name = ?1, digest_ha1 = NULL WHERE name = ?2")
+        .bind(new)
+        .bind(old)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    let cameras = sqlx::query("UPDATE sources SET name = ?1 WHERE name = ?2")
+        .bind(new)
+        .bind(old)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    if streams + cameras == 0 {
+        return Err(RenameError::NoSuchStream(old.to_string()));
+    }
+    for table in [
+        "recording_settings",
+        "ladder_settings",
+        "stream_visibility",
+        "dvr_segments",
+    ] {
+        sqlx::query(&format!("UPDATE {table} SET stream = ?1 WHERE stream = ?2"))
+            .bind(new)
+            .bind(old)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

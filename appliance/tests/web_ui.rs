@@ -8,10 +8,38 @@ mod support;
 use support::*;
 
 fn phase(server: &Server, name: &str, shots: &str) -> serde_json::Value {
+    phase_with(server, name, shots, &["lobby"])
+}
+
+fn phase_with(server: &Server, name: &str, shots: &str, args: &[&str]) -> serde_json::Value {
     let base = server.url("");
-    let r = browser_result(in_browser("admin.mjs", &[&base, name, shots, "lobby"]));
+    let mut all = vec![base.as_str(), name, shots];
+    all.extend_from_slice(args);
+    let r = browser_result(in_browser("admin.mjs", &all));
     assert_eq!(r["pageErrors"], serde_json::json!([]), "{name}: {r}");
     r
+}
+
+/// Checks a player's samples: the media time advanced by more than `advance` seconds,
+/// the picture is the test clip's 1280x720, no error; returns the last live latency.
+fn played(samples: &serde_json::Value, advance: f64) -> f64 {
+    let samples = samples.as_array().expect("samples");
+    let first = samples
+        .iter()
+        .find(|s| num(&s["t"]) > 0.0)
+        .expect("never played");
+    let last = samples.last().expect("a sample");
+    assert!(
+        num(&last["t"]) > num(&first["t"]) + advance,
+        "playback did not advance: {samples:?}"
+    );
+    assert_eq!(
+        (num(&last["width"]), num(&last["height"])),
+        (1280.0, 720.0),
+        "{samples:?}"
+    );
+    assert!(samples.iter().all(|s| s["error"].is_null()), "{samples:?}");
+    num(&last["latency"])
 }
 
 #[test]
@@ -122,20 +150,7 @@ fn from_a_fresh_appliance_to_a_stream_playing_all_in_the_browser() {
     );
     // Step 4 asked new streams to record.
     assert_eq!(card["Recording"], "on", "{r}");
-    let samples = r["samples"].as_array().expect("samples");
-    let last = samples.last().expect("a sample");
-    let first_t = samples[0]["t"].as_f64().unwrap_or(0.0);
-    assert!(
-        num(&last["t"]) > first_t + 5.0,
-        "playback did not advance: {r}"
-    );
-    assert_eq!(
-        (num(&last["width"]), num(&last["height"])),
-        (1280.0, 720.0),
-        "{r}"
-    );
-    assert!(samples.iter().all(|s| s["error"].is_null()), "{r}");
-    let latency = num(&last["latency"]);
+    let latency = played(&r["samples"], 5.0);
     assert!(latency > 0.0, "{r}");
     eprintln!("hls.js live latency in the portal after the wizard: {latency:.2} s");
     let audit = r["audit"].to_string();
@@ -175,4 +190,166 @@ fn from_a_fresh_appliance_to_a_stream_playing_all_in_the_browser() {
             f.display()
         );
     }
+}
+
+#[test]
+fn streams_made_and_played_in_the_admin_ui_and_a_private_one_only_through_its_link() {
+    let server = Server::start();
+    support::web::Web::new(&server).complete_setup("correct horse battery staple", "lobby");
+    let shots = artifacts("web_ui_streams");
+    let shots = shots.to_str().expect("utf-8 path").to_string();
+
+    let r = phase_with(&server, "create", &shots, &["chapel"]);
+    assert!(
+        r["badName"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid stream name")),
+        "{r}"
+    );
+    assert_eq!(r["createdAt"], "/admin/streams", "{r}");
+    assert!(
+        r["notice"].as_str().is_some_and(|m| m.contains("created")),
+        "{r}"
+    );
+    assert_eq!(r["listed"], serde_json::json!(["chapel", "lobby"]), "{r}");
+    let server_url = r["server"].as_str().expect("server");
+    let key = r["key"].as_str().expect("key");
+    let _ff = publish(&bbb(), -1, &format!("{server_url}/{key}"));
+    server.wait_segments("chapel", 2);
+
+    // The stream page plays it with either player, then it goes private with a link.
+    let r = phase_with(&server, "player", &shots, &["chapel"]);
+    assert!(
+        r["hls"]
+            .as_array()
+            .expect("hls")
+            .iter()
+            .any(|s| s["kind"] == "hls"),
+        "{r}"
+    );
+    assert!(
+        r["dash"]
+            .as_array()
+            .expect("dash")
+            .iter()
+            .any(|s| s["kind"] == "dash"),
+        "{r}"
+    );
+    let hls = played(&r["hls"], 3.0);
+    let dash = played(&r["dash"], 3.0);
+    eprintln!("stream page live latency: hls.js {hls:.2} s, dash.js {dash:.2} s");
+    assert!(
+        r["visibilityNotice"]
+            .as_str()
+            .is_some_and(|m| m.contains("private")),
+        "{r}"
+    );
+    let link = r["link"].as_str().expect("link").to_string();
+    let token = link
+        .split_once("/t/")
+        .and_then(|(_, rest)| rest.split_once("/watch/chapel"))
+        .map(|(t, _)| t.to_string())
+        .unwrap_or_else(|| panic!("not a /t/TOKEN/watch/chapel link: {link}"));
+    let prefix = format!("/t/{token}");
+
+    // Without the link: not listed; the page, playlists, media and RTSP refuse.
+    let listed = get_text(&server.url("/"));
+    assert!(!listed.contains("/watch/chapel"), "{listed}");
+    let (status, _, body) = get(&server.url("/watch/chapel"));
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("This stream is private"));
+    for path in [
+        "/live/chapel/index.m3u8",
+        "/live/chapel/manifest.mpd",
+        "/live/chapel/thumbnail.jpg",
+        "/dvr/chapel/recordings.json",
+        "/watch/chapel/state",
+    ] {
+        assert_eq!(get(&server.url(path)).0, 403, "{path}");
+    }
+    let out = probe_streams(&server.rtsp_url("/live/chapel"));
+    assert!(
+        !out.status.success(),
+        "RTSP played a private stream without a token"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{out:?}"
+    );
+    // With it: the playlists, and media ffmpeg decodes cleanly; RTSP with ?token=.
+    let playlist = get_text(&server.url(&format!("{prefix}/live/chapel/index.m3u8")));
+    assert!(playlist.contains("#EXTM3U"), "{playlist}");
+    let out = std::process::Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "error", "-xerror", "-i"])
+        .arg(server.url(&format!("{prefix}/live/chapel/video.m3u8")))
+        .args(["-t", "4", "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg");
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+    let out = probe_streams(&server.rtsp_url(&format!("/live/chapel?token={token}")));
+    assert!(out.status.success(), "RTSP with a token: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("h264"),
+        "{out:?}"
+    );
+    // A link altered, expired, damaged, or for another stream does not open it.
+    let (expires, sig) = token.split_once('.').expect("EXPIRES.SIG");
+    let later = expires.parse::<i64>().expect("expiry") + 3600;
+    let secret = read_secret(&server, streambox::auth::viewer::SECRET);
+    let expired = streambox::auth::viewer::token(&secret, "chapel", 1_000);
+    for (bad, why) in [
+        (format!("{later}.{sig}"), "not valid"),
+        (expired, "expired"),
+        ("garbage".to_string(), "damaged"),
+    ] {
+        let (status, _, body) = get(&server.url(&format!("/t/{bad}/watch/chapel")));
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 403, "{bad}: {body}");
+        assert!(body.contains(why), "{bad}: {body}");
+    }
+    let (status, _, _) = get(&server.url(&format!("{prefix}/live/lobby/index.m3u8")));
+    assert_eq!(status, 403, "a link opens its own stream only");
+
+    // A browser with no session: refused without the link, plays with it.
+    let r = phase_with(&server, "link", &shots, &["chapel", &link]);
+    assert_eq!(r["withoutLink"]["status"], "This stream is private", "{r}");
+    let latency = played(&r["withLink"], 3.0);
+    eprintln!("private stream through its link: hls.js live latency {latency:.2} s");
+}
+
+/// A secret setting of the server's database.
+fn read_secret(server: &Server, name: &str) -> Vec<u8> {
+    let db = server.dir.path().join("streambox.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open db");
+        let (v,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM settings WHERE name = ?")
+            .bind(name)
+            .fetch_one(&pool)
+            .await
+            .expect("secret");
+        v
+    })
+}
+
+/// ffprobe's streams of an RTSP URL (it reads only until it has found them).
+fn probe_streams(url: &str) -> std::process::Output {
+    std::process::Command::new(tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-rtsp_transport",
+            "tcp",
+            "-show_streams",
+            "-of",
+            "json",
+            url,
+        ])
+        .output()
+        .expect("ffprobe")
 }

@@ -1,6 +1,6 @@
 // Drives the setup wizard and the admin pages in a real browser and prints what it saw
 // as JSON. Each phase is a new browser (no cookies carried over):
-//   node admin.mjs BASE_URL PHASE SHOTS_DIR [STREAM]
+//   node admin.mjs BASE_URL PHASE SHOTS_DIR [STREAM [LINK]]
 // PHASE:
 //   start   open /admin (sent to /setup), refuse a weak password, create the
 //           administrator, name the appliance, pick a time zone; stops at step 3.
@@ -8,6 +8,11 @@
 //           through network and storage, create STREAM in step 5, finish.
 //   use     sign in (a wrong password first), wait for STREAM live on the dashboard,
 //           watch it in the viewer portal, open the audit log, sign out.
+//   create  sign in, refuse a bad stream name, create STREAM on the streams page.
+//   player  sign in, play STREAM on its page with hls.js then dash.js, make it private
+//           and make a viewer link.
+//   link    without signing in: the private STREAM's page refuses; LINK (argument 5)
+//           plays it.
 // A screenshot of every page visited goes to SHOTS_DIR.
 import { launch } from './browser.mjs';
 import { mkdirSync } from 'node:fs';
@@ -32,6 +37,30 @@ try {
   };
   const heading = async () => (await page.locator('h2').first().textContent()).trim();
   const path = () => new URL(page.url()).pathname + new URL(page.url()).search;
+  const signIn = async (p) => {
+    await p.goto(`${base}/login`);
+    await p.fill('input[name=name]', 'admin');
+    await p.fill('input[name=password]', PASSWORD);
+    await p.click('button[type=submit]');
+  };
+  // Samples the page's player every half second: media time, picture size, error, and
+  // the player's live latency.
+  const sample = async (p, n) => {
+    const samples = [];
+    for (let i = 0; i < n; i++) {
+      await p.waitForTimeout(500);
+      samples.push(await p.evaluate(() => {
+        const v = document.getElementById('player');
+        return {
+          t: v.currentTime, width: v.videoWidth, height: v.videoHeight,
+          kind: window.player ? window.player.kind : null,
+          latency: window.player ? window.player.latency : null,
+          error: v.error && v.error.message,
+        };
+      }));
+    }
+    return samples;
+  };
 
   if (phase === 'start') {
     await page.goto(`${base}/admin`);
@@ -121,19 +150,7 @@ try {
     await shot('dashboard-live');
 
     await page.goto(`${base}/watch/${stream}`);
-    const samples = [];
-    for (let i = 0; i < 24; i++) {
-      await page.waitForTimeout(500);
-      samples.push(await page.evaluate(() => {
-        const v = document.getElementById('player');
-        return {
-          t: v.currentTime, width: v.videoWidth, height: v.videoHeight,
-          latency: window.player ? window.player.latency : null,
-          error: v.error && v.error.message,
-        };
-      }));
-    }
-    out.samples = samples;
+    out.samples = await sample(page, 24);
     await shot('portal-watch');
 
     await page.goto(`${base}/admin/audit`);
@@ -147,6 +164,45 @@ try {
     await shot('signed-out');
     await page.goto(`${base}/admin`);
     out.afterSignOut = path();
+  } else if (phase === 'create') {
+    await signIn(page);
+    await page.goto(`${base}/admin/streams`);
+    await page.fill('input[name=name]', 'Bad Name!');
+    await page.click('form[action="/admin/streams"] button');
+    out.badName = await alert();
+    await page.fill('input[name=name]', stream);
+    await page.click('form[action="/admin/streams"] button');
+    out.createdAt = path();
+    out.notice = (await page.textContent('.notice')).trim();
+    out.server = (await page.textContent('#server')).trim();
+    out.key = (await page.textContent('#key')).trim();
+    await shot('stream-created');
+    await page.goto(`${base}/admin/streams`);
+    out.listed = await page.$$eval('#streams-table tbody tr', (rows) => rows.map((r) => r.dataset.stream));
+    await shot('streams');
+  } else if (phase === 'player') {
+    await signIn(page);
+    await page.goto(`${base}/admin/streams/${stream}`);
+    out.hls = await sample(page, 16);
+    await shot('stream-page-hls');
+    await page.selectOption('#player-kind', 'dash');
+    out.dash = await sample(page, 16);
+    await shot('stream-page-dash');
+    await page.check('input[name=visibility][value=private]');
+    await page.click('form[action$="/visibility"] button');
+    out.visibilityNotice = (await page.textContent('.notice')).trim();
+    await page.fill('input[name=valid]', '2h');
+    await page.click('form[action$="/link"] button');
+    out.link = (await page.textContent('#link')).trim();
+    await shot('stream-page-link');
+  } else if (phase === 'link') {
+    // No session: the link alone plays the private stream; the plain page does not.
+    await page.goto(`${base}/watch/${stream}`);
+    out.withoutLink = { status: (await page.locator('h1').textContent()).trim(), alert: await alert() };
+    await shot('private-without-link');
+    await page.goto(process.argv[6]);
+    out.withLink = await sample(page, 16);
+    await shot('private-with-link');
   } else {
     throw new Error(`unknown phase ${phase}`);
   }

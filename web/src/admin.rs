@@ -33,15 +33,16 @@ pub fn Message(text: Option<String>, #[prop(optional)] ok: bool) -> impl IntoVie
     })
 }
 
-const NAV: [(&str, &str); 3] = [
+const NAV: [(&str, &str); 4] = [
     ("/admin", "Dashboard"),
+    ("/admin/streams", "Streams"),
     ("/admin/audit", "Audit log"),
     ("/admin/account", "Account"),
 ];
 
 /// An admin page: header with the appliance name, navigation (`active` is the current
 /// entry's path), the user and a sign-out button; then `body`.
-fn admin_page<V: IntoView + 'static>(
+pub(crate) fn admin_page<V: IntoView + 'static>(
     title: &str,
     shell: Shell,
     active: &'static str,

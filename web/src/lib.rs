@@ -14,6 +14,7 @@
 //! | `/setup` | [`setup::page`]: the first-run wizard, one step per page |
 //! | `/login` | [`admin::login`]: sign-in |
 //! | `/admin` | [`admin::dashboard`]: every stream and camera, refreshing itself |
+//! | `/admin/streams`, `/admin/streams/{stream}` | [`streams::list`], [`streams::detail`]: create, play (hls.js or dash.js), publish settings, recording, visibility and viewer links, recordings, rename, delete |
 //! | `/admin/account`, `/admin/audit` | [`admin::account`], [`admin::audit`] |
 //! | `/assets/…` | [`assets::get`]: CSS, scripts, hls.js (from npm, pinned; license beside it) |
 
@@ -22,3 +23,4 @@ pub mod assets;
 mod page;
 pub mod portal;
 pub mod setup;
+pub mod streams;

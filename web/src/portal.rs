@@ -127,7 +127,10 @@ mod tests {
             html.contains("data-src=\"/t/123.abc/live/lobby/index.m3u8\""),
             "{html}"
         );
-        assert!(html.contains("data-state=\"/t/123.abc/watch/lobby/state\""), "{html}");
+        assert!(
+            html.contains("data-state=\"/t/123.abc/watch/lobby/state\""),
+            "{html}"
+        );
     }
 
     #[test]

@@ -57,7 +57,9 @@ pub fn token(secret: &[u8], stream: &str, expires: i64) -> String {
 pub fn check(secret: &[u8], stream: &str, token: &str, now: i64) -> Result<i64, LinkError> {
     let (expires, sig) = token.split_once('.').ok_or(LinkError::Malformed)?;
     let expires: i64 = expires.parse().map_err(|_| LinkError::Malformed)?;
-    let sig = URL_SAFE_NO_PAD.decode(sig).map_err(|_| LinkError::Malformed)?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(sig)
+        .map_err(|_| LinkError::Malformed)?;
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret)
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(format!("view:{stream}:{expires}").as_bytes());
@@ -114,7 +116,11 @@ pub async fn set_private(pool: &SqlitePool, stream: &str, private: bool) -> Resu
 ///
 /// # Errors
 /// [`DbError::Query`].
-pub async fn new_link(pool: &SqlitePool, stream: &str, secs: i64) -> Result<(String, i64), DbError> {
+pub async fn new_link(
+    pool: &SqlitePool,
+    stream: &str,
+    secs: i64,
+) -> Result<(String, i64), DbError> {
     let secret = db::secret(pool, SECRET).await?;
     let expires = db::unix_now() + secs.clamp(1, MAX_LINK_SECS);
     Ok((token(&secret, stream, expires), expires))
@@ -134,9 +140,16 @@ mod tests {
         assert_eq!(check(b"other", "lobby", &t, 1_000), Err(LinkError::Forged));
         // A later expiry with the old signature.
         let (_, sig) = t.split_once('.').expect("dot");
-        assert_eq!(check(secret, "lobby", &format!("9999.{sig}"), 1_000), Err(LinkError::Forged));
+        assert_eq!(
+            check(secret, "lobby", &format!("9999.{sig}"), 1_000),
+            Err(LinkError::Forged)
+        );
         for bad in ["", "x", "1.%%", "abc.def", "1"] {
-            assert_eq!(check(secret, "lobby", bad, 0), Err(LinkError::Malformed), "{bad}");
+            assert_eq!(
+                check(secret, "lobby", bad, 0),
+                Err(LinkError::Malformed),
+                "{bad}"
+            );
         }
     }
 }

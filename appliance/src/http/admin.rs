@@ -31,7 +31,7 @@ fn internal(e: impl std::fmt::Display) -> Response {
 }
 
 /// What every admin page's header needs.
-async fn shell(app: &App, v: &Visitor, s: &Signed) -> Result<Shell, Response> {
+pub(super) async fn shell(app: &App, v: &Visitor, s: &Signed) -> Result<Shell, Response> {
     Ok(Shell {
         appliance: crate::setup::appliance_name(&app.db)
             .await
@@ -213,7 +213,8 @@ pub struct StreamStatus {
     pub disk_bytes: u64,
 }
 
-async fn statuses(app: &App) -> Result<Vec<StreamStatus>, Response> {
+/// Every stream and camera, by name.
+pub(super) async fn statuses(app: &App) -> Result<Vec<StreamStatus>, Response> {
     let streams = stream_keys::list(&app.db).await.map_err(internal)?;
     let cameras = sources::list(&app.db).await.map_err(internal)?;
     let recording: HashMap<String, bool> = crate::dvr::settings::all(&app.db)

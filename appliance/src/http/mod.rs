@@ -5,11 +5,16 @@
 //! is built from that table only, so [`routes`] (`streambox routes`) lists exactly what
 //! the router serves, and the tests check every admin and API route against it.
 
+// Handlers return early with the whole response a refusal is (`Result<_, Response>`);
+// it is built once per refused request, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 mod admin;
 mod dvr;
 mod live;
 mod portal;
 mod setup;
+mod streams;
 mod thumbnail;
 pub mod visitor;
 
@@ -142,6 +147,23 @@ fn table() -> Table {
         .post(SignIn, "/login", admin::login)
         .post(SignIn, "/logout", admin::logout)
         .get(Admin, "/admin", admin::dashboard)
+        .get(Admin, "/admin/streams", streams::list)
+        .post(Admin, "/admin/streams", streams::create)
+        .get(Admin, "/admin/streams/{stream}", streams::detail)
+        .post(Admin, "/admin/streams/{stream}/key", streams::rotate_key)
+        .post(
+            Admin,
+            "/admin/streams/{stream}/recording",
+            streams::recording,
+        )
+        .post(
+            Admin,
+            "/admin/streams/{stream}/visibility",
+            streams::visibility,
+        )
+        .post(Admin, "/admin/streams/{stream}/link", streams::link)
+        .post(Admin, "/admin/streams/{stream}/rename", streams::rename)
+        .post(Admin, "/admin/streams/{stream}/delete", streams::delete)
         .get(Admin, "/admin/account", admin::account)
         .post(Admin, "/admin/account/password", admin::change_password)
         .get(Admin, "/admin/audit", admin::audit_log)

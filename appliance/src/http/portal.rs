@@ -4,13 +4,13 @@
 //! answer only through a viewer link (see [`super::visitor::viewer_gate`]).
 
 use super::error;
+use super::visitor::Grant;
 use crate::app::App;
 use crate::auth::stream_keys;
-use super::visitor::Grant;
 use axum::extract::{Path, State};
-use axum::Extension;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use streambox_web::portal;
 
 fn html(body: String) -> Response {

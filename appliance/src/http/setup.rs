@@ -146,7 +146,8 @@ fn network_view(app: &App) -> StepView {
     }
 }
 
-fn rtmp_url(host: &str, port: u16) -> String {
+/// The RTMP server URL publishers enter (OBS "Server"), with the port when not 1935.
+pub(super) fn rtmp_url(host: &str, port: u16) -> String {
     match port {
         1935 => format!("rtmp://{host}/{}", crate::ingest::rtmp::APP_NAME),
         p => format!("rtmp://{host}:{p}/{}", crate::ingest::rtmp::APP_NAME),
@@ -215,8 +216,6 @@ pub async fn show(
 }
 
 /// The signed-in administrator for steps 2–5, or the sign-in page.
-// The error is the page to answer with; it is built once per refused request.
-#[allow(clippy::result_large_err)]
 fn require_admin(v: &Visitor, reached: Step) -> Result<&Signed, Response> {
     v.signed().ok_or_else(|| {
         render(
@@ -627,7 +626,7 @@ fn hosts(app: &App, found: &[network::Interface], listen: SocketAddr) -> Vec<Str
 }
 
 /// The first of [`hosts`] for a service listening on `listen`.
-fn first_host(app: &App, listen: SocketAddr) -> String {
+pub(super) fn first_host(app: &App, listen: SocketAddr) -> String {
     let found = network::interfaces().unwrap_or_default();
     hosts(app, &found, listen)
         .into_iter()

@@ -295,12 +295,17 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
         return Err(super::error(StatusCode::NOT_FOUND, "no such link"));
     };
     let Some(stream) = viewed_stream(rest) else {
-        return Err(super::error(StatusCode::NOT_FOUND, "links lead to /watch, /live or /dvr"));
+        return Err(super::error(
+            StatusCode::NOT_FOUND,
+            "links lead to /watch, /live or /dvr",
+        ));
     };
     let secret = crate::db::secret(&app.db, crate::auth::viewer::SECRET)
         .await
         .map_err(|e| super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let watch_page = rest.strip_prefix("watch/").is_some_and(|s| !s.contains('/'));
+    let watch_page = rest
+        .strip_prefix("watch/")
+        .is_some_and(|s| !s.contains('/'));
     if let Err(e) = crate::auth::viewer::check(&secret, stream, token, crate::db::unix_now()) {
         tracing::info!(stream, error = %e, "viewer link refused");
         return Err(refuse_viewer(watch_page, stream, &e.to_string()));
@@ -332,14 +337,22 @@ fn refuse_viewer(watch_page: bool, stream: &str, why: &str) -> Response {
             ),
         )
     } else {
-        super::error(StatusCode::FORBIDDEN, format!("stream {stream:?} is private: {why}"))
+        super::error(
+            StatusCode::FORBIDDEN,
+            format!("stream {stream:?} is private: {why}"),
+        )
     }
 }
 
 /// The guard of viewer routes (`/watch/{stream}`, `/live/{stream}/…`, `/dvr/{stream}/…`):
 /// a public stream is open to all; a private one needs a [`Grant`] for it from a link,
 /// or a signed-in administrator.
-pub async fn viewer_gate(State(app): State<App>, jar: CookieJar, req: Request, next: Next) -> Response {
+pub async fn viewer_gate(
+    State(app): State<App>,
+    jar: CookieJar,
+    req: Request,
+    next: Next,
+) -> Response {
     let Some(stream) = viewed_stream(req.uri().path()).map(str::to_string) else {
         return next.run(req).await;
     };
@@ -347,7 +360,12 @@ pub async fn viewer_gate(State(app): State<App>, jar: CookieJar, req: Request, n
         Ok(p) => p,
         Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    if !private || req.extensions().get::<Grant>().is_some_and(|g| g.stream == stream) {
+    if !private
+        || req
+            .extensions()
+            .get::<Grant>()
+            .is_some_and(|g| g.stream == stream)
+    {
         return next.run(req).await;
     }
     if let Some(c) = jar.get(SESSION_COOKIE) {
@@ -356,5 +374,9 @@ pub async fn viewer_gate(State(app): State<App>, jar: CookieJar, req: Request, n
         }
     }
     let watch_page = req.uri().path().trim_end_matches('/') == format!("/watch/{stream}");
-    refuse_viewer(watch_page, &stream, "open it through the link you were given")
+    refuse_viewer(
+        watch_page,
+        &stream,
+        "open it through the link you were given",
+    )
 }

@@ -160,6 +160,7 @@ async fn connection(sock: TcpStream, peer: SocketAddr, app: App) -> Result<(), R
         nonce: format!("{:032x}", rand::random::<u128>()),
         udp_in: None,
         udp_tasks: Vec::new(),
+        granted: None,
     };
     let result = conn.read_loop(&mut rd).await;
     conn.session = None;
@@ -187,6 +188,9 @@ struct Conn {
     /// RTP and RTCP a publisher sends over UDP: (track, is RTCP, packet).
     udp_in: Option<mpsc::Receiver<(usize, bool, Bytes)>>,
     udp_tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The private stream a viewer link (`?token=…` on DESCRIBE) opened on this
+    /// connection.
+    granted: Option<String>,
 }
 
 /// A publisher that sends nothing for this long (over UDP, where the RTSP connection
@@ -334,9 +338,12 @@ impl Conn {
                     self.reply(status_only(StatusCode::NotFound).empty()).await;
                     return true;
                 };
-                let Some(entry) = self.live(&name).await else {
-                    self.reply(status_only(StatusCode::NotFound).empty()).await;
-                    return true;
+                let entry = match self.live(&req, &name).await {
+                    Ok(e) => e,
+                    Err(status) => {
+                        self.reply(status_only(status).empty()).await;
+                        return true;
+                    }
                 };
                 tracing::Span::current().record("stream", name.as_str());
                 let params = entry.hub.params();
@@ -778,12 +785,42 @@ impl Conn {
             .unwrap_or_else(|| self.local.to_string())
     }
 
-    async fn live(&self, name: &str) -> Option<LiveEntry> {
+    /// The live entry a player asks for: 404 when it is not live, 403 when it is
+    /// private and neither this request nor an earlier one on the connection carried a
+    /// valid viewer link token (`rtsp://…/live/NAME?token=…`).
+    async fn live(&mut self, req: &Request<Vec<u8>>, name: &str) -> Result<LiveEntry, StatusCode> {
         if !stream_keys::valid_name(name) {
-            return None;
+            return Err(StatusCode::NotFound);
         }
-        let entry = self.app.stream(name)?;
-        (entry.hub.is_live() && !entry.hub.params().is_empty()).then_some(entry)
+        let private = crate::auth::viewer::is_private(&self.app.db, name)
+            .await
+            .map_err(|_| StatusCode::InternalServerError)?;
+        if private && self.granted.as_deref() != Some(name) {
+            let token = req.request_uri().and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "token")
+                    .map(|(_, v)| v.into_owned())
+            });
+            let secret = crate::db::secret(&self.app.db, crate::auth::viewer::SECRET)
+                .await
+                .map_err(|_| StatusCode::InternalServerError)?;
+            match token
+                .map(|t| crate::auth::viewer::check(&secret, name, &t, crate::db::unix_now()))
+            {
+                Some(Ok(_)) => self.granted = Some(name.to_string()),
+                Some(Err(e)) => {
+                    info!(stream = name, error = %e, "RTSP viewer link refused");
+                    return Err(StatusCode::Forbidden);
+                }
+                None => return Err(StatusCode::Forbidden),
+            }
+        }
+        let entry = self.app.stream(name).ok_or(StatusCode::NotFound)?;
+        if entry.hub.is_live() && !entry.hub.params().is_empty() {
+            Ok(entry)
+        } else {
+            Err(StatusCode::NotFound)
+        }
     }
 
     fn check_session(&self, req: &Request<Vec<u8>>) -> Result<(), StatusCode> {
@@ -811,7 +848,7 @@ impl Conn {
         }
         let entry = match &self.session {
             Some(s) => s.entry.clone(),
-            None => self.live(&name).await.ok_or(StatusCode::NotFound)?,
+            None => self.live(req, &name).await?,
         };
         let params = entry.hub.params();
         if !params.contains_key(&track) {

@@ -1,0 +1,240 @@
+//! The admin's streams: the list with a form to create one, and a stream's page (player,
+//! publish settings, recording, visibility and viewer links, recordings with export,
+//! rename and delete).
+
+use crate::admin::{admin_page, Csrf, Message, Shell};
+use leptos::prelude::*;
+
+/// A stream or camera as the list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    /// Stream name.
+    pub name: String,
+    /// `stream` or `camera`.
+    pub kind: &'static str,
+    /// Whether it has a publisher now.
+    pub live: bool,
+    /// Whether it plays only through viewer links.
+    pub private: bool,
+    /// Whether it records.
+    pub recording: bool,
+}
+
+/// `/admin/streams`: every stream and camera, and a form to create a stream.
+pub fn list(shell: Shell, rows: Vec<Row>, name: String, error: Option<String>) -> String {
+    let csrf = shell.csrf.clone();
+    admin_page("Streams", shell, "/admin/streams", move || {
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                let href = format!("/admin/streams/{}", r.name);
+                view! {
+                    <tr data-stream=r.name.clone()>
+                        <td><a href=href>{r.name.clone()}</a></td>
+                        <td>{r.kind}</td>
+                        <td>{if r.live { "live" } else { "offline" }}</td>
+                        <td>{if r.private { "private" } else { "public" }}</td>
+                        <td>{if r.recording { "recording" } else { "not recording" }}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <h1>"Streams"</h1>
+            <Message text=error />
+            <form method="post" action="/admin/streams" class="inline">
+                <Csrf token=csrf />
+                <label>"New stream name" <input name="name" value=name required maxlength="64" placeholder="main-hall" /></label>
+                <button type="submit">"Create stream"</button>
+            </form>
+            <table class="audit" id="streams-table">
+                <thead><tr><th>"Name"</th><th>"Type"</th><th>"State"</th><th>"Visibility"</th><th>"Recording"</th></tr></thead>
+                <tbody>{rows}</tbody>
+            </table>
+        }
+    })
+}
+
+/// How a stream is published to (pushed streams only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publish {
+    /// OBS "Server", e.g. `rtmp://192.0.2.10/live`.
+    pub server: String,
+    /// RTSP publish URL without credentials, e.g. `rtsp://192.0.2.10:8554/live/lobby`.
+    pub rtsp: String,
+    /// The key, only right after it was made (creation or rotation).
+    pub key: Option<String>,
+    /// When the key was made, e.g. `2026-11-21T22:40:00Z`.
+    pub key_since: String,
+}
+
+/// One recorded range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// Start, RFC 3339 UTC.
+    pub start: String,
+    /// End, RFC 3339 UTC.
+    pub end: String,
+    /// Thumbnail URL (the keyframe at the start).
+    pub thumbnail: String,
+    /// The range's MP4 export URL.
+    pub export: String,
+    /// The range's VOD playlist URL.
+    pub playlist: String,
+}
+
+/// Everything a stream's page shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Detail {
+    /// Stream name.
+    pub name: String,
+    /// `stream` or `camera`.
+    pub kind: &'static str,
+    /// Whether it has a publisher now.
+    pub live: bool,
+    /// Whether it plays only through viewer links.
+    pub private: bool,
+    /// Publish settings (streams only).
+    pub publish: Option<Publish>,
+    /// A camera's URL (password masked), state and last error.
+    pub camera: Option<String>,
+    /// Recording on.
+    pub recording: bool,
+    /// Age limit as typed (`7d`, `none`).
+    pub keep: String,
+    /// Size limit as typed (`50 GB`, `none`).
+    pub keep_bytes: String,
+    /// Recorded ranges of the last day, newest first.
+    pub recorded: Vec<Recorded>,
+    /// A viewer link just made, and when it expires.
+    pub link: Option<(String, String)>,
+    /// What the last action did.
+    pub notice: Option<String>,
+    /// What was wrong with the last post.
+    pub error: Option<String>,
+}
+
+/// `/admin/streams/{stream}`.
+pub fn detail(shell: Shell, d: Detail) -> String {
+    let csrf = shell.csrf.clone();
+    let title = d.name.clone();
+    admin_page(&title, shell, "/admin/streams", move || {
+        let base = format!("/admin/streams/{}", d.name);
+        let action = |a: &str| format!("{base}/{a}");
+        let hls = format!("/live/{}/index.m3u8", d.name);
+        let dash = format!("/live/{}/manifest.mpd", d.name);
+        let state = format!("/watch/{}/state", d.name);
+        let watch = format!("/watch/{}", d.name);
+        let c = || csrf.clone();
+        let publish = d.publish.clone().map(|p| {
+            let key = match p.key {
+                Some(k) => view! {
+                    <tr><th>"Stream key"</th><td><code class="copy" id="key">{k}</code>
+                    <p class="hint">"Shown only now. Publishers using the old key are refused from now on."</p></td></tr>
+                }.into_any(),
+                None => view! {
+                    <tr><th>"Stream key"</th><td>"hidden (made " {p.key_since.clone()} "); rotate it to see a new one"</td></tr>
+                }.into_any(),
+            };
+            view! {
+                <section>
+                    <h2>"Publish"</h2>
+                    <table class="facts" id="publish">
+                        <tr><th>"Server (OBS)"</th><td><code class="copy" id="server">{p.server.clone()}</code></td></tr>
+                        {key}
+                        <tr><th>"RTSP"</th><td><code class="copy">{p.rtsp.clone()}</code>" (user: stream name, password: key)"</td></tr>
+                    </table>
+                    <form method="post" action=action("key")>
+                        <Csrf token=c() />
+                        <button type="submit">"Rotate key"</button>
+                    </form>
+                </section>
+            }
+        });
+        let camera = d.camera.clone().map(|c| {
+            view! {
+                <section><h2>"Camera"</h2><p id="camera">{c}</p></section>
+            }
+        });
+        let link = d.link.clone().map(|(url, until)| view! {
+            <p class="notice">"Viewer link, valid until " {until} ": " <code class="copy" id="link">{url}</code></p>
+        });
+        let recorded =
+            if d.recorded.is_empty() {
+                view! { <p class="hint">"Nothing recorded in the last day."</p> }.into_any()
+            } else {
+                d.recorded.clone().into_iter().map(|r| view! {
+                <li class="range">
+                    <img src=r.thumbnail alt="" width="160" height="90" loading="lazy" />
+                    <span>{r.start.clone()} " – " {r.end.clone()}</span>
+                    <a href=r.playlist>"Play (HLS)"</a>
+                    <a href=r.export download="">"Export MP4"</a>
+                </li>
+            }).collect_view().into_any()
+            };
+        view! {
+            <h1>{d.name.clone()} " " <span class=if d.live { "state live" } else { "state offline" }>{if d.live { "live" } else { "offline" }}</span></h1>
+            <Message text=d.error.clone() />
+            <Message text=d.notice.clone() ok=true />
+            <section class="player">
+                <label class="check">"Player "
+                    <select id="player-kind">
+                        <option value="hls" selected=true>"LL-HLS (hls.js, low latency)"</option>
+                        <option value="dash">"DASH (dash.js)"</option>
+                    </select>
+                </label>
+                <span id="state" class="state connecting">"Connecting…"</span>
+                <video id="player" controls autoplay muted playsinline data-src=hls data-dash=dash data-state=state></video>
+                <p class="hint">"Viewers: " <a href=watch.clone()>{watch.clone()}</a></p>
+            </section>
+            {publish}
+            {camera}
+            <section>
+                <h2>"Recording"</h2>
+                <form method="post" action=action("recording") class="stack narrow-form">
+                    <Csrf token=c() />
+                    <label class="check"><input type="checkbox" name="enabled" value="on" checked=d.recording />" Record this stream"</label>
+                    <label>"Keep for" <input name="keep" value=d.keep.clone() maxlength="32" /></label>
+                    <label>"Keep at most" <input name="keep_bytes" value=d.keep_bytes.clone() maxlength="32" /></label>
+                    <p class="hint">"Durations such as 7d or 48h, sizes such as 50GB, or none."</p>
+                    <button type="submit">"Save recording settings"</button>
+                </form>
+                <h3>"Recorded in the last day"</h3>
+                <ul class="ranges" id="recorded">{recorded}</ul>
+            </section>
+            <section>
+                <h2>"Visibility"</h2>
+                <form method="post" action=action("visibility") class="inline">
+                    <Csrf token=c() />
+                    <label class="check"><input type="radio" name="visibility" value="public" checked=!d.private />" Public on the LAN"</label>
+                    <label class="check"><input type="radio" name="visibility" value="private" checked=d.private />" Private: only through links"</label>
+                    <button type="submit">"Save visibility"</button>
+                </form>
+                {link}
+                <form method="post" action=action("link") class="inline">
+                    <Csrf token=c() />
+                    <label>"Link valid for" <input name="valid" value="24h" maxlength="16" /></label>
+                    <button type="submit">"Make a viewer link"</button>
+                </form>
+            </section>
+            <section>
+                <h2>"Rename or delete"</h2>
+                <form method="post" action=action("rename") class="inline">
+                    <Csrf token=c() />
+                    <label>"New name" <input name="name" maxlength="64" required /></label>
+                    <button type="submit">"Rename"</button>
+                </form>
+                <form method="post" action=action("delete") class="inline">
+                    <Csrf token=c() />
+                    <label>"Type the name to delete" <input name="confirm" maxlength="64" required /></label>
+                    <button type="submit" class="danger">"Delete"</button>
+                </form>
+                <p class="hint">"Deleting stops the key at once. Recordings made so far are not deleted with the stream."</p>
+            </section>
+            <script src="/assets/vendor/hls.min.js"></script>
+            <script src="/assets/vendor/dash.all.min.js"></script>
+            <script src="/assets/watch.js"></script>
+            <script src="/assets/copy.js"></script>
+        }
+    })
+}
