@@ -509,3 +509,183 @@ fn factory_reset_asks_first_and_then_setup_runs_again() {
     assert_eq!(a.location.as_deref(), Some("/setup"), "{a:?}");
     assert!(web.get("/setup").body.contains("Create the administrator"));
 }
+
+#[test]
+fn cameras_are_tested_added_and_edited_from_the_admin_pages() {
+    let cam = support::camera::Camera::start(
+        &support::camera::camera_clip(),
+        "aac",
+        0,
+        Some(("viewer", "s3cret", "digest")),
+    );
+    let server = Server::start();
+    let web = Web::new(&server);
+    web.complete_setup(PASSWORD, "lobby");
+    let t = web.csrf("/admin/streams");
+    let url = cam.url(None);
+    let post = |fields: &[(&str, &str)]| {
+        let mut f = fields.to_vec();
+        f.push(("csrf", &t));
+        web.post("/admin/cameras", &f)
+    };
+    let result = |a: &support::web::Answer| a.by_id("test-result").unwrap_or_default();
+
+    // Test connection: wrong password, nothing listening, then right; nothing is saved.
+    let a = post(&[
+        ("name", "gate"),
+        ("url", &url),
+        ("username", "viewer"),
+        ("password", "wrong"),
+        ("transport", "tcp"),
+        ("action", "test"),
+    ]);
+    assert!(
+        result(&a).starts_with("Could not connect") && result(&a).contains("401"),
+        "{}",
+        result(&a)
+    );
+    let a = post(&[
+        ("name", "gate"),
+        ("url", "rtsp://127.0.0.1:9/x"),
+        ("transport", "tcp"),
+        ("action", "test"),
+    ]);
+    assert!(
+        result(&a).starts_with("Could not connect"),
+        "{}",
+        result(&a)
+    );
+    let a = post(&[
+        ("name", "gate"),
+        ("url", &url),
+        ("username", "viewer"),
+        ("password", "s3cret"),
+        ("transport", "tcp"),
+        ("action", "test"),
+    ]);
+    let ok = result(&a);
+    assert!(
+        ok.starts_with("Connected") && ok.contains("H.264 video and AAC audio"),
+        "{ok}"
+    );
+    assert!(!a.body.contains("s3cret"), "the password was echoed");
+    assert_eq!(
+        web.get("/api/streams").body.matches("\"camera\"").count(),
+        0
+    );
+
+    // Bad fields are refused with the reason.
+    for (fields, expect) in [
+        (
+            vec![
+                ("name", "gate"),
+                ("url", "http://x/"),
+                ("transport", "tcp"),
+                ("action", "add"),
+            ],
+            "not rtsp",
+        ),
+        (
+            vec![
+                ("name", "gate"),
+                ("url", url.as_str()),
+                ("transport", "carrier-pigeon"),
+                ("action", "add"),
+            ],
+            "invalid transport",
+        ),
+        (
+            vec![
+                ("name", "Gate!"),
+                ("url", url.as_str()),
+                ("transport", "tcp"),
+                ("action", "add"),
+            ],
+            "invalid source name",
+        ),
+        (
+            vec![
+                ("name", "lobby"),
+                ("url", url.as_str()),
+                ("transport", "tcp"),
+                ("action", "add"),
+            ],
+            "name of a stream",
+        ),
+    ] {
+        let a = post(&fields);
+        assert!(
+            a.alert().unwrap_or_default().contains(expect),
+            "{fields:?}: {:?}",
+            a.alert()
+        );
+    }
+
+    // Add it; it goes live, with its state on the stream page.
+    let a = post(&[
+        ("name", "gate"),
+        ("url", &url),
+        ("username", "viewer"),
+        ("password", "s3cret"),
+        ("transport", "tcp"),
+        ("action", "add"),
+    ]);
+    assert!(result(&a).contains("added"), "{}", result(&a));
+    server.wait_segments("gate", 1);
+    let page = web.get("/admin/streams/gate");
+    let shown = page.by_id("camera").unwrap_or_default();
+    assert!(
+        shown.contains("rtsp://viewer:***@127.0.0.1") && shown.contains(": live"),
+        "{shown}"
+    );
+
+    // Edit with the password left blank: the stored one is kept (the test connects).
+    let t = page.csrf();
+    let edit = |action: &str, password: &str, transport: &str| {
+        web.post(
+            "/admin/streams/gate/camera",
+            &[
+                ("csrf", &t),
+                ("url", &url),
+                ("username", "viewer"),
+                ("password", password),
+                ("transport", transport),
+                ("action", action),
+            ],
+        )
+    };
+    let a = edit("test", "", "tcp");
+    assert!(result(&a).starts_with("Connected"), "{}", result(&a));
+    let a = edit("add", "", "udp");
+    assert!(result(&a).contains("saved"), "{}", result(&a));
+    let v: serde_json::Value = serde_json::from_str(&web.get("/api/streams").body).expect("json");
+    let gate = v
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|s| s["name"] == "gate")
+        .expect("gate")
+        .clone();
+    assert_eq!(gate["kind"], "camera", "{v}");
+    assert!(
+        gate["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("viewer:***@")),
+        "{v}"
+    );
+    // A pushed stream has no camera settings to edit.
+    let a = web.post(
+        "/admin/streams/lobby/camera",
+        &[
+            ("csrf", &t),
+            ("url", &url),
+            ("transport", "tcp"),
+            ("action", "add"),
+        ],
+    );
+    assert!(
+        a.alert().unwrap_or_default().contains("not a camera"),
+        "{:?}",
+        a.alert()
+    );
+}

@@ -293,11 +293,6 @@ fn first_stream(
         }
         .into_any();
     }
-    let test_result = test.map(|r| match r {
-        Ok(m) => view! { <p class="notice" role="status" id="test-result">{m}</p> }.into_any(),
-        Err(m) => view! { <p class="error" role="alert" id="test-result">{m}</p> }.into_any(),
-    });
-    let tcp = camera.transport != "udp";
     let csrf2 = csrf.clone();
     view! {
         <h2>"Your first stream"</h2>
@@ -312,27 +307,53 @@ fn first_stream(
         </section>
         <section class="choice">
             <h3>"Or pull from an IP camera (RTSP)"</h3>
-            {test_result}
-            <form method="post" action="/setup/camera" class="stack">
-                <Csrf token=csrf2 />
-                <label>"Stream name" <input name="name" value=camera.name required maxlength="64" placeholder="gate-camera" /></label>
-                <label>"Camera URL" <input name="url" value=camera.url required maxlength="2048" placeholder="rtsp://192.0.2.20:554/stream1" /></label>
-                <label>"Camera user name" <input name="username" value=camera.username maxlength="256" autocomplete="off" /></label>
-                <label>"Camera password" <input name="password" type="password" maxlength="256" autocomplete="off" /></label>
-                <label>"Transport" <select name="transport">
-                    <option value="tcp" selected=tcp>"TCP (works through most networks)"</option>
-                    <option value="udp" selected=!tcp>"UDP"</option>
-                </select></label>
-                <div class="buttons">
-                    <button type="submit" name="action" value="test">"Test connection"</button>
-                    <button type="submit" name="action" value="add">"Add camera"</button>
-                </div>
-            </form>
+            <CameraFormView csrf=csrf2 action="/setup/camera" camera test save_label="Add camera" />
         </section>
         <p class="hint">"Or add streams later:"</p>
         {finish}
     }
     .into_any()
+}
+
+/// The camera form: name (when adding), URL, user name, password (never echoed; left
+/// blank on an edit, the stored one is kept), transport, and two buttons: `action=test`
+/// tries the camera without saving, `action=add` saves. `test` is the result of the last
+/// test (or a notice after saving).
+#[component]
+pub(crate) fn CameraFormView(
+    csrf: String,
+    #[prop(into)] action: String,
+    camera: CameraForm,
+    test: Option<Result<String, String>>,
+    save_label: &'static str,
+    #[prop(optional)] editing: bool,
+) -> impl IntoView {
+    let test_result = test.map(|r| match r {
+        Ok(m) => view! { <p class="notice" role="status" id="test-result">{m}</p> }.into_any(),
+        Err(m) => view! { <p class="error" role="alert" id="test-result">{m}</p> }.into_any(),
+    });
+    let tcp = camera.transport != "udp";
+    let name = (!editing).then(|| {
+        view! { <label>"Stream name" <input name="name" value=camera.name.clone() required maxlength="64" placeholder="gate-camera" /></label> }
+    });
+    view! {
+        {test_result}
+        <form method="post" action=action class="stack narrow-form camera-form">
+            <Csrf token=csrf />
+            {name}
+            <label>"Camera URL" <input name="url" value=camera.url required maxlength="2048" placeholder="rtsp://192.0.2.20:554/stream1" /></label>
+            <label>"Camera user name" <input name="username" value=camera.username maxlength="256" autocomplete="off" /></label>
+            <label>"Camera password" <input name="password" type="password" maxlength="256" autocomplete="off" placeholder=if editing { "unchanged" } else { "" } /></label>
+            <label>"Transport" <select name="transport">
+                <option value="tcp" selected=tcp>"TCP (works through most networks)"</option>
+                <option value="udp" selected=!tcp>"UDP"</option>
+            </select></label>
+            <div class="buttons">
+                <button type="submit" name="action" value="test">"Test connection"</button>
+                <button type="submit" name="action" value="add">{save_label}</button>
+            </div>
+        </form>
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! rename and delete).
 
 use crate::admin::{admin_page, Csrf, Message, Shell};
+use crate::setup::{CameraForm, CameraFormView};
 use leptos::prelude::*;
 
 /// A stream or camera as the list shows it.
@@ -20,9 +21,26 @@ pub struct Row {
     pub recording: bool,
 }
 
-/// `/admin/streams`: every stream and camera, and a form to create a stream.
-pub fn list(shell: Shell, rows: Vec<Row>, name: String, error: Option<String>) -> String {
+/// What the "Add a camera" form shows: its values and the last test's result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CameraState {
+    /// The form's values.
+    pub form: CameraForm,
+    /// Ok(what the camera offers, or that it was saved) or Err(why not).
+    pub test: Option<Result<String, String>>,
+}
+
+/// `/admin/streams`: every stream and camera, a form to create a stream, and one to add
+/// a camera (with "Test connection").
+pub fn list(
+    shell: Shell,
+    rows: Vec<Row>,
+    name: String,
+    error: Option<String>,
+    camera: CameraState,
+) -> String {
     let csrf = shell.csrf.clone();
+    let csrf2 = shell.csrf.clone();
     admin_page("Streams", shell, "/admin/streams", move || {
         let rows = rows
             .into_iter()
@@ -51,6 +69,10 @@ pub fn list(shell: Shell, rows: Vec<Row>, name: String, error: Option<String>) -
                 <thead><tr><th>"Name"</th><th>"Type"</th><th>"State"</th><th>"Visibility"</th><th>"Recording"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table>
+            <section id="add-camera">
+                <h2>"Add a camera (RTSP)"</h2>
+                <CameraFormView csrf=csrf2 action="/admin/cameras" camera=camera.form test=camera.test save_label="Add camera" />
+            </section>
         }
     })
 }
@@ -98,6 +120,8 @@ pub struct Detail {
     pub publish: Option<Publish>,
     /// A camera's URL (password masked), state and last error.
     pub camera: Option<String>,
+    /// A camera's edit form, and the last test's result.
+    pub camera_form: Option<CameraState>,
     /// Recording on.
     pub recording: bool,
     /// Age limit as typed (`7d`, `none`).
@@ -151,9 +175,16 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                 </section>
             }
         });
-        let camera = d.camera.clone().map(|c| {
+        let edit = action("camera");
+        let csrf_edit = c();
+        let camera_form = d.camera_form.clone().unwrap_or_default();
+        let camera = d.camera.clone().map(move |c| {
             view! {
-                <section><h2>"Camera"</h2><p id="camera">{c}</p></section>
+                <section>
+                    <h2>"Camera"</h2>
+                    <p id="camera">{c}</p>
+                    <CameraFormView csrf=csrf_edit action=edit camera=camera_form.form test=camera_form.test save_label="Save camera" editing=true />
+                </section>
             }
         });
         let link = d.link.clone().map(|(url, until)| view! {

@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod cameras;
 mod dvr;
 mod live;
 mod portal;
@@ -164,6 +165,8 @@ fn table() -> Table {
         .post(Admin, "/admin/streams/{stream}/link", streams::link)
         .post(Admin, "/admin/streams/{stream}/rename", streams::rename)
         .post(Admin, "/admin/streams/{stream}/delete", streams::delete)
+        .post(Admin, "/admin/streams/{stream}/camera", cameras::edit)
+        .post(Admin, "/admin/cameras", cameras::add)
         .get(Admin, "/admin/account", admin::account)
         .post(Admin, "/admin/account/password", admin::change_password)
         .get(Admin, "/admin/audit", admin::audit_log)

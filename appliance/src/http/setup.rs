@@ -16,10 +16,10 @@
 //! | `POST /setup/finish` | done: to the dashboard |
 
 use super::admin::{audit, sign_in};
+use super::cameras::{self, CameraFields};
 use super::visitor::{page, Signed, Visitor};
 use crate::app::App;
 use crate::auth::{stream_keys, users};
-use crate::ingest::rtsp_pull::{self, sources};
 use crate::setup::{self, Progress, RecordingDefaults, Step};
 use crate::system::{network, storage, zones};
 use axum::extract::{Query, State};
@@ -634,30 +634,6 @@ pub(super) fn first_host(app: &App, listen: SocketAddr) -> String {
         .unwrap_or_else(|| "127.0.0.1".into())
 }
 
-/// Step 5's camera fields.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct CameraFields {
-    name: String,
-    url: String,
-    username: String,
-    password: String,
-    transport: String,
-    action: String,
-}
-
-/// The camera's URL with the form's credentials in it (they win over any in the URL).
-fn camera_url(f: &CameraFields) -> Result<String, String> {
-    let mut url = url::Url::parse(f.url.trim()).map_err(|e| format!("camera URL: {e}"))?;
-    if !f.username.is_empty() {
-        url.set_username(&f.username)
-            .map_err(|()| "camera URL: it cannot carry a user name".to_string())?;
-        url.set_password((!f.password.is_empty()).then_some(f.password.as_str()))
-            .map_err(|()| "camera URL: it cannot carry a password".to_string())?;
-    }
-    Ok(url.to_string())
-}
-
 /// `POST /setup/camera`: `action=test` connects to the camera and reports what it
 /// offers, saving nothing; `action=add` adds it as a source.
 pub async fn camera(
@@ -676,87 +652,23 @@ pub async fn camera(
     if reached < Step::FirstStream {
         return Redirect::to("/setup").into_response();
     }
-    let form = CameraForm {
-        name: if stream_keys::valid_name(f.name.trim()) {
-            f.name.trim().to_string()
-        } else {
-            String::new()
-        },
-        url: if f.url.len() <= 2048 {
-            f.url.trim().to_string()
-        } else {
-            String::new()
-        },
-        username: if f.username.len() <= 256 {
-            f.username.clone()
-        } else {
-            String::new()
-        },
-        transport: f.transport.clone(),
+    let outcome = match cameras::handle(&app, &v, s, &f, None).await {
+        Ok(o) => o,
+        Err(r) => return r,
     };
-    let show = |error: Option<String>, test: Option<Result<String, String>>, camera: CameraForm| {
-        render(
-            Step::FirstStream,
-            reached,
-            &v,
-            error,
-            StepView::FirstStream {
-                stream: String::new(),
-                created: None,
-                camera,
-                test,
-            },
-        )
-    };
-    if f.url.len() > 2048 || f.username.len() > 256 || f.password.len() > 256 {
-        return show(
-            Some(
-                "The camera URL is limited to 2048 bytes and its user name and password to 256."
-                    .into(),
-            ),
-            None,
-            form,
-        );
-    }
-    let transport: sources::Transport = match f.transport.parse() {
-        Ok(t) => t,
-        Err(e) => return show(Some(format!("{e}")), None, form),
-    };
-    let raw = match camera_url(&f) {
-        Ok(u) => u,
-        Err(msg) => return show(Some(msg), None, form),
-    };
-    match f.action.as_str() {
-        "test" => {
-            let cam = match sources::parse_camera_url(&raw) {
-                Ok(c) => c,
-                Err(e) => return show(Some(e.to_string()), None, form),
-            };
-            let row = sources::SourceRow::probe_row(&cam, transport);
-            let result = rtsp_pull::probe(&row)
-                .await
-                .map_err(|e| format!("Could not connect: {e}."));
-            // The page does not say "error" for a test that ran: its result is the answer.
-            show(None, Some(result), form)
-        }
-        "add" => match sources::add(&app.db, f.name.trim(), &raw, transport).await {
-            Ok(_) => {
-                let name = f.name.trim();
-                if let Err(e) = setup::apply_recording_defaults(&app.db, name).await {
-                    tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
-                }
-                audit(&app, &s.user.name, &v, "source.add", name).await;
-                let msg = format!("Camera \u{201c}{name}\u{201d} added. The appliance connects to it within seconds; its state shows on the dashboard.");
-                show(None, Some(Ok(msg)), CameraForm::default())
-            }
-            Err(e) => show(Some(e.to_string()), None, form),
+    let (state, error) = outcome.state(&f, None);
+    render(
+        Step::FirstStream,
+        reached,
+        &v,
+        error,
+        StepView::FirstStream {
+            stream: String::new(),
+            created: None,
+            camera: state.form,
+            test: state.test,
         },
-        _ => show(
-            Some("Choose \u{201c}Test connection\u{201d} or \u{201c}Add camera\u{201d}.".into()),
-            None,
-            form,
-        ),
-    }
+    )
 }
 
 /// `POST /setup/finish`: setup is complete; on to the dashboard.

@@ -10,6 +10,7 @@
 //! | `POST /admin/streams/{stream}/link` | a viewer link valid for `valid` (e.g. `24h`) |
 //! | `POST /admin/streams/{stream}/rename` | `name`; refused while live |
 //! | `POST /admin/streams/{stream}/delete` | `confirm` = the name |
+//! | `POST /admin/streams/{stream}/camera`, `POST /admin/cameras` | see [`super::cameras`] |
 //!
 //! Every action is audited. Bad input re-renders the page with the reason and changes
 //! nothing; a stream that does not exist gets a 404 page.
@@ -28,7 +29,8 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 use std::time::{Duration, UNIX_EPOCH};
 use streambox_web::admin::problem;
-use streambox_web::streams::{self as pages, Detail, Publish, Recorded};
+use streambox_web::setup::CameraForm;
+use streambox_web::streams::{self as pages, CameraState, Detail, Publish, Recorded};
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "stream admin request failed");
@@ -68,15 +70,18 @@ pub async fn list(
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
 ) -> Response {
-    render_list(&app, &v, &s, String::new(), None).await
+    render_list(&app, &v, &s, String::new(), None, CameraState::default()).await
 }
 
-async fn render_list(
+/// The streams page with the create form's `name` and the camera form's `camera`, and
+/// `error` about the last post.
+pub(super) async fn render_list(
     app: &App,
     v: &Visitor,
     s: &Signed,
     name: String,
     error: Option<String>,
+    camera: CameraState,
 ) -> Response {
     let shell = match shell(app, v, s).await {
         Ok(x) => x,
@@ -105,7 +110,7 @@ async fn render_list(
     } else {
         StatusCode::OK
     };
-    page(status, pages::list(shell, rows, name, error))
+    page(status, pages::list(shell, rows, name, error, camera))
 }
 
 /// The create form's field.
@@ -146,7 +151,15 @@ pub async fn create(
             } else {
                 String::new()
             };
-            render_list(&app, &v, &s, shown, Some(format!("{e}."))).await
+            render_list(
+                &app,
+                &v,
+                &s,
+                shown,
+                Some(format!("{e}.")),
+                CameraState::default(),
+            )
+            .await
         }
         Err(e) => internal(e),
     }
@@ -156,6 +169,7 @@ pub async fn create(
 #[derive(Debug, Default)]
 struct Extra {
     key: Option<String>,
+    camera: Option<CameraState>,
     link: Option<(String, String)>,
     notice: Option<String>,
     error: Option<String>,
@@ -213,25 +227,38 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
     } else {
         None
     };
-    let camera = if kind == "camera" {
-        match sources::list(&app.db).await {
-            Ok(rows) => rows.into_iter().find(|r| r.name == name).map(|r| {
-                let error = if r.last_error.is_empty() {
-                    String::new()
-                } else {
-                    format!("; last error: {}", r.last_error)
-                };
-                format!(
-                    "{} over {}: {}{error}",
-                    r.display_url(),
-                    r.transport,
-                    r.state
-                )
-            }),
+    let (camera, camera_form) = if kind == "camera" {
+        let row = match sources::list(&app.db).await {
+            Ok(rows) => rows.into_iter().find(|r| r.name == name),
             Err(e) => return internal(e),
-        }
+        };
+        let shown = row.as_ref().map(|r| {
+            let error = if r.last_error.is_empty() {
+                String::new()
+            } else {
+                format!("; last error: {}", r.last_error)
+            };
+            format!(
+                "{} over {}: {}{error}",
+                r.display_url(),
+                r.transport,
+                r.state
+            )
+        });
+        let form = extra.camera.or_else(|| {
+            row.map(|r| CameraState {
+                form: CameraForm {
+                    name: r.name,
+                    url: r.url,
+                    username: r.username,
+                    transport: r.transport,
+                },
+                test: None,
+            })
+        });
+        (shown, form)
     } else {
-        None
+        (None, None)
     };
     let span = match playback::parse_span(None, None) {
         Ok(s) => s,
@@ -273,6 +300,7 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         private,
         publish,
         camera,
+        camera_form,
         recording: rec.enabled,
         keep,
         keep_bytes,
@@ -595,4 +623,30 @@ pub async fn delete(
     }
     audit(&app, &s.user.name, &v, &format!("{kind}.rm"), &stream).await;
     Redirect::to("/admin/streams").into_response()
+}
+
+/// `POST /admin/streams/{stream}/camera` (see [`super::cameras`]).
+pub(super) async fn camera_edit(
+    app: App,
+    v: Visitor,
+    s: Signed,
+    stream: String,
+    f: super::cameras::CameraFields,
+) -> Response {
+    act(app, v, s, stream, |app, v, s, stream, kind| async move {
+        if kind != "camera" {
+            return refused(stream, "This is a pushed stream, not a camera.".into());
+        }
+        let outcome = super::cameras::handle(&app, &v, &s, &f, Some(&stream)).await?;
+        let (state, error) = outcome.state(&f, Some(&stream));
+        Ok((
+            stream,
+            Extra {
+                camera: Some(state),
+                error,
+                ..Extra::default()
+            },
+        ))
+    })
+    .await
 }

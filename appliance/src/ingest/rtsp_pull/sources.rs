@@ -266,6 +266,48 @@ pub async fn add(
     }
 }
 
+/// Changes a source's URL, credentials and transport; the running service reconnects
+/// with them within a few seconds. When `raw_url` carries a user name but no password
+/// and the user name is the stored one, the stored password is kept (forms do not echo
+/// passwords back).
+///
+/// # Errors
+/// [`SourceError::InvalidUrl`], [`SourceError::NoSuchSource`], or a database error.
+pub async fn update(
+    pool: &SqlitePool,
+    name: &str,
+    raw_url: &str,
+    transport: Transport,
+) -> Result<CameraUrl, SourceError> {
+    let mut cam = parse_camera_url(raw_url)?;
+    let mut tx = pool.begin().await?;
+    let stored: Option<(String, String)> =
+        sqlx::query_as("SELECT username, password FROM sources WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((user, password)) = stored else {
+        return Err(SourceError::NoSuchSource(name.to_string()));
+    };
+    if cam.password.is_empty() && !cam.username.is_empty() && cam.username == user {
+        cam.password = password;
+    }
+    sqlx::query(
+        "UPDATE sources SET url = ?, username = ?, password = ?, transport = ?, updated_at = ?
+         WHERE name = ?",
+    )
+    .bind(cam.url.as_str())
+    .bind(&cam.username)
+    .bind(&cam.password)
+    .bind(transport.as_str())
+    .bind(unix_now())
+    .bind(name)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(cam)
+}
+
 /// All sources, by name.
 ///
 /// # Errors

@@ -1,0 +1,246 @@
+//! The camera form, shared by the setup wizard's last step and the admin pages: checks
+//! the fields, tests a camera without saving it, adds one, or changes one.
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /admin/cameras` | `action=test`: try the camera; `action=add`: add it |
+//! | `POST /admin/streams/{stream}/camera` | the same for an existing camera: test or save |
+
+use super::admin::audit;
+use super::visitor::{Signed, Visitor};
+use crate::app::App;
+use crate::auth::stream_keys;
+use crate::ingest::rtsp_pull::{self, sources};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::{Extension, Form};
+use serde::Deserialize;
+use streambox_web::setup::CameraForm;
+use streambox_web::streams::CameraState;
+
+/// The camera form's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CameraFields {
+    name: String,
+    url: String,
+    username: String,
+    password: String,
+    transport: String,
+    action: String,
+}
+
+/// The longest camera URL accepted, in bytes.
+const MAX_URL: usize = 2048;
+/// The longest camera user name or password accepted, in bytes.
+const MAX_CREDENTIAL: usize = 256;
+
+impl CameraFields {
+    /// The values to show again (never the password; nothing over its limit).
+    pub fn shown(&self, editing: Option<&str>) -> CameraForm {
+        let name = editing.unwrap_or(self.name.trim());
+        CameraForm {
+            name: if stream_keys::valid_name(name) {
+                name.to_string()
+            } else {
+                String::new()
+            },
+            url: if self.url.len() <= MAX_URL {
+                self.url.trim().to_string()
+            } else {
+                String::new()
+            },
+            username: if self.username.len() <= MAX_CREDENTIAL {
+                self.username.clone()
+            } else {
+                String::new()
+            },
+            transport: self.transport.clone(),
+        }
+    }
+
+    /// The camera's URL with the form's credentials in it (they win over any in the URL).
+    fn url(&self) -> Result<String, String> {
+        let mut url = url::Url::parse(self.url.trim()).map_err(|e| format!("Camera URL: {e}."))?;
+        if !self.username.is_empty() {
+            url.set_username(&self.username)
+                .map_err(|()| "Camera URL: it cannot carry a user name.".to_string())?;
+            url.set_password((!self.password.is_empty()).then_some(self.password.as_str()))
+                .map_err(|()| "Camera URL: it cannot carry a password.".to_string())?;
+        }
+        Ok(url.to_string())
+    }
+}
+
+/// What a post of the camera form came to.
+pub enum Outcome {
+    /// The fields were wrong; nothing was tried or saved.
+    Invalid(String),
+    /// "Test connection" ran: what the camera offers, or why it failed.
+    Tested(Result<String, String>),
+    /// The camera was added or changed; the message says so.
+    Saved(String),
+}
+
+impl Outcome {
+    /// The form's state to render: the values again (cleared after saving) and the result.
+    pub fn state(self, f: &CameraFields, editing: Option<&str>) -> (CameraState, Option<String>) {
+        match self {
+            Outcome::Invalid(m) => (
+                CameraState {
+                    form: f.shown(editing),
+                    test: None,
+                },
+                Some(m),
+            ),
+            Outcome::Tested(r) => (
+                CameraState {
+                    form: f.shown(editing),
+                    test: Some(r),
+                },
+                None,
+            ),
+            Outcome::Saved(m) => {
+                let form = if editing.is_some() {
+                    f.shown(editing)
+                } else {
+                    CameraForm::default()
+                };
+                (
+                    CameraState {
+                        form,
+                        test: Some(Ok(m)),
+                    },
+                    None,
+                )
+            }
+        }
+    }
+}
+
+/// Checks the fields, then tests the camera (`action=test`) or saves it (`action=add`):
+/// a new source, or, with `existing`, new settings for that source.
+///
+/// # Errors
+/// A response for a failure of the appliance itself (the database).
+pub async fn handle(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    f: &CameraFields,
+    existing: Option<&str>,
+) -> Result<Outcome, Response> {
+    if f.url.len() > MAX_URL
+        || f.username.len() > MAX_CREDENTIAL
+        || f.password.len() > MAX_CREDENTIAL
+    {
+        return Ok(Outcome::Invalid(format!(
+            "The camera URL is limited to {MAX_URL} bytes and its user name and password to {MAX_CREDENTIAL}."
+        )));
+    }
+    let transport: sources::Transport = match f.transport.parse() {
+        Ok(t) => t,
+        Err(e) => return Ok(Outcome::Invalid(format!("{e}."))),
+    };
+    let raw = match f.url() {
+        Ok(u) => u,
+        Err(m) => return Ok(Outcome::Invalid(m)),
+    };
+    match f.action.as_str() {
+        "test" => {
+            let cam = match sources::parse_camera_url(&raw) {
+                Ok(c) => c,
+                Err(e) => return Ok(Outcome::Invalid(format!("{e}."))),
+            };
+            let mut row = sources::SourceRow::probe_row(&cam, transport);
+            // Testing an edit with the password left blank uses the stored one.
+            if let Some(name) = existing {
+                if row.password.is_empty() {
+                    let stored = sources::list(&app.db).await.map_err(internal)?;
+                    if let Some(old) = stored
+                        .into_iter()
+                        .find(|r| r.name == name && r.username == row.username)
+                    {
+                        row.password = old.password;
+                    }
+                }
+            }
+            Ok(Outcome::Tested(
+                rtsp_pull::probe(&row)
+                    .await
+                    .map_err(|e| format!("Could not connect: {e}.")),
+            ))
+        }
+        "add" => {
+            let saved = match existing {
+                Some(name) => sources::update(&app.db, name, &raw, transport)
+                    .await
+                    .map(|_| name.to_string()),
+                None => {
+                    let name = f.name.trim();
+                    sources::add(&app.db, name, &raw, transport)
+                        .await
+                        .map(|_| name.to_string())
+                }
+            };
+            match saved {
+                Ok(name) => {
+                    if existing.is_none() {
+                        if let Err(e) = crate::setup::apply_recording_defaults(&app.db, &name).await
+                        {
+                            tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
+                        }
+                    }
+                    let action = if existing.is_some() {
+                        "source.edit"
+                    } else {
+                        "source.add"
+                    };
+                    audit(app, &s.user.name, v, action, &name).await;
+                    Ok(Outcome::Saved(if existing.is_some() {
+                        format!("Camera \u{201c}{name}\u{201d} saved. The appliance reconnects to it within seconds.")
+                    } else {
+                        format!("Camera \u{201c}{name}\u{201d} added. The appliance connects to it within seconds; its state shows on the dashboard.")
+                    }))
+                }
+                Err(sources::SourceError::Db(e)) => Err(internal(e)),
+                Err(e) => Ok(Outcome::Invalid(format!("{e}."))),
+            }
+        }
+        _ => Ok(Outcome::Invalid(
+            "Choose \u{201c}Test connection\u{201d} or save.".into(),
+        )),
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "camera request failed");
+    super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// `POST /admin/cameras`: test or add a camera from the streams page.
+pub async fn add(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Form(f): Form<CameraFields>,
+) -> Response {
+    let outcome = match handle(&app, &v, &s, &f, None).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let (state, error) = outcome.state(&f, None);
+    super::streams::render_list(&app, &v, &s, String::new(), error, state).await
+}
+
+/// `POST /admin/streams/{stream}/camera`: test or save an existing camera's settings.
+pub async fn edit(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    Form(f): Form<CameraFields>,
+) -> Response {
+    super::streams::camera_edit(app, v, s, stream, f).await
+}
