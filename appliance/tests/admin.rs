@@ -35,11 +35,17 @@ fn routes() -> Vec<(String, String, String)> {
     all
 }
 
-/// A concrete path for a route pattern: every `{param}` becomes `x`.
+/// A concrete path for a route pattern: `{stream}` becomes `lobby`, a link's viewer
+/// route `watch/lobby`, every other `{param}` `x`.
 fn concrete(pattern: &str) -> String {
     pattern
         .split('/')
-        .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+        .map(|seg| match seg {
+            "{stream}" => "lobby",
+            "{*viewer_route}" => "watch/lobby",
+            s if s.starts_with('{') => "x",
+            s => s,
+        })
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -57,8 +63,17 @@ fn every_admin_and_api_route_refuses_anonymous_requests() {
         if path == "/login" || path == "/logout" {
             assert_eq!(access, "sign-in", "{method} {path}");
         }
+        // Whatever shows one stream to viewers is guarded by its visibility.
+        if path.contains("{stream}") && !path.starts_with("/admin") && !path.starts_with("/api/") {
+            assert_eq!(access, "viewer", "{method} {path}");
+        }
     }
-    let guarded: Vec<_> = routes.iter().filter(|r| r.2 != "public").collect();
+    let guarded: Vec<_> = routes
+        .iter()
+        .filter(|r| r.2 != "public" && r.2 != "viewer")
+        .collect();
+    let viewer: Vec<_> = routes.iter().filter(|r| r.2 == "viewer").collect();
+    assert!(viewer.len() >= 9, "{viewer:?}");
     let server = Server::start();
     let web = Web::new(&server);
     let token = web.csrf("/setup");
@@ -148,6 +163,31 @@ fn every_admin_and_api_route_refuses_anonymous_requests() {
     let v: serde_json::Value = serde_json::from_str(&a.body).expect("JSON");
     assert_eq!(v[0]["name"], "lobby", "{v}");
     assert_eq!(v[0]["recording"], false, "{v}");
+
+    // Once the stream is private, every viewer route of it refuses a client without a
+    // link or a session (with a made-up link too), and answers the administrator.
+    let t = web.csrf("/admin/streams/lobby");
+    let a = web.post(
+        "/admin/streams/lobby/visibility",
+        &[("csrf", &t), ("visibility", "private")],
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    for (method, path, _) in &viewer {
+        assert_eq!(method, "GET", "{path}");
+        let url = concrete(path);
+        let a = anon.get(&url);
+        assert_eq!(
+            a.status, 403,
+            "anonymous GET {url} of a private stream: {a:?}"
+        );
+        if !path.starts_with("/t/") {
+            assert_ne!(
+                web.get(&url).status,
+                403,
+                "the administrator was refused {url}"
+            );
+        }
+    }
 }
 
 #[test]
