@@ -81,11 +81,7 @@ fn every_admin_and_api_route_refuses_anonymous_requests() {
     // During setup: only the wizard answers.
     for (method, path, access) in &guarded {
         let url = concrete(path);
-        let a = if method == "GET" {
-            web.get(&url)
-        } else {
-            web.post(&url, &[("csrf", &token)])
-        };
+        let a = web.request(method, &url, &token);
         match access.as_str() {
             "admin" | "sign-in" => assert_eq!(
                 (a.status, a.location.as_deref()),
@@ -109,11 +105,7 @@ fn every_admin_and_api_route_refuses_anonymous_requests() {
     let token = anon.csrf("/login");
     for (method, path, access) in &guarded {
         let url = concrete(path);
-        let a = if method == "GET" {
-            anon.get(&url)
-        } else {
-            anon.post(&url, &[("csrf", &token)])
-        };
+        let a = anon.request(method, &url, &token);
         match access.as_str() {
             "admin" => {
                 let to = a.location.clone().unwrap_or_default();
@@ -431,15 +423,7 @@ fn bad_input_gets_a_clear_answer_and_changes_nothing() {
     );
 
     // A session that timed out: the page says so. (Time is moved on in the database.)
-    let db = server.dir.path().join("streambox.db");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .expect("open db");
+    support::web::with_db(&server, |pool| async move {
         sqlx::query("UPDATE sessions SET last_seen = last_seen - 13 * 3600")
             .execute(&pool)
             .await

@@ -319,15 +319,7 @@ fn streams_made_and_played_in_the_admin_ui_and_a_private_one_only_through_its_li
 
 /// A secret setting of the server's database.
 fn read_secret(server: &Server, name: &str) -> Vec<u8> {
-    let db = server.dir.path().join("streambox.db");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
-    rt.block_on(async {
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
-            .await
-            .expect("open db");
+    support::web::with_db(server, |pool| async move {
         let (v,): (Vec<u8>,) = sqlx::query_as("SELECT value FROM settings WHERE name = ?")
             .bind(name)
             .fetch_one(&pool)

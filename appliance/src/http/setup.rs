@@ -230,6 +230,21 @@ fn require_admin(v: &Visitor, reached: Step) -> Result<&Signed, Response> {
     })
 }
 
+/// For steps 2–5: where the wizard is, and the signed-in administrator. Without a
+/// session, the sign-in page; before `step` is reached, back to the current step.
+async fn admin_at<'a>(
+    app: &App,
+    v: &'a Visitor,
+    step: Step,
+) -> Result<(Step, &'a Signed), Response> {
+    let reached = reached(app).await?;
+    let s = require_admin(v, reached)?;
+    if reached < step {
+        return Err(Redirect::to("/setup").into_response());
+    }
+    Ok((reached, s))
+}
+
 /// Step 1's fields.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -372,12 +387,8 @@ pub async fn identity(
     Extension(v): Extension<Visitor>,
     Form(f): Form<IdentityForm>,
 ) -> Response {
-    let reached = match reached(&app).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let s = match require_admin(&v, reached) {
-        Ok(s) => s,
+    let (reached, s) = match admin_at(&app, &v, Step::Identity).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
     let name = match setup::check_appliance_name(&f.name) {
@@ -430,15 +441,8 @@ pub async fn identity(
 
 /// `POST /setup/network`: the network step has nothing to change yet.
 pub async fn network(State(app): State<App>, Extension(v): Extension<Visitor>) -> Response {
-    let reached = match reached(&app).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if let Err(r) = require_admin(&v, reached) {
+    if let Err(r) = admin_at(&app, &v, Step::Network).await {
         return r;
-    }
-    if reached < Step::Network {
-        return Redirect::to("/setup").into_response();
     }
     if let Err(e) = setup::completed(&app.db, Step::Network).await {
         return internal(e);
@@ -460,17 +464,10 @@ pub async fn storage(
     Extension(v): Extension<Visitor>,
     Form(f): Form<StorageForm>,
 ) -> Response {
-    let reached = match reached(&app).await {
-        Ok(s) => s,
+    let (reached, s) = match admin_at(&app, &v, Step::Storage).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let s = match require_admin(&v, reached) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if reached < Step::Storage {
-        return Redirect::to("/setup").into_response();
-    }
     let record = f.record.is_some();
     let keep = f.keep.trim();
     let parsed = if keep.len() > 32 {
@@ -527,17 +524,10 @@ pub async fn stream(
     Extension(v): Extension<Visitor>,
     Form(f): Form<StreamForm>,
 ) -> Response {
-    let reached = match reached(&app).await {
-        Ok(s) => s,
+    let (reached, s) = match admin_at(&app, &v, Step::FirstStream).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let s = match require_admin(&v, reached) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if reached < Step::FirstStream {
-        return Redirect::to("/setup").into_response();
-    }
     let retry = |msg: String, name: String| {
         render(
             Step::FirstStream,
@@ -641,17 +631,10 @@ pub async fn camera(
     Extension(v): Extension<Visitor>,
     Form(f): Form<CameraFields>,
 ) -> Response {
-    let reached = match reached(&app).await {
-        Ok(s) => s,
+    let (reached, s) = match admin_at(&app, &v, Step::FirstStream).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let s = match require_admin(&v, reached) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if reached < Step::FirstStream {
-        return Redirect::to("/setup").into_response();
-    }
     let outcome = match cameras::handle(&app, &v, s, &f, None).await {
         Ok(o) => o,
         Err(r) => return r,
@@ -673,17 +656,10 @@ pub async fn camera(
 
 /// `POST /setup/finish`: setup is complete; on to the dashboard.
 pub async fn finish(State(app): State<App>, Extension(v): Extension<Visitor>) -> Response {
-    let reached = match reached(&app).await {
-        Ok(s) => s,
+    let (_, s) = match admin_at(&app, &v, Step::FirstStream).await {
+        Ok(x) => x,
         Err(r) => return r,
     };
-    let s = match require_admin(&v, reached) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    if reached < Step::FirstStream {
-        return Redirect::to("/setup").into_response();
-    }
     if let Err(e) = setup::finish(&app.db).await {
         return internal(e);
     }

@@ -121,6 +121,15 @@ impl Web {
         )
     }
 
+    /// `GET` or a form `POST` with only the CSRF `token`, by `method`.
+    pub fn request(&self, method: &str, path: &str, token: &str) -> Answer {
+        if method == "GET" {
+            self.get(path)
+        } else {
+            self.post(path, &[("csrf", token)])
+        }
+    }
+
     /// The CSRF token of the page at `path`.
     pub fn csrf(&self, path: &str) -> String {
         self.get(path).csrf()
@@ -170,4 +179,23 @@ impl Web {
         assert_eq!(a.location.as_deref(), Some("/admin?welcome=1"), "{a:?}");
         key
     }
+}
+
+/// Runs `f` on a pool over the server's database: the tests' way to move time on for
+/// sessions, or to read a secret the server made.
+pub fn with_db<T, F: std::future::Future<Output = T>>(
+    server: &Server,
+    f: impl FnOnce(sqlx::SqlitePool) -> F,
+) -> T {
+    let db = server.dir.path().join("streambox.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("open the server's database");
+        f(pool).await
+    })
 }
