@@ -131,6 +131,14 @@ pub async fn setting(pool: &SqlitePool, name: &str) -> Result<Option<String>, Db
 /// # Errors
 /// [`DbError::Query`].
 pub async fn secret(pool: &SqlitePool, name: &str) -> Result<Vec<u8>, DbError> {
+    // Read first: this runs on every admin request, and a read takes no write lock.
+    let known: Option<(Vec<u8>,)> = sqlx::query_as("SELECT value FROM settings WHERE name = ?")
+        .bind(name)
+        .fetch_optional(pool)
+        .await?;
+    if let Some((value,)) = known {
+        return Ok(value);
+    }
     let mut fresh = [0u8; 32];
     rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
     // Two processes may race to create it; the first insert wins and both read it back.

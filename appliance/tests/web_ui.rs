@@ -264,6 +264,9 @@ fn streams_made_and_played_in_the_admin_ui_and_a_private_one_only_through_its_li
         "/live/chapel/thumbnail.jpg",
         "/dvr/chapel/recordings.json",
         "/watch/chapel/state",
+        // The same with the name percent-encoded, as the router decodes it.
+        "/live/%63hapel/index.m3u8",
+        "/watch/ch%61pel",
     ] {
         assert_eq!(get(&server.url(path)).0, 403, "{path}");
     }

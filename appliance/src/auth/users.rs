@@ -28,6 +28,9 @@ pub enum UserError {
     /// The name is taken.
     #[error("there is already a user named {0:?}")]
     Exists(String),
+    /// Setup's administrator exists already.
+    #[error("the administrator has been created already")]
+    AdministratorExists,
     /// The password fails the strength rule; the message says why and what helps (no
     /// final full stop).
     #[error("{0}")]
@@ -119,12 +122,13 @@ async fn hash(password: String) -> Result<String, UserError> {
     .map_err(|e| UserError::Hash(e.to_string()))?
 }
 
-/// Creates an administrator after checking the name and the password's strength.
+/// Creates the administrator (setup's first step) after checking the name and the
+/// password's strength; refused once there is one.
 ///
 /// # Errors
-/// [`UserError::InvalidName`], [`UserError::WeakPassword`], [`UserError::Exists`], or a
-/// hashing or database error.
-pub async fn create(
+/// [`UserError::InvalidName`], [`UserError::WeakPassword`],
+/// [`UserError::AdministratorExists`], or a hashing or database error.
+pub async fn create_first(
     pool: &SqlitePool,
     name: &str,
     password: &str,
@@ -136,9 +140,10 @@ pub async fn create(
     check_strength(password, name, context)?;
     let phc = hash(password.to_string()).await?;
     let now = unix_now();
+    // One statement, so two browsers racing through setup cannot both make one.
     let r = sqlx::query(
         "INSERT INTO users (name, password_hash, created_at, password_changed_at)
-         VALUES (?, ?, ?, ?)",
+         SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM users)",
     )
     .bind(name)
     .bind(phc)
@@ -147,6 +152,7 @@ pub async fn create(
     .execute(pool)
     .await;
     match r {
+        Ok(done) if done.rows_affected() == 0 => Err(UserError::AdministratorExists),
         Ok(done) => Ok(User {
             id: done.last_insert_rowid(),
             name: name.to_string(),

@@ -300,7 +300,7 @@ pub async fn admin(
     if f.password != f.again {
         return fail("The two passwords differ.".into());
     }
-    match users::create(&app.db, &f.name, &f.password, &[]).await {
+    match users::create_first(&app.db, &f.name, &f.password, &[]).await {
         Ok(user) => {
             if let Err(e) = setup::completed(&app.db, Step::Admin).await {
                 return internal(e);
@@ -322,9 +322,11 @@ pub async fn admin(
             }
         }
         Err(users::UserError::WeakPassword(why)) => fail(format!("Password refused: {why}.")),
-        Err(e @ (users::UserError::InvalidName | users::UserError::Exists(_))) => {
-            fail(e.to_string())
-        }
+        Err(
+            e @ (users::UserError::InvalidName
+            | users::UserError::Exists(_)
+            | users::UserError::AdministratorExists),
+        ) => fail(e.to_string()),
         Err(e) => internal(e),
     }
 }

@@ -275,11 +275,20 @@ pub struct Grant {
     pub token: String,
 }
 
-/// The stream a viewer path names: `/watch/S…`, `/live/S/…`, `/dvr/S/…`.
-fn viewed_stream(path: &str) -> Option<&str> {
+/// The stream a viewer path names: `/watch/S…`, `/live/S/…`, `/dvr/S/…`, percent-decoded
+/// as the router's `Path` extractor decodes it (else `/live/%6Cobby/` would pass the gate
+/// as another name than the handler serves). `None` for other paths, and for a segment
+/// that does not decode (the handler refuses those too).
+fn viewed_stream(path: &str) -> Option<String> {
     let mut parts = path.trim_start_matches('/').split('/');
     match parts.next()? {
-        "watch" | "live" | "dvr" => parts.next().filter(|s| !s.is_empty()),
+        "watch" | "live" | "dvr" => {
+            let raw = parts.next().filter(|s| !s.is_empty())?;
+            percent_encoding::percent_decode_str(raw)
+                .decode_utf8()
+                .ok()
+                .map(|s| s.into_owned())
+        }
         _ => None,
     }
 }
@@ -306,12 +315,12 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
     let watch_page = rest
         .strip_prefix("watch/")
         .is_some_and(|s| !s.contains('/'));
-    if let Err(e) = crate::auth::viewer::check(&secret, stream, token, crate::db::unix_now()) {
-        tracing::info!(stream, error = %e, "viewer link refused");
-        return Err(refuse_viewer(watch_page, stream, &e.to_string()));
+    if let Err(e) = crate::auth::viewer::check(&secret, &stream, token, crate::db::unix_now()) {
+        tracing::info!(stream = %stream, error = %e, "viewer link refused");
+        return Err(refuse_viewer(watch_page, &stream, &e.to_string()));
     }
     let grant = Grant {
-        stream: stream.to_string(),
+        stream,
         token: token.to_string(),
     };
     let mut uri = format!("/{rest}");
@@ -353,7 +362,7 @@ pub async fn viewer_gate(
     req: Request,
     next: Next,
 ) -> Response {
-    let Some(stream) = viewed_stream(req.uri().path()).map(str::to_string) else {
+    let Some(stream) = viewed_stream(req.uri().path()) else {
         return next.run(req).await;
     };
     let private = match crate::auth::viewer::is_private(&app.db, &stream).await {
