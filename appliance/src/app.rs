@@ -35,6 +35,8 @@ pub struct App {
     pub thumbnails: Arc<crate::transcode::thumbnail::Thumbnailer>,
     /// Sign-in attempts per client address.
     pub sign_in: Arc<crate::auth::limit::SignInLimiter>,
+    /// When the service started.
+    pub started: std::time::Instant,
     streams: Arc<Mutex<BTreeMap<String, LiveEntry>>>,
 }
 
@@ -49,6 +51,7 @@ impl App {
             metrics,
             costs: Arc::default(),
             sign_in: Arc::default(),
+            started: std::time::Instant::now(),
             streams: Arc::default(),
         }
     }

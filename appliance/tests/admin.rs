@@ -713,3 +713,35 @@ fn cameras_are_tested_added_and_edited_from_the_admin_pages() {
         a.alert()
     );
 }
+
+#[test]
+fn the_system_page_shows_version_host_figures_and_the_log() {
+    let server = Server::start();
+    let web = Web::new(&server);
+    web.complete_setup(PASSWORD, "lobby");
+    let a = web.get("/admin/system");
+    assert_eq!(a.status, 200, "{a:?}");
+    assert_eq!(
+        a.by_id("version").as_deref(),
+        Some(concat!("streambox ", env!("CARGO_PKG_VERSION")))
+    );
+    for fact in ["cores busy", "available of", "the service uses", "free of"] {
+        assert!(a.body.contains(fact), "{fact} missing: {}", a.body);
+    }
+    let log = a.by_id("log").unwrap_or_default();
+    assert!(log.contains("streambox starting"), "{log}");
+    assert!(!log.contains('\u{1b}'), "colour codes in the page log");
+
+    let v: serde_json::Value = serde_json::from_str(&web.get("/api/system").body).expect("JSON");
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{v}");
+    for key in [
+        "memory_total",
+        "memory_service",
+        "disk_total",
+        "disk_free",
+        "cpus",
+    ] {
+        assert!(v[key].as_u64().is_some_and(|n| n > 0), "{key}: {v}");
+    }
+    assert!(v["cpu_busy_cores"].as_f64().is_some(), "{v}");
+}

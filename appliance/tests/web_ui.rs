@@ -164,6 +164,11 @@ fn from_a_fresh_appliance_to_a_stream_playing_all_in_the_browser() {
     ] {
         assert!(audit.contains(action), "{action} not in the audit log: {r}");
     }
+    assert_eq!(
+        r["version"],
+        concat!("streambox ", env!("CARGO_PKG_VERSION")),
+        "{r}"
+    );
     assert_eq!(r["signedOutAt"], "/login?signed_out=1", "{r}");
     assert_eq!(r["signedOutNotice"], "You have signed out.", "{r}");
     assert_eq!(r["afterSignOut"], "/login?next=%2Fadmin", "{r}");
@@ -181,6 +186,7 @@ fn from_a_fresh_appliance_to_a_stream_playing_all_in_the_browser() {
         "portal-watch",
         "audit-log",
         "account",
+        "system",
         "signed-out",
     ] {
         let f = std::path::Path::new(&shots).join(format!("{page}.png"));

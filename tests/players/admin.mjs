@@ -158,6 +158,9 @@ try {
     await shot('audit-log');
     await page.goto(`${base}/admin/account`);
     await shot('account');
+    await page.goto(`${base}/admin/system`);
+    out.version = (await page.textContent('#version')).trim();
+    await shot('system');
     await page.click('form.signout button');
     out.signedOutAt = path();
     out.signedOutNotice = (await page.textContent('.notice')).trim();

@@ -16,6 +16,7 @@ mod live;
 mod portal;
 mod setup;
 mod streams;
+mod system;
 mod thumbnail;
 pub mod visitor;
 
@@ -167,11 +168,13 @@ fn table() -> Table {
         .post(Admin, "/admin/streams/{stream}/delete", streams::delete)
         .post(Admin, "/admin/streams/{stream}/camera", cameras::edit)
         .post(Admin, "/admin/cameras", cameras::add)
+        .get(Admin, "/admin/system", system::page_handler)
         .get(Admin, "/admin/account", admin::account)
         .post(Admin, "/admin/account/password", admin::change_password)
         .get(Admin, "/admin/audit", admin::audit_log)
         .get(Api, "/api/session", admin::api_session)
         .get(Api, "/api/streams", admin::api_streams)
+        .get(Api, "/api/system", system::api)
 }
 
 /// The prefix of viewer links: `/t/{token}` before a viewer route

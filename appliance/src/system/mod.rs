@@ -1,8 +1,11 @@
 //! The appliance's host: hardware found on it, how busy it is, its network, data disk
-//! and time zones (more to come: network changes, VPN).
+//! and time zones, memory, load and uptime, and the service's recent log lines (more to
+//! come: network changes, VPN).
 
 pub mod cpu;
 pub mod hardware;
+pub mod host;
+pub mod log;
 pub mod network;
 pub mod storage;
 pub mod zones;
