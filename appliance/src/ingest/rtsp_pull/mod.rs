@@ -21,8 +21,8 @@ use crate::ingest::IngestMeter;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use retina::client::{
-    Credentials, InitialTimestampPolicy, PlayOptions, Session, SessionGroup, SessionOptions,
-    SetupOptions, Transport,
+    Credentials, InitialSequenceNumberPolicy, InitialTimestampPolicy, PlayOptions, Session,
+    SessionGroup, SessionOptions, SetupOptions, Transport,
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use sources::{SourceRow, SourceState};
@@ -174,8 +174,16 @@ async fn connect(
         }
         // Timestamps are checked by `RtpFrames`: retina's own check refuses the backward
         // steps that B-frames make.
+        // The RTP-Info sequence number is not trusted either: a camera that shares one
+        // media among its clients (GStreamer's RTSP server does) reports a stale one to
+        // a client that joins while another is playing, and retina would end the
+        // session at the first packet.
         let playing = session
-            .play(PlayOptions::default().initial_timestamp(InitialTimestampPolicy::Permissive))
+            .play(
+                PlayOptions::default()
+                    .initial_timestamp(InitialTimestampPolicy::Permissive)
+                    .initial_seq(InitialSequenceNumberPolicy::Ignore),
+            )
             .await?;
         Ok::<_, PullError>((playing.demuxed()?, video, audio.map(|a| a.1)))
     };
