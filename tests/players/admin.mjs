@@ -117,6 +117,8 @@ try {
     out.server = (await page.textContent('#server')).trim();
     out.key = (await page.textContent('#key')).trim();
     out.watch = (await page.textContent('#watch')).trim();
+    // copy.js adds the buttons once the page has loaded; count() does not wait.
+    await page.waitForLoadState('load');
     out.copyButtons = await page.locator('.copy-button').count();
     await shot('setup-5-stream-created');
     await page.click('form[action="/setup/finish"] button');

@@ -394,9 +394,7 @@ pub async fn audit_log(
     let rows = rows
         .into_iter()
         .map(|e| pages::AuditRow {
-            at: crate::packager::hls::iso8601(
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(e.at.max(0) as u64),
-            ),
+            at: super::iso_ms(e.at.saturating_mul(1000)),
             actor: e.actor,
             action: e.action,
             detail: e.detail,

@@ -257,11 +257,7 @@ pub async fn recordings(
         Ok(r) => r,
         Err(e) => return db_error(e),
     };
-    let iso = |ms: i64| {
-        crate::packager::hls::iso8601(
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
-        )
-    };
+    let iso = super::iso_ms;
     let gaps: Vec<serde_json::Value> = ranges
         .windows(2)
         .map(|w| serde_json::json!({"start": iso(w[0].end_ms), "end": iso(w[1].start_ms)}))

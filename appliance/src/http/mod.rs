@@ -223,6 +223,14 @@ pub fn router(app: App) -> Router {
     Router::new().fallback_service(ServiceBuilder::new().layer(links).service(routed))
 }
 
+/// Milliseconds since the Unix epoch as ISO 8601 UTC (`2026-11-21T22:40:00.000Z`), as
+/// pages and JSON show times; times before 1970 show as 1970.
+pub(crate) fn iso_ms(ms: i64) -> String {
+    crate::packager::hls::iso8601(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+}
+
 /// A plain-text error response that no cache keeps.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let mut body = message.into();

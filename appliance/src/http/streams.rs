@@ -21,13 +21,12 @@ use crate::app::App;
 use crate::auth::{stream_keys, viewer};
 use crate::dvr::{playback, settings as dvr_settings};
 use crate::ingest::rtsp_pull::sources;
-use crate::packager::hls::iso8601;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 use streambox_web::admin::problem;
 use streambox_web::setup::CameraForm;
 use streambox_web::streams::{self as pages, CameraState, Detail, Publish, Recorded};
@@ -35,10 +34,6 @@ use streambox_web::streams::{self as pages, CameraState, Detail, Publish, Record
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "stream admin request failed");
     super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
-}
-
-fn iso_ms(ms: i64) -> String {
-    iso8601(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
 fn not_found(stream: &str) -> Response {
@@ -222,7 +217,7 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
                 rtsp.port()
             ),
             key: extra.key,
-            key_since: iso8601(UNIX_EPOCH + Duration::from_secs(since.max(0) as u64)),
+            key_since: super::iso_ms(since.saturating_mul(1000)),
         })
     } else {
         None
@@ -272,7 +267,7 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         .iter()
         .rev()
         .map(|r| {
-            let (start, end) = (iso_ms(r.start_ms), iso_ms(r.end_ms));
+            let (start, end) = (super::iso_ms(r.start_ms), super::iso_ms(r.end_ms));
             Recorded {
                 thumbnail: format!("/dvr/{name}/thumbnail.jpg?at={start}&width=160"),
                 export: format!("/dvr/{name}/export.mp4?start={start}&end={end}"),
@@ -530,7 +525,7 @@ pub async fn link(
             super::setup::first_host(&app, web),
             web.port()
         );
-        let until = iso8601(UNIX_EPOCH + Duration::from_secs(expires.max(0) as u64));
+        let until = super::iso_ms(expires.saturating_mul(1000));
         audit(
             &app,
             &s.user.name,
