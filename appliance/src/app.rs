@@ -18,6 +18,8 @@ pub struct LiveEntry {
     pub output: Arc<LiveStream>,
     /// The ABR rungs made from it.
     pub renditions: Arc<crate::transcode::rendition::Renditions>,
+    /// Who watches it now.
+    pub viewers: Arc<crate::viewers::Viewers>,
 }
 
 /// Shared service state; cheap to clone.
@@ -77,6 +79,7 @@ impl App {
             hub,
             output,
             renditions,
+            viewers: Arc::default(),
         };
         map.insert(name.to_string(), e.clone());
         e

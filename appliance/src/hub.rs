@@ -35,6 +35,8 @@ pub enum PublishState {
         peer: String,
         /// Counts publish sessions on this hub, from 1.
         session: u64,
+        /// When this publish session began (wall clock), for uptime.
+        since: SystemTime,
     },
 }
 
@@ -135,6 +137,7 @@ impl Hub {
                 *s = PublishState::Live {
                     peer: peer.to_string(),
                     session: inner.sessions,
+                    since: SystemTime::now(),
                 };
                 true
             }

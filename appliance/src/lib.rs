@@ -21,3 +21,4 @@ pub mod rtsp;
 pub mod setup;
 pub mod system;
 pub mod transcode;
+pub mod viewers;

@@ -7,7 +7,8 @@
 //   resume  (after the service restarted) open /admin, sign in to resume at step 3, go
 //           through network and storage, create STREAM in step 5, finish.
 //   use     sign in (a wrong password first), wait for STREAM live on the dashboard,
-//           watch it in the viewer portal, open the audit log, sign out.
+//           watch it in the viewer portal, play its recording from a timeline
+//           thumbnail, open the audit log, sign out.
 //   create  sign in, refuse a bad stream name, create STREAM on the streams page.
 //   player  sign in, play STREAM on its page with hls.js then dash.js, make it private
 //           and make a viewer link.
@@ -45,19 +46,19 @@ try {
   };
   // Samples the page's player every half second: media time, picture size, error, and
   // the player's live latency.
-  const sample = async (p, n) => {
+  const sample = async (p, n, id = 'player') => {
     const samples = [];
     for (let i = 0; i < n; i++) {
       await p.waitForTimeout(500);
-      samples.push(await p.evaluate(() => {
-        const v = document.getElementById('player');
+      samples.push(await p.evaluate((id) => {
+        const v = document.getElementById(id);
         return {
           t: v.currentTime, width: v.videoWidth, height: v.videoHeight,
           kind: window.player ? window.player.kind : null,
           latency: window.player ? window.player.latency : null,
           error: v.error && v.error.message,
         };
-      }));
+      }, id));
     }
     return samples;
   };
@@ -154,6 +155,18 @@ try {
     await page.goto(`${base}/watch/${stream}`);
     out.samples = await sample(page, 24);
     await shot('portal-watch');
+
+    // The stream page's recordings: click the first thumbnail on the timeline and play
+    // the recording from there in the page's recordings player.
+    for (let i = 0; i < 20; i++) {
+      await page.goto(`${base}/admin/streams/${stream}`);
+      if (await page.locator('#thumbs a').count()) break;
+      await page.waitForTimeout(1000);
+    }
+    out.timelineSpans = await page.locator('#timeline .span').count();
+    await page.locator('#thumbs a').first().click();
+    out.recording = await sample(page, 12, 'recording');
+    await shot('stream-page-recording');
 
     await page.goto(`${base}/admin/audit`);
     out.audit = await page.$$eval('table.audit tbody tr', (rows) => rows.map((r) => [...r.cells].map((c) => c.textContent)));

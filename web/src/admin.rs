@@ -119,6 +119,11 @@ pub struct StreamCard {
     pub detail: String,
     /// Incoming bitrate, e.g. `2.1 Mbit/s`; empty when not live.
     pub bitrate: String,
+    /// Viewers now (RTSP sessions and HLS/DASH players).
+    pub viewers: usize,
+    /// How long the current publish session has lasted, e.g. `1h 2m 5s`; empty when not
+    /// live.
+    pub uptime: String,
     /// Whether new segments are recorded.
     pub recording: bool,
     /// Disk used by its recordings, e.g. `1.2 GB`.
@@ -142,6 +147,8 @@ fn Card(card: StreamCard) -> impl IntoView {
                     <dt>"Source"</dt><dd class="source">{card.source.clone()}</dd>
                     {(!card.detail.is_empty()).then(|| view! { <dt>"State"</dt><dd>{card.detail.clone()}</dd> })}
                     {(!card.bitrate.is_empty()).then(|| view! { <dt>"Bitrate"</dt><dd>{card.bitrate.clone()}</dd> })}
+                    {(!card.uptime.is_empty()).then(|| view! { <dt>"Uptime"</dt><dd class="uptime">{card.uptime.clone()}</dd> })}
+                    <dt>"Viewers"</dt><dd class="viewers">{card.viewers}</dd>
                     <dt>"Recording"</dt><dd>{if card.recording { "on" } else { "off" }}</dd>
                     <dt>"Recorded"</dt><dd>{card.disk.clone()}</dd>
                 </dl>
@@ -169,21 +176,89 @@ pub fn dashboard(shell: Shell, cards: Vec<StreamCard>, notice: Option<String>) -
     })
 }
 
-/// `/admin/account`: change the password (current one, new one twice).
-pub fn account(shell: Shell, error: Option<String>, notice: Option<String>) -> String {
+/// One API token, as the account page lists it (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenItem {
+    /// Row id, to revoke it by.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// When it was made, e.g. `2026-11-21T22:40:00.000Z`.
+    pub created: String,
+    /// When it was last used, or `never`.
+    pub last_used: String,
+}
+
+/// What the account page shows besides its forms.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountView {
+    /// The user's API tokens.
+    pub tokens: Vec<TokenItem>,
+    /// A token just made: its name and the secret, shown this once.
+    pub new_token: Option<(String, String)>,
+    /// What went wrong with the last post.
+    pub error: Option<String>,
+    /// What the last post did.
+    pub notice: Option<String>,
+}
+
+/// `/admin/account`: change the password (current one, new one twice), and make,
+/// list and revoke API tokens.
+pub fn account(shell: Shell, a: AccountView) -> String {
     let csrf = shell.csrf.clone();
     admin_page("Account", shell, "/admin/account", move || {
+        let AccountView {
+            tokens,
+            new_token,
+            error,
+            notice,
+        } = a;
+        let none = tokens.is_empty();
         view! {
-            <h1>"Change password"</h1>
+            <h1>"Account"</h1>
             <Message text=error />
             <Message text=notice ok=true />
+            <h2>"Change password"</h2>
             <form method="post" action="/admin/account/password" class="stack narrow">
-                <Csrf token=csrf />
+                <Csrf token=csrf.clone() />
                 <label>"Current password" <input name="current" type="password" autocomplete="current-password" required maxlength="1024" /></label>
                 <label>"New password" <input name="new" type="password" autocomplete="new-password" required minlength="10" maxlength="1024" /></label>
                 <label>"New password, again" <input name="again" type="password" autocomplete="new-password" required maxlength="1024" /></label>
                 <button type="submit">"Change password"</button>
-                <p class="hint">"Other browsers signed in as you are signed out."</p>
+                <p class="hint">"Other browsers signed in as you are signed out. API tokens keep working until you revoke them."</p>
+            </form>
+            <h2 id="tokens">"API tokens"</h2>
+            <p class="hint">"Scripts and other machines use the JSON API under /api/ with a token: "<code>"Authorization: Bearer TOKEN"</code>". A token can do everything you can; revoke one you no longer use."</p>
+            {new_token.map(|(name, secret)| view! {
+                <div class="notice" role="status">
+                    <p>"Token \u{201c}"{name}"\u{201d} made. Copy it now: it is not shown again."</p>
+                    <code class="copy" id="api-token">{secret}</code>
+                </div>
+                <script src="/assets/copy.js"></script>
+            })}
+            {none.then(|| view! { <p class="empty">"No tokens yet."</p> })}
+            {(!none).then(|| view! {
+                <table class="tokens">
+                    <thead><tr><th>"Name"</th><th>"Made"</th><th>"Last used"</th><th></th></tr></thead>
+                    <tbody>
+                        {tokens.into_iter().map(|t| view! {
+                            <tr>
+                                <td>{t.name}</td><td>{t.created}</td><td>{t.last_used}</td>
+                                <td>
+                                    <form method="post" action=format!("/admin/account/tokens/{}/revoke", t.id)>
+                                        <Csrf token=csrf.clone() />
+                                        <button type="submit" class="danger">"Revoke"</button>
+                                    </form>
+                                </td>
+                            </tr>
+                        }).collect_view()}
+                    </tbody>
+                </table>
+            })}
+            <form method="post" action="/admin/account/tokens" class="stack narrow">
+                <Csrf token=csrf.clone() />
+                <label>"Name" <input name="name" required maxlength="64" placeholder="e.g. backup script" /></label>
+                <button type="submit">"Make a token"</button>
             </form>
         }
     })
@@ -253,7 +328,19 @@ mod tests {
     fn every_form_carries_the_csrf_token() {
         for html in [
             dashboard(shell(), Vec::new(), None),
-            account(shell(), None, None),
+            account(
+                shell(),
+                AccountView {
+                    tokens: vec![TokenItem {
+                        id: 3,
+                        name: "ci".into(),
+                        created: "2026-11-22T10:00:00.000Z".into(),
+                        last_used: "never".into(),
+                    }],
+                    new_token: Some(("ci".into(), "sbx_secret".into())),
+                    ..Default::default()
+                },
+            ),
             audit(shell(), Vec::new()),
             login("x", "TOKEN", "", "/admin", None, None),
         ] {

@@ -90,8 +90,8 @@ pub struct Publish {
     pub key_since: String,
 }
 
-/// One recorded range.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One recorded range, and where it sits on the day's timeline.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Recorded {
     /// Start, RFC 3339 UTC.
     pub start: String,
@@ -103,10 +103,44 @@ pub struct Recorded {
     pub export: String,
     /// The range's VOD playlist URL.
     pub playlist: String,
+    /// Where it starts on the timeline, in percent of the day from its left edge.
+    pub left: f64,
+    /// How much of the timeline it covers, in percent.
+    pub width: f64,
+}
+
+/// A thumbnail on the recordings' timeline: the recorded keyframe at a time, which
+/// plays the recording from there to the end of its range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Thumb {
+    /// The time, RFC 3339 UTC.
+    pub at: String,
+    /// The thumbnail's URL.
+    pub thumbnail: String,
+    /// The VOD playlist from `at` to the end of its range.
+    pub playlist: String,
+}
+
+/// The last day's recordings: the timeline, thumbnails along it, and the clip export
+/// form's defaults.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    /// The timeline's left edge (a day ago), RFC 3339 UTC.
+    pub from: String,
+    /// Its right edge (now), RFC 3339 UTC.
+    pub to: String,
+    /// Recorded ranges, newest first.
+    pub ranges: Vec<Recorded>,
+    /// Thumbnails spread over the recorded time, oldest first.
+    pub thumbs: Vec<Thumb>,
+    /// The clip export form's action, `/dvr/{stream}/export.mp4`.
+    pub export: String,
+    /// Its start and end fields' defaults (the newest range's last minute).
+    pub clip: (String, String),
 }
 
 /// Everything a stream's page shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Detail {
     /// Stream name.
     pub name: String,
@@ -128,8 +162,8 @@ pub struct Detail {
     pub keep: String,
     /// Size limit as typed (`50 GB`, `none`).
     pub keep_bytes: String,
-    /// Recorded ranges of the last day, newest first.
-    pub recorded: Vec<Recorded>,
+    /// The last day's recordings.
+    pub recorded: Timeline,
     /// A viewer link just made, and when it expires.
     pub link: Option<(String, String)>,
     /// What the last action did.
@@ -190,19 +224,7 @@ pub fn detail(shell: Shell, d: Detail) -> String {
         let link = d.link.clone().map(|(url, until)| view! {
             <p class="notice">"Viewer link, valid until " {until} ": " <code class="copy" id="link">{url}</code></p>
         });
-        let recorded =
-            if d.recorded.is_empty() {
-                view! { <p class="hint">"Nothing recorded in the last day."</p> }.into_any()
-            } else {
-                d.recorded.clone().into_iter().map(|r| view! {
-                <li class="range">
-                    <img src=r.thumbnail alt="" width="160" height="90" loading="lazy" />
-                    <span>{r.start.clone()} " – " {r.end.clone()}</span>
-                    <a href=r.playlist>"Play (HLS)"</a>
-                    <a href=r.export download="">"Export MP4"</a>
-                </li>
-            }).collect_view().into_any()
-            };
+        let recorded = timeline(d.recorded.clone());
         view! {
             <h1>{d.name.clone()} " " <span class=if d.live { "state live" } else { "state offline" }>{if d.live { "live" } else { "offline" }}</span></h1>
             <Message text=d.error.clone() />
@@ -230,8 +252,7 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                     <p class="hint">"Durations such as 7d or 48h, sizes such as 50GB, or none."</p>
                     <button type="submit">"Save recording settings"</button>
                 </form>
-                <h3>"Recorded in the last day"</h3>
-                <ul class="ranges" id="recorded">{recorded}</ul>
+                {recorded}
             </section>
             <section>
                 <h2>"Visibility"</h2>
@@ -265,7 +286,66 @@ pub fn detail(shell: Shell, d: Detail) -> String {
             <script src="/assets/vendor/hls.min.js"></script>
             <script src="/assets/vendor/dash.all.min.js"></script>
             <script src="/assets/watch.js"></script>
+            <script src="/assets/recordings.js"></script>
             <script src="/assets/copy.js"></script>
         }
     })
+}
+
+/// The recordings section: a 24-hour bar with the recorded ranges on it, thumbnails
+/// along the recorded time, a player for them, the ranges as a list, and the clip
+/// export form. Links play in the page's recordings player (`recordings.js`); without
+/// JavaScript they open the playlist.
+fn timeline(t: Timeline) -> impl IntoView {
+    if t.ranges.is_empty() {
+        return view! { <h3>"Recorded in the last day"</h3><p class="hint">"Nothing recorded in the last day."</p> }.into_any();
+    }
+    let bar = t.ranges.clone().into_iter().map(|r| {
+        let style = format!("left:{:.3}%;width:{:.3}%", r.left, r.width.max(0.2));
+        let title = format!("{} – {}", r.start, r.end);
+        view! { <a class="span" style=style title=title href=r.playlist.clone() data-play=r.playlist></a> }
+    }).collect_view();
+    let thumbs = t
+        .thumbs
+        .into_iter()
+        .map(|th| {
+            view! {
+                <li>
+                    <a href=th.playlist.clone() data-play=th.playlist>
+                        <img src=th.thumbnail alt="" width="160" height="90" loading="lazy" />
+                        <span>{th.at}</span>
+                    </a>
+                </li>
+            }
+        })
+        .collect_view();
+    let list = t
+        .ranges
+        .into_iter()
+        .map(|r| {
+            view! {
+                <li class="range">
+                    <span>{r.start.clone()} " – " {r.end.clone()}</span>
+                    <a href=r.playlist.clone() data-play=r.playlist>"Play"</a>
+                    <a href=r.export download="">"Export MP4"</a>
+                </li>
+            }
+        })
+        .collect_view();
+    view! {
+        <h3>"Recorded in the last day"</h3>
+        <div class="timeline" id="timeline">{bar}</div>
+        <div class="timeline-ends"><span>{t.from}</span><span>{t.to}</span></div>
+        <ol class="thumbs" id="thumbs">{thumbs}</ol>
+        <video id="recording" controls playsinline hidden></video>
+        <ul class="ranges" id="recorded">{list}</ul>
+        <h3>"Export a clip"</h3>
+        <form id="clip" method="get" action=t.export class="inline">
+            <label>"From" <input name="start" value=t.clip.0 maxlength="40" required /></label>
+            <label>"To" <input name="end" value=t.clip.1 maxlength="40" required /></label>
+            <button type="submit">"Export MP4"</button>
+        </form>
+        <p class="hint">"Times in UTC (RFC 3339), up to a day apart; the clip starts at the keyframe before its start."</p>
+    }
+    .into_any()
 }

@@ -7,10 +7,6 @@
 
 use super::users::User;
 use crate::db::{unix_now, DbError};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use sqlx::SqlitePool;
 use std::time::Duration;
 
@@ -34,10 +30,7 @@ pub enum Lookup {
     Unknown,
 }
 
-fn token_hash(token: &str) -> Option<[u8; 32]> {
-    let raw = URL_SAFE_NO_PAD.decode(token).ok()?;
-    (raw.len() == 32).then(|| Sha256::digest(&raw).into())
-}
+use super::token_hash;
 
 /// Starts a session for `user` signed in from `client` and returns the cookie value.
 ///
@@ -49,10 +42,7 @@ pub async fn create(
     client: &str,
     user_agent: &str,
 ) -> Result<String, DbError> {
-    let mut raw = [0u8; 32];
-    rand::rng().fill_bytes(&mut raw);
-    let token = URL_SAFE_NO_PAD.encode(raw);
-    let hash: [u8; 32] = Sha256::digest(raw).into();
+    let (token, hash) = super::new_token();
     let ua: String = user_agent
         .chars()
         .scan(0, |n, c| {

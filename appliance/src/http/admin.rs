@@ -1,25 +1,27 @@
-//! Sign-in, sign-out and the admin pages ([`streambox_web::admin`]), and the JSON API
-//! that goes with them.
+//! Sign-in, sign-out and the admin pages ([`streambox_web::admin`]); the actions of the
+//! account page, which the JSON API ([`super::api`]) shares.
 //!
 //! | route | what |
 //! | --- | --- |
 //! | `GET /login`, `POST /login` | the sign-in form; rate-limited per client |
 //! | `POST /logout` | ends the session |
 //! | `GET /admin` | the dashboard |
-//! | `GET /admin/account`, `POST /admin/account/password` | change the password |
+//! | `GET /admin/account` | change the password; API tokens |
+//! | `POST /admin/account/password` | `current`, `new`, `again` |
+//! | `POST /admin/account/tokens` | make a token named `name`; shown once |
+//! | `POST /admin/account/tokens/{id}/revoke` | revoke one |
 //! | `GET /admin/audit` | the audit log |
-//! | `GET /api/session` | `{"user": …}` of the session |
-//! | `GET /api/streams` | every stream and camera with its state (JSON) |
 
 use super::visitor::{self, page, Signed, Visitor, SESSION_COOKIE};
+use super::Refusal;
 use crate::app::App;
-use crate::auth::{sessions, stream_keys, users};
+use crate::auth::{api_tokens, sessions, stream_keys, users};
 use crate::db;
 use crate::ingest::rtsp_pull::sources;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form, Json};
+use axum::{Extension, Form};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -183,10 +185,12 @@ pub async fn logout(
     jar: CookieJar,
 ) -> Response {
     if let Some(s) = v.signed() {
-        if let Err(e) = sessions::end(&app.db, &s.token).await {
-            return internal(e);
+        if let Some(token) = s.session() {
+            if let Err(e) = sessions::end(&app.db, token).await {
+                return internal(e);
+            }
         }
-        audit(&app, &s.user.name, &v, "user.sign-out", &s.user.name).await;
+        audit(&app, &s.actor(), &v, "user.sign-out", &s.user.name).await;
     }
     let jar = jar.remove(Cookie::build(SESSION_COOKIE).path("/"));
     (jar, Redirect::to("/login?signed_out=1")).into_response()
@@ -207,6 +211,12 @@ pub struct StreamStatus {
     pub detail: String,
     /// Incoming bits per second while live.
     pub bitrate: Option<i64>,
+    /// Viewers now: RTSP sessions and HLS/DASH players ([`crate::viewers`]).
+    pub viewers: usize,
+    /// When the current publish session began (ISO 8601 UTC), while live.
+    pub live_since: Option<String>,
+    /// Seconds since then, while live.
+    pub uptime_secs: Option<u64>,
     /// Whether it records.
     pub recording: bool,
     /// Bytes its recordings take.
@@ -224,18 +234,27 @@ pub(super) async fn statuses(app: &App) -> Result<Vec<StreamStatus>, Response> {
         .map(|(name, s)| (name, s.enabled))
         .collect();
     let disk = crate::dvr::disk_use(&app.db).await.map_err(internal)?;
-    let peer = |name: &str| -> Option<String> {
-        let e = app.stream(name)?;
+    let now = (std::time::Instant::now(), std::time::SystemTime::now());
+    // (publisher, live since, viewers) of a stream published to since start.
+    let live = |name: &str| -> (Option<(String, std::time::SystemTime)>, usize) {
+        let Some(e) = app.stream(name) else {
+            return (None, 0);
+        };
         let state = e.hub.state();
         let peer = match &*state.borrow() {
-            crate::hub::PublishState::Live { peer, .. } => Some(peer.clone()),
+            crate::hub::PublishState::Live { peer, since, .. } => Some((peer.clone(), *since)),
             crate::hub::PublishState::Idle => None,
         };
-        peer
+        (peer, e.viewers.count(now.0))
     };
     let status = |name: String, kind: &'static str, source: String, detail: String| {
-        let peer = peer(&name);
+        let (peer, viewers) = live(&name);
+        let since = peer.as_ref().map(|p| p.1);
+        let peer = peer.map(|p| p.0);
         StreamStatus {
+            viewers,
+            live_since: since.map(crate::packager::hls::iso8601),
+            uptime_secs: since.map(|t| now.1.duration_since(t).unwrap_or_default().as_secs()),
             live: peer.is_some(),
             bitrate: peer
                 .is_some()
@@ -271,6 +290,10 @@ fn card(s: StreamStatus) -> pages::StreamCard {
             .bitrate
             .map_or_else(String::new, |b| format!("{:.2} Mbit/s", b as f64 / 1e6)),
         disk: bytesize::ByteSize::b(s.disk_bytes).to_string(),
+        viewers: s.viewers,
+        uptime: s.uptime_secs.map_or_else(String::new, |secs| {
+            humantime::format_duration(std::time::Duration::from_secs(secs)).to_string()
+        }),
         name: s.name,
         kind: s.kind,
         live: s.live,
@@ -314,9 +337,53 @@ pub async fn account(
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
 ) -> Response {
-    match shell(&app, &v, &s).await {
-        Ok(shell) => page(StatusCode::OK, pages::account(shell, None, None)),
-        Err(r) => r,
+    render_account(&app, &v, &s, pages::AccountView::default()).await
+}
+
+/// The account page with what the last post did in `view` (its tokens are filled in).
+async fn render_account(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    mut view: pages::AccountView,
+) -> Response {
+    let shell = match shell(app, v, s).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    view.tokens = match api_tokens::list(&app.db, &s.user).await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|t| pages::TokenItem {
+                id: t.id,
+                name: t.name,
+                created: super::iso_ms(t.created_at.saturating_mul(1000)),
+                last_used: t
+                    .last_used
+                    .map_or("never".into(), |at| super::iso_ms(at.saturating_mul(1000))),
+            })
+            .collect(),
+        Err(e) => return internal(e),
+    };
+    let status = if view.error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    page(status, pages::account(shell, view))
+}
+
+/// The account page showing a refusal, or a failure's response.
+async fn account_refused(app: &App, v: &Visitor, s: &Signed, r: Refusal) -> Response {
+    match r {
+        Refusal::Failed(r) => r,
+        Refusal::Invalid(m) | Refusal::Conflict(m) | Refusal::NotFound(m) => {
+            let view = pages::AccountView {
+                error: Some(m),
+                ..Default::default()
+            };
+            render_account(app, v, s, view).await
+        }
     }
 }
 
@@ -329,52 +396,162 @@ pub struct PasswordForm {
     again: String,
 }
 
-/// `POST /admin/account/password`: checks the current password and the new one's
-/// strength, stores it, and signs out every other session of the user.
+/// `POST /admin/account/password` (see [`set_password`]).
 pub async fn change_password(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
     Form(f): Form<PasswordForm>,
 ) -> Response {
-    let shell = match shell(&app, &v, &s).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
     if f.new != f.again {
-        let msg = "The two new passwords differ. Nothing was changed.".to_string();
-        return page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            pages::account(shell, Some(msg), None),
-        );
+        let msg = "The two new passwords differ. Nothing was changed.";
+        return account_refused(&app, &v, &s, Refusal::Invalid(msg.into())).await;
     }
-    let appliance = shell.appliance.clone();
-    match users::change_password(&app.db, &s.user, &f.current, &f.new, &[&appliance]).await {
+    match set_password(&app, &v, &s, &f.current, &f.new).await {
+        Ok(ended) => {
+            let view = pages::AccountView {
+                notice: Some(format!(
+                    "Password changed. {ended} other session(s) signed out."
+                )),
+                ..Default::default()
+            };
+            render_account(&app, &v, &s, view).await
+        }
+        Err(r) => account_refused(&app, &v, &s, r).await,
+    }
+}
+
+/// Checks `current` and the strength of `new`, stores `new`, and signs out every
+/// session of the user but the one making the change; returns how many ended.
+///
+/// # Errors
+/// [`Refusal::Invalid`] for a wrong current password or a weak new one.
+pub(super) async fn set_password(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    current: &str,
+    new: &str,
+) -> Result<u64, Refusal> {
+    let appliance = crate::setup::appliance_name(&app.db)
+        .await
+        .map_err(|e| Refusal::Failed(internal(e)))?;
+    match users::change_password(&app.db, &s.user, current, new, &[&appliance]).await {
         Ok(()) => {
-            let ended = sessions::end_others(&app.db, &s.user, &s.token)
+            let keep = s.session().unwrap_or("");
+            let ended = sessions::end_others(&app.db, &s.user, keep)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "ending other sessions failed");
                     0
                 });
-            audit(&app, &s.user.name, &v, "user.password", &s.user.name).await;
-            let msg = format!("Password changed. {ended} other session(s) signed out.");
-            page(StatusCode::OK, pages::account(shell, None, Some(msg)))
+            audit(app, &s.actor(), v, "user.password", &s.user.name).await;
+            Ok(ended)
         }
-        Err(users::UserError::BadCredentials) => page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            pages::account(
-                shell,
-                Some("The current password is wrong. Nothing was changed.".into()),
-                None,
-            ),
-        ),
-        Err(users::UserError::WeakPassword(why)) => page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            pages::account(shell, Some(format!("New password refused: {why}.")), None),
-        ),
-        Err(e) => internal(e),
+        Err(users::UserError::BadCredentials) => Err(Refusal::Invalid(
+            "The current password is wrong. Nothing was changed.".into(),
+        )),
+        Err(users::UserError::WeakPassword(why)) => {
+            Err(Refusal::Invalid(format!("New password refused: {why}.")))
+        }
+        Err(e) => Err(Refusal::Failed(internal(e))),
     }
+}
+
+/// The token form's field.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TokenForm {
+    name: String,
+}
+
+/// `POST /admin/account/tokens`: makes an API token and shows it once.
+pub async fn create_token(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Form(f): Form<TokenForm>,
+) -> Response {
+    match make_token(&app, &v, &s, &f.name).await {
+        Ok((row, secret)) => {
+            let view = pages::AccountView {
+                new_token: Some((row.name, secret)),
+                ..Default::default()
+            };
+            render_account(&app, &v, &s, view).await
+        }
+        Err(r) => account_refused(&app, &v, &s, r).await,
+    }
+}
+
+/// `POST /admin/account/tokens/{id}/revoke`.
+pub async fn revoke_token(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(id): Path<String>,
+) -> Response {
+    match end_token(&app, &v, &s, &id).await {
+        Ok(name) => {
+            let view = pages::AccountView {
+                notice: Some(format!(
+                    "Token \u{201c}{name}\u{201d} revoked; it no longer works."
+                )),
+                ..Default::default()
+            };
+            render_account(&app, &v, &s, view).await
+        }
+        Err(r) => account_refused(&app, &v, &s, r).await,
+    }
+}
+
+fn token_refusal(e: api_tokens::TokenError) -> Refusal {
+    use api_tokens::TokenError as E;
+    match e {
+        E::InvalidName(_) => Refusal::Invalid(format!("{e}.")),
+        E::Exists(_) | E::TooMany => Refusal::Conflict(format!("{e}.")),
+        E::NotFound => Refusal::NotFound(format!("{e}.")),
+        E::Db(e) => Refusal::Failed(internal(e)),
+    }
+}
+
+/// Makes API token `name` (trimmed) for the signed-in user; returns its row and the
+/// secret, to show once.
+///
+/// # Errors
+/// [`Refusal::Invalid`] for a bad name; [`Refusal::Conflict`] for a taken one, or when
+/// the user holds [`api_tokens::MAX_PER_USER`] already.
+pub(super) async fn make_token(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    name: &str,
+) -> Result<(api_tokens::TokenRow, String), Refusal> {
+    let made = api_tokens::create(&app.db, &s.user, name.trim())
+        .await
+        .map_err(token_refusal)?;
+    audit(app, &s.actor(), v, "token.add", &made.0.name).await;
+    Ok(made)
+}
+
+/// Revokes the signed-in user's API token `id` (decimal); returns its name.
+///
+/// # Errors
+/// [`Refusal::NotFound`] when the user has no such token.
+pub(super) async fn end_token(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    id: &str,
+) -> Result<String, Refusal> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(Refusal::NotFound("no such token.".into()));
+    };
+    let name = api_tokens::revoke(&app.db, &s.user, id)
+        .await
+        .map_err(token_refusal)?;
+    audit(app, &s.actor(), v, "token.revoke", &name).await;
+    Ok(name)
 }
 
 /// `GET /admin/audit`: the newest 500 entries.
@@ -402,17 +579,4 @@ pub async fn audit_log(
         })
         .collect();
     page(StatusCode::OK, pages::audit(shell, rows))
-}
-
-/// `GET /api/session`: `{"user": NAME}`.
-pub async fn api_session(Extension(s): Extension<Signed>) -> Response {
-    Json(serde_json::json!({ "user": s.user.name })).into_response()
-}
-
-/// `GET /api/streams`: every stream and camera, as [`StreamStatus`] objects by name.
-pub async fn api_streams(State(app): State<App>, Extension(_s): Extension<Signed>) -> Response {
-    match statuses(&app).await {
-        Ok(all) => Json(all).into_response(),
-        Err(r) => r,
-    }
 }

@@ -37,6 +37,21 @@ const MAX_URL: usize = 2048;
 const MAX_CREDENTIAL: usize = 256;
 
 impl CameraFields {
+    /// The same fields for `action` (`test` or `add`), as the API posts them; an empty
+    /// transport is `tcp`.
+    pub fn with_action(mut self, action: &str) -> CameraFields {
+        self.action = action.to_string();
+        if self.transport.is_empty() {
+            self.transport = "tcp".into();
+        }
+        self
+    }
+
+    /// The camera's name as given.
+    pub fn name(&self) -> &str {
+        self.name.trim()
+    }
+
     /// The values to show again (never the password; nothing over its limit).
     pub fn shown(&self, editing: Option<&str>) -> CameraForm {
         let name = editing.unwrap_or(self.name.trim());
@@ -197,7 +212,7 @@ pub async fn handle(
                     } else {
                         "source.add"
                     };
-                    audit(app, &s.user.name, v, action, &name).await;
+                    audit(app, &s.actor(), v, action, &name).await;
                     Ok(Outcome::Saved(if existing.is_some() {
                         format!("Camera \u{201c}{name}\u{201d} saved. The appliance reconnects to it within seconds.")
                     } else {

@@ -1,5 +1,5 @@
 //! The HTTP front end: one [`router`] for live media, recordings, the viewer portal,
-//! the setup wizard, the admin pages and the JSON API, metrics and health.
+//! the setup wizard, the admin pages and the JSON API ([`api`]), metrics and health.
 //!
 //! Every route is declared once in [`table`] with its [`Access`] class, and the router
 //! is built from that table only, so [`routes`] (`streambox routes`) lists exactly what
@@ -10,6 +10,7 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+pub mod api;
 mod cameras;
 mod dvr;
 mod live;
@@ -45,7 +46,8 @@ pub enum Access {
     SignIn,
     /// Admin pages: a signed-in administrator, after setup.
     Admin,
-    /// The JSON API: a signed-in administrator, after setup (401/503 otherwise).
+    /// The JSON API: a signed-in administrator's session or API token, after setup
+    /// (401/503 otherwise).
     Api,
 }
 
@@ -66,7 +68,7 @@ impl Access {
 /// One route: method, path (axum syntax, `{param}`), and who may use it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// `GET` or `POST`.
+    /// `GET`, `POST`, `PUT` or `DELETE`.
     pub method: Method,
     /// The path pattern.
     pub path: &'static str,
@@ -110,6 +112,19 @@ impl Table {
         h: H,
     ) -> Self {
         self.add(Method::POST, access, path, |m| m.post(h))
+    }
+
+    fn put<H: Handler<T, App>, T: 'static>(self, access: Access, path: &'static str, h: H) -> Self {
+        self.add(Method::PUT, access, path, |m| m.put(h))
+    }
+
+    fn delete<H: Handler<T, App>, T: 'static>(
+        self,
+        access: Access,
+        path: &'static str,
+        h: H,
+    ) -> Self {
+        self.add(Method::DELETE, access, path, |m| m.delete(h))
     }
 }
 
@@ -171,9 +186,31 @@ fn table() -> Table {
         .get(Admin, "/admin/system", system::page_handler)
         .get(Admin, "/admin/account", admin::account)
         .post(Admin, "/admin/account/password", admin::change_password)
+        .post(Admin, "/admin/account/tokens", admin::create_token)
+        .post(
+            Admin,
+            "/admin/account/tokens/{id}/revoke",
+            admin::revoke_token,
+        )
         .get(Admin, "/admin/audit", admin::audit_log)
-        .get(Api, "/api/session", admin::api_session)
-        .get(Api, "/api/streams", admin::api_streams)
+        .get(Api, "/api/session", api::session)
+        .get(Api, "/api/streams", api::list)
+        .post(Api, "/api/streams", api::create)
+        .get(Api, "/api/streams/{stream}", api::detail)
+        .delete(Api, "/api/streams/{stream}", api::delete)
+        .post(Api, "/api/streams/{stream}/key", api::rotate_key)
+        .put(Api, "/api/streams/{stream}/recording", api::recording)
+        .put(Api, "/api/streams/{stream}/visibility", api::visibility)
+        .post(Api, "/api/streams/{stream}/links", api::link)
+        .post(Api, "/api/streams/{stream}/rename", api::rename)
+        .put(Api, "/api/streams/{stream}/camera", api::edit_camera)
+        .post(Api, "/api/cameras", api::add_camera)
+        .post(Api, "/api/cameras/test", api::test_camera)
+        .put(Api, "/api/account/password", api::password)
+        .get(Api, "/api/tokens", api::tokens)
+        .post(Api, "/api/tokens", api::create_token)
+        .delete(Api, "/api/tokens/{id}", api::revoke_token)
+        .get(Api, "/api/audit", api::audit)
         .get(Api, "/api/system", system::api)
 }
 
@@ -221,6 +258,33 @@ pub fn router(app: App) -> Router {
     // Viewer links are unwrapped before routing, so their relative URLs route as usual.
     let links = map_request_with_state(app, visitor::through_link);
     Router::new().fallback_service(ServiceBuilder::new().layer(links).service(routed))
+}
+
+/// Why an admin action was not done. Pages show the message in the form they came
+/// from; the API answers it as `{"error": message}` with [`Refusal::status`].
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// No such stream, camera or token (404).
+    NotFound(String),
+    /// The input is wrong (422); nothing was changed.
+    Invalid(String),
+    /// The action conflicts with the current state (409): a taken name, a rename while
+    /// live. Nothing was changed.
+    Conflict(String),
+    /// The appliance itself failed (500); the response is built.
+    Failed(Response),
+}
+
+impl Refusal {
+    /// The HTTP status the API answers with.
+    pub(crate) fn status(&self) -> StatusCode {
+        match self {
+            Refusal::NotFound(_) => StatusCode::NOT_FOUND,
+            Refusal::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Refusal::Conflict(_) => StatusCode::CONFLICT,
+            Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch as ISO 8601 UTC (`2026-11-21T22:40:00.000Z`), as

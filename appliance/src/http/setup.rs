@@ -19,7 +19,7 @@ use super::admin::{audit, sign_in};
 use super::cameras::{self, CameraFields};
 use super::visitor::{page, Signed, Visitor};
 use crate::app::App;
-use crate::auth::{stream_keys, users};
+use crate::auth::users;
 use crate::setup::{self, Progress, RecordingDefaults, Step};
 use crate::system::{network, storage, zones};
 use axum::extract::{Query, State};
@@ -432,7 +432,7 @@ pub async fn identity(
     }
     audit(
         &app,
-        &s.user.name,
+        &s.actor(),
         &v,
         "setup.identity",
         &format!("{name} ({})", f.time_zone),
@@ -504,7 +504,7 @@ pub async fn storage(
     }
     audit(
         &app,
-        &s.user.name,
+        &s.actor(),
         &v,
         "setup.storage",
         &format!("record={record} keep={keep}"),
@@ -544,22 +544,14 @@ pub async fn stream(
             },
         )
     };
-    let name = f.name.trim().to_string();
-    let key = match stream_keys::add(&app.db, &name).await {
-        Ok(k) => k,
-        Err(e @ stream_keys::StreamKeyError::InvalidName(_)) => {
-            return retry(e.to_string(), String::new())
+    let (name, key) = match super::streams::add_stream(&app, &v, s, &f.name).await {
+        Ok(x) => x,
+        Err(super::Refusal::Failed(r)) => return r,
+        Err(super::Refusal::Conflict(m)) => return retry(m, f.name.trim().to_string()),
+        Err(super::Refusal::Invalid(m) | super::Refusal::NotFound(m)) => {
+            return retry(m, String::new())
         }
-        Err(
-            e @ (stream_keys::StreamKeyError::Exists(_)
-            | stream_keys::StreamKeyError::TakenBySource(_)),
-        ) => return retry(e.to_string(), name),
-        Err(e) => return internal(e),
     };
-    if let Err(e) = setup::apply_recording_defaults(&app.db, &name).await {
-        tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
-    }
-    audit(&app, &s.user.name, &v, "stream.add", &name).await;
     let (rtmp, web) = (app.cfg.rtmp.listen, app.cfg.http.listen);
     let created = Created {
         server: rtmp_url(&first_host(&app, rtmp), rtmp.port()),
@@ -665,6 +657,6 @@ pub async fn finish(State(app): State<App>, Extension(v): Extension<Visitor>) ->
     if let Err(e) = setup::finish(&app.db).await {
         return internal(e);
     }
-    audit(&app, &s.user.name, &v, "setup.finish", "").await;
+    audit(&app, &s.actor(), &v, "setup.finish", "").await;
     Redirect::to("/admin?welcome=1").into_response()
 }

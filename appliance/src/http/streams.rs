@@ -17,6 +17,7 @@
 
 use super::admin::{audit, shell, StreamStatus};
 use super::visitor::{page, Signed, Visitor};
+use super::Refusal;
 use crate::app::App;
 use crate::auth::{stream_keys, viewer};
 use crate::dvr::{playback, settings as dvr_settings};
@@ -29,7 +30,9 @@ use serde::Deserialize;
 use std::time::Duration;
 use streambox_web::admin::problem;
 use streambox_web::setup::CameraForm;
-use streambox_web::streams::{self as pages, CameraState, Detail, Publish, Recorded};
+use streambox_web::streams::{
+    self as pages, CameraState, Detail, Publish, Recorded, Thumb, Timeline,
+};
 
 fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "stream admin request failed");
@@ -48,7 +51,7 @@ fn not_found(stream: &str) -> Response {
 }
 
 /// `stream` or `camera`, or `None` when `name` is neither.
-async fn kind_of(app: &App, name: &str) -> Result<Option<&'static str>, Response> {
+pub(super) async fn kind_of(app: &App, name: &str) -> Result<Option<&'static str>, Response> {
     if !stream_keys::valid_name(name) {
         return Ok(None);
     }
@@ -122,13 +125,8 @@ pub async fn create(
     Extension(s): Extension<Signed>,
     Form(f): Form<NameForm>,
 ) -> Response {
-    let name = f.name.trim().to_string();
-    match stream_keys::add(&app.db, &name).await {
-        Ok(key) => {
-            if let Err(e) = crate::setup::apply_recording_defaults(&app.db, &name).await {
-                tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
-            }
-            audit(&app, &s.user.name, &v, "stream.add", &name).await;
+    match add_stream(&app, &v, &s, &f.name).await {
+        Ok((name, key)) => {
             let extra = Extra {
                 key: Some(key),
                 notice: Some(format!("Stream \u{201c}{name}\u{201d} created.")),
@@ -136,27 +134,47 @@ pub async fn create(
             };
             render_detail(&app, &v, &s, &name, extra).await
         }
-        Err(
-            e @ (stream_keys::StreamKeyError::InvalidName(_)
-            | stream_keys::StreamKeyError::Exists(_)
-            | stream_keys::StreamKeyError::TakenBySource(_)),
-        ) => {
-            let shown = if stream_keys::valid_name(&name) {
-                name
+        Err(Refusal::Invalid(m) | Refusal::Conflict(m) | Refusal::NotFound(m)) => {
+            let name = f.name.trim();
+            let shown = if stream_keys::valid_name(name) {
+                name.to_string()
             } else {
                 String::new()
             };
-            render_list(
-                &app,
-                &v,
-                &s,
-                shown,
-                Some(format!("{e}.")),
-                CameraState::default(),
-            )
-            .await
+            render_list(&app, &v, &s, shown, Some(m), CameraState::default()).await
         }
-        Err(e) => internal(e),
+        Err(Refusal::Failed(r)) => r,
+    }
+}
+
+/// Creates stream `name` (trimmed) with the recording defaults; returns its name and
+/// its key, to show once.
+///
+/// # Errors
+/// [`Refusal::Invalid`] for a bad name, [`Refusal::Conflict`] for a taken one.
+pub(super) async fn add_stream(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    name: &str,
+) -> Result<(String, String), Refusal> {
+    let name = name.trim();
+    match stream_keys::add(&app.db, name).await {
+        Ok(key) => {
+            if let Err(e) = crate::setup::apply_recording_defaults(&app.db, name).await {
+                tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
+            }
+            audit(app, &s.actor(), v, "stream.add", name).await;
+            Ok((name.to_string(), key))
+        }
+        Err(e @ stream_keys::StreamKeyError::InvalidName(_)) => {
+            Err(Refusal::Invalid(format!("{e}.")))
+        }
+        Err(
+            e @ (stream_keys::StreamKeyError::Exists(_)
+            | stream_keys::StreamKeyError::TakenBySource(_)),
+        ) => Err(Refusal::Conflict(format!("{e}."))),
+        Err(e) => Err(Refusal::Failed(internal(e))),
     }
 }
 
@@ -208,14 +226,10 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
             .iter()
             .find(|r| r.name == name)
             .map_or(0, |r| r.key_rotated_at);
-        let (rtmp, rtsp) = (app.cfg.rtmp.listen, app.cfg.rtsp.listen);
+        let (server, rtsp) = publish_urls(app, name);
         Some(Publish {
-            server: super::setup::rtmp_url(&super::setup::first_host(app, rtmp), rtmp.port()),
-            rtsp: format!(
-                "rtsp://{}:{}/live/{name}",
-                super::setup::first_host(app, rtsp),
-                rtsp.port()
-            ),
+            server,
+            rtsp,
             key: extra.key,
             key_since: super::iso_ms(since.saturating_mul(1000)),
         })
@@ -263,20 +277,7 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let recorded = ranges
-        .iter()
-        .rev()
-        .map(|r| {
-            let (start, end) = (super::iso_ms(r.start_ms), super::iso_ms(r.end_ms));
-            Recorded {
-                thumbnail: format!("/dvr/{name}/thumbnail.jpg?at={start}&width=160"),
-                export: format!("/dvr/{name}/export.mp4?start={start}&end={end}"),
-                playlist: format!("/dvr/{name}/index.m3u8?start={start}&end={end}"),
-                start,
-                end,
-            }
-        })
-        .collect();
+    let recorded = timeline(name, span, &ranges);
     let keep = rec.keep_secs.map_or("none".to_string(), |s| {
         humantime::format_duration(Duration::from_secs(s.max(0) as u64)).to_string()
     });
@@ -307,42 +308,127 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
     page(status, pages::detail(shell, d))
 }
 
+/// Thumbnails on a stream page's timeline, at most.
+const THUMBS: usize = 12;
+
+/// The stream page's recordings section for `ranges` recorded in `span` (the last day):
+/// each range's place on the bar, [`THUMBS`] thumbnails spread evenly over the recorded
+/// time (not the wall-clock time, so gaps get none), and the clip form's defaults (the
+/// newest minute recorded).
+fn timeline(name: &str, span: playback::TimeRange, ranges: &[crate::dvr::Range]) -> Timeline {
+    let day = (span.end_ms - span.start_ms).max(1) as f64;
+    let pct = |ms: i64| (ms - span.start_ms) as f64 * 100.0 / day;
+    let iso = super::iso_ms;
+    let vod = |start: i64, end: i64| {
+        format!(
+            "/dvr/{name}/index.m3u8?start={}&end={}",
+            iso(start),
+            iso(end)
+        )
+    };
+    let recorded: Vec<Recorded> = ranges
+        .iter()
+        .rev()
+        .map(|r| {
+            let start = r.start_ms.max(span.start_ms);
+            let (from, to) = (iso(r.start_ms), iso(r.end_ms));
+            Recorded {
+                thumbnail: format!("/dvr/{name}/thumbnail.jpg?at={from}&width=160"),
+                export: format!("/dvr/{name}/export.mp4?start={from}&end={to}"),
+                playlist: vod(r.start_ms, r.end_ms),
+                left: pct(start),
+                width: pct(r.end_ms.min(span.end_ms)) - pct(start),
+                start: from,
+                end: to,
+            }
+        })
+        .collect();
+    let total: i64 = ranges.iter().map(|r| (r.end_ms - r.start_ms).max(0)).sum();
+    let mut thumbs = Vec::new();
+    if total > 0 {
+        let n = THUMBS
+            .min(ranges.len().max((total / 60_000) as usize))
+            .max(1);
+        let step = total / n as i64;
+        // The i-th thumbnail sits at the middle of the i-th n-th of the recorded time.
+        let (mut i, mut before) = (0usize, 0i64);
+        for r in ranges {
+            let len = (r.end_ms - r.start_ms).max(0);
+            while i < n && step * i as i64 + step / 2 < before + len {
+                let at = r.start_ms + (step * i as i64 + step / 2 - before);
+                thumbs.push(Thumb {
+                    at: iso(at),
+                    thumbnail: format!("/dvr/{name}/thumbnail.jpg?at={}&width=160", iso(at)),
+                    playlist: vod(at, r.end_ms),
+                });
+                i += 1;
+            }
+            before += len;
+        }
+    }
+    let clip = ranges.last().map_or_else(Default::default, |r| {
+        (iso((r.end_ms - 60_000).max(r.start_ms)), iso(r.end_ms))
+    });
+    Timeline {
+        from: iso(span.start_ms),
+        to: iso(span.end_ms),
+        ranges: recorded,
+        thumbs,
+        export: format!("/dvr/{name}/export.mp4"),
+        clip,
+    }
+}
+
+/// Where publishers send stream `name`: the RTMP server URL (OBS's "Server"; the key
+/// goes in "Stream Key") and the RTSP ANNOUNCE URL.
+pub(super) fn publish_urls(app: &App, name: &str) -> (String, String) {
+    let (rtmp, rtsp) = (app.cfg.rtmp.listen, app.cfg.rtsp.listen);
+    (
+        super::setup::rtmp_url(&super::setup::first_host(app, rtmp), rtmp.port()),
+        format!(
+            "rtsp://{}:{}/live/{name}",
+            super::setup::first_host(app, rtsp),
+            rtsp.port()
+        ),
+    )
+}
+
 /// Runs one action on an existing stream: 404 page when it does not exist; else the
-/// stream page (under its new name after a rename) with what `act` reports.
+/// stream page (under its new name after a rename) with what `act` reports, or with the
+/// reason it refused.
 async fn act<F, Fut>(app: App, v: Visitor, s: Signed, stream: String, act: F) -> Response
 where
     F: FnOnce(App, Visitor, Signed, String, &'static str) -> Fut,
-    Fut: std::future::Future<Output = Result<(String, Extra), Response>>,
+    Fut: std::future::Future<Output = Result<(String, Extra), Refusal>>,
 {
     let kind = match kind_of(&app, &stream).await {
         Ok(Some(k)) => k,
         Ok(None) => return not_found(&stream),
         Err(r) => return r,
     };
-    match act(app.clone(), v.clone(), s.clone(), stream, kind).await {
-        Ok((name, extra)) => render_detail(&app, &v, &s, &name, extra).await,
-        Err(r) => r,
-    }
+    let extra = match act(app.clone(), v.clone(), s.clone(), stream.clone(), kind).await {
+        Ok(done) => done,
+        Err(Refusal::Invalid(m) | Refusal::Conflict(m)) => (
+            stream,
+            Extra {
+                error: Some(m),
+                ..Extra::default()
+            },
+        ),
+        Err(Refusal::NotFound(_)) => return not_found(&stream),
+        Err(Refusal::Failed(r)) => return r,
+    };
+    render_detail(&app, &v, &s, &extra.0, extra.1).await
 }
 
-fn refused(stream: String, msg: String) -> Result<(String, Extra), Response> {
-    Ok((
+fn notice(stream: String, msg: impl Into<String>) -> (String, Extra) {
+    (
         stream,
         Extra {
-            error: Some(msg),
+            notice: Some(msg.into()),
             ..Extra::default()
         },
-    ))
-}
-
-fn done(stream: String, msg: String) -> Result<(String, Extra), Response> {
-    Ok((
-        stream,
-        Extra {
-            notice: Some(msg),
-            ..Extra::default()
-        },
-    ))
+    )
 }
 
 /// `POST /admin/streams/{stream}/key`.
@@ -353,13 +439,7 @@ pub async fn rotate_key(
     Path(stream): Path<String>,
 ) -> Response {
     act(app, v, s, stream, |app, v, s, stream, kind| async move {
-        if kind != "stream" {
-            return refused(stream, "Cameras have no stream key.".into());
-        }
-        let key = stream_keys::rotate(&app.db, &stream)
-            .await
-            .map_err(internal)?;
-        audit(&app, &s.user.name, &v, "stream.rotate-key", &stream).await;
+        let key = new_key(&app, &v, &s, &stream, kind).await?;
         Ok((
             stream,
             Extra {
@@ -370,6 +450,28 @@ pub async fn rotate_key(
         ))
     })
     .await
+}
+
+/// Rotates the key of stream `stream` (of `kind`, from [`kind_of`]); returns the new key,
+/// to show once. The old key stops working at once.
+///
+/// # Errors
+/// [`Refusal::Invalid`] for a camera.
+pub(super) async fn new_key(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    stream: &str,
+    kind: &str,
+) -> Result<String, Refusal> {
+    if kind != "stream" {
+        return Err(Refusal::Invalid("Cameras have no stream key.".into()));
+    }
+    let key = stream_keys::rotate(&app.db, stream)
+        .await
+        .map_err(|e| Refusal::Failed(internal(e)))?;
+    audit(app, &s.actor(), v, "stream.rotate-key", stream).await;
+    Ok(key)
 }
 
 /// The recording form's fields.
@@ -390,50 +492,62 @@ pub async fn recording(
     Form(f): Form<RecordingForm>,
 ) -> Response {
     act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let parse =
-            |text: &str, what: &str, p: fn(&str) -> Result<Option<i64>, crate::dvr::DvrError>| {
-                let t = text.trim();
-                if t.is_empty() {
-                    return Ok(None);
-                }
-                if t.len() > 32 {
-                    return Err(format!("{what}: too long"));
-                }
-                p(t).map_err(|e| {
-                    format!(
-                        "{what}: {}",
-                        e.to_string().trim_start_matches("bad setting: ")
-                    )
-                })
-            };
-        let keep = match parse(&f.keep, "Keep for", dvr_settings::parse_keep) {
-            Ok(k) => k,
-            Err(m) => return refused(stream, format!("{m}. Nothing was changed.")),
-        };
-        let keep_bytes = match parse(
-            &f.keep_bytes,
-            "Keep at most",
-            dvr_settings::parse_keep_bytes,
-        ) {
-            Ok(k) => k,
-            Err(m) => return refused(stream, format!("{m}. Nothing was changed.")),
-        };
-        let change = dvr_settings::SettingsChange {
-            enabled: Some(f.enabled.is_some()),
-            keep_secs: Some(keep),
-            keep_bytes: Some(keep_bytes),
-        };
-        let now = dvr_settings::set(&app.db, &stream, change)
-            .await
-            .map_err(internal)?;
-        let detail = format!(
-            "{stream}: record={} keep={:?} keep_bytes={:?}",
-            now.enabled, now.keep_secs, now.keep_bytes
-        );
-        audit(&app, &s.user.name, &v, "stream.recording", &detail).await;
-        done(stream, "Recording settings saved.".into())
+        let enabled = f.enabled.is_some();
+        set_recording(&app, &v, &s, &stream, enabled, &f.keep, &f.keep_bytes).await?;
+        Ok(notice(stream, "Recording settings saved."))
     })
     .await
+}
+
+/// Sets whether `stream` records and how long (`keep`, e.g. `7d`) and how much
+/// (`keep_bytes`, e.g. `50 GB`) of it is kept; an empty limit is no limit. Returns the
+/// settings now in force.
+///
+/// # Errors
+/// [`Refusal::Invalid`] for a limit that does not parse; nothing is changed then.
+pub(super) async fn set_recording(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    stream: &str,
+    enabled: bool,
+    keep: &str,
+    keep_bytes: &str,
+) -> Result<dvr_settings::RecordingSettings, Refusal> {
+    let parse =
+        |text: &str, what: &str, p: fn(&str) -> Result<Option<i64>, crate::dvr::DvrError>| {
+            let t = text.trim();
+            if t.is_empty() {
+                return Ok(None);
+            }
+            if t.len() > 32 {
+                return Err(Refusal::Invalid(format!(
+                    "{what}: too long. Nothing was changed."
+                )));
+            }
+            p(t).map_err(|e| {
+                Refusal::Invalid(format!(
+                    "{what}: {}. Nothing was changed.",
+                    e.to_string().trim_start_matches("bad setting: ")
+                ))
+            })
+        };
+    let keep = parse(keep, "Keep for", dvr_settings::parse_keep)?;
+    let keep_bytes = parse(keep_bytes, "Keep at most", dvr_settings::parse_keep_bytes)?;
+    let change = dvr_settings::SettingsChange {
+        enabled: Some(enabled),
+        keep_secs: Some(keep),
+        keep_bytes: Some(keep_bytes),
+    };
+    let now = dvr_settings::set(&app.db, stream, change)
+        .await
+        .map_err(|e| Refusal::Failed(internal(e)))?;
+    let detail = format!(
+        "{stream}: record={} keep={:?} keep_bytes={:?}",
+        now.enabled, now.keep_secs, now.keep_bytes
+    );
+    audit(app, &s.actor(), v, "stream.recording", &detail).await;
+    Ok(now)
 }
 
 /// The visibility form's field.
@@ -452,36 +566,44 @@ pub async fn visibility(
     Form(f): Form<VisibilityForm>,
 ) -> Response {
     act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let private = match f.visibility.as_str() {
-            "public" => false,
-            "private" => true,
-            _ => {
-                return refused(
-                    stream,
-                    "Choose public or private. Nothing was changed.".into(),
-                )
-            }
-        };
-        viewer::set_private(&app.db, &stream, private)
-            .await
-            .map_err(internal)?;
-        let what = if private { "private" } else { "public" };
-        audit(
-            &app,
-            &s.user.name,
-            &v,
-            "stream.visibility",
-            &format!("{stream}: {what}"),
-        )
-        .await;
+        let private = set_visibility(&app, &v, &s, &stream, &f.visibility).await?;
         let msg = if private {
             "The stream is private: it plays only through viewer links (and for you)."
         } else {
             "The stream is public on the LAN."
         };
-        done(stream, msg.into())
+        Ok(notice(stream, msg))
     })
     .await
+}
+
+/// Makes `stream` `public` (anyone on the LAN may watch) or `private` (only through
+/// viewer links); returns whether it is private now.
+///
+/// # Errors
+/// [`Refusal::Invalid`] for another word.
+pub(super) async fn set_visibility(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    stream: &str,
+    visibility: &str,
+) -> Result<bool, Refusal> {
+    let private = match visibility {
+        "public" => false,
+        "private" => true,
+        _ => {
+            return Err(Refusal::Invalid(
+                "Choose public or private. Nothing was changed.".into(),
+            ))
+        }
+    };
+    viewer::set_private(&app.db, stream, private)
+        .await
+        .map_err(|e| Refusal::Failed(internal(e)))?;
+    let detail = format!("{stream}: {visibility}");
+    audit(app, &s.actor(), v, "stream.visibility", &detail).await;
+    Ok(private)
 }
 
 /// The link form's field.
@@ -500,40 +622,8 @@ pub async fn link(
     Form(f): Form<LinkForm>,
 ) -> Response {
     act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let valid = f.valid.trim();
-        let secs = match humantime::parse_duration(valid) {
-            Ok(d)
-                if valid.len() <= 16
-                    && d.as_secs() >= 60
-                    && d.as_secs() as i64 <= viewer::MAX_LINK_SECS =>
-            {
-                d.as_secs() as i64
-            }
-            _ => {
-                return refused(
-                    stream,
-                    "Links are valid for a minute to 30 days, e.g. 2h, 24h or 7d.".into(),
-                )
-            }
-        };
-        let (token, expires) = viewer::new_link(&app.db, &stream, secs)
-            .await
-            .map_err(internal)?;
-        let web = app.cfg.http.listen;
-        let url = format!(
-            "http://{}:{}/t/{token}/watch/{stream}",
-            super::setup::first_host(&app, web),
-            web.port()
-        );
+        let (url, expires) = new_link(&app, &v, &s, &stream, &f.valid).await?;
         let until = super::iso_ms(expires.saturating_mul(1000));
-        audit(
-            &app,
-            &s.user.name,
-            &v,
-            "stream.link",
-            &format!("{stream} until {until}"),
-        )
-        .await;
         Ok((
             stream,
             Extra {
@@ -545,6 +635,55 @@ pub async fn link(
     .await
 }
 
+/// A viewer link to `stream`'s watch page, valid for `valid` (`2h`, `24h`, `7d`: a
+/// minute to [`viewer::MAX_LINK_SECS`]); returns its URL and when it expires, in seconds
+/// since the Unix epoch.
+///
+/// # Errors
+/// [`Refusal::Invalid`] for a validity out of range or that does not parse.
+pub(super) async fn new_link(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    stream: &str,
+    valid: &str,
+) -> Result<(String, i64), Refusal> {
+    let valid = valid.trim();
+    let secs = match humantime::parse_duration(valid) {
+        Ok(d)
+            if valid.len() <= 16
+                && d.as_secs() >= 60
+                && d.as_secs() as i64 <= viewer::MAX_LINK_SECS =>
+        {
+            d.as_secs() as i64
+        }
+        _ => {
+            return Err(Refusal::Invalid(
+                "Links are valid for a minute to 30 days, e.g. 2h, 24h or 7d.".into(),
+            ))
+        }
+    };
+    let (token, expires) = viewer::new_link(&app.db, stream, secs)
+        .await
+        .map_err(|e| Refusal::Failed(internal(e)))?;
+    let web = app.cfg.http.listen;
+    let url = format!(
+        "http://{}:{}/t/{token}/watch/{stream}",
+        super::setup::first_host(app, web),
+        web.port()
+    );
+    let until = super::iso_ms(expires.saturating_mul(1000));
+    audit(
+        app,
+        &s.actor(),
+        v,
+        "stream.link",
+        &format!("{stream} until {until}"),
+    )
+    .await;
+    Ok((url, expires))
+}
+
 /// `POST /admin/streams/{stream}/rename`.
 pub async fn rename(
     State(app): State<App>,
@@ -554,29 +693,55 @@ pub async fn rename(
     Form(f): Form<NameForm>,
 ) -> Response {
     act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let new = f.name.trim().to_string();
-        if !stream_keys::valid_name(&new) {
-            return refused(stream, format!("{}.", stream_keys::StreamKeyError::InvalidName(new)));
-        }
-        if app.stream(&stream).is_some_and(|e| e.hub.is_live()) {
-            return refused(
-                stream,
-                "The stream is live; stop the publisher before renaming it, so viewers and recordings are not split.".into(),
-            );
-        }
-        match crate::db::rename_stream(&app.db, &stream, &new).await {
-            Ok(()) => {
-                audit(&app, &s.user.name, &v, "stream.rename", &format!("{stream} -> {new}")).await;
-                done(
-                    new,
-                    format!("Renamed from \u{201c}{stream}\u{201d}. Publishers must use the new name; RTSP publishers use Basic authentication until the key is rotated."),
-                )
-            }
-            Err(e @ crate::db::RenameError::Taken(_)) => refused(stream, format!("{e}.")),
-            Err(e) => Err(internal(e)),
-        }
+        let new = rename_stream(&app, &v, &s, &stream, &f.name).await?;
+        Ok(notice(
+            new,
+            format!("Renamed from \u{201c}{stream}\u{201d}. Publishers must use the new name; RTSP publishers use Basic authentication until the key is rotated."),
+        ))
     })
     .await
+}
+
+/// Renames `stream` to `new` (trimmed) in every table that names it; recordings keep
+/// their files. Returns the new name.
+///
+/// # Errors
+/// [`Refusal::Invalid`] for a bad name; [`Refusal::Conflict`] while the stream is live
+/// (viewers and recordings would be split) or when the name is taken.
+pub(super) async fn rename_stream(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    stream: &str,
+    new: &str,
+) -> Result<String, Refusal> {
+    let new = new.trim().to_string();
+    if !stream_keys::valid_name(&new) {
+        return Err(Refusal::Invalid(format!(
+            "{}.",
+            stream_keys::StreamKeyError::InvalidName(new)
+        )));
+    }
+    if app.stream(stream).is_some_and(|e| e.hub.is_live()) {
+        return Err(Refusal::Conflict(
+            "The stream is live; stop the publisher before renaming it, so viewers and recordings are not split.".into(),
+        ));
+    }
+    match crate::db::rename_stream(&app.db, stream, &new).await {
+        Ok(()) => {
+            audit(
+                app,
+                &s.actor(),
+                v,
+                "stream.rename",
+                &format!("{stream} -> {new}"),
+            )
+            .await;
+            Ok(new)
+        }
+        Err(e @ crate::db::RenameError::Taken(_)) => Err(Refusal::Conflict(format!("{e}."))),
+        Err(e) => Err(Refusal::Failed(internal(e))),
+    }
 }
 
 /// The delete form's field.
@@ -606,18 +771,33 @@ pub async fn delete(
         };
         return render_detail(&app, &v, &s, &stream, extra).await;
     }
-    let r = if kind == "stream" {
-        stream_keys::remove(&app.db, &stream)
-            .await
-            .map_err(internal)
-    } else {
-        sources::remove(&app.db, &stream).await.map_err(internal)
-    };
-    if let Err(r) = r {
-        return r;
+    match remove(&app, &v, &s, &stream, kind).await {
+        Ok(()) => Redirect::to("/admin/streams").into_response(),
+        Err(r) => r,
     }
-    audit(&app, &s.user.name, &v, &format!("{kind}.rm"), &stream).await;
-    Redirect::to("/admin/streams").into_response()
+}
+
+/// Deletes stream or camera `stream` (of `kind`, from [`kind_of`]). Its recordings stay
+/// until their retention removes them.
+///
+/// # Errors
+/// A response for a failure of the database.
+pub(super) async fn remove(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    stream: &str,
+    kind: &str,
+) -> Result<(), Response> {
+    if kind == "stream" {
+        stream_keys::remove(&app.db, stream)
+            .await
+            .map_err(internal)?;
+    } else {
+        sources::remove(&app.db, stream).await.map_err(internal)?;
+    }
+    audit(app, &s.actor(), v, &format!("{kind}.rm"), stream).await;
+    Ok(())
 }
 
 /// `POST /admin/streams/{stream}/camera` (see [`super::cameras`]).
@@ -630,9 +810,13 @@ pub(super) async fn camera_edit(
 ) -> Response {
     act(app, v, s, stream, |app, v, s, stream, kind| async move {
         if kind != "camera" {
-            return refused(stream, "This is a pushed stream, not a camera.".into());
+            return Err(Refusal::Invalid(
+                "This is a pushed stream, not a camera.".into(),
+            ));
         }
-        let outcome = super::cameras::handle(&app, &v, &s, &f, Some(&stream)).await?;
+        let outcome = super::cameras::handle(&app, &v, &s, &f, Some(&stream))
+            .await
+            .map_err(Refusal::Failed)?;
         let (state, error) = outcome.state(&f, Some(&stream));
         Ok((
             stream,

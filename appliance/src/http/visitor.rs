@@ -4,12 +4,16 @@
 //!
 //! [`visitor`] runs first. It gives a browser its CSRF cookie, refuses a form post
 //! whose token does not match (403) or whose body is over [`FORM_LIMIT`] (413), and
-//! looks the session up. [`guard`] then admits or refuses by the route's class: during
-//! setup only `/setup` answers; afterwards `/setup` is closed, pages under `/admin`
-//! need a session (else a redirect to `/login`), and `/api` needs one (else 401).
+//! looks the session up. An `/api/` request may instead carry an API token
+//! (`Authorization: Bearer sbx_…`, RFC 6750 §2.1): it needs no CSRF token, since a
+//! browser never sends one on its own, and a bad one is refused with 401. [`guard`]
+//! then admits or refuses by the route's class: during setup only `/setup` answers;
+//! afterwards `/setup` is closed, pages under `/admin` need a session (else a redirect
+//! to `/login`), and `/api` needs a session or a token (else 401).
 
 use super::Access;
 use crate::app::App;
+use crate::auth::api_tokens::{self, Bearer};
 use crate::auth::csrf;
 use crate::auth::sessions::{self, Lookup};
 use crate::auth::users::User;
@@ -39,13 +43,46 @@ pub enum SessionState {
     None,
 }
 
-/// A signed-in administrator and the cookie value of their session.
+/// A signed-in administrator, and how they signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signed {
     /// The administrator.
     pub user: User,
-    /// The session cookie value (to sign out or keep on a password change).
-    pub token: String,
+    /// The session or API token the request carried.
+    pub via: Credential,
+}
+
+/// What a request was signed in with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A browser session: the cookie value (to sign out, or to keep on a password change).
+    Session(String),
+    /// An API token.
+    Token {
+        /// Its row id.
+        id: i64,
+        /// Its name.
+        name: String,
+    },
+}
+
+impl Signed {
+    /// Who the audit log names: the user, and the token's name when one was used
+    /// (`admin (token "backup")`).
+    pub fn actor(&self) -> String {
+        match &self.via {
+            Credential::Session(_) => self.user.name.clone(),
+            Credential::Token { name, .. } => format!("{} (token {name:?})", self.user.name),
+        }
+    }
+
+    /// The session cookie value, when signed in by a browser session.
+    pub fn session(&self) -> Option<&str> {
+        match &self.via {
+            Credential::Session(token) => Some(token),
+            Credential::Token { .. } => None,
+        }
+    }
 }
 
 /// What [`visitor`] found out about a request; an extension for the handlers.
@@ -121,33 +158,55 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
     };
     let (mut parts, body) = req.into_parts();
     let api = parts.uri.path().starts_with("/api/");
+    // Pages take only the session cookie; the API takes a token instead when given one.
+    let token = match parts.headers.get(header::AUTHORIZATION) {
+        Some(h) if api => match bearer(&app, h).await {
+            Ok(b) => Some(b),
+            Err(r) => return r,
+        },
+        _ => None,
+    };
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let body = if unsafe_method {
         let bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
             Ok(b) => b,
             Err(_) => return refuse(api, StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
         };
-        let field = parts
-            .headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| form_field(&bytes, csrf::FIELD));
-        let ok = !fresh_cookie && field.is_some_and(|f| csrf::check(&secret, &csrf_cookie, &f));
+        let field = || {
+            parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| form_field(&bytes, csrf::FIELD))
+        };
+        // A CSRF token guards what a browser's cookies would do. An API call with a
+        // token, or with no session cookie (which the API then refuses), carries none.
+        let ok = token.is_some()
+            || (api && jar.get(SESSION_COOKIE).is_none())
+            || (!fresh_cookie && field().is_some_and(|f| csrf::check(&secret, &csrf_cookie, &f)));
         if !ok {
             tracing::info!(%client, path = %parts.uri.path(), "form refused: CSRF token missing or wrong");
-            return refuse(api, StatusCode::FORBIDDEN, STALE_FORM);
+            let why = if api { API_CSRF } else { STALE_FORM };
+            return refuse(api, StatusCode::FORBIDDEN, why);
         }
         Body::from(bytes)
     } else {
         body
     };
-    let session = match jar.get(SESSION_COOKIE) {
-        None => SessionState::None,
-        Some(c) => match sessions::lookup(&app.db, c.value()).await {
+    let session = match (token, jar.get(SESSION_COOKIE)) {
+        (Some(b), _) => SessionState::Valid(Signed {
+            user: b.user,
+            via: Credential::Token {
+                id: b.id,
+                name: b.name,
+            },
+        }),
+        (None, None) => SessionState::None,
+        (None, Some(c)) => match sessions::lookup(&app.db, c.value()).await {
             Ok(Lookup::Valid(user)) => SessionState::Valid(Signed {
                 user,
-                token: c.value().to_string(),
+                via: Credential::Session(c.value().to_string()),
             }),
             Ok(Lookup::Expired) => SessionState::Expired,
             Ok(Lookup::Unknown) => SessionState::None,
@@ -167,8 +226,42 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
     }
 }
 
+/// The valid API token of an `Authorization` header, or the 401 for a header that is
+/// not `Bearer` with a valid token (RFC 6750 §3: with `WWW-Authenticate`).
+async fn bearer(app: &App, h: &HeaderValue) -> Result<Bearer, Response> {
+    let unauthorized = |message: &str| {
+        let mut r = api_error(StatusCode::UNAUTHORIZED, message);
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"streambox\""),
+        );
+        r
+    };
+    let value = h.to_str().unwrap_or("");
+    let Some((scheme, presented)) = value.split_once(' ') else {
+        return Err(unauthorized("use Authorization: Bearer with an API token"));
+    };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(unauthorized("use Authorization: Bearer with an API token"));
+    }
+    match api_tokens::lookup(&app.db, presented.trim()).await {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => {
+            tracing::info!("API token refused: unknown or revoked");
+            Err(unauthorized(
+                "the API token is not valid: it was revoked, or it is mistyped",
+            ))
+        }
+        Err(e) => Err(super::error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            e.to_string(),
+        )),
+    }
+}
+
 const TOO_LARGE: &str =
     "That form was larger than this appliance accepts (64 KiB). Nothing was changed.";
+const API_CSRF: &str = "With a session cookie, a write needs the CSRF token from GET /api/session in X-CSRF-Token (or use an API token). Nothing was changed.";
 const STALE_FORM: &str = "This form had expired, or it was sent from another site. Nothing was changed: go back, reload the page and try again.";
 
 fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
@@ -247,20 +340,23 @@ pub async fn guard(
         Access::Api if !done => {
             return api_error(StatusCode::SERVICE_UNAVAILABLE, "setup is not complete");
         }
-        Access::Api => match v.session {
-            SessionState::Valid(s) => {
-                req.extensions_mut().insert(s);
-            }
-            SessionState::Expired => {
-                return api_error(
+        Access::Api => {
+            match v.session {
+                SessionState::Valid(s) => {
+                    req.extensions_mut().insert(s);
+                }
+                SessionState::Expired => {
+                    return api_error(
+                        StatusCode::UNAUTHORIZED,
+                        "the session has expired; sign in again",
+                    )
+                }
+                SessionState::None => return api_error(
                     StatusCode::UNAUTHORIZED,
-                    "the session has expired; sign in again",
-                )
+                    "sign in first: a session cookie, or Authorization: Bearer with an API token",
+                ),
             }
-            SessionState::None => {
-                return api_error(StatusCode::UNAUTHORIZED, "sign in first (session cookie)")
-            }
-        },
+        }
     }
     next.run(req).await
 }
@@ -355,7 +451,8 @@ fn refuse_viewer(watch_page: bool, stream: &str, why: &str) -> Response {
 
 /// The guard of viewer routes (`/watch/{stream}`, `/live/{stream}/…`, `/dvr/{stream}/…`):
 /// a public stream is open to all; a private one needs a [`Grant`] for it from a link,
-/// or a signed-in administrator.
+/// or a signed-in administrator. Live media served counts its client as a viewer
+/// ([`crate::viewers`]).
 pub async fn viewer_gate(
     State(app): State<App>,
     jar: CookieJar,
@@ -369,23 +466,39 @@ pub async fn viewer_gate(
         Ok(p) => p,
         Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
-    if !private
+    let admitted = !private
         || req
             .extensions()
             .get::<Grant>()
             .is_some_and(|g| g.stream == stream)
-    {
-        return next.run(req).await;
+        || match jar.get(SESSION_COOKIE) {
+            Some(c) => matches!(
+                sessions::lookup(&app.db, c.value()).await,
+                Ok(Lookup::Valid(_))
+            ),
+            None => false,
+        };
+    if !admitted {
+        let watch_page = req.uri().path().trim_end_matches('/') == format!("/watch/{stream}");
+        return refuse_viewer(
+            watch_page,
+            &stream,
+            "open it through the link you were given",
+        );
     }
-    if let Some(c) = jar.get(SESSION_COOKIE) {
-        if let Ok(Lookup::Valid(_)) = sessions::lookup(&app.db, c.value()).await {
-            return next.run(req).await;
+    let path = req.uri().path();
+    let live_media = path.starts_with("/live/") && !path.ends_with("/thumbnail.jpg");
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let agent = req.headers().get(header::USER_AGENT).cloned();
+    let response = next.run(req).await;
+    if let (true, Some(client), true) = (live_media, client, response.status().is_success()) {
+        if let Some(e) = app.stream(&stream) {
+            let agent = agent.as_ref().map_or(&[][..], HeaderValue::as_bytes);
+            e.viewers.seen(client, agent, std::time::Instant::now());
         }
     }
-    let watch_page = req.uri().path().trim_end_matches('/') == format!("/watch/{stream}");
-    refuse_viewer(
-        watch_page,
-        &stream,
-        "open it through the link you were given",
-    )
+    response
 }

@@ -973,7 +973,12 @@ impl Conn {
                 origin,
                 waiting_for_keyframe: false,
             };
-            start = Some(sender.run(gop, rx, s.entry.hub.state()));
+            let playing = s.entry.viewers.playing();
+            let run = sender.run(gop, rx, s.entry.hub.state());
+            start = Some(async move {
+                let _playing = playing;
+                run.await
+            });
         }
         (info.join(","), start)
     }

@@ -36,6 +36,19 @@ impl Answer {
         self.body[at..end].to_string()
     }
 
+    /// The body as JSON (an API answer).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {self:?}"))
+    }
+
+    /// The `error` of a JSON error answer.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {self:?}"))
+            .to_string()
+    }
+
     /// The text of the element with `id`.
     pub fn by_id(&self, id: &str) -> Option<String> {
         let at = self.body.find(&format!("id=\"{id}\""))?;
@@ -121,13 +134,73 @@ impl Web {
         )
     }
 
-    /// `GET` or a form `POST` with only the CSRF `token`, by `method`.
+    /// A `POST` of an empty JSON object with this `Authorization` header value.
+    pub fn api_with_authorization(&self, method: &str, path: &str, authorization: &str) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        self.answer(
+            self.client
+                .request(method.clone(), format!("{}{path}", self.base))
+                .header("authorization", authorization)
+                .header("content-type", "application/json")
+                .body("{}"),
+            &format!("{method} {path}"),
+        )
+    }
+
+    /// A `POST` with a raw body and `Authorization: Bearer token`.
+    pub fn post_raw_with_bearer(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        token: &str,
+    ) -> Answer {
+        self.answer(
+            self.client
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(token)
+                .header("content-type", content_type)
+                .body(body),
+            &format!("POST {path}"),
+        )
+    }
+
+    /// `GET`, a form `POST` with only the CSRF `token`, or a `PUT` or `DELETE` with the
+    /// token in `X-CSRF-Token` and an empty JSON object, by `method`.
     pub fn request(&self, method: &str, path: &str, token: &str) -> Answer {
-        if method == "GET" {
-            self.get(path)
-        } else {
-            self.post(path, &[("csrf", token)])
+        match method {
+            "GET" => self.get(path),
+            "POST" => self.post(path, &[("csrf", token)]),
+            other => self.api(other, path, None, Some(token), Some(&serde_json::json!({}))),
         }
+    }
+
+    /// An API call: `method` on `path`, with `Authorization: Bearer` when `bearer`,
+    /// `X-CSRF-Token` when `csrf`, and `body` as JSON; the client's cookies go too.
+    pub fn api(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        csrf: Option<&str>,
+        body: Option<&serde_json::Value>,
+    ) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut req = self
+            .client
+            .request(method.clone(), format!("{}{path}", self.base));
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        self.answer(req, &format!("{method} {path}"))
     }
 
     /// The CSRF token of the page at `path`.

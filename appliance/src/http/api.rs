@@ -1,0 +1,525 @@
+//! The JSON API: what the admin pages do, for scripts and other machines. Each action
+//! runs the same code as its page ([`super::streams`], [`super::cameras`],
+//! [`super::admin`]) and is audited the same way.
+//!
+//! Authentication: the browser session cookie (a write then also needs the page's CSRF
+//! token in `X-CSRF-Token`, from `GET /api/session`), or an API token made on the
+//! account page, as `Authorization: Bearer sbx_…` (RFC 6750 §2.1; no CSRF token).
+//! Bodies are JSON, at most 64 KiB. Errors are `{"error": "…"}` with 400 (malformed
+//! JSON), 401 (no or bad credentials), 403 (CSRF), 404 (no such stream or token), 409
+//! (conflicts with the current state), 413 (too large), 415 (not JSON), 422 (a value
+//! refused), 503 (setup not complete).
+//!
+//! | route | body | answer |
+//! | --- | --- | --- |
+//! | `GET /api/session` | | `{user, via, token, csrf}` |
+//! | `GET /api/streams` | | every stream and camera, with its state |
+//! | `POST /api/streams` | `{name}` | 201 `{name, key, server, rtsp}` (the key once) |
+//! | `GET /api/streams/{stream}` | | state, settings, publish URLs, camera, recordings |
+//! | `DELETE /api/streams/{stream}` | | 204; a stream or a camera |
+//! | `POST /api/streams/{stream}/key` | | `{key}`: a new key; the old one stops working |
+//! | `PUT /api/streams/{stream}/recording` | `{enabled, keep?, keep_bytes?}` | the settings |
+//! | `PUT /api/streams/{stream}/visibility` | `{visibility}`: `public` or `private` | the same |
+//! | `POST /api/streams/{stream}/links` | `{valid}`, e.g. `"24h"` | 201 `{url, expires}` |
+//! | `POST /api/streams/{stream}/rename` | `{name}` | `{name}`; 409 while live |
+//! | `PUT /api/streams/{stream}/camera` | `{url, username?, password?, transport?}` | `{message}` |
+//! | `POST /api/cameras` | `{name, url, username?, password?, transport?}` | 201 `{name, message}` |
+//! | `POST /api/cameras/test` | `{url, username?, password?, transport?}` | `{ok, offers}` or `{ok, error}` |
+//! | `PUT /api/account/password` | `{current, new}` | `{ended_sessions}` |
+//! | `GET /api/tokens` | | the user's tokens (never the secrets) |
+//! | `POST /api/tokens` | `{name}` | 201 `{id, name, created_at, token}` (the token once) |
+//! | `DELETE /api/tokens/{id}` | | 204 |
+//! | `GET /api/audit?limit=N` | | the newest N (≤ 1000, default 100) audit entries |
+//! | `GET /api/system` | | see [`super::system`] |
+
+use super::admin::{self, StreamStatus};
+use super::cameras::{self, CameraFields, Outcome};
+use super::streams;
+use super::visitor::{api_error, Credential, Signed, Visitor};
+use super::Refusal;
+use crate::app::App;
+use crate::auth::{stream_keys, viewer};
+use crate::dvr::{playback, settings as dvr_settings};
+use crate::ingest::rtsp_pull::sources;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// The JSON body, or the 400/413/415/422 that says what is wrong with it.
+fn body<T: DeserializeOwned>(r: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+    r.map(|Json(t)| t)
+        .map_err(|e| api_error(e.status(), &e.body_text()))
+}
+
+/// The JSON error of a refusal (a failure's response as built).
+fn refused(r: Refusal) -> Response {
+    let status = r.status();
+    match r {
+        Refusal::Failed(r) => r,
+        Refusal::NotFound(m) | Refusal::Invalid(m) | Refusal::Conflict(m) => api_error(status, &m),
+    }
+}
+
+fn answer<T: Serialize>(status: StatusCode, r: Result<T, Refusal>) -> Response {
+    match r {
+        Ok(t) => (status, Json(t)).into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+/// The kind (`stream` or `camera`) of an existing `stream`, or the 404.
+async fn existing(app: &App, stream: &str) -> Result<&'static str, Response> {
+    match streams::kind_of(app, stream).await? {
+        Some(k) => Ok(k),
+        None => Err(api_error(
+            StatusCode::NOT_FOUND,
+            &format!("there is no stream or camera named {stream:?}"),
+        )),
+    }
+}
+
+/// The JSON body of a request about an existing `stream`: the 404 first, then what is
+/// wrong with the body.
+async fn on_stream<T: DeserializeOwned>(
+    app: &App,
+    stream: &str,
+    b: Result<Json<T>, JsonRejection>,
+) -> Result<T, Response> {
+    existing(app, stream).await?;
+    body(b)
+}
+
+/// `GET /api/session`: `{"user", "via": "session"|"token", "token": name|null, "csrf"}`.
+pub async fn session(
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+) -> Response {
+    let (via, token) = match &s.via {
+        Credential::Session(_) => ("session", None),
+        Credential::Token { name, .. } => ("token", Some(name.clone())),
+    };
+    Json(json!({ "user": s.user.name, "via": via, "token": token, "csrf": v.csrf })).into_response()
+}
+
+/// `GET /api/streams`: every stream and camera, as [`StreamStatus`] objects by name.
+pub async fn list(State(app): State<App>) -> Response {
+    match admin::statuses(&app).await {
+        Ok(all) => Json(all).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A name in a body.
+#[derive(Debug, Deserialize)]
+pub struct NameBody {
+    name: String,
+}
+
+/// `POST /api/streams`.
+pub async fn create(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<NameBody>, JsonRejection>,
+) -> Response {
+    let b = match body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let made = streams::add_stream(&app, &v, &s, &b.name)
+        .await
+        .map(|(name, key)| {
+            let (server, rtsp) = streams::publish_urls(&app, &name);
+            json!({ "name": name, "key": key, "server": server, "rtsp": rtsp })
+        });
+    answer(StatusCode::CREATED, made)
+}
+
+/// One recorded range in `GET /api/streams/{stream}`.
+#[derive(Debug, Serialize)]
+struct Recorded {
+    /// ISO 8601 UTC.
+    start: String,
+    /// ISO 8601 UTC.
+    end: String,
+}
+
+/// `GET /api/streams/{stream}`: its [`StreamStatus`] and `private`, `recording_settings`,
+/// `publish` (streams), `camera` (cameras), and `recordings` of the last day.
+pub async fn detail(State(app): State<App>, Path(stream): Path<String>) -> Response {
+    match detail_of(&app, &stream).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Response> {
+    let kind = existing(app, stream).await?;
+    let failed =
+        |e: &dyn std::fmt::Display| super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
+    let status: Option<StreamStatus> = admin::statuses(app)
+        .await?
+        .into_iter()
+        .find(|s| s.name == stream);
+    let private = viewer::is_private(&app.db, stream)
+        .await
+        .map_err(|e| failed(&e))?;
+    let rec = dvr_settings::get(&app.db, stream)
+        .await
+        .map_err(|e| failed(&e))?;
+    let publish = if kind == "stream" {
+        let rows = stream_keys::list(&app.db).await.map_err(|e| failed(&e))?;
+        let rotated = rows
+            .iter()
+            .find(|r| r.name == stream)
+            .map_or(0, |r| r.key_rotated_at);
+        let (server, rtsp) = streams::publish_urls(app, stream);
+        json!({ "server": server, "rtsp": rtsp,
+                "key_rotated_at": super::iso_ms(rotated.saturating_mul(1000)) })
+    } else {
+        serde_json::Value::Null
+    };
+    let camera = if kind == "camera" {
+        let rows = sources::list(&app.db).await.map_err(|e| failed(&e))?;
+        rows.into_iter()
+            .find(|r| r.name == stream)
+            .map_or(serde_json::Value::Null, |r| {
+                json!({ "url": r.display_url(), "username": r.username,
+                        "transport": r.transport, "state": r.state,
+                        "last_error": r.last_error })
+            })
+    } else {
+        serde_json::Value::Null
+    };
+    let span = playback::parse_span(None, None).map_err(|e| failed(&e))?;
+    let recordings: Vec<Recorded> = playback::timeline(&app.db, stream, span)
+        .await
+        .map_err(|e| failed(&e))?
+        .into_iter()
+        .map(|r| Recorded {
+            start: super::iso_ms(r.start_ms),
+            end: super::iso_ms(r.end_ms),
+        })
+        .collect();
+    let mut v = serde_json::to_value(status).map_err(|e| failed(&e))?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("private".into(), private.into());
+        o.insert(
+            "recording_settings".into(),
+            serde_json::to_value(rec).map_err(|e| failed(&e))?,
+        );
+        o.insert("publish".into(), publish);
+        o.insert("camera".into(), camera);
+        o.insert(
+            "recordings".into(),
+            serde_json::to_value(recordings).map_err(|e| failed(&e))?,
+        );
+    }
+    Ok(v)
+}
+
+/// `DELETE /api/streams/{stream}`: 204.
+pub async fn delete(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+) -> Response {
+    let kind = match existing(&app, &stream).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match streams::remove(&app, &v, &s, &stream, kind).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `POST /api/streams/{stream}/key`: `{"key"}`.
+pub async fn rotate_key(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+) -> Response {
+    let kind = match existing(&app, &stream).await {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let key = streams::new_key(&app, &v, &s, &stream, kind).await;
+    answer(StatusCode::OK, key.map(|key| json!({ "key": key })))
+}
+
+/// `PUT /api/streams/{stream}/recording`'s body: an absent limit is no limit.
+#[derive(Debug, Deserialize)]
+pub struct RecordingBody {
+    enabled: bool,
+    #[serde(default)]
+    keep: String,
+    #[serde(default)]
+    keep_bytes: String,
+}
+
+/// `PUT /api/streams/{stream}/recording`: the settings now in force.
+pub async fn recording(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    b: Result<Json<RecordingBody>, JsonRejection>,
+) -> Response {
+    let b = match on_stream(&app, &stream, b).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let now =
+        streams::set_recording(&app, &v, &s, &stream, b.enabled, &b.keep, &b.keep_bytes).await;
+    answer(StatusCode::OK, now)
+}
+
+/// `PUT /api/streams/{stream}/visibility`'s body.
+#[derive(Debug, Deserialize)]
+pub struct VisibilityBody {
+    visibility: String,
+}
+
+/// `PUT /api/streams/{stream}/visibility`: `{"visibility"}` as now in force.
+pub async fn visibility(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    b: Result<Json<VisibilityBody>, JsonRejection>,
+) -> Response {
+    let b = match on_stream(&app, &stream, b).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let now = streams::set_visibility(&app, &v, &s, &stream, &b.visibility)
+        .await
+        .map(|private| json!({ "visibility": if private { "private" } else { "public" } }));
+    answer(StatusCode::OK, now)
+}
+
+/// `POST /api/streams/{stream}/links`' body.
+#[derive(Debug, Deserialize)]
+pub struct LinkBody {
+    valid: String,
+}
+
+/// `POST /api/streams/{stream}/links`: 201 `{"url", "expires"}` (ISO 8601 UTC).
+pub async fn link(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    b: Result<Json<LinkBody>, JsonRejection>,
+) -> Response {
+    let b = match on_stream(&app, &stream, b).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let made = streams::new_link(&app, &v, &s, &stream, &b.valid)
+        .await
+        .map(|(url, expires)| {
+            json!({ "url": url, "expires": super::iso_ms(expires.saturating_mul(1000)) })
+        });
+    answer(StatusCode::CREATED, made)
+}
+
+/// `POST /api/streams/{stream}/rename`: `{"name"}` (the new one).
+pub async fn rename(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    b: Result<Json<NameBody>, JsonRejection>,
+) -> Response {
+    let b = match on_stream(&app, &stream, b).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let renamed = streams::rename_stream(&app, &v, &s, &stream, &b.name)
+        .await
+        .map(|name| json!({ "name": name }));
+    answer(StatusCode::OK, renamed)
+}
+
+/// What a camera action came to, as JSON: `{"message"}` when saved, `{"ok", "offers"}`
+/// or `{"ok", "error"}` when tested, the 422 when the fields were wrong.
+fn camera_answer(created: bool, name: Option<String>, o: Outcome) -> Response {
+    match o {
+        Outcome::Invalid(m) => api_error(StatusCode::UNPROCESSABLE_ENTITY, &m),
+        Outcome::Tested(Ok(offers)) => {
+            Json(json!({ "ok": true, "offers": offers })).into_response()
+        }
+        Outcome::Tested(Err(e)) => Json(json!({ "ok": false, "error": e })).into_response(),
+        Outcome::Saved(m) => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            (status, Json(json!({ "name": name, "message": m }))).into_response()
+        }
+    }
+}
+
+/// `POST /api/cameras`: adds a camera (`{name, url, username, password, transport}`;
+/// `transport` is `tcp` or `udp`, default `tcp`).
+pub async fn add_camera(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<CameraFields>, JsonRejection>,
+) -> Response {
+    let f = match body(b) {
+        Ok(f) => f.with_action("add"),
+        Err(r) => return r,
+    };
+    match cameras::handle(&app, &v, &s, &f, None).await {
+        Ok(o) => camera_answer(true, Some(f.name().to_string()), o),
+        Err(r) => r,
+    }
+}
+
+/// `POST /api/cameras/test`: connects to a camera as the service would, without saving
+/// it; `{"ok": true, "offers": "H.264 …"}` or `{"ok": false, "error": …}`.
+pub async fn test_camera(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<CameraFields>, JsonRejection>,
+) -> Response {
+    let f = match body(b) {
+        Ok(f) => f.with_action("test"),
+        Err(r) => return r,
+    };
+    match cameras::handle(&app, &v, &s, &f, None).await {
+        Ok(o) => camera_answer(false, None, o),
+        Err(r) => r,
+    }
+}
+
+/// `PUT /api/streams/{stream}/camera`: new settings for a camera; an empty password
+/// keeps the stored one.
+pub async fn edit_camera(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    b: Result<Json<CameraFields>, JsonRejection>,
+) -> Response {
+    match existing(&app, &stream).await {
+        Ok("camera") => {}
+        Ok(_) => {
+            return api_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "this is a pushed stream, not a camera",
+            )
+        }
+        Err(r) => return r,
+    }
+    let f = match body(b) {
+        Ok(f) => f.with_action("add"),
+        Err(r) => return r,
+    };
+    match cameras::handle(&app, &v, &s, &f, Some(&stream)).await {
+        Ok(o) => camera_answer(false, Some(stream), o),
+        Err(r) => r,
+    }
+}
+
+/// `PUT /api/account/password`'s body.
+#[derive(Debug, Deserialize)]
+pub struct PasswordBody {
+    current: String,
+    new: String,
+}
+
+/// `PUT /api/account/password`: `{"ended_sessions"}`, the browser sessions signed out.
+pub async fn password(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<PasswordBody>, JsonRejection>,
+) -> Response {
+    let b = match body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let ended = admin::set_password(&app, &v, &s, &b.current, &b.new)
+        .await
+        .map(|n| json!({ "ended_sessions": n }));
+    answer(StatusCode::OK, ended)
+}
+
+/// `GET /api/tokens`: the user's tokens (`id`, `name`, `created_at`, `last_used`; Unix
+/// seconds).
+pub async fn tokens(State(app): State<App>, Extension(s): Extension<Signed>) -> Response {
+    match crate::auth::api_tokens::list(&app.db, &s.user).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /api/tokens`: 201 with the row and `token`, the secret, shown this once.
+pub async fn create_token(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<NameBody>, JsonRejection>,
+) -> Response {
+    let b = match body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let made = admin::make_token(&app, &v, &s, &b.name)
+        .await
+        .map(|(row, token)| {
+            json!({ "id": row.id, "name": row.name, "created_at": row.created_at, "token": token })
+        });
+    answer(StatusCode::CREATED, made)
+}
+
+/// `DELETE /api/tokens/{id}`: 204.
+pub async fn revoke_token(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(id): Path<String>,
+) -> Response {
+    match admin::end_token(&app, &v, &s, &id).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refused(r),
+    }
+}
+
+/// `GET /api/audit` query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct AuditQuery {
+    limit: Option<u32>,
+}
+
+/// `GET /api/audit?limit=N`: the newest entries first (`at` in Unix seconds, `actor`,
+/// `action`, `detail`, `client`).
+pub async fn audit(
+    State(app): State<App>,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> Response {
+    let q = match q {
+        Ok(Query(q)) => q,
+        Err(e) => return api_error(e.status(), &e.body_text()),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    match crate::db::audit_log(&app.db, limit).await {
+        Ok(rows) => Json(rows).into_response(),
+        Err(e) => super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
