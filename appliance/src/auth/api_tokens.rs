@@ -104,7 +104,7 @@ pub async fn create(
     if held >= MAX_PER_USER {
         return Err(TokenError::TooMany);
     }
-    let id = sqlx::query(
+    let inserted = sqlx::query(
         "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
     )
     .bind(user.id)
@@ -112,8 +112,15 @@ pub async fn create(
     .bind(&hash[..])
     .bind(now)
     .execute(&mut *tx)
-    .await?
-    .last_insert_rowid();
+    .await;
+    // Two requests making the same name at once: the loser meets UNIQUE (user_id, name).
+    let id = match inserted {
+        Ok(done) => done.last_insert_rowid(),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(TokenError::Exists(name.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
     tx.commit().await?;
     let row = TokenRow {
         id,

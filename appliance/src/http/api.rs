@@ -38,7 +38,7 @@ use super::streams;
 use super::visitor::{api_error, Credential, Signed, Visitor};
 use super::Refusal;
 use crate::app::App;
-use crate::auth::{stream_keys, viewer};
+use crate::auth::viewer;
 use crate::dvr::{playback, settings as dvr_settings};
 use crate::ingest::rtsp_pull::sources;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -173,14 +173,8 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
         .await
         .map_err(|e| failed(&e))?;
     let publish = if kind == "stream" {
-        let rows = stream_keys::list(&app.db).await.map_err(|e| failed(&e))?;
-        let rotated = rows
-            .iter()
-            .find(|r| r.name == stream)
-            .map_or(0, |r| r.key_rotated_at);
-        let (server, rtsp) = streams::publish_urls(app, stream);
-        json!({ "server": server, "rtsp": rtsp,
-                "key_rotated_at": super::iso_ms(rotated.saturating_mul(1000)) })
+        let p = streams::publish_settings(app, stream, None).await?;
+        json!({ "server": p.server, "rtsp": p.rtsp, "key_rotated_at": p.key_since })
     } else {
         serde_json::Value::Null
     };

@@ -218,21 +218,10 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         Err(e) => return internal(e),
     };
     let publish = if kind == "stream" {
-        let rows = match stream_keys::list(&app.db).await {
-            Ok(r) => r,
-            Err(e) => return internal(e),
-        };
-        let since = rows
-            .iter()
-            .find(|r| r.name == name)
-            .map_or(0, |r| r.key_rotated_at);
-        let (server, rtsp) = publish_urls(app, name);
-        Some(Publish {
-            server,
-            rtsp,
-            key: extra.key,
-            key_since: super::iso_ms(since.saturating_mul(1000)),
-        })
+        match publish_settings(app, name, extra.key).await {
+            Ok(p) => Some(p),
+            Err(r) => return r,
+        }
     } else {
         None
     };
@@ -377,6 +366,27 @@ fn timeline(name: &str, span: playback::TimeRange, ranges: &[crate::dvr::Range])
         export: format!("/dvr/{name}/export.mp4"),
         clip,
     }
+}
+
+/// Stream `name`'s publish settings: [`publish_urls`], when its key was made (ISO 8601
+/// UTC), and `key` when it was just made (shown once).
+pub(super) async fn publish_settings(
+    app: &App,
+    name: &str,
+    key: Option<String>,
+) -> Result<Publish, Response> {
+    let rows = stream_keys::list(&app.db).await.map_err(internal)?;
+    let since = rows
+        .iter()
+        .find(|r| r.name == name)
+        .map_or(0, |r| r.key_rotated_at);
+    let (server, rtsp) = publish_urls(app, name);
+    Ok(Publish {
+        server,
+        rtsp,
+        key,
+        key_since: super::iso_ms(since.saturating_mul(1000)),
+    })
 }
 
 /// Where publishers send stream `name`: the RTMP server URL (OBS's "Server"; the key
