@@ -619,11 +619,22 @@ fn hls_js_plays_a_lower_rung_under_a_bandwidth_cap() {
         .iter()
         .map(|s| (num(&s["at"]), num(&s["height"]) as u64))
         .collect();
+    // The heights on screen from `from` to `to`: the samples are changes, so the one in
+    // force at `from` (the last change before it) counts too.
     let during = |from: f64, to: f64| -> Vec<u64> {
-        shown
+        let before = shown
             .iter()
-            .filter(|(at, _)| (from..to).contains(at))
-            .map(|(_, h)| *h)
+            .rev()
+            .find(|(at, _)| *at < from)
+            .map(|(_, h)| *h);
+        before
+            .into_iter()
+            .chain(
+                shown
+                    .iter()
+                    .filter(|(at, _)| (from..to).contains(at))
+                    .map(|(_, h)| *h),
+            )
             .collect()
     };
     // Free: the source rendition. Capped: the rung that fits. Free again: back up.
