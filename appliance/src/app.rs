@@ -1,26 +1,17 @@
-//! The state every front end shares: configuration, database, metrics, and the live
-//! streams (hub + packager) by name.
+//! The state every front end shares: configuration, database, metrics, and the
+//! [`Registry`] of streams (their live entries, by identity).
 
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::Metrics;
-use crate::packager::{self, LiveStream};
+use crate::packager;
+use crate::streams::life::StreamLife;
+use crate::streams::registry::{Gone, Registry};
+use crate::streams::StreamUid;
 use sqlx::SqlitePool;
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// A stream that has been published to since start: its hub and its packaged output.
-#[derive(Clone)]
-pub struct LiveEntry {
-    /// Fan-out of frames.
-    pub hub: Arc<Hub>,
-    /// Segments, parts and playlists.
-    pub output: Arc<LiveStream>,
-    /// The ABR rungs made from it.
-    pub renditions: Arc<crate::transcode::rendition::Renditions>,
-    /// Who watches it now.
-    pub viewers: Arc<crate::viewers::Viewers>,
-}
+pub use crate::streams::registry::LiveEntry;
 
 /// Shared service state; cheap to clone.
 #[derive(Clone)]
@@ -35,62 +26,76 @@ pub struct App {
     pub costs: Arc<crate::transcode::cost::Costs>,
     /// Keyframes to JPEG, on their own thread.
     pub thumbnails: Arc<crate::transcode::thumbnail::Thumbnailer>,
-    /// Sign-in attempts per client address.
+    /// Sign-in and password-check attempts per client address and per account.
     pub sign_in: Arc<crate::auth::limit::SignInLimiter>,
+    /// Thumbnail decodes per client address.
+    pub thumbnail_limit: Arc<crate::auth::limit::ClientLimiter>,
     /// When the service started.
     pub started: std::time::Instant,
-    streams: Arc<Mutex<BTreeMap<String, LiveEntry>>>,
+    /// The configured streams and the live ones.
+    pub registry: Arc<Registry>,
 }
 
 impl App {
-    /// New state over an open database.
+    /// New state over an open database. Call `registry.refresh()` before serving.
     pub fn new(cfg: Config, db: SqlitePool) -> App {
         let metrics = Arc::new(Metrics::new());
+        let thumbnails =
+            crate::transcode::thumbnail::Thumbnailer::start(metrics.thumbnails.clone());
         App {
             cfg: Arc::new(cfg),
+            registry: Registry::new(db.clone(), metrics.clone(), thumbnails.clone()),
             db,
-            thumbnails: crate::transcode::thumbnail::Thumbnailer::start(metrics.thumbnails.clone()),
+            thumbnails,
             metrics,
             costs: Arc::default(),
             sign_in: Arc::default(),
+            thumbnail_limit: Arc::new(crate::auth::limit::ClientLimiter::thumbnails()),
             started: std::time::Instant::now(),
-            streams: Arc::default(),
         }
     }
 
-    /// The live entry of `name`, created (with its packager task) on first use.
-    /// Must be called inside the tokio runtime.
-    pub fn open_stream(&self, name: &str) -> LiveEntry {
-        let mut map = self.streams.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(e) = map.get(name) {
-            return e.clone();
-        }
-        let hub = Hub::new(name);
-        let output = packager::spawn(hub.clone(), self.cfg.live.clone(), self.metrics.clone());
-        crate::dvr::recorder(self.clone(), output.clone());
-        let renditions = Arc::new(crate::transcode::rendition::Renditions::default());
-        crate::transcode::rendition::supervise(
-            self.clone(),
-            hub.clone(),
-            output.clone(),
-            renditions.clone(),
-        );
-        let e = LiveEntry {
-            hub,
-            output,
-            renditions,
-            viewers: Arc::default(),
-        };
-        map.insert(name.to_string(), e.clone());
-        e
+    /// The live entry of stream `uid`, opened (hub, packager, recorder, renditions) on
+    /// first use. Must be called inside the tokio runtime.
+    ///
+    /// # Errors
+    /// [`Gone`] when no stream has that identity.
+    pub async fn open_stream(&self, uid: &StreamUid) -> Result<LiveEntry, Gone> {
+        self.registry
+            .open(uid, |named| {
+                let life = StreamLife::default();
+                let hub = Hub::new(&named.name);
+                let output = packager::spawn(
+                    hub.clone(),
+                    self.cfg.live.clone(),
+                    self.metrics.clone(),
+                    &life,
+                );
+                crate::dvr::recorder(self.clone(), named.uid.clone(), output.clone(), &life);
+                let renditions = Arc::new(crate::transcode::rendition::Renditions::default());
+                crate::transcode::rendition::supervise(
+                    self.clone(),
+                    named.uid.clone(),
+                    hub.clone(),
+                    output.clone(),
+                    renditions.clone(),
+                    &life,
+                );
+                LiveEntry {
+                    uid: named.uid.clone(),
+                    name: named.name.clone(),
+                    hub,
+                    output,
+                    renditions,
+                    viewers: Arc::default(),
+                    life,
+                }
+            })
+            .await
     }
 
-    /// The live entry of `name`, if it was published to since start.
+    /// The live entry of the stream named `name`, if it was opened.
     pub fn stream(&self, name: &str) -> Option<LiveEntry> {
-        self.streams
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .cloned()
+        self.registry.stream(name)
     }
 }

@@ -32,6 +32,20 @@ pub struct Config {
     pub dvr: DvrConfig,
     /// ABR transcoding.
     pub abr: AbrConfig,
+    /// Prometheus metrics.
+    pub metrics: MetricsConfig,
+}
+
+/// Where Prometheus metrics are served besides `/metrics` on the HTTP port (which needs
+/// an administrator's session or an API token).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A listener of its own that serves only `/metrics`, to anyone who can reach it:
+    /// for a scraper on the box itself (`127.0.0.1:9120`). Unset by default. An address
+    /// other than loopback opens the metrics, and the stream names in them, to that
+    /// network.
+    pub listen: Option<SocketAddr>,
 }
 
 /// ABR transcoding limits.
@@ -92,11 +106,19 @@ pub struct SourcesConfig {
     /// The longest wait between reconnection attempts to a camera; waits start at one
     /// second and double up to this, with jitter.
     pub retry_max: f64,
+    /// Whether the admin pages and the API may test and add cameras at loopback and
+    /// link-local addresses (this machine's own ports, 169.254/16, fe80::/10). Off, so
+    /// a stolen API token cannot scan the appliance's own services through "Test
+    /// connection". The CLI (`streambox source add`) is not limited.
+    pub allow_local_addresses: bool,
 }
 
 impl Default for SourcesConfig {
     fn default() -> Self {
-        SourcesConfig { retry_max: 30.0 }
+        SourcesConfig {
+            retry_max: 30.0,
+            allow_local_addresses: false,
+        }
     }
 }
 
@@ -106,28 +128,51 @@ impl Default for SourcesConfig {
 pub struct RtmpConfig {
     /// Listen address; port 0 picks a free port (reported at start-up).
     pub listen: SocketAddr,
+    /// The most RTMP connections one client address (an IPv4 address, or an IPv6 /64)
+    /// may have open; more are closed at once.
+    pub max_connections_per_client: usize,
 }
 
-/// HTTP server settings.
+/// HTTP server settings. Durations are in seconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
     /// Listen address; port 0 picks a free port (reported at start-up).
     pub listen: SocketAddr,
+    /// A request's headers must arrive within this of the connection being ready for
+    /// them (its opening, or the end of the previous response); else it is closed.
+    pub header_timeout: f64,
+    /// A form or API body must arrive within this; else 408 and the connection closes.
+    pub body_timeout: f64,
+    /// The most HTTP connections one client address (an IPv4 address, or an IPv6 /64)
+    /// may have open; more get 503 and are closed. A browser opens about six.
+    pub max_connections_per_client: usize,
 }
 
-/// RTSP server settings.
+/// RTSP server settings. Durations are in seconds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RtspConfig {
     /// Listen address; port 0 picks a free port (reported at start-up).
     pub listen: SocketAddr,
+    /// A request must arrive whole within this of its first byte (and the first one
+    /// within this of the connection opening); else the connection closes.
+    pub request_timeout: f64,
+    /// A connection on which nothing arrives for this long closes. Sessions announce it
+    /// as their timeout (RFC 2326 §12.37): players send keep-alives sooner.
+    pub idle_timeout: f64,
+    /// The most RTSP connections one client address (an IPv4 address, or an IPv6 /64)
+    /// may have open; more are closed at once.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for RtspConfig {
     fn default() -> Self {
         RtspConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8554)),
+            request_timeout: 10.0,
+            idle_timeout: 60.0,
+            max_connections_per_client: 32,
         }
     }
 }
@@ -155,6 +200,7 @@ impl Default for RtmpConfig {
     fn default() -> Self {
         RtmpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 1935)),
+            max_connections_per_client: 16,
         }
     }
 }
@@ -163,6 +209,9 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            header_timeout: 10.0,
+            body_timeout: 30.0,
+            max_connections_per_client: 128,
         }
     }
 }
@@ -191,6 +240,7 @@ impl Default for Config {
             sources: SourcesConfig::default(),
             dvr: DvrConfig::default(),
             abr: AbrConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -288,6 +338,39 @@ impl Config {
         }
         if !(1.0..=3600.0).contains(&self.sources.retry_max) {
             return bad("sources.retry_max", "must be between 1 and 3600 seconds");
+        }
+        let seconds: [(&'static str, f64); 4] = [
+            ("http.header_timeout", self.http.header_timeout),
+            ("http.body_timeout", self.http.body_timeout),
+            ("rtsp.request_timeout", self.rtsp.request_timeout),
+            ("rtsp.idle_timeout", self.rtsp.idle_timeout),
+        ];
+        for (field, v) in seconds {
+            if !(0.5..=3600.0).contains(&v) {
+                return bad(field, "must be between 0.5 and 3600 seconds");
+            }
+        }
+        if self.rtsp.idle_timeout < self.rtsp.request_timeout {
+            return bad("rtsp.idle_timeout", "must be at least rtsp.request_timeout");
+        }
+        let caps: [(&'static str, usize); 3] = [
+            (
+                "http.max_connections_per_client",
+                self.http.max_connections_per_client,
+            ),
+            (
+                "rtsp.max_connections_per_client",
+                self.rtsp.max_connections_per_client,
+            ),
+            (
+                "rtmp.max_connections_per_client",
+                self.rtmp.max_connections_per_client,
+            ),
+        ];
+        for (field, v) in caps {
+            if !(1..=100_000).contains(&v) {
+                return bad(field, "must be between 1 and 100000");
+            }
         }
         Ok(())
     }

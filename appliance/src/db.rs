@@ -202,12 +202,12 @@ pub enum RenameError {
     Db(#[from] sqlx::Error),
 }
 
-/// Renames stream or camera `old` to `new` everywhere the name is a key: the stream or
-/// source row, its recording, ladder and visibility settings, and its recordings' index
-/// (the files keep their paths, which the index holds). One transaction. A renamed
-/// stream's RTSP Digest secret depends on the name, so it is dropped: RTSP publishers
-/// use Basic until the key is next rotated. The caller checks `new` is a valid name and
-/// that the stream is not live.
+/// Renames stream or camera `old` to `new`. Everything else of it (settings, visibility,
+/// recordings, viewer links) is keyed by its identity and follows it; its live entry,
+/// opened under the old name, is closed by the registry. A renamed stream's RTSP Digest
+/// secret depends on the name, so it is dropped: RTSP publishers use Basic until the key
+/// is next rotated. The caller checks `new` is a valid name and that the stream is not
+/// live.
 ///
 /// # Errors
 /// [`RenameError`].
@@ -231,18 +231,74 @@ pub async fn rename_stream(pool: &SqlitePool, old: &str, new: &str) -> Result<()
     if streams + cameras == 0 {
         return Err(RenameError::NoSuchStream(old.to_string()));
     }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Deletes stream or camera `name` and everything that is its: its settings,
+/// visibility and viewer links at once, its recordings marked for deletion (retention
+/// removes the files, then their rows). One transaction. Returns its identity, or `None`
+/// when there was no such stream.
+///
+/// # Errors
+/// A database error.
+pub async fn delete_stream(
+    pool: &SqlitePool,
+    name: &str,
+) -> Result<Option<crate::streams::StreamUid>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let uid: Option<(crate::streams::StreamUid,)> =
+        sqlx::query_as("DELETE FROM streams WHERE name = ?1 RETURNING uid")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let uid = match uid {
+        Some((u,)) => Some(u),
+        None => sqlx::query_as::<_, (crate::streams::StreamUid,)>(
+            "DELETE FROM sources WHERE name = ?1 RETURNING uid",
+        )
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|(u,)| u),
+    };
+    let Some(uid) = uid else {
+        return Ok(None);
+    };
     for table in [
         "recording_settings",
         "ladder_settings",
         "stream_visibility",
-        "dvr_segments",
+        "viewer_links",
     ] {
-        sqlx::query(&format!("UPDATE {table} SET stream = ?1 WHERE stream = ?2"))
-            .bind(new)
-            .bind(old)
+        sqlx::query(&format!("DELETE FROM {table} WHERE stream_uid = ?"))
+            .bind(&uid)
             .execute(&mut *tx)
             .await?;
     }
+    sqlx::query("UPDATE dvr_segments SET deleting = 1 WHERE stream_uid = ?")
+        .bind(&uid)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Some(uid))
+}
+
+/// A connection of its own to the database in `data_dir`, for watching it
+/// (`PRAGMA data_version` counts the commits of other connections).
+///
+/// # Errors
+/// [`DbError::Open`].
+pub async fn watcher(data_dir: &Path) -> Result<sqlx::SqliteConnection, DbError> {
+    use sqlx::ConnectOptions;
+    let path = data_dir.join("streambox.db");
+    SqliteConnectOptions::new()
+        .filename(&path)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(|source| DbError::Open {
+            path: path.display().to_string(),
+            source,
+        })
 }

@@ -195,11 +195,13 @@ fn run() -> anyhow::Result<()> {
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .fmt_fields(streambox::system::log::fields())
                     .with_writer(std::io::stderr),
             )
             .with(
                 tracing_subscriber::fmt::layer()
                     .with_ansi(false)
+                    .fmt_fields(streambox::system::log::fields())
                     .with_writer(streambox::system::log::Recent),
             )
             .init();
@@ -336,6 +338,14 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let rtsp = tokio::net::TcpListener::bind(cfg.rtsp.listen)
         .await
         .with_context(|| format!("binding RTSP to {}", cfg.rtsp.listen))?;
+    let metrics = match cfg.metrics.listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding metrics to {a}"))?,
+        ),
+        None => None,
+    };
     let (rtmp_addr, http_addr, rtsp_addr) =
         (rtmp.local_addr()?, web.local_addr()?, rtsp.local_addr()?);
     info!(data_dir = %cfg.data_dir.display(), "streambox starting");
@@ -343,10 +353,19 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     println!("rtmp listening on {rtmp_addr}");
     println!("http listening on {http_addr}");
     println!("rtsp listening on {rtsp_addr}");
+    if let Some(m) = &metrics {
+        println!("metrics listening on {}", m.local_addr()?);
+    }
     // Pages that show addresses (setup, publish settings) use the bound ports.
     (cfg.rtmp.listen, cfg.http.listen, cfg.rtsp.listen) = (rtmp_addr, http_addr, rtsp_addr);
     let budget = cfg.abr.budget();
+    let watcher = db::watcher(&cfg.data_dir).await?;
     let app = App::new(cfg, pool);
+    app.registry
+        .refresh()
+        .await
+        .context("reading the configured streams")?;
+    tokio::spawn(app.registry.clone().watch(watcher));
     // Measure what transcoding costs on this machine, off the async workers; ladders
     // started before it finishes use the built-in estimate.
     let costs = app.costs.clone();
@@ -370,18 +389,17 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(ingest::rtmp::serve(rtmp, app.clone()));
     tokio::spawn(streambox::rtsp::server::serve(rtsp, app.clone()));
     tokio::spawn(ingest::rtsp_pull::run(app.clone()));
-    tokio::spawn(sweep_sessions(app.db.clone()));
-    let service = http::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(web, service)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("HTTP server")?;
+    tokio::spawn(sweep(app.db.clone()));
+    if let Some(m) = metrics {
+        tokio::spawn(http::serve_metrics(m, app.clone()));
+    }
+    http::serve(web, app, shutdown()).await;
     info!("streambox stopped");
     Ok(())
 }
 
-/// Deletes timed-out sessions once an hour.
-async fn sweep_sessions(pool: sqlx::SqlitePool) {
+/// Deletes timed-out sessions and expired viewer links once an hour.
+async fn sweep(pool: sqlx::SqlitePool) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
     loop {
         every.tick().await;
@@ -389,6 +407,11 @@ async fn sweep_sessions(pool: sqlx::SqlitePool) {
             Ok(0) => {}
             Ok(n) => info!(sessions = n, "timed-out sessions deleted"),
             Err(e) => tracing::warn!(error = %e, "deleting timed-out sessions failed"),
+        }
+        match streambox::auth::viewer::sweep(&pool).await {
+            Ok(0) => {}
+            Ok(n) => info!(links = n, "expired viewer links deleted"),
+            Err(e) => tracing::warn!(error = %e, "deleting expired viewer links failed"),
         }
     }
 }
@@ -451,9 +474,13 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             }
         }
         StreamCommand::Rm { name } => {
-            stream_keys::remove(&pool, &name).await?;
+            match streambox::streams::lookup(&pool, &name).await? {
+                Some(n) if n.kind == streambox::streams::Kind::Stream => {}
+                _ => anyhow::bail!("no stream named {name:?}"),
+            }
+            db::delete_stream(&pool, &name).await?;
             db::audit(&pool, "cli", "stream.rm", &name, "cli").await?;
-            println!("Deleted stream {name}.");
+            println!("Deleted stream {name}, its viewer links and its recordings.");
         }
         StreamCommand::Set {
             name,
@@ -481,7 +508,8 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
                     anyhow::bail!("no stream or camera named {name:?}");
                 }
             }
-            let ladder = streambox::transcode::ladder::get(&pool, &name).await?;
+            let uid = named_uid(&pool, &name).await?;
+            let ladder = streambox::transcode::ladder::get(&pool, &uid).await?;
             db::audit(&pool, "cli", "stream.set", &name, "cli").await?;
             let keep = s.keep_secs.map_or("no age limit".into(), |k| {
                 humantime::format_duration(std::time::Duration::from_secs(k as u64)).to_string()
@@ -508,7 +536,7 @@ async fn dvr_command(cfg: Config, command: DvrCommand) -> anyhow::Result<()> {
     let pool = open_db(&cfg).await?;
     match command {
         DvrCommand::Ranges { name } => {
-            let ranges = dvr::ranges(&pool, &name, None).await?;
+            let ranges = dvr::ranges(&pool, &named_uid(&pool, &name).await?, None).await?;
             if ranges.is_empty() {
                 println!("No recordings of {name}.");
             }
@@ -540,7 +568,8 @@ async fn dvr_command(cfg: Config, command: DvrCommand) -> anyhow::Result<()> {
             output,
         } => {
             let range = dvr::playback::parse_range(Some(&from), Some(&to))?;
-            let (video, audio) = dvr::playback::segments(&pool, &name, range).await?;
+            let uid = named_uid(&pool, &name).await?;
+            let (video, audio) = dvr::playback::segments(&pool, &uid, range).await?;
             let root = cfg.data_dir.join("recordings");
             let out = output.clone();
             let (seconds, bytes) =
@@ -593,7 +622,7 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
                 .await?
                 .into_iter()
                 .find(|r| r.name == name)
-                .map_or_else(|| cam.url.to_string(), |r| r.display_url());
+                .map_or_else(|| sources::mask_url(cam.url.as_str()), |r| r.display_url());
             println!("Added camera {name}: {shown} over {}.", transport.as_str());
             print_watch_urls(&cfg, &name);
         }
@@ -626,12 +655,27 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
             }
         }
         SourceCommand::Rm { name } => {
-            sources::remove(&pool, &name).await?;
+            match streambox::streams::lookup(&pool, &name).await? {
+                Some(n) if n.kind == streambox::streams::Kind::Camera => {}
+                _ => anyhow::bail!("no source named {name:?}"),
+            }
+            db::delete_stream(&pool, &name).await?;
             db::audit(&pool, "cli", "source.rm", &name, "cli").await?;
-            println!("Removed camera {name}.");
+            println!("Removed camera {name}, its viewer links and its recordings.");
         }
     }
     Ok(())
+}
+
+/// The identity of stream or camera `name`.
+async fn named_uid(
+    pool: &sqlx::SqlitePool,
+    name: &str,
+) -> anyhow::Result<streambox::streams::StreamUid> {
+    streambox::streams::lookup(pool, name)
+        .await?
+        .map(|n| n.uid)
+        .ok_or_else(|| anyhow::anyhow!("no stream or camera named {name:?}"))
 }
 
 /// Seconds since the Unix epoch as an RFC 3339 UTC time.

@@ -5,8 +5,12 @@
 //! being listed, playlist and segment requests, recording paused for disk space, bytes
 //! recorded and segments deleted, the time a recorder batch takes to write.
 //! Service-wide: publish attempts rejected (label `reason`), thumbnails by outcome
-//! (label `result`).
+//! (label `result`); connections open, refused over the per-client cap and cut off by
+//! a timeout, and the cap itself (label `protocol`: `http`, `rtsp`, `rtmp`).
+//!
+//! A stream's series go when the stream does ([`Metrics::forget_stream`]).
 
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -52,6 +56,16 @@ pub struct Metrics {
     pub part_delay: HistogramVec,
     /// Seconds from the arrival of a segment's last frame to the segment being listed.
     pub segment_delay: HistogramVec,
+    /// Connections open now, by protocol.
+    pub connections: IntGaugeVec,
+    /// Connections refused because their client address had the most it may open.
+    pub connections_refused: IntCounterVec,
+    /// Connections closed for sending too slowly or not at all, by protocol and `phase`
+    /// (`headers`, `body`, `request`, `idle`).
+    pub connection_timeouts: IntCounterVec,
+    /// The most connections one client address (an IPv4 address or an IPv6 /64) may
+    /// have open, by protocol.
+    pub connection_limit: IntGaugeVec,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -202,8 +216,53 @@ impl Metrics {
                 "Thumbnail requests and decodes by outcome",
                 &["result"],
             ),
+            connections: gauge(
+                &r,
+                "streambox_connections",
+                "Connections open now",
+                &["protocol"],
+            ),
+            connections_refused: counter(
+                &r,
+                "streambox_connections_refused_total",
+                "Connections refused: the client address had the most it may open",
+                &["protocol"],
+            ),
+            connection_timeouts: counter(
+                &r,
+                "streambox_connection_timeouts_total",
+                "Connections closed for sending too slowly or not at all",
+                &["protocol", "phase"],
+            ),
+            connection_limit: gauge(
+                &r,
+                "streambox_connection_limit",
+                "The most connections one client address (IPv4, or IPv6 /64) may have open",
+                &["protocol"],
+            ),
             registry: r,
         }
+    }
+
+    /// Removes every series of stream `name` and of its renditions (`name/720p`): the
+    /// stream is gone. Counters of a stream of the same name made later start at zero.
+    pub fn forget_stream(&self, name: &str) {
+        forget(&self.publishing, name);
+        forget(&self.ingest_bytes, name);
+        forget(&self.ingest_bitrate, name);
+        forget(&self.frames, name);
+        forget(&self.segments, name);
+        forget(&self.playlist_requests, name);
+        forget(&self.segment_requests, name);
+        forget(&self.dvr_paused, name);
+        forget(&self.dvr_written_bytes, name);
+        forget(&self.dvr_deleted_segments, name);
+        forget(&self.dvr_write_seconds, name);
+        forget(&self.rendition_running, name);
+        forget(&self.abr_cores, name);
+        forget(&self.abr_rejected_frames, name);
+        forget(&self.part_delay, name);
+        forget(&self.segment_delay, name);
     }
 
     /// The text exposition of every metric.
@@ -215,8 +274,53 @@ impl Metrics {
     }
 }
 
+/// Removes the series of `vec` whose `stream` label is `name` or a rendition of it
+/// (`name/…`).
+fn forget<T: MetricVecBuilder>(vec: &MetricVec<T>, name: &str) {
+    let rendition = format!("{name}/");
+    for family in vec.collect() {
+        for m in family.get_metric() {
+            let labels: std::collections::HashMap<&str, &str> = m
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if labels
+                .get("stream")
+                .is_some_and(|s| *s == name || s.starts_with(&rendition))
+            {
+                // Gone already is as good.
+                let _ = vec.remove(&labels);
+            }
+        }
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_forgotten_stream_leaves_no_series_and_others_keep_theirs() {
+        let m = Metrics::new();
+        for s in ["lobby", "lobby/720p", "lobbyist"] {
+            m.ingest_bytes.with_label_values(&[s]).inc();
+            m.segments.with_label_values(&[s, "video"]).inc();
+            m.part_delay.with_label_values(&[s, "audio"]).observe(0.1);
+        }
+        m.rendition_running
+            .with_label_values(&["lobby", "720p"])
+            .set(1);
+        m.forget_stream("lobby");
+        let text = m.render();
+        assert!(!text.contains("stream=\"lobby\""), "{text}");
+        assert!(!text.contains("stream=\"lobby/720p\""), "{text}");
+        assert!(text.contains("stream=\"lobbyist\""), "{text}");
     }
 }

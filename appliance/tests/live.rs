@@ -391,7 +391,7 @@ fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
     assert_eq!(status, 404);
 
     // Metrics per stream.
-    let m = get_text(&server.url("/metrics"));
+    let m = server.metrics();
     for needle in [
         "streambox_stream_publishing{stream=\"lobby\"} 1",
         "streambox_frames_total{stream=\"lobby\",track=\"video\"}",
@@ -457,7 +457,7 @@ fn reconnect_continues_with_discontinuity_then_playlist_ends() {
         2 * src_video
     );
     decode_strict(&server.url("/live/lobby/index.m3u8"));
-    let m = get_text(&server.url("/metrics"));
+    let m = server.metrics();
     assert!(
         m.contains("streambox_stream_publishing{stream=\"lobby\"} 0"),
         "{m}"

@@ -57,7 +57,7 @@ impl Fixture {
             first,
             "healthy stream did not advance"
         );
-        let m = get_text(&self.server.url("/metrics"));
+        let m = self.server.metrics();
         assert!(
             m.contains("streambox_stream_publishing{stream=\"good\"} 1"),
             "{m}"
@@ -192,7 +192,7 @@ fn truncated_chunk_ends_only_that_session() {
     drop(c);
     f.server
         .wait_log("RTMP session closed", Duration::from_secs(10));
-    let m = get_text(&f.server.url("/metrics"));
+    let m = f.server.metrics();
     assert!(
         m.contains("streambox_stream_publishing{stream=\"trunc\"} 0"),
         "{m}"

@@ -166,7 +166,7 @@ fn basic(user: &str, password: &str) -> String {
 }
 
 fn frames_counted(server: &Server, stream: &str) -> u64 {
-    let metrics = get_text(&server.url("/metrics"));
+    let metrics = server.metrics();
     let prefix = format!("streambox_frames_total{{stream=\"{stream}\",track=\"video\"}} ");
     metrics
         .lines()
@@ -317,7 +317,7 @@ fn bad_rtsp_publishers_get_their_status_and_disturb_nothing() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let metrics = get_text(&server.url("/metrics"));
+    let metrics = server.metrics();
     assert!(
         metrics.contains("streambox_publish_rejected_total{reason=\"bad_key\"} 3"),
         "{metrics}"

@@ -317,12 +317,27 @@ fn streams_made_and_played_in_the_admin_ui_and_a_private_one_only_through_its_li
         "{out:?}"
     );
     // A link altered, expired, damaged, or for another stream does not open it.
-    let (expires, sig) = token.split_once('.').expect("EXPIRES.SIG");
+    let mut parts = token.splitn(3, '.');
+    let (id, expires, sig) = (
+        parts.next().expect("ID"),
+        parts.next().expect("EXPIRES"),
+        parts.next().expect("SIGNATURE"),
+    );
     let later = expires.parse::<i64>().expect("expiry") + 3600;
     let secret = read_secret(&server, streambox::auth::viewer::SECRET);
-    let expired = streambox::auth::viewer::token(&secret, "chapel", 1_000);
+    let uid = support::web::with_db(&server, |pool| async move {
+        sqlx::query_as::<_, (streambox::streams::StreamUid,)>(
+            "SELECT uid FROM streams WHERE name = 'chapel'",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the stream's identity")
+        .0
+    });
+    let id: i64 = id.parse().expect("link id");
+    let expired = streambox::auth::viewer::token(&secret, &uid, id, 1_000);
     for (bad, why) in [
-        (format!("{later}.{sig}"), "not valid"),
+        (format!("{id}.{later}.{sig}"), "not valid"),
         (expired, "expired"),
         ("garbage".to_string(), "damaged"),
     ] {

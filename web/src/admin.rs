@@ -183,6 +183,8 @@ pub struct TokenItem {
     pub id: i64,
     /// Its name.
     pub name: String,
+    /// What it may do: `admin` (everything) or `metrics` (read /metrics only).
+    pub scope: String,
     /// When it was made, e.g. `2026-11-21T22:40:00.000Z`.
     pub created: String,
     /// When it was last used, or `never`.
@@ -228,7 +230,7 @@ pub fn account(shell: Shell, a: AccountView) -> String {
                 <p class="hint">"Other browsers signed in as you are signed out. API tokens keep working until you revoke them."</p>
             </form>
             <h2 id="tokens">"API tokens"</h2>
-            <p class="hint">"Scripts and other machines use the JSON API under /api/ with a token: "<code>"Authorization: Bearer TOKEN"</code>". A token can do everything you can; revoke one you no longer use."</p>
+            <p class="hint">"Scripts and other machines use the JSON API under /api/ with a token: "<code>"Authorization: Bearer TOKEN"</code>". An admin token can do everything you can; a metrics token only reads /metrics (for Prometheus). Revoke one you no longer use."</p>
             {new_token.map(|(name, secret)| view! {
                 <div class="notice" role="status">
                     <p>"Token \u{201c}"{name}"\u{201d} made. Copy it now: it is not shown again."</p>
@@ -239,11 +241,11 @@ pub fn account(shell: Shell, a: AccountView) -> String {
             {none.then(|| view! { <p class="empty">"No tokens yet."</p> })}
             {(!none).then(|| view! {
                 <table class="tokens">
-                    <thead><tr><th>"Name"</th><th>"Made"</th><th>"Last used"</th><th></th></tr></thead>
+                    <thead><tr><th>"Name"</th><th>"Scope"</th><th>"Made"</th><th>"Last used"</th><th></th></tr></thead>
                     <tbody>
                         {tokens.into_iter().map(|t| view! {
                             <tr>
-                                <td>{t.name}</td><td>{t.created}</td><td>{t.last_used}</td>
+                                <td>{t.name}</td><td>{t.scope}</td><td>{t.created}</td><td>{t.last_used}</td>
                                 <td>
                                     <form method="post" action=format!("/admin/account/tokens/{}/revoke", t.id)>
                                         <Csrf token=csrf.clone() />
@@ -258,6 +260,10 @@ pub fn account(shell: Shell, a: AccountView) -> String {
             <form method="post" action="/admin/account/tokens" class="stack narrow">
                 <Csrf token=csrf.clone() />
                 <label>"Name" <input name="name" required maxlength="64" placeholder="e.g. backup script" /></label>
+                <label>"Scope" <select name="scope">
+                    <option value="admin" selected=true>"Admin: the whole API"</option>
+                    <option value="metrics">"Metrics: read /metrics only"</option>
+                </select></label>
                 <button type="submit">"Make a token"</button>
             </form>
         }
@@ -334,6 +340,7 @@ mod tests {
                     tokens: vec![TokenItem {
                         id: 3,
                         name: "ci".into(),
+                        scope: "admin".into(),
                         created: "2026-11-22T10:00:00.000Z".into(),
                         last_used: "never".into(),
                     }],

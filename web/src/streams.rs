@@ -166,10 +166,25 @@ pub struct Detail {
     pub recorded: Timeline,
     /// A viewer link just made, and when it expires.
     pub link: Option<(String, String)>,
+    /// The open viewer links.
+    pub links: Vec<OpenLink>,
     /// What the last action did.
     pub notice: Option<String>,
     /// What was wrong with the last post.
     pub error: Option<String>,
+}
+
+/// An open viewer link as its stream's page lists it (its URL was shown once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenLink {
+    /// Its id, which the revoke form posts to.
+    pub id: i64,
+    /// When it was made (ISO 8601 UTC).
+    pub created: String,
+    /// When it expires (ISO 8601 UTC).
+    pub expires: String,
+    /// Who made it.
+    pub by: String,
 }
 
 /// `/admin/streams/{stream}`.
@@ -224,6 +239,31 @@ pub fn detail(shell: Shell, d: Detail) -> String {
         let link = d.link.clone().map(|(url, until)| view! {
             <p class="notice">"Viewer link, valid until " {until} ": " <code class="copy" id="link">{url}</code></p>
         });
+        let links = (!d.links.is_empty()).then(|| {
+            let rows = d
+                .links
+                .iter()
+                .map(|l| {
+                    let revoke = action(&format!("links/{}/revoke", l.id));
+                    view! {
+                        <tr data-link=l.id>
+                            <td>{l.created.clone()}</td><td>{l.expires.clone()}</td><td>{l.by.clone()}</td>
+                            <td><form method="post" action=revoke class="inline">
+                                <Csrf token=c() />
+                                <button type="submit" class="danger">"Revoke"</button>
+                            </form></td>
+                        </tr>
+                    }
+                })
+                .collect_view();
+            view! {
+                <table class="audit" id="links">
+                    <thead><tr><th>"Made"</th><th>"Expires"</th><th>"By"</th><th></th></tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+                <p class="hint">"A revoked link stops at once, also for players watching through it."</p>
+            }
+        });
         let recorded = timeline(d.recorded.clone());
         view! {
             <h1>{d.name.clone()} " " <span class=if d.live { "state live" } else { "state offline" }>{if d.live { "live" } else { "offline" }}</span></h1>
@@ -263,6 +303,7 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                     <button type="submit">"Save visibility"</button>
                 </form>
                 {link}
+                {links}
                 <form method="post" action=action("link") class="inline">
                     <Csrf token=c() />
                     <label>"Link valid for" <input name="valid" value="24h" maxlength="16" /></label>
@@ -281,7 +322,7 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                     <label>"Type the name to delete" <input name="confirm" maxlength="64" required /></label>
                     <button type="submit" class="danger">"Delete"</button>
                 </form>
-                <p class="hint">"Deleting stops the key at once. Recordings made so far are not deleted with the stream."</p>
+                <p class="hint">"Deleting ends its publisher and its viewer links at once, and deletes its recordings. Export what you want to keep first."</p>
             </section>
             <script src="/assets/vendor/hls.min.js"></script>
             <script src="/assets/vendor/dash.all.min.js"></script>

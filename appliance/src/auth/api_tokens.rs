@@ -6,6 +6,9 @@
 //! the database keeps only the SHA-256 of the bytes, with its owner, a name, and when it
 //! was made and last used. A token stays valid until it is revoked, or its owner is
 //! deleted; a password change does not end it.
+//!
+//! A token has a [`Scope`]: everything its administrator can do, or reading `/metrics`
+//! only (for a Prometheus scraper, which then holds no power over the appliance).
 
 use super::users::User;
 use crate::db::{unix_now, DbError};
@@ -44,6 +47,36 @@ impl From<sqlx::Error> for TokenError {
     }
 }
 
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Everything its administrator can: the whole JSON API, and `/metrics`.
+    #[default]
+    Admin,
+    /// Reading `/metrics`, nothing else.
+    Metrics,
+}
+
+impl Scope {
+    /// `admin` or `metrics`, as stored and as the API says it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Admin => "admin",
+            Scope::Metrics => "metrics",
+        }
+    }
+
+    /// The scope named `s` (`admin`, `metrics`).
+    pub fn parse(s: &str) -> Option<Scope> {
+        match s {
+            "admin" => Some(Scope::Admin),
+            "metrics" => Some(Scope::Metrics),
+            _ => None,
+        }
+    }
+}
+
 /// One token, as listed (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct TokenRow {
@@ -51,6 +84,8 @@ pub struct TokenRow {
     pub id: i64,
     /// The name its owner gave it.
     pub name: String,
+    /// `admin` or `metrics` ([`Scope`]).
+    pub scope: String,
     /// When it was made, in seconds since the Unix epoch.
     pub created_at: i64,
     /// When it was last used (to within a minute), in seconds since the Unix epoch.
@@ -66,6 +101,8 @@ pub struct Bearer {
     pub id: i64,
     /// Its name.
     pub name: String,
+    /// What it may do.
+    pub scope: Scope,
 }
 
 /// Whether `name` is a valid token name: 1–64 characters, no control characters.
@@ -74,8 +111,8 @@ pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&n) && !name.chars().any(char::is_control) && name.trim() == name
 }
 
-/// Makes a token named `name` for `user`; returns its row and the secret, which is
-/// shown this once.
+/// Makes a token named `name` of `scope` for `user`; returns its row and the secret,
+/// which is shown this once.
 ///
 /// # Errors
 /// [`TokenError::InvalidName`], [`TokenError::Exists`], [`TokenError::TooMany`],
@@ -84,6 +121,7 @@ pub async fn create(
     pool: &SqlitePool,
     user: &User,
     name: &str,
+    scope: Scope,
 ) -> Result<(TokenRow, String), TokenError> {
     if !valid_name(name) {
         return Err(TokenError::InvalidName(name.chars().take(80).collect()));
@@ -105,12 +143,14 @@ pub async fn create(
         return Err(TokenError::TooMany);
     }
     let inserted = sqlx::query(
-        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, scope)
+         VALUES (?, ?, ?, ?, ?)",
     )
     .bind(user.id)
     .bind(name)
     .bind(&hash[..])
     .bind(now)
+    .bind(scope.as_str())
     .execute(&mut *tx)
     .await;
     // Two requests making the same name at once: the loser meets UNIQUE (user_id, name).
@@ -125,6 +165,7 @@ pub async fn create(
     let row = TokenRow {
         id,
         name: name.to_string(),
+        scope: scope.as_str().to_string(),
         created_at: now,
         last_used: None,
     };
@@ -137,7 +178,8 @@ pub async fn create(
 /// [`DbError::Query`].
 pub async fn list(pool: &SqlitePool, user: &User) -> Result<Vec<TokenRow>, DbError> {
     Ok(sqlx::query_as(
-        "SELECT id, name, created_at, last_used FROM api_tokens WHERE user_id = ? ORDER BY id",
+        "SELECT id, name, scope, created_at, last_used FROM api_tokens WHERE user_id = ?
+         ORDER BY id",
     )
     .bind(user.id)
     .fetch_all(pool)
@@ -167,14 +209,14 @@ pub async fn lookup(pool: &SqlitePool, presented: &str) -> Result<Option<Bearer>
     let Some(hash) = presented.strip_prefix(PREFIX).and_then(super::token_hash) else {
         return Ok(None);
     };
-    let row: Option<(i64, String, i64, String, Option<i64>)> = sqlx::query_as(
-        "SELECT u.id, u.name, t.id, t.name, t.last_used
+    let row: Option<(i64, String, i64, String, Option<i64>, String)> = sqlx::query_as(
+        "SELECT u.id, u.name, t.id, t.name, t.last_used, t.scope
          FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
     )
     .bind(&hash[..])
     .fetch_optional(pool)
     .await?;
-    let Some((user_id, user_name, id, name, last_used)) = row else {
+    let Some((user_id, user_name, id, name, last_used, scope)) = row else {
         return Ok(None);
     };
     let now = unix_now();
@@ -192,6 +234,8 @@ pub async fn lookup(pool: &SqlitePool, presented: &str) -> Result<Option<Bearer>
         },
         id,
         name,
+        // The column's CHECK allows only these two.
+        scope: Scope::parse(&scope).unwrap_or(Scope::Metrics),
     }))
 }
 
@@ -212,7 +256,9 @@ mod tests {
     #[tokio::test]
     async fn a_token_works_until_revoked_and_only_its_hash_is_kept() {
         let (_dir, pool, user) = pool().await;
-        let (row, secret) = create(&pool, &user, "ci").await.expect("create");
+        let (row, secret) = create(&pool, &user, "ci", Scope::Admin)
+            .await
+            .expect("create");
         assert!(secret.starts_with(PREFIX) && secret.len() == 47, "{secret}");
         let found = lookup(&pool, &secret)
             .await
@@ -257,15 +303,17 @@ mod tests {
         for bad in ["", " ci", "a\nb", &"x".repeat(65)] {
             assert!(
                 matches!(
-                    create(&pool, &user, bad).await,
+                    create(&pool, &user, bad, Scope::Admin).await,
                     Err(TokenError::InvalidName(_))
                 ),
                 "{bad:?}"
             );
         }
-        create(&pool, &user, "backup script").await.expect("create");
+        create(&pool, &user, "backup script", Scope::Admin)
+            .await
+            .expect("create");
         assert!(matches!(
-            create(&pool, &user, "backup script").await,
+            create(&pool, &user, "backup script", Scope::Metrics).await,
             Err(TokenError::Exists(_))
         ));
         assert_eq!(list(&pool, &user).await.expect("list").len(), 1);

@@ -6,6 +6,7 @@
 //! is found by its hash; a `name?key=…` pair is checked with a constant-time comparison.
 
 use crate::db::{unix_now, DbError};
+use crate::streams::StreamUid;
 use hmac::{Hmac, Mac};
 use rand::distr::{Alphanumeric, SampleString};
 use sha2::Sha256;
@@ -106,7 +107,7 @@ fn new_key() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 32)
 }
 
-/// Creates a stream and returns its key (shown once).
+/// Creates a stream (with a new identity) and returns its key (shown once).
 ///
 /// # Errors
 /// [`StreamKeyError::InvalidName`], [`StreamKeyError::Exists`],
@@ -119,9 +120,10 @@ pub async fn add(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyError
     let hash = hash_key(&secret(pool).await?, &key);
     let now = unix_now();
     let r = sqlx::query(
-        "INSERT INTO streams (name, key_hash, created_at, key_rotated_at, digest_ha1)
-         VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO streams (uid, name, key_hash, created_at, key_rotated_at, digest_ha1)
+         VALUES (?, ?, ?, ?, ?, ?)",
     )
+    .bind(StreamUid::new())
     .bind(name)
     .bind(hash)
     .bind(now)
@@ -166,21 +168,6 @@ pub async fn exists(pool: &SqlitePool, name: &str) -> Result<bool, StreamKeyErro
     Ok(row.is_some())
 }
 
-/// Deletes a stream; its key stops working at once.
-///
-/// # Errors
-/// [`StreamKeyError::NoSuchStream`] or a database error.
-pub async fn remove(pool: &SqlitePool, name: &str) -> Result<(), StreamKeyError> {
-    let r = sqlx::query("DELETE FROM streams WHERE name = ?")
-        .bind(name)
-        .execute(pool)
-        .await?;
-    if r.rows_affected() == 0 {
-        return Err(StreamKeyError::NoSuchStream(name.to_string()));
-    }
-    Ok(())
-}
-
 /// Replaces a stream's key and returns the new one; the old key is revoked at once.
 ///
 /// # Errors
@@ -203,7 +190,19 @@ pub async fn rotate(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyEr
     Ok(key)
 }
 
-/// Resolves what a publisher asked to publish to a stream name.
+/// A publisher that presented a valid stream key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorized {
+    /// The stream's identity.
+    pub uid: StreamUid,
+    /// Its name.
+    pub name: String,
+    /// The keyed hash of the key it presented: when the stream's changes (a rotation),
+    /// the publisher is ended.
+    pub key_hash: Vec<u8>,
+}
+
+/// Resolves what a publisher asked to publish to a stream.
 ///
 /// `publish_name` is either the bare key (`rtmp://HOST/live/<key>`, as OBS sends it) or
 /// `<name>?key=<key>` (`rtmp://HOST/live/lobby?key=<key>`).
@@ -214,28 +213,68 @@ pub async fn rotate(pool: &SqlitePool, name: &str) -> Result<String, StreamKeyEr
 pub async fn authorize_publish(
     pool: &SqlitePool,
     publish_name: &str,
-) -> Result<String, StreamKeyError> {
+) -> Result<Authorized, StreamKeyError> {
     let secret = secret(pool).await?;
     if let Some((name, query)) = publish_name.split_once('?') {
         let key = query
             .split('&')
             .find_map(|kv| kv.strip_prefix("key="))
             .ok_or(StreamKeyError::BadKey)?;
-        let row: Option<(Vec<u8>,)> = sqlx::query_as("SELECT key_hash FROM streams WHERE name = ?")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?;
+        let row: Option<(StreamUid, Vec<u8>)> =
+            sqlx::query_as("SELECT uid, key_hash FROM streams WHERE name = ?")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?;
         let given = hash_key(&secret, key);
         match row {
-            Some((stored,)) if bool::from(stored.ct_eq(&given)) => Ok(name.to_string()),
+            Some((uid, stored)) if bool::from(stored.ct_eq(&given)) => Ok(Authorized {
+                uid,
+                name: name.to_string(),
+                key_hash: stored,
+            }),
             _ => Err(StreamKeyError::BadKey),
         }
     } else {
         // The lookup is by keyed hash: its timing says nothing about the key.
-        let row: Option<(String,)> = sqlx::query_as("SELECT name FROM streams WHERE key_hash = ?")
-            .bind(hash_key(&secret, publish_name))
+        let hash = hash_key(&secret, publish_name);
+        let row: Option<(StreamUid, String)> =
+            sqlx::query_as("SELECT uid, name FROM streams WHERE key_hash = ?")
+                .bind(&hash)
+                .fetch_optional(pool)
+                .await?;
+        row.map(|(uid, name)| Authorized {
+            uid,
+            name,
+            key_hash: hash,
+        })
+        .ok_or(StreamKeyError::BadKey)
+    }
+}
+
+/// The stream `name` as a publisher that authenticated with Digest (whose key is not
+/// sent) has it: its identity and stored key hash, when its stored H(A1) is `ha1`.
+///
+/// # Errors
+/// A database error.
+pub async fn authorized_by_digest(
+    pool: &SqlitePool,
+    name: &str,
+) -> Result<Option<(Authorized, String)>, StreamKeyError> {
+    let row: Option<(StreamUid, Vec<u8>, Option<String>)> =
+        sqlx::query_as("SELECT uid, key_hash, digest_ha1 FROM streams WHERE name = ?")
+            .bind(name)
             .fetch_optional(pool)
             .await?;
-        row.map(|(n,)| n).ok_or(StreamKeyError::BadKey)
-    }
+    Ok(row.and_then(|(uid, key_hash, ha1)| {
+        ha1.map(|ha1| {
+            (
+                Authorized {
+                    uid,
+                    name: name.to_string(),
+                    key_hash,
+                },
+                ha1,
+            )
+        })
+    }))
 }

@@ -1,15 +1,18 @@
 //! The DVR: recording the CMAF segments the packager already makes to files, indexed in
-//! SQLite, with retention. (Playback, time-shift, clip export and thumbnails come next;
-//! see issue 4.)
+//! SQLite, with retention; [`playback`] (VOD HLS and DASH of a range, time-shift) and
+//! [`export`] (a range as one MP4, keyframes for thumbnails) read them back.
+//!
+//! Recordings belong to a stream's identity ([`StreamUid`]), not its name: they follow
+//! it through a rename, and go when it is deleted.
 //!
 //! - [`recorder`]: a task per live stream copies each complete segment of every track,
-//!   and its epoch's init segment, to `DATA_DIR/recordings/STREAM/EPOCH/TRACK/`, on a
+//!   and its epoch's init segment, to `DATA_DIR/recordings/UID/EPOCH/TRACK/`, on a
 //!   blocking thread: written, fsynced and renamed into place (directory fsynced) before
 //!   its index row commits. A disk below the free-space floor pauses recording (live
 //!   viewing goes on) until space returns.
 //! - [`retain`]: deletes the oldest recordings beyond each stream's age and size limits,
-//!   through a pending-delete mark (`deleting`), so a crash mid-delete is finished at the
-//!   next start.
+//!   and those of deleted streams, through a pending-delete mark (`deleting`), so a crash
+//!   mid-delete is finished at the next start.
 //! - [`reconcile`]: at start-up, makes the directory and the index agree: pending deletes
 //!   finished, temporary and unindexed files removed, rows of missing or truncated files
 //!   dropped.
@@ -25,6 +28,8 @@ pub mod store;
 use crate::app::App;
 use crate::media::{TrackId, TrackParams};
 use crate::packager::LiveStream;
+use crate::streams::life::StreamLife;
+use crate::streams::StreamUid;
 use bytes::Bytes;
 use sqlx::SqlitePool;
 use std::collections::BTreeMap;
@@ -55,17 +60,19 @@ pub enum DvrError {
     Io(#[from] std::io::Error),
 }
 
-/// Bytes recorded per stream (segments only, not the small init segments), by name.
+/// Bytes recorded per stream (segments only, not the small init segments), by
+/// identity.
 ///
 /// # Errors
 /// A database error.
 pub async fn disk_use(
     pool: &sqlx::SqlitePool,
-) -> Result<std::collections::HashMap<String, i64>, DvrError> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT stream, SUM(bytes) FROM dvr_segments GROUP BY stream")
-            .fetch_all(pool)
-            .await?;
+) -> Result<std::collections::HashMap<StreamUid, i64>, DvrError> {
+    let rows: Vec<(StreamUid, i64)> = sqlx::query_as(
+        "SELECT stream_uid, SUM(bytes) FROM dvr_segments WHERE deleting = 0 GROUP BY stream_uid",
+    )
+    .fetch_all(pool)
+    .await?;
     Ok(rows.into_iter().collect())
 }
 
@@ -123,7 +130,7 @@ pub fn run_id(live: &LiveStream) -> i64 {
 /// A database error.
 pub async fn history(
     db: &SqlitePool,
-    stream: &str,
+    stream: &StreamUid,
     track: TrackId,
     run: i64,
     before: u64,
@@ -131,7 +138,7 @@ pub async fn history(
 ) -> Result<Vec<crate::packager::window::Segment>, DvrError> {
     let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT epoch, msn, start_wall_ms, start, duration, timescale FROM dvr_segments
-         WHERE stream = ? AND track = ? AND deleting = 0 AND epoch LIKE ? AND msn < ?
+         WHERE stream_uid = ? AND track = ? AND deleting = 0 AND epoch LIKE ? AND msn < ?
            AND start_wall_ms >= ?
          ORDER BY msn DESC",
     )
@@ -158,7 +165,7 @@ pub async fn history(
     // The head's own flag needs the segment before it.
     let before_head: Option<(String,)> = match out.first() {
         Some(head) => sqlx::query_as(
-            "SELECT epoch FROM dvr_segments WHERE stream = ? AND track = ? AND epoch LIKE ? AND msn = ?",
+            "SELECT epoch FROM dvr_segments WHERE stream_uid = ? AND track = ? AND epoch LIKE ? AND msn = ?",
         )
         .bind(stream)
         .bind(track.name())
@@ -197,7 +204,7 @@ pub async fn history(
 /// A database error.
 pub async fn recorded_file(
     db: &SqlitePool,
-    stream: &str,
+    stream: &StreamUid,
     track: TrackId,
     run: i64,
     epoch: u32,
@@ -207,7 +214,7 @@ pub async fn recorded_file(
     let row: Option<(String, String)> = match msn {
         Some(msn) => sqlx::query_as(
             "SELECT path, init_path FROM dvr_segments
-             WHERE stream = ? AND track = ? AND epoch LIKE ? AND msn = ? AND deleting = 0",
+             WHERE stream_uid = ? AND track = ? AND epoch LIKE ? AND msn = ? AND deleting = 0",
         )
         .bind(stream)
         .bind(track.name())
@@ -215,7 +222,7 @@ pub async fn recorded_file(
         .bind(msn as i64),
         None => sqlx::query_as(
             "SELECT path, init_path FROM dvr_segments
-             WHERE stream = ? AND track = ? AND epoch = ? AND deleting = 0 LIMIT 1",
+             WHERE stream_uid = ? AND track = ? AND epoch = ? AND deleting = 0 LIMIT 1",
         )
         .bind(stream)
         .bind(track.name())
@@ -226,13 +233,14 @@ pub async fn recorded_file(
     Ok(row.map(|(path, init)| if msn.is_some() { path } else { init }))
 }
 
-/// Starts the recorder of one live stream (it records only while its settings say so).
-pub fn recorder(app: App, live: Arc<LiveStream>) {
+/// Starts the recorder of stream `uid` (it records only while its settings say so), one
+/// of the stream's tasks: when the stream closes, it records what is complete and ends.
+pub fn recorder(app: App, uid: StreamUid, live: Arc<LiveStream>, life: &StreamLife) {
     let span = tracing::info_span!("dvr", stream = %live.name);
-    tokio::spawn(record(app, live).instrument(span));
+    life.spawn(record(app, uid, live, life.clone()).instrument(span));
 }
 
-async fn record(app: App, live: Arc<LiveStream>) {
+async fn record(app: App, uid: StreamUid, live: Arc<LiveStream>, life: StreamLife) {
     let root = recordings_dir(&app);
     // Epoch indices restart with each hub; its origin keeps names unique, and lets the
     // live side find this hub's recordings (time-shift).
@@ -245,7 +253,7 @@ async fn record(app: App, live: Arc<LiveStream>) {
     loop {
         if checked.elapsed() >= CHECK_EVERY {
             checked = tokio::time::Instant::now();
-            match settings::get(&app.db, &live.name).await {
+            match settings::get(&app.db, &uid).await {
                 Ok(s) => {
                     if s.enabled != enabled {
                         info!(
@@ -280,17 +288,17 @@ async fn record(app: App, live: Arc<LiveStream>) {
         let jobs = collect(&live, &mut next, run, take);
         if !jobs.is_empty() {
             let root = root.clone();
-            let stream = live.name.clone();
+            let dir = uid.to_string();
             let asked: u64 = jobs.iter().map(Job::bytes).sum();
             let began = std::time::Instant::now();
-            match tokio::task::spawn_blocking(move || write(&root, &stream, jobs)).await {
+            match tokio::task::spawn_blocking(move || write(&root, &dir, jobs)).await {
                 Ok((written, err)) => {
                     let bytes: u64 = written.iter().map(|w| w.bytes).sum();
                     app.metrics
                         .dvr_write_seconds
                         .with_label_values(&[&live.name])
                         .observe(began.elapsed().as_secs_f64());
-                    if let Err(e) = index(&app.db, &live.name, &written).await {
+                    if let Err(e) = index(&app.db, &uid, &written).await {
                         warn!(error = %e, "recording not indexed; its segments are removed");
                         let paths = written.iter().map(|w| w.path.as_str());
                         if let Err(e) = remove_files(&recordings_dir(&app), paths).await {
@@ -315,7 +323,14 @@ async fn record(app: App, live: Arc<LiveStream>) {
                 Err(e) => warn!(error = %e, "recording task failed"),
             }
         }
-        let _ = tokio::time::timeout(CHECK_EVERY, changed.changed()).await;
+        if life.is_cancelled() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::timeout(CHECK_EVERY, changed.changed()) => {}
+            // One more pass for what completed before the stream closed.
+            () = life.cancelled() => {}
+        }
     }
 }
 
@@ -411,12 +426,12 @@ fn collect(live: &LiveStream, next: &mut BTreeMap<TrackId, u64>, run: i64, take:
     jobs
 }
 
-/// Writes segments (and init segments not yet there); stops at the first failure, which
-/// it returns with what was written.
-fn write(root: &Path, stream: &str, jobs: Vec<Job>) -> (Vec<Written>, Option<std::io::Error>) {
+/// Writes segments (and init segments not yet there) under `root/top/`; stops at the
+/// first failure, which it returns with what was written.
+fn write(root: &Path, top: &str, jobs: Vec<Job>) -> (Vec<Written>, Option<std::io::Error>) {
     let mut out = Vec::new();
     for job in jobs {
-        let dir = format!("{stream}/{}/{}", job.epoch, job.track.name());
+        let dir = format!("{top}/{}/{}", job.epoch, job.track.name());
         let init_path = format!("{dir}/init.mp4");
         let path = format!("{dir}/{}.m4s", job.msn);
         let result = (|| {
@@ -439,11 +454,11 @@ fn write(root: &Path, stream: &str, jobs: Vec<Job>) -> (Vec<Written>, Option<std
     (out, None)
 }
 
-async fn index(db: &SqlitePool, stream: &str, written: &[Written]) -> Result<(), DvrError> {
+async fn index(db: &SqlitePool, stream: &StreamUid, written: &[Written]) -> Result<(), DvrError> {
     let mut tx = db.begin().await?;
     for w in written {
         sqlx::query(
-            "INSERT OR REPLACE INTO dvr_segments (stream, track, epoch, msn, start_wall_ms, start,
+            "INSERT OR REPLACE INTO dvr_segments (stream_uid, track, epoch, msn, start_wall_ms, start,
                  timescale, duration, bytes, path, init_path, codec, width, height, channels)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
@@ -549,25 +564,32 @@ async fn remove_files<'a>(
 }
 
 /// Runs retention forever: every stream's recordings beyond its age or size limit are
-/// deleted, oldest first.
+/// deleted, oldest first, and those marked for deletion (a deleted stream's) go. A
+/// change to the streams (a delete) starts a pass at once.
 pub async fn retain(app: App) {
+    let mut changes = app.registry.changes();
     loop {
         if let Err(e) = retain_once(&app).await {
             warn!(error = %e, "DVR retention failed");
         }
-        tokio::time::sleep(RETAIN_EVERY).await;
+        let _ = tokio::time::timeout(RETAIN_EVERY, changes.changed()).await;
     }
 }
 
 async fn retain_once(app: &App) -> Result<(), DvrError> {
+    finish_deletes(app).await?;
     let now = unix_ms(SystemTime::now());
-    for (stream, s) in settings::all(&app.db).await? {
+    let dir = app.registry.directory();
+    for (uid, s) in settings::all(&app.db).await? {
+        let stream = dir
+            .by_uid(&uid)
+            .map_or_else(|| uid.to_string(), |n| n.name.clone());
         let mut doomed: Vec<i64> = Vec::new();
         if let Some(secs) = s.keep_secs {
             let old: Vec<(i64,)> = sqlx::query_as(
-                "SELECT id FROM dvr_segments WHERE stream = ? AND deleting = 0 AND start_wall_ms < ?",
+                "SELECT id FROM dvr_segments WHERE stream_uid = ? AND deleting = 0 AND start_wall_ms < ?",
             )
-            .bind(&stream)
+            .bind(&uid)
             .bind(now - secs * 1000)
             .fetch_all(&app.db)
             .await?;
@@ -578,10 +600,10 @@ async fn retain_once(app: &App) -> Result<(), DvrError> {
             let over: Vec<(i64,)> = sqlx::query_as(
                 "SELECT id FROM (
                      SELECT id, SUM(bytes) OVER (ORDER BY start_wall_ms DESC, id DESC) AS total
-                     FROM dvr_segments WHERE stream = ? AND deleting = 0)
+                     FROM dvr_segments WHERE stream_uid = ? AND deleting = 0)
                  WHERE total > ?",
             )
-            .bind(&stream)
+            .bind(&uid)
             .bind(limit)
             .fetch_all(&app.db)
             .await?;
@@ -681,7 +703,7 @@ pub(crate) const GAP_MS: i64 = 500;
 /// no segment is assumed longer than a minute.
 pub(crate) const MAX_SEGMENT_MS: i64 = 60_000;
 
-/// The recorded ranges of `stream`, oldest first: consecutive segments of its lead track
+/// The recorded ranges of stream `stream`, oldest first: consecutive segments of its lead track
 /// (video when recorded, else audio) with less than [`GAP_MS`] between them. With
 /// `within` (start, end in wall-clock ms), only segments overlapping it are read.
 ///
@@ -689,7 +711,7 @@ pub(crate) const MAX_SEGMENT_MS: i64 = 60_000;
 /// A database error.
 pub async fn ranges(
     db: &SqlitePool,
-    stream: &str,
+    stream: &StreamUid,
     within: Option<(i64, i64)>,
 ) -> Result<Vec<Range>, DvrError> {
     let (from, to) = within.map_or((i64::MIN, i64::MAX), |(s, e)| {
@@ -697,7 +719,7 @@ pub async fn ranges(
     });
     let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
         "SELECT track, start_wall_ms, duration, timescale FROM dvr_segments
-         WHERE stream = ? AND deleting = 0 AND start_wall_ms > ? AND start_wall_ms < ?
+         WHERE stream_uid = ? AND deleting = 0 AND start_wall_ms > ? AND start_wall_ms < ?
          ORDER BY start_wall_ms, id",
     )
     .bind(stream)

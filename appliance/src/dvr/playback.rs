@@ -6,6 +6,7 @@
 //! Times on the wire are RFC 3339 (`2026-11-21T16:40:00Z`) or Unix seconds.
 
 use super::{DvrError, Range, GAP_MS, MAX_SEGMENT_MS};
+use crate::streams::StreamUid;
 use sqlx::SqlitePool;
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -160,7 +161,7 @@ impl RecordedSegment {
 /// A database error.
 pub async fn segments(
     db: &SqlitePool,
-    stream: &str,
+    stream: &StreamUid,
     range: TimeRange,
 ) -> Result<(Vec<RecordedSegment>, Vec<RecordedSegment>), DvrError> {
     // A segment overlaps when it starts before the end and ends after the start.
@@ -168,7 +169,7 @@ pub async fn segments(
         "SELECT track, epoch, msn, start_wall_ms, start, duration, timescale, bytes, path,
                 init_path, codec, width, height, channels
          FROM dvr_segments
-         WHERE stream = ? AND deleting = 0 AND start_wall_ms < ? AND start_wall_ms > ?
+         WHERE stream_uid = ? AND deleting = 0 AND start_wall_ms < ? AND start_wall_ms > ?
          ORDER BY start_wall_ms, msn",
     )
     .bind(stream)
@@ -399,7 +400,7 @@ pub fn mpd(video: &[RecordedSegment], audio: &[RecordedSegment]) -> String {
 /// A database error.
 pub async fn timeline(
     db: &SqlitePool,
-    stream: &str,
+    stream: &StreamUid,
     range: TimeRange,
 ) -> Result<Vec<Range>, DvrError> {
     Ok(

@@ -1,6 +1,8 @@
-//! Recording settings per stream: on or off, and how long and how much to keep.
+//! Recording settings per stream (by identity): on or off, and how long and how much to
+//! keep.
 
 use super::DvrError;
+use crate::streams::StreamUid;
 use sqlx::SqlitePool;
 
 /// What is recorded of one stream and for how long.
@@ -67,9 +69,9 @@ pub fn parse_keep_bytes(s: &str) -> Result<Option<i64>, DvrError> {
 ///
 /// # Errors
 /// A database error.
-pub async fn get(pool: &SqlitePool, stream: &str) -> Result<RecordingSettings, DvrError> {
+pub async fn get(pool: &SqlitePool, stream: &StreamUid) -> Result<RecordingSettings, DvrError> {
     let row: Option<RecordingSettings> = sqlx::query_as(
-        "SELECT enabled, keep_secs, keep_bytes FROM recording_settings WHERE stream = ?",
+        "SELECT enabled, keep_secs, keep_bytes FROM recording_settings WHERE stream_uid = ?",
     )
     .bind(stream)
     .fetch_optional(pool)
@@ -77,13 +79,14 @@ pub async fn get(pool: &SqlitePool, stream: &str) -> Result<RecordingSettings, D
     Ok(row.unwrap_or_default())
 }
 
-/// Every stream with settings, by name.
+/// Every stream with settings, by identity.
 ///
 /// # Errors
 /// A database error.
-pub async fn all(pool: &SqlitePool) -> Result<Vec<(String, RecordingSettings)>, DvrError> {
-    let rows: Vec<(String, bool, Option<i64>, Option<i64>)> = sqlx::query_as(
-        "SELECT stream, enabled, keep_secs, keep_bytes FROM recording_settings ORDER BY stream",
+pub async fn all(pool: &SqlitePool) -> Result<Vec<(StreamUid, RecordingSettings)>, DvrError> {
+    let rows: Vec<(StreamUid, bool, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT stream_uid, enabled, keep_secs, keep_bytes FROM recording_settings
+         ORDER BY stream_uid",
     )
     .fetch_all(pool)
     .await?;
@@ -102,20 +105,20 @@ pub async fn all(pool: &SqlitePool) -> Result<Vec<(String, RecordingSettings)>, 
         .collect())
 }
 
-/// Applies `change` to the settings of `stream`, which must be a stream or a camera
-/// source; returns the new settings.
+/// Applies `change` to the settings of stream or camera `name`; returns the new
+/// settings.
 ///
 /// # Errors
 /// [`DvrError::NoSuchStream`], or a database error.
 pub async fn set(
     pool: &SqlitePool,
-    stream: &str,
+    name: &str,
     change: SettingsChange,
 ) -> Result<RecordingSettings, DvrError> {
-    if !crate::db::stream_or_camera_exists(pool, stream).await? {
-        return Err(DvrError::NoSuchStream(stream.to_string()));
-    }
-    let mut s = get(pool, stream).await?;
+    let Some(stream) = crate::streams::lookup(pool, name).await?.map(|n| n.uid) else {
+        return Err(DvrError::NoSuchStream(name.to_string()));
+    };
+    let mut s = get(pool, &stream).await?;
     if let Some(e) = change.enabled {
         s.enabled = e;
     }
@@ -126,8 +129,9 @@ pub async fn set(
         s.keep_bytes = k;
     }
     sqlx::query(
-        "INSERT INTO recording_settings (stream, enabled, keep_secs, keep_bytes) VALUES (?, ?, ?, ?)
-         ON CONFLICT (stream) DO UPDATE SET enabled = excluded.enabled,
+        "INSERT INTO recording_settings (stream_uid, enabled, keep_secs, keep_bytes)
+         VALUES (?, ?, ?, ?)
+         ON CONFLICT (stream_uid) DO UPDATE SET enabled = excluded.enabled,
              keep_secs = excluded.keep_secs, keep_bytes = excluded.keep_bytes",
     )
     .bind(stream)

@@ -51,9 +51,15 @@ pub(super) async fn audit(app: &App, who: &str, v: &Visitor, action: &str, detai
     }
 }
 
-/// Only local paths are followed after sign-in (no `//host` or `https://…`).
+/// Where to go after sign-in: `next` when it is a path of this appliance, else
+/// `/admin`. A path starts with one `/` and holds only printable ASCII other than `\`:
+/// browsers drop tabs and newlines from URLs (`/\t/host` becomes `//host`, another
+/// site) and read `\` as `/`, so anything else could lead off the appliance.
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let path = next.strip_prefix('/').is_some_and(|rest| {
+        !rest.starts_with('/') && rest.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+    });
+    if path {
         next
     } else {
         "/admin"
@@ -101,24 +107,19 @@ pub struct LoginForm {
     next: String,
 }
 
-/// Checks a sign-in attempt against the per-client limit and the stored hash; on
-/// success starts a session and returns its cookie.
+/// Checks a sign-in attempt against the per-client and per-account limits and the
+/// stored hash; on success starts a session and returns its cookie value (for
+/// [`visitor::signed_in`]).
 pub(super) async fn sign_in(
     app: &App,
     v: &Visitor,
     headers: &HeaderMap,
     name: &str,
     password: &str,
-) -> Result<Cookie<'static>, (StatusCode, String)> {
-    if let Err(wait) = app.sign_in.attempt(v.client) {
-        tracing::warn!(client = %v.client, "sign-in rate limit reached");
-        return Err((
-            StatusCode::TOO_MANY_REQUESTS,
-            format!(
-                "Too many sign-in attempts from your address. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
-        ));
+) -> Result<String, (StatusCode, String)> {
+    if let Err(r) = app.sign_in.attempt(v.client, name) {
+        tracing::warn!(client = %v.client, refused = ?r, "sign-in rate limit reached");
+        return Err((StatusCode::TOO_MANY_REQUESTS, r.message()));
     }
     match users::verify(&app.db, name, password).await {
         Ok(user) => {
@@ -130,9 +131,10 @@ pub(super) async fn sign_in(
                 .await
                 .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             audit(app, &user.name, v, "user.sign-in", &user.name).await;
-            Ok(visitor::cookie(SESSION_COOKIE, token))
+            Ok(token)
         }
         Err(users::UserError::BadCredentials) => {
+            app.sign_in.failed(name);
             tracing::info!(client = %v.client, "sign-in refused: wrong user name or password");
             Err((
                 StatusCode::UNAUTHORIZED,
@@ -152,7 +154,11 @@ pub async fn login(
     Form(f): Form<LoginForm>,
 ) -> Response {
     match sign_in(&app, &v, &headers, &f.name, &f.password).await {
-        Ok(c) => (jar.add(c), Redirect::to(safe_next(&f.next))).into_response(),
+        Ok(session) => (
+            visitor::signed_in(jar, &v, session),
+            Redirect::to(safe_next(&f.next)),
+        )
+            .into_response(),
         Err((status, message)) => {
             let name = match crate::setup::appliance_name(&app.db).await {
                 Ok(n) => n,
@@ -227,13 +233,14 @@ pub struct StreamStatus {
 pub(super) async fn statuses(app: &App) -> Result<Vec<StreamStatus>, Response> {
     let streams = stream_keys::list(&app.db).await.map_err(internal)?;
     let cameras = sources::list(&app.db).await.map_err(internal)?;
-    let recording: HashMap<String, bool> = crate::dvr::settings::all(&app.db)
+    let recording: HashMap<crate::streams::StreamUid, bool> = crate::dvr::settings::all(&app.db)
         .await
         .map_err(internal)?
         .into_iter()
         .map(|(name, s)| (name, s.enabled))
         .collect();
     let disk = crate::dvr::disk_use(&app.db).await.map_err(internal)?;
+    let dir = app.registry.directory();
     let now = (std::time::Instant::now(), std::time::SystemTime::now());
     // (publisher, live since, viewers) of a stream published to since start.
     let live = |name: &str| -> (Option<(String, std::time::SystemTime)>, usize) {
@@ -249,6 +256,7 @@ pub(super) async fn statuses(app: &App) -> Result<Vec<StreamStatus>, Response> {
     };
     let status = |name: String, kind: &'static str, source: String, detail: String| {
         let (peer, viewers) = live(&name);
+        let uid = dir.by_name(&name).map(|n| n.uid.clone());
         let since = peer.as_ref().map(|p| p.1);
         let peer = peer.map(|p| p.0);
         StreamStatus {
@@ -260,8 +268,17 @@ pub(super) async fn statuses(app: &App) -> Result<Vec<StreamStatus>, Response> {
                 .is_some()
                 .then(|| app.metrics.ingest_bitrate.with_label_values(&[&name]).get()),
             source: peer.filter(|_| kind == "stream").unwrap_or(source),
-            recording: recording.get(&name).copied().unwrap_or(false),
-            disk_bytes: disk.get(&name).copied().unwrap_or(0).max(0) as u64,
+            recording: uid
+                .as_ref()
+                .and_then(|u| recording.get(u))
+                .copied()
+                .unwrap_or(false),
+            disk_bytes: uid
+                .as_ref()
+                .and_then(|u| disk.get(u))
+                .copied()
+                .unwrap_or(0)
+                .max(0) as u64,
             detail,
             kind,
             name,
@@ -357,6 +374,7 @@ async fn render_account(
             .map(|t| pages::TokenItem {
                 id: t.id,
                 name: t.name,
+                scope: t.scope,
                 created: super::iso_ms(t.created_at.saturating_mul(1000)),
                 last_used: t
                     .last_used
@@ -383,6 +401,15 @@ async fn account_refused(app: &App, v: &Visitor, s: &Signed, r: Refusal) -> Resp
                 ..Default::default()
             };
             render_account(app, v, s, view).await
+        }
+        Refusal::Limited(m, _) => {
+            let view = pages::AccountView {
+                error: Some(m),
+                ..Default::default()
+            };
+            let mut r = render_account(app, v, s, view).await;
+            *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+            r
         }
     }
 }
@@ -421,11 +448,13 @@ pub async fn change_password(
     }
 }
 
-/// Checks `current` and the strength of `new`, stores `new`, and signs out every
-/// session of the user but the one making the change; returns how many ended.
+/// Checks `current` (counted against the sign-in limits: each try is a full password
+/// hash) and the strength of `new`, stores `new`, and signs out every session of the
+/// user but the one making the change; returns how many ended.
 ///
 /// # Errors
-/// [`Refusal::Invalid`] for a wrong current password or a weak new one.
+/// [`Refusal::Invalid`] for a wrong current password or a weak new one;
+/// [`Refusal::Limited`] past the limits.
 pub(super) async fn set_password(
     app: &App,
     v: &Visitor,
@@ -436,6 +465,17 @@ pub(super) async fn set_password(
     let appliance = crate::setup::appliance_name(&app.db)
         .await
         .map_err(|e| Refusal::Failed(internal(e)))?;
+    // A weak new password is refused before the current one is hashed: it costs no
+    // attempt.
+    if let Err(users::UserError::WeakPassword(why)) =
+        users::check_strength(new, &s.user.name, &[&appliance])
+    {
+        return Err(Refusal::Invalid(format!("New password refused: {why}.")));
+    }
+    if let Err(r) = app.sign_in.attempt(v.client, &s.user.name) {
+        tracing::warn!(client = %v.client, refused = ?r, "password check rate limit reached");
+        return Err(Refusal::Limited(r.message(), r.wait()));
+    }
     match users::change_password(&app.db, &s.user, current, new, &[&appliance]).await {
         Ok(()) => {
             let keep = s.session().unwrap_or("");
@@ -448,9 +488,12 @@ pub(super) async fn set_password(
             audit(app, &s.actor(), v, "user.password", &s.user.name).await;
             Ok(ended)
         }
-        Err(users::UserError::BadCredentials) => Err(Refusal::Invalid(
-            "The current password is wrong. Nothing was changed.".into(),
-        )),
+        Err(users::UserError::BadCredentials) => {
+            app.sign_in.failed(&s.user.name);
+            Err(Refusal::Invalid(
+                "The current password is wrong. Nothing was changed.".into(),
+            ))
+        }
         Err(users::UserError::WeakPassword(why)) => {
             Err(Refusal::Invalid(format!("New password refused: {why}.")))
         }
@@ -458,11 +501,12 @@ pub(super) async fn set_password(
     }
 }
 
-/// The token form's field.
+/// The token form's fields.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct TokenForm {
     name: String,
+    scope: String,
 }
 
 /// `POST /admin/account/tokens`: makes an API token and shows it once.
@@ -472,7 +516,12 @@ pub async fn create_token(
     Extension(s): Extension<Signed>,
     Form(f): Form<TokenForm>,
 ) -> Response {
-    match make_token(&app, &v, &s, &f.name).await {
+    let scope = if f.scope.is_empty() {
+        "admin"
+    } else {
+        &f.scope
+    };
+    match make_token(&app, &v, &s, &f.name, scope).await {
         Ok((row, secret)) => {
             let view = pages::AccountView {
                 new_token: Some((row.name, secret)),
@@ -515,22 +564,29 @@ fn token_refusal(e: api_tokens::TokenError) -> Refusal {
     }
 }
 
-/// Makes API token `name` (trimmed) for the signed-in user; returns its row and the
-/// secret, to show once.
+/// Makes API token `name` (trimmed) of `scope` (`admin` or `metrics`) for the
+/// signed-in user; returns its row and the secret, to show once.
 ///
 /// # Errors
-/// [`Refusal::Invalid`] for a bad name; [`Refusal::Conflict`] for a taken one, or when
-/// the user holds [`api_tokens::MAX_PER_USER`] already.
+/// [`Refusal::Invalid`] for a bad name or scope; [`Refusal::Conflict`] for a taken
+/// name, or when the user holds [`api_tokens::MAX_PER_USER`] already.
 pub(super) async fn make_token(
     app: &App,
     v: &Visitor,
     s: &Signed,
     name: &str,
+    scope: &str,
 ) -> Result<(api_tokens::TokenRow, String), Refusal> {
-    let made = api_tokens::create(&app.db, &s.user, name.trim())
+    let Some(scope) = api_tokens::Scope::parse(scope) else {
+        return Err(Refusal::Invalid(
+            "A token's scope is admin or metrics.".into(),
+        ));
+    };
+    let made = api_tokens::create(&app.db, &s.user, name.trim(), scope)
         .await
         .map_err(token_refusal)?;
-    audit(app, &s.actor(), v, "token.add", &made.0.name).await;
+    let detail = format!("{} ({})", made.0.name, scope.as_str());
+    audit(app, &s.actor(), v, "token.add", &detail).await;
     Ok(made)
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Authentication: the browser session cookie (a write then also needs the page's CSRF
 //! token in `X-CSRF-Token`, from `GET /api/session`), or an API token made on the
-//! account page, as `Authorization: Bearer sbx_…` (RFC 6750 §2.1; no CSRF token).
+//! account page, as `Authorization: Bearer sbx_…` (RFC 6750 §2.1; no CSRF token). A
+//! token of scope `metrics` reads `/metrics` only (403 here).
 //! Bodies are JSON, at most 64 KiB. Errors are `{"error": "…"}` with 400 (malformed
 //! JSON), 401 (no or bad credentials), 403 (CSRF), 404 (no such stream or token), 409
 //! (conflicts with the current state), 413 (too large), 415 (not JSON), 422 (a value
@@ -20,14 +21,16 @@
 //! | `POST /api/streams/{stream}/key` | | `{key}`: a new key; the old one stops working |
 //! | `PUT /api/streams/{stream}/recording` | `{enabled, keep?, keep_bytes?}` | the settings |
 //! | `PUT /api/streams/{stream}/visibility` | `{visibility}`: `public` or `private` | the same |
-//! | `POST /api/streams/{stream}/links` | `{valid}`, e.g. `"24h"` | 201 `{url, expires}` |
+//! | `POST /api/streams/{stream}/links` | `{valid}`, e.g. `"24h"` | 201 `{id, url, expires}` |
+//! | `GET /api/streams/{stream}/links` | | the open viewer links (never their URLs) |
+//! | `DELETE /api/streams/{stream}/links/{id}` | | 204; players through it are ended |
 //! | `POST /api/streams/{stream}/rename` | `{name}` | `{name}`; 409 while live |
 //! | `PUT /api/streams/{stream}/camera` | `{url, username?, password?, transport?}` | `{message}` |
 //! | `POST /api/cameras` | `{name, url, username?, password?, transport?}` | 201 `{name, message}` |
 //! | `POST /api/cameras/test` | `{url, username?, password?, transport?}` | `{ok, offers}` or `{ok, error}` |
 //! | `PUT /api/account/password` | `{current, new}` | `{ended_sessions}` |
 //! | `GET /api/tokens` | | the user's tokens (never the secrets) |
-//! | `POST /api/tokens` | `{name}` | 201 `{id, name, created_at, token}` (the token once) |
+//! | `POST /api/tokens` | `{name, scope?}`: `admin` or `metrics` | 201 `{id, name, scope, created_at, token}` (the token once) |
 //! | `DELETE /api/tokens/{id}` | | 204 |
 //! | `GET /api/audit?limit=N` | | the newest N (≤ 1000, default 100) audit entries |
 //! | `GET /api/system` | | see [`super::system`] |
@@ -41,14 +44,16 @@ use crate::app::App;
 use crate::auth::viewer;
 use crate::dvr::{playback, settings as dvr_settings};
 use crate::ingest::rtsp_pull::sources;
+use crate::streams::{Kind, Named};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::sync::Arc;
 
 /// The JSON body, or the 400/413/415/422 that says what is wrong with it.
 fn body<T: DeserializeOwned>(r: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
@@ -62,6 +67,13 @@ fn refused(r: Refusal) -> Response {
     match r {
         Refusal::Failed(r) => r,
         Refusal::NotFound(m) | Refusal::Invalid(m) | Refusal::Conflict(m) => api_error(status, &m),
+        Refusal::Limited(m, wait) => {
+            let mut r = api_error(status, &m);
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
     }
 }
 
@@ -72,15 +84,14 @@ fn answer<T: Serialize>(status: StatusCode, r: Result<T, Refusal>) -> Response {
     }
 }
 
-/// The kind (`stream` or `camera`) of an existing `stream`, or the 404.
-async fn existing(app: &App, stream: &str) -> Result<&'static str, Response> {
-    match streams::kind_of(app, stream).await? {
-        Some(k) => Ok(k),
-        None => Err(api_error(
+/// The stream or camera named `stream` now, or the 404.
+async fn existing(app: &App, stream: &str) -> Result<Arc<Named>, Response> {
+    streams::named(app, stream).ok_or_else(|| {
+        api_error(
             StatusCode::NOT_FOUND,
             &format!("there is no stream or camera named {stream:?}"),
-        )),
-    }
+        )
+    })
 }
 
 /// The JSON body of a request about an existing `stream`: the 404 first, then what is
@@ -159,26 +170,25 @@ pub async fn detail(State(app): State<App>, Path(stream): Path<String>) -> Respo
 }
 
 async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Response> {
-    let kind = existing(app, stream).await?;
+    let named = existing(app, stream).await?;
+    let kind = named.kind;
     let failed =
         |e: &dyn std::fmt::Display| super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let status: Option<StreamStatus> = admin::statuses(app)
         .await?
         .into_iter()
         .find(|s| s.name == stream);
-    let private = viewer::is_private(&app.db, stream)
+    let private = named.private;
+    let rec = dvr_settings::get(&app.db, &named.uid)
         .await
         .map_err(|e| failed(&e))?;
-    let rec = dvr_settings::get(&app.db, stream)
-        .await
-        .map_err(|e| failed(&e))?;
-    let publish = if kind == "stream" {
+    let publish = if kind == Kind::Stream {
         let p = streams::publish_settings(app, stream, None).await?;
         json!({ "server": p.server, "rtsp": p.rtsp, "key_rotated_at": p.key_since })
     } else {
         serde_json::Value::Null
     };
-    let camera = if kind == "camera" {
+    let camera = if kind == Kind::Camera {
         let rows = sources::list(&app.db).await.map_err(|e| failed(&e))?;
         rows.into_iter()
             .find(|r| r.name == stream)
@@ -191,7 +201,7 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
         serde_json::Value::Null
     };
     let span = playback::parse_span(None, None).map_err(|e| failed(&e))?;
-    let recordings: Vec<Recorded> = playback::timeline(&app.db, stream, span)
+    let recordings: Vec<Recorded> = playback::timeline(&app.db, &named.uid, span)
         .await
         .map_err(|e| failed(&e))?
         .into_iter()
@@ -225,7 +235,7 @@ pub async fn delete(
     Path(stream): Path<String>,
 ) -> Response {
     let kind = match existing(&app, &stream).await {
-        Ok(k) => k,
+        Ok(n) => n.kind,
         Err(r) => return r,
     };
     match streams::remove(&app, &v, &s, &stream, kind).await {
@@ -242,7 +252,7 @@ pub async fn rotate_key(
     Path(stream): Path<String>,
 ) -> Response {
     let kind = match existing(&app, &stream).await {
-        Ok(k) => k,
+        Ok(n) => n.kind,
         Err(r) => return r,
     };
     let key = streams::new_key(&app, &v, &s, &stream, kind).await;
@@ -306,7 +316,7 @@ pub struct LinkBody {
     valid: String,
 }
 
-/// `POST /api/streams/{stream}/links`: 201 `{"url", "expires"}` (ISO 8601 UTC).
+/// `POST /api/streams/{stream}/links`: 201 `{"id", "url", "expires"}` (ISO 8601 UTC).
 pub async fn link(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
@@ -320,10 +330,52 @@ pub async fn link(
     };
     let made = streams::new_link(&app, &v, &s, &stream, &b.valid)
         .await
-        .map(|(url, expires)| {
-            json!({ "url": url, "expires": super::iso_ms(expires.saturating_mul(1000)) })
+        .map(|(id, url, expires)| {
+            json!({ "id": id, "url": url, "expires": super::iso_ms(expires.saturating_mul(1000)) })
         });
     answer(StatusCode::CREATED, made)
+}
+
+/// `GET /api/streams/{stream}/links`: the open viewer links, newest first: `[{"id",
+/// "created_at", "expires", "created_by"}]` (ISO 8601 UTC). Their URLs were shown once.
+pub async fn links(State(app): State<App>, Path(stream): Path<String>) -> Response {
+    let named = match existing(&app, &stream).await {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    match viewer::links(&app.db, &named.uid).await {
+        Ok(rows) => Json(
+            rows.into_iter()
+                .map(|l| {
+                    json!({
+                        "id": l.id,
+                        "created_at": super::iso_ms(l.created_at.saturating_mul(1000)),
+                        "expires": super::iso_ms(l.expires_at.saturating_mul(1000)),
+                        "created_by": l.created_by,
+                    })
+                })
+                .collect::<Vec<_>>(),
+        )
+        .into_response(),
+        Err(e) => super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `DELETE /api/streams/{stream}/links/{id}`: 204; players through it are refused from
+/// now on, and RTSP sessions through it end.
+pub async fn revoke_link(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path((stream, id)): Path<(String, String)>,
+) -> Response {
+    if let Err(r) = existing(&app, &stream).await {
+        return r;
+    }
+    match streams::end_link(&app, &v, &s, &stream, &id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refused(r),
+    }
 }
 
 /// `POST /api/streams/{stream}/rename`: `{"name"}` (the new one).
@@ -410,7 +462,7 @@ pub async fn edit_camera(
     b: Result<Json<CameraFields>, JsonRejection>,
 ) -> Response {
     match existing(&app, &stream).await {
-        Ok("camera") => {}
+        Ok(n) if n.kind == Kind::Camera => {}
         Ok(_) => {
             return api_error(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -462,21 +514,31 @@ pub async fn tokens(State(app): State<App>, Extension(s): Extension<Signed>) -> 
     }
 }
 
+/// `POST /api/tokens`'s body: a name, and the scope (`admin`, the default, or
+/// `metrics`).
+#[derive(Debug, Deserialize)]
+pub struct TokenBody {
+    name: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
 /// `POST /api/tokens`: 201 with the row and `token`, the secret, shown this once.
 pub async fn create_token(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
-    b: Result<Json<NameBody>, JsonRejection>,
+    b: Result<Json<TokenBody>, JsonRejection>,
 ) -> Response {
     let b = match body(b) {
         Ok(b) => b,
         Err(r) => return r,
     };
-    let made = admin::make_token(&app, &v, &s, &b.name)
+    let made = admin::make_token(&app, &v, &s, &b.name, b.scope.as_deref().unwrap_or("admin"))
         .await
         .map(|(row, token)| {
-            json!({ "id": row.id, "name": row.name, "created_at": row.created_at, "token": token })
+            json!({ "id": row.id, "name": row.name, "scope": row.scope,
+                    "created_at": row.created_at, "token": token })
         });
     answer(StatusCode::CREATED, made)
 }

@@ -1,6 +1,12 @@
 //! The camera form, shared by the setup wizard's last step and the admin pages: checks
 //! the fields, tests a camera without saving it, adds one, or changes one.
 //!
+//! Cameras at loopback, link-local or unspecified addresses (this machine's own
+//! services, 169.254/16, fe80::/10, 0.0.0.0), by address or by a name that resolves to
+//! one, are refused unless `sources.allow_local_addresses` is set; and a test that
+//! reaches no RTSP server says only that, the same for a closed port, a timeout or
+//! another protocol, so "Test connection" is no port scanner.
+//!
 //! | route | what |
 //! | --- | --- |
 //! | `POST /admin/cameras` | `action=test`: try the camera; `action=add`: add it |
@@ -162,12 +168,20 @@ pub async fn handle(
         Ok(u) => u,
         Err(m) => return Ok(Outcome::Invalid(m)),
     };
+    let cam = match sources::parse_camera_url(&raw) {
+        Ok(c) => c,
+        Err(e) => return Ok(Outcome::Invalid(format!("{e}."))),
+    };
+    let local = if app.cfg.sources.allow_local_addresses {
+        None
+    } else {
+        local_target(&cam.url).await
+    };
     match f.action.as_str() {
         "test" => {
-            let cam = match sources::parse_camera_url(&raw) {
-                Ok(c) => c,
-                Err(e) => return Ok(Outcome::Invalid(format!("{e}."))),
-            };
+            if let Some(why) = local {
+                return Ok(Outcome::Tested(Err(why)));
+            }
             let mut row = sources::SourceRow::probe_row(&cam, transport);
             // Testing an edit with the password left blank uses the stored one.
             if let Some(name) = existing {
@@ -181,13 +195,26 @@ pub async fn handle(
                     }
                 }
             }
-            Ok(Outcome::Tested(
-                rtsp_pull::probe(&row)
-                    .await
-                    .map_err(|e| format!("Could not connect: {e}.")),
-            ))
+            let target = format!(
+                "{}:{}",
+                cam.url.host_str().unwrap_or(""),
+                cam.url.port().unwrap_or(554)
+            );
+            Ok(Outcome::Tested(rtsp_pull::probe(&row).await.map_err(|e| {
+                if e.spoke_rtsp() {
+                    format!(
+                        "Could not connect: {}.",
+                        sources::mask_urls_in(&e.to_string())
+                    )
+                } else {
+                    format!("Could not connect: no RTSP server answered at {target}.")
+                }
+            })))
         }
         "add" => {
+            if let Some(why) = local {
+                return Ok(Outcome::Invalid(why));
+            }
             let saved = match existing {
                 Some(name) => sources::update(&app.db, name, &raw, transport)
                     .await
@@ -201,6 +228,7 @@ pub async fn handle(
             };
             match saved {
                 Ok(name) => {
+                    app.registry.changed().await;
                     if existing.is_none() {
                         if let Err(e) = crate::setup::apply_recording_defaults(&app.db, &name).await
                         {
@@ -227,6 +255,40 @@ pub async fn handle(
             "Choose \u{201c}Test connection\u{201d} or save.".into(),
         )),
     }
+}
+
+/// Why a camera at `url` may not be used from the admin pages: its host is, or resolves
+/// to, a loopback, link-local or unspecified address. `None` when it may (or when the
+/// name does not resolve: connecting then fails like any unreachable camera).
+async fn local_target(url: &url::Url) -> Option<String> {
+    let port = url.port().unwrap_or(554);
+    let addrs: Vec<std::net::IpAddr> = match url.host()? {
+        url::Host::Ipv4(a) => vec![a.into()],
+        url::Host::Ipv6(a) => vec![a.into()],
+        url::Host::Domain(name) => {
+            let found = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                tokio::net::lookup_host((name, port)),
+            )
+            .await;
+            match found {
+                Ok(Ok(a)) => a.map(|s| s.ip()).collect(),
+                _ => return None,
+            }
+        }
+    };
+    let local = addrs.into_iter().find(|a| {
+        let a = a.to_canonical();
+        a.is_loopback()
+            || a.is_unspecified()
+            || match a {
+                std::net::IpAddr::V4(v4) => v4.is_link_local(),
+                std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+            }
+    })?;
+    Some(format!(
+        "The camera's address ({local}) is a loopback or link-local address, which the admin pages do not connect to. If the camera really is there, set sources.allow_local_addresses in the configuration."
+    ))
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {

@@ -10,16 +10,19 @@
 //! | `/dvr/{stream}/recordings.json?from=…&to=…` | recorded ranges and gaps (JSON; the last day by default) |
 //!
 //! Times are RFC 3339 or Unix seconds. A range in the wrong order, in the future, longer
-//! than a day or with nothing recorded gets a 400 or 404 saying so. Files are served only
-//! when the index lists them (never a file being written or deleted), and every path
-//! component is checked against the names the recorder makes.
+//! than a day or with nothing recorded gets a 400 or 404 saying so. Recordings are the
+//! stream's by identity: `{stream}` is resolved to the stream of that name now (the
+//! viewer gate has answered 404 for a name that is none), and a file is served only when
+//! the index lists it for that stream (never a file being written or deleted, never one
+//! of another stream, whatever its path on disk), every path component checked against
+//! the names the recorder makes.
 
 use super::error;
 use crate::app::App;
-use crate::auth::stream_keys;
 use crate::dvr::export::{self, ExportError};
 use crate::dvr::playback::{self, RangeError};
 use crate::dvr::{self, DvrError};
+use crate::streams::StreamUid;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -36,10 +39,13 @@ fn range_error(e: RangeError) -> Response {
     error(StatusCode::BAD_REQUEST, e.to_string())
 }
 
-/// The 404 for a name no stream can have, or `None` for a valid name.
-fn bad_stream(stream: &str) -> Option<Response> {
-    (!stream_keys::valid_name(stream))
-        .then(|| error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}")))
+/// The identity of the stream named `stream` now, or its 404.
+pub(super) fn uid_of(app: &App, stream: &str) -> Result<StreamUid, Response> {
+    app.registry
+        .directory()
+        .by_name(stream)
+        .map(|n| n.uid.clone())
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}")))
 }
 
 /// `index.m3u8`, `video.m3u8` or `audio.m3u8` of a recorded range.
@@ -49,9 +55,10 @@ pub async fn playlist(
     RawQuery(raw): RawQuery,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Some(r) = bad_stream(&stream) {
-        return r;
-    }
+    let uid = match uid_of(&app, &stream) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let range = match playback::parse_range(
         q.get("start").map(String::as_str),
         q.get("end").map(String::as_str),
@@ -59,7 +66,7 @@ pub async fn playlist(
         Ok(r) => r,
         Err(e) => return range_error(e),
     };
-    let (video, audio) = match playback::segments(&app.db, &stream, range).await {
+    let (video, audio) = match playback::segments(&app.db, &uid, range).await {
         Ok(s) => s,
         Err(e) => return db_error(e),
     };
@@ -175,34 +182,51 @@ fn epoch_name(s: &str) -> bool {
     })
 }
 
-/// A recorded init segment or segment.
+/// A recorded init segment or segment of the stream named `stream` now.
 pub async fn file(
     State(app): State<App>,
     Path((stream, epoch, track, file)): Path<(String, String, String, String)>,
 ) -> Response {
-    let segment = file
+    let uid = match uid_of(&app, &stream) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let msn = file
         .strip_suffix(".m4s")
-        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
-    let valid = stream_keys::valid_name(&stream)
-        && epoch_name(&epoch)
+        .filter(|n| !n.is_empty() && n.len() <= 18 && n.chars().all(|c| c.is_ascii_digit()))
+        .and_then(|n| n.parse::<i64>().ok());
+    let valid = epoch_name(&epoch)
         && matches!(track.as_str(), "video" | "audio")
-        && (segment || file == "init.mp4");
+        && (msn.is_some() || file == "init.mp4");
     if !valid {
         return error(StatusCode::BAD_REQUEST, "not a recording path");
     }
-    let rel = format!("{stream}/{epoch}/{track}/{file}");
-    let column = if segment { "path" } else { "init_path" };
-    let listed: Result<Option<(i64,)>, sqlx::Error> = sqlx::query_as(&format!(
-        "SELECT 1 FROM dvr_segments WHERE {column} = ? AND deleting = 0 LIMIT 1"
-    ))
-    .bind(&rel)
+    // The index says where the stream's file is; the URL never names a path on disk.
+    let listed: Result<Option<(String, String)>, sqlx::Error> = sqlx::query_as(
+        "SELECT path, init_path FROM dvr_segments
+         WHERE stream_uid = ? AND epoch = ? AND track = ? AND deleting = 0
+           AND (? IS NULL OR msn = ?)
+         LIMIT 1",
+    )
+    .bind(&uid)
+    .bind(&epoch)
+    .bind(&track)
+    .bind(msn)
+    .bind(msn)
     .fetch_optional(&app.db)
     .await;
-    match listed {
-        Ok(Some(_)) => {}
+    let rel = match listed {
+        Ok(Some((path, init))) => {
+            if msn.is_some() {
+                path
+            } else {
+                init
+            }
+        }
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such recording"),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+    };
+    let segment = msn.is_some();
     // tokio::fs runs the read on a blocking thread.
     match tokio::fs::read(dvr::recordings_dir(&app).join(&rel)).await {
         Ok(bytes) => (
@@ -246,14 +270,15 @@ pub async fn recordings(
     Path(stream): Path<String>,
     Query(q): Query<Span>,
 ) -> Response {
-    if let Some(r) = bad_stream(&stream) {
-        return r;
-    }
+    let uid = match uid_of(&app, &stream) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let range = match playback::parse_span(q.from.as_deref(), q.to.as_deref()) {
         Ok(r) => r,
         Err(e) => return range_error(e),
     };
-    let ranges = match playback::timeline(&app.db, &stream, range).await {
+    let ranges = match playback::timeline(&app.db, &uid, range).await {
         Ok(r) => r,
         Err(e) => return db_error(e),
     };

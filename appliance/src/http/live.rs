@@ -16,11 +16,11 @@
 
 use super::error;
 use crate::app::{App, LiveEntry};
-use crate::auth::stream_keys;
 use crate::dvr;
 use crate::media::TrackId;
 use crate::packager::window::Segment;
 use crate::packager::{dash, hls, LiveStream, Window};
+use crate::streams::StreamUid;
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -54,27 +54,22 @@ fn text(content_type: &'static str, cache: &'static str, body: String) -> Respon
         .into_response()
 }
 
-/// Finds the live entry of `name`, or the response that says why there is none.
+/// Finds the live entry of the stream named `name` now, or the response that says why
+/// there is none.
 async fn entry(app: &App, name: &str) -> Result<LiveEntry, Response> {
-    if !stream_keys::valid_name(name) {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            format!("no stream named {name:?}"),
-        ));
-    }
     if let Some(e) = app.stream(name) {
         return Ok(e);
     }
-    match stream_keys::exists(&app.db, name).await {
-        Ok(true) => Err(error(
+    if app.registry.directory().by_name(name).is_some() {
+        Err(error(
             StatusCode::NOT_FOUND,
             format!("stream {name:?} is not live"),
-        )),
-        Ok(false) => Err(error(
+        ))
+    } else {
+        Err(error(
             StatusCode::NOT_FOUND,
             format!("no stream named {name:?}"),
-        )),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+        ))
     }
 }
 
@@ -142,7 +137,7 @@ pub async fn playlist(
         if let Err(resp) = wait_playable(&r.output).await {
             return resp;
         }
-        return media_playlist(&app, &r.output, r.track, &r.name, &q).await;
+        return media_playlist(&app, &e.uid, &r.output, r.track, &r.name, &q).await;
     }
     let live = &*e.output;
     let cfg = &live.cfg;
@@ -174,7 +169,7 @@ pub async fn playlist(
             let time_url = format!("http://{host}/time");
             let mut older = std::collections::BTreeMap::new();
             for track in TrackId::ALL {
-                older.insert(track, time_shift(&app, live, track).await);
+                older.insert(track, time_shift(&app, &e.uid, live, track).await);
             }
             // Rung windows first, then the source's (see segmenter::Follow).
             let running = e.renditions.running();
@@ -210,7 +205,7 @@ pub async fn playlist(
             text(MPD, "public, max-age=1", body)
         }
         _ => match track {
-            Some(track) => media_playlist(&app, live, track, track.name(), &q).await,
+            Some(track) => media_playlist(&app, &e.uid, live, track, track.name(), &q).await,
             None => error(
                 StatusCode::NOT_FOUND,
                 format!("no {file:?} in stream {stream:?}"),
@@ -238,7 +233,12 @@ fn rungs(e: &LiveEntry) -> Vec<hls::Rung> {
 /// Recorded segments that play straight into the window of `track`, for time-shift:
 /// while the stream is recorded and `live.dvr_window` allows, cached for a few seconds
 /// (the window's head moves every segment).
-async fn time_shift(app: &App, live: &LiveStream, track: TrackId) -> Arc<Vec<Segment>> {
+async fn time_shift(
+    app: &App,
+    uid: &StreamUid,
+    live: &LiveStream,
+    track: TrackId,
+) -> Arc<Vec<Segment>> {
     use std::sync::atomic::Ordering;
     if live.cfg.dvr_window <= 0.0 || !live.recording.load(Ordering::Relaxed) {
         return Arc::default();
@@ -267,7 +267,7 @@ async fn time_shift(app: &App, live: &LiveStream, track: TrackId) -> Arc<Vec<Seg
         .map_or(0, |d| d.as_millis() as i64);
     let since = now_ms - (live.cfg.dvr_window * 1000.0) as i64;
     let run = dvr::run_id(live);
-    match dvr::history(&app.db, &live.name, track, run, head, since).await {
+    match dvr::history(&app.db, uid, track, run, head, since).await {
         Ok(segments) => {
             let segments = Arc::new(segments);
             live.history
@@ -285,6 +285,7 @@ async fn time_shift(app: &App, live: &LiveStream, track: TrackId) -> Arc<Vec<Seg
 
 async fn media_playlist(
     app: &App,
+    uid: &StreamUid,
     live: &LiveStream,
     track: TrackId,
     dir: &str,
@@ -333,7 +334,7 @@ async fn media_playlist(
         }
         cache = "public, max-age=6";
     }
-    let older = time_shift(app, live, track).await;
+    let older = time_shift(app, uid, live, track).await;
     match hls::media_playlist(
         &live.read(),
         track,
@@ -463,7 +464,7 @@ pub async fn media(
             MediaFile::Part(..) => return not_found(),
         };
         let run = dvr::run_id(live);
-        return match dvr::recorded_file(&app.db, &stream, t, run, epoch, msn).await {
+        return match dvr::recorded_file(&app.db, &e.uid, t, run, epoch, msn).await {
             Ok(Some(rel)) => match tokio::fs::read(dvr::recordings_dir(&app).join(rel)).await {
                 Ok(bytes) => (
                     [

@@ -15,11 +15,14 @@ mod cameras;
 mod dvr;
 mod live;
 mod portal;
+mod serve;
 mod setup;
 mod streams;
 mod system;
 mod thumbnail;
 pub mod visitor;
+
+pub use serve::{serve, serve_metrics};
 
 use crate::app::App;
 use axum::handler::Handler;
@@ -144,7 +147,7 @@ fn table() -> Table {
             dvr::file,
         )
         .get(Public, "/time", time)
-        .get(Public, "/metrics", metrics)
+        .get(Api, "/metrics", metrics)
         .get(Public, "/healthz", || async { "ok\n" })
         .get(Public, "/", portal::index)
         .get(Public, "/watch", portal::index)
@@ -179,6 +182,11 @@ fn table() -> Table {
             streams::visibility,
         )
         .post(Admin, "/admin/streams/{stream}/link", streams::link)
+        .post(
+            Admin,
+            "/admin/streams/{stream}/links/{id}/revoke",
+            streams::revoke_link,
+        )
         .post(Admin, "/admin/streams/{stream}/rename", streams::rename)
         .post(Admin, "/admin/streams/{stream}/delete", streams::delete)
         .post(Admin, "/admin/streams/{stream}/camera", cameras::edit)
@@ -202,6 +210,8 @@ fn table() -> Table {
         .put(Api, "/api/streams/{stream}/recording", api::recording)
         .put(Api, "/api/streams/{stream}/visibility", api::visibility)
         .post(Api, "/api/streams/{stream}/links", api::link)
+        .get(Api, "/api/streams/{stream}/links", api::links)
+        .delete(Api, "/api/streams/{stream}/links/{id}", api::revoke_link)
         .post(Api, "/api/streams/{stream}/rename", api::rename)
         .put(Api, "/api/streams/{stream}/camera", api::edit_camera)
         .post(Api, "/api/cameras", api::add_camera)
@@ -257,7 +267,57 @@ pub fn router(app: App) -> Router {
     let routed = public.layer(cors).merge(private).with_state(app.clone());
     // Viewer links are unwrapped before routing, so their relative URLs route as usual.
     let links = map_request_with_state(app, visitor::through_link);
-    Router::new().fallback_service(ServiceBuilder::new().layer(links).service(routed))
+    Router::new().fallback_service(
+        ServiceBuilder::new()
+            .layer(axum::middleware::from_fn(security_headers))
+            .layer(links)
+            .service(routed),
+    )
+}
+
+/// The content security policy of every page: only this appliance's own scripts,
+/// styles, images and media (hls.js and dash.js make `blob:` media and workers), no
+/// plugins, no `<base>`, forms only to here. Inline style attributes are allowed (the
+/// recordings timeline places its ranges with them); inline scripts are not.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data: blob:; media-src 'self' blob:; worker-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'";
+
+/// Headers for every response: `X-Content-Type-Options: nosniff` and `Referrer-Policy:
+/// no-referrer` (a viewer link's token is in its URL and must not leave in a Referer);
+/// and for pages, [`CSP`] with `frame-ancestors`: the viewer's pages (the portal, a
+/// watch page, through a link) may be framed, so a school can embed its stream in its
+/// own site; every other page (setup, sign-in, admin) may not (`'none'`, and
+/// `X-Frame-Options: DENY` for old browsers), against clickjacking.
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = req.uri().path();
+    let framable = path == "/" || path.starts_with("/watch") || path.starts_with("/t/");
+    let mut r = next.run(req).await;
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    if html {
+        let (ancestors, frame) = if framable {
+            ("frame-ancestors *", None)
+        } else {
+            ("frame-ancestors 'none'", Some("DENY"))
+        };
+        if let Ok(v) = HeaderValue::from_str(&format!("{CSP}; {ancestors}")) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
+        if let Some(f) = frame {
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static(f));
+        }
+    }
+    r
 }
 
 /// Why an admin action was not done. Pages show the message in the form they came
@@ -271,6 +331,8 @@ pub(crate) enum Refusal {
     /// The action conflicts with the current state (409): a taken name, a rename while
     /// live. Nothing was changed.
     Conflict(String),
+    /// Too many attempts (429): the message, and how long until the next is allowed.
+    Limited(String, std::time::Duration),
     /// The appliance itself failed (500); the response is built.
     Failed(Response),
 }
@@ -282,6 +344,7 @@ impl Refusal {
             Refusal::NotFound(_) => StatusCode::NOT_FOUND,
             Refusal::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::Conflict(_) => StatusCode::CONFLICT,
+            Refusal::Limited(..) => StatusCode::TOO_MANY_REQUESTS,
             Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

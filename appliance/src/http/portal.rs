@@ -6,7 +6,6 @@
 use super::error;
 use super::visitor::Grant;
 use crate::app::App;
-use crate::auth::stream_keys;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,22 +31,27 @@ fn is_live(app: &App, name: &str) -> bool {
     app.stream(name).is_some_and(|e| e.hub.is_live())
 }
 
-/// `GET /`, `GET /watch`: the streams live now, by name.
+/// `GET /`, `GET /watch`: the public streams and cameras live now, by name.
 pub async fn index(State(app): State<App>) -> Response {
-    let rows = match stream_keys::list(&app.db).await {
-        Ok(rows) => rows,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let private = match crate::auth::viewer::private_streams(&app.db).await {
-        Ok(p) => p,
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let cards = rows
+    let dir = app.registry.directory();
+    let mut names: Vec<&str> = dir
+        .all()
+        .filter(|n| !n.private && is_live(&app, &n.name))
+        .map(|n| n.name.as_str())
+        .collect();
+    names.sort_unstable();
+    let cards = names
         .into_iter()
-        .filter(|r| is_live(&app, &r.name) && !private.contains(&r.name))
-        .map(|r| portal::Card { name: r.name })
+        .map(|name| portal::Card {
+            name: name.to_string(),
+        })
         .collect();
     html(portal::index(cards))
+}
+
+/// The 404 page of `/watch/NAME` for a name that is no stream.
+fn no_such_stream(stream: &str) -> Response {
+    (StatusCode::NOT_FOUND, html(portal::no_such_stream(stream))).into_response()
 }
 
 /// `GET /watch/{stream}`: the player page of a stream that exists (live or not); for
@@ -59,19 +63,16 @@ pub async fn watch(
     grant: Option<Extension<Grant>>,
 ) -> Response {
     let prefix = grant.map_or_else(String::new, |g| format!("/t/{}", g.token));
-    match known(&app, &stream).await {
-        Ok(()) => html(portal::watch(&stream, &prefix)),
-        Err(r) if r.status() == StatusCode::NOT_FOUND => {
-            (StatusCode::NOT_FOUND, html(portal::no_such_stream(&stream))).into_response()
-        }
-        Err(r) => r,
+    if app.registry.directory().by_name(&stream).is_none() {
+        return no_such_stream(&stream);
     }
+    html(portal::watch(&stream, &prefix))
 }
 
 /// `GET /watch/{stream}/state`: `{"live": true|false}`.
 pub async fn state(State(app): State<App>, Path(stream): Path<String>) -> Response {
-    if let Err(r) = known(&app, &stream).await {
-        return r;
+    if app.registry.directory().by_name(&stream).is_none() {
+        return error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}"));
     }
     (
         [
@@ -84,19 +85,6 @@ pub async fn state(State(app): State<App>, Path(stream): Path<String>) -> Respon
         serde_json::json!({ "live": is_live(&app, &stream) }).to_string(),
     )
         .into_response()
-}
-
-/// Ok when `stream` is a stream of this appliance; else a 404 that says so.
-async fn known(app: &App, stream: &str) -> Result<(), Response> {
-    let not_found = || error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}"));
-    if !stream_keys::valid_name(stream) {
-        return Err(not_found());
-    }
-    match stream_keys::exists(&app.db, stream).await {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(not_found()),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
-    }
 }
 
 /// `GET /assets/{path}`: an embedded asset, revalidated by its content hash.

@@ -307,7 +307,11 @@ pub async fn admin(
             }
             audit(&app, &user.name, &v, "setup.admin", &user.name).await;
             match sign_in(&app, &v, &headers, &f.name, &f.password).await {
-                Ok(c) => (jar.add(c), Redirect::to("/setup")).into_response(),
+                Ok(session) => (
+                    super::visitor::signed_in(jar, &v, session),
+                    Redirect::to("/setup"),
+                )
+                    .into_response(),
                 // Rate-limited right after creating: the sign-in page explains.
                 Err((status, msg)) => with_status(
                     render(
@@ -360,7 +364,11 @@ pub async fn login(
         return Redirect::to("/setup").into_response();
     }
     match sign_in(&app, &v, &headers, &f.name, &f.password).await {
-        Ok(c) => (jar.add(c), Redirect::to("/setup")).into_response(),
+        Ok(session) => (
+            super::visitor::signed_in(jar, &v, session),
+            Redirect::to("/setup"),
+        )
+            .into_response(),
         Err((status, msg)) => {
             let name = if users::valid_name(&f.name) {
                 f.name
@@ -548,9 +556,11 @@ pub async fn stream(
         Ok(x) => x,
         Err(super::Refusal::Failed(r)) => return r,
         Err(super::Refusal::Conflict(m)) => return retry(m, f.name.trim().to_string()),
-        Err(super::Refusal::Invalid(m) | super::Refusal::NotFound(m)) => {
-            return retry(m, String::new())
-        }
+        Err(
+            super::Refusal::Invalid(m)
+            | super::Refusal::NotFound(m)
+            | super::Refusal::Limited(m, _),
+        ) => return retry(m, String::new()),
     };
     let (rtmp, web) = (app.cfg.rtmp.listen, app.cfg.http.listen);
     let created = Created {

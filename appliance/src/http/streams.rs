@@ -8,11 +8,14 @@
 //! | `POST /admin/streams/{stream}/recording` | `enabled`, `keep`, `keep_bytes` |
 //! | `POST /admin/streams/{stream}/visibility` | `visibility` = `public` or `private` |
 //! | `POST /admin/streams/{stream}/link` | a viewer link valid for `valid` (e.g. `24h`) |
+//! | `POST /admin/streams/{stream}/links/{id}/revoke` | revoke a viewer link |
 //! | `POST /admin/streams/{stream}/rename` | `name`; refused while live |
 //! | `POST /admin/streams/{stream}/delete` | `confirm` = the name |
 //! | `POST /admin/streams/{stream}/camera`, `POST /admin/cameras` | see [`super::cameras`] |
 //!
-//! Every action is audited. Bad input re-renders the page with the reason and changes
+//! Every action is audited, and reloads the registry's directory, which ends at once
+//! what it took away (a rotated key's publisher, a deleted stream's everything, a
+//! revoked link's players). Bad input re-renders the page with the reason and changes
 //! nothing; a stream that does not exist gets a 404 page.
 
 use super::admin::{audit, shell, StreamStatus};
@@ -22,16 +25,18 @@ use crate::app::App;
 use crate::auth::{stream_keys, viewer};
 use crate::dvr::{playback, settings as dvr_settings};
 use crate::ingest::rtsp_pull::sources;
+use crate::streams::{Kind, Named};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 use streambox_web::admin::problem;
 use streambox_web::setup::CameraForm;
 use streambox_web::streams::{
-    self as pages, CameraState, Detail, Publish, Recorded, Thumb, Timeline,
+    self as pages, CameraState, Detail, OpenLink, Publish, Recorded, Thumb, Timeline,
 };
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -50,16 +55,9 @@ fn not_found(stream: &str) -> Response {
     )
 }
 
-/// `stream` or `camera`, or `None` when `name` is neither.
-pub(super) async fn kind_of(app: &App, name: &str) -> Result<Option<&'static str>, Response> {
-    if !stream_keys::valid_name(name) {
-        return Ok(None);
-    }
-    if stream_keys::exists(&app.db, name).await.map_err(internal)? {
-        return Ok(Some("stream"));
-    }
-    let cameras = sources::list(&app.db).await.map_err(internal)?;
-    Ok(cameras.iter().any(|c| c.name == name).then_some("camera"))
+/// The stream or camera named `name` now, or `None` when it is neither.
+pub(super) fn named(app: &App, name: &str) -> Option<Arc<Named>> {
+    app.registry.directory().by_name(name).cloned()
 }
 
 /// `GET /admin/streams`.
@@ -89,14 +87,11 @@ pub(super) async fn render_list(
         Ok(a) => a,
         Err(r) => return r,
     };
-    let private = match viewer::private_streams(&app.db).await {
-        Ok(p) => p,
-        Err(e) => return internal(e),
-    };
+    let dir = app.registry.directory();
     let rows = all
         .into_iter()
         .map(|st| pages::Row {
-            private: private.contains(&st.name),
+            private: dir.by_name(&st.name).is_some_and(|n| n.private),
             name: st.name,
             kind: st.kind,
             live: st.live,
@@ -134,7 +129,12 @@ pub async fn create(
             };
             render_detail(&app, &v, &s, &name, extra).await
         }
-        Err(Refusal::Invalid(m) | Refusal::Conflict(m) | Refusal::NotFound(m)) => {
+        Err(
+            Refusal::Invalid(m)
+            | Refusal::Conflict(m)
+            | Refusal::NotFound(m)
+            | Refusal::Limited(m, _),
+        ) => {
             let name = f.name.trim();
             let shown = if stream_keys::valid_name(name) {
                 name.to_string()
@@ -164,6 +164,7 @@ pub(super) async fn add_stream(
             if let Err(e) = crate::setup::apply_recording_defaults(&app.db, name).await {
                 tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
             }
+            app.registry.changed().await;
             audit(app, &s.actor(), v, "stream.add", name).await;
             Ok((name.to_string(), key))
         }
@@ -199,25 +200,32 @@ pub async fn detail(
 }
 
 async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Extra) -> Response {
-    let kind = match kind_of(app, name).await {
-        Ok(Some(k)) => k,
-        Ok(None) => return not_found(name),
-        Err(r) => return r,
+    let Some(named) = named(app, name) else {
+        return not_found(name);
     };
+    let kind = named.kind;
     let shell = match shell(app, v, s).await {
         Ok(x) => x,
         Err(r) => return r,
     };
     let live = app.stream(name).is_some_and(|e| e.hub.is_live());
-    let private = match viewer::is_private(&app.db, name).await {
-        Ok(p) => p,
-        Err(e) => return internal(e),
-    };
-    let rec = match dvr_settings::get(&app.db, name).await {
+    let rec = match dvr_settings::get(&app.db, &named.uid).await {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let publish = if kind == "stream" {
+    let links = match viewer::links(&app.db, &named.uid).await {
+        Ok(l) => l
+            .into_iter()
+            .map(|l| OpenLink {
+                id: l.id,
+                created: super::iso_ms(l.created_at.saturating_mul(1000)),
+                expires: super::iso_ms(l.expires_at.saturating_mul(1000)),
+                by: l.created_by,
+            })
+            .collect(),
+        Err(e) => return internal(e),
+    };
+    let publish = if kind == Kind::Stream {
         match publish_settings(app, name, extra.key).await {
             Ok(p) => Some(p),
             Err(r) => return r,
@@ -225,7 +233,7 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
     } else {
         None
     };
-    let (camera, camera_form) = if kind == "camera" {
+    let (camera, camera_form) = if kind == Kind::Camera {
         let row = match sources::list(&app.db).await {
             Ok(rows) => rows.into_iter().find(|r| r.name == name),
             Err(e) => return internal(e),
@@ -246,8 +254,8 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         let form = extra.camera.or_else(|| {
             row.map(|r| CameraState {
                 form: CameraForm {
+                    url: r.form_url(),
                     name: r.name,
-                    url: r.url,
                     username: r.username,
                     transport: r.transport,
                 },
@@ -262,7 +270,7 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         Ok(s) => s,
         Err(e) => return internal(e),
     };
-    let ranges = match playback::timeline(&app.db, name, span).await {
+    let ranges = match playback::timeline(&app.db, &named.uid, span).await {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
@@ -280,9 +288,10 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
     };
     let d = Detail {
         name: name.to_string(),
-        kind,
+        kind: kind.as_str(),
         live,
-        private,
+        private: named.private,
+        links,
         publish,
         camera,
         camera_form,
@@ -408,17 +417,15 @@ pub(super) fn publish_urls(app: &App, name: &str) -> (String, String) {
 /// reason it refused.
 async fn act<F, Fut>(app: App, v: Visitor, s: Signed, stream: String, act: F) -> Response
 where
-    F: FnOnce(App, Visitor, Signed, String, &'static str) -> Fut,
+    F: FnOnce(App, Visitor, Signed, String, Kind) -> Fut,
     Fut: std::future::Future<Output = Result<(String, Extra), Refusal>>,
 {
-    let kind = match kind_of(&app, &stream).await {
-        Ok(Some(k)) => k,
-        Ok(None) => return not_found(&stream),
-        Err(r) => return r,
+    let Some(kind) = named(&app, &stream).map(|n| n.kind) else {
+        return not_found(&stream);
     };
     let extra = match act(app.clone(), v.clone(), s.clone(), stream.clone(), kind).await {
         Ok(done) => done,
-        Err(Refusal::Invalid(m) | Refusal::Conflict(m)) => (
+        Err(Refusal::Invalid(m) | Refusal::Conflict(m) | Refusal::Limited(m, _)) => (
             stream,
             Extra {
                 error: Some(m),
@@ -462,8 +469,8 @@ pub async fn rotate_key(
     .await
 }
 
-/// Rotates the key of stream `stream` (of `kind`, from [`kind_of`]); returns the new key,
-/// to show once. The old key stops working at once.
+/// Rotates the key of stream `stream` (of `kind`); returns the new key, to show once.
+/// The old key stops working at once, and a publisher using it is ended.
 ///
 /// # Errors
 /// [`Refusal::Invalid`] for a camera.
@@ -472,14 +479,15 @@ pub(super) async fn new_key(
     v: &Visitor,
     s: &Signed,
     stream: &str,
-    kind: &str,
+    kind: Kind,
 ) -> Result<String, Refusal> {
-    if kind != "stream" {
+    if kind != Kind::Stream {
         return Err(Refusal::Invalid("Cameras have no stream key.".into()));
     }
     let key = stream_keys::rotate(&app.db, stream)
         .await
         .map_err(|e| Refusal::Failed(internal(e)))?;
+    app.registry.changed().await;
     audit(app, &s.actor(), v, "stream.rotate-key", stream).await;
     Ok(key)
 }
@@ -608,9 +616,12 @@ pub(super) async fn set_visibility(
             ))
         }
     };
-    viewer::set_private(&app.db, stream, private)
+    let named = named(app, stream).ok_or_else(|| Refusal::NotFound(stream.to_string()))?;
+    viewer::set_private(&app.db, &named.uid, private)
         .await
         .map_err(|e| Refusal::Failed(internal(e)))?;
+    // RTSP players without a grant are ended now.
+    app.registry.changed().await;
     let detail = format!("{stream}: {visibility}");
     audit(app, &s.actor(), v, "stream.visibility", &detail).await;
     Ok(private)
@@ -632,7 +643,7 @@ pub async fn link(
     Form(f): Form<LinkForm>,
 ) -> Response {
     act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let (url, expires) = new_link(&app, &v, &s, &stream, &f.valid).await?;
+        let (_, url, expires) = new_link(&app, &v, &s, &stream, &f.valid).await?;
         let until = super::iso_ms(expires.saturating_mul(1000));
         Ok((
             stream,
@@ -646,8 +657,8 @@ pub async fn link(
 }
 
 /// A viewer link to `stream`'s watch page, valid for `valid` (`2h`, `24h`, `7d`: a
-/// minute to [`viewer::MAX_LINK_SECS`]); returns its URL and when it expires, in seconds
-/// since the Unix epoch.
+/// minute to [`viewer::MAX_LINK_SECS`]); returns its id, URL and when it expires, in
+/// seconds since the Unix epoch.
 ///
 /// # Errors
 /// [`Refusal::Invalid`] for a validity out of range or that does not parse.
@@ -657,7 +668,7 @@ pub(super) async fn new_link(
     s: &Signed,
     stream: &str,
     valid: &str,
-) -> Result<(String, i64), Refusal> {
+) -> Result<(i64, String, i64), Refusal> {
     let valid = valid.trim();
     let secs = match humantime::parse_duration(valid) {
         Ok(d)
@@ -673,9 +684,11 @@ pub(super) async fn new_link(
             ))
         }
     };
-    let (token, expires) = viewer::new_link(&app.db, stream, secs)
+    let named = named(app, stream).ok_or_else(|| Refusal::NotFound(stream.to_string()))?;
+    let (id, token, expires) = viewer::new_link(&app.db, &named.uid, secs, &s.actor())
         .await
         .map_err(|e| Refusal::Failed(internal(e)))?;
+    app.registry.changed().await;
     let web = app.cfg.http.listen;
     let url = format!(
         "http://{}:{}/t/{token}/watch/{stream}",
@@ -688,10 +701,60 @@ pub(super) async fn new_link(
         &s.actor(),
         v,
         "stream.link",
-        &format!("{stream} until {until}"),
+        &format!("{stream} link {id} until {until}"),
     )
     .await;
-    Ok((url, expires))
+    Ok((id, url, expires))
+}
+
+/// `POST /admin/streams/{stream}/links/{id}/revoke`.
+pub async fn revoke_link(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path((stream, id)): Path<(String, String)>,
+) -> Response {
+    act(app, v, s, stream, |app, v, s, stream, _| async move {
+        end_link(&app, &v, &s, &stream, &id).await?;
+        Ok(notice(
+            stream,
+            "Link revoked; nobody watches through it any more.",
+        ))
+    })
+    .await
+}
+
+/// Revokes viewer link `id` of `stream`: its players are refused from their next
+/// request, and RTSP sessions through it end.
+///
+/// # Errors
+/// [`Refusal::NotFound`] for no such open link of this stream.
+pub(super) async fn end_link(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    stream: &str,
+    id: &str,
+) -> Result<(), Refusal> {
+    let gone = || Refusal::NotFound(format!("No open link {id} of \u{201c}{stream}\u{201d}."));
+    let id: i64 = id.parse().map_err(|_| gone())?;
+    let named = named(app, stream).ok_or_else(gone)?;
+    let revoked = viewer::revoke(&app.db, &named.uid, id)
+        .await
+        .map_err(|e| Refusal::Failed(internal(e)))?;
+    if !revoked {
+        return Err(gone());
+    }
+    app.registry.changed().await;
+    audit(
+        app,
+        &s.actor(),
+        v,
+        "stream.link-revoke",
+        &format!("{stream} link {id}"),
+    )
+    .await;
+    Ok(())
 }
 
 /// `POST /admin/streams/{stream}/rename`.
@@ -739,6 +802,8 @@ pub(super) async fn rename_stream(
     }
     match crate::db::rename_stream(&app.db, stream, &new).await {
         Ok(()) => {
+            // The live entry under the old name closes; nothing answers under it.
+            app.registry.changed().await;
             audit(
                 app,
                 &s.actor(),
@@ -769,10 +834,8 @@ pub async fn delete(
     Path(stream): Path<String>,
     Form(f): Form<DeleteForm>,
 ) -> Response {
-    let kind = match kind_of(&app, &stream).await {
-        Ok(Some(k)) => k,
-        Ok(None) => return not_found(&stream),
-        Err(r) => return r,
+    let Some(kind) = named(&app, &stream).map(|n| n.kind) else {
+        return not_found(&stream);
     };
     if f.confirm.trim() != stream {
         let extra = Extra {
@@ -787,8 +850,9 @@ pub async fn delete(
     }
 }
 
-/// Deletes stream or camera `stream` (of `kind`, from [`kind_of`]). Its recordings stay
-/// until their retention removes them.
+/// Deletes stream or camera `stream` (of `kind`) and everything that is its: its
+/// publisher or camera session, players and viewer links end at once, its live entry
+/// closes, its recordings are deleted.
 ///
 /// # Errors
 /// A response for a failure of the database.
@@ -797,16 +861,17 @@ pub(super) async fn remove(
     v: &Visitor,
     s: &Signed,
     stream: &str,
-    kind: &str,
+    kind: Kind,
 ) -> Result<(), Response> {
-    if kind == "stream" {
-        stream_keys::remove(&app.db, stream)
-            .await
-            .map_err(internal)?;
-    } else {
-        sources::remove(&app.db, stream).await.map_err(internal)?;
-    }
-    audit(app, &s.actor(), v, &format!("{kind}.rm"), stream).await;
+    crate::db::delete_stream(&app.db, stream)
+        .await
+        .map_err(internal)?;
+    app.registry.changed().await;
+    let action = match kind {
+        Kind::Stream => "stream.rm",
+        Kind::Camera => "camera.rm",
+    };
+    audit(app, &s.actor(), v, action, stream).await;
     Ok(())
 }
 
@@ -819,7 +884,7 @@ pub(super) async fn camera_edit(
     f: super::cameras::CameraFields,
 ) -> Response {
     act(app, v, s, stream, |app, v, s, stream, kind| async move {
-        if kind != "camera" {
+        if kind != Kind::Camera {
             return Err(Refusal::Invalid(
                 "This is a pushed stream, not a camera.".into(),
             ));

@@ -5,23 +5,26 @@
 //! | `/live/{stream}/thumbnail.jpg?width=…` | the newest keyframe of a live stream |
 //! | `/dvr/{stream}/thumbnail.jpg?at=…&width=…` | the keyframe at or before `at` in a recording |
 //!
-//! `width` is in pixels (16 to 1920, never wider than the picture; 640 by default), and
-//! the height follows the picture's aspect ratio. A busy decoder gives an older
-//! thumbnail, or 503 with `Retry-After` when it has none.
+//! `width` is in pixels (16 to 1920; 640 by default), rounded up to one of
+//! [`WIDTHS`](crate::transcode::thumbnail::WIDTHS) and never wider than the picture; the
+//! height follows the picture's aspect ratio. A request that needs a new decode counts
+//! against its client's limit (429 with `Retry-After` past it); one a cache answers does
+//! not. A busy decoder gives an older thumbnail, or 503 with `Retry-After` when it has
+//! none.
 
 use super::error;
 use crate::app::App;
-use crate::auth::stream_keys;
 use crate::dvr::export::{self, Keyframe};
 use crate::dvr::{self, playback};
 use crate::media::h264::AvcConfig;
 use crate::media::TrackParams;
-use crate::transcode::thumbnail::{Key, ThumbnailError, MAX_WIDTH, MIN_WIDTH};
-use axum::extract::{Path, Query, State};
+use crate::transcode::thumbnail::{made_width, Key, ThumbnailError, MAX_WIDTH, MIN_WIDTH};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
 
 /// Thumbnail query parameters.
 #[derive(Debug, Deserialize)]
@@ -36,8 +39,8 @@ const DEFAULT_WIDTH: u32 = 640;
 /// The width to make for a picture `picture` pixels wide, or the 400 saying why not.
 fn width(q: &ThumbQuery, picture: u32) -> Result<u32, Box<Response>> {
     match q.width {
-        None => Ok(DEFAULT_WIDTH.min(picture)),
-        Some(w) if (MIN_WIDTH..=MAX_WIDTH).contains(&w) => Ok(w.min(picture)),
+        None => Ok(made_width(DEFAULT_WIDTH, picture)),
+        Some(w) if (MIN_WIDTH..=MAX_WIDTH).contains(&w) => Ok(made_width(w, picture)),
         Some(w) => Err(Box::new(error(
             StatusCode::BAD_REQUEST,
             format!("width={w}: give {MIN_WIDTH} to {MAX_WIDTH} pixels"),
@@ -47,12 +50,14 @@ fn width(q: &ThumbQuery, picture: u32) -> Result<u32, Box<Response>> {
 
 async fn respond(
     app: &App,
+    client: IpAddr,
     key: Key,
     config: &AvcConfig,
     data: &Bytes,
     cache: &'static str,
 ) -> Response {
-    match app.thumbnails.jpeg(key, config, data).await {
+    let may_decode = || app.thumbnail_limit.check(client);
+    match app.thumbnails.jpeg(key, config, data, may_decode).await {
         Ok(jpeg) => (
             [
                 (header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg")),
@@ -70,6 +75,13 @@ async fn respond(
         Err(e @ ThumbnailError::Decode(_)) => {
             error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
         }
+        Err(e @ ThumbnailError::Limited(wait)) => {
+            let mut r = error(StatusCode::TOO_MANY_REQUESTS, e.to_string());
+            if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
@@ -77,13 +89,11 @@ async fn respond(
 /// The newest keyframe of a live stream as JPEG.
 pub async fn live(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
     Query(q): Query<ThumbQuery>,
 ) -> Response {
-    let entry = stream_keys::valid_name(&stream)
-        .then(|| app.stream(&stream))
-        .flatten();
-    let Some(entry) = entry else {
+    let Some(entry) = app.stream(&stream) else {
         return error(
             StatusCode::NOT_FOUND,
             format!("stream {stream:?} is not live"),
@@ -103,22 +113,24 @@ pub async fn live(
         Err(r) => return *r,
     };
     let key = Key {
-        source: format!("live/{stream}"),
+        source: format!("live/{}", entry.uid),
         time: frame.dts,
         width,
     };
-    respond(&app, key, config, &frame.data, "no-cache").await
+    respond(&app, peer.ip(), key, config, &frame.data, "no-cache").await
 }
 
 /// The recorded keyframe at or before `at` as JPEG.
 pub async fn recorded(
     State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
     Query(q): Query<ThumbQuery>,
 ) -> Response {
-    if !stream_keys::valid_name(&stream) {
-        return error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}"));
-    }
+    let uid = match super::dvr::uid_of(&app, &stream) {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
     let Some(at) = q.at.as_deref().and_then(playback::parse_time) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -130,7 +142,7 @@ pub async fn recorded(
         start_ms: at - 1000,
         end_ms: at + 1,
     };
-    let seg = match playback::segments(&app.db, &stream, around).await {
+    let seg = match playback::segments(&app.db, &uid, around).await {
         Ok((video, _)) => video.into_iter().rfind(|v| v.start_wall_ms <= at),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
@@ -162,9 +174,17 @@ pub async fn recorded(
         Err(r) => return *r,
     };
     let key = Key {
-        source: format!("dvr/{stream}"),
+        source: format!("dvr/{uid}"),
         time,
         width,
     };
-    respond(&app, key, &config, &data, "public, max-age=86400").await
+    respond(
+        &app,
+        peer.ip(),
+        key,
+        &config,
+        &data,
+        "public, max-age=86400",
+    )
+    .await
 }

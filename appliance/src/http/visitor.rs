@@ -2,22 +2,30 @@
 //! address, the CSRF cookie and token, and the session; and the guards that admit a
 //! request by its route's [`Access`].
 //!
-//! [`visitor`] runs first. It gives a browser its CSRF cookie, refuses a form post
-//! whose token does not match (403) or whose body is over [`FORM_LIMIT`] (413), and
-//! looks the session up. An `/api/` request may instead carry an API token
+//! [`visitor`] runs first. It gives a browser a CSRF cookie minted by this appliance
+//! (a planted one is replaced), looks the session up, and refuses a form post whose
+//! token is not the one of its cookie and session (403; see [`csrf`]), whose body is
+//! over [`FORM_LIMIT`] (413), or whose body does not arrive within `http.body_timeout`
+//! (408). An `/api/` or `/metrics` request may instead carry an API token
 //! (`Authorization: Bearer sbx_…`, RFC 6750 §2.1): it needs no CSRF token, since a
 //! browser never sends one on its own, and a bad one is refused with 401. [`guard`]
 //! then admits or refuses by the route's class: during setup only `/setup` answers;
 //! afterwards `/setup` is closed, pages under `/admin` need a session (else a redirect
-//! to `/login`), and `/api` needs a session or a token (else 401).
+//! to `/login`), and `/api` (and `/metrics`) needs a session or a token (else 401); a
+//! token of scope `metrics` opens `/metrics` only (else 403).
+//!
+//! Viewer routes have their own gate, [`viewer_gate`], after [`through_link`] has
+//! checked any viewer link: both resolve the stream's name to its identity through the
+//! registry's directory.
 
 use super::Access;
 use crate::app::App;
-use crate::auth::api_tokens::{self, Bearer};
+use crate::auth::api_tokens::{self, Bearer, Scope};
 use crate::auth::csrf;
 use crate::auth::sessions::{self, Lookup};
 use crate::auth::users::User;
 use crate::setup::{self, Progress};
+use crate::streams::StreamUid;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
@@ -25,6 +33,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 use streambox_web::admin;
 
 /// The largest form body accepted, in bytes.
@@ -63,6 +72,8 @@ pub enum Credential {
         id: i64,
         /// Its name.
         name: String,
+        /// What it may do.
+        scope: Scope,
     },
 }
 
@@ -86,7 +97,7 @@ impl Signed {
 }
 
 /// What [`visitor`] found out about a request; an extension for the handlers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Visitor {
     /// The peer's address (the socket's; no proxy headers are trusted).
     pub client: IpAddr,
@@ -94,6 +105,17 @@ pub struct Visitor {
     pub csrf: String,
     /// The session.
     pub session: SessionState,
+    /// The CSRF secret, for a new cookie at sign-in ([`signed_in`]).
+    csrf_secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Visitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Visitor")
+            .field("client", &self.client)
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Visitor {
@@ -142,6 +164,12 @@ pub fn cookie(name: &'static str, value: String) -> Cookie<'static> {
         .build()
 }
 
+/// Where an API token is taken instead of the session cookie: the JSON API, and
+/// `/metrics` (a scraper's metrics-scoped token).
+fn takes_token(path: &str) -> bool {
+    path.starts_with("/api/") || path == "/metrics"
+}
+
 /// The first middleware of every non-public route (see the module docs).
 pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next: Next) -> Response {
     let client = req
@@ -152,54 +180,30 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
         Ok(s) => s,
         Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    // Only a cookie this appliance minted is taken; another gets a new one.
     let (csrf_cookie, fresh_cookie) = match jar.get(csrf::COOKIE) {
-        Some(c) if !c.value().is_empty() && c.value().len() <= 64 => (c.value().to_string(), false),
-        _ => (csrf::new_cookie(), true),
+        Some(c) if c.value().len() <= 128 && csrf::minted(&secret, c.value()) => {
+            (c.value().to_string(), false)
+        }
+        _ => (csrf::new_cookie(&secret), true),
     };
     let (mut parts, body) = req.into_parts();
     let api = parts.uri.path().starts_with("/api/");
     // Pages take only the session cookie; the API takes a token instead when given one.
     let token = match parts.headers.get(header::AUTHORIZATION) {
-        Some(h) if api => match bearer(&app, h).await {
+        Some(h) if takes_token(parts.uri.path()) => match bearer(&app, h).await {
             Ok(b) => Some(b),
             Err(r) => return r,
         },
         _ => None,
     };
-    let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let body = if unsafe_method {
-        let bytes = match axum::body::to_bytes(body, FORM_LIMIT).await {
-            Ok(b) => b,
-            Err(_) => return refuse(api, StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
-        };
-        let field = || {
-            parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or_else(|| form_field(&bytes, csrf::FIELD))
-        };
-        // A CSRF token guards what a browser's cookies would do. An API call with a
-        // token, or with no session cookie (which the API then refuses), carries none.
-        let ok = token.is_some()
-            || (api && jar.get(SESSION_COOKIE).is_none())
-            || (!fresh_cookie && field().is_some_and(|f| csrf::check(&secret, &csrf_cookie, &f)));
-        if !ok {
-            tracing::info!(%client, path = %parts.uri.path(), "form refused: CSRF token missing or wrong");
-            let why = if api { API_CSRF } else { STALE_FORM };
-            return refuse(api, StatusCode::FORBIDDEN, why);
-        }
-        Body::from(bytes)
-    } else {
-        body
-    };
-    let session = match (token, jar.get(SESSION_COOKIE)) {
+    let session = match (&token, jar.get(SESSION_COOKIE)) {
         (Some(b), _) => SessionState::Valid(Signed {
-            user: b.user,
+            user: b.user.clone(),
             via: Credential::Token {
                 id: b.id,
-                name: b.name,
+                name: b.name.clone(),
+                scope: b.scope,
             },
         }),
         (None, None) => SessionState::None,
@@ -213,10 +217,59 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
             Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         },
     };
+    // The token of a signed-in browser is bound to its session.
+    let bound = match &session {
+        SessionState::Valid(s) => s.session().unwrap_or(""),
+        _ => "",
+    }
+    .to_string();
+    let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let body = if unsafe_method {
+        let limit = Duration::from_secs_f64(app.cfg.http.body_timeout);
+        let bytes = match tokio::time::timeout(limit, axum::body::to_bytes(body, FORM_LIMIT)).await
+        {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => return refuse(api, StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
+            Err(_) => {
+                app.metrics
+                    .connection_timeouts
+                    .with_label_values(&["http", "body"])
+                    .inc();
+                tracing::info!(%client, path = %parts.uri.path(), "request body too slow; closing");
+                let mut r = refuse(api, StatusCode::REQUEST_TIMEOUT, SLOW_BODY);
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                return r;
+            }
+        };
+        let field = || {
+            parts
+                .headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .or_else(|| form_field(&bytes, csrf::FIELD))
+        };
+        // A CSRF token guards what a browser's cookies would do. An API call with a
+        // token, or with no session cookie (which the API then refuses), carries none.
+        let ok = token.is_some()
+            || (api && jar.get(SESSION_COOKIE).is_none())
+            || (!fresh_cookie
+                && field().is_some_and(|f| csrf::check(&secret, &csrf_cookie, &bound, &f)));
+        if !ok {
+            tracing::info!(%client, path = %parts.uri.path(), "form refused: CSRF token missing or wrong");
+            let why = if api { API_CSRF } else { STALE_FORM };
+            return refuse(api, StatusCode::FORBIDDEN, why);
+        }
+        Body::from(bytes)
+    } else {
+        body
+    };
     parts.extensions.insert(Visitor {
         client,
-        csrf: csrf::token(&secret, &csrf_cookie),
+        csrf: csrf::token(&secret, &csrf_cookie, &bound),
         session,
+        csrf_secret: secret,
     });
     let response = next.run(Request::from_parts(parts, body)).await;
     if fresh_cookie {
@@ -224,6 +277,13 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
     } else {
         response
     }
+}
+
+/// The cookies of a browser that has just signed in: its session, and a new CSRF cookie
+/// (tokens made before sign-in stop working).
+pub fn signed_in(jar: CookieJar, v: &Visitor, session: String) -> CookieJar {
+    jar.add(cookie(SESSION_COOKIE, session))
+        .add(cookie(csrf::COOKIE, csrf::new_cookie(&v.csrf_secret)))
 }
 
 /// The valid API token of an `Authorization` header, or the 401 for a header that is
@@ -263,6 +323,8 @@ const TOO_LARGE: &str =
     "That form was larger than this appliance accepts (64 KiB). Nothing was changed.";
 const API_CSRF: &str = "With a session cookie, a write needs the CSRF token from GET /api/session in X-CSRF-Token (or use an API token). Nothing was changed.";
 const STALE_FORM: &str = "This form had expired, or it was sent from another site. Nothing was changed: go back, reload the page and try again.";
+const SLOW_BODY: &str = "The request's body came too slowly. Nothing was changed.";
+const METRICS_ONLY: &str = "This token may only read /metrics.";
 
 fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
     if api {
@@ -342,6 +404,16 @@ pub async fn guard(
         }
         Access::Api => {
             match v.session {
+                SessionState::Valid(Signed {
+                    via:
+                        Credential::Token {
+                            scope: Scope::Metrics,
+                            ..
+                        },
+                    ..
+                }) if req.uri().path() != "/metrics" => {
+                    return api_error(StatusCode::FORBIDDEN, METRICS_ONLY);
+                }
                 SessionState::Valid(s) => {
                     req.extensions_mut().insert(s);
                 }
@@ -361,12 +433,14 @@ pub async fn guard(
     next.run(req).await
 }
 
-/// A viewer link that was checked: it grants `stream`, and pages it leads to keep
-/// `/t/{token}` in front of their URLs.
+/// A viewer link that was checked: it grants one stream (by identity), and pages it
+/// leads to keep `/t/{token}` in front of their URLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     /// The stream it grants.
-    pub stream: String,
+    pub stream: StreamUid,
+    /// The link's id.
+    pub link: i64,
     /// The link token, for the URLs of the page.
     pub token: String,
 }
@@ -390,8 +464,10 @@ fn viewed_stream(path: &str) -> Option<String> {
 }
 
 /// Runs before routing: a request through a viewer link, `/t/{token}/REST`, has its
-/// token checked for the stream REST names and goes on as `/REST` with a [`Grant`];
-/// a bad or expired link gets 403 saying so. Other requests pass untouched.
+/// token checked for the stream REST names (by that stream's identity, and the link
+/// must be open: not revoked, not expired) and goes on as `/REST` with a [`Grant`]; a
+/// bad link gets 403 saying why, a name that is no stream 404. Other requests pass
+/// untouched.
 pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Request, Response> {
     let Some(rest) = req.uri().path().strip_prefix("/t/") else {
         return Ok(req);
@@ -405,18 +481,32 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
             "links lead to /watch, /live or /dvr",
         ));
     };
+    let dir = app.registry.directory();
+    let Some(named) = dir.by_name(&stream) else {
+        return Err(no_stream(&stream));
+    };
     let secret = crate::db::secret(&app.db, crate::auth::viewer::SECRET)
         .await
         .map_err(|e| super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let watch_page = rest
-        .strip_prefix("watch/")
-        .is_some_and(|s| !s.contains('/'));
-    if let Err(e) = crate::auth::viewer::check(&secret, &stream, token, crate::db::unix_now()) {
-        tracing::info!(stream = %stream, error = %e, "viewer link refused");
-        return Err(refuse_viewer(watch_page, &stream, &e.to_string()));
-    }
+    let watch_page = is_watch_page(rest);
+    let now = crate::db::unix_now();
+    let checked = crate::auth::viewer::check(&secret, &named.uid, token, now).and_then(|id| {
+        if dir.link_opens(id, &named.uid, now) {
+            Ok(id)
+        } else {
+            Err(crate::auth::viewer::LinkError::Revoked)
+        }
+    });
+    let link = match checked {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::info!(stream = %stream, error = %e, "viewer link refused");
+            return Err(refuse_viewer(watch_page, &stream, &e.to_string()));
+        }
+    };
     let grant = Grant {
-        stream,
+        stream: named.uid.clone(),
+        link,
         token: token.to_string(),
     };
     let mut uri = format!("/{rest}");
@@ -429,6 +519,19 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
         .map_err(|_| super::error(StatusCode::BAD_REQUEST, "bad link path"))?;
     req.extensions_mut().insert(grant);
     Ok(req)
+}
+
+/// Whether `path` (with or without its leading `/`) is a stream's watch page,
+/// `/watch/NAME`, rather than media or state under it.
+fn is_watch_page(path: &str) -> bool {
+    path.trim_start_matches('/')
+        .strip_prefix("watch/")
+        .is_some_and(|s| !s.trim_end_matches('/').contains('/'))
+}
+
+/// The 404 for a name that is no stream or camera (now).
+fn no_stream(stream: &str) -> Response {
+    super::error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}"))
 }
 
 fn refuse_viewer(watch_page: bool, stream: &str, why: &str) -> Response {
@@ -450,8 +553,9 @@ fn refuse_viewer(watch_page: bool, stream: &str, why: &str) -> Response {
 }
 
 /// The guard of viewer routes (`/watch/{stream}`, `/live/{stream}/…`, `/dvr/{stream}/…`):
-/// a public stream is open to all; a private one needs a [`Grant`] for it from a link,
-/// or a signed-in administrator. Live media served counts its client as a viewer
+/// a name that is no stream now gets 404, whatever was once under it; a public stream is
+/// open to all; a private one needs a [`Grant`] for its identity from a link, or a
+/// signed-in administrator. Live media served counts its client as a viewer
 /// ([`crate::viewers`]).
 pub async fn viewer_gate(
     State(app): State<App>,
@@ -462,15 +566,20 @@ pub async fn viewer_gate(
     let Some(stream) = viewed_stream(req.uri().path()) else {
         return next.run(req).await;
     };
-    let private = match crate::auth::viewer::is_private(&app.db, &stream).await {
-        Ok(p) => p,
-        Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    let Some(named) = app.registry.directory().by_name(&stream).cloned() else {
+        if is_watch_page(req.uri().path()) {
+            return page(
+                StatusCode::NOT_FOUND,
+                streambox_web::portal::no_such_stream(&stream),
+            );
+        }
+        return no_stream(&stream);
     };
-    let admitted = !private
+    let admitted = !named.private
         || req
             .extensions()
             .get::<Grant>()
-            .is_some_and(|g| g.stream == stream)
+            .is_some_and(|g| g.stream == named.uid)
         || match jar.get(SESSION_COOKIE) {
             Some(c) => matches!(
                 sessions::lookup(&app.db, c.value()).await,
@@ -479,7 +588,7 @@ pub async fn viewer_gate(
             None => false,
         };
     if !admitted {
-        let watch_page = req.uri().path().trim_end_matches('/') == format!("/watch/{stream}");
+        let watch_page = is_watch_page(req.uri().path());
         return refuse_viewer(
             watch_page,
             &stream,

@@ -4,14 +4,18 @@
 //! A publisher connects to application `live` and publishes either its stream key
 //! (`rtmp://HOST/live/<key>`, as OBS does) or `<name>?key=<key>`. Any failure ends that
 //! one session with a log line naming the peer and stream, and a status to the peer where
-//! RTMP has one; nothing else is disturbed.
+//! RTMP has one; nothing else is disturbed. A publisher holds a lease on its stream
+//! ([`Lease`]): rotating the key or deleting the stream ends the session at once. Each
+//! client address may have `rtmp.max_connections_per_client` connections open.
 
 use crate::app::App;
 use crate::auth::stream_keys::{self, StreamKeyError};
+use crate::connections::ConnectionLimit;
 use crate::hub::{HubError, Publisher};
 use crate::ingest::IngestMeter;
 use crate::media::flv::{DemuxError, Demuxed, FlvDemuxer, FlvError};
 use crate::media::{TrackId, TrackParams};
+use crate::streams::registry::{Holder, Lease};
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
@@ -70,6 +74,9 @@ pub enum RtmpError {
     /// The peer asked to play; this server only ingests over RTMP.
     #[error("RTMP playback is not offered; play over HLS, DASH or RTSP")]
     PlayRefused,
+    /// The appliance ended the session: the key was rotated, the stream deleted.
+    #[error("ended: {0}")]
+    Ended(&'static str),
 }
 
 impl RtmpError {
@@ -91,25 +98,38 @@ impl RtmpError {
             )) => "unsupported_codec",
             RtmpError::Media(_) => "bad_media",
             RtmpError::PlayRefused => "play",
+            RtmpError::Ended(_) => "ended",
         }
     }
 }
 
 /// Accepts RTMP connections forever, one task per connection.
 pub async fn serve(listener: TcpListener, app: App) {
+    let limit = ConnectionLimit::new(
+        "rtmp",
+        app.cfg.rtmp.max_connections_per_client,
+        app.metrics.clone(),
+    );
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
+                let Some(slot) = limit.admit(peer.ip()) else {
+                    continue;
+                };
                 let span = tracing::info_span!("rtmp", %peer, stream = tracing::field::Empty);
                 let app = app.clone();
                 tokio::spawn(
                     async move {
+                        let _slot = slot;
                         let mut conn = Connection::new(peer, app);
                         match conn.run(sock).await {
                             Ok(()) => info!("RTMP session closed"),
                             Err(e) => {
                                 if conn.publisher.is_none()
-                                    || !matches!(e, RtmpError::Io(_) | RtmpError::Timeout)
+                                    || !matches!(
+                                        e,
+                                        RtmpError::Io(_) | RtmpError::Timeout | RtmpError::Ended(_)
+                                    )
                                 {
                                     conn.app
                                         .metrics
@@ -137,6 +157,8 @@ struct Connection {
     peer: SocketAddr,
     app: App,
     publisher: Option<Publisher>,
+    /// The hold on the stream while publishing.
+    lease: Option<Lease>,
     meter: Option<IngestMeter>,
     demuxer: FlvDemuxer,
 }
@@ -161,6 +183,7 @@ impl Connection {
             peer,
             app,
             publisher: None,
+            lease: None,
             meter: None,
             demuxer: FlvDemuxer::new(0),
         }
@@ -199,7 +222,14 @@ impl Connection {
         let mut unanswered = 0usize;
         loop {
             let n = if pending.is_empty() {
-                let n = read_some(&mut sock, &mut buf).await?;
+                let read = read_some(&mut sock, &mut buf);
+                let n = match &self.lease {
+                    Some(lease) => tokio::select! {
+                        n = read => n?,
+                        why = lease.ended() => return Err(RtmpError::Ended(why)),
+                    },
+                    None => read.await?,
+                };
                 if n == 0 {
                     return Ok(());
                 }
@@ -339,6 +369,7 @@ impl Connection {
             ServerSessionEvent::PublishStreamFinished { .. } => {
                 info!("publisher finished");
                 self.publisher = None;
+                self.lease = None;
                 Ok((Vec::new(), true))
             }
             _ => Ok((Vec::new(), false)),
@@ -356,16 +387,30 @@ impl Connection {
             // Name the stream in the log even if the key turns out wrong (never the key).
             tracing::Span::current().record("stream", requested);
         }
-        let name = stream_keys::authorize_publish(&self.app.db, publish_name).await?;
+        let auth = stream_keys::authorize_publish(&self.app.db, publish_name).await?;
         if requested.is_none() {
-            tracing::Span::current().record("stream", name.as_str());
+            tracing::Span::current().record("stream", auth.name.as_str());
         }
-        let entry = self.app.open_stream(&name);
+        let holder = Holder::Publisher {
+            key_hash: auth.key_hash,
+        };
+        let lease = self
+            .app
+            .registry
+            .lease(&auth.uid, holder)
+            .await
+            .map_err(RtmpError::Ended)?;
+        let entry = self
+            .app
+            .open_stream(&auth.uid)
+            .await
+            .map_err(|_| RtmpError::Ended("the stream was deleted"))?;
         let publisher = entry.hub.publish(&self.peer.to_string())?;
         self.demuxer = FlvDemuxer::new(publisher.base_ms());
         self.publisher = Some(publisher);
-        self.meter = Some(IngestMeter::new(&self.app.metrics, &name));
-        info!(stream = %name, "publishing");
+        self.lease = Some(lease);
+        self.meter = Some(IngestMeter::new(&self.app.metrics, &entry.name));
+        info!(stream = %entry.name, "publishing");
         Ok(())
     }
 

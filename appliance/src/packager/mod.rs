@@ -10,6 +10,7 @@ pub mod window;
 use crate::config::LiveConfig;
 use crate::hub::{Hub, PublishState};
 use crate::metrics::Metrics;
+use crate::streams::life::StreamLife;
 use segmenter::{Published, Segmenter, SegmenterConfig};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -77,18 +78,26 @@ impl LiveStream {
     }
 }
 
-/// Starts the packager task of `hub` and returns its output.
-pub fn spawn(hub: Arc<Hub>, cfg: LiveConfig, metrics: Arc<Metrics>) -> Arc<LiveStream> {
-    spawn_following(hub, cfg, metrics, None)
+/// Starts the packager task of `hub`, one of the stream's tasks (`life`), and returns its
+/// output.
+pub fn spawn(
+    hub: Arc<Hub>,
+    cfg: LiveConfig,
+    metrics: Arc<Metrics>,
+    life: &StreamLife,
+) -> Arc<LiveStream> {
+    spawn_following(hub, cfg, metrics, None, life)
 }
 
 /// Starts the packager task of `hub`; with `follow`, its segments are cut and numbered as
 /// another stream's are (an ABR rung following its source; see [`segmenter::Follow`]).
+/// It ends when the stream closes (`life`).
 pub fn spawn_following(
     hub: Arc<Hub>,
     cfg: LiveConfig,
     metrics: Arc<Metrics>,
     follow: Option<segmenter::Follow>,
+    life: &StreamLife,
 ) -> Arc<LiveStream> {
     let live = Arc::new(LiveStream {
         name: hub.name().to_string(),
@@ -98,10 +107,20 @@ pub fn spawn_following(
         recording: Default::default(),
         history: Default::default(),
     });
+    let live_task = live.clone();
     let span = tracing::info_span!("packager", stream = %hub.name());
-    let task = tokio::spawn(run(hub, live.clone(), metrics, follow).instrument(span.clone()));
+    let closing = life.clone();
+    let task = life.spawn(
+        async move {
+            tokio::select! {
+                () = run(hub, live_task, metrics, follow) => {}
+                () = closing.cancelled() => {}
+            }
+        }
+        .instrument(span.clone()),
+    );
     // A packager that dies must say so: its stream would otherwise just stop.
-    tokio::spawn(
+    life.spawn(
         async move {
             if let Err(e) = task.await {
                 tracing::error!(error = %e, "packager task failed; the stream is no longer packaged");

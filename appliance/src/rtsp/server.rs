@@ -4,6 +4,14 @@
 //! authenticated with the stream key: `?key=`, or Basic or Digest with the stream name
 //! as user name and the key as password.
 //!
+//! Every connection is admitted by its client address's [`ConnectionLimit`]; a request
+//! must arrive whole within `rtsp.request_timeout` of its first byte (the first one within
+//! that of connecting), and a connection on which nothing arrives for `rtsp.idle_timeout`
+//! closes (sessions announce it as their timeout, so players keep alive sooner).
+//! Publishers and players hold leases on their stream ([`Lease`]): a rotated key ends a
+//! publisher, and a player without a grant is ended when its stream turns private, its
+//! viewer link is revoked, or the stream is deleted.
+//!
 //! Message grammar comes from rtsp-types; the session logic is ours: OPTIONS, DESCRIBE,
 //! SETUP (per track), PLAY, TEARDOWN, and GET_PARAMETER/SET_PARAMETER as keep-alives.
 //! A new player starts at a keyframe from the hub's GOP cache. Each player has its own
@@ -18,10 +26,13 @@ use super::record::{Arrival, Publish};
 use super::rtp::Packetizer;
 use super::sdp::{self, AnnounceError};
 use crate::app::{App, LiveEntry};
-use crate::auth::stream_keys;
+use crate::auth::stream_keys::{self, Authorized};
+use crate::connections::{ConnectionLimit, Slot};
 use crate::hub::PublishState;
 use crate::ingest::IngestMeter;
 use crate::media::{Frame, TrackId, TrackParams};
+use crate::streams::registry::{Grant, Holder, Lease};
+use crate::streams::{Named, StreamUid};
 use bytes::{BufMut, Bytes, BytesMut};
 use rtsp_types::headers::{self, RtpLowerTransport, RtpProfile, Transport, Transports};
 use rtsp_types::{Message, Method, ParseError, Request, Response, StatusCode, Version};
@@ -44,8 +55,6 @@ const QUEUE: usize = 256;
 const SEND_BUFFER: usize = 256 * 1024;
 /// A player whose queue stays full this long is dropped.
 pub const STUCK_LIMIT: Duration = Duration::from_secs(10);
-/// Session timeout announced to players (seconds); keep-alives must come sooner.
-const SESSION_TIMEOUT: u64 = 60;
 /// Interval between RTCP sender reports.
 const SR_INTERVAL: Duration = Duration::from_secs(2);
 /// After the publisher left and what it sent was drained, how long the BYE waits, so a
@@ -59,15 +68,31 @@ const BYE_GRACE: Duration = Duration::from_secs(2);
 
 /// Accepts RTSP connections forever, one task per connection.
 pub async fn serve(listener: TcpListener, app: App) {
+    let limit = ConnectionLimit::new(
+        "rtsp",
+        app.cfg.rtsp.max_connections_per_client,
+        app.metrics.clone(),
+    );
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
+                let Some(slot) = limit.admit(peer.ip()) else {
+                    continue;
+                };
                 let span = tracing::info_span!("rtsp", %peer, stream = tracing::field::Empty);
                 let app = app.clone();
+                let limit = limit.clone();
                 tokio::spawn(
                     async move {
-                        match connection(sock, peer, app).await {
+                        match connection(sock, peer, app, slot).await {
                             Ok(()) => info!("RTSP connection closed"),
+                            Err(RtspError::Timeout(phase)) => {
+                                limit.timed_out(phase);
+                                info!(
+                                    phase,
+                                    "RTSP connection closed: the client was too slow or silent"
+                                );
+                            }
                             Err(e) => warn!(error = %e, "RTSP connection ended"),
                         }
                     }
@@ -100,6 +125,13 @@ pub enum RtspError {
     /// A recording publisher sent nothing for [`PUBLISH_IDLE`].
     #[error("publisher sent nothing for {}s", PUBLISH_IDLE.as_secs())]
     PublisherIdle,
+    /// A request did not arrive whole in time (`request`), or nothing arrived for the
+    /// idle timeout (`idle`).
+    #[error("the client was too slow ({0})")]
+    Timeout(&'static str),
+    /// The appliance ended the session: a rotated key, a deleted stream.
+    #[error("ended: {0}")]
+    Ended(&'static str),
 }
 
 /// Where one track's packets go.
@@ -124,6 +156,8 @@ struct TrackSetup {
 struct Session {
     id: String,
     entry: LiveEntry,
+    /// On what grounds the player watches.
+    grant: Grant,
     tracks: BTreeMap<TrackId, TrackSetup>,
     playing: Option<tokio::task::JoinHandle<()>>,
 }
@@ -136,7 +170,12 @@ impl Drop for Session {
     }
 }
 
-async fn connection(sock: TcpStream, peer: SocketAddr, app: App) -> Result<(), RtspError> {
+async fn connection(
+    sock: TcpStream,
+    peer: SocketAddr,
+    app: App,
+    _slot: Slot,
+) -> Result<(), RtspError> {
     sock.set_nodelay(true)?;
     socket2::SockRef::from(&sock).set_send_buffer_size(SEND_BUFFER)?;
     let local = sock.local_addr()?;
@@ -150,13 +189,18 @@ async fn connection(sock: TcpStream, peer: SocketAddr, app: App) -> Result<(), R
         }
     });
     let mut conn = Conn {
+        request_timeout: Duration::from_secs_f64(app.cfg.rtsp.request_timeout),
+        idle_timeout: Duration::from_secs_f64(app.cfg.rtsp.idle_timeout),
         app,
         peer,
         local,
         tx,
         session: None,
         hang_up: Arc::new(tokio::sync::Notify::new()),
+        ended: Arc::default(),
         publish: None,
+        publisher: None,
+        lease: None,
         nonce: format!("{:032x}", rand::random::<u128>()),
         udp_in: None,
         udp_tasks: Vec::new(),
@@ -178,24 +222,42 @@ struct Conn {
     tx: mpsc::Sender<Bytes>,
     session: Option<Session>,
     /// Signalled by the media sender when the connection must close: the publisher
-    /// left, or the player could not keep up. Players see the end as the socket closing
-    /// (ffmpeg ignores RTCP BYE over TCP).
+    /// left, the player could not keep up, or its lease ended. Players see the end as
+    /// the socket closing (ffmpeg ignores RTCP BYE over TCP).
     hang_up: Arc<tokio::sync::Notify>,
+    /// Why the media sender hung up, when the appliance ended the session.
+    ended: Arc<std::sync::OnceLock<&'static str>>,
     /// The publish session, from ANNOUNCE on.
     publish: Option<Publish>,
+    /// Who the ANNOUNCE authenticated as.
+    publisher: Option<Authorized>,
+    /// The publisher's hold on its stream, from RECORD on.
+    lease: Option<Lease>,
+    /// A request must arrive whole within this.
+    request_timeout: Duration,
+    /// The connection closes after this long without a byte.
+    idle_timeout: Duration,
     /// The Digest nonce issued on this connection.
     nonce: String,
     /// RTP and RTCP a publisher sends over UDP: (track, is RTCP, packet).
     udp_in: Option<mpsc::Receiver<(usize, bool, Bytes)>>,
     udp_tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The private stream a viewer link (`?token=…` on DESCRIBE) opened on this
-    /// connection.
-    granted: Option<String>,
+    /// connection, and the link's id.
+    granted: Option<(StreamUid, i64)>,
 }
 
 /// A publisher that sends nothing for this long (over UDP, where the RTSP connection
 /// itself may stay quiet) is ended.
 const PUBLISH_IDLE: Duration = Duration::from_secs(30);
+
+/// Resolves when `lease` is ended, with why; never when there is none.
+async fn lease_ended(lease: &Option<Lease>) -> &'static str {
+    match lease {
+        Some(l) => l.ended().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Waits for the next UDP packet of a publisher, or for ever when there is none.
 async fn next_udp(
@@ -213,6 +275,11 @@ impl Conn {
         rd: &mut tokio::net::tcp::OwnedReadHalf,
     ) -> Result<(), RtspError> {
         let mut buf = BytesMut::with_capacity(8192);
+        let opened = tokio::time::Instant::now();
+        let mut requested = false;
+        let mut last_read = opened;
+        // When the message now in `buf` began to arrive, while it is incomplete.
+        let mut partial_since: Option<tokio::time::Instant> = None;
         loop {
             // Handle every complete message in the buffer.
             loop {
@@ -243,6 +310,7 @@ impl Conn {
                                 return Err(RtspError::TooLarge);
                             }
                             Message::Request(req) => {
+                                requested = true;
                                 if !self.handle(req).await {
                                     return Ok(());
                                 }
@@ -264,14 +332,36 @@ impl Conn {
                     }
                 }
             }
+            if buf.is_empty() {
+                partial_since = None;
+            } else {
+                partial_since.get_or_insert_with(tokio::time::Instant::now);
+            }
+            // The first request, and any request begun, must arrive whole in time; and
+            // something must arrive within the idle timeout.
+            let (deadline, phase) = match partial_since {
+                Some(t) => (t + self.request_timeout, "request"),
+                None if !requested => (opened + self.request_timeout, "request"),
+                None => (last_read + self.idle_timeout, "idle"),
+            };
+            let deadline = deadline.min(last_read + self.idle_timeout);
             tokio::select! {
                 n = rd.read_buf(&mut buf) => {
                     if n? == 0 {
                         return Ok(());
                     }
+                    last_read = tokio::time::Instant::now();
                 }
-                _ = self.hang_up.notified() => return Ok(()),
+                () = tokio::time::sleep_until(deadline) => return Err(RtspError::Timeout(phase)),
+                _ = self.hang_up.notified() => {
+                    return match self.ended.get() {
+                        Some(why) => Err(RtspError::Ended(why)),
+                        None => Ok(()),
+                    };
+                }
+                why = lease_ended(&self.lease) => return Err(RtspError::Ended(why)),
                 Some((track, rtcp, packet)) = next_udp(&mut self.udp_in) => {
+                    last_read = tokio::time::Instant::now();
                     if let Some(p) = self.publish.as_mut() {
                         p.on_packet(track, rtcp, packet)?;
                     }
@@ -339,7 +429,7 @@ impl Conn {
                     return true;
                 };
                 let entry = match self.live(&req, &name).await {
-                    Ok(e) => e,
+                    Ok((e, _)) => e,
                     Err(status) => {
                         self.reply(status_only(status).empty()).await;
                         return true;
@@ -404,7 +494,7 @@ impl Conn {
                 };
                 match result {
                     Ok((transport, id)) => {
-                        let session = format!("{id};timeout={SESSION_TIMEOUT}");
+                        let session = format!("{id};timeout={}", self.idle_timeout.as_secs());
                         let r = base
                             .header(headers::SESSION, session.as_str())
                             .header(headers::TRANSPORT, transport.as_str())
@@ -514,6 +604,7 @@ impl Conn {
             }
             p.finish();
         }
+        self.lease = None;
     }
 
     /// ANNOUNCE: authenticates the publisher and reads its SDP. The error is the status,
@@ -533,7 +624,12 @@ impl Conn {
         };
         let tried = req.header(&headers::AUTHORIZATION).is_some()
             || req.request_uri().and_then(|u| u.query()).is_some();
-        if !stream_keys::valid_name(&name) || !self.authorized(req, &name).await {
+        let authorized = if stream_keys::valid_name(&name) {
+            self.authorized(req, &name).await
+        } else {
+            None
+        };
+        let Some(authorized) = authorized else {
             if tried {
                 warn!(stream = %name, "RTSP publish refused: unknown or wrong stream key");
                 refuse("bad_key");
@@ -551,7 +647,7 @@ impl Conn {
             };
             let challenge = rtsp_auth::challenge(&self.nonce, digest);
             return Err((StatusCode::Unauthorized, None, Some(challenge)));
-        }
+        };
         let announced = match sdp::parse_announce(req.body()) {
             Ok(m) => m,
             Err(e) => {
@@ -587,14 +683,15 @@ impl Conn {
         }
         self.end_publish();
         self.publish = Some(publish);
+        self.publisher = Some(authorized);
         tracing::Span::current().record("stream", name.as_str());
         info!("RTSP publisher announced");
         Ok(())
     }
 
-    /// Whether the request carries the stream key of `name`: `?key=` in the URL, or Basic
-    /// or Digest credentials with the key as password.
-    async fn authorized(&self, req: &Request<Vec<u8>>, name: &str) -> bool {
+    /// Who the request authenticates as, when it carries the stream key of `name`:
+    /// `?key=` in the URL, or Basic or Digest credentials with the key as password.
+    async fn authorized(&self, req: &Request<Vec<u8>>, name: &str) -> Option<Authorized> {
         let db = &self.app.db;
         let query_key = req.request_uri().and_then(|u| {
             u.query_pairs()
@@ -604,7 +701,7 @@ impl Conn {
         let with_key = |key: String| async move {
             stream_keys::authorize_publish(db, &format!("{name}?key={key}"))
                 .await
-                .is_ok()
+                .ok()
         };
         if let Some(key) = query_key {
             return with_key(key).await;
@@ -618,14 +715,15 @@ impl Conn {
                 let uri_ok = req
                     .request_uri()
                     .is_some_and(|u| u.as_str() == d.uri || u.path() == d.uri);
-                let Ok(Some(ha1)) = stream_keys::stored_digest_ha1(db, name).await else {
-                    return false;
+                let Ok(Some((who, ha1))) = stream_keys::authorized_by_digest(db, name).await else {
+                    return None;
                 };
-                d.username == name
+                (d.username == name
                     && uri_ok
-                    && rtsp_auth::digest_matches(&ha1, "ANNOUNCE", &self.nonce, &d)
+                    && rtsp_auth::digest_matches(&ha1, "ANNOUNCE", &self.nonce, &d))
+                .then_some(who)
             }
-            None => false,
+            None => None,
         }
     }
 
@@ -724,7 +822,25 @@ impl Conn {
                 Some("Set Up Every Track First".into()),
             ));
         }
-        let entry = self.app.open_stream(&p.name);
+        let Some(who) = self.publisher.clone() else {
+            return Err((StatusCode::MethodNotValidInThisState, None));
+        };
+        let holder = Holder::Publisher {
+            key_hash: who.key_hash,
+        };
+        let lease = match self.app.registry.lease(&who.uid, holder).await {
+            Ok(l) => l,
+            Err(why) => {
+                warn!(why, "RTSP publish refused");
+                return Err((StatusCode::Forbidden, Some("Stream Key Changed".into())));
+            }
+        };
+        let gone = || (StatusCode::NotFound, Some("No Such Stream".to_string()));
+        let entry = self.app.open_stream(&who.uid).await.map_err(|_| gone())?;
+        // The borrow of the publish session, taken again after the awaits.
+        let Some(p) = self.publish.as_mut() else {
+            return Err((StatusCode::MethodNotValidInThisState, None));
+        };
         let publisher = entry
             .hub
             .publish(&format!("rtsp://{}", self.peer))
@@ -740,9 +856,10 @@ impl Conn {
                     Some("Stream Already Has A Publisher".to_string()),
                 )
             })?;
-        p.start(publisher, IngestMeter::new(&self.app.metrics, &p.name));
+        p.start(publisher, IngestMeter::new(&self.app.metrics, &entry.name));
         let sockets = p.udp_sockets();
         let id = p.session_id.clone();
+        self.lease = Some(lease);
         if !sockets.is_empty() {
             let (tx, rx) = mpsc::channel(QUEUE);
             self.udp_in = Some(rx);
@@ -785,39 +902,67 @@ impl Conn {
             .unwrap_or_else(|| self.local.to_string())
     }
 
-    /// The live entry a player asks for: 404 when it is not live, 403 when it is
-    /// private and neither this request nor an earlier one on the connection carried a
-    /// valid viewer link token (`rtsp://…/live/NAME?token=…`).
-    async fn live(&mut self, req: &Request<Vec<u8>>, name: &str) -> Result<LiveEntry, StatusCode> {
-        if !stream_keys::valid_name(name) {
-            return Err(StatusCode::NotFound);
-        }
-        let private = crate::auth::viewer::is_private(&self.app.db, name)
-            .await
-            .map_err(|_| StatusCode::InternalServerError)?;
-        if private && self.granted.as_deref() != Some(name) {
-            let token = req.request_uri().and_then(|u| {
-                u.query_pairs()
-                    .find(|(k, _)| k == "token")
-                    .map(|(_, v)| v.into_owned())
-            });
-            let secret = crate::db::secret(&self.app.db, crate::auth::viewer::SECRET)
-                .await
-                .map_err(|_| StatusCode::InternalServerError)?;
-            match token
-                .map(|t| crate::auth::viewer::check(&secret, name, &t, crate::db::unix_now()))
-            {
-                Some(Ok(_)) => self.granted = Some(name.to_string()),
-                Some(Err(e)) => {
-                    info!(stream = name, error = %e, "RTSP viewer link refused");
+    /// The live entry a player asks for, and the grant it watches on: 404 when it is no
+    /// stream or not live, 403 when it is private and neither this request nor an
+    /// earlier one on the connection carried a valid viewer link token
+    /// (`rtsp://…/live/NAME?token=…`).
+    async fn live(
+        &mut self,
+        req: &Request<Vec<u8>>,
+        name: &str,
+    ) -> Result<(LiveEntry, Grant), StatusCode> {
+        let named: Arc<Named> = self
+            .app
+            .registry
+            .directory()
+            .by_name(name)
+            .cloned()
+            .ok_or(StatusCode::NotFound)?;
+        let now = crate::db::unix_now();
+        let dir = self.app.registry.directory();
+        let granted = self
+            .granted
+            .as_ref()
+            .filter(|(uid, id)| *uid == named.uid && dir.link_opens(*id, uid, now))
+            .map(|(_, id)| *id);
+        let grant = match (named.private, granted) {
+            (false, _) => Grant::Public,
+            (true, Some(id)) => Grant::Link(id),
+            (true, None) => {
+                let token = req.request_uri().and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "token")
+                        .map(|(_, v)| v.into_owned())
+                });
+                let Some(token) = token else {
                     return Err(StatusCode::Forbidden);
+                };
+                let secret = crate::db::secret(&self.app.db, crate::auth::viewer::SECRET)
+                    .await
+                    .map_err(|_| StatusCode::InternalServerError)?;
+                let checked = crate::auth::viewer::check(&secret, &named.uid, &token, now)
+                    .and_then(|id| {
+                        if dir.link_opens(id, &named.uid, now) {
+                            Ok(id)
+                        } else {
+                            Err(crate::auth::viewer::LinkError::Revoked)
+                        }
+                    });
+                match checked {
+                    Ok(id) => {
+                        self.granted = Some((named.uid.clone(), id));
+                        Grant::Link(id)
+                    }
+                    Err(e) => {
+                        info!(stream = name, error = %e, "RTSP viewer link refused");
+                        return Err(StatusCode::Forbidden);
+                    }
                 }
-                None => return Err(StatusCode::Forbidden),
             }
-        }
+        };
         let entry = self.app.stream(name).ok_or(StatusCode::NotFound)?;
         if entry.hub.is_live() && !entry.hub.params().is_empty() {
-            Ok(entry)
+            Ok((entry, grant))
         } else {
             Err(StatusCode::NotFound)
         }
@@ -846,8 +991,8 @@ impl Conn {
                 return Err(StatusCode::AggregateOperationNotAllowed);
             }
         }
-        let entry = match &self.session {
-            Some(s) => s.entry.clone(),
+        let (entry, grant) = match &self.session {
+            Some(s) => (s.entry.clone(), s.grant),
             None => self.live(req, &name).await?,
         };
         let params = entry.hub.params();
@@ -918,6 +1063,7 @@ impl Conn {
         let session = self.session.get_or_insert_with(|| Session {
             id: format!("{:016X}", rand::random::<u64>()),
             entry,
+            grant,
             tracks: BTreeMap::new(),
             playing: None,
         });
@@ -975,9 +1121,21 @@ impl Conn {
             };
             let playing = s.entry.viewers.playing();
             let run = sender.run(gop, rx, s.entry.hub.state());
+            let (registry, uid, grant) = (self.app.registry.clone(), s.entry.uid.clone(), s.grant);
+            let (ended, hang_up) = (self.ended.clone(), self.hang_up.clone());
             start = Some(async move {
                 let _playing = playing;
-                run.await
+                // Held while playing: the registry ends it when the grounds go.
+                let why = match registry.lease(&uid, Holder::Player(grant)).await {
+                    Ok(lease) => tokio::select! {
+                        () = run => return,
+                        why = lease.ended() => why,
+                    },
+                    Err(why) => why,
+                };
+                let _ = ended.set(why);
+                info!(why, "RTSP player ended by the appliance");
+                hang_up.notify_one();
             });
         }
         (info.join(","), start)

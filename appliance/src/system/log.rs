@@ -1,10 +1,45 @@
-//! The service's recent log lines, kept in memory for the System page: a tracing
-//! writer that keeps the last [`KEEP`] lines (plain text, no colours) beside the log
-//! on stderr.
+//! The log: [`fields`], how every field of a line is written (control characters
+//! escaped, so nothing from the network, a file or a form can forge a line or a
+//! terminal escape), and the service's recent lines, kept in memory for the System
+//! page ([`Recent`], the last [`KEEP`] lines, plain text, no colours) beside the log on
+//! stderr.
 
 use std::collections::VecDeque;
 use std::io;
 use std::sync::{Mutex, OnceLock};
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::Writer;
+
+/// Writes `text` with every control character escaped: `\n`, `\r`, `\t`, `\u{1b}`.
+fn escaped(w: &mut Writer<'_>, text: &str) -> std::fmt::Result {
+    for c in text.chars() {
+        match c {
+            '\n' => w.write_str("\\n")?,
+            '\r' => w.write_str("\\r")?,
+            '\t' => w.write_str("\\t")?,
+            c if c.is_control() => write!(w, "\\u{{{:x}}}", u32::from(c))?,
+            c => w.write_char(c)?,
+        }
+    }
+    Ok(())
+}
+
+/// How the fields of log lines (events and spans) are written: `name=value` separated
+/// by spaces, the message bare, as tracing-subscriber's default, but with every control
+/// character in a name or value escaped. A value from outside (an RTMP publish name, a
+/// user name, an error text quoting what a peer sent) can then never start a line of
+/// its own or send escape codes to a terminal.
+pub fn fields() -> impl for<'w> tracing_subscriber::fmt::FormatFields<'w> + 'static {
+    tracing_subscriber::fmt::format::debug_fn(|w: &mut Writer<'_>, field, value| {
+        let text = format!("{value:?}");
+        if field.name() != "message" {
+            escaped(w, field.name())?;
+            w.write_char('=')?;
+        }
+        escaped(w, &text)
+    })
+    .delimited(" ")
+}
 
 /// How many lines are kept.
 pub const KEEP: usize = 500;
@@ -85,5 +120,45 @@ mod tests {
         );
         w.write_all("é".repeat(MAX_LINE).as_bytes()).expect("write");
         assert!(recent().last().is_some_and(|l| l.len() <= MAX_LINE));
+    }
+
+    #[test]
+    fn control_characters_in_fields_are_escaped() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let lines = std::sync::Arc::new(Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .fmt_fields(fields())
+                .with_writer(move || Sink(sink.clone())),
+        );
+        tracing::subscriber::with_default(subscriber, || {
+            let name = "lobby\nFORGED line\u{1b}[31m";
+            let span = tracing::info_span!("rtmp", stream = name);
+            let _in = span.enter();
+            tracing::warn!(user = %"bob\r\nFORGED", "refused {}", "x\ny");
+        });
+        let text = String::from_utf8(lines.lock().expect("lock").clone()).expect("utf-8");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(!text.contains('\r') && !text.contains('\u{1b}'), "{text:?}");
+        assert!(text.contains("user=bob\\r\\nFORGED"), "{text}");
+        assert!(text.contains("refused x\\ny"), "{text}");
+        assert!(
+            text.contains("stream=\"lobby\\nFORGED line\\u{1b}[31m\""),
+            "{text}"
+        );
+    }
+
+    struct Sink(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
     }
 }

@@ -248,14 +248,17 @@ impl Ladder {
     }
 }
 
-/// The ladder of `stream` (passthrough when never set). A stored ladder that no longer
-/// parses is passthrough too, and logged.
+/// The ladder of stream `stream` (passthrough when never set). A stored ladder that no
+/// longer parses is passthrough too, and logged.
 ///
 /// # Errors
 /// A database error.
-pub async fn get(pool: &sqlx::SqlitePool, stream: &str) -> Result<Ladder, sqlx::Error> {
+pub async fn get(
+    pool: &sqlx::SqlitePool,
+    stream: &crate::streams::StreamUid,
+) -> Result<Ladder, sqlx::Error> {
     let row: Option<(String,)> =
-        sqlx::query_as("SELECT ladder FROM ladder_settings WHERE stream = ?")
+        sqlx::query_as("SELECT ladder FROM ladder_settings WHERE stream_uid = ?")
             .bind(stream)
             .fetch_optional(pool)
             .await?;
@@ -268,24 +271,24 @@ pub async fn get(pool: &sqlx::SqlitePool, stream: &str) -> Result<Ladder, sqlx::
     })
 }
 
-/// Stores the ladder of `stream`, which must be a stream or a camera source; returns
-/// `false` (storing nothing) when there is no such stream.
+/// Stores the ladder of stream or camera `name`; returns `false` (storing nothing) when
+/// there is no such stream.
 ///
 /// # Errors
 /// A database error.
 pub async fn set(
     pool: &sqlx::SqlitePool,
-    stream: &str,
+    name: &str,
     ladder: &Ladder,
 ) -> Result<bool, sqlx::Error> {
-    if !crate::db::stream_or_camera_exists(pool, stream).await? {
+    let Some(named) = crate::streams::lookup(pool, name).await? else {
         return Ok(false);
-    }
+    };
     sqlx::query(
-        "INSERT INTO ladder_settings (stream, ladder) VALUES (?, ?)
-         ON CONFLICT (stream) DO UPDATE SET ladder = excluded.ladder",
+        "INSERT INTO ladder_settings (stream_uid, ladder) VALUES (?, ?)
+         ON CONFLICT (stream_uid) DO UPDATE SET ladder = excluded.ladder",
     )
-    .bind(stream)
+    .bind(&named.uid)
     .bind(ladder.to_string())
     .execute(pool)
     .await?;

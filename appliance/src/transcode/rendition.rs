@@ -28,8 +28,9 @@
 //! seconds (doubled for each further drop of the same rung), the supervisor starts it
 //! again if the budget has room for it and the machine, measured, has that much idle CPU
 //! with a margin; rungs that did not fit when the ladder started are tried the same way.
-//! One rung starts at a time, at the source's next keyframe, so its segments line up
-//! with the others from its first one.
+//! One rung starts at a time (the highest-priority one that fits: on a small machine a
+//! lower rung may fit before a higher one does, and is not kept waiting for it), at the
+//! source's next keyframe, so its segments line up with the others from its first one.
 //!
 //! Audio: rungs carry no audio of their own; every variant plays the source's audio
 //! group. When the source's audio is not AAC-LC mono or stereo at 44.1 or 48 kHz (5.1,
@@ -46,6 +47,8 @@ use crate::hub::{Hub, PublishState};
 use crate::media::{Frame, TrackId, TrackParams};
 use crate::packager::segmenter::Follow;
 use crate::packager::{self, LiveStream};
+use crate::streams::life::StreamLife;
+use crate::streams::StreamUid;
 use crate::system::cpu::CpuTimes;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
@@ -151,9 +154,17 @@ impl Renditions {
 
 /// Starts the supervisor of `source`'s ladder: it (re)starts the transcoder whenever the
 /// stream is live and its ladder or source size changes.
-pub fn supervise(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<Renditions>) {
+pub fn supervise(
+    app: App,
+    uid: StreamUid,
+    hub: Arc<Hub>,
+    source: Arc<LiveStream>,
+    renditions: Arc<Renditions>,
+    life: &StreamLife,
+) {
     let span = tracing::info_span!("abr", stream = %hub.name());
-    tokio::spawn(run(app, hub, source, renditions).instrument(span));
+    let task = run(app, uid, hub, source, renditions, life.clone());
+    life.spawn(task.instrument(span));
 }
 
 /// What a running transcoder was started for.
@@ -181,7 +192,14 @@ fn is_common_rate(hz: u32) -> bool {
     matches!(hz, 44_100 | 48_000)
 }
 
-async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<Renditions>) {
+async fn run(
+    app: App,
+    uid: StreamUid,
+    hub: Arc<Hub>,
+    source: Arc<LiveStream>,
+    renditions: Arc<Renditions>,
+    life: StreamLife,
+) {
     let mut state = hub.state();
     let mut running: Option<(Want, Pipeline)> = None;
     let mut stored = ladder::Ladder::default();
@@ -189,7 +207,7 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
     // The feeder saw the source change size: restart even if the parameters read the same.
     let mut resized = false;
     loop {
-        match ladder::get(&app.db, hub.name()).await {
+        match ladder::get(&app.db, &uid).await {
             Ok(l) => stored = l,
             Err(e) => warn!(error = %e, "reading the ladder failed"),
         }
@@ -235,7 +253,7 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
                         "the source is not above any rung of the ladder: passthrough only"
                     );
                 }
-                let p = Pipeline::start(&app, &hub, &source, &renditions, &want, planned);
+                let p = Pipeline::start(&app, &hub, &source, &renditions, &want, planned, &life);
                 running = Some((want, p));
             }
         }
@@ -248,6 +266,7 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
         let notify = running.as_ref().map(|(_, p)| p.resized.clone());
         tokio::select! {
             r = state.changed() => if r.is_err() { break },
+            () = life.cancelled() => break,
             _ = tokio::time::sleep(CHECK_EVERY) => {}
             // The source's first keyframe at a new size: restart now, from that keyframe.
             _ = async {
@@ -257,6 +276,10 @@ async fn run(app: App, hub: Arc<Hub>, source: Arc<LiveStream>, renditions: Arc<R
                 }
             } => resized = true,
         }
+    }
+    // The stream closed: the codec threads end and give their cores back.
+    if let Some((_, p)) = running.take() {
+        p.stop().await;
     }
 }
 
@@ -301,6 +324,7 @@ impl Pipeline {
         renditions: &Renditions,
         want: &Want,
         planned: Vec<Planned>,
+        life: &StreamLife,
     ) -> Pipeline {
         let fps = source.read().frame_rate.unwrap_or(30.0).clamp(1.0, 120.0);
         let stream = hub.name();
@@ -310,7 +334,7 @@ impl Pipeline {
         let mut slots = Vec::new();
         let mut senders = Vec::new();
         for (i, p) in planned.into_iter().enumerate() {
-            let r = rendition(app, hub, source, renditions, &p.name, TrackId::Video);
+            let r = rendition(app, hub, source, renditions, &p.name, TrackId::Video, life);
             *r.planned.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
             let mut slot = Slot {
                 r,
@@ -331,7 +355,7 @@ impl Pipeline {
         let mut threads = Vec::new();
         let mut audio_tx = None;
         if stereo {
-            let r = rendition(app, hub, source, renditions, STEREO, TrackId::Audio);
+            let r = rendition(app, hub, source, renditions, STEREO, TrackId::Audio, life);
             r.running.store(true, Ordering::Relaxed);
             set_running_metric(app, stream, &r.name, true);
             let (tx, rx) = sync_channel::<Arc<Frame>>(AUDIO_QUEUE);
@@ -596,6 +620,7 @@ fn rendition(
     renditions: &Renditions,
     name: &str,
     track: TrackId,
+    life: &StreamLife,
 ) -> Arc<Rendition> {
     let mut list = renditions.list.write().unwrap_or_else(|e| e.into_inner());
     if let Some(r) = list.iter().find(|r| r.name == name) {
@@ -612,6 +637,7 @@ fn rendition(
         app.cfg.live.clone(),
         app.metrics.clone(),
         (track == TrackId::Video).then_some(follow),
+        life,
     );
     let r = Arc::new(Rendition {
         name: name.to_string(),

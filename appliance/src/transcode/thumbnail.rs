@@ -3,9 +3,12 @@
 //!
 //! Decoding runs on one dedicated thread behind a bounded queue ([`QUEUE`] jobs). Each
 //! JPEG is cached per keyframe and width, and concurrent requests for the same one share
-//! a single decode, so a hundred dashboard tiles cost one. When the queue is full, a
-//! request gets the newest thumbnail already made for that stream and width (an older
-//! keyframe), or [`ThumbnailError::Busy`]; ingest never waits on any of this.
+//! a single decode, so a hundred dashboard tiles cost one. Widths are rounded up to one
+//! of [`WIDTHS`], so a client cannot make a decode of each width it can name; and a
+//! request that needs a new decode asks the caller's limit first
+//! ([`ThumbnailError::Limited`]). When the queue is full, a request gets the newest
+//! thumbnail already made for that stream and width (an older keyframe), or
+//! [`ThumbnailError::Busy`]; ingest never waits on any of this.
 
 use crate::media::h264::AvcConfig;
 use bytes::Bytes;
@@ -21,6 +24,19 @@ pub const QUEUE: usize = 8;
 pub const MIN_WIDTH: u32 = 16;
 /// Widest thumbnail, in pixels (never wider than the picture).
 pub const MAX_WIDTH: u32 = 1920;
+/// The widths made, in pixels: a request is rounded up to the next one.
+pub const WIDTHS: [u32; 7] = [160, 320, 480, 640, 960, 1280, MAX_WIDTH];
+
+/// The width made for a request of `asked` pixels of a picture `picture` pixels wide:
+/// the next of [`WIDTHS`], never wider than the picture.
+pub fn made_width(asked: u32, picture: u32) -> u32 {
+    let w = WIDTHS
+        .iter()
+        .copied()
+        .find(|w| *w >= asked)
+        .unwrap_or(MAX_WIDTH);
+    w.min(picture).max(MIN_WIDTH.min(picture))
+}
 /// JPEGs kept per stream and width.
 const KEEP: usize = 32;
 /// Bytes of JPEG the cache may hold in all; past it, the cache starts afresh (widths are
@@ -44,12 +60,16 @@ pub enum ThumbnailError {
     /// The worker thread is gone.
     #[error("the thumbnail worker stopped")]
     Stopped,
+    /// The client has asked for too many new pictures; it may again after this long.
+    #[error("too many new thumbnails asked for; try again in {} s", .0.as_secs().max(1))]
+    Limited(std::time::Duration),
 }
 
 /// Which picture a thumbnail shows: a stream (or recording) and a keyframe time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key {
-    /// `live/NAME` or `dvr/NAME`.
+    /// `live/UID` or `dvr/UID`: the stream's identity, so a renamed or new stream never
+    /// gets another's pictures.
     pub source: String,
     /// The keyframe's time (any unit fixed per source: ticks for live, ms for DVR).
     pub time: i64,
@@ -144,16 +164,33 @@ impl Thumbnailer {
         })
     }
 
+    /// Forgets every thumbnail of the stream of identity `uid` (it is gone).
+    pub fn forget(&self, uid: &str) {
+        let mut s = lock(&self.state);
+        let mut freed = 0;
+        s.made.retain(|(source, _), made| {
+            let keep = source.rsplit('/').next() != Some(uid);
+            if !keep {
+                freed += made.iter().map(|m| m.1.len()).sum::<usize>();
+            }
+            keep
+        });
+        s.bytes -= freed.min(s.bytes);
+    }
+
     /// The JPEG of the keyframe `data` (AVCC NAL units decodable with `config`) at
-    /// `key.width` pixels wide.
+    /// `key.width` pixels wide. `may_decode` is asked before a new decode is queued (not
+    /// for a cached picture or one being made): `Err(wait)` refuses it.
     ///
     /// # Errors
-    /// [`ThumbnailError`]; `Busy` only when no older thumbnail of the source exists.
+    /// [`ThumbnailError`]; `Busy` only when no older thumbnail of the source exists;
+    /// `Limited` when `may_decode` refused.
     pub async fn jpeg(
         &self,
         key: Key,
         config: &AvcConfig,
         data: &Bytes,
+        may_decode: impl FnOnce() -> Result<(), std::time::Duration>,
     ) -> Result<Bytes, ThumbnailError> {
         let count = |outcome: &str| self.outcomes.with_label_values(&[outcome]).inc();
         let rx = {
@@ -169,6 +206,10 @@ impl Thumbnailer {
                 count("shared");
                 waiting.push(tx);
             } else {
+                if let Err(wait) = may_decode() {
+                    count("limited");
+                    return Err(ThumbnailError::Limited(wait));
+                }
                 let job = Job {
                     key: key.clone(),
                     config: config.clone(),
@@ -245,5 +286,22 @@ mod tests {
         for data in [&[0u8, 0, 0, 2, 0x65, 0x88][..], &[0, 0, 0, 1, 0x41]] {
             assert!(render(&config, data, 320).is_err(), "{data:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod width_tests {
+    use super::*;
+
+    #[test]
+    fn widths_round_up_to_a_few_sizes_within_the_picture() {
+        let made: std::collections::BTreeSet<u32> = (MIN_WIDTH..=MAX_WIDTH)
+            .map(|w| made_width(w, 1920))
+            .collect();
+        assert_eq!(made.into_iter().collect::<Vec<_>>(), WIDTHS.to_vec());
+        assert_eq!(made_width(100, 1280), 160);
+        assert_eq!(made_width(161, 1280), 320);
+        assert_eq!(made_width(1500, 1280), 1280, "never wider than the picture");
+        assert_eq!(made_width(300, 200), 200);
     }
 }

@@ -118,6 +118,8 @@ pub struct Server {
     pub http: SocketAddr,
     /// Bound RTSP address.
     pub rtsp: SocketAddr,
+    /// The metrics listener (`metrics.listen`, on loopback): `/metrics` without credentials.
+    pub metrics: SocketAddr,
     /// What the server was started with; [`Server::kill_and_restart`] uses it again.
     pub settings: Settings,
 }
@@ -137,6 +139,8 @@ pub struct Settings {
     pub abr_max_cpu: Option<f64>,
     /// `abr.retry_dropped_after`, seconds (the default when `None`).
     pub abr_retry_dropped_after: Option<f64>,
+    /// More `STREAMBOX_*` variables (`("STREAMBOX_HTTP__HEADER_TIMEOUT", "2")`).
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Settings {
@@ -150,6 +154,7 @@ impl Default for Settings {
             min_free_bytes: 1 << 20,
             abr_max_cpu: None,
             abr_retry_dropped_after: None,
+            env: Vec::new(),
         }
     }
 }
@@ -169,13 +174,14 @@ impl Server {
 
     /// Starts the server on a data directory the test has prepared.
     pub fn in_dir(dir: tempfile::TempDir, s: Settings) -> Server {
-        let (child, rtmp, http, rtsp) = launch(dir.path(), &s);
+        let (child, [rtmp, http, rtsp, metrics]) = launch(dir.path(), &s);
         Server {
             child,
             dir,
             rtmp,
             http,
             rtsp,
+            metrics,
             settings: s,
         }
     }
@@ -195,15 +201,15 @@ impl Server {
 
     /// Starts the server again on the same data directory (after [`Server::stop`]).
     pub fn restart(&mut self) {
-        let (child, rtmp, http, rtsp) = launch(self.dir.path(), &self.settings);
+        let (child, [rtmp, http, rtsp, metrics]) = launch(self.dir.path(), &self.settings);
         self.child = child;
-        (self.rtmp, self.http, self.rtsp) = (rtmp, http, rtsp);
+        (self.rtmp, self.http, self.rtsp, self.metrics) = (rtmp, http, rtsp, metrics);
     }
 }
 
 /// Starts `streambox serve` on `dir` with `s`, appending to `dir/server.log`; returns the
-/// process and its RTMP, HTTP and RTSP addresses.
-fn launch(dir: &Path, s: &Settings) -> (Child, SocketAddr, SocketAddr, SocketAddr) {
+/// process and its RTMP, HTTP, RTSP and metrics addresses.
+fn launch(dir: &Path, s: &Settings) -> (Child, [SocketAddr; 4]) {
     {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -216,6 +222,9 @@ fn launch(dir: &Path, s: &Settings) -> (Child, SocketAddr, SocketAddr, SocketAdd
         }
         if let Some(seconds) = s.abr_retry_dropped_after {
             command.env("STREAMBOX_ABR__RETRY_DROPPED_AFTER", seconds.to_string());
+        }
+        for (k, v) in &s.env {
+            command.env(k, v);
         }
         let mut child = command
             .arg("--data-dir")
@@ -242,6 +251,9 @@ fn launch(dir: &Path, s: &Settings) -> (Child, SocketAddr, SocketAddr, SocketAdd
                 s.min_free_bytes.to_string(),
             )
             .env("STREAMBOX_LOG", "info,streambox=debug")
+            // The tests read metrics on a loopback listener of their own; `/metrics` on
+            // the HTTP port needs credentials (tests/security.rs).
+            .env("STREAMBOX_METRICS__LISTEN", "127.0.0.1:0")
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -268,7 +280,8 @@ fn launch(dir: &Path, s: &Settings) -> (Child, SocketAddr, SocketAddr, SocketAdd
         let rtmp = addr("rtmp");
         let http = addr("http");
         let rtsp = addr("rtsp");
-        (child, rtmp, http, rtsp)
+        let metrics = addr("metrics");
+        (child, [rtmp, http, rtsp, metrics])
     }
 }
 
@@ -364,6 +377,11 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
+    }
+
+    /// The Prometheus metrics now, from the metrics listener.
+    pub fn metrics(&self) -> String {
+        get_text(&format!("http://{}/metrics", self.metrics))
     }
 
     /// The server's log so far.

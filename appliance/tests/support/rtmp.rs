@@ -137,6 +137,40 @@ impl Client {
         self.until(|e| matches!(e, ClientSessionEvent::PublishRequestAccepted));
     }
 
+    /// Asks to publish `name` and reads until the server answers or closes (for names
+    /// the server refuses); whether the publish was accepted.
+    pub fn try_publish(&mut self, name: &str) -> bool {
+        let r = self
+            .session
+            .request_publishing(name.into(), PublishRequestType::Live)
+            .expect("publish request");
+        self.send_all(vec![r]);
+        self.sock
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = match self.sock.read(&mut buf) {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => n,
+            };
+            let Ok(results) = self.session.handle_input(&buf[..n]) else {
+                return false;
+            };
+            for r in results {
+                match r {
+                    ClientSessionResult::RaisedEvent(
+                        ClientSessionEvent::PublishRequestAccepted,
+                    ) => return true,
+                    ClientSessionResult::OutboundResponse(p) => {
+                        let _ = self.sock.write_all(&p.bytes);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     pub fn video(&mut self, body: Bytes, ms: u32) {
         let r = self
             .session

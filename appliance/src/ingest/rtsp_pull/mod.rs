@@ -1,13 +1,15 @@
 //! Pulling live video from IP cameras over RTSP (RFC 2326), with retina as the client.
 //!
-//! [`run`] keeps one task per row of the `sources` table, re-reading it every
-//! [`RECONCILE_EVERY`] so that `streambox source add|rm` (another process, same
-//! database) takes effect while the service runs. Each task connects (DESCRIBE, SETUP,
+//! [`run`] keeps one task per row of the `sources` table, re-reading it whenever the
+//! registry sees the configuration change (at once for this process's changes, within a
+//! moment for `streambox source add|rm` in another), and at least every
+//! [`RECONCILE_EVERY`]. Each task connects (DESCRIBE, SETUP,
 //! PLAY over TCP-interleaved or UDP, Basic or Digest authentication), publishes into the
 //! stream of the same name, and on any failure retries with exponential backoff and
 //! jitter up to `sources.retry_max`. Every reconnection is a new publish session, so the
 //! stream resumes with a discontinuity. Removing a source drops its session, which sends
-//! TEARDOWN.
+//! TEARDOWN; a session holds a lease on its stream, which ends it at once when the
+//! camera is deleted.
 //!
 //! The state (connecting, live, retrying, failed), last error, bitrate and uptime are
 //! written to the `sources` row for `streambox source list`.
@@ -18,6 +20,8 @@ use crate::app::App;
 use crate::hub::HubError;
 use crate::ingest::rtp_frames::{AudioInput, RtpFrames, RtpMediaError, RtpOut, VideoAu};
 use crate::ingest::IngestMeter;
+use crate::streams::registry::Holder;
+use crate::streams::StreamUid;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use retina::client::{
@@ -55,6 +59,10 @@ pub enum PullError {
     /// The RTSP exchange or the RTP stream failed (retina's message, first line).
     #[error("{}", first_line(&.0.to_string()))]
     Rtsp(#[from] retina::Error),
+    /// DESCRIBE got no RTSP answer: nothing listens there, or it speaks something else
+    /// (retina's message, first line).
+    #[error("{}", first_line(&.0.to_string()))]
+    Unreachable(retina::Error),
     /// DESCRIBE, SETUP and PLAY took longer than [`CONNECT_TIMEOUT`].
     #[error("camera did not answer within {}s", CONNECT_TIMEOUT.as_secs())]
     ConnectTimeout,
@@ -68,16 +76,27 @@ pub enum PullError {
     Stalled,
     /// The camera ended the session.
     #[error("camera ended the stream")]
-    Ended,
+    CameraEnded,
     /// An access unit could not become a frame.
     #[error(transparent)]
     Media(#[from] RtpMediaError),
     /// Something else publishes the stream.
     #[error(transparent)]
     Busy(#[from] HubError),
+    /// The appliance ended the session (the camera was removed).
+    #[error("ended: {0}")]
+    Ended(&'static str),
 }
 
 impl PullError {
+    /// Whether an RTSP server answered (with a status, or a session that then failed),
+    /// as opposed to nothing answering as one: a closed port, a timeout, another
+    /// protocol. "Test connection" tells people only this much about the latter, so it
+    /// cannot map which ports are open.
+    pub fn spoke_rtsp(&self) -> bool {
+        !matches!(self, PullError::Unreachable(_) | PullError::ConnectTimeout)
+    }
+
     /// Whether waiting will not fix this: wrong credentials, a wrong path, or media
     /// streambox cannot carry. Such a source shows as `failed`.
     pub fn is_permanent(&self) -> bool {
@@ -95,14 +114,15 @@ fn first_line(s: &str) -> &str {
 
 struct Running {
     /// What the task was started with; a change restarts it.
-    row: (String, String, String, String),
+    row: (String, String, String, String, String),
     /// Dropping this ends the task, and with it the camera session.
     _stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
 
-fn identity(r: &SourceRow) -> (String, String, String, String) {
+fn identity(r: &SourceRow) -> (String, String, String, String, String) {
     (
+        r.name.clone(),
         r.url.clone(),
         r.username.clone(),
         r.password.clone(),
@@ -137,7 +157,13 @@ async fn connect(
         _ => Transport::Tcp(Default::default()),
     };
     let connect = async {
-        let mut session = Session::describe(url, options).await?;
+        let mut session = Session::describe(url, options).await.map_err(|e| {
+            if e.status_code().is_some() {
+                PullError::Rtsp(e)
+            } else {
+                PullError::Unreachable(e)
+            }
+        })?;
         let streams = session.streams();
         let video = streams
             .iter()
@@ -214,7 +240,7 @@ pub async fn probe(row: &SourceRow) -> Result<String, PullError> {
     loop {
         let item = match tokio::time::timeout_at(deadline, demuxed.next()).await {
             Err(_) => return Err(PullError::Stalled),
-            Ok(None) => return Err(PullError::Ended),
+            Ok(None) => return Err(PullError::CameraEnded),
             Ok(Some(Err(e))) => return Err(e.into()),
             Ok(Some(Ok(item))) => item,
         };
@@ -245,38 +271,39 @@ pub async fn probe(row: &SourceRow) -> Result<String, PullError> {
 pub async fn run(app: App) {
     let group = Arc::new(SessionGroup::default());
     let retry_max = Duration::from_secs_f64(app.cfg.sources.retry_max);
-    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut running: HashMap<StreamUid, Running> = HashMap::new();
+    let mut changes = app.registry.changes();
     loop {
         match sources::list(&app.db).await {
             Ok(rows) => {
-                running.retain(|name, r| {
+                running.retain(|uid, r| {
                     if r.task.is_finished() {
                         // Only a panic ends a task that was not stopped: a bug, or a
                         // library failing on what the camera sent. Start it afresh.
-                        tracing::error!(source = %name, "camera task failed; restarting it");
+                        tracing::error!(source = %r.row.0, "camera task failed; restarting it");
                         return false;
                     }
                     let keep = rows
                         .iter()
-                        .any(|row| &row.name == name && identity(row) == r.row);
+                        .any(|row| &row.uid == uid && identity(row) == r.row);
                     if !keep {
-                        info!(source = %name, "source removed or changed; stopping its session");
+                        info!(source = %r.row.0, "source removed or changed; stopping its session");
                     }
                     keep // Dropping `stop` ends the task.
                 });
                 for row in rows {
-                    if running.contains_key(&row.name) {
+                    if running.contains_key(&row.uid) {
                         continue;
                     }
                     let (stop, stopped) = oneshot::channel();
                     let span =
                         tracing::info_span!("camera", source = %row.name, url = %row.display_url());
-                    let (name, id) = (row.name.clone(), identity(&row));
+                    let (uid, id) = (row.uid.clone(), identity(&row));
                     let task = tokio::spawn(
                         pull(app.clone(), row, group.clone(), retry_max, stopped).instrument(span),
                     );
                     running.insert(
-                        name,
+                        uid,
                         Running {
                             row: id,
                             _stop: stop,
@@ -287,7 +314,7 @@ pub async fn run(app: App) {
             }
             Err(e) => warn!(error = %e, "reading camera sources failed"),
         }
-        tokio::time::sleep(RECONCILE_EVERY).await;
+        let _ = tokio::time::timeout(RECONCILE_EVERY, changes.changed()).await;
     }
 }
 
@@ -313,7 +340,7 @@ async fn pull(
             }
         };
         let e = match result {
-            Ok(()) => PullError::Ended,
+            Ok(()) => PullError::CameraEnded,
             Err(e) => e,
         };
         if live_since.is_some_and(|t: Instant| t.elapsed() >= HEALTHY_AFTER) {
@@ -328,8 +355,13 @@ async fn pull(
         // Equal jitter: between half the delay and all of it, so many cameras that
         // dropped together do not come back together.
         let wait = delay.mul_f64(rand::random_range(0.5..=1.0));
-        warn!(error = %e, state = %state, retry_in_s = wait.as_secs_f32(), "camera session ended");
-        report(&app, &row.name, state, Some(&e.to_string()), 0, None).await;
+        // Camera URLs may carry credentials in their query; an error quoting one is masked.
+        let error = sources::mask_urls_in(&e.to_string());
+        warn!(%error, state = %state, retry_in_s = wait.as_secs_f32(), "camera session ended");
+        report(&app, &row.name, state, Some(&error), 0, None).await;
+        if matches!(e, PullError::Ended(_)) {
+            return;
+        }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => return,
@@ -362,7 +394,15 @@ async fn session(
     let url = Url::parse(&row.url)?;
     let peer = url.host_str().unwrap_or("camera").to_string();
     let (mut demuxed, video, audio) = connect(row, url, Some(group.clone())).await?;
-    let entry = app.open_stream(&row.name);
+    let lease = app
+        .registry
+        .lease(&row.uid, Holder::Camera)
+        .await
+        .map_err(PullError::Ended)?;
+    let entry = app
+        .open_stream(&row.uid)
+        .await
+        .map_err(|_| PullError::Ended("the camera was removed"))?;
     let publisher = entry.hub.publish(&format!("rtsp://{peer}"))?;
     let mut frames = RtpFrames::new(publisher.base_ms(), audio);
     let mut out = Vec::new();
@@ -382,9 +422,13 @@ async fn session(
     let mut meter: Option<IngestMeter> = None;
     let mut last_report = Instant::now();
     let result = loop {
-        let item = match tokio::time::timeout(STALL_TIMEOUT, demuxed.next()).await {
+        let next = tokio::select! {
+            n = tokio::time::timeout(STALL_TIMEOUT, demuxed.next()) => n,
+            why = lease.ended() => break Err(PullError::Ended(why)),
+        };
+        let item = match next {
             Err(_) => break Err(PullError::Stalled),
-            Ok(None) => break Err(PullError::Ended),
+            Ok(None) => break Err(PullError::CameraEnded),
             Ok(Some(Err(e))) => break Err(e.into()),
             Ok(Some(Ok(item))) => item,
         };

@@ -3,10 +3,15 @@
 //!
 //! Credentials are split off the URL when a source is added and stored in their own
 //! columns; the URL kept and shown never carries them, and [`SourceRow::display_url`]
-//! masks the password.
+//! masks the password. Cameras that take credentials in the query instead
+//! (`?user=…&password=…`) keep them in the stored URL; wherever a URL is shown (pages,
+//! API, `source list`, the log, error messages) [`mask_url`] masks the values of the
+//! query parameters such credentials go by ([`SECRET_PARAMS`]), and an edit that sends a
+//! masked value back keeps the stored one.
 
 use crate::auth::stream_keys::valid_name;
 use crate::db::{unix_now, DbError};
+use crate::streams::StreamUid;
 use percent_encoding::percent_decode_str;
 use sqlx::SqlitePool;
 use std::fmt;
@@ -112,6 +117,8 @@ impl fmt::Display for SourceState {
 /// A source as stored, with its last reported state.
 #[derive(Clone, sqlx::FromRow)]
 pub struct SourceRow {
+    /// The stream's identity.
+    pub uid: StreamUid,
     /// Source and stream name.
     pub name: String,
     /// `rtsp://` URL without user info.
@@ -152,6 +159,7 @@ impl SourceRow {
     /// A row that is not stored, for testing a camera before adding it.
     pub fn probe_row(cam: &CameraUrl, transport: Transport) -> SourceRow {
         SourceRow {
+            uid: StreamUid::new(),
             name: String::new(),
             url: cam.url.to_string(),
             username: cam.username.clone(),
@@ -166,18 +174,125 @@ impl SourceRow {
         }
     }
 
-    /// The URL with the user name and a masked password, for people:
-    /// `rtsp://admin:***@10.0.0.9:554/stream1`.
+    /// The URL with the user name and a masked password, and credentials in its query
+    /// masked, for people: `rtsp://admin:***@10.0.0.9:554/stream1?channel=1&token=***`.
     pub fn display_url(&self) -> String {
-        let Some(rest) = self.url.strip_prefix("rtsp://") else {
-            return self.url.clone();
+        let url = mask_url(&self.url);
+        let Some(rest) = url.strip_prefix("rtsp://") else {
+            return url;
         };
+        let user: String = url::form_urlencoded::byte_serialize(self.username.as_bytes()).collect();
         match (self.username.is_empty(), self.password.is_empty()) {
-            (true, _) => self.url.clone(),
-            (false, true) => format!("rtsp://{}@{rest}", self.username),
-            (false, false) => format!("rtsp://{}:***@{rest}", self.username),
+            (true, _) => url,
+            (false, true) => format!("rtsp://{user}@{rest}"),
+            (false, false) => format!("rtsp://{user}:{MASK}@{rest}"),
         }
     }
+
+    /// The stored URL with credentials in its query masked, for the edit form (saving it
+    /// back keeps the masked values: [`update`]).
+    pub fn form_url(&self) -> String {
+        mask_url(&self.url)
+    }
+}
+
+/// What a masked credential shows as.
+pub const MASK: &str = "***";
+
+/// Query parameters whose values are credentials (compared without case).
+pub const SECRET_PARAMS: [&str; 16] = [
+    "user",
+    "username",
+    "usr",
+    "login",
+    "pass",
+    "password",
+    "passwd",
+    "pwd",
+    "token",
+    "access_token",
+    "auth",
+    "key",
+    "apikey",
+    "api_key",
+    "secret",
+    "signature",
+];
+
+fn secret_param(name: &str) -> bool {
+    SECRET_PARAMS.iter().any(|p| p.eq_ignore_ascii_case(name))
+}
+
+/// `url` with the password of its user info and the values of credential query
+/// parameters ([`SECRET_PARAMS`]) replaced by [`MASK`]. Text that is not a URL comes
+/// back unchanged.
+pub fn mask_url(url: &str) -> String {
+    let Ok(mut u) = Url::parse(url) else {
+        return url.to_string();
+    };
+    if u.password().is_some() {
+        let _ = u.set_password(Some(MASK));
+    }
+    // Only a query with a credential in it is rewritten (re-encoding may change it).
+    if u.query_pairs().any(|(k, _)| secret_param(&k)) {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if secret_param(&k) {
+                    MASK.to_string()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    // The mask reads better unescaped.
+    u.to_string().replace("%2A%2A%2A", MASK)
+}
+
+/// `text` (an error message, say) with every `rtsp://` URL in it masked ([`mask_url`]).
+pub fn mask_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("rtsp://") {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')' | ','))
+            .unwrap_or(tail.len());
+        out.push_str(&mask_url(&tail[..end]));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `new` with each masked credential query value taken from `stored` (the same URL as
+/// an edit form showed it, sent back).
+fn unmask_query(new: &mut Url, stored: &str) {
+    let Ok(stored) = Url::parse(stored) else {
+        return;
+    };
+    if !new.query_pairs().any(|(_, v)| v == MASK) {
+        return;
+    }
+    let old: Vec<(String, String)> = stored.query_pairs().into_owned().collect();
+    let pairs: Vec<(String, String)> = new
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if v == MASK {
+                old.iter()
+                    .find(|(ok, _)| *ok == k)
+                    .map_or_else(|| v.to_string(), |(_, ov)| ov.clone())
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    new.query_pairs_mut().clear().extend_pairs(pairs);
 }
 
 /// A camera URL split into the URL to request and its credentials.
@@ -214,6 +329,20 @@ pub fn parse_camera_url(raw: &str) -> Result<CameraUrl, SourceError> {
     };
     let username = decode(url.username())?;
     let password = decode(url.password().unwrap_or(""))?;
+    // A control character cannot be a credential, and would reach the camera's
+    // Authorization header and the log as is.
+    if username
+        .chars()
+        .chain(password.chars())
+        .any(char::is_control)
+        || url
+            .query_pairs()
+            .any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control))
+    {
+        return Err(SourceError::InvalidUrl(
+            "control characters in the credentials or the query".into(),
+        ));
+    }
     // Neither call fails on a URL that has a host.
     let _ = url.set_username("");
     let _ = url.set_password(None);
@@ -241,9 +370,11 @@ pub async fn add(
     }
     let cam = parse_camera_url(raw_url)?;
     let r = sqlx::query(
-        "INSERT INTO sources (name, url, username, password, transport, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO sources (uid, name, url, username, password, transport, created_at,
+                              updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
     )
+    .bind(StreamUid::new())
     .bind(name)
     .bind(cam.url.as_str())
     .bind(&cam.username)
@@ -269,7 +400,7 @@ pub async fn add(
 /// Changes a source's URL, credentials and transport; the running service reconnects
 /// with them within a few seconds. When `raw_url` carries a user name but no password
 /// and the user name is the stored one, the stored password is kept (forms do not echo
-/// passwords back).
+/// passwords back); query values sent back masked keep their stored values.
 ///
 /// # Errors
 /// [`SourceError::InvalidUrl`], [`SourceError::NoSuchSource`], or a database error.
@@ -281,14 +412,15 @@ pub async fn update(
 ) -> Result<CameraUrl, SourceError> {
     let mut cam = parse_camera_url(raw_url)?;
     let mut tx = pool.begin().await?;
-    let stored: Option<(String, String)> =
-        sqlx::query_as("SELECT username, password FROM sources WHERE name = ?")
+    let stored: Option<(String, String, String)> =
+        sqlx::query_as("SELECT username, password, url FROM sources WHERE name = ?")
             .bind(name)
             .fetch_optional(&mut *tx)
             .await?;
-    let Some((user, password)) = stored else {
+    let Some((user, password, stored_url)) = stored else {
         return Err(SourceError::NoSuchSource(name.to_string()));
     };
+    unmask_query(&mut cam.url, &stored_url);
     if cam.password.is_empty() && !cam.username.is_empty() && cam.username == user {
         cam.password = password;
     }
@@ -314,28 +446,12 @@ pub async fn update(
 /// A database error.
 pub async fn list(pool: &SqlitePool) -> Result<Vec<SourceRow>, SourceError> {
     Ok(sqlx::query_as(
-        "SELECT name, url, username, password, transport, created_at, state, last_error,
+        "SELECT uid, name, url, username, password, transport, created_at, state, last_error,
                 bitrate, live_since, updated_at
          FROM sources ORDER BY name",
     )
     .fetch_all(pool)
     .await?)
-}
-
-/// Deletes a source; the running service tears its RTSP session down within a few
-/// seconds.
-///
-/// # Errors
-/// [`SourceError::NoSuchSource`] or a database error.
-pub async fn remove(pool: &SqlitePool, name: &str) -> Result<(), SourceError> {
-    let r = sqlx::query("DELETE FROM sources WHERE name = ?")
-        .bind(name)
-        .execute(pool)
-        .await?;
-    if r.rows_affected() == 0 {
-        return Err(SourceError::NoSuchSource(name.to_string()));
-    }
-    Ok(())
 }
 
 /// Records the state of a source as the running service sees it. `error` is kept only
@@ -352,7 +468,7 @@ pub async fn report(
     bitrate: u64,
     live_since: Option<i64>,
 ) -> Result<(), SourceError> {
-    let error = error.map(|e| e.lines().next().unwrap_or("").trim().to_string());
+    let error = error.map(|e| mask_urls_in(e.lines().next().unwrap_or("").trim()));
     sqlx::query(
         "UPDATE sources SET state = ?, last_error = COALESCE(?, last_error), bitrate = ?,
                 live_since = ?, updated_at = ?
@@ -398,6 +514,7 @@ mod tests {
     #[test]
     fn display_masks_the_password() {
         let row = SourceRow {
+            uid: StreamUid::new(),
             name: "door".into(),
             url: "rtsp://10.0.0.9/stream1".into(),
             username: "admin".into(),
@@ -412,5 +529,52 @@ mod tests {
         };
         assert_eq!(row.display_url(), "rtsp://admin:***@10.0.0.9/stream1");
         assert!(!format!("{row:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn credentials_in_the_query_are_masked_and_kept_through_an_edit() {
+        let url = "rtsp://10.0.0.9:554/cam?channel=1&User=admin&password=hunter2&token=t0p";
+        let masked = mask_url(url);
+        assert_eq!(
+            masked,
+            "rtsp://10.0.0.9:554/cam?channel=1&User=***&password=***&token=***"
+        );
+        for secret in ["hunter2", "t0p", "admin"] {
+            assert!(!masked.contains(secret), "{masked}");
+        }
+        let text = format!("DESCRIBE {url} failed; conn: 10.0.0.9");
+        let shown = mask_urls_in(&text);
+        assert!(
+            !shown.contains("hunter2") && shown.ends_with("failed; conn: 10.0.0.9"),
+            "{shown}"
+        );
+        assert_eq!(mask_urls_in("no URL here"), "no URL here");
+        assert_eq!(mask_url("rtsp://u:p@h/x"), "rtsp://u:***@h/x");
+        // The edit form shows the masked URL; sending it back keeps the stored values,
+        // and a value typed anew replaces one.
+        let mut back = Url::parse(&masked).expect("url");
+        unmask_query(&mut back, url);
+        assert_eq!(
+            back.as_str(),
+            "rtsp://10.0.0.9:554/cam?channel=1&User=admin&password=hunter2&token=t0p"
+        );
+        let mut typed =
+            Url::parse("rtsp://10.0.0.9:554/cam?channel=2&password=new&token=***").expect("url");
+        unmask_query(&mut typed, url);
+        assert_eq!(
+            typed.as_str(),
+            "rtsp://10.0.0.9:554/cam?channel=2&password=new&token=t0p"
+        );
+    }
+
+    #[test]
+    fn control_characters_in_credentials_are_refused() {
+        for raw in [
+            "rtsp://bob%0AFORGED:pw@10.0.0.9/x",
+            "rtsp://bob:p%0Dw@10.0.0.9/x",
+            "rtsp://10.0.0.9/x?user=bob%0Aforged",
+        ] {
+            assert!(parse_camera_url(raw).is_err(), "{raw}");
+        }
     }
 }
