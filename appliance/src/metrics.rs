@@ -66,6 +66,8 @@ pub struct Metrics {
     /// The most connections one client address (an IPv4 address or an IPv6 /64) may
     /// have open, by protocol.
     pub connection_limit: IntGaugeVec,
+    /// Streams with a live entry (hub, packager, recorder, renditions) in memory now.
+    pub live_streams: prometheus::IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -240,6 +242,16 @@ impl Metrics {
                 "The most connections one client address (IPv4, or IPv6 /64) may have open",
                 &["protocol"],
             ),
+            live_streams: {
+                let g = prometheus::IntGauge::new(
+                    "streambox_live_streams",
+                    "Streams with a live entry (hub, packager, recorder, renditions) in memory",
+                )
+                .unwrap_or_else(|e| panic!("metric streambox_live_streams is malformed: {e}"));
+                r.register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| panic!("metric streambox_live_streams registered twice: {e}"));
+                g
+            },
             registry: r,
         }
     }

@@ -41,10 +41,7 @@ fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>
 fn admin(server: &Server) -> (Web, String) {
     let web = Web::new(server);
     web.complete_setup(PASSWORD, "lobby");
-    let t = web.csrf("/admin/account");
-    let a = web.post("/admin/account/tokens", &[("csrf", &t), ("name", "sec")]);
-    assert_eq!(a.status, 200, "{a:?}");
-    let token = a.by_id("api-token").expect("the token is shown");
+    let token = web.make_token("sec");
     (web, token)
 }
 

@@ -243,9 +243,18 @@ impl Registry {
             closing.push((e.clone(), why));
             false
         });
+        self.count_live();
         for (entry, why) in closing {
             tokio::spawn(self.clone().finish(entry, why));
         }
+    }
+
+    /// Sets `streambox_live_streams` to the number of live entries.
+    fn count_live(&self) {
+        let n = lock(&self.live).len();
+        self.metrics
+            .live_streams
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Ends every lease on `uid`, cancels the entry's tasks and waits for them, then
@@ -296,6 +305,8 @@ impl Registry {
         }
         let e = make(&named);
         map.insert(uid.clone(), e.clone());
+        drop(map);
+        self.count_live();
         Ok(e)
     }
 

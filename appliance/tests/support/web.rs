@@ -208,6 +208,15 @@ impl Web {
         self.get(path).csrf()
     }
 
+    /// Makes an API token named `name` (scope admin) on the account page, signed in;
+    /// returns it.
+    pub fn make_token(&self, name: &str) -> String {
+        let t = self.csrf("/admin/account");
+        let a = self.post("/admin/account/tokens", &[("csrf", &t), ("name", name)]);
+        assert_eq!(a.status, 200, "{a:?}");
+        a.by_id("api-token").expect("the token is shown")
+    }
+
     /// Runs the whole wizard as administrator `admin` with `password`, creating stream
     /// `stream`; returns its key. Each step must be accepted.
     pub fn complete_setup(&self, password: &str, stream: &str) -> String {
