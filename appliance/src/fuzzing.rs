@@ -16,6 +16,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// H.264 parameter sets from arbitrary bytes, as a publisher's sequence header or a
+/// camera's in-band NAL units reach them: `data` as an AVCDecoderConfigurationRecord,
+/// and as the body of an SPS NAL unit. Must never panic; the cargo-fuzz target builds
+/// with debug assertions, so an arithmetic overflow panics too.
+pub fn h264_parameters(data: &[u8]) {
+    let _ = crate::media::h264::AvcConfig::parse(Bytes::copy_from_slice(data));
+    let mut nal = Vec::with_capacity(data.len() + 1);
+    nal.push(0x67);
+    nal.extend_from_slice(data);
+    let _ = crate::media::h264::parse_sps(&nal);
+}
+
 /// One publish session from arbitrary bytes, through everything a publisher reaches
 /// after RTMP chunking: FLV tag bodies, sequence headers (avcC + SPS, AudioSpecificConfig),
 /// timestamp widening, access-unit checks, the segmenter, and the playlists and MPD.
@@ -332,6 +344,41 @@ mod tests {
                 d[pos] = rng.next() as u8;
             }
             let _ = rtsp_announce(&d);
+        }
+    }
+
+    #[test]
+    fn mutated_parameter_sets_never_panic() {
+        use crate::media::h264::tests::BBB_AVCC;
+        // Real SPS bodies (after the NAL header byte): Big Buck Bunny's (Main), a
+        // libx264 High one with a VUI and bitstream restriction.
+        let hex = "64000cacd941419f9f011000000300100000030320f1429960";
+        let x264: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0))
+            .collect();
+        let bbb_sps = BBB_AVCC[9..9 + 0x16].to_vec();
+        let seeds = [BBB_AVCC.to_vec(), bbb_sps, x264];
+        let mut rng = Rng(0x5b5_5b5);
+        for seed in &seeds {
+            h264_parameters(seed);
+            for _ in 0..20_000 {
+                let mut d = seed.clone();
+                for _ in 0..1 + rng.next() % 6 {
+                    let pos = (rng.next() % d.len() as u64) as usize;
+                    // Mostly flipped bits, which keep Exp-Golomb codes nearly intact;
+                    // sometimes a whole new byte.
+                    if rng.next() % 4 == 0 {
+                        d[pos] = rng.next() as u8;
+                    } else {
+                        d[pos] ^= 1 << (rng.next() % 8);
+                    }
+                }
+                if rng.next() % 16 == 0 {
+                    d.truncate((rng.next() % d.len() as u64) as usize);
+                }
+                h264_parameters(&d);
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
-//! A big-endian bit reader with Exp-Golomb codes (ISO/IEC 14496-10 §9.1), for SPS and
-//! AudioSpecificConfig parsing. Every read is bounds-checked.
+//! A big-endian bit reader for the AudioSpecificConfig (ISO/IEC 14496-3 §1.6.2.1) and
+//! RFC 3640 AU headers. Every read is bounds-checked. (H.264 parameter sets are parsed
+//! by h264-reader: [`super::h264::parse_sps`].)
 
 /// Reading ran past the end of the buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,25 +41,6 @@ impl<'a> BitReader<'a> {
         self.pos += n;
         Ok(())
     }
-
-    /// ue(v): unsigned Exp-Golomb.
-    pub(crate) fn ue(&mut self) -> Result<u32, EndOfData> {
-        let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return Err(EndOfData);
-            }
-        }
-        let rest = self.bits(zeros)?;
-        Ok(((1u64 << zeros) - 1 + u64::from(rest)).min(u64::from(u32::MAX)) as u32)
-    }
-
-    /// se(v): signed Exp-Golomb.
-    pub(crate) fn se(&mut self) -> Result<i32, EndOfData> {
-        let k = self.ue()? as i64;
-        Ok(if k % 2 == 1 { (k + 1) / 2 } else { -(k / 2) } as i32)
-    }
 }
 
 #[cfg(test)]
@@ -66,17 +48,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn exp_golomb() {
-        // 1 | 010 | 011 | 00100 -> 0, 1, 2, 3
+    fn bits_and_bounds() {
         let mut r = BitReader::new(&[0b1010_0110, 0b0100_0000]);
-        assert_eq!(r.ue(), Ok(0));
-        assert_eq!(r.ue(), Ok(1));
-        assert_eq!(r.ue(), Ok(2));
-        assert_eq!(r.ue(), Ok(3));
-        let mut r = BitReader::new(&[0b0100_1100]);
-        assert_eq!(r.se(), Ok(1));
-        assert_eq!(r.se(), Ok(-1));
-        let mut r = BitReader::new(&[0]);
-        assert_eq!(r.ue(), Err(EndOfData));
+        assert_eq!(r.bit(), Ok(1));
+        assert_eq!(r.bits(3), Ok(0b010));
+        assert_eq!(r.skip(4), Ok(()));
+        assert_eq!(r.bits(8), Ok(0b0100_0000));
+        assert_eq!(r.bit(), Err(EndOfData));
+        assert_eq!(r.skip(1), Err(EndOfData));
     }
 }

@@ -2,7 +2,6 @@
 //! parts of the sequence parameter set we need (ISO/IEC 14496-10 §7.3.2.1.1), and checks
 //! of AVCC (length-prefixed) access units.
 
-use super::bits::{BitReader, EndOfData};
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Why H.264 data was rejected.
@@ -38,12 +37,6 @@ pub enum H264Error {
     /// The access unit contains no NAL unit.
     #[error("empty access unit")]
     EmptyAccessUnit,
-}
-
-impl From<EndOfData> for H264Error {
-    fn from(_: EndOfData) -> Self {
-        H264Error::Sps
-    }
 }
 
 /// H.264 decoder configuration of a video track.
@@ -271,35 +264,6 @@ impl AvcConfig {
     }
 }
 
-/// Removes emulation prevention bytes (ISO/IEC 14496-10 §7.4.1): `00 00 03` → `00 00`.
-fn unescape_rbsp(nal: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &b in nal {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
-}
-
-fn skip_scaling_list(r: &mut BitReader<'_>, size: usize) -> Result<(), EndOfData> {
-    let (mut last, mut next) = (8i32, 8i32);
-    for _ in 0..size {
-        if next != 0 {
-            let delta = r.se()?;
-            next = (last + delta + 256).rem_euclid(256);
-        }
-        if next != 0 {
-            last = next;
-        }
-    }
-    Ok(())
-}
-
 /// What streambox needs from a sequence parameter set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpsInfo {
@@ -308,7 +272,7 @@ pub struct SpsInfo {
     /// Displayed height in pixels, after cropping.
     pub height: u32,
     /// `max_num_reorder_frames` from the VUI bitstream restriction (§E.2.1), when the
-    /// SPS carries it and its VUI parses.
+    /// SPS carries it.
     pub max_num_reorder_frames: Option<u32>,
 }
 
@@ -316,172 +280,42 @@ pub struct SpsInfo {
 /// (ISO/IEC 14496-10 §7.3.2.1.1, cropping per §7.4.2.1.1).
 ///
 /// # Errors
-/// [`H264Error::Sps`] when the NAL is not an SPS or is truncated.
+/// [`H264Error::Sps`] when the NAL is not an SPS or does not parse.
 pub fn sps_dimensions(nal: &[u8]) -> Result<(u32, u32), H264Error> {
     parse_sps(nal).map(|i| (i.width, i.height))
 }
 
-/// Parses an SPS NAL unit (ISO/IEC 14496-10 §7.3.2.1.1) up to its VUI (§E.1.1).
+/// The largest picture side accepted, in pixels (H.264 level 6.2 allows 8192 × 4320).
+const MAX_SIDE: u32 = 16_384;
+
+/// Parses an SPS NAL unit (ISO/IEC 14496-10 §7.3.2.1.1, with its VUI, §E.1.1) with
+/// h264-reader, which checks every syntax element's range (a `delta_scale` out of
+/// -128..=127, say) rather than computing with it.
 ///
 /// # Errors
-/// [`H264Error::Sps`] when the NAL is not an SPS or is truncated before the cropping
-/// window; a broken VUI only leaves `max_num_reorder_frames` unknown.
+/// [`H264Error::Sps`] when the NAL is not an SPS, does not parse (a truncated, malformed
+/// or out-of-range field), or describes a picture wider or taller than [`MAX_SIDE`].
 pub fn parse_sps(nal: &[u8]) -> Result<SpsInfo, H264Error> {
+    use h264_reader::nal::{sps::SeqParameterSet, Nal, RefNal};
     if nal.first().map(|h| h & 0x1f) != Some(7) {
         return Err(H264Error::Sps);
     }
-    let rbsp = unescape_rbsp(&nal[1..]);
-    let mut r = BitReader::new(&rbsp);
-    let profile_idc = r.bits(8)?;
-    r.skip(16)?; // constraint flags, level_idc
-    r.ue()?; // seq_parameter_set_id
-    let mut chroma_format_idc = 1;
-    let mut separate_colour_plane = 0;
-    if matches!(
-        profile_idc,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
-    ) {
-        chroma_format_idc = r.ue()?;
-        if chroma_format_idc == 3 {
-            separate_colour_plane = r.bit()?;
-        }
-        r.ue()?; // bit_depth_luma_minus8
-        r.ue()?; // bit_depth_chroma_minus8
-        r.bit()?; // qpprime_y_zero_transform_bypass_flag
-        if r.bit()? == 1 {
-            let lists = if chroma_format_idc == 3 { 12 } else { 8 };
-            for i in 0..lists {
-                if r.bit()? == 1 {
-                    skip_scaling_list(&mut r, if i < 6 { 16 } else { 64 })?;
-                }
-            }
-        }
+    let sps = SeqParameterSet::from_bits(RefNal::new(nal, &[], true).rbsp_bits())
+        .map_err(|_| H264Error::Sps)?;
+    let (width, height) = sps.pixel_dimensions().map_err(|_| H264Error::Sps)?;
+    if !(1..=MAX_SIDE).contains(&width) || !(1..=MAX_SIDE).contains(&height) {
+        return Err(H264Error::Sps);
     }
-    r.ue()?; // log2_max_frame_num_minus4
-    let poc_type = r.ue()?;
-    if poc_type == 0 {
-        r.ue()?; // log2_max_pic_order_cnt_lsb_minus4
-    } else if poc_type == 1 {
-        r.bit()?;
-        r.se()?;
-        r.se()?;
-        let n = r.ue()?;
-        if n > 255 {
-            return Err(H264Error::Sps);
-        }
-        for _ in 0..n {
-            r.se()?;
-        }
-    }
-    r.ue()?; // max_num_ref_frames
-    r.bit()?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = u64::from(r.ue()?) + 1;
-    let height_map_units = u64::from(r.ue()?) + 1;
-    let frame_mbs_only = u64::from(r.bit()?);
-    if frame_mbs_only == 0 {
-        r.bit()?; // mb_adaptive_frame_field_flag
-    }
-    r.bit()?; // direct_8x8_inference_flag
-    let (mut crop_l, mut crop_r, mut crop_t, mut crop_b) = (0u64, 0u64, 0u64, 0u64);
-    if r.bit()? == 1 {
-        crop_l = r.ue()?.into();
-        crop_r = r.ue()?.into();
-        crop_t = r.ue()?.into();
-        crop_b = r.ue()?.into();
-    }
-    let chroma_array_type = if separate_colour_plane == 1 {
-        0
-    } else {
-        chroma_format_idc
-    };
-    let (sub_w, sub_h) = match chroma_array_type {
-        1 => (2, 2),
-        2 => (2, 1),
-        _ => (1, 1),
-    };
-    let (crop_unit_x, crop_unit_y) = if chroma_array_type == 0 {
-        (1, 2 - frame_mbs_only)
-    } else {
-        (sub_w, sub_h * (2 - frame_mbs_only))
-    };
-    let width = (width_mbs * 16).checked_sub(crop_unit_x * (crop_l + crop_r));
-    let height =
-        (height_map_units * 16 * (2 - frame_mbs_only)).checked_sub(crop_unit_y * (crop_t + crop_b));
-    let (width, height) = match (width, height) {
-        (Some(w), Some(h)) if w > 0 && h > 0 && w <= 16384 && h <= 16384 => (w as u32, h as u32),
-        _ => return Err(H264Error::Sps),
-    };
-    let max_num_reorder_frames = match r.bit() {
-        Ok(1) => vui_max_num_reorder_frames(&mut r).ok().flatten(),
-        _ => None,
-    };
+    let max_num_reorder_frames = sps
+        .vui_parameters
+        .as_ref()
+        .and_then(|v| v.bitstream_restrictions.as_ref())
+        .map(|b| b.max_num_reorder_frames);
     Ok(SpsInfo {
         width,
         height,
         max_num_reorder_frames,
     })
-}
-
-/// Reads `vui_parameters()` (§E.1.1) up to `max_num_reorder_frames`.
-fn vui_max_num_reorder_frames(r: &mut BitReader<'_>) -> Result<Option<u32>, EndOfData> {
-    if r.bit()? == 1 {
-        // aspect_ratio_info: Extended_SAR carries an explicit ratio.
-        if r.bits(8)? == 255 {
-            r.skip(32)?;
-        }
-    }
-    if r.bit()? == 1 {
-        r.skip(1)?; // overscan_appropriate_flag
-    }
-    if r.bit()? == 1 {
-        r.skip(4)?; // video_format, video_full_range_flag
-        if r.bit()? == 1 {
-            r.skip(24)?; // colour_primaries, transfer_characteristics, matrix_coefficients
-        }
-    }
-    if r.bit()? == 1 {
-        r.ue()?; // chroma_sample_loc_type_top_field
-        r.ue()?; // chroma_sample_loc_type_bottom_field
-    }
-    if r.bit()? == 1 {
-        r.skip(65)?; // num_units_in_tick, time_scale, fixed_frame_rate_flag
-    }
-    let nal_hrd = r.bit()? == 1;
-    if nal_hrd {
-        skip_hrd_parameters(r)?;
-    }
-    let vcl_hrd = r.bit()? == 1;
-    if vcl_hrd {
-        skip_hrd_parameters(r)?;
-    }
-    if nal_hrd || vcl_hrd {
-        r.skip(1)?; // low_delay_hrd_flag
-    }
-    r.skip(1)?; // pic_struct_present_flag
-    if r.bit()? == 0 {
-        return Ok(None);
-    }
-    r.skip(1)?; // motion_vectors_over_pic_boundaries_flag
-    for _ in 0..4 {
-        // max_bytes_per_pic_denom, max_bits_per_mb_denom, log2_max_mv_length_{h,v}
-        r.ue()?;
-    }
-    Ok(Some(r.ue()?))
-}
-
-/// Skips `hrd_parameters()` (§E.1.2).
-fn skip_hrd_parameters(r: &mut BitReader<'_>) -> Result<(), EndOfData> {
-    let cpb_cnt = r.ue()? + 1;
-    if cpb_cnt > 32 {
-        return Err(EndOfData);
-    }
-    r.skip(8)?; // bit_rate_scale, cpb_size_scale
-    for _ in 0..cpb_cnt {
-        r.ue()?; // bit_rate_value_minus1
-        r.ue()?; // cpb_size_value_minus1
-        r.skip(1)?; // cbr_flag
-    }
-    r.skip(20) // four delay/offset lengths of 5 bits
 }
 
 #[cfg(test)]
@@ -557,5 +391,81 @@ pub(crate) mod tests {
             Err(H264Error::NalOverrun { .. })
         ));
         assert_eq!(c.check_access_unit(&[]), Err(H264Error::EmptyAccessUnit));
+    }
+
+    /// Bits written MSB first, with Exp-Golomb codes: for building SPS by hand.
+    struct Bits(Vec<bool>);
+
+    impl Bits {
+        fn put(&mut self, n: u32, v: u64) -> &mut Self {
+            for i in (0..n).rev() {
+                self.0.push((v >> i) & 1 == 1);
+            }
+            self
+        }
+        fn ue(&mut self, v: u64) -> &mut Self {
+            let x = v + 1;
+            let len = 64 - x.leading_zeros();
+            self.put(len - 1, 0).put(len, x)
+        }
+        fn bytes(&mut self) -> Vec<u8> {
+            self.0.push(true); // rbsp_stop_one_bit
+            while self.0.len() % 8 != 0 {
+                self.0.push(false);
+            }
+            self.0
+                .chunks(8)
+                .map(|c| c.iter().fold(0u8, |b, bit| b << 1 | u8::from(*bit)))
+                .collect()
+        }
+    }
+
+    /// A High-profile SPS (640x360) whose first scaling list starts with `delta` (the
+    /// `delta_scale` syntax element, coded as its Exp-Golomb code number).
+    fn high_sps_with_scaling_delta(delta_code: u64) -> Vec<u8> {
+        let mut b = Bits(Vec::new());
+        b.put(8, 100).put(8, 0).put(8, 30); // profile_idc, constraints, level_idc
+        b.ue(0); // seq_parameter_set_id
+        b.ue(1).ue(0).ue(0).put(1, 0); // 4:2:0, 8-bit, no bypass
+        b.put(1, 1); // seq_scaling_matrix_present_flag
+        b.put(1, 1).ue(delta_code); // the first list, its first delta
+        for _ in 0..15 {
+            b.ue(0);
+        }
+        for _ in 1..8 {
+            b.put(1, 0);
+        }
+        b.ue(0).ue(0).ue(0); // log2_max_frame_num, poc type 0, log2_max_poc_lsb
+        b.ue(1).put(1, 0); // max_num_ref_frames, gaps
+        b.ue(39).ue(22); // 40x23 macroblocks
+        b.put(1, 1).put(1, 1); // frame_mbs_only, direct_8x8_inference
+        b.put(1, 1).ue(0).ue(0).ue(0).ue(4); // cropping: 8 lines off the bottom
+        b.put(1, 0); // no VUI
+        let mut nal = vec![0x67];
+        nal.extend(b.bytes());
+        nal
+    }
+
+    #[test]
+    fn a_scaling_list_delta_out_of_range_is_an_error_not_an_overflow() {
+        // A sane one parses.
+        let ok = parse_sps(&high_sps_with_scaling_delta(2)).expect("a valid SPS");
+        assert_eq!((ok.width, ok.height), (640, 360));
+        // delta_scale is -128..=127 (ISO/IEC 14496-10 §7.4.2.1.1.1): code numbers 254
+        // (+127) and 256 (-128) are its ends; 255 (+128) and 258 (-129) are out, and the
+        // largest code numbers overflowed a 32-bit sum in the old parser.
+        for code in [254, 256] {
+            assert!(
+                parse_sps(&high_sps_with_scaling_delta(code)).is_ok(),
+                "code {code}"
+            );
+        }
+        for code in [u64::from(u32::MAX) - 2, u64::from(u32::MAX) - 1, 255, 258] {
+            assert_eq!(
+                parse_sps(&high_sps_with_scaling_delta(code)),
+                Err(H264Error::Sps),
+                "code {code}"
+            );
+        }
     }
 }
