@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Where the SQLite database (and later recordings) live. Created on first start.
+    /// Where the SQLite database and the recordings live. Created on first start.
     pub data_dir: PathBuf,
     /// Host name or address printed in publisher settings (`rtmp://HOST/live`);
     /// the machine's host name when unset.

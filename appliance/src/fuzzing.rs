@@ -279,6 +279,12 @@ mod tests {
     /// A well-formed recording: sender reports, 2 s of 25 fps H.264 (FU-A keyframes each
     /// second) and AAC (two access units per packet).
     fn publish_session() -> Vec<u8> {
+        publish_session_stepping(0)
+    }
+
+    /// [`publish_session`] whose RTP clocks step `step_s` seconds ahead after the first
+    /// second.
+    fn publish_session_stepping(step_s: u32) -> Vec<u8> {
         let mut d = Vec::new();
         for track in 0..2u8 {
             let mut sr = vec![0x80, 200, 0, 6, 0, 0, 0, track + 1, 0, 0, 0, 9, 0, 0, 0, 0];
@@ -289,17 +295,30 @@ mod tests {
         }
         let (mut vseq, mut aseq) = (100u16, 7u16);
         for i in 0..50u32 {
+            let (vstep, astep) = if i >= 25 {
+                (step_s.wrapping_mul(90_000), step_s.wrapping_mul(48_000))
+            } else {
+                (0, 0)
+            };
+            let vts = (i * 3600).wrapping_add(vstep);
             if i % 25 == 0 {
-                rtp(&mut d, 0, vseq, i * 3600, false, &[0x7c, 0x85, 0x88, 0x84]);
-                rtp(&mut d, 0, vseq + 1, i * 3600, true, &[0x7c, 0x45, 0x21]);
+                rtp(&mut d, 0, vseq, vts, false, &[0x7c, 0x85, 0x88, 0x84]);
+                rtp(&mut d, 0, vseq + 1, vts, true, &[0x7c, 0x45, 0x21]);
                 vseq += 2;
             } else {
-                rtp(&mut d, 0, vseq, i * 3600, true, &[0x41, 0x9a, 0x02]);
+                rtp(&mut d, 0, vseq, vts, true, &[0x41, 0x9a, 0x02]);
                 vseq += 1;
             }
             if i % 2 == 0 {
                 let au = [0, 32, 0, 2 << 3, 0, 2 << 3, 0x21, 0x10, 0x21, 0x10];
-                rtp(&mut d, 1, aseq, i / 2 * 2048, true, &au);
+                rtp(
+                    &mut d,
+                    1,
+                    aseq,
+                    (i / 2 * 2048).wrapping_add(astep),
+                    true,
+                    &au,
+                );
                 aseq += 1;
             }
         }
@@ -311,6 +330,16 @@ mod tests {
         let frames = rtsp_record(PUBLISH_SDP, None, &publish_session());
         // 50 pictures and 50 AAC frames; the harness must get that far.
         assert_eq!(frames, 100);
+    }
+
+    #[test]
+    fn a_publisher_whose_clock_steps_goes_on_publishing() {
+        // Before, an RTP clock step of more than 10 s ended the session: 25 pictures
+        // and 25 AAC frames reached the hub.
+        for step in [60, 3600, 4_000_000] {
+            let frames = rtsp_record(PUBLISH_SDP, None, &publish_session_stepping(step));
+            assert_eq!(frames, 100, "a {step} s step");
+        }
     }
 
     #[test]

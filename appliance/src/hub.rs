@@ -13,7 +13,7 @@
 use crate::media::{Frame, TrackId, TrackParams};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{broadcast, watch};
 
 /// Frames buffered per consumer before it lags: about 7 s of 25 fps video with 48 kHz
@@ -75,13 +75,21 @@ pub struct Hub {
 }
 
 impl Hub {
-    /// A new idle hub for stream `name`; stream time zero is now.
+    /// A new idle hub for stream `name`; stream time zero is
+    /// [`MIN_BASE_MS`](crate::media::timeline::MIN_BASE_MS) before now, so a first
+    /// session starts about that far into stream time: room for frames stamped a little
+    /// before its first one (B-frames' decode times, a track that starts earlier) with
+    /// no negative decode time, and stream time still maps to the wall clock.
     pub fn new(name: &str) -> Arc<Hub> {
         let (tx, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let lead = Duration::from_millis(crate::media::timeline::MIN_BASE_MS.unsigned_abs());
+        let now = Instant::now();
+        let origin_instant = now.checked_sub(lead).unwrap_or(now);
+        let origin = SystemTime::now() - now.duration_since(origin_instant);
         Arc::new(Hub {
             name: name.to_string(),
-            origin: SystemTime::now(),
-            origin_instant: Instant::now(),
+            origin,
+            origin_instant,
             inner: Mutex::new(Inner::default()),
             tx,
             state: watch::Sender::new(PublishState::Idle),

@@ -508,6 +508,96 @@ fn new_sequence_header_mid_stream_starts_a_discontinuity_and_period() {
 }
 
 #[test]
+fn a_publishers_timestamp_jump_is_re_anchored_and_the_publish_goes_on() {
+    use support::rtmp::{flv_tags, Client};
+    let server = Server::start();
+    let key = server.add_stream("jumpy");
+    let tags = flv_tags(&bbb_bframes_as("640x360", "flv"));
+    let pictures = tags
+        .iter()
+        .filter(|t| t.kind == 9 && t.body.get(1) == Some(&1))
+        .count();
+    let mut c = Client::connect(server.rtmp);
+    c.publish(&format!("jumpy?key={key}"));
+    let t0 = std::time::Instant::now();
+    // The jump falls between two pictures: each send ends with a picture, and the ones
+    // after the first start with one (their sequence headers are the same and change
+    // nothing; tags before the first picture are left out).
+    let picture = |t: &support::rtmp::FlvTag| t.kind == 9 && t.body.get(1) == Some(&1);
+    let last = tags.iter().rposition(picture).expect("a picture");
+    let first = tags.iter().position(picture).expect("a picture");
+    // Sends `tags` stamped `shift` ms later than they are, paced from `at` ms after t0.
+    let send = |c: &mut Client, shift: u32, at: u64| {
+        let from = if shift == 0 { 0 } else { first };
+        for t in &tags[from..=last] {
+            let due = t0 + Duration::from_millis(at + u64::from(t.ms));
+            if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let ms = t.ms.wrapping_add(shift);
+            match t.kind {
+                8 => c.audio(t.body.clone(), ms),
+                9 => c.video(t.body.clone(), ms),
+                _ => {}
+            }
+        }
+    };
+    let length = u64::from(tags.last().map_or(0, |t| t.ms)) + 40;
+    send(&mut c, 0, 0);
+    // The publisher's clock steps an hour ahead, then back by more than it went: the
+    // same pictures, stamped far off, continue the stream where it was.
+    send(&mut c, 3_600_000, length);
+    send(&mut c, u32::MAX - 3_600_000, 2 * length);
+    assert!(
+        !server.log().contains("RTMP session ended"),
+        "the jump ended the session"
+    );
+    drop(c);
+    let video = server.url("/live/jumpy/video.m3u8");
+    let p = wait_for(&video, Duration::from_secs(15), |p| {
+        p.contains("#EXT-X-ENDLIST")
+    });
+    assert_eq!(p.matches("#EXT-X-DISCONTINUITY\n").count(), 0, "{p}");
+    let index = server.url("/live/jumpy/index.m3u8");
+    let probe = probe_count(&index);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as usize,
+        3 * pictures
+    );
+    decode_strict(&index);
+    // Decode times only go forward, and the stream lasts what was sent, not an hour.
+    let out = std::process::Command::new(tool("ffprobe"))
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=dts_time",
+        ])
+        .args(["-of", "csv=p=0", &video])
+        .output()
+        .expect("ffprobe");
+    let dts: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    assert_eq!(dts.len(), 3 * pictures, "{dts:?}");
+    assert!(
+        dts.windows(2).all(|w| w[1] > w[0]),
+        "decode times went back: {dts:?}"
+    );
+    let span = dts[dts.len() - 1] - dts[0];
+    let expected = 3.0 * length as f64 / 1000.0;
+    assert!(
+        (span - expected).abs() < 1.0,
+        "{span} s of decode time for {expected} s sent"
+    );
+    // And the log says what happened.
+    server.wait_log("timestamps jumped", Duration::from_secs(5));
+}
+
+#[test]
 fn cli_manages_streams_beside_the_running_server_and_refuses_bad_input() {
     let server = Server::start();
     let out = server.cli(&["stream", "add", "lobby"]);

@@ -417,10 +417,17 @@ impl Connection {
     /// Passes one audio or video message body through the demuxer into the hub.
     fn on_media(&mut self, track: TrackId, body: Bytes, wire_ms: u32) -> Result<(), RtmpError> {
         let publisher = self.publisher.as_ref().ok_or(RtmpError::NotPublishing)?;
+        let jumps = self.demuxer.jumps();
         let out = match track {
             TrackId::Video => self.demuxer.video(&body, wire_ms, Instant::now())?,
             TrackId::Audio => self.demuxer.audio(&body, wire_ms, Instant::now())?,
         };
+        if self.demuxer.jumps() > jumps {
+            warn!(
+                track = track.name(),
+                wire_ms, "publisher's timestamps jumped; the stream goes on from its last frame"
+            );
+        }
         match out {
             Demuxed::NewParams(p) => {
                 match &*p {

@@ -11,9 +11,16 @@
 //!
 //! Other audio codecs are left out (the stream goes on with video only), and so is
 //! video other than H.264.
+//!
+//! Timing follows [`crate::media::timeline`]'s policy: RTP time zero lands at least at
+//! [`MIN_BASE_MS`], and a step of a track's RTP time by more than [`MAX_JUMP_MS`] either
+//! way (a camera that steps its clock, a publisher that restarts it) is a discontinuity:
+//! the track is re-anchored so its next frame follows its previous one by its usual
+//! step, and the session goes on. The jump is counted ([`RtpFrames::jumps`]).
 
 use crate::media::aac::{AacError, AudioConfig};
 use crate::media::h264::{AvcConfig, H264Error};
+pub use crate::media::timeline::MIN_BASE_MS;
 use crate::media::timeline::{AudioClock, DtsFromPts, MAX_JUMP_MS};
 use crate::media::{Frame, TrackId, TrackParams, VIDEO_TIMESCALE};
 use crate::transcode::aac::{AacEncodeError, AacEncoder};
@@ -21,11 +28,6 @@ use crate::transcode::g711::{self, Law};
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Instant;
-
-/// The earliest stream time (ms) RTP time zero maps to. Decode times of B-frame video
-/// come before the presentation times RTP carries (by the reorder delay), and audio may
-/// start before video; this keeps them all at or after zero on a new stream.
-pub const MIN_BASE_MS: i64 = 1000;
 
 /// One H.264 access unit from RTP.
 #[derive(Debug, Clone)]
@@ -104,16 +106,24 @@ pub enum RtpMediaError {
     /// G.711 could not be transcoded to AAC.
     #[error("audio transcode: {0}")]
     Encode(#[from] AacEncodeError),
-    /// RTP time jumped by more than [`MAX_JUMP_MS`] either way: the source restarted
-    /// its clock. The session ends; the next one continues with a discontinuity.
-    #[error("{track} RTP time jumped by {jump_ms} ms")]
-    Jump {
-        /// `video` or `audio`.
-        track: &'static str,
-        /// The jump in milliseconds.
-        jump_ms: i64,
-    },
 }
+
+/// One track's RTP clock as seen so far: its last time (ms since RTP time zero, as
+/// sent), the offset (ms) added since its last jump, its latest time with the offset
+/// (B-frames make times go back and forth; the frame after a jump follows the latest),
+/// and its usual step forward (ms).
+#[derive(Debug, Clone, Copy)]
+struct RtpClock {
+    last_ms: i64,
+    offset_ms: i64,
+    top_ms: i64,
+    step_ms: i64,
+}
+
+/// The step (ms) assumed between a track's frames before one was seen.
+const DEFAULT_STEP_MS: i64 = 40;
+/// The longest step (ms) kept as a track's usual one.
+const MAX_STEP_MS: i64 = 1000;
 
 struct VideoState {
     params: Arc<TrackParams>,
@@ -142,8 +152,9 @@ pub struct RtpFrames {
     audio: Option<AudioState>,
     /// Video frames are dropped until the first keyframe.
     seen_keyframe: bool,
-    /// Last RTP time of each track, in ms since RTP time zero, to catch jumps.
-    last_ms: [Option<i64>; 2],
+    /// Each track's RTP clock, to catch and re-anchor jumps.
+    clocks: [Option<RtpClock>; 2],
+    jumps: u32,
 }
 
 impl RtpFrames {
@@ -157,25 +168,56 @@ impl RtpFrames {
             video: None,
             audio: None,
             seen_keyframe: false,
-            last_ms: [None; 2],
+            clocks: [None; 2],
+            jumps: 0,
         }
     }
 
-    /// Checks a frame's RTP time (`ticks` at `rate` Hz since RTP time zero) against the
-    /// track's previous one.
-    fn check_jump(&mut self, track: TrackId, ticks: i64, rate: i64) -> Result<(), RtpMediaError> {
-        let ms = ticks * 1000 / rate.max(1);
-        let last = &mut self.last_ms[track as usize];
-        if let Some(prev) = *last {
-            if (ms - prev).abs() > MAX_JUMP_MS {
-                return Err(RtpMediaError::Jump {
-                    track: track.name(),
-                    jump_ms: ms - prev,
-                });
+    /// How many RTP clock jumps were re-anchored so far.
+    pub fn jumps(&self) -> u32 {
+        self.jumps
+    }
+
+    /// The offset (ms) to add to a frame of `track` stamped `ticks` at `rate` Hz since
+    /// RTP time zero: zero until the track's clock jumps by more than [`MAX_JUMP_MS`],
+    /// then what puts the frame its usual step after the previous one.
+    fn anchor(&mut self, track: TrackId, ticks: i64, rate: i64) -> i64 {
+        let ms = ticks.saturating_mul(1000) / rate.max(1);
+        let clock = &mut self.clocks[track as usize];
+        let next = match *clock {
+            None => RtpClock {
+                last_ms: ms,
+                offset_ms: 0,
+                top_ms: ms,
+                step_ms: DEFAULT_STEP_MS,
+            },
+            Some(c) if (ms - c.last_ms).abs() > MAX_JUMP_MS => {
+                self.jumps += 1;
+                tracing::warn!(
+                    track = track.name(),
+                    jump_ms = ms - c.last_ms,
+                    "RTP time jumped; the track goes on from its last frame"
+                );
+                RtpClock {
+                    last_ms: ms,
+                    offset_ms: c.top_ms + c.step_ms - ms,
+                    top_ms: c.top_ms + c.step_ms,
+                    step_ms: c.step_ms,
+                }
             }
-        }
-        *last = Some(ms);
-        Ok(())
+            Some(c) => RtpClock {
+                last_ms: ms,
+                offset_ms: c.offset_ms,
+                top_ms: c.top_ms.max(ms + c.offset_ms),
+                step_ms: if ms > c.last_ms && ms - c.last_ms <= MAX_STEP_MS {
+                    ms - c.last_ms
+                } else {
+                    c.step_ms
+                },
+            },
+        };
+        *clock = Some(next);
+        next.offset_ms
     }
 
     /// Declares the tracks before any frame: the audio track (whose parameters the SDP
@@ -264,8 +306,7 @@ impl RtpFrames {
     /// Takes one H.264 access unit; appends what the hub should get to `out`.
     ///
     /// # Errors
-    /// [`RtpMediaError::Video`] when new parameters do not parse, [`RtpMediaError::Jump`]
-    /// when RTP time jumped.
+    /// [`RtpMediaError::Video`] when new parameters do not parse.
     pub fn video(&mut self, au: VideoAu, out: &mut Vec<RtpOut>) -> Result<(), RtpMediaError> {
         if let Some(record) = au.params {
             self.set_video_params(record, out)?;
@@ -275,11 +316,11 @@ impl RtpFrames {
             return Ok(());
         }
         self.seen_keyframe = true;
-        self.check_jump(TrackId::Video, au.pts, i64::from(VIDEO_TIMESCALE))?;
+        let offset_ms = self.anchor(TrackId::Video, au.pts, i64::from(VIDEO_TIMESCALE));
         let Some(state) = self.video.as_mut() else {
             return Ok(());
         };
-        let pts = self.base_ms * 90 + au.pts;
+        let pts = (self.base_ms + offset_ms) * 90 + au.pts;
         if let Some(f) = state.dts.push(pts, (au.is_sync, au.data, Instant::now())) {
             out.push(video_frame(&state.params, f));
         }
@@ -292,8 +333,7 @@ impl RtpFrames {
     ///
     /// # Errors
     /// [`RtpMediaError::Audio`] for an AudioSpecificConfig that does not parse,
-    /// [`RtpMediaError::Encode`] when transcoding fails, [`RtpMediaError::Jump`] when
-    /// RTP time jumped.
+    /// [`RtpMediaError::Encode`] when transcoding fails.
     pub fn audio(
         &mut self,
         time: i64,
@@ -305,12 +345,12 @@ impl RtpFrames {
             return Ok(());
         }
         let rate = i64::from(clock_rate.max(1));
-        self.check_jump(TrackId::Audio, time, rate)?;
+        let base_ms = self.base_ms + self.anchor(TrackId::Audio, time, rate);
         self.audio_state(out)?;
         let received = Instant::now();
         match self.audio.as_mut() {
             Some(AudioState::Aac { params, clock }) => {
-                let ms = self.base_ms + time * 1000 / rate;
+                let ms = base_ms + time * 1000 / rate;
                 if let Some(dts) = clock.stamp(ms) {
                     out.push(audio_frame(
                         params,
@@ -327,7 +367,7 @@ impl RtpFrames {
                 pcm,
             }) => {
                 g711::decode(*law, data, pcm);
-                let start = self.base_ms * rate / 1000 + time;
+                let start = base_ms * rate / 1000 + time;
                 for (dts, data) in encoder.push(start, pcm)? {
                     out.push(audio_frame(params, dts, data, received));
                 }
@@ -379,4 +419,66 @@ fn video_frame(params: &Arc<TrackParams>, released: Released) -> RtpOut {
         data,
         received,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Big Buck Bunny's avcC (Main, no B-frames).
+    fn bbb() -> Bytes {
+        Bytes::from_static(crate::media::h264::tests::BBB_AVCC)
+    }
+
+    /// The decode times of `track`'s frames in `out`.
+    fn frames(out: &[RtpOut], track: TrackId) -> Vec<i64> {
+        out.iter()
+            .filter_map(|o| match o {
+                RtpOut::Frame(f) if f.track == track => Some(f.dts),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_clock_step_is_re_anchored_and_the_session_goes_on() {
+        let asc = Bytes::from_static(&[0x11, 0x90]); // AAC-LC, 48 kHz, stereo
+        let mut f = RtpFrames::new(0, Some(AudioInput::Aac(asc)));
+        let mut out = Vec::new();
+        f.declare(Some(bbb()), &mut out).expect("declare");
+        let au = |pts: i64, sync: bool| VideoAu {
+            pts,
+            is_sync: sync,
+            data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+            params: None,
+        };
+        // 2 s of 25 fps video and 48 kHz AAC (1024 samples a frame); halfway, the camera
+        // steps its clock an hour ahead.
+        let hour = 3_600;
+        for i in 0..50i64 {
+            let jump = if i >= 25 { hour * 90_000 } else { 0 };
+            f.video(au(i * 3600 + jump, i % 25 == 0), &mut out)
+                .expect("video");
+        }
+        for i in 0..94i64 {
+            let jump = if i >= 47 { hour * 48_000 } else { 0 };
+            f.audio(i * 1024 + jump, 48_000, &[0x21, 0x10], &mut out)
+                .expect("audio, after a jump too");
+        }
+        f.finish(&mut out);
+        assert_eq!(f.jumps(), 2, "one per track");
+        let video = frames(&out, TrackId::Video);
+        let audio = frames(&out, TrackId::Audio);
+        assert_eq!(video.len(), 50);
+        assert!(video.windows(2).all(|w| w[1] > w[0]), "{video:?}");
+        // Across the jump, one frame's step, as before it.
+        assert!(video.windows(2).all(|w| w[1] - w[0] == 3600), "{video:?}");
+        assert_eq!(audio.len(), 94);
+        assert!(
+            audio.windows(2).all(|w| w[1] - w[0] == 1024),
+            "audio jumped: {audio:?}"
+        );
+        // Never below the minimum base: decode times are never negative.
+        assert!(video[0] >= MIN_BASE_MS * 90 - 3600, "{video:?}");
+    }
 }

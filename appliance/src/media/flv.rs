@@ -208,13 +208,20 @@ pub struct FlvDemuxer {
 }
 
 impl FlvDemuxer {
-    /// A demuxer whose first timestamp maps to `base_ms` milliseconds of stream time.
+    /// A demuxer whose first timestamp maps to `base_ms` milliseconds of stream time
+    /// (at least [`super::timeline::MIN_BASE_MS`]).
     pub fn new(base_ms: i64) -> FlvDemuxer {
         FlvDemuxer {
             timeline: MsTimeline::new(base_ms),
             video: None,
             audio: None,
         }
+    }
+
+    /// How many timestamp discontinuities were re-anchored so far
+    /// ([`MsTimeline::jumps`]).
+    pub fn jumps(&self) -> u32 {
+        self.timeline.jumps()
     }
 
     /// Handles a VIDEODATA body with wire timestamp `wire_ms` (RTMP milliseconds), which
@@ -255,7 +262,7 @@ impl FlvDemuxer {
                 let ticks_per_ms = i64::from(VIDEO_TIMESCALE / 1000);
                 Ok(Demuxed::Frame(Frame {
                     track: TrackId::Video,
-                    dts: self.timeline.map(wire_ms) * ticks_per_ms,
+                    dts: self.timeline.map(TrackId::Video, wire_ms) * ticks_per_ms,
                     cts: cts_ms.saturating_mul(ticks_per_ms as i32),
                     is_sync: is_keyframe,
                     params,
@@ -293,7 +300,7 @@ impl FlvDemuxer {
             }
             AudioTag::AacRaw(data) if data.is_empty() => Ok(Demuxed::Nothing),
             AudioTag::AacRaw(data) => {
-                let ms = self.timeline.map(wire_ms);
+                let ms = self.timeline.map(TrackId::Audio, wire_ms);
                 let (params, clock) = self
                     .audio
                     .as_mut()

@@ -1,51 +1,118 @@
-//! Widening wire timestamps to the stream timeline, once, at ingest.
+//! Widening wire timestamps to the stream timeline, once, at ingest, with one policy
+//! for every ingest (RTMP here, RTP in [`crate::ingest::rtp_frames`]):
 //!
-//! RTMP carries 32-bit millisecond timestamps that wrap after about 49.7 days; the wire
-//! value is never used in arithmetic. [`MsTimeline`] unwraps them into `i64` and rebases
-//! them so the session's first frame lands at a chosen stream time. A jump of more than
-//! [`MAX_JUMP_MS`] either way is treated as a discontinuity in the source, not as media:
-//! the timeline is re-anchored so the next frame follows the previous one.
+//! - wire values are widened to `i64` once, wraparound handled there, and never used in
+//!   arithmetic afterwards;
+//! - a session's first frame lands at a chosen stream time, never below
+//!   [`MIN_BASE_MS`], so decode times are never negative (B-frames' decode times come
+//!   before their presentation times, and one track may start before the other); a new
+//!   hub's stream time zero is that far before it is made
+//!   ([`Hub::new`](crate::hub::Hub::new)), so the floor does not shift a first session
+//!   away from the wall clock;
+//! - a jump of more than [`MAX_JUMP_MS`] either way is a discontinuity in the source,
+//!   not media: the timeline is re-anchored so the frame after it follows its track's
+//!   previous frame by that track's usual step, and decode times stay strictly
+//!   increasing (the next fragment's `tfdt` never overlaps the last one's). The session
+//!   goes on; the jump is counted and logged.
 //!
-//! [`AudioClock`] then turns the millisecond times of AAC frames into sample-exact times
-//! (every AAC access unit is 1024 samples), so rounding to milliseconds on the wire does not
-//! show up as 1008/1056-sample jitter in the output.
+//! RTMP carries 32-bit millisecond timestamps that wrap after about 49.7 days;
+//! [`MsTimeline`] unwraps and rebases them. [`AudioClock`] then turns the millisecond
+//! times of AAC frames into sample-exact times (every AAC access unit is 1024 samples),
+//! so rounding to milliseconds on the wire does not show up as 1008/1056-sample jitter
+//! in the output.
+
+use super::TrackId;
 
 /// A timestamp jump larger than this (milliseconds, either direction) is a discontinuity.
 pub const MAX_JUMP_MS: i64 = 10_000;
 
-/// Unwraps and rebases 32-bit millisecond timestamps (RTMP chunk timestamps).
+/// The earliest stream time (ms) a session's first frame maps to.
+pub const MIN_BASE_MS: i64 = 1000;
+
+/// The step (ms) assumed between a track's frames before one was seen: a frame at
+/// 25 fps, or thereabouts a 48 kHz AAC frame.
+const DEFAULT_STEP_MS: i64 = 40;
+/// The longest step (ms) kept as a track's usual one.
+const MAX_STEP_MS: i64 = 1000;
+
+/// Per track: the stream time of its last frame, and its last step forward (ms).
+#[derive(Debug, Clone, Copy)]
+struct TrackTime {
+    last: i64,
+    step: i64,
+}
+
+/// Unwraps and rebases 32-bit millisecond timestamps (RTMP chunk timestamps) of a
+/// session's audio and video, which share one clock.
 #[derive(Debug, Clone)]
 pub struct MsTimeline {
     /// Stream time (ms) the first timestamp maps to.
     base_ms: i64,
-    /// Last wire value and the stream time (ms) it mapped to.
+    /// Last wire value (any track) and the stream time (ms) it mapped to.
     last: Option<(u32, i64)>,
+    tracks: [Option<TrackTime>; 2],
+    jumps: u32,
 }
 
 impl MsTimeline {
-    /// A timeline whose first timestamp maps to `base_ms` milliseconds of stream time.
+    /// A timeline whose first timestamp maps to `base_ms` milliseconds of stream time
+    /// (at least [`MIN_BASE_MS`]).
     pub fn new(base_ms: i64) -> Self {
         MsTimeline {
-            base_ms,
+            base_ms: base_ms.max(MIN_BASE_MS),
             last: None,
+            tracks: [None; 2],
+            jumps: 0,
         }
     }
 
-    /// Maps a wire timestamp to stream time in milliseconds.
-    pub fn map(&mut self, wire: u32) -> i64 {
-        let out = match self.last {
-            None => self.base_ms,
+    /// Maps a wire timestamp of `track` to stream time in milliseconds. With `strict`
+    /// (a track whose decode times must strictly increase: video; AAC frames go through
+    /// [`AudioClock`], which drops overlaps itself), a time at or before the track's
+    /// previous one is a discontinuity too.
+    pub fn map(&mut self, track: TrackId, wire: u32) -> i64 {
+        let slot = track as usize;
+        let (candidate, delta) = match self.last {
+            None => (self.base_ms, 0),
             Some((last_wire, last_out)) => {
                 let delta = i64::from(wire.wrapping_sub(last_wire) as i32);
-                if delta.abs() > MAX_JUMP_MS {
-                    last_out
-                } else {
-                    last_out + delta
-                }
+                (last_out + delta, delta)
             }
         };
+        let strict = track == TrackId::Video;
+        let out = match self.tracks[slot] {
+            Some(t) if delta.abs() > MAX_JUMP_MS || (strict && candidate <= t.last) => {
+                self.jumps += 1;
+                t.last + t.step
+            }
+            // The other track's frames set `last`; this track's first one may still jump.
+            None if delta.abs() > MAX_JUMP_MS => {
+                self.jumps += 1;
+                self.last.map_or(self.base_ms, |(_, o)| o + 1)
+            }
+            _ => candidate,
+        };
+        self.tracks[slot] = Some(match self.tracks[slot] {
+            Some(t) if out > t.last && out - t.last <= MAX_STEP_MS => TrackTime {
+                last: out,
+                step: out - t.last,
+            },
+            Some(t) => TrackTime {
+                last: out.max(t.last),
+                step: t.step,
+            },
+            None => TrackTime {
+                last: out,
+                step: DEFAULT_STEP_MS,
+            },
+        });
         self.last = Some((wire, out));
         out
+    }
+
+    /// How many discontinuities (jumps, or video going back) were re-anchored.
+    pub fn jumps(&self) -> u32 {
+        self.jumps
     }
 }
 
@@ -223,22 +290,52 @@ mod tests {
         assert!(dts > 3);
     }
 
+    use crate::media::TrackId::{Audio, Video};
+
     #[test]
     fn unwraps_across_u32_wrap() {
         let mut t = MsTimeline::new(1000);
-        assert_eq!(t.map(u32::MAX - 10), 1000);
-        assert_eq!(t.map(u32::MAX), 1010);
-        assert_eq!(t.map(29), 1040);
-        assert_eq!(t.map(20), 1031); // small reordering stays
+        assert_eq!(t.map(Video, u32::MAX - 10), 1000);
+        assert_eq!(t.map(Video, u32::MAX), 1010);
+        assert_eq!(t.map(Video, 29), 1040);
+        // Audio a little behind video, as tags interleave: media, not a jump.
+        assert_eq!(t.map(Audio, 20), 1031);
+        assert_eq!(t.map(Video, 69), 1080);
+        assert_eq!(t.jumps(), 0);
     }
 
     #[test]
-    fn jump_is_a_discontinuity() {
+    fn times_never_start_below_the_minimum_base() {
         let mut t = MsTimeline::new(0);
-        t.map(100);
-        assert_eq!(t.map(140), 40);
-        assert_eq!(t.map(1_000_000), 40);
-        assert_eq!(t.map(1_000_040), 80);
+        assert_eq!(t.map(Audio, 500), MIN_BASE_MS);
+        // Video whose first frame is stamped a little before the first audio.
+        let video = t.map(Video, 480);
+        assert_eq!(video, MIN_BASE_MS - 20);
+        assert!(video > 0, "{video}");
+    }
+
+    #[test]
+    fn a_jump_is_a_discontinuity_with_strictly_increasing_times() {
+        let mut t = MsTimeline::new(1000);
+        assert_eq!(t.map(Video, 100), 1000);
+        assert_eq!(t.map(Audio, 110), 1010);
+        assert_eq!(t.map(Video, 140), 1040);
+        assert_eq!(t.map(Audio, 131), 1031);
+        // The publisher's clock steps a quarter hour forward: each track follows its
+        // previous frame by its usual step, the other track then follows on.
+        assert_eq!(t.map(Video, 900_140), 1080);
+        assert_eq!(t.map(Audio, 900_131), 1071);
+        assert_eq!(t.map(Video, 900_180), 1120);
+        assert_eq!(t.jumps(), 1);
+        // And back by an hour.
+        assert_eq!(t.map(Video, 100), 1160);
+        assert_eq!(t.map(Video, 140), 1200);
+        assert_eq!(t.jumps(), 2);
+        // Video that does not move forward (a publisher restarting its clock by a
+        // few seconds) is re-anchored too: decode times must increase.
+        assert_eq!(t.map(Video, 140), 1240);
+        assert_eq!(t.map(Video, 180), 1280);
+        assert_eq!(t.jumps(), 3);
     }
 
     #[test]
