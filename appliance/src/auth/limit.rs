@@ -31,6 +31,14 @@ pub const ACCOUNT_BURST: u32 = 10;
 pub const ACCOUNT_REFILL: Duration = Duration::from_secs(12);
 /// Keys kept before the maps are pruned of clients back to a full burst.
 const PRUNE_ABOVE: usize = 10_000;
+/// An account is known by at most this many characters of its name as typed (user
+/// names are at most 64), so what a client types cannot grow the map's memory.
+const ACCOUNT_KEY_CHARS: usize = 64;
+
+/// The key an account's failures are counted under.
+fn account_key(account: &str) -> String {
+    account.chars().take(ACCOUNT_KEY_CHARS).collect()
+}
 
 /// The address a client is limited by: an IPv4 address (IPv4-mapped IPv6 included), or
 /// the /64 prefix of an IPv6 address.
@@ -118,7 +126,7 @@ impl SignInLimiter {
             .map_err(|not_until| Refused::Client(not_until.wait_time_from(self.clock.now())))?;
         let now = Instant::now();
         let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        match accounts.get(account) {
+        match accounts.get(&account_key(account)) {
             Some(tat) if *tat > now + ACCOUNT_REFILL * (ACCOUNT_BURST - 1) => Err(
                 Refused::Account(*tat - now - ACCOUNT_REFILL * (ACCOUNT_BURST - 1)),
             ),
@@ -133,7 +141,7 @@ impl SignInLimiter {
         if accounts.len() > PRUNE_ABOVE {
             accounts.retain(|_, tat| *tat > now);
         }
-        let tat = accounts.entry(account.to_string()).or_insert(now);
+        let tat = accounts.entry(account_key(account)).or_insert(now);
         *tat = (*tat).max(now) + ACCOUNT_REFILL;
     }
 }
