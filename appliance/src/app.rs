@@ -34,6 +34,8 @@ pub struct App {
     pub started: std::time::Instant,
     /// The configured streams and the live ones.
     pub registry: Arc<Registry>,
+    /// Recordings: their index, directory and metrics.
+    pub dvr: crate::dvr::Dvr,
 }
 
 impl App {
@@ -43,6 +45,7 @@ impl App {
         let thumbnails =
             crate::transcode::thumbnail::Thumbnailer::start(metrics.thumbnails.clone());
         App {
+            dvr: crate::dvr::Dvr::new(&cfg, db.clone(), metrics.clone()),
             cfg: Arc::new(cfg),
             registry: Registry::new(db.clone(), metrics.clone(), thumbnails.clone()),
             db,
@@ -71,10 +74,16 @@ impl App {
                     self.metrics.clone(),
                     &life,
                 );
-                crate::dvr::recorder(self.clone(), named.uid.clone(), output.clone(), &life);
+                crate::dvr::recorder(
+                    self.dvr.clone(),
+                    named.uid.clone(),
+                    output.clone(),
+                    self.registry.changes(),
+                    &life,
+                );
                 let renditions = Arc::new(crate::transcode::rendition::Renditions::default());
                 crate::transcode::rendition::supervise(
-                    self.clone(),
+                    self.transcoding(),
                     named.uid.clone(),
                     hub.clone(),
                     output.clone(),
@@ -92,6 +101,17 @@ impl App {
                 }
             })
             .await
+    }
+
+    /// What a stream's renditions work with.
+    pub fn transcoding(&self) -> crate::transcode::rendition::Transcoding {
+        crate::transcode::rendition::Transcoding {
+            db: self.db.clone(),
+            costs: self.costs.clone(),
+            metrics: self.metrics.clone(),
+            abr: self.cfg.abr.clone(),
+            live: self.cfg.live.clone(),
+        }
     }
 
     /// The live entry of the stream named `name`, if it was opened.

@@ -16,6 +16,7 @@ pub mod fuzzing;
 pub mod http;
 pub mod hub;
 pub mod ingest;
+pub mod manage;
 pub mod media;
 pub mod metrics;
 pub mod packager;

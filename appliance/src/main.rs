@@ -10,6 +10,8 @@ use streambox::auth::stream_keys;
 use streambox::config::Config;
 use streambox::dvr::{self, settings as dvr_settings};
 use streambox::ingest::rtsp_pull::sources;
+use streambox::manage::{self, Ops};
+use streambox::streams::Kind;
 use streambox::{db, http, ingest};
 use tracing::info;
 
@@ -366,6 +368,8 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         .await
         .context("reading the configured streams")?;
     tokio::spawn(app.registry.clone().watch(watcher));
+    // The time zone list, read once, so the setup pages never read it on a worker.
+    tokio::task::spawn_blocking(streambox::system::zones::list);
     // Measure what transcoding costs on this machine, off the async workers; ladders
     // started before it finishes use the built-in estimate.
     let costs = app.costs.clone();
@@ -382,10 +386,10 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "ABR calibration failed; using the built-in estimate"),
     });
     // Recordings and their index agree before anything records.
-    dvr::reconcile(&app)
+    dvr::reconcile(&app.dvr)
         .await
         .context("reconciling recordings with their index")?;
-    tokio::spawn(dvr::retain(app.clone()));
+    tokio::spawn(dvr::retain(app.dvr.clone(), app.registry.clone()));
     tokio::spawn(ingest::rtmp::serve(rtmp, app.clone()));
     tokio::spawn(streambox::rtsp::server::serve(rtsp, app.clone()));
     tokio::spawn(ingest::rtsp_pull::run(app.clone()));
@@ -441,21 +445,13 @@ fn host_name(cfg: &Config) -> String {
     })
 }
 
-fn rtmp_server_url(cfg: &Config) -> String {
-    let host = host_name(cfg);
-    match cfg.rtmp.listen.port() {
-        1935 => format!("rtmp://{host}/{}", ingest::rtmp::APP_NAME),
-        p => format!("rtmp://{host}:{p}/{}", ingest::rtmp::APP_NAME),
-    }
-}
-
 async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
     let pool = open_db(&cfg).await?;
+    let cfg = std::sync::Arc::new(cfg);
+    let ops = Ops::cli(pool.clone(), cfg.clone());
     match command {
         StreamCommand::Add { name } => {
-            let key = stream_keys::add(&pool, &name).await?;
-            streambox::setup::apply_recording_defaults(&pool, &name).await?;
-            db::audit(&pool, "cli", "stream.add", &name, "cli").await?;
+            let (name, key) = manage::streams::add(&ops, &name).await?;
             println!("Created stream {name}.");
             print_key(&cfg, &name, &key);
         }
@@ -474,12 +470,8 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             }
         }
         StreamCommand::Rm { name } => {
-            match streambox::streams::lookup(&pool, &name).await? {
-                Some(n) if n.kind == streambox::streams::Kind::Stream => {}
-                _ => anyhow::bail!("no stream named {name:?}"),
-            }
-            db::delete_stream(&pool, &name).await?;
-            db::audit(&pool, "cli", "stream.rm", &name, "cli").await?;
+            expect_kind(&ops, &name, Kind::Stream, "stream").await?;
+            manage::streams::remove(&ops, &name).await?;
             println!("Deleted stream {name}, its viewer links and its recordings.");
         }
         StreamCommand::Set {
@@ -489,28 +481,26 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             keep_bytes,
             ladder,
         } => {
-            let ladder: Option<streambox::transcode::ladder::Ladder> = ladder
-                .as_deref()
-                .map(str::parse)
-                .transpose()
-                .map_err(|e| anyhow::anyhow!("--ladder: {e}"))?;
-            let change = dvr_settings::SettingsChange {
-                enabled: record.map(|r| r == "on"),
-                keep_secs: keep.as_deref().map(dvr_settings::parse_keep).transpose()?,
-                keep_bytes: keep_bytes
-                    .as_deref()
-                    .map(dvr_settings::parse_keep_bytes)
-                    .transpose()?,
-            };
-            let s = dvr_settings::set(&pool, &name, change).await?;
             if let Some(l) = &ladder {
-                if !streambox::transcode::ladder::set(&pool, &name, l).await? {
-                    anyhow::bail!("no stream or camera named {name:?}");
-                }
+                // Checked before anything changes.
+                l.parse::<streambox::transcode::ladder::Ladder>()
+                    .map_err(|e| anyhow::anyhow!("--ladder: {e}"))?;
+            }
+            let change = manage::streams::RecordingChange {
+                enabled: record.as_deref().map(|r| r == "on"),
+                keep: keep.as_deref(),
+                keep_bytes: keep_bytes.as_deref(),
+            };
+            let s = if record.is_some() || keep.is_some() || keep_bytes.is_some() {
+                manage::streams::set_recording(&ops, &name, change).await?
+            } else {
+                dvr_settings::get(&pool, &ops.named(&name).await?.uid).await?
+            };
+            if let Some(l) = &ladder {
+                manage::streams::set_ladder(&ops, &name, l).await?;
             }
             let uid = named_uid(&pool, &name).await?;
             let ladder = streambox::transcode::ladder::get(&pool, &uid).await?;
-            db::audit(&pool, "cli", "stream.set", &name, "cli").await?;
             let keep = s.keep_secs.map_or("no age limit".into(), |k| {
                 humantime::format_duration(std::time::Duration::from_secs(k as u64)).to_string()
             });
@@ -523,8 +513,8 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             );
         }
         StreamCommand::RotateKey { name } => {
-            let key = stream_keys::rotate(&pool, &name).await?;
-            db::audit(&pool, "cli", "stream.rotate-key", &name, "cli").await?;
+            expect_kind(&ops, &name, Kind::Stream, "stream").await?;
+            let key = manage::streams::rotate_key(&ops, &name).await?;
             println!("New key for stream {name}; the old key no longer works.");
             print_key(&cfg, &name, &key);
         }
@@ -608,22 +598,31 @@ fn utc_ms(ms: i64) -> String {
 
 async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
     let pool = open_db(&cfg).await?;
+    let cfg = std::sync::Arc::new(cfg);
+    let ops = Ops::cli(pool.clone(), cfg.clone());
     match command {
         SourceCommand::Add {
             name,
             url,
             transport,
         } => {
-            let transport: sources::Transport = transport.parse()?;
-            let cam = sources::add(&pool, &name, &url, transport).await?;
-            streambox::setup::apply_recording_defaults(&pool, &name).await?;
-            db::audit(&pool, "cli", "source.add", &name, "cli").await?;
-            let shown = sources::list(&pool)
+            let camera = manage::cameras::CameraInput {
+                name: &name,
+                url: &url,
+                transport: &transport,
+                ..Default::default()
+            };
+            let (name, _) = manage::cameras::save(&ops, &camera, None).await?;
+            let row = sources::list(&pool)
                 .await?
                 .into_iter()
                 .find(|r| r.name == name)
-                .map_or_else(|| sources::mask_url(cam.url.as_str()), |r| r.display_url());
-            println!("Added camera {name}: {shown} over {}.", transport.as_str());
+                .ok_or_else(|| anyhow::anyhow!("camera {name:?} was removed meanwhile"))?;
+            println!(
+                "Added camera {name}: {} over {}.",
+                row.display_url(),
+                row.transport
+            );
             print_watch_urls(&cfg, &name);
         }
         SourceCommand::List => {
@@ -655,16 +654,21 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
             }
         }
         SourceCommand::Rm { name } => {
-            match streambox::streams::lookup(&pool, &name).await? {
-                Some(n) if n.kind == streambox::streams::Kind::Camera => {}
-                _ => anyhow::bail!("no source named {name:?}"),
-            }
-            db::delete_stream(&pool, &name).await?;
-            db::audit(&pool, "cli", "source.rm", &name, "cli").await?;
+            expect_kind(&ops, &name, Kind::Camera, "source").await?;
+            manage::streams::remove(&ops, &name).await?;
             println!("Removed camera {name}, its viewer links and its recordings.");
         }
     }
     Ok(())
+}
+
+/// Fails with `no WORD named NAME` unless `name` is a stream or camera of `kind`.
+async fn expect_kind(ops: &Ops, name: &str, kind: Kind, word: &str) -> anyhow::Result<()> {
+    match ops.named(name).await {
+        Ok(n) if n.kind == kind => Ok(()),
+        Ok(_) | Err(manage::Refused::NotFound(_)) => anyhow::bail!("no {word} named {name:?}"),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The identity of stream or camera `name`.
@@ -693,7 +697,10 @@ fn print_key(cfg: &Config, name: &str, key: &str) {
     println!("Stream key (shown only once): {key}");
     println!();
     println!("OBS settings:");
-    println!("  Server:     {}", rtmp_server_url(cfg));
+    println!(
+        "  Server:     {}",
+        manage::addresses::rtmp_url(&host_name(cfg), cfg.rtmp.listen.port())
+    );
     println!("  Stream Key: {key}");
     println!();
     print_watch_urls(cfg, name);

@@ -401,7 +401,7 @@ fn the_json_api_does_what_the_pages_do_with_a_token_made_in_the_ui() {
     assert_eq!(e["client"], "127.0.0.1", "{e}");
     assert_eq!(find("stream.add", "x1")["actor"], "admin");
     find("stream.rename", "hall -> hall2");
-    find("source.edit", "gate");
+    find("camera.edit", "gate");
     find("token.revoke", "ci");
 
     // Revoking on the account page works as well.

@@ -185,7 +185,6 @@ fn two_publishes_are_recorded_as_two_ranges_with_a_gap_and_every_frame() {
             "{args:?}: {err}"
         );
     }
-    std::thread::sleep(Duration::from_secs(3)); // the recorder re-reads settings every 2 s
     let url = server.rtmp_url(&format!("lobby?key={key}"));
     for round in 0..2 {
         let mut ff = publish(&clip, 1, &url);
@@ -418,22 +417,34 @@ fn retention_keeps_the_newest_recordings_within_the_size_limit() {
         &server,
         &["lobby", "--record", "on", "--keep-bytes", "300kB"],
     );
-    std::thread::sleep(Duration::from_secs(3));
     let mut ff = publish(&clip, 3, &server.rtmp_url(&format!("lobby?key={key}")));
     assert!(ff
         .wait(Duration::from_secs(60))
         .is_some_and(|s| s.success()));
-    std::thread::sleep(Duration::from_secs(8)); // the last segment, then a retention pass
-    let files = recorded(&server, "lobby");
-    let total: u64 = files
-        .values()
-        .flat_map(|(_, segs)| segs.values())
-        .map(|p| std::fs::metadata(p).expect("file").len())
-        .sum();
-    assert!(
-        total > 0 && total <= 300_000,
-        "{total} bytes kept of a 300 kB limit"
-    );
+    // The last segment is recorded, then a retention pass runs (at once after a change,
+    // else every few seconds).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (files, total) = loop {
+        let files = recorded(&server, "lobby");
+        let total: u64 = files
+            .values()
+            .flat_map(|(_, segs)| segs.values())
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum();
+        let last = files
+            .iter()
+            .any(|((_, t), (_, segs))| t == "video" && segs.contains_key(&7));
+        if last && total <= 300_000 {
+            break (files, total);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{total} bytes kept of a 300 kB limit; last segment recorded: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(total > 0, "nothing kept");
     // The newest survive: the last segment of the publish is there, the first is not.
     let video = files
         .iter()
@@ -456,7 +467,6 @@ fn kill_9_while_recording_leaves_index_and_files_in_agreement() {
     let clip = bbb_bframes_as("640x360", "mp4");
     let key = server.add_stream("lobby");
     set(&server, &["lobby", "--record", "on"]);
-    std::thread::sleep(Duration::from_secs(3));
     let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
     wait_ranges(&server, "lobby", Duration::from_secs(30), |r| {
         r.iter().map(|x| x.2).sum::<usize>() >= 3
@@ -583,7 +593,6 @@ fn thumbnails_of_live_and_recorded_keyframes_match_ffmpegs_decode() {
     let clip = bbb_bframes_as("640x360", "mp4");
     let key = server.add_stream("lobby");
     set(&server, &["lobby", "--record", "on"]);
-    std::thread::sleep(Duration::from_secs(3));
     // 24 s: enough keyframes recorded for the queue test while the stream is still live.
     let mut ff = publish(&clip, 5, &server.rtmp_url(&format!("lobby?key={key}")));
     server.wait_segments("lobby", 1);
@@ -733,7 +742,6 @@ fn time_shift_lists_recorded_segments_before_the_in_memory_window() {
     let sent_video = sent_packets(&clip, 4).0.expect("video");
     let key = server.add_stream("lobby");
     set(&server, &["lobby", "--record", "on"]);
-    std::thread::sleep(Duration::from_secs(3));
     let mut ff = publish(&clip, 4, &server.rtmp_url(&format!("lobby?key={key}")));
     assert!(ff
         .wait(Duration::from_secs(60))

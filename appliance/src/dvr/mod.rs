@@ -25,10 +25,12 @@ pub mod playback;
 pub mod settings;
 pub mod store;
 
-use crate::app::App;
+use crate::config::Config;
 use crate::media::{TrackId, TrackParams};
+use crate::metrics::Metrics;
 use crate::packager::LiveStream;
 use crate::streams::life::StreamLife;
+use crate::streams::registry::Registry;
 use crate::streams::StreamUid;
 use bytes::Bytes;
 use sqlx::SqlitePool;
@@ -38,7 +40,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::{info, warn, Instrument};
 
-/// How often a recorder re-reads its settings and the free space.
+/// How often a recorder checks the free space (and retries reading its settings after
+/// a failure).
 const CHECK_EVERY: Duration = Duration::from_secs(2);
 /// How often retention runs.
 const RETAIN_EVERY: Duration = Duration::from_secs(5);
@@ -76,9 +79,31 @@ pub async fn disk_use(
     Ok(rows.into_iter().collect())
 }
 
-/// The directory recordings live in: `DATA_DIR/recordings`.
-pub fn recordings_dir(app: &App) -> PathBuf {
-    app.cfg.data_dir.join("recordings")
+/// What the DVR works with: its index, its directory, its free-space floor and its
+/// metrics. Cheap to clone.
+#[derive(Clone)]
+pub struct Dvr {
+    /// The index (`dvr_segments`) and the recording settings.
+    pub db: SqlitePool,
+    /// The directory recordings live in: `DATA_DIR/recordings`.
+    pub root: PathBuf,
+    /// Recording pauses while the disk has less than this free, in bytes
+    /// (`dvr.min_free_bytes`).
+    pub min_free_bytes: u64,
+    /// Bytes written, write times, pauses and deletions, per stream.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Dvr {
+    /// The DVR of configuration `cfg` over the database `db`.
+    pub fn new(cfg: &Config, db: SqlitePool, metrics: Arc<Metrics>) -> Dvr {
+        Dvr {
+            db,
+            root: cfg.data_dir.join("recordings"),
+            min_free_bytes: cfg.dvr.min_free_bytes,
+            metrics,
+        }
+    }
 }
 
 /// One recorded segment, ready to be written.
@@ -233,15 +258,59 @@ pub async fn recorded_file(
     Ok(row.map(|(path, init)| if msn.is_some() { path } else { init }))
 }
 
-/// Starts the recorder of stream `uid` (it records only while its settings say so), one
-/// of the stream's tasks: when the stream closes, it records what is complete and ends.
-pub fn recorder(app: App, uid: StreamUid, live: Arc<LiveStream>, life: &StreamLife) {
-    let span = tracing::info_span!("dvr", stream = %live.name);
-    life.spawn(record(app, uid, live, life.clone()).instrument(span));
+/// The file of recorded segment `msn` (`Some`), or of the init segment (`None`), of
+/// epoch `epoch` (its directory name, `RUN-EPOCH`) and `track` (`video` or `audio`) of
+/// `stream`, relative to the recordings directory: what a recording's URL names, when
+/// the index lists it and it is not being deleted.
+///
+/// # Errors
+/// A database error.
+pub async fn recording_file(
+    db: &SqlitePool,
+    stream: &StreamUid,
+    epoch: &str,
+    track: &str,
+    msn: Option<i64>,
+) -> Result<Option<String>, DvrError> {
+    let row: Option<(String, String)> = sqlx::query_as(
+        "SELECT path, init_path FROM dvr_segments
+         WHERE stream_uid = ? AND epoch = ? AND track = ? AND deleting = 0
+           AND (? IS NULL OR msn = ?)
+         LIMIT 1",
+    )
+    .bind(stream)
+    .bind(epoch)
+    .bind(track)
+    .bind(msn)
+    .bind(msn)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(path, init)| if msn.is_some() { path } else { init }))
 }
 
-async fn record(app: App, uid: StreamUid, live: Arc<LiveStream>, life: StreamLife) {
-    let root = recordings_dir(&app);
+/// Starts the recorder of stream `uid` (it records only while its settings say so), one
+/// of the stream's tasks: when the stream closes, it records what is complete and ends.
+/// It re-reads its settings when `settings` sees a change of the configuration (the
+/// registry's [`Registry::changes`]), and the free space every [`CHECK_EVERY`].
+pub fn recorder(
+    dvr: Dvr,
+    uid: StreamUid,
+    live: Arc<LiveStream>,
+    settings: tokio::sync::watch::Receiver<u64>,
+    life: &StreamLife,
+) {
+    let span = tracing::info_span!("dvr", stream = %live.name);
+    life.spawn(record(dvr, uid, live, settings, life.clone()).instrument(span));
+}
+
+async fn record(
+    dvr: Dvr,
+    uid: StreamUid,
+    live: Arc<LiveStream>,
+    mut settings_changed: tokio::sync::watch::Receiver<u64>,
+    life: StreamLife,
+) {
+    let root = dvr.root.clone();
     // Epoch indices restart with each hub; its origin keeps names unique, and lets the
     // live side find this hub's recordings (time-shift).
     let run = run_id(&live);
@@ -250,10 +319,11 @@ async fn record(app: App, uid: StreamUid, live: Arc<LiveStream>, life: StreamLif
     let mut enabled = false;
     let mut space = Space::default();
     let mut checked = tokio::time::Instant::now() - CHECK_EVERY;
+    let mut reread = true;
     loop {
-        if checked.elapsed() >= CHECK_EVERY {
-            checked = tokio::time::Instant::now();
-            match settings::get(&app.db, &uid).await {
+        if reread {
+            reread = false;
+            match settings::get(&dvr.db, &uid).await {
                 Ok(s) => {
                     if s.enabled != enabled {
                         info!(
@@ -264,8 +334,14 @@ async fn record(app: App, uid: StreamUid, live: Arc<LiveStream>, life: StreamLif
                     }
                     enabled = s.enabled;
                 }
-                Err(e) => warn!(error = %e, "reading recording settings failed"),
+                Err(e) => {
+                    warn!(error = %e, "reading recording settings failed");
+                    reread = true;
+                }
             }
+        }
+        if checked.elapsed() >= CHECK_EVERY {
+            checked = tokio::time::Instant::now();
             let free = tokio::task::spawn_blocking({
                 let root = root.clone();
                 // The recordings directory may be a mount of its own; before the first
@@ -277,10 +353,10 @@ async fn record(app: App, uid: StreamUid, live: Arc<LiveStream>, life: StreamLif
             })
             .await;
             if let Ok(Ok(free)) = free {
-                space.check(free, app.cfg.dvr.min_free_bytes);
+                space.check(free, dvr.min_free_bytes);
             }
         }
-        let paused = app.metrics.dvr_paused.with_label_values(&[&live.name]);
+        let paused = dvr.metrics.dvr_paused.with_label_values(&[&live.name]);
         paused.set(i64::from(space.paused()));
         let take = enabled && !space.paused();
         live.recording
@@ -294,25 +370,25 @@ async fn record(app: App, uid: StreamUid, live: Arc<LiveStream>, life: StreamLif
             match tokio::task::spawn_blocking(move || write(&root, &dir, jobs)).await {
                 Ok((written, err)) => {
                     let bytes: u64 = written.iter().map(|w| w.bytes).sum();
-                    app.metrics
+                    dvr.metrics
                         .dvr_write_seconds
                         .with_label_values(&[&live.name])
                         .observe(began.elapsed().as_secs_f64());
-                    if let Err(e) = index(&app.db, &uid, &written).await {
+                    if let Err(e) = index(&dvr.db, &uid, &written).await {
                         warn!(error = %e, "recording not indexed; its segments are removed");
                         let paths = written.iter().map(|w| w.path.as_str());
-                        if let Err(e) = remove_files(&recordings_dir(&app), paths).await {
+                        if let Err(e) = remove_files(&dvr.root, paths).await {
                             warn!(error = %e, "unindexed segments stay until the next start");
                         }
                     } else {
-                        app.metrics
+                        dvr.metrics
                             .dvr_written_bytes
                             .with_label_values(&[&live.name])
                             .inc_by(bytes);
                     }
                     match err {
                         Some(e) if disk_full(&e) => {
-                            space.full(app.cfg.dvr.min_free_bytes, asked);
+                            space.full(dvr.min_free_bytes, asked);
                             paused.set(1);
                             checked = tokio::time::Instant::now();
                         }
@@ -328,6 +404,7 @@ async fn record(app: App, uid: StreamUid, live: Arc<LiveStream>, life: StreamLif
         }
         tokio::select! {
             _ = tokio::time::timeout(CHECK_EVERY, changed.changed()) => {}
+            Ok(()) = settings_changed.changed() => reread = true,
             // One more pass for what completed before the stream closed.
             () = life.cancelled() => {}
         }
@@ -495,7 +572,7 @@ async fn index(db: &SqlitePool, stream: &StreamUid, written: &[Written]) -> Resu
 
 /// Deletes the index rows `ids` and their files: mark, remove, then drop the rows. Init
 /// segments no longer referenced go too.
-async fn delete(app: &App, ids: &[i64]) -> Result<(), DvrError> {
+async fn delete(dvr: &Dvr, ids: &[i64]) -> Result<(), DvrError> {
     if ids.is_empty() {
         return Ok(());
     }
@@ -503,21 +580,21 @@ async fn delete(app: &App, ids: &[i64]) -> Result<(), DvrError> {
     sqlx::query(&format!(
         "UPDATE dvr_segments SET deleting = 1 WHERE id IN ({list})"
     ))
-    .execute(&app.db)
+    .execute(&dvr.db)
     .await?;
-    finish_deletes(app).await
+    finish_deletes(dvr).await
 }
 
 /// Removes the files of every row marked `deleting`, then the rows.
-async fn finish_deletes(app: &App) -> Result<(), DvrError> {
+async fn finish_deletes(dvr: &Dvr) -> Result<(), DvrError> {
     let rows: Vec<(i64, String, String)> =
         sqlx::query_as("SELECT id, path, init_path FROM dvr_segments WHERE deleting = 1")
-            .fetch_all(&app.db)
+            .fetch_all(&dvr.db)
             .await?;
     if rows.is_empty() {
         return Ok(());
     }
-    let root = recordings_dir(app);
+    let root = dvr.root.clone();
     remove_files(&root, rows.iter().map(|r| r.1.as_str())).await?;
     let list = rows
         .iter()
@@ -525,7 +602,7 @@ async fn finish_deletes(app: &App) -> Result<(), DvrError> {
         .collect::<Vec<_>>()
         .join(",");
     sqlx::query(&format!("DELETE FROM dvr_segments WHERE id IN ({list})"))
-        .execute(&app.db)
+        .execute(&dvr.db)
         .await?;
     // Init segments no row needs any more.
     let mut inits: Vec<String> = rows.into_iter().map(|r| r.2).collect();
@@ -536,7 +613,7 @@ async fn finish_deletes(app: &App) -> Result<(), DvrError> {
         let used: Option<(i64,)> =
             sqlx::query_as("SELECT 1 FROM dvr_segments WHERE init_path = ? LIMIT 1")
                 .bind(&init)
-                .fetch_optional(&app.db)
+                .fetch_optional(&dvr.db)
                 .await?;
         if used.is_none() {
             orphans.push(init);
@@ -566,21 +643,21 @@ async fn remove_files<'a>(
 /// Runs retention forever: every stream's recordings beyond its age or size limit are
 /// deleted, oldest first, and those marked for deletion (a deleted stream's) go. A
 /// change to the streams (a delete) starts a pass at once.
-pub async fn retain(app: App) {
-    let mut changes = app.registry.changes();
+pub async fn retain(dvr: Dvr, registry: Arc<Registry>) {
+    let mut changes = registry.changes();
     loop {
-        if let Err(e) = retain_once(&app).await {
+        if let Err(e) = retain_once(&dvr, &registry).await {
             warn!(error = %e, "DVR retention failed");
         }
         let _ = tokio::time::timeout(RETAIN_EVERY, changes.changed()).await;
     }
 }
 
-async fn retain_once(app: &App) -> Result<(), DvrError> {
-    finish_deletes(app).await?;
+async fn retain_once(dvr: &Dvr, registry: &Registry) -> Result<(), DvrError> {
+    finish_deletes(dvr).await?;
     let now = unix_ms(SystemTime::now());
-    let dir = app.registry.directory();
-    for (uid, s) in settings::all(&app.db).await? {
+    let dir = registry.directory();
+    for (uid, s) in settings::all(&dvr.db).await? {
         let stream = dir
             .by_uid(&uid)
             .map_or_else(|| uid.to_string(), |n| n.name.clone());
@@ -591,7 +668,7 @@ async fn retain_once(app: &App) -> Result<(), DvrError> {
             )
             .bind(&uid)
             .bind(now - secs * 1000)
-            .fetch_all(&app.db)
+            .fetch_all(&dvr.db)
             .await?;
             doomed.extend(old.into_iter().map(|r| r.0));
         }
@@ -605,7 +682,7 @@ async fn retain_once(app: &App) -> Result<(), DvrError> {
             )
             .bind(&uid)
             .bind(limit)
-            .fetch_all(&app.db)
+            .fetch_all(&dvr.db)
             .await?;
             doomed.extend(over.into_iter().map(|r| r.0));
         }
@@ -613,8 +690,8 @@ async fn retain_once(app: &App) -> Result<(), DvrError> {
         doomed.dedup();
         if !doomed.is_empty() {
             info!(%stream, segments = doomed.len(), "DVR retention deletes the oldest recordings");
-            delete(app, &doomed).await?;
-            app.metrics
+            delete(dvr, &doomed).await?;
+            dvr.metrics
                 .dvr_deleted_segments
                 .with_label_values(&[&stream])
                 .inc_by(doomed.len() as u64);
@@ -628,12 +705,12 @@ async fn retain_once(app: &App) -> Result<(), DvrError> {
 ///
 /// # Errors
 /// A database error, or a file that cannot be removed.
-pub async fn reconcile(app: &App) -> Result<(usize, usize), DvrError> {
-    finish_deletes(app).await?;
-    let root = recordings_dir(app);
+pub async fn reconcile(dvr: &Dvr) -> Result<(usize, usize), DvrError> {
+    finish_deletes(dvr).await?;
+    let root = dvr.root.clone();
     let rows: Vec<(i64, String, String, i64)> =
         sqlx::query_as("SELECT id, path, init_path, bytes FROM dvr_segments")
-            .fetch_all(&app.db)
+            .fetch_all(&dvr.db)
             .await?;
     let r2 = root.clone();
     let files = tokio::task::spawn_blocking(move || store::walk(&r2))
@@ -659,7 +736,7 @@ pub async fn reconcile(app: &App) -> Result<(usize, usize), DvrError> {
             .collect::<Vec<_>>()
             .join(",");
         sqlx::query(&format!("DELETE FROM dvr_segments WHERE id IN ({list})"))
-            .execute(&app.db)
+            .execute(&dvr.db)
             .await?;
     }
     // Files no remaining row names: temporary files, unindexed segments, unused inits.

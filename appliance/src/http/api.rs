@@ -1,6 +1,6 @@
 //! The JSON API: what the admin pages do, for scripts and other machines. Each action
-//! runs the same code as its page ([`super::streams`], [`super::cameras`],
-//! [`super::admin`]) and is audited the same way.
+//! runs the same operation as its page ([`crate::manage`], [`super::admin`]) and is
+//! audited the same way.
 //!
 //! Authentication: the browser session cookie (a write then also needs the page's CSRF
 //! token in `X-CSRF-Token`, from `GET /api/session`), or an API token made on the
@@ -44,6 +44,7 @@ use crate::app::App;
 use crate::auth::viewer;
 use crate::dvr::{playback, settings as dvr_settings};
 use crate::ingest::rtsp_pull::sources;
+use crate::manage::{self, addresses};
 use crate::streams::{Kind, Named};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -142,10 +143,11 @@ pub async fn create(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let made = streams::add_stream(&app, &v, &s, &b.name)
+    let made = manage::streams::add(&super::ops(&app, &v, &s), &b.name)
         .await
+        .map_err(Refusal::from)
         .map(|(name, key)| {
-            let (server, rtsp) = streams::publish_urls(&app, &name);
+            let (server, rtsp) = addresses::publish_urls(&app.cfg, &name);
             json!({ "name": name, "key": key, "server": server, "rtsp": rtsp })
         });
     answer(StatusCode::CREATED, made)
@@ -234,13 +236,12 @@ pub async fn delete(
     Extension(s): Extension<Signed>,
     Path(stream): Path<String>,
 ) -> Response {
-    let kind = match existing(&app, &stream).await {
-        Ok(n) => n.kind,
-        Err(r) => return r,
-    };
-    match streams::remove(&app, &v, &s, &stream, kind).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
+    if let Err(r) = existing(&app, &stream).await {
+        return r;
+    }
+    match manage::streams::remove(&super::ops(&app, &v, &s), &stream).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refused(r.into()),
     }
 }
 
@@ -251,11 +252,12 @@ pub async fn rotate_key(
     Extension(s): Extension<Signed>,
     Path(stream): Path<String>,
 ) -> Response {
-    let kind = match existing(&app, &stream).await {
-        Ok(n) => n.kind,
-        Err(r) => return r,
-    };
-    let key = streams::new_key(&app, &v, &s, &stream, kind).await;
+    if let Err(r) = existing(&app, &stream).await {
+        return r;
+    }
+    let key = manage::streams::rotate_key(&super::ops(&app, &v, &s), &stream)
+        .await
+        .map_err(Refusal::from);
     answer(StatusCode::OK, key.map(|key| json!({ "key": key })))
 }
 
@@ -281,8 +283,14 @@ pub async fn recording(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let now =
-        streams::set_recording(&app, &v, &s, &stream, b.enabled, &b.keep, &b.keep_bytes).await;
+    let change = manage::streams::RecordingChange {
+        enabled: Some(b.enabled),
+        keep: Some(&b.keep),
+        keep_bytes: Some(&b.keep_bytes),
+    };
+    let now = manage::streams::set_recording(&super::ops(&app, &v, &s), &stream, change)
+        .await
+        .map_err(Refusal::from);
     answer(StatusCode::OK, now)
 }
 
@@ -304,8 +312,9 @@ pub async fn visibility(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let now = streams::set_visibility(&app, &v, &s, &stream, &b.visibility)
+    let now = manage::streams::set_visibility(&super::ops(&app, &v, &s), &stream, &b.visibility)
         .await
+        .map_err(Refusal::from)
         .map(|private| json!({ "visibility": if private { "private" } else { "public" } }));
     answer(StatusCode::OK, now)
 }
@@ -328,10 +337,11 @@ pub async fn link(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let made = streams::new_link(&app, &v, &s, &stream, &b.valid)
+    let made = manage::streams::new_link(&super::ops(&app, &v, &s), &stream, &b.valid)
         .await
-        .map(|(id, url, expires)| {
-            json!({ "id": id, "url": url, "expires": super::iso_ms(expires.saturating_mul(1000)) })
+        .map_err(Refusal::from)
+        .map(|l| {
+            json!({ "id": l.id, "url": l.url, "expires": super::iso_ms(l.expires.saturating_mul(1000)) })
         });
     answer(StatusCode::CREATED, made)
 }
@@ -372,9 +382,9 @@ pub async fn revoke_link(
     if let Err(r) = existing(&app, &stream).await {
         return r;
     }
-    match streams::end_link(&app, &v, &s, &stream, &id).await {
+    match manage::streams::end_link(&super::ops(&app, &v, &s), &stream, &id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => refused(r),
+        Err(r) => refused(r.into()),
     }
 }
 
@@ -390,8 +400,9 @@ pub async fn rename(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let renamed = streams::rename_stream(&app, &v, &s, &stream, &b.name)
+    let renamed = manage::streams::rename(&super::ops(&app, &v, &s), &stream, &b.name)
         .await
+        .map_err(Refusal::from)
         .map(|name| json!({ "name": name }));
     answer(StatusCode::OK, renamed)
 }

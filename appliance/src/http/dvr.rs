@@ -115,7 +115,7 @@ async fn export(
     audio: &[playback::RecordedSegment],
     range: playback::TimeRange,
 ) -> Response {
-    let root = dvr::recordings_dir(app);
+    let root = app.dvr.root.clone();
     let (v, a) = (video.to_vec(), audio.to_vec());
     let plan = match tokio::task::spawn_blocking(move || export::plan(&root, &v, &a, range)).await {
         Ok(Ok(p)) => p,
@@ -202,33 +202,14 @@ pub async fn file(
         return error(StatusCode::BAD_REQUEST, "not a recording path");
     }
     // The index says where the stream's file is; the URL never names a path on disk.
-    let listed: Result<Option<(String, String)>, sqlx::Error> = sqlx::query_as(
-        "SELECT path, init_path FROM dvr_segments
-         WHERE stream_uid = ? AND epoch = ? AND track = ? AND deleting = 0
-           AND (? IS NULL OR msn = ?)
-         LIMIT 1",
-    )
-    .bind(&uid)
-    .bind(&epoch)
-    .bind(&track)
-    .bind(msn)
-    .bind(msn)
-    .fetch_optional(&app.db)
-    .await;
-    let rel = match listed {
-        Ok(Some((path, init))) => {
-            if msn.is_some() {
-                path
-            } else {
-                init
-            }
-        }
+    let rel = match dvr::recording_file(&app.db, &uid, &epoch, &track, msn).await {
+        Ok(Some(rel)) => rel,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such recording"),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let segment = msn.is_some();
     // tokio::fs runs the read on a blocking thread.
-    match tokio::fs::read(dvr::recordings_dir(&app).join(&rel)).await {
+    match tokio::fs::read(app.dvr.root.join(&rel)).await {
         Ok(bytes) => (
             [
                 (

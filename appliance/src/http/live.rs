@@ -465,7 +465,7 @@ pub async fn media(
         };
         let run = dvr::run_id(live);
         return match dvr::recorded_file(&app.db, &e.uid, t, run, epoch, msn).await {
-            Ok(Some(rel)) => match tokio::fs::read(dvr::recordings_dir(&app).join(rel)).await {
+            Ok(Some(rel)) => match tokio::fs::read(app.dvr.root.join(rel)).await {
                 Ok(bytes) => (
                     [
                         (

@@ -189,8 +189,12 @@ fn table() -> Table {
         )
         .post(Admin, "/admin/streams/{stream}/rename", streams::rename)
         .post(Admin, "/admin/streams/{stream}/delete", streams::delete)
-        .post(Admin, "/admin/streams/{stream}/camera", cameras::edit)
-        .post(Admin, "/admin/cameras", cameras::add)
+        .post(
+            Admin,
+            "/admin/streams/{stream}/camera",
+            streams::camera_edit,
+        )
+        .post(Admin, "/admin/cameras", streams::camera_add)
         .get(Admin, "/admin/system", system::page_handler)
         .get(Admin, "/admin/account", admin::account)
         .post(Admin, "/admin/account/password", admin::change_password)
@@ -348,6 +352,34 @@ impl Refusal {
             Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+}
+
+impl From<crate::manage::Refused> for Refusal {
+    fn from(r: crate::manage::Refused) -> Refusal {
+        use crate::manage::Refused as R;
+        match r {
+            R::NotFound(m) => Refusal::NotFound(m),
+            R::Invalid(m) => Refusal::Invalid(m),
+            R::Conflict(m) => Refusal::Conflict(m),
+            R::Failed(e) => {
+                tracing::error!(error = %e, "admin action failed");
+                Refusal::Failed(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+            }
+        }
+    }
+}
+
+/// The operations ([`crate::manage`]) of the signed-in `s`, from `v`'s address.
+pub(crate) fn ops(app: &App, v: &visitor::Visitor, s: &visitor::Signed) -> crate::manage::Ops {
+    crate::manage::Ops::in_service(
+        app.db.clone(),
+        app.cfg.clone(),
+        app.registry.clone(),
+        crate::manage::Actor {
+            name: s.actor(),
+            client: v.client.to_string(),
+        },
+    )
 }
 
 /// Milliseconds since the Unix epoch as ISO 8601 UTC (`2026-11-21T22:40:00.000Z`), as

@@ -20,6 +20,7 @@ use super::cameras::{self, CameraFields};
 use super::visitor::{page, Signed, Visitor};
 use crate::app::App;
 use crate::auth::users;
+use crate::manage::{self, addresses};
 use crate::setup::{self, Progress, RecordingDefaults, Step};
 use crate::system::{network, storage, zones};
 use axum::extract::{Query, State};
@@ -28,7 +29,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
-use std::net::{IpAddr, SocketAddr};
 use streambox_web::setup::{self as pages, CameraForm, Created, StepView, Wizard};
 
 fn internal(e: impl std::fmt::Display) -> Response {
@@ -77,15 +77,15 @@ async fn view_of(app: &App, step: Step) -> Result<StepView, Response> {
         Step::Identity => StepView::Identity {
             name: setup::appliance_name(&app.db).await.map_err(internal)?,
             zone: setup::time_zone(&app.db).await.map_err(internal)?,
-            zones: zones::list(),
+            zones: zones::list().to_vec(),
         },
-        Step::Network => network_view(app),
+        Step::Network => network_view(app).await,
         Step::Storage => {
             let d = setup::recording_defaults(&app.db).await.map_err(internal)?;
             let keep = d.keep_secs.map_or("none".to_string(), |s| {
                 humantime::format_duration(std::time::Duration::from_secs(s as u64)).to_string()
             });
-            storage_view(app, keep, d.record)
+            storage_view(app, keep, d.record).await
         }
         Step::FirstStream => StepView::FirstStream {
             stream: String::new(),
@@ -96,7 +96,23 @@ async fn view_of(app: &App, step: Step) -> Result<StepView, Response> {
     })
 }
 
-fn network_view(app: &App) -> StepView {
+/// The network step: the interfaces, the default routes and the addresses the box is
+/// reached at, read on a blocking thread (`getifaddrs`, `/proc/net`).
+async fn network_view(app: &App) -> StepView {
+    let cfg = app.cfg.clone();
+    tokio::task::spawn_blocking(move || network_view_now(&cfg))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the network failed");
+            StepView::Network {
+                interfaces: Vec::new(),
+                routes: Vec::new(),
+                urls: Vec::new(),
+            }
+        })
+}
+
+fn network_view_now(cfg: &crate::config::Config) -> StepView {
     let found = network::interfaces().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "listing network interfaces failed");
         Vec::new()
@@ -119,21 +135,20 @@ fn network_view(app: &App) -> StepView {
             None => format!("on-link on {}", r.interface),
         })
         .collect();
-    let cfg = &app.cfg;
     let mut urls = Vec::new();
-    for h in hosts(app, &found, cfg.http.listen) {
+    for h in addresses::hosts(cfg, &found, cfg.http.listen) {
         urls.push((
             "Viewers (web)".to_string(),
             format!("http://{h}:{}/", cfg.http.listen.port()),
         ));
     }
-    for h in hosts(app, &found, cfg.rtmp.listen) {
+    for h in addresses::hosts(cfg, &found, cfg.rtmp.listen) {
         urls.push((
             "Publishers (RTMP, OBS)".to_string(),
-            rtmp_url(&h, cfg.rtmp.listen.port()),
+            addresses::rtmp_url(&h, cfg.rtmp.listen.port()),
         ));
     }
-    for h in hosts(app, &found, cfg.rtsp.listen) {
+    for h in addresses::hosts(cfg, &found, cfg.rtsp.listen) {
         urls.push((
             "RTSP players".to_string(),
             format!("rtsp://{h}:{}/STREAM", cfg.rtsp.listen.port()),
@@ -146,27 +161,26 @@ fn network_view(app: &App) -> StepView {
     }
 }
 
-/// The RTMP server URL publishers enter (OBS "Server"), with the port when not 1935.
-pub(super) fn rtmp_url(host: &str, port: u16) -> String {
-    match port {
-        1935 => format!("rtmp://{host}/{}", crate::ingest::rtmp::APP_NAME),
-        p => format!("rtmp://{host}:{p}/{}", crate::ingest::rtmp::APP_NAME),
-    }
-}
-
-fn storage_view(app: &App, keep: String, record: bool) -> StepView {
-    let dir = &app.cfg.data_dir;
-    let (total, free) = match storage::disk_space(dir) {
-        Ok(d) => (
-            bytesize::ByteSize::b(d.total_bytes).to_string(),
-            bytesize::ByteSize::b(d.free_bytes).to_string(),
-        ),
-        Err(e) => (format!("unknown ({e})"), "unknown".into()),
-    };
-    let data_dir = std::fs::canonicalize(dir)
-        .unwrap_or_else(|_| dir.clone())
-        .display()
-        .to_string();
+/// The storage step: the data directory, its disk's size and free space (a `statvfs`
+/// on a blocking thread), and the recording defaults `keep` and `record`.
+async fn storage_view(app: &App, keep: String, record: bool) -> StepView {
+    let dir = app.cfg.data_dir.clone();
+    let (data_dir, total, free) = tokio::task::spawn_blocking(move || {
+        let (total, free) = match storage::disk_space(&dir) {
+            Ok(d) => (
+                bytesize::ByteSize::b(d.total_bytes).to_string(),
+                bytesize::ByteSize::b(d.free_bytes).to_string(),
+            ),
+            Err(e) => (format!("unknown ({e})"), "unknown".into()),
+        };
+        let data_dir = std::fs::canonicalize(&dir)
+            .unwrap_or_else(|_| dir.clone())
+            .display()
+            .to_string();
+        (data_dir, total, free)
+    })
+    .await
+    .unwrap_or_else(|e| (String::new(), format!("unknown ({e})"), "unknown".into()));
     StepView::Storage {
         data_dir,
         total,
@@ -412,7 +426,7 @@ pub async fn identity(
                 StepView::Identity {
                     name: String::new(),
                     zone: f.time_zone,
-                    zones: zones::list(),
+                    zones: zones::list().to_vec(),
                 },
             )
         }
@@ -426,7 +440,7 @@ pub async fn identity(
             StepView::Identity {
                 name,
                 zone: zones::UTC.into(),
-                zones: zones::list(),
+                zones: zones::list().to_vec(),
             },
         );
     }
@@ -499,7 +513,7 @@ pub async fn storage(
                 reached,
                 &v,
                 Some(format!("Keep recordings for: {msg}.")),
-                storage_view(&app, shown, record),
+                storage_view(&app, shown, record).await,
             );
         }
     };
@@ -552,7 +566,8 @@ pub async fn stream(
             },
         )
     };
-    let (name, key) = match super::streams::add_stream(&app, &v, s, &f.name).await {
+    let added = manage::streams::add(&super::ops(&app, &v, s), &f.name).await;
+    let (name, key) = match added.map_err(super::Refusal::from) {
         Ok(x) => x,
         Err(super::Refusal::Failed(r)) => return r,
         Err(super::Refusal::Conflict(m)) => return retry(m, f.name.trim().to_string()),
@@ -562,14 +577,9 @@ pub async fn stream(
             | super::Refusal::Limited(m, _),
         ) => return retry(m, String::new()),
     };
-    let (rtmp, web) = (app.cfg.rtmp.listen, app.cfg.http.listen);
     let created = Created {
-        server: rtmp_url(&first_host(&app, rtmp), rtmp.port()),
-        watch: format!(
-            "http://{}:{}/watch/{name}",
-            first_host(&app, web),
-            web.port()
-        ),
+        server: addresses::publish_urls(&app.cfg, &name).0,
+        watch: addresses::web_url(&app.cfg, &format!("/watch/{name}")),
         key,
         name,
     };
@@ -585,47 +595,6 @@ pub async fn stream(
             test: None,
         },
     )
-}
-
-/// The hosts a service listening on `listen` is reached at, as URL hosts: the
-/// configured `public_host`; else the listen address itself when it is one address;
-/// else every non-loopback address of its family (`0.0.0.0` takes IPv4 only, `[::]`
-/// both), or loopback when there is nothing else. Link-local IPv6 is left out: it needs
-/// a zone index no browser takes in a URL.
-fn hosts(app: &App, found: &[network::Interface], listen: SocketAddr) -> Vec<String> {
-    if let Some(h) = &app.cfg.public_host {
-        return vec![h.clone()];
-    }
-    let url_host = |ip: IpAddr| match ip {
-        IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
-    };
-    if !listen.ip().is_unspecified() {
-        return vec![url_host(listen.ip())];
-    }
-    let mut out: Vec<String> = found
-        .iter()
-        .filter(|i| !i.loopback)
-        .flat_map(|i| i.addresses.iter())
-        .filter(|a| match a.ip {
-            IpAddr::V4(_) => true,
-            IpAddr::V6(ip) => listen.is_ipv6() && (ip.segments()[0] & 0xffc0) != 0xfe80,
-        })
-        .map(|a| url_host(a.ip))
-        .collect();
-    if out.is_empty() {
-        out.push("127.0.0.1".into());
-    }
-    out
-}
-
-/// The first of [`hosts`] for a service listening on `listen`.
-pub(super) fn first_host(app: &App, listen: SocketAddr) -> String {
-    let found = network::interfaces().unwrap_or_default();
-    hosts(app, &found, listen)
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "127.0.0.1".into())
 }
 
 /// `POST /setup/camera`: `action=test` connects to the camera and reports what it

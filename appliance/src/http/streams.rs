@@ -11,20 +11,23 @@
 //! | `POST /admin/streams/{stream}/links/{id}/revoke` | revoke a viewer link |
 //! | `POST /admin/streams/{stream}/rename` | `name`; refused while live |
 //! | `POST /admin/streams/{stream}/delete` | `confirm` = the name |
-//! | `POST /admin/streams/{stream}/camera`, `POST /admin/cameras` | see [`super::cameras`] |
+//! | `POST /admin/cameras` | the camera form ([`super::cameras`]): `action=test` tries a camera, `action=add` adds it |
+//! | `POST /admin/streams/{stream}/camera` | the same for an existing camera: test or save |
 //!
-//! Every action is audited, and reloads the registry's directory, which ends at once
-//! what it took away (a rotated key's publisher, a deleted stream's everything, a
-//! revoked link's players). Bad input re-renders the page with the reason and changes
+//! Every action is an operation of [`crate::manage`]: audited, and told to the
+//! registry, which ends at once what it took away (a rotated key's publisher, a deleted
+//! stream's everything, a revoked link's players). Bad input re-renders the page with the reason and changes
 //! nothing; a stream that does not exist gets a 404 page.
 
-use super::admin::{audit, shell, StreamStatus};
+use super::admin::{shell, StreamStatus};
+use super::cameras::{self, CameraFields};
 use super::visitor::{page, Signed, Visitor};
 use super::Refusal;
 use crate::app::App;
 use crate::auth::{stream_keys, viewer};
 use crate::dvr::{playback, settings as dvr_settings};
 use crate::ingest::rtsp_pull::sources;
+use crate::manage::{self, addresses, Ops};
 use crate::streams::{Kind, Named};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -120,7 +123,10 @@ pub async fn create(
     Extension(s): Extension<Signed>,
     Form(f): Form<NameForm>,
 ) -> Response {
-    match add_stream(&app, &v, &s, &f.name).await {
+    match manage::streams::add(&super::ops(&app, &v, &s), &f.name)
+        .await
+        .map_err(Refusal::from)
+    {
         Ok((name, key)) => {
             let extra = Extra {
                 key: Some(key),
@@ -144,38 +150,6 @@ pub async fn create(
             render_list(&app, &v, &s, shown, Some(m), CameraState::default()).await
         }
         Err(Refusal::Failed(r)) => r,
-    }
-}
-
-/// Creates stream `name` (trimmed) with the recording defaults; returns its name and
-/// its key, to show once.
-///
-/// # Errors
-/// [`Refusal::Invalid`] for a bad name, [`Refusal::Conflict`] for a taken one.
-pub(super) async fn add_stream(
-    app: &App,
-    v: &Visitor,
-    s: &Signed,
-    name: &str,
-) -> Result<(String, String), Refusal> {
-    let name = name.trim();
-    match stream_keys::add(&app.db, name).await {
-        Ok(key) => {
-            if let Err(e) = crate::setup::apply_recording_defaults(&app.db, name).await {
-                tracing::warn!(error = %e, stream = %name, "applying recording defaults failed");
-            }
-            app.registry.changed().await;
-            audit(app, &s.actor(), v, "stream.add", name).await;
-            Ok((name.to_string(), key))
-        }
-        Err(e @ stream_keys::StreamKeyError::InvalidName(_)) => {
-            Err(Refusal::Invalid(format!("{e}.")))
-        }
-        Err(
-            e @ (stream_keys::StreamKeyError::Exists(_)
-            | stream_keys::StreamKeyError::TakenBySource(_)),
-        ) => Err(Refusal::Conflict(format!("{e}."))),
-        Err(e) => Err(Refusal::Failed(internal(e))),
     }
 }
 
@@ -377,8 +351,9 @@ fn timeline(name: &str, span: playback::TimeRange, ranges: &[crate::dvr::Range])
     }
 }
 
-/// Stream `name`'s publish settings: [`publish_urls`], when its key was made (ISO 8601
-/// UTC), and `key` when it was just made (shown once).
+/// Stream `name`'s publish settings: where publishers send it
+/// ([`addresses::publish_urls`]), when its key was made (ISO 8601 UTC), and `key` when
+/// it was just made (shown once).
 pub(super) async fn publish_settings(
     app: &App,
     name: &str,
@@ -389,7 +364,7 @@ pub(super) async fn publish_settings(
         .iter()
         .find(|r| r.name == name)
         .map_or(0, |r| r.key_rotated_at);
-    let (server, rtsp) = publish_urls(app, name);
+    let (server, rtsp) = addresses::publish_urls(&app.cfg, name);
     Ok(Publish {
         server,
         rtsp,
@@ -398,32 +373,18 @@ pub(super) async fn publish_settings(
     })
 }
 
-/// Where publishers send stream `name`: the RTMP server URL (OBS's "Server"; the key
-/// goes in "Stream Key") and the RTSP ANNOUNCE URL.
-pub(super) fn publish_urls(app: &App, name: &str) -> (String, String) {
-    let (rtmp, rtsp) = (app.cfg.rtmp.listen, app.cfg.rtsp.listen);
-    (
-        super::setup::rtmp_url(&super::setup::first_host(app, rtmp), rtmp.port()),
-        format!(
-            "rtsp://{}:{}/live/{name}",
-            super::setup::first_host(app, rtsp),
-            rtsp.port()
-        ),
-    )
-}
-
-/// Runs one action on an existing stream: 404 page when it does not exist; else the
-/// stream page (under its new name after a rename) with what `act` reports, or with the
-/// reason it refused.
+/// Runs one action of the signed-in `s` on an existing stream: 404 page when it does
+/// not exist; else the stream page (under its new name after a rename) with what `act`
+/// reports, or with the reason it refused.
 async fn act<F, Fut>(app: App, v: Visitor, s: Signed, stream: String, act: F) -> Response
 where
-    F: FnOnce(App, Visitor, Signed, String, Kind) -> Fut,
+    F: FnOnce(Ops, String, Kind) -> Fut,
     Fut: std::future::Future<Output = Result<(String, Extra), Refusal>>,
 {
     let Some(kind) = named(&app, &stream).map(|n| n.kind) else {
         return not_found(&stream);
     };
-    let extra = match act(app.clone(), v.clone(), s.clone(), stream.clone(), kind).await {
+    let extra = match act(super::ops(&app, &v, &s), stream.clone(), kind).await {
         Ok(done) => done,
         Err(Refusal::Invalid(m) | Refusal::Conflict(m) | Refusal::Limited(m, _)) => (
             stream,
@@ -455,8 +416,8 @@ pub async fn rotate_key(
     Extension(s): Extension<Signed>,
     Path(stream): Path<String>,
 ) -> Response {
-    act(app, v, s, stream, |app, v, s, stream, kind| async move {
-        let key = new_key(&app, &v, &s, &stream, kind).await?;
+    act(app, v, s, stream, |ops, stream, _| async move {
+        let key = manage::streams::rotate_key(&ops, &stream).await?;
         Ok((
             stream,
             Extra {
@@ -467,29 +428,6 @@ pub async fn rotate_key(
         ))
     })
     .await
-}
-
-/// Rotates the key of stream `stream` (of `kind`); returns the new key, to show once.
-/// The old key stops working at once, and a publisher using it is ended.
-///
-/// # Errors
-/// [`Refusal::Invalid`] for a camera.
-pub(super) async fn new_key(
-    app: &App,
-    v: &Visitor,
-    s: &Signed,
-    stream: &str,
-    kind: Kind,
-) -> Result<String, Refusal> {
-    if kind != Kind::Stream {
-        return Err(Refusal::Invalid("Cameras have no stream key.".into()));
-    }
-    let key = stream_keys::rotate(&app.db, stream)
-        .await
-        .map_err(|e| Refusal::Failed(internal(e)))?;
-    app.registry.changed().await;
-    audit(app, &s.actor(), v, "stream.rotate-key", stream).await;
-    Ok(key)
 }
 
 /// The recording form's fields.
@@ -509,63 +447,16 @@ pub async fn recording(
     Path(stream): Path<String>,
     Form(f): Form<RecordingForm>,
 ) -> Response {
-    act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let enabled = f.enabled.is_some();
-        set_recording(&app, &v, &s, &stream, enabled, &f.keep, &f.keep_bytes).await?;
+    act(app, v, s, stream, |ops, stream, _| async move {
+        let change = manage::streams::RecordingChange {
+            enabled: Some(f.enabled.is_some()),
+            keep: Some(&f.keep),
+            keep_bytes: Some(&f.keep_bytes),
+        };
+        manage::streams::set_recording(&ops, &stream, change).await?;
         Ok(notice(stream, "Recording settings saved."))
     })
     .await
-}
-
-/// Sets whether `stream` records and how long (`keep`, e.g. `7d`) and how much
-/// (`keep_bytes`, e.g. `50 GB`) of it is kept; an empty limit is no limit. Returns the
-/// settings now in force.
-///
-/// # Errors
-/// [`Refusal::Invalid`] for a limit that does not parse; nothing is changed then.
-pub(super) async fn set_recording(
-    app: &App,
-    v: &Visitor,
-    s: &Signed,
-    stream: &str,
-    enabled: bool,
-    keep: &str,
-    keep_bytes: &str,
-) -> Result<dvr_settings::RecordingSettings, Refusal> {
-    let parse =
-        |text: &str, what: &str, p: fn(&str) -> Result<Option<i64>, crate::dvr::DvrError>| {
-            let t = text.trim();
-            if t.is_empty() {
-                return Ok(None);
-            }
-            if t.len() > 32 {
-                return Err(Refusal::Invalid(format!(
-                    "{what}: too long. Nothing was changed."
-                )));
-            }
-            p(t).map_err(|e| {
-                Refusal::Invalid(format!(
-                    "{what}: {}. Nothing was changed.",
-                    e.to_string().trim_start_matches("bad setting: ")
-                ))
-            })
-        };
-    let keep = parse(keep, "Keep for", dvr_settings::parse_keep)?;
-    let keep_bytes = parse(keep_bytes, "Keep at most", dvr_settings::parse_keep_bytes)?;
-    let change = dvr_settings::SettingsChange {
-        enabled: Some(enabled),
-        keep_secs: Some(keep),
-        keep_bytes: Some(keep_bytes),
-    };
-    let now = dvr_settings::set(&app.db, stream, change)
-        .await
-        .map_err(|e| Refusal::Failed(internal(e)))?;
-    let detail = format!(
-        "{stream}: record={} keep={:?} keep_bytes={:?}",
-        now.enabled, now.keep_secs, now.keep_bytes
-    );
-    audit(app, &s.actor(), v, "stream.recording", &detail).await;
-    Ok(now)
 }
 
 /// The visibility form's field.
@@ -583,8 +474,8 @@ pub async fn visibility(
     Path(stream): Path<String>,
     Form(f): Form<VisibilityForm>,
 ) -> Response {
-    act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let private = set_visibility(&app, &v, &s, &stream, &f.visibility).await?;
+    act(app, v, s, stream, |ops, stream, _| async move {
+        let private = manage::streams::set_visibility(&ops, &stream, &f.visibility).await?;
         let msg = if private {
             "The stream is private: it plays only through viewer links (and for you)."
         } else {
@@ -593,38 +484,6 @@ pub async fn visibility(
         Ok(notice(stream, msg))
     })
     .await
-}
-
-/// Makes `stream` `public` (anyone on the LAN may watch) or `private` (only through
-/// viewer links); returns whether it is private now.
-///
-/// # Errors
-/// [`Refusal::Invalid`] for another word.
-pub(super) async fn set_visibility(
-    app: &App,
-    v: &Visitor,
-    s: &Signed,
-    stream: &str,
-    visibility: &str,
-) -> Result<bool, Refusal> {
-    let private = match visibility {
-        "public" => false,
-        "private" => true,
-        _ => {
-            return Err(Refusal::Invalid(
-                "Choose public or private. Nothing was changed.".into(),
-            ))
-        }
-    };
-    let named = named(app, stream).ok_or_else(|| Refusal::NotFound(stream.to_string()))?;
-    viewer::set_private(&app.db, &named.uid, private)
-        .await
-        .map_err(|e| Refusal::Failed(internal(e)))?;
-    // RTSP players without a grant are ended now.
-    app.registry.changed().await;
-    let detail = format!("{stream}: {visibility}");
-    audit(app, &s.actor(), v, "stream.visibility", &detail).await;
-    Ok(private)
 }
 
 /// The link form's field.
@@ -642,69 +501,18 @@ pub async fn link(
     Path(stream): Path<String>,
     Form(f): Form<LinkForm>,
 ) -> Response {
-    act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let (_, url, expires) = new_link(&app, &v, &s, &stream, &f.valid).await?;
-        let until = super::iso_ms(expires.saturating_mul(1000));
+    act(app, v, s, stream, |ops, stream, _| async move {
+        let made = manage::streams::new_link(&ops, &stream, &f.valid).await?;
+        let until = super::iso_ms(made.expires.saturating_mul(1000));
         Ok((
             stream,
             Extra {
-                link: Some((url, until)),
+                link: Some((made.url, until)),
                 ..Extra::default()
             },
         ))
     })
     .await
-}
-
-/// A viewer link to `stream`'s watch page, valid for `valid` (`2h`, `24h`, `7d`: a
-/// minute to [`viewer::MAX_LINK_SECS`]); returns its id, URL and when it expires, in
-/// seconds since the Unix epoch.
-///
-/// # Errors
-/// [`Refusal::Invalid`] for a validity out of range or that does not parse.
-pub(super) async fn new_link(
-    app: &App,
-    v: &Visitor,
-    s: &Signed,
-    stream: &str,
-    valid: &str,
-) -> Result<(i64, String, i64), Refusal> {
-    let valid = valid.trim();
-    let secs = match humantime::parse_duration(valid) {
-        Ok(d)
-            if valid.len() <= 16
-                && d.as_secs() >= 60
-                && d.as_secs() as i64 <= viewer::MAX_LINK_SECS =>
-        {
-            d.as_secs() as i64
-        }
-        _ => {
-            return Err(Refusal::Invalid(
-                "Links are valid for a minute to 30 days, e.g. 2h, 24h or 7d.".into(),
-            ))
-        }
-    };
-    let named = named(app, stream).ok_or_else(|| Refusal::NotFound(stream.to_string()))?;
-    let (id, token, expires) = viewer::new_link(&app.db, &named.uid, secs, &s.actor())
-        .await
-        .map_err(|e| Refusal::Failed(internal(e)))?;
-    app.registry.changed().await;
-    let web = app.cfg.http.listen;
-    let url = format!(
-        "http://{}:{}/t/{token}/watch/{stream}",
-        super::setup::first_host(app, web),
-        web.port()
-    );
-    let until = super::iso_ms(expires.saturating_mul(1000));
-    audit(
-        app,
-        &s.actor(),
-        v,
-        "stream.link",
-        &format!("{stream} link {id} until {until}"),
-    )
-    .await;
-    Ok((id, url, expires))
 }
 
 /// `POST /admin/streams/{stream}/links/{id}/revoke`.
@@ -714,47 +522,14 @@ pub async fn revoke_link(
     Extension(s): Extension<Signed>,
     Path((stream, id)): Path<(String, String)>,
 ) -> Response {
-    act(app, v, s, stream, |app, v, s, stream, _| async move {
-        end_link(&app, &v, &s, &stream, &id).await?;
+    act(app, v, s, stream, |ops, stream, _| async move {
+        manage::streams::end_link(&ops, &stream, &id).await?;
         Ok(notice(
             stream,
             "Link revoked; nobody watches through it any more.",
         ))
     })
     .await
-}
-
-/// Revokes viewer link `id` of `stream`: its players are refused from their next
-/// request, and RTSP sessions through it end.
-///
-/// # Errors
-/// [`Refusal::NotFound`] for no such open link of this stream.
-pub(super) async fn end_link(
-    app: &App,
-    v: &Visitor,
-    s: &Signed,
-    stream: &str,
-    id: &str,
-) -> Result<(), Refusal> {
-    let gone = || Refusal::NotFound(format!("No open link {id} of \u{201c}{stream}\u{201d}."));
-    let id: i64 = id.parse().map_err(|_| gone())?;
-    let named = named(app, stream).ok_or_else(gone)?;
-    let revoked = viewer::revoke(&app.db, &named.uid, id)
-        .await
-        .map_err(|e| Refusal::Failed(internal(e)))?;
-    if !revoked {
-        return Err(gone());
-    }
-    app.registry.changed().await;
-    audit(
-        app,
-        &s.actor(),
-        v,
-        "stream.link-revoke",
-        &format!("{stream} link {id}"),
-    )
-    .await;
-    Ok(())
 }
 
 /// `POST /admin/streams/{stream}/rename`.
@@ -765,58 +540,14 @@ pub async fn rename(
     Path(stream): Path<String>,
     Form(f): Form<NameForm>,
 ) -> Response {
-    act(app, v, s, stream, |app, v, s, stream, _| async move {
-        let new = rename_stream(&app, &v, &s, &stream, &f.name).await?;
+    act(app, v, s, stream, |ops, stream, _| async move {
+        let new = manage::streams::rename(&ops, &stream, &f.name).await?;
         Ok(notice(
             new,
             format!("Renamed from \u{201c}{stream}\u{201d}. Publishers must use the new name; RTSP publishers use Basic authentication until the key is rotated."),
         ))
     })
     .await
-}
-
-/// Renames `stream` to `new` (trimmed) in every table that names it; recordings keep
-/// their files. Returns the new name.
-///
-/// # Errors
-/// [`Refusal::Invalid`] for a bad name; [`Refusal::Conflict`] while the stream is live
-/// (viewers and recordings would be split) or when the name is taken.
-pub(super) async fn rename_stream(
-    app: &App,
-    v: &Visitor,
-    s: &Signed,
-    stream: &str,
-    new: &str,
-) -> Result<String, Refusal> {
-    let new = new.trim().to_string();
-    if !stream_keys::valid_name(&new) {
-        return Err(Refusal::Invalid(format!(
-            "{}.",
-            stream_keys::StreamKeyError::InvalidName(new)
-        )));
-    }
-    if app.stream(stream).is_some_and(|e| e.hub.is_live()) {
-        return Err(Refusal::Conflict(
-            "The stream is live; stop the publisher before renaming it, so viewers and recordings are not split.".into(),
-        ));
-    }
-    match crate::db::rename_stream(&app.db, stream, &new).await {
-        Ok(()) => {
-            // The live entry under the old name closes; nothing answers under it.
-            app.registry.changed().await;
-            audit(
-                app,
-                &s.actor(),
-                v,
-                "stream.rename",
-                &format!("{stream} -> {new}"),
-            )
-            .await;
-            Ok(new)
-        }
-        Err(e @ crate::db::RenameError::Taken(_)) => Err(Refusal::Conflict(format!("{e}."))),
-        Err(e) => Err(Refusal::Failed(internal(e))),
-    }
 }
 
 /// The delete form's field.
@@ -834,9 +565,9 @@ pub async fn delete(
     Path(stream): Path<String>,
     Form(f): Form<DeleteForm>,
 ) -> Response {
-    let Some(kind) = named(&app, &stream).map(|n| n.kind) else {
+    if named(&app, &stream).is_none() {
         return not_found(&stream);
-    };
+    }
     if f.confirm.trim() != stream {
         let extra = Extra {
             error: Some("Type the stream's name exactly to delete it. Nothing was deleted.".into()),
@@ -844,52 +575,47 @@ pub async fn delete(
         };
         return render_detail(&app, &v, &s, &stream, extra).await;
     }
-    match remove(&app, &v, &s, &stream, kind).await {
-        Ok(()) => Redirect::to("/admin/streams").into_response(),
-        Err(r) => r,
+    match manage::streams::remove(&super::ops(&app, &v, &s), &stream)
+        .await
+        .map_err(Refusal::from)
+    {
+        Ok(_) => Redirect::to("/admin/streams").into_response(),
+        Err(Refusal::Failed(r)) => r,
+        Err(_) => not_found(&stream),
     }
 }
 
-/// Deletes stream or camera `stream` (of `kind`) and everything that is its: its
-/// publisher or camera session, players and viewer links end at once, its live entry
-/// closes, its recordings are deleted.
-///
-/// # Errors
-/// A response for a failure of the database.
-pub(super) async fn remove(
-    app: &App,
-    v: &Visitor,
-    s: &Signed,
-    stream: &str,
-    kind: Kind,
-) -> Result<(), Response> {
-    crate::db::delete_stream(&app.db, stream)
-        .await
-        .map_err(internal)?;
-    app.registry.changed().await;
-    let action = match kind {
-        Kind::Stream => "stream.rm",
-        Kind::Camera => "camera.rm",
+/// `POST /admin/cameras`: test or add a camera from the streams page.
+pub async fn camera_add(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Form(f): Form<CameraFields>,
+) -> Response {
+    let outcome = match cameras::handle(&app, &v, &s, &f, None).await {
+        Ok(o) => o,
+        Err(r) => return r,
     };
-    audit(app, &s.actor(), v, action, stream).await;
-    Ok(())
+    let (state, error) = outcome.state(&f, None);
+    render_list(&app, &v, &s, String::new(), error, state).await
 }
 
-/// `POST /admin/streams/{stream}/camera` (see [`super::cameras`]).
-pub(super) async fn camera_edit(
-    app: App,
-    v: Visitor,
-    s: Signed,
-    stream: String,
-    f: super::cameras::CameraFields,
+/// `POST /admin/streams/{stream}/camera`: test or save an existing camera's settings.
+pub async fn camera_edit(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    Form(f): Form<CameraFields>,
 ) -> Response {
-    act(app, v, s, stream, |app, v, s, stream, kind| async move {
+    let (app2, v2, s2) = (app.clone(), v.clone(), s.clone());
+    act(app, v, s, stream, |_, stream, kind| async move {
         if kind != Kind::Camera {
             return Err(Refusal::Invalid(
                 "This is a pushed stream, not a camera.".into(),
             ));
         }
-        let outcome = super::cameras::handle(&app, &v, &s, &f, Some(&stream))
+        let outcome = cameras::handle(&app2, &v2, &s2, &f, Some(&stream))
             .await
             .map_err(Refusal::Failed)?;
         let (state, error) = outcome.state(&f, Some(&stream));

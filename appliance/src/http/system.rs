@@ -41,10 +41,27 @@ pub struct Status {
     pub disk_free: Option<u64>,
 }
 
+/// `f` on a blocking thread: the host's figures are files under `/proc` and a
+/// `statvfs`, which are not read on an async worker.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
 async fn status(app: &App) -> Status {
-    let before = CpuTimes::read().ok();
+    let before = blocking(|| CpuTimes::read().ok()).await.flatten();
     tokio::time::sleep(CPU_SAMPLE).await;
-    let after = CpuTimes::read().ok();
+    let dir = app.cfg.data_dir.clone();
+    let (after, disk, mem, host_uptime, load) = blocking(move || {
+        (
+            CpuTimes::read().ok(),
+            storage::disk_space(&dir).ok(),
+            host::memory(),
+            host::uptime(),
+            host::load(),
+        )
+    })
+    .await
+    .unwrap_or_default();
     let (cpu_busy_cores, cpus) = match (before, after) {
         (Some(b), Some(a)) => (
             a.idle_cores_since(&b)
@@ -53,19 +70,13 @@ async fn status(app: &App) -> Status {
         ),
         _ => (None, None),
     };
-    let dir = app.cfg.data_dir.clone();
-    let disk = tokio::task::spawn_blocking(move || storage::disk_space(&dir).ok())
-        .await
-        .ok()
-        .flatten();
-    let mem = host::memory();
     Status {
         version: env!("CARGO_PKG_VERSION"),
         service_uptime_s: app.started.elapsed().as_secs(),
-        host_uptime_s: host::uptime().map(|s| s as u64),
+        host_uptime_s: host_uptime.map(|s| s as u64),
         cpu_busy_cores,
         cpus,
-        load: host::load(),
+        load,
         memory_total: mem.total,
         memory_available: mem.available,
         memory_service: mem.resident,

@@ -15,7 +15,7 @@
 use super::error;
 use crate::app::App;
 use crate::dvr::export::{self, Keyframe};
-use crate::dvr::{self, playback};
+use crate::dvr::playback;
 use crate::media::h264::AvcConfig;
 use crate::media::TrackParams;
 use crate::transcode::thumbnail::{made_width, Key, ThumbnailError, MAX_WIDTH, MIN_WIDTH};
@@ -152,7 +152,7 @@ pub async fn recorded(
             format!("no recording of {stream:?} at that time"),
         );
     };
-    let root = dvr::recordings_dir(&app);
+    let root = app.dvr.root.clone();
     let found = tokio::task::spawn_blocking(move || export::keyframe_at(&root, &seg, at)).await;
     let Keyframe {
         config,

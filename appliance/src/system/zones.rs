@@ -6,9 +6,12 @@ use std::path::Path;
 pub const UTC: &str = "UTC";
 
 /// Every zone name the tz database lists, sorted, with `UTC` first. Only `UTC` when the
-/// database is not installed.
-pub fn list() -> Vec<String> {
-    list_from(Path::new("/usr/share/zoneinfo/zone1970.tab"))
+/// database is not installed. The file is read once, on first use; call this from a
+/// blocking thread at start-up (as `serve` does) so no request reads it on an async
+/// worker.
+pub fn list() -> &'static [String] {
+    static ZONES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ZONES.get_or_init(|| list_from(Path::new("/usr/share/zoneinfo/zone1970.tab")))
 }
 
 fn list_from(tab: &Path) -> Vec<String> {

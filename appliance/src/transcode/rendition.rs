@@ -42,9 +42,10 @@ use super::aac::{AacDecoder, AacEncoder};
 use super::ladder::{self, Planned};
 use super::resample::Resampler;
 use super::video::{Decoded, Scaler, VideoDecoder, VideoEncoder};
-use crate::app::App;
+use crate::config::{AbrConfig, LiveConfig};
 use crate::hub::{Hub, PublishState};
 use crate::media::{Frame, TrackId, TrackParams};
+use crate::metrics::Metrics;
 use crate::packager::segmenter::Follow;
 use crate::packager::{self, LiveStream};
 use crate::streams::life::StreamLife;
@@ -152,10 +153,27 @@ impl Renditions {
     }
 }
 
+/// What the renditions of a stream work with: its stored ladder, the cost model and
+/// the cores committed, the metrics, and the ABR and packaging settings. Cheap to
+/// clone.
+#[derive(Clone)]
+pub struct Transcoding {
+    /// The ladder settings (`ladder_settings`).
+    pub db: sqlx::SqlitePool,
+    /// What transcoding costs here, and the cores committed to ABR ladders.
+    pub costs: Arc<super::cost::Costs>,
+    /// Rung and core metrics, per stream.
+    pub metrics: Arc<Metrics>,
+    /// The `abr` settings: the budget, the retry wait.
+    pub abr: AbrConfig,
+    /// The `live` settings the rungs' packagers use.
+    pub live: LiveConfig,
+}
+
 /// Starts the supervisor of `source`'s ladder: it (re)starts the transcoder whenever the
 /// stream is live and its ladder or source size changes.
 pub fn supervise(
-    app: App,
+    ctx: Transcoding,
     uid: StreamUid,
     hub: Arc<Hub>,
     source: Arc<LiveStream>,
@@ -163,7 +181,7 @@ pub fn supervise(
     life: &StreamLife,
 ) {
     let span = tracing::info_span!("abr", stream = %hub.name());
-    let task = run(app, uid, hub, source, renditions, life.clone());
+    let task = run(ctx, uid, hub, source, renditions, life.clone());
     life.spawn(task.instrument(span));
 }
 
@@ -193,7 +211,7 @@ fn is_common_rate(hz: u32) -> bool {
 }
 
 async fn run(
-    app: App,
+    ctx: Transcoding,
     uid: StreamUid,
     hub: Arc<Hub>,
     source: Arc<LiveStream>,
@@ -207,7 +225,7 @@ async fn run(
     // The feeder saw the source change size: restart even if the parameters read the same.
     let mut resized = false;
     loop {
-        match ladder::get(&app.db, &uid).await {
+        match ladder::get(&ctx.db, &uid).await {
             Ok(l) => stored = l,
             Err(e) => warn!(error = %e, "reading the ladder failed"),
         }
@@ -253,7 +271,7 @@ async fn run(
                         "the source is not above any rung of the ladder: passthrough only"
                     );
                 }
-                let p = Pipeline::start(&app, &hub, &source, &renditions, &want, planned, &life);
+                let p = Pipeline::start(&ctx, &hub, &source, &renditions, &want, planned, &life);
                 running = Some((want, p));
             }
         }
@@ -261,7 +279,7 @@ async fn run(
         let idle = now.zip(cpu).and_then(|(n, e)| n.idle_cores_since(&e));
         cpu = now;
         if let Some((_, p)) = &mut running {
-            p.check(&app, idle);
+            p.check(&ctx, idle);
         }
         let notify = running.as_ref().map(|(_, p)| p.resized.clone());
         tokio::select! {
@@ -318,7 +336,7 @@ struct Pipeline {
 
 impl Pipeline {
     fn start(
-        app: &App,
+        ctx: &Transcoding,
         hub: &Arc<Hub>,
         source: &Arc<LiveStream>,
         renditions: &Renditions,
@@ -328,13 +346,13 @@ impl Pipeline {
     ) -> Pipeline {
         let fps = source.read().frame_rate.unwrap_or(30.0).clamp(1.0, 120.0);
         let stream = hub.name();
-        let admitted = admit(app, stream, want, &planned, fps);
+        let admitted = admit(ctx, stream, want, &planned, fps);
         let stereo = want.audio.is_some();
         let now = Instant::now();
         let mut slots = Vec::new();
         let mut senders = Vec::new();
         for (i, p) in planned.into_iter().enumerate() {
-            let r = rendition(app, hub, source, renditions, &p.name, TrackId::Video, life);
+            let r = rendition(ctx, hub, source, renditions, &p.name, TrackId::Video, life);
             *r.planned.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
             let mut slot = Slot {
                 r,
@@ -344,7 +362,7 @@ impl Pipeline {
                 drops: 0,
             };
             let tx = if admitted.contains(&i) {
-                start_rung(app, stream, &mut slot, fps)
+                start_rung(ctx, stream, &mut slot, fps)
             } else {
                 None
             };
@@ -355,9 +373,9 @@ impl Pipeline {
         let mut threads = Vec::new();
         let mut audio_tx = None;
         if stereo {
-            let r = rendition(app, hub, source, renditions, STEREO, TrackId::Audio, life);
+            let r = rendition(ctx, hub, source, renditions, STEREO, TrackId::Audio, life);
             r.running.store(true, Ordering::Relaxed);
-            set_running_metric(app, stream, &r.name, true);
+            set_running_metric(ctx, stream, &r.name, true);
             let (tx, rx) = sync_channel::<Arc<Frame>>(AUDIO_QUEUE);
             let rr = r.clone();
             let name = stream.to_string();
@@ -374,7 +392,7 @@ impl Pipeline {
             audio.push(r);
         }
         let shed = Arc::new(Shed {
-            app: app.clone(),
+            ctx: ctx.clone(),
             stream: stream.to_string(),
             rungs: slots.iter().map(|s| s.r.clone()).collect(),
         });
@@ -432,13 +450,13 @@ impl Pipeline {
     /// starts one waiting rung again when its wait is over and there is room for it both
     /// in the budget and on the machine (`idle`: idle cores measured since the last
     /// check, `None` when unknown).
-    fn check(&mut self, app: &App, idle: Option<f64>) {
+    fn check(&mut self, ctx: &Transcoding, idle: Option<f64>) {
         let now = Instant::now();
         for s in &mut self.slots {
             if !s.r.running() && s.stopped_at.is_none() {
                 s.stopped_at = Some(now);
                 s.drops += 1;
-                set_running_metric(app, &self.shed.stream, &s.r.name, false);
+                set_running_metric(ctx, &self.shed.stream, &s.r.name, false);
             }
             if s.thread.as_ref().is_some_and(|t| t.is_finished()) {
                 if let Some(t) = s.thread.take() {
@@ -448,7 +466,7 @@ impl Pipeline {
         }
         let stream = self.shed.stream.as_str();
         let (width, height, fps) = self.source;
-        let costs = &app.costs;
+        let costs = &ctx.costs;
         let rung_cores = |s: &Slot| {
             let rate = s.planned.rung.max_fps.map_or(fps, |c| c.min(fps));
             costs.encode_cores(s.planned.width, s.planned.height, rate)
@@ -463,7 +481,7 @@ impl Pipeline {
         let any_running = self.slots.iter().any(|s| s.r.running());
         let own = if any_running { decode + running } else { 0.0 };
         costs.commit(stream, own);
-        app.metrics.abr_cores.with_label_values(&[stream]).set(own);
+        ctx.metrics.abr_cores.with_label_values(&[stream]).set(own);
 
         // One start at a time, and not before the last one shows in the measurements.
         let (Some(revive), Some(idle)) = (&self.revive, idle) else {
@@ -472,8 +490,8 @@ impl Pipeline {
         if now.duration_since(self.last_start) < 2 * CHECK_EVERY {
             return;
         }
-        let room = costs.free_for(stream, app.cfg.abr.budget()) - own;
-        let base = app.cfg.abr.retry_dropped_after;
+        let room = costs.free_for(stream, ctx.abr.budget()) - own;
+        let base = ctx.abr.retry_dropped_after;
         let need = |s: &Slot| rung_cores(s) + if any_running { 0.0 } else { decode };
         let pick = self.slots.iter().position(|s| {
             let Some(at) = s.stopped_at else {
@@ -496,7 +514,7 @@ impl Pipeline {
             "ABR: room again; starting the rung at the next keyframe"
         );
         self.last_start = now;
-        let Some(tx) = start_rung(app, stream, slot, fps) else {
+        let Some(tx) = start_rung(ctx, stream, slot, fps) else {
             return;
         };
         if revive.try_send((i, tx)).is_err() {
@@ -519,12 +537,12 @@ impl Pipeline {
             }
         })
         .await;
-        let (app, stream) = (&self.shed.app, &self.shed.stream);
-        app.costs.release(stream);
-        app.metrics.abr_cores.with_label_values(&[stream]).set(0.0);
+        let (ctx, stream) = (&self.shed.ctx, &self.shed.stream);
+        ctx.costs.release(stream);
+        ctx.metrics.abr_cores.with_label_values(&[stream]).set(0.0);
         for r in self.shed.rungs.iter().chain(&self.audio) {
             r.running.store(false, Ordering::Relaxed);
-            set_running_metric(app, stream, &r.name, false);
+            set_running_metric(ctx, stream, &r.name, false);
         }
         info!("ABR ladder stopped");
     }
@@ -533,8 +551,14 @@ impl Pipeline {
 /// Indices of the rungs of `planned` (in priority order) that fit in the transcoding
 /// budget with what other streams' ladders take; the rest are refused with a log line
 /// saying what the ladder needs, what is free, and what fits.
-fn admit(app: &App, stream: &str, want: &Want, planned: &[Planned], fps: f64) -> Vec<usize> {
-    let costs = &app.costs;
+fn admit(
+    ctx: &Transcoding,
+    stream: &str,
+    want: &Want,
+    planned: &[Planned],
+    fps: f64,
+) -> Vec<usize> {
+    let costs = &ctx.costs;
     let decode = costs.decode_cores(want.width, want.height, fps);
     let rungs: Vec<f64> = planned
         .iter()
@@ -543,9 +567,9 @@ fn admit(app: &App, stream: &str, want: &Want, planned: &[Planned], fps: f64) ->
             costs.encode_cores(p.width, p.height, rate)
         })
         .collect();
-    let budget = app.cfg.abr.budget();
+    let budget = ctx.abr.budget();
     let a = costs.admit(stream, budget, decode, &rungs);
-    app.metrics
+    ctx.metrics
         .abr_cores
         .with_label_values(&[stream])
         .set(a.cores);
@@ -572,7 +596,7 @@ fn admit(app: &App, stream: &str, want: &Want, planned: &[Planned], fps: f64) ->
             names(&refused),
         );
         for (_, p) in &refused {
-            set_running_metric(app, stream, &p.name, false);
+            set_running_metric(ctx, stream, &p.name, false);
         }
     }
     a.admitted
@@ -580,10 +604,15 @@ fn admit(app: &App, stream: &str, want: &Want, planned: &[Planned], fps: f64) ->
 
 /// Starts `slot`'s rung thread on a new queue, which it returns; marks the rung running.
 /// `None` (logged) when the thread cannot start.
-fn start_rung(app: &App, stream: &str, slot: &mut Slot, fps: f64) -> Option<SyncSender<Job>> {
+fn start_rung(
+    ctx: &Transcoding,
+    stream: &str,
+    slot: &mut Slot,
+    fps: f64,
+) -> Option<SyncSender<Job>> {
     let (tx, rx) = sync_channel::<Job>(RUNG_QUEUE);
     let (r, p) = (slot.r.clone(), slot.planned.clone());
-    let (name, costs) = (stream.to_string(), app.costs.clone());
+    let (name, costs) = (stream.to_string(), ctx.costs.clone());
     // Running before the thread exists: a thread that fails at once marks it stopped.
     slot.r.running.store(true, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
@@ -591,7 +620,7 @@ fn start_rung(app: &App, stream: &str, slot: &mut Slot, fps: f64) -> Option<Sync
         .spawn(move || rung_thread(&name, &r, &p, fps, &costs, rx));
     match spawned {
         Ok(t) => {
-            set_running_metric(app, stream, &slot.r.name, true);
+            set_running_metric(ctx, stream, &slot.r.name, true);
             slot.thread = Some(t);
             slot.stopped_at = None;
             Some(tx)
@@ -604,8 +633,8 @@ fn start_rung(app: &App, stream: &str, slot: &mut Slot, fps: f64) -> Option<Sync
     }
 }
 
-fn set_running_metric(app: &App, stream: &str, rung: &str, running: bool) {
-    app.metrics
+fn set_running_metric(ctx: &Transcoding, stream: &str, rung: &str, running: bool) {
+    ctx.metrics
         .rendition_running
         .with_label_values(&[stream, rung])
         .set(i64::from(running));
@@ -614,7 +643,7 @@ fn set_running_metric(app: &App, stream: &str, rung: &str, running: bool) {
 /// The rendition `name` of `track`, created (hub and packager) on first use. A video
 /// rung's segments follow the source's; the audio rendition cuts its own.
 fn rendition(
-    app: &App,
+    ctx: &Transcoding,
     hub: &Arc<Hub>,
     source: &Arc<LiveStream>,
     renditions: &Renditions,
@@ -634,8 +663,8 @@ fn rendition(
     }));
     let output = packager::spawn_following(
         rung_hub.clone(),
-        app.cfg.live.clone(),
-        app.metrics.clone(),
+        ctx.live.clone(),
+        ctx.metrics.clone(),
         (track == TrackId::Video).then_some(follow),
         life,
     );
@@ -653,7 +682,7 @@ fn rendition(
 
 /// Drops rungs when the machine falls behind, lowest priority first.
 struct Shed {
-    app: App,
+    ctx: Transcoding,
     stream: String,
     rungs: Vec<Arc<Rendition>>,
 }
@@ -663,7 +692,7 @@ impl Shed {
     fn drop_lowest(&self, why: &str) {
         if let Some(r) = self.rungs.iter().rev().find(|r| r.running()) {
             r.running.store(false, Ordering::Relaxed);
-            set_running_metric(&self.app, &self.stream, &r.name, false);
+            set_running_metric(&self.ctx, &self.stream, &r.name, false);
             warn!(rung = %r.name, "ABR: {why}; dropping the lowest-priority rung");
         }
     }
@@ -859,7 +888,7 @@ fn decoder_thread(
         }
         let Some(d) = delay else { continue };
         if let Some((cpu, media)) = meter.tick(f.dts) {
-            shed.app.costs.measured_decode(cpu, media, mpx);
+            shed.ctx.costs.measured_decode(cpu, media, mpx);
         }
         match decoder.decode(
             config,
@@ -875,7 +904,7 @@ fn decoder_thread(
             }
             Err(e) => {
                 rejected += 1;
-                shed.app
+                shed.ctx
                     .metrics
                     .abr_rejected_frames
                     .with_label_values(&[&shed.stream])

@@ -1,0 +1,164 @@
+//! What an administrator changes on the appliance, whoever asks: the admin pages, the
+//! JSON API, the setup wizard and the CLI all call these operations, so a change is
+//! checked, made, told to the running service and audited the same way from each.
+//!
+//! - [`streams`]: adding, renaming and removing streams, rotating keys, recording and
+//!   visibility settings, viewer links, ABR ladders.
+//! - [`cameras`]: checking, testing, adding and changing RTSP cameras.
+//! - [`addresses`]: the URLs at which publishers, players and viewers reach the box.
+//!
+//! Nothing here knows HTTP: an operation takes an [`Ops`] (the database, the
+//! configuration, the running service's registry when there is one, and the [`Actor`])
+//! and answers with what it did or why it [`Refused`]. Operations on a stream that does
+//! not exist refuse with [`Refused::NotFound`] and change nothing.
+
+pub mod addresses;
+pub mod cameras;
+pub mod streams;
+
+use crate::config::Config;
+use crate::streams::registry::Registry;
+use crate::streams::Named;
+use sqlx::SqlitePool;
+use std::sync::Arc;
+
+/// Who makes a change, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The user, with the API token when one was used (`admin (token "backup")`), or
+    /// `cli`.
+    pub name: String,
+    /// Where the request came from: the client's address, or `cli`.
+    pub client: String,
+}
+
+impl Actor {
+    /// The command line on the box itself.
+    pub fn cli() -> Actor {
+        Actor {
+            name: "cli".into(),
+            client: "cli".into(),
+        }
+    }
+}
+
+/// Why an operation changed nothing. The messages are sentences for the person who
+/// asked; [`Refused::Failed`] is the appliance's own failure (its database), logged by
+/// whoever answers.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// No such stream, camera or link.
+    #[error("{0}")]
+    NotFound(String),
+    /// The input is wrong; nothing was changed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The change conflicts with the current state (a taken name, a rename while
+    /// live); nothing was changed.
+    #[error("{0}")]
+    Conflict(String),
+    /// The appliance itself failed.
+    #[error("{0}")]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Refused {
+    /// The appliance's own failure `e`.
+    pub fn failed(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Refused {
+        Refused::Failed(e.into())
+    }
+}
+
+/// What an operation works with: the database, the configuration, the running
+/// service's registry (told of each change at once; the CLI has none, and the service
+/// sees its commits through the database within a second) and who acts. Cheap to clone.
+#[derive(Clone)]
+pub struct Ops {
+    /// The SQLite pool.
+    pub db: SqlitePool,
+    /// The loaded configuration.
+    pub cfg: Arc<Config>,
+    registry: Option<Arc<Registry>>,
+    actor: Actor,
+    /// The actor is on the box itself (the CLI), so a camera at a loopback or
+    /// link-local address is theirs to use: everything on the box is theirs already.
+    on_box: bool,
+}
+
+impl Ops {
+    /// Operations by `actor` inside the running service, whose `registry` is told of
+    /// each change.
+    pub fn in_service(
+        db: SqlitePool,
+        cfg: Arc<Config>,
+        registry: Arc<Registry>,
+        actor: Actor,
+    ) -> Ops {
+        Ops {
+            db,
+            cfg,
+            registry: Some(registry),
+            actor,
+            on_box: false,
+        }
+    }
+
+    /// Operations from the command line ([`Actor::cli`]), beside or without a running
+    /// service.
+    pub fn cli(db: SqlitePool, cfg: Arc<Config>) -> Ops {
+        Ops {
+            db,
+            cfg,
+            registry: None,
+            actor: Actor::cli(),
+            on_box: true,
+        }
+    }
+
+    /// Who acts.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// The stream or camera named `name` now.
+    ///
+    /// # Errors
+    /// [`Refused::NotFound`]; [`Refused::Failed`] when the database fails (CLI).
+    pub async fn named(&self, name: &str) -> Result<Arc<Named>, Refused> {
+        let found = match &self.registry {
+            Some(r) => r.directory().by_name(name).cloned(),
+            None => crate::streams::lookup(&self.db, name)
+                .await
+                .map_err(Refused::failed)?
+                .map(Arc::new),
+        };
+        found.ok_or_else(|| Refused::NotFound(format!("no stream or camera named {name:?}")))
+    }
+
+    /// Whether stream `name` has a publisher or camera feeding it now (never, seen from
+    /// the CLI).
+    pub fn is_live(&self, name: &str) -> bool {
+        self.registry
+            .as_ref()
+            .and_then(|r| r.stream(name))
+            .is_some_and(|e| e.hub.is_live())
+    }
+
+    /// Tells the running service the configuration changed: it reloads its directory
+    /// and ends what the change took away (a rotated key's publisher, a deleted
+    /// stream's live entry, a revoked link's players).
+    async fn changed(&self) {
+        if let Some(r) = &self.registry {
+            r.changed().await;
+        }
+    }
+
+    /// Writes `action` (`stream.add`, …) with `detail` to the audit log; a failure to
+    /// write it is logged, and the change stands.
+    async fn audit(&self, action: &str, detail: &str) {
+        let a = &self.actor;
+        if let Err(e) = crate::db::audit(&self.db, &a.name, action, detail, &a.client).await {
+            tracing::warn!(error = %e, action, "writing the audit log failed");
+        }
+    }
+}
