@@ -252,6 +252,12 @@ fn camera_with_g711_and_digest_over_udp_is_transcoded_to_aac() {
     let line = wait_source(&server, "door", "\tfailed\t", Duration::from_secs(15));
     assert!(line.contains("401"), "{line}");
     assert!(line.contains("admin:***@"), "{line}");
+    // retina's whole error, with where it happened: the connection's addresses and the
+    // message's place in the session.
+    assert!(
+        line.contains("; conn: ") && line.contains("; msg: "),
+        "{line}"
+    );
     let shown = format!(
         "{}{}",
         String::from_utf8_lossy(&add.stdout),
@@ -290,7 +296,6 @@ fn camera_with_g711_and_digest_over_udp_is_transcoded_to_aac() {
     // The right password, over UDP: G.711 A-law comes out as AAC, 8 kHz mono.
     let rm = server.cli(&["source", "rm", "door"]);
     assert!(rm.status.success());
-    std::thread::sleep(Duration::from_secs(3)); // the old task stops at the next re-read
     let add = server.cli(&[
         "source",
         "add",

@@ -259,11 +259,12 @@ impl Publish {
         let (Some(frames), Some(track)) = (self.frames.as_mut(), self.tracks.get_mut(i)) else {
             return Ok(());
         };
+        let len = data.len();
         let packet = match parse_rtp(data) {
             Ok(p) if p.payload_type == track.media.payload_type => p,
             Ok(_) => return Ok(()), // another payload type (RTCP muxed, FEC): not ours
             Err(e) => {
-                refuse(track, &self.name, &e);
+                refuse(track, &self.name, None, len, &e);
                 return Ok(());
             }
         };
@@ -298,7 +299,8 @@ impl Publish {
                 }
             };
             if let Err(e) = result {
-                refuse(track, &self.name, &e);
+                let (seq, len) = (o.packet.sequence, o.packet.payload.len());
+                refuse(track, &self.name, Some(seq), len, &e);
             }
             for mut au in self.video_aus.drain(..) {
                 au.pts = au.pts * i64::from(VIDEO_TIMESCALE) / clock;
@@ -352,10 +354,19 @@ impl Drop for Publish {
     }
 }
 
-/// Logs the first few refused packets of a track, then only counts them.
-fn refuse(track: &mut RecvTrack, stream: &str, why: &dyn std::fmt::Display) {
+/// Logs the first few refused packets of a track, then only counts them: the packet's
+/// RTP sequence number (when its header parsed) and its size (bytes of the packet, or of
+/// the payload when the header parsed) go with the reason; the connection's span adds
+/// the peer.
+fn refuse(
+    track: &mut RecvTrack,
+    stream: &str,
+    seq: Option<u16>,
+    bytes: usize,
+    why: &dyn std::fmt::Display,
+) {
     track.errors += 1;
     if track.errors <= 5 || track.errors % 1000 == 0 {
-        warn!(%stream, track = track.media.track.name(), count = track.errors, error = %why, "dropped a packet from the RTSP publisher");
+        warn!(%stream, track = track.media.track.name(), seq, bytes, count = track.errors, error = %why, "dropped a packet from the RTSP publisher");
     }
 }

@@ -271,8 +271,16 @@ mod tests {
         }
         let after = c.decode_cores(1920, 1080, 30.0);
         assert!((after - 0.5).abs() < 0.01, "{before} -> {after}");
-        c.measured_encode(1.0, 0.1, 1.0); // too short to count
+        // A measurement over too little media does not count.
+        let encode = c.encode_cores(1280, 720, 30.0);
+        c.measured_encode(1.0, 0.1, 1.0);
+        assert_eq!(c.encode_cores(1280, 720, 30.0), encode);
+        // Calibration decodes and encodes real pictures and reports what that cost;
+        // how much depends on the machine (the README's benchmark has the figures).
         let (d, e) = calibrate().expect("calibration");
-        assert!(d > 0.0 && e > 0.0 && d < 1.0 && e < 1.0, "{d} {e}");
+        assert!(
+            d.is_finite() && e.is_finite() && d > 0.0 && e > 0.0,
+            "{d} {e}"
+        );
     }
 }

@@ -56,12 +56,14 @@ pub enum PullError {
     /// The stored URL does not parse (the row was edited by hand).
     #[error("invalid camera URL: {0}")]
     Url(#[from] url::ParseError),
-    /// The RTSP exchange or the RTP stream failed (retina's message, first line).
-    #[error("{}", first_line(&.0.to_string()))]
+    /// The RTSP exchange or the RTP stream failed: retina's whole message, with its
+    /// context (`conn:` the addresses, `msg:` or `pkt:` where in the stream: the
+    /// position, the RTP sequence number), on one line.
+    #[error("{}", one_line(&.0.to_string()))]
     Rtsp(#[from] retina::Error),
     /// DESCRIBE got no RTSP answer: nothing listens there, or it speaks something else
-    /// (retina's message, first line).
-    #[error("{}", first_line(&.0.to_string()))]
+    /// (retina's whole message, on one line).
+    #[error("{}", one_line(&.0.to_string()))]
     Unreachable(retina::Error),
     /// DESCRIBE, SETUP and PLAY took longer than [`CONNECT_TIMEOUT`].
     #[error("camera did not answer within {}s", CONNECT_TIMEOUT.as_secs())]
@@ -108,8 +110,14 @@ impl PullError {
     }
 }
 
-fn first_line(s: &str) -> &str {
-    s.lines().next().unwrap_or("").trim()
+/// `s`'s lines, trimmed, joined with `; `: a multi-line error as one log field or
+/// table cell.
+pub fn one_line(s: &str) -> String {
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 struct Running {

@@ -454,9 +454,12 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<SourceRow>, SourceError> {
     .await?)
 }
 
-/// Records the state of a source as the running service sees it. `error` is kept only
-/// up to its first line; `bitrate` is in bits per second. A source deleted meanwhile is
-/// left deleted.
+/// The longest error kept in `last_error`, in bytes.
+const MAX_ERROR: usize = 1000;
+
+/// Records the state of a source as the running service sees it. `error` is kept on one
+/// line, URLs masked, up to [`MAX_ERROR`] bytes; `bitrate` is in bits per second. A
+/// source deleted meanwhile is left deleted.
 ///
 /// # Errors
 /// A database error.
@@ -468,7 +471,18 @@ pub async fn report(
     bitrate: u64,
     live_since: Option<i64>,
 ) -> Result<(), SourceError> {
-    let error = error.map(|e| mask_urls_in(e.lines().next().unwrap_or("").trim()));
+    let error = error.map(|e| {
+        let mut e = mask_urls_in(&super::one_line(e));
+        if e.len() > MAX_ERROR {
+            let mut end = MAX_ERROR;
+            while !e.is_char_boundary(end) {
+                end -= 1;
+            }
+            e.truncate(end);
+            e.push('…');
+        }
+        e
+    });
     sqlx::query(
         "UPDATE sources SET state = ?, last_error = COALESCE(?, last_error), bitrate = ?,
                 live_since = ?, updated_at = ?
