@@ -1,10 +1,12 @@
 //! Protocol front ends that turn bytes into [`crate::media::Frame`]s and publish them
-//! into a hub: RTMP push ([`rtmp`]) and RTSP pull from cameras ([`rtsp_pull`]); RTP
-//! access units become frames in [`rtp_frames`].
+//! into a hub: RTMP push ([`rtmp`]), RTSP push ([`rtsp_push`], whose requests the RTSP
+//! session in [`crate::rtsp::session`] answers) and RTSP pull from cameras
+//! ([`rtsp_pull`]); RTP access units become frames in [`rtp_frames`].
 
 pub mod rtmp;
 pub mod rtp_frames;
 pub mod rtsp_pull;
+pub mod rtsp_push;
 
 use crate::media::TrackId;
 use crate::metrics::Metrics;

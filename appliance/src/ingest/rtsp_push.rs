@@ -1,24 +1,22 @@
 //! RTSP publishers (RFC 2326 §10.3 ANNOUNCE, §10.11 RECORD): the state of one publish
 //! session and the RTP it receives.
 //!
-//! The connection handler in [`super::server`] authenticates the ANNOUNCE, creates a
+//! The RTSP session ([`crate::rtsp::session`]) authenticates the ANNOUNCE, creates a
 //! [`Publish`] from its SDP, binds each SETUP (`mode=record`, TCP-interleaved or UDP) to
 //! a track, and on RECORD claims the stream's hub. Every RTP and RTCP packet then comes
 //! through [`Publish::on_packet`]: RTCP sender reports anchor each track's RTP clock to
 //! the sender's wall clock, so audio and video keep the timing they were sent with; RTP
 //! is put back in order ([`Reorder`]), depacketized, and handed to the hub as frames.
 
-use super::depacketize::{AacDepacketizer, DepacketizeError, H264Depacketizer};
-use super::rtp_in::{parse_rtp, sender_reports, Ordered, Reorder, SenderReport};
-use super::sdp::{AnnouncedMedia, Announcement};
 use crate::hub::Publisher;
 use crate::ingest::rtp_frames::{AudioInput, RtpFrames, RtpMediaError, RtpOut, VideoAu};
 use crate::ingest::IngestMeter;
 use crate::media::{TrackId, VIDEO_TIMESCALE};
+use crate::rtsp::depacketize::{AacDepacketizer, DepacketizeError, H264Depacketizer};
+use crate::rtsp::rtp_in::{parse_rtp, sender_reports, Ordered, Reorder, SenderReport};
+use crate::rtsp::sdp::{AnnouncedMedia, Announcement};
 use bytes::Bytes;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tracing::warn;
 
 /// How long after RECORD a track's first RTP packets wait for its first sender report.
@@ -29,8 +27,8 @@ const REPORT_WAIT: Duration = Duration::from_millis(500);
 pub enum Arrival {
     /// Interleaved on the RTSP connection, on these channels (RTP, RTCP).
     Interleaved(u8, u8),
-    /// On our UDP socket pair (RTP, RTCP).
-    Udp(Arc<UdpSocket>, Arc<UdpSocket>),
+    /// On our UDP port pair whose RTP port this is (RTCP's is the next).
+    Udp(u16),
 }
 
 enum Depacketizer {
@@ -78,11 +76,16 @@ pub struct Publish {
 }
 
 impl Publish {
-    /// A session publishing what was announced to stream `name`.
+    /// A session publishing what was announced to stream `name`, whose RTSP session ID
+    /// (RFC 2326 §12.37) is `session_id`.
     ///
     /// # Errors
     /// [`DepacketizeError::Fmtp`] when a track's format parameters cannot be used.
-    pub fn new(name: &str, announced: Announcement) -> Result<Publish, DepacketizeError> {
+    pub fn new(
+        name: &str,
+        announced: Announcement,
+        session_id: String,
+    ) -> Result<Publish, DepacketizeError> {
         let mut tracks = Vec::new();
         for media in announced.medias {
             let depacketizer = match media.encoding.as_str() {
@@ -103,7 +106,7 @@ impl Publish {
         }
         Ok(Publish {
             name: name.to_string(),
-            session_id: format!("{:016X}", rand::random::<u64>()),
+            session_id,
             tracks,
             publisher: None,
             frames: None,
@@ -133,20 +136,23 @@ impl Publish {
         self.tracks.get(i).map(|t| &t.media)
     }
 
-    /// Records how track `i`'s packets will arrive.
-    pub fn set_arrival(&mut self, i: usize, arrival: Arrival) {
-        if let Some(t) = self.tracks.get_mut(i) {
-            t.arrival = Some(arrival);
+    /// Records how track `i`'s packets will arrive; returns the UDP port the track was
+    /// set up on before, which is no longer used.
+    pub fn set_arrival(&mut self, i: usize, arrival: Arrival) -> Option<u16> {
+        let t = self.tracks.get_mut(i)?;
+        match t.arrival.replace(arrival) {
+            Some(Arrival::Udp(port)) => Some(port),
+            _ => None,
         }
     }
 
-    /// The UDP sockets of the tracks set up over UDP, with their index.
-    pub fn udp_sockets(&self) -> Vec<(usize, Arc<UdpSocket>, Arc<UdpSocket>)> {
+    /// The tracks set up over UDP: their index and our RTP port.
+    pub fn udp_ports(&self) -> Vec<(usize, u16)> {
         self.tracks
             .iter()
             .enumerate()
             .filter_map(|(i, t)| match &t.arrival {
-                Some(Arrival::Udp(rtp, rtcp)) => Some((i, rtp.clone(), rtcp.clone())),
+                Some(Arrival::Udp(port)) => Some((i, *port)),
                 _ => None,
             })
             .collect()
