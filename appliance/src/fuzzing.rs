@@ -143,7 +143,7 @@ pub fn rtsp_record(sdp: &str, track: Option<usize>, data: &[u8]) -> u64 {
     let Ok(publisher) = hub.publish("fuzz") else {
         return 0;
     };
-    let metrics = Metrics::new();
+    let metrics = shared_metrics();
     publish.start(publisher, IngestMeter::new(&metrics, "fuzz"));
     let mut frames = 0;
     let mut rest = data;
@@ -321,6 +321,13 @@ pub fn rtp_round_trip(data: &[u8]) -> Result<usize, RoundTripMismatch> {
     Ok(trips)
 }
 
+/// One metrics registry for every run of a harness: making one registers every family,
+/// which would cost more than the run itself.
+fn shared_metrics() -> Arc<Metrics> {
+    static METRICS: std::sync::OnceLock<Arc<Metrics>> = std::sync::OnceLock::new();
+    METRICS.get_or_init(|| Arc::new(Metrics::new())).clone()
+}
+
 /// The appliance as an RTSP session sees it, held in memory: streams with real hubs,
 /// their keys, open viewer links and the UDP ports handed out. For the session's fuzz
 /// target and tests.
@@ -364,7 +371,7 @@ impl MemoryHost {
             rejected: Vec::new(),
             publishers: Vec::new(),
             next_port: 50_000,
-            metrics: Arc::new(Metrics::new()),
+            metrics: shared_metrics(),
         }
     }
 

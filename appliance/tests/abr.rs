@@ -747,10 +747,14 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
             )
         })
         .collect();
-    server.wait_log("dropping the lowest-priority rung", Duration::from_secs(60));
-    // While the busy loops run, a dropped rung is not started again even after its wait
-    // (3 s): the machine has no idle CPU for it.
-    std::thread::sleep(Duration::from_secs(8));
+    server.wait_log_from(
+        before_hogs,
+        "dropping the lowest-priority rung",
+        Duration::from_secs(60),
+    );
+    // While the busy loops run, a dropped rung is not started again when its wait (3 s)
+    // is over: the machine has no idle CPU for it, and the supervisor says so.
+    server.wait_log_from(before_hogs, "it stays dropped", Duration::from_secs(60));
     let hogged = rungs_running(&server, &rungs);
     assert!(hogged.contains(&0), "nothing dropped: {hogged:?}");
     let while_hogged = server

@@ -291,7 +291,7 @@ pub async fn recording_file(
 /// Starts the recorder of stream `uid` (it records only while its settings say so), one
 /// of the stream's tasks: when the stream closes, it records what is complete and ends.
 /// It re-reads its settings when `settings` sees a change of the configuration (the
-/// registry's [`Registry::changes`]), and the free space every [`CHECK_EVERY`].
+/// registry's [`Registry::changes`]), and the free space every 2 s (`CHECK_EVERY`).
 pub fn recorder(
     dvr: Dvr,
     uid: StreamUid,

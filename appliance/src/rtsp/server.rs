@@ -107,7 +107,7 @@ pub enum RtspError {
     /// The publisher's media could not go on.
     #[error("publisher's media: {0}")]
     Media(#[from] crate::ingest::rtp_frames::RtpMediaError),
-    /// A recording publisher sent nothing for [`PUBLISH_IDLE`].
+    /// A recording publisher sent nothing for `PUBLISH_IDLE` (30 s).
     #[error("publisher sent nothing for {}s", PUBLISH_IDLE.as_secs())]
     PublisherIdle,
     /// A request did not arrive whole in time (`request`), or nothing arrived for the

@@ -391,10 +391,17 @@ impl Server {
 
     /// Waits until the log contains `needle`; panics with the log after `timeout`.
     pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_log_from(0, needle, timeout)
+    }
+
+    /// [`Server::wait_log`] for a line after the first `from` bytes of the log (a
+    /// length the log had earlier).
+    pub fn wait_log_from(&self, from: usize, needle: &str, timeout: Duration) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let log = self.log();
-            if let Some(line) = log.lines().find(|l| l.contains(needle)) {
+            let recent = log.get(from..).unwrap_or_default();
+            if let Some(line) = recent.lines().find(|l| l.contains(needle)) {
                 return line.to_string();
             }
             if Instant::now() > deadline {

@@ -458,7 +458,7 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<SourceRow>, SourceError> {
 const MAX_ERROR: usize = 1000;
 
 /// Records the state of a source as the running service sees it. `error` is kept on one
-/// line, URLs masked, up to [`MAX_ERROR`] bytes; `bitrate` is in bits per second. A
+/// line, URLs masked, up to `MAX_ERROR` (1000) bytes; `bitrate` is in bits per second. A
 /// source deleted meanwhile is left deleted.
 ///
 /// # Errors
