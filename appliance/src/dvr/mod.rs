@@ -31,7 +31,7 @@ use crate::metrics::Metrics;
 use crate::packager::LiveStream;
 use crate::streams::life::StreamLife;
 use crate::streams::registry::Registry;
-use crate::streams::StreamUid;
+use crate::streams::{Directory, StreamUid};
 use bytes::Bytes;
 use sqlx::SqlitePool;
 use std::collections::BTreeMap;
@@ -646,17 +646,19 @@ async fn remove_files<'a>(
 pub async fn retain(dvr: Dvr, registry: Arc<Registry>) {
     let mut changes = registry.changes();
     loop {
-        if let Err(e) = retain_once(&dvr, &registry).await {
+        let now = unix_ms(SystemTime::now());
+        if let Err(e) = retain_once(&dvr, &registry.directory(), now).await {
             warn!(error = %e, "DVR retention failed");
         }
         let _ = tokio::time::timeout(RETAIN_EVERY, changes.changed()).await;
     }
 }
 
-async fn retain_once(dvr: &Dvr, registry: &Registry) -> Result<(), DvrError> {
+/// One pass of retention at `now` (ms since the Unix epoch): finishes deletions under
+/// way, then deletes every stream's recordings older than its age limit or beyond its
+/// size limit, oldest first. `dir` names the streams in the log.
+async fn retain_once(dvr: &Dvr, dir: &Directory, now: i64) -> Result<(), DvrError> {
     finish_deletes(dvr).await?;
-    let now = unix_ms(SystemTime::now());
-    let dir = registry.directory();
     for (uid, s) in settings::all(&dvr.db).await? {
         let stream = dir
             .by_uid(&uid)
@@ -825,4 +827,118 @@ pub async fn ranges(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index row of `stream`'s video, `age_s` seconds before `now`, of `bytes`, with
+    /// its file on disk; returns its path.
+    async fn segment(
+        dvr: &Dvr,
+        stream: &StreamUid,
+        msn: i64,
+        now: i64,
+        age_s: i64,
+        bytes: usize,
+    ) -> String {
+        let path = format!("{stream}/1-0/video/{msn}.m4s");
+        let init = format!("{stream}/1-0/video/init.mp4");
+        for (p, n) in [(&path, bytes), (&init, 10)] {
+            let file = dvr.root.join(p);
+            std::fs::create_dir_all(file.parent().expect("parent")).expect("dir");
+            std::fs::write(&file, vec![0u8; n]).expect("write");
+        }
+        sqlx::query(
+            "INSERT INTO dvr_segments (stream_uid, track, epoch, msn, start_wall_ms, start,
+                 timescale, duration, bytes, path, init_path, codec, width, height, channels)
+             VALUES (?, 'video', '1-0', ?, ?, 0, 90000, 180000, ?, ?, ?, 'avc1.4d401f', 1280, 720, 0)",
+        )
+        .bind(stream)
+        .bind(msn)
+        .bind(now - age_s * 1000)
+        .bind(bytes as i64)
+        .bind(&path)
+        .bind(&init)
+        .execute(&dvr.db)
+        .await
+        .expect("insert");
+        path
+    }
+
+    async fn kept(dvr: &Dvr) -> Vec<i64> {
+        sqlx::query_as::<_, (i64,)>("SELECT msn FROM dvr_segments ORDER BY msn")
+            .fetch_all(&dvr.db)
+            .await
+            .expect("select")
+            .into_iter()
+            .map(|r| r.0)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn retention_keeps_what_the_limits_allow_at_the_time_it_is_given() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::db::open(dir.path()).await.expect("open");
+        let dvr = Dvr::new(&Config::default(), db.clone(), Arc::new(Metrics::new()));
+        let dvr = Dvr {
+            root: dir.path().join("recordings"),
+            ..dvr
+        };
+        crate::auth::stream_keys::add(&db, "lobby")
+            .await
+            .expect("stream");
+        let uid = crate::streams::lookup(&db, "lobby")
+            .await
+            .expect("lookup")
+            .expect("lobby")
+            .uid;
+        let directory = Directory::load(&db, 0).await.expect("directory");
+        let now = 1_795_000_000_000;
+        let mut paths = Vec::new();
+        for (msn, age) in [(1, 120), (2, 90), (3, 30), (4, 10)] {
+            paths.push(segment(&dvr, &uid, msn, now, age, 1000).await);
+        }
+        let keep = |secs, bytes| settings::SettingsChange {
+            enabled: Some(true),
+            keep_secs: Some(secs),
+            keep_bytes: Some(bytes),
+        };
+
+        // Without limits nothing goes; with a minute's, what is older than a minute at
+        // the time given, files and rows.
+        settings::set(&db, "lobby", keep(None, None))
+            .await
+            .expect("settings");
+        retain_once(&dvr, &directory, now).await.expect("retain");
+        assert_eq!(kept(&dvr).await, [1, 2, 3, 4]);
+        settings::set(&db, "lobby", keep(Some(60), None))
+            .await
+            .expect("settings");
+        retain_once(&dvr, &directory, now).await.expect("retain");
+        assert_eq!(kept(&dvr).await, [3, 4]);
+        assert!(!dvr.root.join(&paths[0]).exists() && dvr.root.join(&paths[2]).exists());
+
+        // Twenty seconds later the one 30 s old then is past the minute.
+        retain_once(&dvr, &directory, now + 40_000)
+            .await
+            .expect("retain");
+        assert_eq!(kept(&dvr).await, [4]);
+
+        // A size limit keeps the newest that fit; with no segment left, the init
+        // segment goes too.
+        segment(&dvr, &uid, 5, now, 5, 1000).await;
+        settings::set(&db, "lobby", keep(None, Some(1500)))
+            .await
+            .expect("settings");
+        retain_once(&dvr, &directory, now).await.expect("retain");
+        assert_eq!(kept(&dvr).await, [5]);
+        settings::set(&db, "lobby", keep(None, Some(10)))
+            .await
+            .expect("settings");
+        retain_once(&dvr, &directory, now).await.expect("retain");
+        assert!(kept(&dvr).await.is_empty());
+        assert!(!dvr.root.join(format!("{uid}/1-0/video/init.mp4")).exists());
+    }
 }
