@@ -773,6 +773,20 @@ mod tests {
             self.0 ^= self.0 >> 27;
             self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
         }
+
+        /// `base` with 1 to `max` bytes replaced by random ones and, when `cut`, one
+        /// time in eight cut short.
+        fn mutate(&mut self, base: &[u8], max: u64, cut: bool) -> Vec<u8> {
+            let mut d = base.to_vec();
+            for _ in 0..1 + self.next() % max {
+                let pos = (self.next() % d.len() as u64) as usize;
+                d[pos] = self.next() as u8;
+            }
+            if cut && self.next() % 8 == 0 {
+                d.truncate((self.next() % d.len() as u64) as usize);
+            }
+            d
+        }
     }
 
     #[test]
@@ -793,14 +807,7 @@ mod tests {
         let base = valid_session();
         let mut rng = Rng(0x5eed_5eed_5eed_5eed);
         for _ in 0..3000 {
-            let mut d = base.clone();
-            for _ in 0..1 + rng.next() % 12 {
-                let pos = (rng.next() % d.len() as u64) as usize;
-                d[pos] = rng.next() as u8;
-            }
-            if rng.next() % 8 == 0 {
-                d.truncate((rng.next() % d.len() as u64) as usize);
-            }
+            let d = rng.mutate(&base, 12, true);
             let _ = flv_session(&d);
         }
     }
@@ -837,11 +844,7 @@ mod tests {
         let base = publish_session();
         let mut rng = Rng(0xfeed_f00d);
         for _ in 0..2000 {
-            let mut d = base.clone();
-            for _ in 0..1 + rng.next() % 12 {
-                let pos = (rng.next() % d.len() as u64) as usize;
-                d[pos] = rng.next() as u8;
-            }
+            let d = rng.mutate(&base, 12, false);
             let _ = rtsp_record(PUBLISH_SDP, None, &d);
         }
     }
@@ -857,11 +860,7 @@ mod tests {
         assert!(rtsp_announce(&base), "the seed must reach Publish::new");
         let mut rng = Rng(7);
         for _ in 0..3000 {
-            let mut d = base.clone();
-            for _ in 0..1 + rng.next() % 8 {
-                let pos = (rng.next() % d.len() as u64) as usize;
-                d[pos] = rng.next() as u8;
-            }
+            let d = rng.mutate(&base, 8, false);
             let _ = rtsp_announce(&d);
         }
     }
@@ -907,11 +906,7 @@ mod tests {
         let mut rng = Rng(0xc0ffee);
         let base = round_trip_seed();
         for _ in 0..300 {
-            let mut d = base.clone();
-            for _ in 0..1 + rng.next() % 8 {
-                let pos = (rng.next() % d.len() as u64) as usize;
-                d[pos] = rng.next() as u8;
-            }
+            let d = rng.mutate(&base, 8, false);
             if let Err(e) = rtp_round_trip(&d) {
                 panic!("{e:?}");
             }
@@ -928,14 +923,7 @@ mod tests {
         let mut rng = Rng(0x7275_7370);
         for seed in &seeds {
             for _ in 0..1500 {
-                let mut d = seed.clone();
-                for _ in 0..1 + rng.next() % 10 {
-                    let pos = (rng.next() % d.len() as u64) as usize;
-                    d[pos] = rng.next() as u8;
-                }
-                if rng.next() % 8 == 0 {
-                    d.truncate((rng.next() % d.len() as u64) as usize);
-                }
+                let d = rng.mutate(seed, 10, true);
                 let _ = rtsp_session(&d);
             }
         }
