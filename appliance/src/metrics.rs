@@ -68,6 +68,8 @@ pub struct Metrics {
     pub connection_limit: IntGaugeVec,
     /// Streams with a live entry (hub, packager, recorder, renditions) in memory now.
     pub live_streams: prometheus::IntGauge,
+    /// Tokio tasks alive in the service, read when the metrics are rendered.
+    pub tasks: prometheus::IntGauge,
 }
 
 fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -252,6 +254,16 @@ impl Metrics {
                     .unwrap_or_else(|e| panic!("metric streambox_live_streams registered twice: {e}"));
                 g
             },
+            tasks: {
+                let g = prometheus::IntGauge::new(
+                    "streambox_tasks",
+                    "Tokio tasks alive in the service (connections, streams' tasks, loops)",
+                )
+                .unwrap_or_else(|e| panic!("metric streambox_tasks is malformed: {e}"));
+                r.register(Box::new(g.clone()))
+                    .unwrap_or_else(|e| panic!("metric streambox_tasks registered twice: {e}"));
+                g
+            },
             registry: r,
         }
     }
@@ -279,6 +291,9 @@ impl Metrics {
 
     /// The text exposition of every metric.
     pub fn render(&self) -> String {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            self.tasks.set(rt.metrics().num_alive_tasks() as i64);
+        }
         let mut buf = Vec::new();
         // Encoding into a Vec cannot fail for well-formed metrics.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
