@@ -284,3 +284,102 @@ impl MediaSender {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::h264::{tests::BBB_AVCC, AvcConfig};
+    use tokio::sync::watch;
+
+    /// `n` pictures of 25 fps video, the first a keyframe.
+    fn pictures(n: i64) -> Vec<Arc<Frame>> {
+        let avcc = AvcConfig::parse(Bytes::from_static(BBB_AVCC)).expect("avcC");
+        let params = Arc::new(TrackParams::Video(avcc));
+        (0..n)
+            .map(|i| {
+                let nal: &[u8] = if i == 0 {
+                    &[0x65, 0x88, 0x84]
+                } else {
+                    &[0x41, 0x9a]
+                };
+                let mut data = (nal.len() as u32).to_be_bytes().to_vec();
+                data.extend_from_slice(nal);
+                Arc::new(Frame {
+                    track: TrackId::Video,
+                    dts: i * 3600,
+                    cts: 0,
+                    is_sync: i == 0,
+                    params: params.clone(),
+                    data: Bytes::from(data),
+                    received: std::time::Instant::now(),
+                })
+            })
+            .collect()
+    }
+
+    fn sender(tx: mpsc::Sender<Bytes>) -> MediaSender {
+        let tracks = BTreeMap::from([(
+            TrackId::Video,
+            (
+                Out::Interleaved { rtp: 0, rtcp: 1 },
+                Packetizer::new(96, 7, 0, 0),
+                90_000,
+            ),
+        )]);
+        MediaSender::new(tracks, tx, SystemTime::now())
+    }
+
+    fn live() -> PublishState {
+        PublishState::Live {
+            peer: "test".into(),
+            session: 1,
+            since: SystemTime::now(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_player_that_takes_nothing_is_dropped_after_the_stuck_limit() {
+        // The connection's queue holds one message and nobody reads it.
+        let (tx, _unread) = mpsc::channel(1);
+        let (_frames, rx) = broadcast::channel(8);
+        let (_state, state) = watch::channel(live());
+        let began = tokio::time::Instant::now();
+        sender(tx).run(pictures(10), rx, state).await;
+        let waited = began.elapsed();
+        assert!(
+            waited >= STUCK_LIMIT && waited < STUCK_LIMIT + Duration::from_secs(1),
+            "dropped after {waited:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_the_publisher_leaves_the_player_gets_everything_then_a_bye() {
+        let (tx, mut queue) = mpsc::channel(256);
+        let (frames, rx) = broadcast::channel(64);
+        let (state_tx, state) = watch::channel(live());
+        let gop = pictures(3);
+        let later = pictures(6).split_off(3);
+        let run = tokio::spawn(sender(tx).run(gop, rx, state));
+        for f in later {
+            frames.send(f).expect("the sender listens");
+        }
+        let _ = state_tx.send(PublishState::Idle);
+        let began = tokio::time::Instant::now();
+        run.await.expect("the sender ends");
+        // The BYE waits for the player's buffer, then the player may send TEARDOWN.
+        assert!(began.elapsed() >= BYE_DELAY + BYE_GRACE);
+        let mut rtp = Vec::new();
+        let mut bye = false;
+        while let Ok(b) = queue.try_recv() {
+            match (b[1], b[5]) {
+                (0, _) => rtp.push(u16::from_be_bytes([b[6], b[7]])),
+                (1, 203) => bye = true,
+                _ => {}
+            }
+        }
+        // The keyframe goes with its SPS and PPS in-band: three packets, then one a
+        // picture.
+        assert_eq!(rtp, (0..8).collect::<Vec<u16>>(), "every picture, in order");
+        assert!(bye, "an RTCP BYE on the RTCP channel");
+    }
+}
