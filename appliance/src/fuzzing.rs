@@ -953,4 +953,17 @@ mod tests {
             assert!(committed == bytes, "{name} differs from the harness's seed");
         }
     }
+
+    #[test]
+    fn inputs_that_once_crashed_a_harness_do_not() {
+        // fuzz/regressions/TARGET/NAME: what the fuzzers found, kept as tests.
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        let mut ran = 0;
+        for entry in std::fs::read_dir(dir.join("rtsp_session")).expect("regressions") {
+            let data = std::fs::read(entry.expect("entry").path()).expect("read");
+            let _ = rtsp_session(&data);
+            ran += 1;
+        }
+        assert!(ran > 0, "no regression inputs were found");
+    }
 }

@@ -316,11 +316,12 @@ impl RtpFrames {
             return Ok(());
         }
         self.seen_keyframe = true;
-        let offset_ms = self.anchor(TrackId::Video, au.pts, i64::from(VIDEO_TIMESCALE));
+        let time = within_range(au.pts);
+        let offset_ms = self.anchor(TrackId::Video, time, i64::from(VIDEO_TIMESCALE));
         let Some(state) = self.video.as_mut() else {
             return Ok(());
         };
-        let pts = (self.base_ms + offset_ms) * 90 + au.pts;
+        let pts = (self.base_ms + offset_ms) * 90 + time;
         if let Some(f) = state.dts.push(pts, (au.is_sync, au.data, Instant::now())) {
             out.push(video_frame(&state.params, f));
         }
@@ -344,6 +345,7 @@ impl RtpFrames {
         if self.audio_input.is_none() {
             return Ok(());
         }
+        let time = within_range(time);
         let rate = i64::from(clock_rate.max(1));
         let base_ms = self.base_ms + self.anchor(TrackId::Audio, time, rate);
         self.audio_state(out)?;
@@ -392,6 +394,17 @@ impl RtpFrames {
             }
         }
     }
+}
+
+/// The largest RTP time taken as it is, either way, in ticks: 2^44, six years at 90 kHz.
+/// Beyond it (a sender report or clock step that puts a packet anywhere in i64) a time
+/// is held at the bound, a jump the timestamp policy re-anchors, so no arithmetic on it
+/// overflows (times 1000, or a clock rate, it stays far below 2^63).
+const MAX_TICKS: i64 = 1 << 44;
+
+/// `t` held within ±[`MAX_TICKS`].
+fn within_range(t: i64) -> i64 {
+    t.clamp(-MAX_TICKS, MAX_TICKS)
 }
 
 /// An AAC access unit at `dts` samples.

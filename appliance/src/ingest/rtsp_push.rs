@@ -295,7 +295,9 @@ impl Publish {
                     ),
                 }
             });
-            o.timestamp = o.timestamp - zero + offset;
+            // A sender report far from the first one puts the anchor anywhere in i64:
+            // saturate, and let the timestamp policy re-anchor the jump.
+            o.timestamp = o.timestamp.saturating_sub(zero).saturating_add(offset);
             let result = match &mut track.depacketizer {
                 Depacketizer::H264(d) => d.push(&o, &mut self.video_aus),
                 Depacketizer::Aac(d) => d.push(&o, &mut self.audio_aus),
@@ -309,7 +311,7 @@ impl Publish {
                 refuse(track, &self.name, Some(seq), len, &e);
             }
             for mut au in self.video_aus.drain(..) {
-                au.pts = au.pts * i64::from(VIDEO_TIMESCALE) / clock;
+                au.pts = rescale(au.pts, i64::from(VIDEO_TIMESCALE), clock);
                 frames.video(au, &mut self.out)?;
             }
             for (t, data) in self.audio_aus.drain(..) {
@@ -352,6 +354,13 @@ impl Publish {
             warn!(stream = %self.name, lost, refused, "RTSP publisher's packets lost or refused");
         }
     }
+}
+
+/// `t` ticks of a `from` Hz clock in ticks of a `to` Hz clock, saturating at the ends
+/// of i64 rather than overflowing.
+fn rescale(t: i64, to: i64, from: i64) -> i64 {
+    let r = i128::from(t) * i128::from(to) / i128::from(from.max(1));
+    r.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
 }
 
 impl Drop for Publish {
