@@ -91,6 +91,15 @@ fn histogram(r: &Registry, name: &str, help: &str, labels: &[&str]) -> Histogram
     h
 }
 
+/// A gauge without labels, registered in `r`.
+fn single_gauge(r: &Registry, name: &str, help: &str) -> prometheus::IntGauge {
+    let g = prometheus::IntGauge::new(name, help)
+        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    r.register(Box::new(g.clone()))
+        .unwrap_or_else(|e| panic!("metric {name} registered twice: {e}"));
+    g
+}
+
 fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     let g = IntGaugeVec::new(Opts::new(name, help), labels)
         .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
@@ -244,26 +253,16 @@ impl Metrics {
                 "The most connections one client address (IPv4, or IPv6 /64) may have open",
                 &["protocol"],
             ),
-            live_streams: {
-                let g = prometheus::IntGauge::new(
-                    "streambox_live_streams",
-                    "Streams with a live entry (hub, packager, recorder, renditions) in memory",
-                )
-                .unwrap_or_else(|e| panic!("metric streambox_live_streams is malformed: {e}"));
-                r.register(Box::new(g.clone()))
-                    .unwrap_or_else(|e| panic!("metric streambox_live_streams registered twice: {e}"));
-                g
-            },
-            tasks: {
-                let g = prometheus::IntGauge::new(
-                    "streambox_tasks",
-                    "Tokio tasks alive in the service (connections, streams' tasks, loops)",
-                )
-                .unwrap_or_else(|e| panic!("metric streambox_tasks is malformed: {e}"));
-                r.register(Box::new(g.clone()))
-                    .unwrap_or_else(|e| panic!("metric streambox_tasks registered twice: {e}"));
-                g
-            },
+            live_streams: single_gauge(
+                &r,
+                "streambox_live_streams",
+                "Streams with a live entry (hub, packager, recorder, renditions) in memory",
+            ),
+            tasks: single_gauge(
+                &r,
+                "streambox_tasks",
+                "Tokio tasks alive in the service (connections, streams' tasks, loops)",
+            ),
             registry: r,
         }
     }
