@@ -344,8 +344,6 @@ pub struct MemoryHost {
     pub now: i64,
     /// UDP port pairs handed out and not released, by RTP port.
     pub udp: BTreeSet<u16>,
-    /// Refusals, by metric label.
-    pub rejected: Vec<&'static str>,
     /// Publishers holding the streams made live by [`MemoryHost::live`].
     publishers: Vec<Publisher>,
     next_port: u16,
@@ -368,7 +366,6 @@ impl MemoryHost {
             secret: vec![7; 32],
             now: 1_795_000_000,
             udp: BTreeSet::new(),
-            rejected: Vec::new(),
             publishers: Vec::new(),
             next_port: 50_000,
             metrics: shared_metrics(),
@@ -469,6 +466,7 @@ impl Host for MemoryHost {
         Some(((gop, rx), first))
     }
 
+    // Refusals are metrics in the service; the tests read the statuses instead.
     fn rejected(&self, _reason: &'static str) {}
 
     async fn viewer_secret(&self) -> Option<Vec<u8>> {
