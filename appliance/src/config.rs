@@ -147,6 +147,14 @@ pub struct HttpConfig {
     /// The most HTTP connections one client address (an IPv4 address, or an IPv6 /64)
     /// may have open; more get 503 and are closed. A browser opens about six.
     pub max_connections_per_client: usize,
+    /// HTTPS listen address (the appliance image sets `0.0.0.0:443`); unset by default,
+    /// so a developer's `streambox serve` serves plain HTTP only. When set, the admin
+    /// pages, the wizard, sign-in and the API answer on it, and on `listen` they
+    /// redirect there (308); viewers' pages and media answer on both.
+    pub tls_listen: Option<SocketAddr>,
+    /// Where the HTTPS certificate and key are kept (made at first start, see
+    /// [`crate::tls`]); `DATA_DIR/tls` when unset.
+    pub tls_dir: Option<PathBuf>,
 }
 
 /// RTSP server settings. Durations are in seconds.
@@ -212,6 +220,8 @@ impl Default for HttpConfig {
             header_timeout: 10.0,
             body_timeout: 30.0,
             max_connections_per_client: 128,
+            tls_listen: None,
+            tls_dir: None,
         }
     }
 }

@@ -24,5 +24,6 @@ pub mod rtsp;
 pub mod setup;
 pub mod streams;
 pub mod system;
+pub mod tls;
 pub mod transcode;
 pub mod viewers;

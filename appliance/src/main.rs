@@ -340,6 +340,14 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let rtsp = tokio::net::TcpListener::bind(cfg.rtsp.listen)
         .await
         .with_context(|| format!("binding RTSP to {}", cfg.rtsp.listen))?;
+    let https = match cfg.http.tls_listen {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding HTTPS to {a}"))?,
+        ),
+        None => None,
+    };
     let metrics = match cfg.metrics.listen {
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
@@ -358,6 +366,17 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     if let Some(m) = &metrics {
         println!("metrics listening on {}", m.local_addr()?);
     }
+    let tls = match &https {
+        Some(l) => {
+            let addr = l.local_addr()?;
+            let tls = tls_identity(&cfg)?;
+            println!("https listening on {addr}");
+            println!("https certificate sha256 {}", tls.fingerprint());
+            cfg.http.tls_listen = Some(addr);
+            Some(tls.server_config()?)
+        }
+        None => None,
+    };
     // Pages that show addresses (setup, publish settings) use the bound ports.
     (cfg.rtmp.listen, cfg.http.listen, cfg.rtsp.listen) = (rtmp_addr, http_addr, rtsp_addr);
     let budget = cfg.abr.budget();
@@ -397,9 +416,47 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     if let Some(m) = metrics {
         tokio::spawn(http::serve_metrics(m, app.clone()));
     }
-    http::serve(web, app, shutdown()).await;
+    // One signal stops both web listeners; each lets its requests in flight finish.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let secure = match (https, tls) {
+        (Some(listener), Some(tls)) => Some(tokio::spawn(http::serve_tls(
+            listener,
+            app.clone(),
+            tls,
+            stop.clone().cancelled_owned(),
+        ))),
+        _ => None,
+    };
+    let signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown().await;
+        signal.cancel();
+    });
+    http::serve(web, app, stop.cancelled_owned()).await;
+    if let Some(s) = secure {
+        let _ = s.await;
+    }
     info!("streambox stopped");
     Ok(())
+}
+
+/// The HTTPS certificate and key in `http.tls_dir` (or `DATA_DIR/tls`), made at the
+/// first start for this machine's name and addresses.
+fn tls_identity(cfg: &Config) -> anyhow::Result<streambox::tls::Identity> {
+    let dir = cfg
+        .http
+        .tls_dir
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("tls"));
+    let addrs: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
+        .map(|l| l.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    let id = streambox::tls::load_or_create(&dir, &host_name(cfg), &addrs)
+        .context("the HTTPS certificate")?;
+    if id.created {
+        info!(dir = %dir.display(), fingerprint = %id.fingerprint(), "made a self-signed HTTPS certificate");
+    }
+    Ok(id)
 }
 
 /// Deletes timed-out sessions and expired viewer links once an hour.

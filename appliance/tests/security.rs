@@ -95,6 +95,7 @@ async fn sign_in_token(client: &reqwest::Client, server: &Server) -> String {
     Answer {
         status: 200,
         location: None,
+        cookies: Vec::new(),
         body: page,
     }
     .csrf()
@@ -155,28 +156,6 @@ fn first_uri(playlist: &str, base: &str) -> String {
     } else {
         format!("{base}{line}")
     }
-}
-
-/// Reads and discards until the peer closes the connection (true) or `within` passes
-/// (false).
-fn closed_within(sock: &mut TcpStream, within: Duration) -> bool {
-    let deadline = Instant::now() + within;
-    sock.set_read_timeout(Some(Duration::from_millis(100)))
-        .expect("timeout");
-    let mut buf = vec![0u8; 64 * 1024];
-    while Instant::now() < deadline {
-        match sock.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return true,
-        }
-    }
-    false
 }
 
 /// One RTSP request on `sock`; the status code and the whole response.
@@ -994,6 +973,7 @@ fn csrf_tokens_are_minted_by_the_server_and_renewed_at_sign_in() {
         let before = Answer {
             status: 200,
             location: None,
+            cookies: Vec::new(),
             body: page,
         }
         .csrf();
@@ -1049,6 +1029,7 @@ fn csrf_tokens_are_minted_by_the_server_and_renewed_at_sign_in() {
         let now = Answer {
             status: 200,
             location: None,
+            cookies: Vec::new(),
             body: page,
         }
         .csrf();

@@ -22,7 +22,7 @@ mod system;
 mod thumbnail;
 pub mod visitor;
 
-pub use serve::{serve, serve_metrics};
+pub use serve::{serve, serve_metrics, serve_tls, Scheme};
 
 use crate::app::App;
 use axum::handler::Handler;
@@ -243,12 +243,21 @@ pub fn routes() -> Vec<Route> {
     all
 }
 
-/// Builds the whole HTTP application from [`table`]: public and viewer routes with CORS
-/// (players on other origins fetch media), viewer routes behind
-/// [`visitor::viewer_gate`]; the others behind [`visitor::visitor`] and the
+/// Builds the whole HTTP application from [`table`] for a listener of `scheme`: public
+/// and viewer routes with CORS (players on other origins fetch media), viewer routes
+/// behind [`visitor::viewer_gate`]; the others behind [`visitor::visitor`] and the
 /// [`visitor::guard`] of their class, without CORS. [`visitor::through_link`] runs
 /// first, before routing.
-pub fn router(app: App) -> Router {
+///
+/// When the service has an HTTPS listener (`http.tls_listen`), the plain listener's
+/// router answers every route that is neither public nor a viewer's (setup, sign-in,
+/// admin, API, `/metrics`) with [`to_https`]: passwords, session cookies and API tokens
+/// travel only over TLS, while LAN players keep plain HTTP for media.
+pub fn router(app: App, scheme: Scheme) -> Router {
+    let https_port = match scheme {
+        Scheme::Http => app.cfg.http.tls_listen.map(|a| a.port()),
+        Scheme::Https => None,
+    };
     let cors = CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
@@ -262,6 +271,9 @@ pub fn router(app: App) -> Router {
         } else if access == Access::Viewer {
             let gate = from_fn_with_state(app.clone(), visitor::viewer_gate);
             public = public.route(path, mr.route_layer(gate));
+        } else if let Some(port) = https_port {
+            let redirect = move |req: axum::extract::Request| async move { to_https(&req, port) };
+            public = public.route(path, axum::routing::any(redirect));
         } else {
             let guard = from_fn_with_state((app.clone(), access), visitor::guard);
             private = private.route(path, mr.route_layer(guard));
@@ -277,6 +289,60 @@ pub fn router(app: App) -> Router {
             .layer(links)
             .service(routed),
     )
+}
+
+/// The redirect of a request on plain HTTP to the same URL over HTTPS on `port`: 308,
+/// which keeps the method and body (RFC 9110 §15.4.9). The host is the request's
+/// `Host` header without its port; a header that is not a plain host name or address
+/// gets 400 rather than a redirect to a place the client named.
+fn to_https(req: &axum::extract::Request, port: u16) -> Response {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .and_then(host_of);
+    let Some(host) = host else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "this page is served over HTTPS only; open it with https://",
+        );
+    };
+    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let location = if port == 443 {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}:{port}{path}")
+    };
+    match HeaderValue::from_str(&location) {
+        Ok(v) => (
+            StatusCode::PERMANENT_REDIRECT,
+            [(header::LOCATION, v)],
+            "this page is served over HTTPS only\n",
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::BAD_REQUEST, "bad request target"),
+    }
+}
+
+/// The host of a `Host` header value (RFC 9110 §7.2) without its port: a name of
+/// letters, digits, `-` and `.`, an IPv4 address, or a bracketed IPv6 address.
+fn host_of(value: &str) -> Option<&str> {
+    let host = if value.starts_with('[') {
+        let end = value.find(']')?;
+        let v6 = &value[..=end];
+        v6[1..end].parse::<std::net::Ipv6Addr>().ok()?;
+        v6
+    } else {
+        let h = value.split(':').next()?;
+        let plain = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '.';
+        (!h.is_empty() && h.len() <= 253 && h.chars().all(plain)).then_some(h)?
+    };
+    let rest = &value[host.len()..];
+    let port_ok = rest.is_empty()
+        || rest.strip_prefix(':').is_some_and(|p| {
+            !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit())
+        });
+    port_ok.then_some(host)
 }
 
 /// The content security policy of every page: only this appliance's own scripts,
@@ -432,4 +498,31 @@ async fn metrics(axum::extract::State(app): axum::extract::State<App>) -> Respon
         app.metrics.render(),
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_of;
+
+    #[test]
+    fn redirects_name_only_the_host_the_request_named() {
+        assert_eq!(host_of("box.local"), Some("box.local"));
+        assert_eq!(host_of("192.0.2.7:8080"), Some("192.0.2.7"));
+        assert_eq!(host_of("[2001:db8::7]:80"), Some("[2001:db8::7]"));
+        assert_eq!(host_of("[2001:db8::7]"), Some("[2001:db8::7]"));
+        for bad in [
+            "",
+            ":80",
+            "evil.example/x",
+            "a b",
+            "[not-v6]",
+            "[::1",
+            "box:",
+            "box:80:80",
+            "box:123456",
+            "box@evil",
+        ] {
+            assert_eq!(host_of(bad), None, "{bad:?}");
+        }
+    }
 }

@@ -107,6 +107,8 @@ pub struct Visitor {
     pub session: SessionState,
     /// The CSRF secret, for a new cookie at sign-in ([`signed_in`]).
     csrf_secret: Vec<u8>,
+    /// Whether the request came over HTTPS: its cookies are then `Secure`.
+    secure: bool,
 }
 
 impl std::fmt::Debug for Visitor {
@@ -154,12 +156,14 @@ pub fn api_error(status: StatusCode, message: &str) -> Response {
         .into_response()
 }
 
-/// A cookie for this appliance's pages: HttpOnly, SameSite=Strict, path `/`. `Secure`
-/// is not set: the service serves plain HTTP only so far (there is no TLS listener).
-pub fn cookie(name: &'static str, value: String) -> Cookie<'static> {
+/// A cookie for this appliance's pages: HttpOnly, SameSite=Strict, path `/`, and
+/// `Secure` when `secure` (set on the HTTPS listener, so a browser never sends it over
+/// plain HTTP; RFC 6265 §4.1.2.5).
+pub fn cookie(name: &'static str, value: String, secure: bool) -> Cookie<'static> {
     Cookie::build((name, value))
         .http_only(true)
         .same_site(SameSite::Strict)
+        .secure(secure)
         .path("/")
         .build()
 }
@@ -187,6 +191,7 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
         }
         _ => (csrf::new_cookie(&secret), true),
     };
+    let secure = req.extensions().get::<super::Scheme>() == Some(&super::Scheme::Https);
     let (mut parts, body) = req.into_parts();
     let api = parts.uri.path().starts_with("/api/");
     // Pages take only the session cookie; the API takes a token instead when given one.
@@ -270,10 +275,11 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
         csrf: csrf::token(&secret, &csrf_cookie, &bound),
         session,
         csrf_secret: secret,
+        secure,
     });
     let response = next.run(Request::from_parts(parts, body)).await;
     if fresh_cookie {
-        (jar.add(cookie(csrf::COOKIE, csrf_cookie)), response).into_response()
+        (jar.add(cookie(csrf::COOKIE, csrf_cookie, secure)), response).into_response()
     } else {
         response
     }
@@ -282,8 +288,12 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
 /// The cookies of a browser that has just signed in: its session, and a new CSRF cookie
 /// (tokens made before sign-in stop working).
 pub fn signed_in(jar: CookieJar, v: &Visitor, session: String) -> CookieJar {
-    jar.add(cookie(SESSION_COOKIE, session))
-        .add(cookie(csrf::COOKIE, csrf::new_cookie(&v.csrf_secret)))
+    jar.add(cookie(SESSION_COOKIE, session, v.secure))
+        .add(cookie(
+            csrf::COOKIE,
+            csrf::new_cookie(&v.csrf_secret),
+            v.secure,
+        ))
 }
 
 /// The valid API token of an `Authorization` header, or the 401 for a header that is

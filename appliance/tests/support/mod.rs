@@ -120,6 +120,9 @@ pub struct Server {
     pub rtsp: SocketAddr,
     /// The metrics listener (`metrics.listen`, on loopback): `/metrics` without credentials.
     pub metrics: SocketAddr,
+    /// The HTTPS listener and its certificate's SHA-256 fingerprint as the server
+    /// printed them, when `STREAMBOX_HTTP__TLS_LISTEN` is in the settings' `env`.
+    pub https: Option<(SocketAddr, String)>,
     /// What the server was started with; [`Server::kill_and_restart`] uses it again.
     pub settings: Settings,
 }
@@ -174,7 +177,7 @@ impl Server {
 
     /// Starts the server on a data directory the test has prepared.
     pub fn in_dir(dir: tempfile::TempDir, s: Settings) -> Server {
-        let (child, [rtmp, http, rtsp, metrics]) = launch(dir.path(), &s);
+        let (child, [rtmp, http, rtsp, metrics], https) = launch(dir.path(), &s);
         Server {
             child,
             dir,
@@ -182,6 +185,7 @@ impl Server {
             http,
             rtsp,
             metrics,
+            https,
             settings: s,
         }
     }
@@ -201,15 +205,19 @@ impl Server {
 
     /// Starts the server again on the same data directory (after [`Server::stop`]).
     pub fn restart(&mut self) {
-        let (child, [rtmp, http, rtsp, metrics]) = launch(self.dir.path(), &self.settings);
+        let (child, [rtmp, http, rtsp, metrics], https) = launch(self.dir.path(), &self.settings);
         self.child = child;
         (self.rtmp, self.http, self.rtsp, self.metrics) = (rtmp, http, rtsp, metrics);
+        self.https = https;
     }
 }
 
 /// Starts `streambox serve` on `dir` with `s`, appending to `dir/server.log`; returns the
-/// process and its RTMP, HTTP, RTSP and metrics addresses.
-fn launch(dir: &Path, s: &Settings) -> (Child, [SocketAddr; 4]) {
+/// process, its RTMP, HTTP, RTSP and metrics addresses, and its HTTPS address and
+/// certificate fingerprint when it has an HTTPS listener.
+type Launched = (Child, [SocketAddr; 4], Option<(SocketAddr, String)>);
+
+fn launch(dir: &Path, s: &Settings) -> Launched {
     {
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -261,27 +269,38 @@ fn launch(dir: &Path, s: &Settings) -> (Child, [SocketAddr; 4]) {
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let log_path = dir.join("server.log");
-        let mut addr = |proto: &str| -> SocketAddr {
+        let mut line = |what: &str, prefix: &str| -> String {
             let line = lines
                 .next()
                 .unwrap_or_else(|| {
                     panic!(
-                        "streambox exited before reporting its {proto} address; log:\n{}",
+                        "streambox exited before reporting its {what}; log:\n{}",
                         std::fs::read_to_string(&log_path).unwrap_or_default()
                     )
                 })
                 .expect("read stdout");
-            let prefix = format!("{proto} listening on ");
-            line.strip_prefix(&prefix)
+            line.strip_prefix(prefix)
                 .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+                .to_string()
+        };
+        let addr = |proto: &str, line: &mut dyn FnMut(&str, &str) -> String| -> SocketAddr {
+            line(proto, &format!("{proto} listening on "))
                 .parse()
                 .expect("address")
         };
-        let rtmp = addr("rtmp");
-        let http = addr("http");
-        let rtsp = addr("rtsp");
-        let metrics = addr("metrics");
-        (child, [rtmp, http, rtsp, metrics])
+        let rtmp = addr("rtmp", &mut line);
+        let http = addr("http", &mut line);
+        let rtsp = addr("rtsp", &mut line);
+        let metrics = addr("metrics", &mut line);
+        let https = s
+            .env
+            .iter()
+            .any(|(k, _)| *k == "STREAMBOX_HTTP__TLS_LISTEN")
+            .then(|| {
+                let a = addr("https", &mut line);
+                (a, line("fingerprint", "https certificate sha256 "))
+            });
+        (child, [rtmp, http, rtsp, metrics], https)
     }
 }
 
@@ -768,4 +787,27 @@ pub fn artifacts(test: &str) -> std::path::PathBuf {
             std::path::PathBuf::from,
         )
         .join(test)
+}
+
+/// Reads and discards until the peer closes the connection (true) or `within` passes
+/// (false).
+pub fn closed_within(sock: &mut TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    let deadline = Instant::now() + within;
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 64 * 1024];
+    while Instant::now() < deadline {
+        match sock.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return true,
+        }
+    }
+    false
 }

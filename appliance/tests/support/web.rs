@@ -7,11 +7,12 @@
 use super::Server;
 use std::time::Duration;
 
-/// One answer: status, `Location`, body.
+/// One answer: status, `Location`, the `Set-Cookie` values, body.
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
     pub location: Option<String>,
+    pub cookies: Vec<String>,
     pub body: String,
 }
 
@@ -76,19 +77,60 @@ pub struct Web {
 
 impl Web {
     pub fn new(server: &Server) -> Web {
+        Web::of(Web::builder(), server.url(""))
+    }
+
+    /// A client of the server's HTTPS listener that trusts its certificate (from the
+    /// data directory) and nothing else, so the handshake checks the certificate's
+    /// names against `127.0.0.1`.
+    pub fn https(server: &Server) -> Web {
+        let (addr, _) = server
+            .https
+            .as_ref()
+            .expect("the server has an HTTPS listener");
+        let pem = std::fs::read(server.dir.path().join("tls/cert.pem")).expect("cert.pem");
+        let cert = reqwest::Certificate::from_pem(&pem).expect("a PEM certificate");
+        let builder = Web::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(cert)
+            .https_only(true)
+            .tls_info(true);
+        Web::of(builder, format!("https://{addr}"))
+    }
+
+    fn builder() -> reqwest::ClientBuilder {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+    }
+
+    fn of(builder: reqwest::ClientBuilder, base: String) -> Web {
         Web {
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("runtime"),
-            client: reqwest::Client::builder()
-                .cookie_store(true)
-                .redirect(reqwest::redirect::Policy::none())
-                .timeout(Duration::from_secs(30))
-                .build()
-                .expect("client"),
-            base: server.url(""),
+            client: builder.build().expect("client"),
+            base,
         }
+    }
+
+    /// The DER certificate the server presented for `GET path` (HTTPS clients only).
+    pub fn peer_certificate(&self, path: &str) -> Vec<u8> {
+        self.rt.block_on(async {
+            let r = self
+                .client
+                .get(format!("{}{path}", self.base))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+            r.extensions()
+                .get::<reqwest::tls::TlsInfo>()
+                .and_then(|t| t.peer_certificate())
+                .expect("the server presented a certificate")
+                .to_vec()
+        })
     }
 
     fn answer(&self, req: reqwest::RequestBuilder, what: &str) -> Answer {
@@ -101,6 +143,13 @@ impl Web {
                     .get("location")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_string),
+                cookies: r
+                    .headers()
+                    .get_all("set-cookie")
+                    .iter()
+                    .filter_map(|v| v.to_str().ok())
+                    .map(str::to_string)
+                    .collect(),
                 body: r.text().await.expect("body"),
             }
         })
