@@ -172,6 +172,10 @@ pub struct RtspConfig {
     /// The most RTSP connections one client address (an IPv4 address, or an IPv6 /64)
     /// may have open; more are closed at once.
     pub max_connections_per_client: usize,
+    /// The UDP ports (first and last, inclusive) that RTP/RTCP over UDP uses, in even/odd
+    /// pairs, so a firewall can open exactly them (the appliance image opens
+    /// 40000-40999). Unset: any free ports.
+    pub udp_ports: Option<[u16; 2]>,
 }
 
 impl Default for RtspConfig {
@@ -181,6 +185,7 @@ impl Default for RtspConfig {
             request_timeout: 10.0,
             idle_timeout: 60.0,
             max_connections_per_client: 32,
+            udp_ports: None,
         }
     }
 }
@@ -324,6 +329,15 @@ impl Config {
                 "abr.retry_dropped_after",
                 "must be between 1 and 3600 seconds",
             );
+        }
+        if let Some([first, last]) = self.rtsp.udp_ports {
+            let even = u32::from(first) + u32::from(first % 2);
+            if first < 1024 || even + 1 > u32::from(last) {
+                return bad(
+                    "rtsp.udp_ports",
+                    "must be [first, last] with 1024 <= first and room for one even/odd pair",
+                );
+            }
         }
         if !(0.1..=60.0).contains(&l.segment_target) {
             return bad("live.segment_target", "must be between 0.1 and 60 seconds");

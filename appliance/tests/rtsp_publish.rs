@@ -12,7 +12,11 @@ use support::*;
 
 #[test]
 fn ffmpeg_publishes_over_rtsp_tcp_and_udp_and_every_frame_reaches_hls() {
-    let server = Server::start();
+    // RTP over UDP within the ports a firewall opens (`rtsp.udp_ports`).
+    let server = Server::with(Settings {
+        env: vec![("STREAMBOX_RTSP__UDP_PORTS", "[40100, 40199]".into())],
+        ..Settings::default()
+    });
     let clip = bbb_bframes_as("640x360", "mp4");
     let (sent_video, sent_audio) = sent_packets(&clip, 1);
     let (sent_video, sent_audio) = (sent_video.expect("video"), sent_audio.expect("audio"));
@@ -93,6 +97,27 @@ fn ffmpeg_publishes_over_rtsp_tcp_and_udp_and_every_frame_reaches_hls() {
     assert!(
         got >= 50 && got <= sent_video && (sent_video - got) % 50 == 0,
         "RTSP out of an RTSP-published stream: {got} of {sent_video} frames, not from a keyframe on"
+    );
+    // Every pair, the UDP publisher's and the UDP player's, was in the configured range.
+    let log = server.log();
+    let pairs: Vec<u16> = log
+        .lines()
+        .filter(|l| l.contains("RTP/RTCP port pair bound"))
+        .filter_map(|l| {
+            l.split("rtp=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(pairs.len() >= 2, "publisher and player pairs: {pairs:?}");
+    assert!(
+        pairs
+            .iter()
+            .all(|p| (40100..=40198).contains(p) && p % 2 == 0),
+        "{pairs:?}"
     );
     let log = server.log();
     assert!(

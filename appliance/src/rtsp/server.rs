@@ -213,7 +213,7 @@ impl Host for ServerHost {
             warn!("RTSP connection holds {MAX_UDP_PAIRS} UDP port pairs; refusing another");
             return None;
         }
-        let (rtp, rtcp) = match udp_pair(self.local).await {
+        let (rtp, rtcp) = match udp_pair(self.local, self.app.cfg.rtsp.udp_ports).await {
             Ok(p) => p,
             Err(e) => {
                 warn!(error = %e, "binding an RTP/RTCP port pair failed");
@@ -225,6 +225,7 @@ impl Host for ServerHost {
             rtcp.local_addr().ok()?.port(),
         );
         self.udp.insert(ports.0, (Arc::new(rtp), Arc::new(rtcp)));
+        tracing::debug!(rtp = ports.0, rtcp = ports.1, "RTP/RTCP port pair bound");
         Some(ports)
     }
 
@@ -588,8 +589,42 @@ impl Conn {
     }
 }
 
-/// Binds an even/odd UDP port pair (RTP, RTCP) on the address the peer reached us at.
-async fn udp_pair(local: SocketAddr) -> std::io::Result<(UdpSocket, UdpSocket)> {
+/// Binds an even/odd UDP port pair (RTP, RTCP; RFC 3550 §11) on the address the peer
+/// reached us at: within `range` (inclusive) when given, from a random even port of it
+/// upwards, wrapping; else any free pair the system gives.
+///
+/// # Errors
+/// When no pair is free (every pair of `range` tried, or 20 system picks).
+async fn udp_pair(
+    local: SocketAddr,
+    range: Option<[u16; 2]>,
+) -> std::io::Result<(UdpSocket, UdpSocket)> {
+    if let Some([first, last]) = range {
+        let (even, last32) = (u32::from(first) + u32::from(first % 2), u32::from(last));
+        let pairs = if even < last32 {
+            (last32 - even - 1) / 2 + 1
+        } else {
+            0
+        };
+        let start = if pairs > 0 {
+            rand::random_range(0..pairs)
+        } else {
+            0
+        };
+        for i in 0..pairs {
+            // even + 2k + 1 <= last for every k < pairs, so both fit in u16.
+            let port = (even + 2 * ((start + i) % pairs)) as u16;
+            let Ok(rtp) = UdpSocket::bind(SocketAddr::new(local.ip(), port)).await else {
+                continue;
+            };
+            if let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(local.ip(), port + 1)).await {
+                return Ok((rtp, rtcp));
+            }
+        }
+        return Err(std::io::Error::other(format!(
+            "no free UDP port pair in {first}-{last}"
+        )));
+    }
     for _ in 0..20 {
         let rtp = UdpSocket::bind(SocketAddr::new(local.ip(), 0)).await?;
         let port = rtp.local_addr()?.port();
