@@ -34,6 +34,11 @@ pub struct Config {
     pub abr: AbrConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// A file whose presence says the data partition could not be used this boot: the
+    /// appliance's `streambox-data.service` writes the reason there when it runs the box
+    /// on a stand-in in memory. Its text is shown on every setup, sign-in and admin
+    /// page, in `/api/system` (`data_fault`) and on the console. Unset by default.
+    pub data_fault_file: Option<PathBuf>,
 }
 
 /// Where Prometheus metrics are served besides `/metrics` on the HTTP port (which needs
@@ -256,6 +261,7 @@ impl Default for Config {
             dvr: DvrConfig::default(),
             abr: AbrConfig::default(),
             metrics: MetricsConfig::default(),
+            data_fault_file: None,
         }
     }
 }

@@ -68,6 +68,14 @@ enum Command {
     },
     /// List every HTTP route with who may use it (public, setup, sign-in, admin, api).
     Routes,
+    /// Print where to open this box in a browser (every address, and the HTTPS
+    /// certificate's fingerprint), again whenever that changes: the appliance's console
+    /// banner on tty1 and the serial port.
+    Console {
+        /// Print it once and exit.
+        #[arg(long)]
+        once: bool,
+    },
     /// Erase this appliance's state so the setup wizard runs again.
     Reset {
         /// Erase everything: users, streams and keys, cameras, settings, the audit log
@@ -241,6 +249,7 @@ fn run() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Reset { factory: _, yes } => factory_reset(&cfg, yes),
+            Command::Console { once } => console(&cfg, once).await,
             Command::Hw {
                 command: HwCommand::List,
             } => {
@@ -379,6 +388,17 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     };
     // Pages that show addresses (setup, publish settings) use the bound ports.
     (cfg.rtmp.listen, cfg.http.listen, cfg.rtsp.listen) = (rtmp_addr, http_addr, rtsp_addr);
+    if let Some(fault) = cfg
+        .data_fault_file
+        .as_deref()
+        .and_then(streambox::system::storage::data_fault)
+    {
+        tracing::error!(%fault, "the data partition could not be used; running on a stand-in");
+        streambox_web::set_fault(Some(format!(
+            "The data partition could not be used: {fault} Until it is repaired, what is set \
+             up and recorded now is kept only until the next restart."
+        )));
+    }
     let budget = cfg.abr.budget();
     let watcher = db::watcher(&cfg.data_dir).await?;
     let app = App::new(cfg, pool);
@@ -440,14 +460,62 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Prints the console banner, and again (after clearing a terminal) whenever it
+/// changes; checks every 2 s.
+async fn console(cfg: &Config, once: bool) -> anyhow::Result<()> {
+    use std::io::{IsTerminal, Write};
+    let tls_dir = tls_dir(cfg);
+    let mut shown = String::new();
+    loop {
+        let host = host_name(cfg);
+        let interfaces = streambox::system::network::interfaces().unwrap_or_default();
+        let fingerprint = cfg
+            .http
+            .tls_listen
+            .and_then(|_| streambox::tls::fingerprint_in(&tls_dir));
+        let fault = cfg
+            .data_fault_file
+            .as_deref()
+            .and_then(streambox::system::storage::data_fault);
+        let text = streambox::system::console::banner(&streambox::system::console::Facts {
+            fault: fault.as_deref(),
+            version: env!("CARGO_PKG_VERSION"),
+            host: &host,
+            https_port: cfg.http.tls_listen.map(|a| a.port()),
+            http_port: cfg.http.listen.port(),
+            interfaces: &interfaces,
+            fingerprint: fingerprint.as_deref(),
+        });
+        if text != shown {
+            let mut out = std::io::stdout().lock();
+            if out.is_terminal() {
+                write!(out, "\x1b[H\x1b[2J")?;
+            } else {
+                writeln!(out, "----")?;
+            }
+            write!(out, "{text}")?;
+            out.flush()?;
+            shown = text;
+        }
+        if once {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+}
+
+/// `http.tls_dir`, or `DATA_DIR/tls`.
+fn tls_dir(cfg: &Config) -> PathBuf {
+    cfg.http
+        .tls_dir
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("tls"))
+}
+
 /// The HTTPS certificate and key in `http.tls_dir` (or `DATA_DIR/tls`), made at the
 /// first start for this machine's name and addresses.
 fn tls_identity(cfg: &Config) -> anyhow::Result<streambox::tls::Identity> {
-    let dir = cfg
-        .http
-        .tls_dir
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.join("tls"));
+    let dir = tls_dir(cfg);
     let addrs: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
         .map(|l| l.into_iter().map(|i| i.ip()).collect())
         .unwrap_or_default();

@@ -46,6 +46,24 @@ fn admin_routes_are_served_over_tls_only_and_viewers_keep_plain_http() {
     // The certificate presented is the one on disk, and its fingerprint the one printed.
     let presented = tls.peer_certificate("/healthz");
     assert_eq!(sha256_colons(&presented), printed);
+    // The console banner shows the same fingerprint (in two lines of 16 bytes).
+    let out = std::process::Command::new(bin())
+        .arg("--data-dir")
+        .arg(server.dir.path())
+        .args(["console", "--once"])
+        .env("STREAMBOX_HTTP__TLS_LISTEN", "0.0.0.0:443")
+        .output()
+        .expect("streambox console");
+    let banner = String::from_utf8_lossy(&out.stdout).to_string();
+    let shown: Vec<&str> = banner
+        .lines()
+        .skip_while(|l| !l.starts_with("Certificate SHA-256"))
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(shown.join(":"), printed, "{banner}");
+    assert!(banner.contains("https://"), "{banner}");
 
     // Plain HTTP: every route that is neither public nor a viewer's redirects to the
     // same path over HTTPS, whatever its method; the portal and media stay.

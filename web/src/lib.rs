@@ -22,6 +22,8 @@
 pub mod admin;
 pub mod assets;
 mod page;
+
+pub use page::set_fault;
 pub mod portal;
 pub mod setup;
 pub mod streams;

@@ -39,6 +39,9 @@ pub struct Status {
     pub disk_total: Option<u64>,
     /// Bytes free there.
     pub disk_free: Option<u64>,
+    /// Why the data partition could not be used this boot (the box then runs on a
+    /// stand-in in memory); `None` when all is well.
+    pub data_fault: Option<String>,
 }
 
 /// `f` on a blocking thread: the host's figures are files under `/proc` and a
@@ -51,13 +54,15 @@ async fn status(app: &App) -> Status {
     let before = blocking(|| CpuTimes::read().ok()).await.flatten();
     tokio::time::sleep(CPU_SAMPLE).await;
     let dir = app.cfg.data_dir.clone();
-    let (after, disk, mem, host_uptime, load) = blocking(move || {
+    let fault_file = app.cfg.data_fault_file.clone();
+    let (after, disk, mem, host_uptime, load, data_fault) = blocking(move || {
         (
             CpuTimes::read().ok(),
             storage::disk_space(&dir).ok(),
             host::memory(),
             host::uptime(),
             host::load(),
+            fault_file.as_deref().and_then(storage::data_fault),
         )
     })
     .await
@@ -82,6 +87,7 @@ async fn status(app: &App) -> Status {
         memory_service: mem.resident,
         disk_total: disk.map(|d| d.total_bytes),
         disk_free: disk.map(|d| d.free_bytes),
+        data_fault,
     }
 }
 

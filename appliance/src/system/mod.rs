@@ -2,6 +2,7 @@
 //! and time zones, memory, load and uptime, and the service's recent log lines (more to
 //! come: network changes, VPN).
 
+pub mod console;
 pub mod cpu;
 pub mod hardware;
 pub mod host;

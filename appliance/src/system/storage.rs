@@ -23,3 +23,24 @@ pub fn disk_space(path: &Path) -> io::Result<DiskSpace> {
         free_bytes: st.f_bavail.saturating_mul(st.f_frsize),
     })
 }
+
+/// The reason the data partition could not be used this boot, from the file the
+/// appliance's `streambox-data.service` writes (`data_fault_file`): at most 2,000
+/// characters, control characters as spaces, trimmed. `None` when there is no such file
+/// or it is empty.
+pub fn data_fault(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(8192)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let clean: String = String::from_utf8_lossy(&bytes)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(2000)
+        .collect();
+    let clean = clean.split_whitespace().collect::<Vec<_>>().join(" ");
+    (!clean.is_empty()).then_some(clean)
+}
