@@ -2,7 +2,8 @@
 # Runs the whole test suite: installs what the tests need when it is missing (ffmpeg,
 # GStreamer with its RTSP server, Chromium, Node.js from the distribution; a C compiler
 # for the bundled SQLite and fdk-aac; hls.js, dash.js and playwright-core from npm),
-# builds once, then runs unit and end-to-end tests in parallel.
+# builds once, then runs unit and end-to-end tests in parallel, then builds the appliance
+# image and boots it under QEMU (image/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -50,3 +51,6 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streambox/target}"
 cargo build --locked --workspace --all-targets
 # The end-to-end tests mostly wait on real-time publishers, so run more than one per core.
 cargo test --locked --workspace -- --test-threads "${STREAMBOX_TEST_THREADS:-4}"
+# The appliance image: build it from Debian's packages (downloads cached under
+# ~/.cache/streambox) and boot it under QEMU, checked from the host and from inside.
+image/test.sh

@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Boots the test flavour of the appliance image under QEMU and checks it as a user and an
+installer would, from the host and (through the QEMU guest agent, which only the test
+flavour has) from inside. Run by image/test.sh after image/build.sh; prints each check
+with the figures it measured and exits non-zero on the first failure.
+
+Usage: boot_test.py OUT_DIR   (OUT_DIR holds streambox-VERSION-amd64.img from build.sh)
+"""
+
+import base64
+import glob
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd"
+DISK_SIZE = 6 * 1024**3  # the disk the image is "flashed" to: larger than the image
+BOOT_LIMIT = 60.0  # seconds from power-on to the wizard over HTTPS (issue 16)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLIP = os.path.join(REPO, "..", "shared", "media", "bigbuckbunny.mp4")
+
+
+class Failed(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Failed(what)
+    print(f"ok: {what}", flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Vm:
+    """One QEMU machine on a copy-on-write disk over the image, with its UEFI variables
+    and forwarded ports kept across boots."""
+
+    def __init__(self, image, work):
+        self.work = work
+        self.disk = os.path.join(work, "disk.qcow2")
+        subprocess.run(
+            ["qemu-img", "create", "-q", "-f", "qcow2", "-b", image, "-F", "raw",
+             self.disk, str(DISK_SIZE)],
+            check=True,
+        )
+        self.vars = os.path.join(work, "OVMF_VARS.fd")
+        shutil.copy(OVMF_VARS, self.vars)
+        # Guest ports forwarded from the host; 9000 is not in the firewall's list.
+        self.port = {p: free_port() for p in (80, 443, 1935, 8554, 9000)}
+        self.boots = 0
+        self.proc = None
+
+    def start(self):
+        self.boots += 1
+        self.console = os.path.join(self.work, f"console-{self.boots}.log")
+        self.qga_path = os.path.join(self.work, "qga.sock")
+        if os.path.exists(self.qga_path):
+            os.unlink(self.qga_path)
+        fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-:{g}" for g, h in self.port.items())
+        cmd = [
+            "qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-m", "2048",
+            "-smp", "2", "-display", "none", "-monitor", "none",
+            "-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            "-drive", f"if=pflash,format=raw,file={self.vars}",
+            "-drive", f"file={self.disk},if=virtio,format=qcow2",
+            "-netdev", f"user,id=n0,{fwd}", "-device", "virtio-net-pci,netdev=n0",
+            "-serial", f"file:{self.console}",
+            "-chardev", f"socket,path={self.qga_path},server=on,wait=off,id=qga0",
+            "-device", "virtio-serial",
+            "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
+        ]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def console_text(self):
+        try:
+            with open(self.console, "rb") as f:
+                return f.read().decode("utf-8", "replace").replace("\r", "")
+        except FileNotFoundError:
+            return ""
+
+    def qga(self, command, arguments=None, timeout=30):
+        """One guest agent command; its "return" value."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(max(1.0, deadline - time.monotonic()))
+                s.connect(self.qga_path)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise Failed("the guest agent socket did not open")
+                time.sleep(0.5)
+        with s:
+            f = s.makefile("rwb")
+            sync = int(time.time() * 1000) % 1000000
+            f.write(json.dumps({"execute": "guest-sync", "arguments": {"id": sync}}).encode() + b"\n")
+            f.flush()
+            while json.loads(f.readline()).get("return") != sync:
+                pass
+            msg = {"execute": command}
+            if arguments is not None:
+                msg["arguments"] = arguments
+            f.write(json.dumps(msg).encode() + b"\n")
+            f.flush()
+            answer = json.loads(f.readline())
+        if "error" in answer:
+            raise Failed(f"guest agent {command}: {answer['error']}")
+        return answer.get("return")
+
+    def wait_agent(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.qga("guest-ping", timeout=5)
+                return
+            except (Failed, OSError, ValueError):
+                time.sleep(1)
+        raise Failed("the guest agent never answered")
+
+    def run(self, argv, timeout=60, check_rc=True):
+        """Runs argv inside the guest; (exit code, stdout, stderr)."""
+        pid = self.qga("guest-exec", {"path": argv[0], "arg": argv[1:], "capture-output": True})["pid"]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.qga("guest-exec-status", {"pid": pid})
+            if st.get("exited"):
+                out = base64.b64decode(st.get("out-data", "")).decode("utf-8", "replace")
+                err = base64.b64decode(st.get("err-data", "")).decode("utf-8", "replace")
+                rc = st.get("exitcode", -1)
+                if check_rc and rc != 0:
+                    raise Failed(f"in the guest, {argv} exited {rc}: {out}{err}")
+                return rc, out, err
+            time.sleep(0.3)
+        raise Failed(f"in the guest, {argv} did not finish in {timeout} s")
+
+    def spawn(self, argv):
+        """Starts argv inside the guest without waiting for it."""
+        self.qga("guest-exec", {"path": argv[0], "arg": argv[1:]})
+
+    def shutdown(self, timeout=120):
+        try:
+            self.qga("guest-shutdown", {"mode": "powerdown"}, timeout=10)
+        except (Failed, OSError, ValueError):
+            pass
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failed(f"the guest did not power off within {timeout} s")
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Browser:
+    """A minimal browser over http.client: cookies, no redirects followed, and the
+    certificate the server presented (any certificate is taken, as a user accepting a
+    self-signed one does; its fingerprint is what the test compares)."""
+
+    def __init__(self):
+        self.cookies = {}
+        self.ctx = ssl.create_default_context()
+        self.ctx.check_hostname = False
+        self.ctx.verify_mode = ssl.CERT_NONE
+        self.peer_der = None
+
+    def request(self, method, url, fields=None, timeout=10):
+        u = urllib.parse.urlsplit(url)
+        if u.scheme == "https":
+            c = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=self.ctx)
+        else:
+            c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+        headers = {}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        body = None
+        if fields is not None:
+            body = urllib.parse.urlencode(fields)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        path = u.path + (f"?{u.query}" if u.query else "")
+        c.request(method, path, body=body, headers=headers)
+        if u.scheme == "https":
+            self.peer_der = c.sock.getpeercert(binary_form=True)
+        r = c.getresponse()
+        data = r.read().decode("utf-8", "replace")
+        for h in r.headers.get_all("Set-Cookie") or []:
+            k, v = h.split(";", 1)[0].split("=", 1)
+            self.cookies[k.strip()] = v.strip()
+        c.close()
+        return r.status, r.headers, data
+
+
+def fingerprint(der):
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def banner_fingerprint(console):
+    """The last fingerprint the console banner showed."""
+    lines = console.splitlines()
+    found = None
+    for i, line in enumerate(lines):
+        if line.startswith("Certificate SHA-256 fingerprint"):
+            found = ":".join(l.strip() for l in lines[i + 1:i + 3])
+    return found
+
+
+def wait_wizard(vm, browser, limit):
+    """Seconds from QEMU's start to the wizard answering over HTTPS."""
+    url = f"https://127.0.0.1:{vm.port[443]}/setup"
+    while time.monotonic() - vm.started < limit:
+        if vm.proc.poll() is not None:
+            raise Failed(f"QEMU exited: {vm.proc.stderr.read().decode()}")
+        try:
+            status, _, body = browser.request("GET", url, timeout=5)
+            if status == 200:
+                return time.monotonic() - vm.started, body
+        except (OSError, http.client.HTTPException):
+            pass
+        time.sleep(0.5)
+    tail = "\n".join(vm.console_text().splitlines()[-40:])
+    raise Failed(f"no setup wizard on HTTPS within {limit:.0f} s; console:\n{tail}")
+
+
+def main():
+    out = sys.argv[1]
+    images = glob.glob(os.path.join(out, "streambox-*-amd64.img"))
+    if len(images) != 1:
+        raise Failed(f"expected one streambox-*-amd64.img in {out}, found {images}")
+    image = images[0]
+    for tool in ("qemu-system-x86_64", "qemu-img", "ffmpeg", "ffprobe"):
+        if not shutil.which(tool):
+            raise Failed(f"missing tool: {tool}")
+    work = tempfile.mkdtemp(prefix="streambox-boot-")
+    vm = Vm(image, work)
+    try:
+        boot_and_check(vm)
+    finally:
+        vm.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def boot_and_check(vm):
+    size = os.path.getsize(glob.glob(os.path.join(sys.argv[1], "streambox-*-amd64.img"))[0])
+    zst = glob.glob(os.path.join(sys.argv[1], "streambox-*-amd64.img.zst"))
+    print(f"image: {size / 2**20:.0f} MiB raw, "
+          f"{os.path.getsize(zst[0]) / 2**20:.0f} MiB compressed" if zst else "", flush=True)
+    browser = Browser()
+    vm.start()
+    took, page = wait_wizard(vm, browser, 300)
+    print(f"boot: the setup wizard answered over HTTPS {took:.1f} s after power-on", flush=True)
+    check(took <= BOOT_LIMIT, f"boot to the wizard within {BOOT_LIMIT:.0f} s ({took:.1f} s)")
+    check("setup" in page.lower(), "the wizard's page")
+    served = fingerprint(browser.peer_der)
+
+    vm.wait_agent(60)
+    # Inside: nothing failed, the root is read-only, the data partition fills the disk.
+    deadline = time.monotonic() + 60
+    while True:
+        _, failed, _ = vm.run(["/bin/systemctl", "--failed", "--no-legend", "--plain"])
+        _, state, _ = vm.run(["/bin/systemctl", "is-system-running"], check_rc=False)
+        if state.strip() not in ("starting", "initializing") or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    check(failed.strip() == "", f"no failed units (systemctl --failed: {failed.strip()!r}; {state.strip()})")
+    _, opts, _ = vm.run(["/bin/findmnt", "-no", "OPTIONS", "/"])
+    check(opts.split(",")[0] == "ro", f"the root file system is mounted read-only ({opts.strip()})")
+    rc, _, err = vm.run(["/bin/touch", "/usr/written"], check_rc=False)
+    check(rc != 0, f"writing to the root fails ({err.strip()})")
+    _, part, _ = vm.run(["/bin/lsblk", "-bno", "SIZE", "/dev/disk/by-partlabel/data"])
+    _, fs, _ = vm.run(["/bin/df", "-B1", "--output=size", "/var"])
+    part, fs = int(part.strip()), int(fs.split()[-1])
+    used_before = size - 256 * 2**20  # everything the image has before its data partition
+    print(f"data: partition {part / 2**30:.2f} GiB, file system {fs / 2**30:.2f} GiB, "
+          f"disk {DISK_SIZE / 2**30:.0f} GiB", flush=True)
+    check(part >= DISK_SIZE - used_before - 2 * 2**20, "the data partition grew to the end of the disk")
+    check(fs >= part * 0.9, "its file system grew with it")
+    _, machine_id, _ = vm.run(["/bin/cat", "/etc/machine-id"])
+    machine_id = machine_id.strip()
+    check(re.fullmatch(r"[0-9a-f]{32}", machine_id) is not None, f"a machine ID ({machine_id})")
+
+    # The console banner: where to go, and the fingerprint the browser saw.
+    deadline = time.monotonic() + 30
+    while banner_fingerprint(vm.console_text()) != served and time.monotonic() < deadline:
+        time.sleep(1)
+    console = vm.console_text()
+    check("https://streambox.local/" in console, "the banner names https://streambox.local/")
+    check("https://10.0.2.15/" in console, "the banner names the box's address")
+    check(banner_fingerprint(console) == served,
+          f"the banner's fingerprint is the served certificate's ({served[:23]}...)")
+    check("login:" not in console, "no login prompt on the serial console")
+
+    # From the host: admin paths redirect to HTTPS, the portal answers on HTTP.
+    http_base = f"http://127.0.0.1:{vm.port[80]}"
+    status, headers, _ = browser.request("GET", f"{http_base}/admin")
+    check(status == 308 and headers.get("Location") == "https://127.0.0.1/admin",
+          f"HTTP /admin redirects to HTTPS ({status} {headers.get('Location')})")
+    status, _, body = browser.request("GET", f"{http_base}/")
+    check(status == 200 and "<html" in body.lower(), f"the portal answers on HTTP ({status})")
+
+    # The firewall: a port not in the ruleset is refused even with a listener behind it.
+    vm.spawn(["/usr/bin/python3", "-m", "http.server", "9000", "--directory", "/usr/share"])
+    time.sleep(2)
+    _, inside, _ = vm.run(["/usr/bin/python3", "-c",
+                           "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:9000/').status)"])
+    check(inside.strip() == "200", "a listener on port 9000 answers inside the box")
+    try:
+        status, _, _ = browser.request("GET", f"http://127.0.0.1:{vm.port[9000]}/", timeout=8)
+        blocked = False
+    except (OSError, http.client.HTTPException):
+        blocked = True
+    check(blocked, "port 9000 is refused from outside by nftables")
+
+    # A stream: added with the CLI inside, published over RTMP from the host, played
+    # back over HLS from the host.
+    _, added, _ = vm.run(["/sbin/runuser", "-u", "streambox", "--", "/usr/bin/streambox",
+                          "--config", "/etc/streambox/streambox.toml", "stream", "add", "hall"])
+    key = re.search(r"[Kk]ey:\s*(\S+)", added)
+    check(key is not None, "streambox stream add printed a key")
+    publisher = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-stream_loop", "2", "-i", CLIP, "-c", "copy", "-f", "flv",
+         f"rtmp://127.0.0.1:{vm.port[1935]}/live/hall?key={key.group(1)}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    playlist = f"{http_base}/live/hall/index.m3u8"
+    deadline = time.monotonic() + 60
+    probe = None
+    while time.monotonic() < deadline:
+        r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width",
+                            "-of", "json", playlist], capture_output=True, text=True)
+        if r.returncode == 0 and '"h264"' in r.stdout:
+            probe = json.loads(r.stdout)
+            break
+        time.sleep(2)
+    publisher.kill()
+    publisher.wait()
+    check(probe is not None, "an RTMP publish from the host plays back over HLS from the host")
+    check(any(s.get("width") == 1280 for s in probe["streams"]), "1280-wide video over HLS")
+
+    # Step 1 of the wizard, then a second boot: progress, certificate and identity stay.
+    https_base = f"https://127.0.0.1:{vm.port[443]}"
+    status, _, page = browser.request("GET", f"{https_base}/setup")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    password = "correct horse battery staple"
+    status, headers, _ = browser.request(
+        "POST", f"{https_base}/setup/admin",
+        {"csrf": csrf, "name": "admin", "password": password, "again": password})
+    check(status == 303, f"wizard step 1 accepted ({status})")
+    vm.shutdown()
+    vm.start()
+    fresh = Browser()
+    took, page = wait_wizard(vm, fresh, 300)
+    print(f"second boot: the wizard answered {took:.1f} s after power-on", flush=True)
+    check("Sign in to continue setup" in page, "the wizard's progress survived the reboot")
+    check(fingerprint(fresh.peer_der) == served, "the same TLS certificate after the reboot")
+    vm.wait_agent(60)
+    _, again, _ = vm.run(["/bin/cat", "/etc/machine-id"])
+    check(again.strip() == machine_id, "the same machine ID after the reboot")
+    vm.shutdown()
+
+    # A data partition that fails its check: its superblock is zeroed on the disk. The box
+    # boots on a stand-in, says so, and leaves the partition exactly as it was.
+    start = data_partition_start(sys.argv[1])
+    zeroed = f"{start} {2**20}"  # its first MiB: superblock, group descriptors, bitmaps
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -q -P 0 {zeroed}", vm.disk],
+                   check=True, stdout=subprocess.DEVNULL)
+    check(still_zero(vm.disk, zeroed), "the data partition's first MiB is zeroed")
+    vm.start()
+    broken = Browser()
+    took, page = wait_wizard(vm, broken, 300)
+    print(f"broken data partition: the wizard answered {took:.1f} s after power-on", flush=True)
+    check('id="system-fault"' in page and "failed its check" in page,
+          "the wizard says the data partition failed its check")
+    deadline = time.monotonic() + 30
+    while "THE DATA PARTITION COULD NOT BE USED" not in vm.console_text() and time.monotonic() < deadline:
+        time.sleep(1)
+    check("THE DATA PARTITION COULD NOT BE USED" in vm.console_text(), "the console says so too")
+    vm.wait_agent(60)
+    _, failed, _ = vm.run(["/bin/systemctl", "--failed", "--no-legend", "--plain"])
+    check(failed.strip() == "", f"no failed units on the stand-in ({failed.strip()!r})")
+    vm.shutdown()
+    # A format or a repair (e2fsck restoring the superblock from a backup) writes here.
+    check(still_zero(vm.disk, zeroed), "nothing formatted or repaired the broken data partition")
+
+
+def data_partition_start(out):
+    """Byte offset of the partition named data in the image."""
+    image = glob.glob(os.path.join(out, "streambox-*-amd64.img"))[0]
+    table = json.loads(subprocess.run(["sfdisk", "--json", image], check=True,
+                                      capture_output=True, text=True).stdout)["partitiontable"]
+    sector = table.get("sectorsize", 512)
+    for p in table["partitions"]:
+        if p.get("name") == "data":
+            return p["start"] * sector
+    raise Failed("no partition named data in the image")
+
+
+def still_zero(disk, region):
+    """Whether `region` ("OFFSET LENGTH" in bytes) of `disk` reads as zeros: qemu-io's
+    pattern check, which fails on the first other byte."""
+    r = subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"read -P 0 {region}", disk],
+                       capture_output=True, text=True)
+    return r.returncode == 0 and "Pattern verification failed" not in r.stdout
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except Failed as e:
+        print(f"FAILED: {e}", file=sys.stderr)
+        sys.exit(1)
+    print("image boot test passed")

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The appliance image's boot test: builds the Debian image (test flavour, with the QEMU
+# guest agent as the way in), boots it under QEMU (TCG, OVMF UEFI, no KVM, user-mode
+# networking with host forwards), and checks it from the host and from inside
+# (image/boot_test.py). Installs the host tools it needs when they are missing, and
+# cargo-deb under ~/.cache/streambox/tools. The image build runs as root (through sudo
+# when the caller is not root); the package downloads are cached under ~/.cache.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+
+need=()
+for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 mkfs.vfat:dosfstools \
+    mcopy:mtools sfdisk:fdisk qemu-img:qemu-utils zstd:zstd python3:python3 ffmpeg:ffmpeg; do
+    command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
+done
+[ -f /usr/share/OVMF/OVMF_CODE.fd ] || need+=(ovmf)
+# qemu-system-x86 may replace a newer qemu-utils (from backports) with its own version.
+case " ${need[*]:-} " in *" qemu-system-x86 "*) need+=(qemu-utils) ;; esac
+sudo=()
+[ "$(id -u)" = 0 ] || sudo=(sudo)
+if [ ${#need[@]} -gt 0 ]; then
+    echo "image/test.sh: installing ${need[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# The .deb, built as the caller (the target directory stays theirs).
+tools="$HOME/.cache/streambox/tools"
+cargo_deb=$(command -v cargo-deb || echo "$tools/bin/cargo-deb")
+if [ ! -x "$cargo_deb" ]; then
+    cargo install cargo-deb --locked --version 3.8.0 --root "$tools"
+    cargo_deb="$tools/bin/cargo-deb"
+fi
+out=${STREAMBOX_IMAGE_OUT:-$HOME/.cache/streambox/image-test}
+rm -rf "$out/deb"
+(cd "$repo" && "$cargo_deb" -p streambox --strip --output "$out/deb/")
+
+"${sudo[@]}" "$here/build.sh" --distribution debian --flavour test --out "$out" --keep-raw \
+    --deb "$(ls "$out"/deb/streambox_*.deb)"
+python3 "$here/boot_test.py" "$out"
