@@ -297,6 +297,17 @@ def boot_and_check(vm):
           f"disk {DISK_SIZE / 2**30:.0f} GiB", flush=True)
     check(part >= DISK_SIZE - used_before - 2 * 2**20, "the data partition grew to the end of the disk")
     check(fs >= part * 0.9, "its file system grew with it")
+    # Capture devices reach the service through the group the udev rules give them.
+    vm.run(["/sbin/modprobe", "vivid", "n_devs=1"])
+    vm.run(["/bin/udevadm", "settle"])
+    _, video, _ = vm.run(["/bin/sh", "-c", "stat -c '%G %a' /dev/video*"])
+    check(video.strip() != "" and all(l == "video 660" for l in video.strip().splitlines()),
+          f"V4L2 devices are group video, mode 660 ({video.strip().splitlines()[:2]})")
+    _, gids, _ = vm.run(["/bin/sh", "-c",
+                         "grep ^Groups: /proc/$(systemctl show -P MainPID streambox)/status"])
+    _, wanted, _ = vm.run(["/bin/sh", "-c", "getent group video render audio | cut -d: -f3"])
+    check(set(wanted.split()) <= set(gids.split()[1:]) and len(wanted.split()) == 3,
+          f"the service runs in groups video, render and audio ({gids.strip()})")
     _, machine_id, _ = vm.run(["/bin/cat", "/etc/machine-id"])
     machine_id = machine_id.strip()
     check(re.fullmatch(r"[0-9a-f]{32}", machine_id) is not None, f"a machine ID ({machine_id})")
@@ -377,6 +388,8 @@ def boot_and_check(vm):
     vm.wait_agent(60)
     _, again, _ = vm.run(["/bin/cat", "/etc/machine-id"])
     check(again.strip() == machine_id, "the same machine ID after the reboot")
+    _, boots, _ = vm.run(["/bin/journalctl", "--list-boots", "--no-pager", "-q"])
+    check(len(boots.strip().splitlines()) >= 2, "the journal kept the first boot's log (persistent)")
     vm.shutdown()
 
     # A data partition that fails its check: its superblock is zeroed on the disk. The box

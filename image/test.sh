@@ -36,6 +36,10 @@ out=${STREAMBOX_IMAGE_OUT:-$HOME/.cache/streambox/image-test}
 rm -rf "$out/deb"
 (cd "$repo" && "$cargo_deb" -p streambox --strip --output "$out/deb/")
 
+deb=$(ls "$out"/deb/streambox_*.deb)
+# The shipped flavour's tree: the same checks (no guest agent, no sshd, no compiler).
+"${sudo[@]}" "$here/build.sh" --distribution debian --flavour shipped --out "$out/shipped" \
+    --tree-only --deb "$deb"
 "${sudo[@]}" "$here/build.sh" --distribution debian --flavour test --out "$out" --keep-raw \
-    --deb "$(ls "$out"/deb/streambox_*.deb)"
+    --deb "$deb"
 python3 "$here/boot_test.py" "$out"

@@ -349,22 +349,8 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let rtsp = tokio::net::TcpListener::bind(cfg.rtsp.listen)
         .await
         .with_context(|| format!("binding RTSP to {}", cfg.rtsp.listen))?;
-    let https = match cfg.http.tls_listen {
-        Some(a) => Some(
-            tokio::net::TcpListener::bind(a)
-                .await
-                .with_context(|| format!("binding HTTPS to {a}"))?,
-        ),
-        None => None,
-    };
-    let metrics = match cfg.metrics.listen {
-        Some(a) => Some(
-            tokio::net::TcpListener::bind(a)
-                .await
-                .with_context(|| format!("binding metrics to {a}"))?,
-        ),
-        None => None,
-    };
+    let https = bind_if(cfg.http.tls_listen, "HTTPS").await?;
+    let metrics = bind_if(cfg.metrics.listen, "metrics").await?;
     let (rtmp_addr, http_addr, rtsp_addr) =
         (rtmp.local_addr()?, web.local_addr()?, rtsp.local_addr()?);
     info!(data_dir = %cfg.data_dir.display(), "streambox starting");
@@ -525,6 +511,21 @@ fn tls_identity(cfg: &Config) -> anyhow::Result<streambox::tls::Identity> {
         info!(dir = %dir.display(), fingerprint = %id.fingerprint(), "made a self-signed HTTPS certificate");
     }
     Ok(id)
+}
+
+/// A listener on `addr` when it is configured.
+async fn bind_if(
+    addr: Option<SocketAddr>,
+    what: &str,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match addr {
+        Some(a) => Ok(Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("binding {what} to {a}"))?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Deletes timed-out sessions and expired viewer links once an hour.

@@ -49,65 +49,35 @@ pub async fn serve(
     app: App,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let limit = ConnectionLimit::new(
-        "http",
-        app.cfg.http.max_connections_per_client,
-        app.metrics.clone(),
-    );
-    let header_timeout = Duration::from_secs_f64(app.cfg.http.header_timeout);
-    let router = super::router(app, Scheme::Http);
-    let accept = Accept {
-        scheme: Scheme::Http,
-        tls: None,
-        limit,
-        header_timeout,
-    };
-    serve_router(listener, router, accept, shutdown).await;
+    let accept = Accept::of(&app, "http", Scheme::Http, None);
+    serve_router(listener, super::router(app, Scheme::Http), accept, shutdown).await;
 }
 
 /// Serves `app` over TLS with `tls` on `listener` until `shutdown` resolves, as
-/// [`serve`] does over plain HTTP; a client's connections on both listeners count
-/// against one cap each.
+/// [`serve`] does over plain HTTP (with a per-client connection cap of its own).
 pub async fn serve_tls(
     listener: TcpListener,
     app: App,
     tls: std::sync::Arc<rustls::ServerConfig>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let limit = ConnectionLimit::new(
-        "https",
-        app.cfg.http.max_connections_per_client,
-        app.metrics.clone(),
-    );
-    let header_timeout = Duration::from_secs_f64(app.cfg.http.header_timeout);
-    let router = super::router(app, Scheme::Https);
-    let accept = Accept {
-        scheme: Scheme::Https,
-        tls: Some(TlsAcceptor::from(tls)),
-        limit,
-        header_timeout,
-    };
-    serve_router(listener, router, accept, shutdown).await;
+    let accept = Accept::of(&app, "https", Scheme::Https, Some(TlsAcceptor::from(tls)));
+    serve_router(
+        listener,
+        super::router(app, Scheme::Https),
+        accept,
+        shutdown,
+    )
+    .await;
 }
 
 /// Serves only `GET /metrics`, without credentials, on a listener of its own
 /// (`metrics.listen`), with the HTTP listener's timeouts and per-client cap.
 pub async fn serve_metrics(listener: TcpListener, app: App) {
-    let limit = ConnectionLimit::new(
-        "metrics",
-        app.cfg.http.max_connections_per_client,
-        app.metrics.clone(),
-    );
-    let header_timeout = Duration::from_secs_f64(app.cfg.http.header_timeout);
+    let accept = Accept::of(&app, "metrics", Scheme::Http, None);
     let router = axum::Router::new()
         .route("/metrics", axum::routing::get(super::metrics))
         .with_state(app);
-    let accept = Accept {
-        scheme: Scheme::Http,
-        tls: None,
-        limit,
-        header_timeout,
-    };
     serve_router(listener, router, accept, std::future::pending()).await;
 }
 
@@ -119,6 +89,23 @@ struct Accept {
     limit: std::sync::Arc<ConnectionLimit>,
     /// For the request headers, and for the TLS handshake before them.
     header_timeout: Duration,
+}
+
+impl Accept {
+    /// The listener `name`'s admission: `http.max_connections_per_client` and
+    /// `http.header_timeout`.
+    fn of(app: &App, name: &'static str, scheme: Scheme, tls: Option<TlsAcceptor>) -> Accept {
+        Accept {
+            scheme,
+            tls,
+            limit: ConnectionLimit::new(
+                name,
+                app.cfg.http.max_connections_per_client,
+                app.metrics.clone(),
+            ),
+            header_timeout: Duration::from_secs_f64(app.cfg.http.header_timeout),
+        }
+    }
 }
 
 async fn serve_router(
