@@ -67,7 +67,15 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/appliance/Cargo.toml" | hea
 name="streambox-$version-amd64"
 work="$out/work"
 cache=${STREAMBOX_CACHE:-$HOME/.cache/streambox/image-packages/$distribution}
-rm -rf "$work"
+# mmdebstrap mounts /proc, /sys and /dev inside the tree while it runs: never delete
+# through a mount an interrupted build left behind.
+clean_work() {
+    if grep -q " $work/" /proc/mounts; then
+        fail "file systems are still mounted under $work (an interrupted build?); unmount them first"
+    fi
+    rm -rf --one-file-system "$work"
+}
+clean_work
 mkdir -p "$work" "$out" "$cache"
 started=$(date +%s)
 step() { echo "== $(($(date +%s) - started)) s: $*"; }
@@ -132,7 +140,7 @@ fi
 chroot "$tree" dpkg-query -W -f '${Package}\t${Version}\n' >"$out/$name.packages"
 if grep -q '^root::' "$tree/etc/shadow"; then fail "root has an empty password"; fi
 if [ "$tree_only" = yes ]; then
-    rm -rf "$work"
+    clean_work
     step "the $flavour tree passed its checks"
     exit 0
 fi
@@ -218,6 +226,6 @@ rm -f "$out/$name.img.zst" "$out/$name.qcow2"
 qemu-img convert -f raw -O qcow2 "$raw" "$out/$name.qcow2"
 zstd -q -T0 -10 "$raw" -o "$out/$name.img.zst"
 if [ "$keep_raw" = yes ]; then mv "$raw" "$out/$name.img"; fi
-rm -rf "$work"
+clean_work
 step "done: $(du -h "$out/$name.img.zst" | cut -f1) compressed, ${total_mib} MiB raw"
 ls -l "$out"
