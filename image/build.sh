@@ -110,7 +110,7 @@ if ! mmdebstrap --variant=minbase --format=directory --components="$components" 
     --customize-hook="copy-in $work/streambox.deb /tmp/" \
     --customize-hook='chroot "$1" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends /tmp/streambox.deb' \
     --customize-hook="sync-out /var/cache/apt/archives $cache" \
-    --customize-hook="$here/customize.sh \"\$1\" $flavour $repo" \
+    --customize-hook="$here/customize.sh \"\$1\" $repo" \
     "$suite" "$tree" "$mirror" >"$work/mmdebstrap.log" 2>&1; then
     tail -15 "$work/mmdebstrap.log" >&2
     if grep -q "Unable to locate package" "$work/mmdebstrap.log"; then

@@ -4,7 +4,7 @@
 # firewall files, which units run, no login anywhere, a trimmed kernel module tree and
 # the initramfs that mounts the state partition.
 set -euo pipefail
-tree=$1 flavour=$2 repo=$3
+tree=$1 repo=$2
 
 cp -a --no-preserve=ownership "$repo/image/rootfs/." "$tree/"
 rm -f "$tree/mnt/state/.keep" "$tree/tmp/streambox.deb"
@@ -21,10 +21,8 @@ in_tree systemctl enable nftables.service systemd-networkd.service systemd-resol
     streambox-console@tty1.service streambox-console@ttyS0.service >/dev/null 2>&1
 # No login prompts anywhere: the console shows the banner instead.
 in_tree systemctl mask getty.target console-getty.service systemd-firstboot.service >/dev/null 2>&1
-if [ "$flavour" = test ]; then
-    # The test's way in: qemu-ga starts when its virtio port appears (udev).
-    in_tree systemctl enable qemu-guest-agent.service >/dev/null 2>&1 || true
-fi
+# The test flavour's way in, qemu-ga, needs no enabling: udev starts it when its virtio
+# port appears, and the shipped flavour does not have the package.
 ln -sf /run/systemd/resolve/stub-resolv.conf "$tree/etc/resolv.conf"
 
 # Kernel modules an appliance never loads (wireless, InfiniBand, ISDN, staging, DVB

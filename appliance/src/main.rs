@@ -502,9 +502,11 @@ fn tls_dir(cfg: &Config) -> PathBuf {
 /// first start for this machine's name and addresses.
 fn tls_identity(cfg: &Config) -> anyhow::Result<streambox::tls::Identity> {
     let dir = tls_dir(cfg);
-    let addrs: Vec<std::net::IpAddr> = if_addrs::get_if_addrs()
-        .map(|l| l.into_iter().map(|i| i.ip()).collect())
-        .unwrap_or_default();
+    let addrs: Vec<std::net::IpAddr> = streambox::system::network::interfaces()
+        .unwrap_or_default()
+        .iter()
+        .flat_map(|i| i.addresses.iter().map(|a| a.ip))
+        .collect();
     let id = streambox::tls::load_or_create(&dir, &host_name(cfg), &addrs)
         .context("the HTTPS certificate")?;
     if id.created {

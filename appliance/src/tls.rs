@@ -105,9 +105,7 @@ pub fn fingerprint_in(dir: &Path) -> Option<String> {
 /// name), `localhost`, and `addrs`, without repeats.
 pub fn subject_names(host: &str, addrs: &[IpAddr]) -> Vec<String> {
     let mut names = vec![host.to_string()];
-    if !host.contains('.') && host.parse::<IpAddr>().is_err() && host != "localhost" {
-        names.push(format!("{host}.local"));
-    }
+    names.extend(crate::system::network::mdns_name(host));
     names.push("localhost".into());
     names.extend(addrs.iter().map(IpAddr::to_string));
     let mut seen = std::collections::HashSet::new();

@@ -85,9 +85,8 @@ pub fn banner(f: &Facts) -> String {
         let _ = writeln!(out);
     }
     let _ = writeln!(out, "Open in a browser on this network:");
-    let bare = !f.host.contains('.') && f.host.parse::<IpAddr>().is_err() && f.host != "localhost";
-    if bare {
-        let _ = writeln!(out, "  {}", url(f, &format!("{}.local", f.host)));
+    if let Some(name) = super::network::mdns_name(f.host) {
+        let _ = writeln!(out, "  {}", url(f, &name));
     }
     let mut any = false;
     for i in f.interfaces.iter().filter(|i| !i.loopback) {

@@ -111,6 +111,13 @@ fn parse_route_v6(text: &str) -> Vec<DefaultRoute> {
         .collect()
 }
 
+/// The name the box answers to over mDNS (RFC 6762) for host name `host`: `HOST.local`
+/// when `host` is a bare name; `None` for a dotted name, an address or `localhost`.
+pub fn mdns_name(host: &str) -> Option<String> {
+    let bare = !host.contains('.') && host.parse::<IpAddr>().is_err() && host != "localhost";
+    bare.then(|| format!("{host}.local"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
