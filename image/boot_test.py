@@ -27,6 +27,9 @@ OVMF_CODE = "/usr/share/OVMF/OVMF_CODE.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS.fd"
 DISK_SIZE = 6 * 1024**3  # the disk the image is "flashed" to: larger than the image
 BOOT_LIMIT = 60.0  # seconds from power-on to the wizard over HTTPS (issue 16)
+LAN2_MAC = "52:54:00:76:00:01"
+LAN2_STATIC = "192.168.76.20"  # the static address confirmed, kept across a reboot
+LAN2_TRIAL = "192.168.76.21"  # the one tried and not confirmed
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIP = os.path.join(REPO, "..", "shared", "media", "bigbuckbunny.mp4")
 
@@ -65,6 +68,8 @@ class Vm:
         shutil.copy(OVMF_VARS, self.vars)
         # Guest ports forwarded from the host; 9000 is not in the firewall's list.
         self.port = {p: free_port() for p in (80, 443, 1935, 8554, 9000)}
+        # HTTPS at the static addresses the network test gives the second NIC.
+        self.lan2 = {a: free_port() for a in (LAN2_STATIC, LAN2_TRIAL)}
         self.boots = 0
         self.proc = None
 
@@ -82,6 +87,11 @@ class Vm:
             "-drive", f"if=pflash,format=raw,file={self.vars}",
             "-drive", f"file={self.disk},if=virtio,format=qcow2",
             "-netdev", f"user,id=n0,{fwd}", "-device", "virtio-net-pci,netdev=n0",
+            # A second LAN (DHCP and router advertisements from QEMU at .2), reached
+            # from the host only at the static addresses the network test sets.
+            "-netdev", "user,id=n1,net=192.168.76.0/24,ipv6-net=fd00:76::/64,"
+            + ",".join(f"hostfwd=tcp:127.0.0.1:{h}-{a}:443" for a, h in self.lan2.items()),
+            "-device", f"virtio-net-pci,netdev=n1,mac={LAN2_MAC}",
             # A hardware random number generator, as every real box has (RDRAND, which
             # TCG's default CPU lacks, or a TPM): without one the kernel's CRNG waits for
             # interrupt jitter, and the first boot's certificate waits for the CRNG.
@@ -191,19 +201,22 @@ class Browser:
         self.ctx.verify_mode = ssl.CERT_NONE
         self.peer_der = None
 
-    def request(self, method, url, fields=None, timeout=10):
+    def request(self, method, url, fields=None, timeout=10, json_body=None, headers=None):
         u = urllib.parse.urlsplit(url)
         if u.scheme == "https":
             c = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=self.ctx)
         else:
             c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
-        headers = {}
+        headers = dict(headers or {})
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
         body = None
         if fields is not None:
             body = urllib.parse.urlencode(fields)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if json_body is not None:
+            body = json.dumps(json_body)
+            headers["Content-Type"] = "application/json"
         path = u.path + (f"?{u.query}" if u.query else "")
         c.request(method, path, body=body, headers=headers)
         if u.scheme == "https":
@@ -231,9 +244,9 @@ def banner_fingerprint(console):
     return found
 
 
-def wait_wizard(vm, browser, limit):
-    """Seconds from QEMU's start to the wizard answering over HTTPS."""
-    url = f"https://127.0.0.1:{vm.port[443]}/setup"
+def wait_wizard(vm, browser, limit, path="/setup"):
+    """Seconds from QEMU's start to the wizard (or `path`) answering 200 over HTTPS."""
+    url = f"https://127.0.0.1:{vm.port[443]}{path}"
     while time.monotonic() - vm.started < limit:
         if vm.proc.poll() is not None:
             raise Failed(f"QEMU exited: {vm.proc.stderr.read().decode()}")
@@ -245,7 +258,7 @@ def wait_wizard(vm, browser, limit):
             pass
         time.sleep(0.5)
     tail = "\n".join(vm.console_text().splitlines()[-40:])
-    raise Failed(f"no setup wizard on HTTPS within {limit:.0f} s; console:\n{tail}")
+    raise Failed(f"no {path} on HTTPS within {limit:.0f} s; console:\n{tail}")
 
 
 def boot_report(vm, detail):
@@ -412,6 +425,8 @@ def boot_and_check(vm):
     check(again.strip() == machine_id, "the same machine ID after the reboot")
     _, boots, _ = vm.run(["/bin/journalctl", "--list-boots", "--no-pager", "-q"])
     check(len(boots.strip().splitlines()) >= 2, "the journal kept the first boot's log (persistent)")
+    finish_setup(vm, browser, https_base)
+    network_checks(vm, browser, https_base)
     vm.shutdown()
 
     # A data partition that fails its check: its superblock is zeroed on the disk. The box
@@ -437,6 +452,195 @@ def boot_and_check(vm):
     vm.shutdown()
     # A format or a repair (e2fsck restoring the superblock from a backup) writes here.
     check(still_zero(vm.disk, zeroed), "nothing formatted or repaired the broken data partition")
+
+
+def csrf_of(page):
+    return re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+
+
+def finish_setup(vm, browser, base):
+    """The wizard's remaining steps, with the session step 1 gave `browser`."""
+    for path, fields in (("/setup/identity", {"name": "Hall", "time_zone": "UTC"}),
+                         ("/setup/network", {}), ("/setup/storage", {"keep": "7d"})):
+        _, _, page = browser.request("GET", f"{base}/setup")
+        status, headers, _ = browser.request("POST", f"{base}{path}",
+                                             {**fields, "csrf": csrf_of(page)})
+        check(status == 303, f"wizard {path} accepted ({status})")
+    _, _, page = browser.request("GET", f"{base}/setup")
+    status, headers, _ = browser.request("POST", f"{base}/setup/finish", {"csrf": csrf_of(page)})
+    check(status == 303 and "/admin" in (headers.get("Location") or ""),
+          f"the wizard finished ({status} {headers.get('Location')})")
+
+
+class Api:
+    """The JSON API with `browser`'s session, at `base` (one of the box's addresses)."""
+
+    def __init__(self, browser, base):
+        self.browser, self.base = browser, base
+        status, _, body = browser.request("GET", f"{base}/api/session")
+        if status != 200:
+            raise Failed(f"GET /api/session: {status} {body}")
+        self.csrf = json.loads(body)["csrf"]
+
+    def __call__(self, method, path, body=None, timeout=30):
+        status, _, text = self.browser.request(
+            method, f"{self.base}{path}", json_body=body, timeout=timeout,
+            headers={"X-CSRF-Token": self.csrf})
+        try:
+            return status, json.loads(text) if text else None
+        except ValueError:
+            return status, text
+
+
+def addresses_of(vm, nic):
+    """The addresses (`a.b.c.d/nn`, `x::y/nn`) the kernel has on `nic`, link-local left out."""
+    _, out, _ = vm.run(["/sbin/ip", "-o", "addr", "show", "dev", nic])
+    return {f.split()[3] for f in out.strip().splitlines() if " scope link" not in f}
+
+
+def answers(browser, url):
+    """Whether `url` answers 200 now."""
+    try:
+        return browser.request("GET", url, timeout=5)[0] == 200
+    except (OSError, http.client.HTTPException):
+        return False
+
+
+def wait_for(what, seconds, f):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = f()
+        if got:
+            return got
+        time.sleep(1)
+    raise Failed(f"timed out ({seconds} s) waiting for {what}")
+
+
+def network_checks(vm, browser, base):
+    """Issue 17 on the box: static IPv4 and IPv6 on the second NIC through the API,
+    confirmed from the new address and kept across a reboot; a change not confirmed
+    reverts by itself, also across a reboot in the middle; bad input changes nothing;
+    the privileged path is only the helper, which has no capabilities."""
+    api = Api(browser, base)
+    status, view = api("GET", "/api/network")
+    check(status == 200 and view.get("configured") is not None,
+          f"GET /api/network reads netplan's configuration ({status} {view and view.get('unavailable')})")
+    _, links, _ = vm.run(["/sbin/ip", "-o", "link"])
+    nic = next((l.split(":")[1].strip() for l in links.splitlines() if LAN2_MAC in l), None)
+    check(nic in view["links"], f"the second NIC ({nic}) is among the links {view['links']}")
+    before = view["configured"]
+
+    # Bad input: refused with the reason, and the configuration is as it was.
+    bad = [
+        ({"interface": nic, "ipv4": {"mode": "static", "address": "192.168.76.20", "prefix": 24,
+                                     "gateway": "192.168.77.1"}, "ipv6": {"mode": "slaac"}}, "not reachable"),
+        ({"interface": nic, "ipv4": {"mode": "static", "address": "192.168.76.2", "prefix": 24,
+                                     "gateway": "192.168.76.2"}, "ipv6": {"mode": "slaac"}}, "own address"),
+        ({"interface": nic, "ipv4": {"mode": "dhcp"}, "ipv6": {"mode": "static", "address": "fd00:76::20",
+                                                              "prefix": 200}}, "1-128"),
+        ({"interface": "enp9s9", "ipv4": {"mode": "dhcp"}, "ipv6": {"mode": "slaac"}}, "no network interface"),
+    ]
+    for body, why in bad:
+        status, answer = api("PUT", "/api/network", {"wired": [body]})
+        check(status == 422 and why in str(answer), f"refused: {why} ({status} {answer})")
+    _, view = api("GET", "/api/network")
+    check(view["configured"] == before and view["trial"] is None, "bad input changed nothing")
+
+    # A static IPv4 and IPv6 address, on trial, confirmed from the new address.
+    static = {"interface": nic,
+              "ipv4": {"mode": "static", "address": LAN2_STATIC, "prefix": 24, "gateway": "192.168.76.2"},
+              "ipv6": {"mode": "static", "address": "fd00:76::20", "prefix": 64, "gateway": "fd00:76::2"},
+              "dns": ["192.168.76.3"], "search": ["hall.example"]}
+    t0 = time.monotonic()
+    status, trial = api("PUT", "/api/network", {"wired": [static], "confirm_within": 90}, timeout=120)
+    print(f"network: the change was in force {time.monotonic() - t0:.1f} s after the PUT", flush=True)
+    check(status == 202 and f"https://{LAN2_STATIC}/" in trial.get("open", []),
+          f"the change is on trial, and the answer says where to confirm it ({status} {trial})")
+    status, answer = api("PUT", "/api/network", {"wired": [dict(static, dns=[])]})
+    check(status == 409 and "already being tried" in str(answer),
+          f"a second change meanwhile is refused ({status} {answer})")
+    got = addresses_of(vm, nic)
+    check({f"{LAN2_STATIC}/24", "fd00:76::20/64"} <= got, f"the kernel has the new addresses ({got})")
+    lan2 = f"https://127.0.0.1:{vm.lan2[LAN2_STATIC]}"
+    wait_for("the admin API at the new address", 60, lambda: answers(browser, f"{lan2}/api/session"))
+    status, answer = Api(browser, lan2)("POST", "/api/network/confirm")
+    check(status == 200 and answer.get("outcome") == "confirmed",
+          f"confirmed from https://{LAN2_STATIC}/ ({status} {answer})")
+    time.sleep(2)
+    check({f"{LAN2_STATIC}/24", "fd00:76::20/64"} <= addresses_of(vm, nic), "the addresses stay once confirmed")
+
+    vm.shutdown()
+    vm.start()
+    took, _ = wait_wizard(vm, browser, 300, path="/api/session")
+    print(f"network: after a reboot the API answered {took:.1f} s after power-on", flush=True)
+    vm.wait_agent(60)
+    got = addresses_of(vm, nic)
+    check({f"{LAN2_STATIC}/24", "fd00:76::20/64"} <= got, f"the static addresses after a reboot ({got})")
+    _, resolv, _ = vm.run(["/usr/bin/resolvectl", "dns", nic])
+    check("192.168.76.3" in resolv, f"the DNS server is in use ({resolv.strip()})")
+    api = Api(browser, base)
+    _, view = api("GET", "/api/network")
+    mine = [w for w in view["configured"]["wired"] if w["interface"] == nic]
+    check(mine == [static], f"GET /api/network shows the settings ({mine})")
+    status, _, page = browser.request("GET", f"{base}/admin/network")
+    section = page.split(f'id="nic-{nic}"', 1)[-1].split("</section>", 1)[0]
+    check(status == 200 and f"{LAN2_STATIC}/24" in section and "streambox" in section
+          and f'value="{LAN2_STATIC}"' in section,
+          f"/admin/network shows {nic}'s address now and its settings in the form")
+
+    # Not confirmed: the previous settings come back by themselves.
+    trial_body = {"wired": [dict(static, ipv4=dict(static["ipv4"], address=LAN2_TRIAL))],
+                  "confirm_within": 20}
+    status, trial = api("PUT", "/api/network", trial_body, timeout=120)
+    check(status == 202, f"a second change is on trial ({status} {trial})")
+    check(f"{LAN2_TRIAL}/24" in addresses_of(vm, nic), "the tried address is in force")
+    t0 = time.monotonic()
+    wait_for("the previous address to come back", 90,
+             lambda: f"{LAN2_STATIC}/24" in (a := addresses_of(vm, nic)) and f"{LAN2_TRIAL}/24" not in a)
+    print(f"network: reverted {time.monotonic() - t0:.1f} s after the change (confirm within 20 s)",
+          flush=True)
+    def ended():
+        _, v = api("GET", "/api/network")
+        return v if v["trial"] is None and (v.get("last") or {}).get("outcome") == "reverted" else None
+    view = wait_for("the API to show the revert", 30, ended)
+    status, answer = api("POST", "/api/network/confirm")
+    check(status == 409 and "undone" in str(answer), f"a confirmation after the revert is refused ({answer})")
+
+    # A reboot in the middle of a trial: the box comes back with the previous settings.
+    trial_body["confirm_within"] = 300
+    status, _ = api("PUT", "/api/network", trial_body, timeout=120)
+    check(status == 202 and f"{LAN2_TRIAL}/24" in addresses_of(vm, nic), "a third change is on trial")
+    vm.shutdown()
+    vm.start()
+    wait_wizard(vm, browser, 300, path="/api/session")
+    vm.wait_agent(60)
+    t0 = time.monotonic()
+    back = lambda: f"{LAN2_STATIC}/24" in (a := addresses_of(vm, nic)) and f"{LAN2_TRIAL}/24" not in a
+    while not back() and time.monotonic() - t0 < 90:
+        time.sleep(1)
+    check(back(), f"a trial cut short by a reboot ended with the previous settings ({addresses_of(vm, nic)})")
+    api = Api(browser, base)
+    status, audit = api("GET", "/api/audit?limit=50")
+    actions = [e["action"] for e in audit]
+    check({"network.try", "network.confirm", "network.reverted"} <= set(actions),
+          f"the audit log has the trials ({[a for a in actions if a.startswith('network')]})")
+    check(any(e["action"] == "network.reverted" and "restarted during the trial" in e["detail"]
+              for e in audit), "the audit log says the reboot cut the trial short")
+    # The privileged path is narrow: netplan answers root only, the helper that calls it
+    # as root has no capabilities, and only the service's group may reach the helper.
+    rc, out, err = vm.run(["/sbin/runuser", "-u", "nobody", "--", "/usr/bin/busctl", "call",
+                           "io.netplan.Netplan", "/io/netplan/Netplan", "io.netplan.Netplan", "Info"],
+                          check_rc=False)
+    check(rc != 0 and "denied" in (out + err).lower(),
+          f"another user cannot call netplan ({(out + err).strip()[:120]})")
+    rc, out, err = vm.run(["/sbin/runuser", "-u", "nobody", "--", "/usr/bin/python3", "-c",
+                           "import socket; s = socket.socket(socket.AF_UNIX); "
+                           "s.connect('/run/streambox-netplan/socket')"], check_rc=False)
+    check(rc != 0 and "PermissionError" in err, f"another user cannot reach the helper ({err.strip()[-80:]})")
+    _, caps, _ = vm.run(["/bin/sh", "-c", "grep -E '^Cap(Eff|Prm|Bnd)' "
+                         "/proc/$(systemctl show -P MainPID streambox-netplan)/status"])
+    check(all(l.split()[1] == "0000000000000000" for l in caps.strip().splitlines()) and caps.strip(),
+          f"the helper runs without capabilities ({' '.join(caps.split())})")
 
 
 def data_partition_start(out):

@@ -17,7 +17,7 @@ ln -s /etc/machine-id "$tree/var/lib/dbus/machine-id"
 
 in_tree() { chroot "$tree" "$@"; }
 in_tree systemctl enable nftables.service systemd-networkd.service systemd-resolved.service \
-    systemd-timesyncd.service avahi-daemon.service streambox.service \
+    systemd-timesyncd.service avahi-daemon.service streambox.service streambox-netplan.service \
     streambox-console@tty1.service streambox-console@ttyS0.service >/dev/null 2>&1
 # No login prompts anywhere: the console shows the banner instead.
 in_tree systemctl mask getty.target console-getty.service systemd-firstboot.service >/dev/null 2>&1

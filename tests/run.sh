@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need when it is missing (ffmpeg,
-# GStreamer with its RTSP server, Chromium, Node.js from the distribution; a C compiler
+# GStreamer with its RTSP server, Chromium, Node.js, netplan from the distribution; a C compiler
 # for the bundled SQLite and fdk-aac; hls.js, dash.js and playwright-core from npm),
 # builds once, then runs unit and end-to-end tests in parallel, then builds the appliance
 # image and boots it under QEMU (image/test.sh).
@@ -22,6 +22,8 @@ command -v chromedriver >/dev/null || packages+=(chromium-driver)
 # Time zones for the setup wizard (a unit test checks one).
 [ -f /usr/share/zoneinfo/zone1970.tab ] || packages+=(tzdata)
 command -v npm >/dev/null || packages+=(nodejs npm)
+# netplan itself checks the network settings' YAML (generate and set on a scratch root).
+command -v netplan >/dev/null || packages+=(netplan.io)
 # GStreamer plays our RTSP output: rtspsrc and the depayloaders, parsers and decoders.
 if ! gst-inspect-1.0 rtspsrc rtph264depay h264parse avdec_h264 rtpmp4gdepay aacparse avdec_aac \
   >/dev/null 2>&1; then

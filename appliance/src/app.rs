@@ -36,18 +36,26 @@ pub struct App {
     pub registry: Arc<Registry>,
     /// Recordings: their index, directory and metrics.
     pub dvr: crate::dvr::Dvr,
+    /// The host's network settings and the change on trial.
+    pub network: Arc<crate::manage::network::Network>,
 }
 
 impl App {
     /// New state over an open database. Call `registry.refresh()` before serving.
     pub fn new(cfg: Config, db: SqlitePool) -> App {
         let metrics = Arc::new(Metrics::new());
+        let network = crate::manage::network::Network::new(
+            db.clone(),
+            cfg.network.helper_socket.clone(),
+            cfg.network.confirm_within,
+        );
         let thumbnails =
             crate::transcode::thumbnail::Thumbnailer::start(metrics.thumbnails.clone());
         App {
             dvr: crate::dvr::Dvr::new(&cfg, db.clone(), metrics.clone()),
             cfg: Arc::new(cfg),
             registry: Registry::new(db.clone(), metrics.clone(), thumbnails.clone()),
+            network,
             db,
             thumbnails,
             metrics,

@@ -34,6 +34,8 @@ pub struct Config {
     pub abr: AbrConfig,
     /// Prometheus metrics.
     pub metrics: MetricsConfig,
+    /// Changing the host's network (the appliance).
+    pub network: NetworkConfig,
     /// A file whose presence says the data partition could not be used this boot: the
     /// appliance's `streambox-data.service` writes the reason there when it runs the box
     /// on a stand-in in memory. Its text is shown on every setup, sign-in and admin
@@ -51,6 +53,29 @@ pub struct MetricsConfig {
     /// other than loopback opens the metrics, and the stream names in them, to that
     /// network.
     pub listen: Option<SocketAddr>,
+}
+
+/// Changing the host's network settings (through netplan's D-Bus API, on the
+/// appliance).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Seconds a network change stays on trial: unless it is confirmed from a browser
+    /// within them, the previous settings come back by themselves. 120 by default; a
+    /// request may ask for 10-600.
+    pub confirm_within: u32,
+    /// The network helper's socket (`streambox netplan-helper`, run by the appliance
+    /// as root with no capabilities), through which every change goes.
+    pub helper_socket: PathBuf,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            confirm_within: 120,
+            helper_socket: PathBuf::from(crate::system::netplan_helper::SOCKET),
+        }
+    }
 }
 
 /// ABR transcoding limits.
@@ -261,6 +286,7 @@ impl Default for Config {
             dvr: DvrConfig::default(),
             abr: AbrConfig::default(),
             metrics: MetricsConfig::default(),
+            network: NetworkConfig::default(),
             data_fault_file: None,
         }
     }

@@ -76,6 +76,15 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// The appliance's network helper, run as root with no capabilities by
+    /// `streambox-netplan.service`: serves the service's typed network changes on a
+    /// Unix socket and makes them through netplan's D-Bus API. Not for use by hand.
+    #[command(hide = true)]
+    NetplanHelper {
+        /// The socket to listen on (a stale one there is replaced).
+        #[arg(long, default_value = streambox::system::netplan_helper::SOCKET)]
+        socket: std::path::PathBuf,
+    },
     /// Erase this appliance's state so the setup wizard runs again.
     Reset {
         /// Erase everything: users, streams and keys, cameras, settings, the audit log
@@ -250,6 +259,7 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Reset { factory: _, yes } => factory_reset(&cfg, yes),
             Command::Console { once } => console(&cfg, once).await,
+            Command::NetplanHelper { socket } => netplan_helper(&socket).await,
             Command::Hw {
                 command: HwCommand::List,
             } => {
@@ -393,6 +403,14 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         .await
         .context("reading the configured streams")?;
     tokio::spawn(app.registry.clone().watch(watcher));
+    // A network change on trial when the service or the box stopped ends as an
+    // unconfirmed one does: the previous settings come back.
+    let network = app.network.clone();
+    tokio::spawn(async move {
+        if let Err(e) = network.recover().await {
+            tracing::error!(error = %e, "reading the network trial failed");
+        }
+    });
     // The time zone list, read once, so the setup pages never read it on a worker.
     tokio::task::spawn_blocking(streambox::system::zones::list);
     // Measure what transcoding costs on this machine, off the async workers; ladders
@@ -448,6 +466,18 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
 
 /// Prints the console banner, and again (after clearing a terminal) whenever it
 /// changes; checks every 2 s.
+async fn netplan_helper(socket: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(socket).is_ok_and(|m| m.file_type().is_socket()) {
+        std::fs::remove_file(socket).with_context(|| format!("removing {}", socket.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(socket)
+        .with_context(|| format!("listening on {}", socket.display()))?;
+    tracing::info!(socket = %socket.display(), "network helper listening");
+    streambox::system::netplan_helper::serve(listener).await;
+    Ok(())
+}
+
 async fn console(cfg: &Config, once: bool) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
     let tls_dir = tls_dir(cfg);
@@ -564,13 +594,9 @@ async fn shutdown() {
 }
 
 fn host_name(cfg: &Config) -> String {
-    cfg.public_host.clone().unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .ok()
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "localhost".into())
-    })
+    cfg.public_host
+        .clone()
+        .unwrap_or_else(streambox::system::network::host_name)
 }
 
 async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {

@@ -33,9 +33,10 @@ pub fn Message(text: Option<String>, #[prop(optional)] ok: bool) -> impl IntoVie
     })
 }
 
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/admin", "Dashboard"),
     ("/admin/streams", "Streams"),
+    ("/admin/network", "Network"),
     ("/admin/system", "System"),
     ("/admin/audit", "Audit log"),
     ("/admin/account", "Account"),

@@ -21,6 +21,7 @@
 
 pub mod admin;
 pub mod assets;
+pub mod network;
 mod page;
 
 pub use page::set_fault;

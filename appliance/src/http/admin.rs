@@ -395,7 +395,10 @@ async fn render_account(
 async fn account_refused(app: &App, v: &Visitor, s: &Signed, r: Refusal) -> Response {
     match r {
         Refusal::Failed(r) => r,
-        Refusal::Invalid(m) | Refusal::Conflict(m) | Refusal::NotFound(m) => {
+        Refusal::Invalid(m)
+        | Refusal::Conflict(m)
+        | Refusal::NotFound(m)
+        | Refusal::Unavailable(m) => {
             let view = pages::AccountView {
                 error: Some(m),
                 ..Default::default()

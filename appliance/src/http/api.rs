@@ -9,7 +9,7 @@
 //! Bodies are JSON, at most 64 KiB. Errors are `{"error": "…"}` with 400 (malformed
 //! JSON), 401 (no or bad credentials), 403 (CSRF), 404 (no such stream or token), 409
 //! (conflicts with the current state), 413 (too large), 415 (not JSON), 422 (a value
-//! refused), 503 (setup not complete).
+//! refused), 503 (setup not complete; or not possible on this machine).
 //!
 //! | route | body | answer |
 //! | --- | --- | --- |
@@ -34,6 +34,10 @@
 //! | `DELETE /api/tokens/{id}` | | 204 |
 //! | `GET /api/audit?limit=N` | | the newest N (≤ 1000, default 100) audit entries |
 //! | `GET /api/system` | | see [`super::system`] |
+//! | `GET /api/network` | | see [`super::network`] |
+//! | `PUT /api/network` | `{wired, confirm_within?}` | 202: the change, on trial |
+//! | `POST /api/network/confirm` | | the change on trial stays |
+//! | `POST /api/network/cancel` | | the previous settings come back |
 
 use super::admin::{self, StreamStatus};
 use super::cameras::{self, CameraFields, Outcome};
@@ -63,11 +67,14 @@ fn body<T: DeserializeOwned>(r: Result<Json<T>, JsonRejection>) -> Result<T, Res
 }
 
 /// The JSON error of a refusal (a failure's response as built).
-fn refused(r: Refusal) -> Response {
+pub(crate) fn refused(r: Refusal) -> Response {
     let status = r.status();
     match r {
         Refusal::Failed(r) => r,
-        Refusal::NotFound(m) | Refusal::Invalid(m) | Refusal::Conflict(m) => api_error(status, &m),
+        Refusal::NotFound(m)
+        | Refusal::Invalid(m)
+        | Refusal::Conflict(m)
+        | Refusal::Unavailable(m) => api_error(status, &m),
         Refusal::Limited(m, wait) => {
             let mut r = api_error(status, &m);
             if let Ok(v) = HeaderValue::from_str(&wait.as_secs().max(1).to_string()) {

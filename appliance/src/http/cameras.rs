@@ -150,7 +150,8 @@ pub async fn handle(
             Refusal::Invalid(m)
             | Refusal::Conflict(m)
             | Refusal::NotFound(m)
-            | Refusal::Limited(m, _),
+            | Refusal::Limited(m, _)
+            | Refusal::Unavailable(m),
         ) => Ok(Outcome::Invalid(m)),
     }
 }

@@ -14,6 +14,7 @@ pub mod api;
 mod cameras;
 mod dvr;
 mod live;
+mod network;
 mod portal;
 mod serve;
 mod setup;
@@ -196,6 +197,10 @@ fn table() -> Table {
         )
         .post(Admin, "/admin/cameras", streams::camera_add)
         .get(Admin, "/admin/system", system::page_handler)
+        .get(Admin, "/admin/network", network::page_handler)
+        .post(Admin, "/admin/network", network::post_handler)
+        .post(Admin, "/admin/network/confirm", network::confirm_handler)
+        .post(Admin, "/admin/network/cancel", network::cancel_handler)
         .get(Admin, "/admin/account", admin::account)
         .post(Admin, "/admin/account/password", admin::change_password)
         .post(Admin, "/admin/account/tokens", admin::create_token)
@@ -226,6 +231,10 @@ fn table() -> Table {
         .delete(Api, "/api/tokens/{id}", api::revoke_token)
         .get(Api, "/api/audit", api::audit)
         .get(Api, "/api/system", system::api)
+        .get(Api, "/api/network", network::get)
+        .put(Api, "/api/network", network::put)
+        .post(Api, "/api/network/confirm", network::confirm)
+        .post(Api, "/api/network/cancel", network::cancel)
 }
 
 /// The prefix of viewer links: `/t/{token}` before a viewer route
@@ -403,6 +412,8 @@ pub(crate) enum Refusal {
     Conflict(String),
     /// Too many attempts (429): the message, and how long until the next is allowed.
     Limited(String, std::time::Duration),
+    /// Not possible on this machine (503); nothing was changed.
+    Unavailable(String),
     /// The appliance itself failed (500); the response is built.
     Failed(Response),
 }
@@ -415,6 +426,7 @@ impl Refusal {
             Refusal::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Refusal::Conflict(_) => StatusCode::CONFLICT,
             Refusal::Limited(..) => StatusCode::TOO_MANY_REQUESTS,
+            Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -427,6 +439,7 @@ impl From<crate::manage::Refused> for Refusal {
             R::NotFound(m) => Refusal::NotFound(m),
             R::Invalid(m) => Refusal::Invalid(m),
             R::Conflict(m) => Refusal::Conflict(m),
+            R::Unavailable(m) => Refusal::Unavailable(m),
             R::Failed(e) => {
                 tracing::error!(error = %e, "admin action failed");
                 Refusal::Failed(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))

@@ -574,7 +574,8 @@ pub async fn stream(
         Err(
             super::Refusal::Invalid(m)
             | super::Refusal::NotFound(m)
-            | super::Refusal::Limited(m, _),
+            | super::Refusal::Limited(m, _)
+            | super::Refusal::Unavailable(m),
         ) => return retry(m, String::new()),
     };
     let created = Created {

@@ -139,7 +139,8 @@ pub async fn create(
             Refusal::Invalid(m)
             | Refusal::Conflict(m)
             | Refusal::NotFound(m)
-            | Refusal::Limited(m, _),
+            | Refusal::Limited(m, _)
+            | Refusal::Unavailable(m),
         ) => {
             let name = f.name.trim();
             let shown = if stream_keys::valid_name(name) {
@@ -386,7 +387,12 @@ where
     };
     let extra = match act(super::ops(&app, &v, &s), stream.clone(), kind).await {
         Ok(done) => done,
-        Err(Refusal::Invalid(m) | Refusal::Conflict(m) | Refusal::Limited(m, _)) => (
+        Err(
+            Refusal::Invalid(m)
+            | Refusal::Conflict(m)
+            | Refusal::Limited(m, _)
+            | Refusal::Unavailable(m),
+        ) => (
             stream,
             Extra {
                 error: Some(m),

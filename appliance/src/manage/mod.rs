@@ -6,6 +6,7 @@
 //!   visibility settings, viewer links, ABR ladders.
 //! - [`cameras`]: checking, testing, adding and changing RTSP cameras.
 //! - [`addresses`]: the URLs at which publishers, players and viewers reach the box.
+//! - [`network`]: the host's wired network, changed on trial (confirm or revert).
 //!
 //! Nothing here knows HTTP: an operation takes an [`Ops`] (the database, the
 //! configuration, the running service's registry when there is one, and the [`Actor`])
@@ -14,6 +15,7 @@
 
 pub mod addresses;
 pub mod cameras;
+pub mod network;
 pub mod streams;
 
 use crate::config::Config;
@@ -57,6 +59,10 @@ pub enum Refused {
     /// live); nothing was changed.
     #[error("{0}")]
     Conflict(String),
+    /// What was asked for cannot be done on this machine (no netplan on a developer's
+    /// machine); nothing was changed.
+    #[error("{0}")]
+    Unavailable(String),
     /// The appliance itself failed.
     #[error("{0}")]
     Failed(Box<dyn std::error::Error + Send + Sync>),

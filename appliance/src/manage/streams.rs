@@ -358,6 +358,7 @@ mod tests {
                 Err(Refused::Invalid(_)) => "invalid",
                 Err(Refused::Conflict(_)) => "conflict",
                 Err(Refused::NotFound(_)) => "not found",
+                Err(Refused::Unavailable(m)) => panic!("unavailable: {m}"),
                 Err(Refused::Failed(e)) => panic!("failed: {e}"),
                 Ok(()) => "done",
             })

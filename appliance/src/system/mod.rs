@@ -1,12 +1,15 @@
 //! The appliance's host: hardware found on it, how busy it is, its network, data disk
 //! and time zones, memory, load and uptime, and the service's recent log lines (more to
-//! come: network changes, VPN).
+//! come: VPN). [`netplan`] is the network settings' form in netplan's YAML.
 
 pub mod console;
 pub mod cpu;
 pub mod hardware;
 pub mod host;
 pub mod log;
+pub mod netplan;
+pub mod netplan_dbus;
+pub mod netplan_helper;
 pub mod network;
 pub mod storage;
 pub mod zones;

@@ -62,6 +62,19 @@ pub fn interfaces() -> std::io::Result<Vec<Interface>> {
     Ok(out)
 }
 
+/// The names of the network interfaces the kernel has (`/sys/class/net`), with or
+/// without addresses, but loopback; sorted. An unreadable directory gives none.
+pub fn links() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "lo")
+        .collect();
+    out.sort();
+    out
+}
+
 /// The default routes, IPv4 first. An unreadable table gives none.
 pub fn default_routes() -> Vec<DefaultRoute> {
     let v4 = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
@@ -111,6 +124,16 @@ fn parse_route_v6(text: &str) -> Vec<DefaultRoute> {
         .collect()
 }
 
+/// The kernel's host name (`/proc/sys/kernel/hostname`); `localhost` when unreadable or
+/// empty.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// The name the box answers to over mDNS (RFC 6762) for host name `host`: `HOST.local`
 /// when `host` is a bare name; `None` for a dotted name, an address or `localhost`.
 pub fn mdns_name(host: &str) -> Option<String> {
@@ -146,6 +169,16 @@ mod tests {
             }]
         );
         assert!(parse_route_v4("garbage\nmore garbage here\n").is_empty());
+    }
+
+    #[test]
+    fn links_leave_out_loopback() {
+        let found = interfaces().expect("getifaddrs");
+        let links = links();
+        assert!(!links.iter().any(|l| l == "lo"), "{links:?}");
+        for i in found.iter().filter(|i| !i.loopback) {
+            assert!(links.contains(&i.name), "{} in {links:?}", i.name);
+        }
     }
 
     #[test]

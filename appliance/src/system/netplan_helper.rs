@@ -1,0 +1,456 @@
+//! The network helper: the one privileged piece between the service and netplan.
+//!
+//! netplan-dbus answers only callers with uid 0 or `CAP_SYS_ADMIN` (its sd-bus methods
+//! are not marked unprivileged, and it asks polkit nothing), so the unprivileged service
+//! cannot call it. `streambox netplan-helper` runs as root with no capabilities at all,
+//! behind a Unix socket only the `streambox` group may open (`streambox-netplan.service`),
+//! and takes a fixed set of typed requests, one JSON line per connection, each answered
+//! with one JSON line:
+//!
+//! | request | answer |
+//! | --- | --- |
+//! | `{"op": "get"}` | `{"answer": "yaml", "yaml"}`: `netplan get all` |
+//! | `{"op": "try", "wired": [Wired], "seconds"}` | `{"answer": "trying", "path", "previous"}` |
+//! | `{"op": "confirm", "path"}` | `{"answer": "done"}` |
+//! | `{"op": "cancel", "path"}` | `{"answer": "done"}` |
+//! | `{"op": "recover", "path", "previous", "proposed"}` | `{"answer": "recovered", "reason"}` |
+//!
+//! or `{"answer": "invalid", "message"}` (refused, nothing changed) or `{"answer":
+//! "failed", "message"}`. The helper checks every setting itself ([`Wired::check`]) and
+//! refuses interfaces configured by hand, so a compromised service can do no more than
+//! the network page can. It writes no file: netplan-dbus does, into the one file
+//! [`super::netplan_dbus::ORIGIN`].
+
+use super::netplan::{self, Configured, Wired};
+use super::netplan_dbus::{Bus, BusError};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+
+/// Where the appliance's helper listens (its unit's runtime directory, root:streambox
+/// 0750; the socket is 0660).
+pub const SOCKET: &str = "/run/streambox-netplan/socket";
+
+/// The shortest and longest trial, in seconds.
+pub const TRIAL_SECONDS: std::ops::RangeInclusive<u32> = 10..=600;
+
+/// The longest request line, in bytes.
+const MAX_LINE: u64 = 256 * 1024;
+
+/// Each interface's settings before a change: `None` where streambox had none.
+pub type Previous = Vec<(String, Option<Wired>)>;
+
+/// A request to the helper.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Request {
+    /// The configuration now.
+    Get,
+    /// Put `wired` on trial for `seconds`.
+    Try {
+        /// The interfaces to change.
+        wired: Vec<Wired>,
+        /// The trial's length, within [`TRIAL_SECONDS`].
+        seconds: u32,
+    },
+    /// Keep the trial of netplan's configuration object `path`.
+    Confirm {
+        /// The object path [`Answer::Trying`] gave.
+        path: String,
+    },
+    /// Revert the trial of `path` now.
+    Cancel {
+        /// The object path [`Answer::Trying`] gave.
+        path: String,
+    },
+    /// End a trial a restart cut short: cancel it if netplan still tries it, else
+    /// write `previous` back wherever `proposed` is still in force.
+    Recover {
+        /// The object path [`Answer::Trying`] gave.
+        path: String,
+        /// The settings before the trial.
+        previous: Previous,
+        /// The settings tried.
+        proposed: Vec<Wired>,
+    },
+}
+
+/// The helper's answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "answer", rename_all = "snake_case")]
+pub enum Answer {
+    /// `netplan get all`'s YAML.
+    Yaml {
+        /// The YAML.
+        yaml: String,
+    },
+    /// On trial now.
+    Trying {
+        /// netplan's configuration object for the trial.
+        path: String,
+        /// The changed interfaces' settings before.
+        previous: Previous,
+    },
+    /// Done.
+    Done,
+    /// A cut-short trial ended.
+    Recovered {
+        /// What was done, for the audit log.
+        reason: String,
+    },
+    /// Refused; nothing was changed.
+    Invalid {
+        /// Why, for the person who asked.
+        message: String,
+    },
+    /// Failed.
+    Failed {
+        /// What failed.
+        message: String,
+    },
+}
+
+/// Why a request to the helper got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    /// No helper at the socket (not the appliance).
+    #[error(
+        "the network cannot be changed here: the appliance's network helper is not running ({0})"
+    )]
+    Unavailable(String),
+    /// The connection failed, or the answer was not one.
+    #[error("the network helper failed: {0}")]
+    Broken(String),
+    /// No answer in time.
+    #[error("the network helper did not answer in time")]
+    Timeout,
+}
+
+/// Sends `request` to the helper at `socket`, waiting at most `deadline`.
+///
+/// # Errors
+/// [`HelperError`].
+pub async fn call(
+    socket: &Path,
+    request: &Request,
+    deadline: Duration,
+) -> Result<Answer, HelperError> {
+    let exchange = async {
+        let mut s = UnixStream::connect(socket)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound
+                | std::io::ErrorKind::ConnectionRefused
+                | std::io::ErrorKind::PermissionDenied => {
+                    HelperError::Unavailable(format!("{}: {e}", socket.display()))
+                }
+                _ => HelperError::Broken(e.to_string()),
+            })?;
+        let mut line =
+            serde_json::to_vec(request).map_err(|e| HelperError::Broken(e.to_string()))?;
+        line.push(b'\n');
+        s.write_all(&line)
+            .await
+            .map_err(|e| HelperError::Broken(e.to_string()))?;
+        let mut answer = String::new();
+        BufReader::new(s)
+            .take(MAX_LINE)
+            .read_line(&mut answer)
+            .await
+            .map_err(|e| HelperError::Broken(e.to_string()))?;
+        serde_json::from_str(&answer).map_err(|e| HelperError::Broken(format!("its answer: {e}")))
+    };
+    tokio::time::timeout(deadline, exchange)
+        .await
+        .map_err(|_| HelperError::Timeout)?
+}
+
+/// Serves requests on `listener` until the process ends. Changes are made one at a
+/// time; a client has 10 s to send its request.
+pub async fn serve(listener: UnixListener) {
+    let changes = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!(error = %e, "accepting a helper connection failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let changes = changes.clone();
+        tokio::spawn(async move {
+            let (read, mut write) = stream.into_split();
+            let mut line = String::new();
+            let mut reader = BufReader::new(read).take(MAX_LINE);
+            let read = reader.read_line(&mut line);
+            let answer = match tokio::time::timeout(Duration::from_secs(10), read).await {
+                Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+                    Ok(Request::Get) => handle(Request::Get).await,
+                    Ok(r) => {
+                        let _one = changes.lock().await;
+                        handle(r).await
+                    }
+                    Err(e) => Answer::Invalid {
+                        message: format!("not a request: {e}"),
+                    },
+                },
+                Ok(Err(e)) => Answer::Invalid {
+                    message: format!("reading the request: {e}"),
+                },
+                Err(_) => Answer::Invalid {
+                    message: "no request within 10 s".into(),
+                },
+            };
+            if let Ok(mut out) = serde_json::to_vec(&answer) {
+                out.push(b'\n');
+                let _ = write.write_all(&out).await;
+            }
+        });
+    }
+}
+
+fn failed(e: impl std::fmt::Display) -> Answer {
+    Answer::Failed {
+        message: e.to_string(),
+    }
+}
+
+fn invalid(message: String) -> Answer {
+    Answer::Invalid { message }
+}
+
+/// A netplan configuration object's path, as netplan-dbus makes them.
+fn valid_path(path: &str) -> bool {
+    path.strip_prefix("/io/netplan/Netplan/config/")
+        .is_some_and(|id| {
+            !id.is_empty() && id.len() <= 16 && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+}
+
+/// Refuses a request on its values alone, before anything reaches netplan.
+fn refuse(r: &Request) -> Option<String> {
+    match r {
+        Request::Get => None,
+        Request::Try { wired, seconds } => {
+            check_change(wired, *seconds, &super::network::links()).err()
+        }
+        Request::Confirm { path } | Request::Cancel { path } => {
+            (!valid_path(path)).then(|| format!("{path:?} is not a netplan configuration"))
+        }
+        Request::Recover {
+            previous, proposed, ..
+        } => {
+            let settings = previous
+                .iter()
+                .filter_map(|(_, w)| w.as_ref())
+                .chain(proposed);
+            let names = previous.iter().map(|(n, _)| n);
+            settings
+                .map(Wired::check)
+                .find_map(Result::err)
+                .or_else(|| {
+                    names
+                        .filter(|n| !netplan::valid_interface_name(n))
+                        .map(|n| format!("{n:?} is not an interface name"))
+                        .next()
+                })
+        }
+    }
+}
+
+async fn handle(r: Request) -> Answer {
+    if let Some(m) = refuse(&r) {
+        return invalid(m);
+    }
+    let bus = match Bus::system().await {
+        Ok(b) => b,
+        Err(e) => return failed(e),
+    };
+    match r {
+        Request::Get => match bus.current().await {
+            Ok(yaml) => Answer::Yaml { yaml },
+            Err(e) => failed(e),
+        },
+        Request::Try { wired, seconds } => try_change(&bus, wired, seconds).await,
+        Request::Confirm { path } => match bus.config_at(&path).await {
+            Ok(c) => c.apply().await.map_or_else(failed, |()| Answer::Done),
+            Err(e) => failed(e),
+        },
+        Request::Cancel { path } => match bus.config_at(&path).await {
+            Ok(c) => c.cancel().await.map_or_else(failed, |()| Answer::Done),
+            Err(e) => failed(e),
+        },
+        Request::Recover {
+            path,
+            previous,
+            proposed,
+        } => match recover(&bus, &path, &previous, &proposed).await {
+            Ok(reason) => Answer::Recovered {
+                reason: reason.into(),
+            },
+            Err(e) => failed(e),
+        },
+    }
+}
+
+/// Refuses a change the box must not try, with the reason: a length outside
+/// [`TRIAL_SECONDS`], no interface, settings [`Wired::check`] refuses, an interface given
+/// twice or one not among `links` (the kernel's interfaces). The service checks this
+/// before asking, the helper again before doing.
+///
+/// # Errors
+/// The reason, a sentence.
+pub fn check_change(wired: &[Wired], seconds: u32, links: &[String]) -> Result<(), String> {
+    if !TRIAL_SECONDS.contains(&seconds) {
+        return Err(format!(
+            "a change must be confirmed within {}-{} seconds, not {seconds}",
+            TRIAL_SECONDS.start(),
+            TRIAL_SECONDS.end()
+        ));
+    }
+    if wired.is_empty() {
+        return Err("no interface's settings were given".into());
+    }
+    for (i, w) in wired.iter().enumerate() {
+        w.check()?;
+        if wired[..i].iter().any(|o| o.interface == w.interface) {
+            return Err(format!("{} is given twice", w.interface));
+        }
+        if !links.contains(&w.interface) {
+            return Err(format!(
+                "this box has no network interface named {:?} (it has {})",
+                w.interface,
+                links.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
+
+async fn try_change(bus: &Bus, wired: Vec<Wired>, seconds: u32) -> Answer {
+    let config = match bus.config().await {
+        Ok(c) => c,
+        Err(e) => return failed(e),
+    };
+    let answer = put_on_trial(&config, wired, seconds).await;
+    if !matches!(answer, Answer::Trying { .. }) {
+        config.discard().await;
+    }
+    answer
+}
+
+async fn put_on_trial(
+    config: &super::netplan_dbus::Config,
+    wired: Vec<Wired>,
+    seconds: u32,
+) -> Answer {
+    let now = match config.get().await.map(|t| Configured::parse(&t)) {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return failed(e),
+        Err(e) => return failed(e),
+    };
+    let mut previous = Vec::new();
+    for w in &wired {
+        if now.by_hand(&w.interface).is_some() {
+            return invalid(format!(
+                "{} was configured by hand on the box; streambox leaves it alone",
+                w.interface
+            ));
+        }
+        previous.push((w.interface.clone(), now.wired(&w.interface).cloned()));
+    }
+    if previous
+        .iter()
+        .zip(&wired)
+        .all(|((_, p), w)| p.as_ref() == Some(w))
+    {
+        return invalid("these settings are in force already".into());
+    }
+    for w in &wired {
+        let deltas = match w.deltas() {
+            Ok(d) => d,
+            Err(e) => return failed(e),
+        };
+        for d in deltas {
+            if let Err(e) = config.set(&d).await {
+                return match e {
+                    BusError::Call { detail, .. } => {
+                        invalid(format!("netplan refused {}: {detail}", w.interface))
+                    }
+                    e => failed(e),
+                };
+            }
+        }
+    }
+    match config.try_for(seconds).await {
+        Ok(()) => Answer::Trying {
+            path: config.path().to_string(),
+            previous,
+        },
+        Err(e) => failed(e),
+    }
+}
+
+async fn recover(
+    bus: &Bus,
+    path: &str,
+    previous: &[(String, Option<Wired>)],
+    proposed: &[Wired],
+) -> Result<&'static str, BusError> {
+    if valid_path(path) {
+        if let Ok(c) = bus.config_at(path).await {
+            if c.cancel().await.is_ok() {
+                return Ok("the service restarted during the trial");
+            }
+        }
+    }
+    let config = bus.config().await?;
+    let now = Configured::parse(&config.get().await?).map_err(|e| BusError::Call {
+        method: "Get",
+        detail: e.to_string(),
+    })?;
+    if !proposed.iter().any(|w| now.wired(&w.interface) == Some(w)) {
+        config.discard().await;
+        return Ok("the box restarted after the trial ended");
+    }
+    for (name, before) in previous {
+        let deltas = match before {
+            Some(w) => w.deltas().map_err(|e| BusError::Call {
+                method: "Set",
+                detail: e.to_string(),
+            })?,
+            None => [netplan::removal(name), String::new()],
+        };
+        for d in deltas.iter().filter(|d| !d.is_empty()) {
+            config.set(d).await?;
+        }
+    }
+    config.apply().await?;
+    Ok("the box restarted during the trial")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_typed_and_paths_checked() {
+        let r: Request = serde_json::from_str(r#"{"op":"get"}"#).expect("get");
+        assert!(matches!(r, Request::Get));
+        assert!(serde_json::from_str::<Request>(r#"{"op":"shell","cmd":"id"}"#).is_err());
+        assert!(
+            serde_json::from_str::<Request>(r#"{"op":"confirm","path":"/x","extra":1}"#).is_err()
+        );
+        assert!(valid_path("/io/netplan/Netplan/config/ULJIU0"));
+        for bad in [
+            "/io/netplan/Netplan/config/",
+            "/io/netplan/Netplan/config/../x",
+            "/org/x",
+        ] {
+            assert!(!valid_path(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! End-to-end, on this machine: the network API of the real binary. Every bad input is
+//! refused with its reason before anything reaches the host (the same requests with
+//! good settings change the appliance's network in the QEMU boot test,
+//! image/boot_test.py). No request here names an interface this machine has with
+//! settings that could be applied, so the test never changes the machine's network
+//! even where netplan's D-Bus service runs.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::web::Web;
+use support::*;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// This machine's interfaces, loopback left out, from the kernel.
+fn links() -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .expect("/sys/class/net")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "lo")
+        .collect();
+    out.sort();
+    out
+}
+
+fn wired(interface: &str, ipv4: Value, ipv6: Value) -> Value {
+    json!({ "interface": interface, "ipv4": ipv4, "ipv6": ipv6 })
+}
+
+#[test]
+fn bad_network_settings_are_refused_with_the_reason_and_change_nothing() {
+    let server = Server::start();
+    let web = Web::new(&server);
+    web.complete_setup(PASSWORD, "lobby");
+    let token = web.make_token("net");
+    let call = |method: &str, path: &str, body: Option<Value>| {
+        web.api(method, path, Some(&token), None, body.as_ref())
+    };
+
+    let a = call("GET", "/api/network", None);
+    assert_eq!(a.status, 200, "{a:?}");
+    let view = a.json();
+    assert_eq!(view["links"], json!(links()));
+    assert!(
+        view["interfaces"]
+            .as_array()
+            .expect("interfaces")
+            .iter()
+            .all(|i| i["name"] != "lo"),
+        "{view}"
+    );
+    assert!(
+        view["configured"].is_object() != view["unavailable"].is_string(),
+        "either the configuration or why it cannot be read: {view}"
+    );
+    assert_eq!(view["trial"], Value::Null);
+
+    // An interface of this machine's, for the refusals that need one that exists; each
+    // settings below is refused on its values before the interface matters.
+    let real = links().into_iter().next().expect("a network interface");
+    let st4 = |a: &str, p: u8, g: Option<&str>| json!({"mode": "static", "address": a, "prefix": p, "gateway": g});
+    let st6 = st4;
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!({"wired": [wired(&real, st4("192.168.1.10", 33, None), json!({"mode": "slaac"}))]}),
+            "1-32",
+        ),
+        (
+            json!({"wired": [wired(&real, st4("192.168.1.0", 24, None), json!({"mode": "slaac"}))]}),
+            "network or broadcast",
+        ),
+        (
+            json!({"wired": [wired(&real, st4("192.168.1.10", 24, Some("192.168.1.10")), json!({"mode": "slaac"}))]}),
+            "own address",
+        ),
+        (
+            json!({"wired": [wired(&real, st4("192.168.1.10", 24, Some("10.0.0.1")), json!({"mode": "slaac"}))]}),
+            "not reachable",
+        ),
+        (
+            json!({"wired": [wired(&real, json!({"mode": "dhcp"}), st6("fd00::5", 64, Some("fd01::1")))]}),
+            "not reachable",
+        ),
+        (
+            json!({"wired": [wired(&real, json!({"mode": "dhcp"}), st6("fd00::5", 0, None))]}),
+            "1-128",
+        ),
+        (
+            json!({"wired": [{"interface": real, "ipv4": {"mode": "dhcp"}, "ipv6": {"mode": "slaac"}, "search": ["not a domain"]}]}),
+            "not a DNS domain",
+        ),
+        (
+            json!({"wired": [wired("no-such-nic0", json!({"mode": "dhcp"}), json!({"mode": "slaac"}))]}),
+            "no network interface named",
+        ),
+        (
+            json!({"wired": [wired("eth0.100", json!({"mode": "dhcp"}), json!({"mode": "slaac"}))]}),
+            "not an interface name",
+        ),
+        (json!({"wired": []}), "no interface"),
+        (
+            json!({"wired": [wired("no-such-nic0", json!({"mode": "dhcp"}), json!({"mode": "slaac"}))], "confirm_within": 5}),
+            "10-600",
+        ),
+    ];
+    for (body, why) in cases {
+        let a = call("PUT", "/api/network", Some(body.clone()));
+        assert_eq!(a.status, 422, "{body} → {a:?}");
+        assert!(
+            a.error().contains(why),
+            "{body}: {:?} should say {why:?}",
+            a.error()
+        );
+    }
+    // Malformed: an unknown mode, a field we do not know, an address that is not one.
+    for body in [
+        json!({"wired": [wired(&real, json!({"mode": "bootp"}), json!({"mode": "slaac"}))]}),
+        json!({"wired": [wired(&real, json!({"mode": "dhcp"}), json!({"mode": "slaac"}))], "mtu": 9000}),
+        json!({"wired": [wired(&real, st4("192.168.1.300", 24, None), json!({"mode": "slaac"}))]}),
+    ] {
+        let a = call("PUT", "/api/network", Some(body.clone()));
+        assert_eq!(a.status, 422, "{body} → {a:?}");
+    }
+
+    // Nothing is on trial, so there is nothing to confirm or cancel.
+    for path in ["/api/network/confirm", "/api/network/cancel"] {
+        let a = call("POST", path, None);
+        assert_eq!(a.status, 409, "{a:?}");
+        assert!(
+            a.error().contains("no network change is being tried"),
+            "{a:?}"
+        );
+    }
+    let a = call("GET", "/api/network", None);
+    assert_eq!(a.json()["trial"], Value::Null);
+    let audit = call("GET", "/api/audit?limit=1000", None).json();
+    assert!(
+        !audit.to_string().contains("network."),
+        "nothing was tried, so nothing was audited: {audit}"
+    );
+}
+
+#[test]
+fn the_network_page_shows_each_interface_and_refuses_bad_settings_in_place() {
+    let server = Server::start();
+    let web = Web::new(&server);
+    web.complete_setup(PASSWORD, "lobby");
+    let page = web.get("/admin/network");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page
+        .body
+        .contains(r#"href="/admin/network" aria-current="page""#));
+    for name in links() {
+        assert!(
+            page.body.contains(&format!(r#"id="nic-{name}""#)),
+            "{name} has its section: {}",
+            page.body
+        );
+    }
+    let real = links().into_iter().next().expect("a network interface");
+    let t = web.csrf("/admin/network");
+    let cases = [
+        (
+            vec![
+                ("ipv4_mode", "static"),
+                ("ipv4_address", "192.168.1.10"),
+                ("ipv4_prefix", "40"),
+            ],
+            "1-32",
+        ),
+        (
+            vec![
+                ("ipv4_mode", "static"),
+                ("ipv4_address", "192.168.1.300"),
+                ("ipv4_prefix", "24"),
+            ],
+            "IPv4 address",
+        ),
+        (vec![("ipv4_mode", "bootp")], "not an IPv4 mode"),
+        (
+            vec![("ipv4_mode", "dhcp"), ("dns", "one.two")],
+            "DNS server",
+        ),
+        (
+            vec![("ipv4_mode", "dhcp"), ("confirm_within", "soon")],
+            "Confirm within",
+        ),
+    ];
+    for (fields, why) in cases {
+        let mut all = vec![
+            ("csrf", t.as_str()),
+            ("interface", real.as_str()),
+            ("ipv6_mode", "slaac"),
+        ];
+        all.extend(fields.iter().copied());
+        let a = web.post("/admin/network", &all);
+        assert_eq!(a.status, 422, "{fields:?}: {a:?}");
+        let alert = a.alert().unwrap_or_default();
+        assert!(
+            alert.contains(why),
+            "{fields:?}: {alert:?} should say {why:?}"
+        );
+        // The form keeps what was typed, to be corrected.
+        if let Some((_, v)) = fields.iter().find(|(k, _)| *k == "ipv4_address") {
+            assert!(a.body.contains(&format!(r#"value="{v}""#)), "{}", a.body);
+        }
+    }
+    let a = web.post("/admin/network/confirm", &[("csrf", &t)]);
+    assert_eq!(a.status, 409, "{a:?}");
+    assert!(a
+        .alert()
+        .unwrap_or_default()
+        .contains("no network change is being tried"));
+}
+
+/// One request line to the helper at `socket`; its answer.
+fn ask_helper(socket: &std::path::Path, line: &str) -> Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("connect to the helper");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    s.write_all(format!("{line}\n").as_bytes()).expect("send");
+    let mut answer = String::new();
+    BufReader::new(s).read_line(&mut answer).expect("answer");
+    serde_json::from_str(&answer).unwrap_or_else(|e| panic!("{answer:?}: {e}"))
+}
+
+#[test]
+fn the_network_helper_refuses_what_is_not_a_valid_typed_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("socket");
+    let mut helper = std::process::Command::new(bin())
+        .args(["netplan-helper", "--socket"])
+        .arg(&socket)
+        .spawn()
+        .expect("streambox netplan-helper");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !socket.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the helper never listened"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let real = links().into_iter().next().expect("a network interface");
+    let cases = [
+        ("not json".to_string(), "not a request"),
+        (r#"{"op":"shell","cmd":"id"}"#.to_string(), "not a request"),
+        (r#"{"op":"confirm","path":"/etc/passwd"}"#.to_string(), "not a netplan configuration"),
+        (r#"{"op":"cancel","path":"/io/netplan/Netplan/config/../x"}"#.to_string(), "not a netplan configuration"),
+        (
+            json!({"op": "try", "seconds": 30, "wired": [wired(&real, json!({"mode": "static", "address": "10.0.0.0", "prefix": 24}), json!({"mode": "slaac"}))]}).to_string(),
+            "network or broadcast",
+        ),
+        (
+            json!({"op": "try", "seconds": 30, "wired": [wired("nosuch9", json!({"mode": "dhcp"}), json!({"mode": "slaac"}))]}).to_string(),
+            "no network interface",
+        ),
+        (
+            json!({"op": "try", "seconds": 3600, "wired": [wired(&real, json!({"mode": "dhcp"}), json!({"mode": "slaac"}))]}).to_string(),
+            "10-600",
+        ),
+        (
+            json!({"op": "recover", "path": "/io/netplan/Netplan/config/AB12CD", "previous": [["eth0.5", null]], "proposed": []}).to_string(),
+            "not an interface name",
+        ),
+    ];
+    for (line, why) in cases {
+        let a = ask_helper(&socket, &line);
+        assert_eq!(a["answer"], "invalid", "{line} → {a}");
+        assert!(
+            a["message"].as_str().unwrap_or("").contains(why),
+            "{line} → {a}: {why}"
+        );
+    }
+    // A well-formed request reaches the system bus, which this machine may lack: then
+    // the helper says it failed, and goes on serving.
+    let a = ask_helper(&socket, r#"{"op":"get"}"#);
+    assert!(a["answer"] == "yaml" || a["answer"] == "failed", "{a}");
+    let a = ask_helper(&socket, "{}");
+    assert_eq!(a["answer"], "invalid", "{a}");
+    helper.kill().expect("kill");
+    helper.wait().expect("wait");
+}
