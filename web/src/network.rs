@@ -38,8 +38,8 @@ pub struct Nic {
     pub now: Vec<String>,
     /// Its default routes now (`via 192.0.2.1`).
     pub routes: Vec<String>,
-    /// Where the settings come from: `streambox`, `the image's default (DHCP and
-    /// SLAAC)`, or `by hand`.
+    /// Where the settings come from: `streambox`, the image's default, `by hand`, or
+    /// `as typed` (a refused form shown again).
     pub source: String,
     /// The YAML of an entry written by hand (then there is no form).
     pub by_hand: Option<String>,

@@ -400,11 +400,11 @@ async fn render(
                 (Some(w), _) => ("streambox".into(), NicFields::of(w)),
                 (None, _) if by_hand.is_some() => ("by hand".into(), Default::default()),
                 (None, _) => (
-                    "the image's default (DHCP and SLAAC)".into(),
+                    "the image's default (DHCP; router advertisements and DHCPv6)".into(),
                     NicFields::of(&Wired {
                         interface: name.clone(),
                         ipv4: Ipv4::Dhcp,
-                        ipv6: Ipv6::Slaac,
+                        ipv6: Ipv6::Dhcp,
                         dns: vec![],
                         search: vec![],
                     }),
