@@ -228,7 +228,7 @@ fn step_body(view: StepView, csrf: String) -> AnyView {
                 .collect_view();
             view! {
                 <h2>"Network"</h2>
-                <p>"This is the network as the appliance sees it now. Changing it comes later, from the System page."</p>
+                <p>"This is the network as the appliance sees it now. Once setup is done, the Network page changes it: each change is tried first, and undone by itself unless you confirm it from its new address."</p>
                 <h3>"Interfaces"</h3>
                 <table class="facts" id="interfaces">{ifaces}</table>
                 <h3>"Default route"</h3>
