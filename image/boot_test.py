@@ -615,10 +615,20 @@ def network_checks(vm, browser, base):
     wait_wizard(vm, browser, 300, path="/api/session")
     vm.wait_agent(60)
     t0 = time.monotonic()
-    back = lambda: f"{LAN2_STATIC}/24" in (a := addresses_of(vm, nic)) and f"{LAN2_TRIAL}/24" not in a
-    while not back() and time.monotonic() - t0 < 90:
+    seen = addresses_of(vm, nic)
+    while not (f"{LAN2_STATIC}/24" in seen and f"{LAN2_TRIAL}/24" not in seen) \
+            and time.monotonic() - t0 < 300:
         time.sleep(1)
-    check(back(), f"a trial cut short by a reboot ended with the previous settings ({addresses_of(vm, nic)})")
+        seen = addresses_of(vm, nic)
+    took = time.monotonic() - t0
+    reverted = f"{LAN2_STATIC}/24" in seen and f"{LAN2_TRIAL}/24" not in seen
+    print(f"network: after a reboot mid-trial, the previous address was back {took:.1f} s "
+          f"after the API answered", flush=True)
+    if not reverted:
+        _, log, _ = vm.run(["/bin/sh", "-c", "journalctl -b -o short-monotonic --no-pager "
+                            "-u streambox -u streambox-netplan | tail -40"], check_rc=False)
+        print(log, flush=True)
+    check(reverted, f"a trial cut short by a reboot ended with the previous settings ({seen})")
     api = Api(browser, base)
     status, audit = api("GET", "/api/audit?limit=50")
     actions = [e["action"] for e in audit]
