@@ -102,6 +102,20 @@ fn trial_view(app: &App, trial: Trial) -> TrialView {
     }
 }
 
+/// The kernel's interfaces, their addresses and the default routes now, read on a
+/// blocking thread (`/sys`, `getifaddrs`, `/proc`); `None` if that thread failed.
+async fn live() -> Option<(Vec<String>, Vec<Interface>, Vec<DefaultRoute>)> {
+    tokio::task::spawn_blocking(|| {
+        (
+            network::links(),
+            network::interfaces().unwrap_or_default(),
+            network::default_routes(),
+        )
+    })
+    .await
+    .ok()
+}
+
 /// `GET /api/network`.
 pub async fn get(State(app): State<App>, Extension(_s): Extension<Signed>) -> Response {
     let (configured, unavailable) = match app.network.configured().await {
@@ -112,15 +126,7 @@ pub async fn get(State(app): State<App>, Extension(_s): Extension<Signed>) -> Re
             (None, Some(e.to_string()))
         }
     };
-    let live = tokio::task::spawn_blocking(|| {
-        (
-            network::links(),
-            network::interfaces().unwrap_or_default(),
-            network::default_routes(),
-        )
-    })
-    .await;
-    let Ok((links, interfaces, routes)) = live else {
+    let Some((links, interfaces, routes)) = live().await else {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "reading the network failed",
@@ -366,15 +372,7 @@ async fn render(
         Ok(c) => (c, None),
         Err(e) => (Configured::default(), Some(e.to_string())),
     };
-    let Ok((links, found, routes)) = tokio::task::spawn_blocking(|| {
-        (
-            network::links(),
-            network::interfaces().unwrap_or_default(),
-            network::default_routes(),
-        )
-    })
-    .await
-    else {
+    let Some((links, found, routes)) = live().await else {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "reading the network failed",

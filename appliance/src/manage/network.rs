@@ -333,7 +333,12 @@ impl Network {
         if let Err(e) = self.ask(&cancel, HELPER_DEADLINE).await {
             tracing::debug!(error = %e, "cancelling an expired trial (netplan reverted it already)");
         }
-        let reason = "not confirmed in time".to_string();
+        self.reverted("not confirmed in time".into()).await;
+    }
+
+    /// Ends the trial as undone without anyone's word, for `reason`; audited as the
+    /// service's own.
+    async fn reverted(&self, reason: String) {
         self.end(Ended::Reverted {
             reason: reason.clone(),
             at_ms: now_ms(),
@@ -408,15 +413,7 @@ impl Network {
             answer = self.ask(&request, HELPER_DEADLINE).await;
         }
         match answer {
-            Ok(Answer::Recovered { reason }) => {
-                self.end(Ended::Reverted {
-                    reason: reason.clone(),
-                    at_ms: now_ms(),
-                })
-                .await;
-                self.audit(&system_actor(), "network.reverted", &reason)
-                    .await;
-            }
+            Ok(Answer::Recovered { reason }) => self.reverted(reason).await,
             Ok(a) => {
                 tracing::error!(answer = ?a, "undoing a network trial cut short by a restart failed")
             }
