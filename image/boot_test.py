@@ -11,6 +11,7 @@ import base64
 import glob
 import hashlib
 import http.client
+import http.server
 import json
 import os
 import re
@@ -20,6 +21,7 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 
@@ -284,7 +286,7 @@ def main():
     if len(images) != 1:
         raise Failed(f"expected one streambox-*-amd64.img in {out}, found {images}")
     image = images[0]
-    for tool in ("qemu-system-x86_64", "qemu-img", "ffmpeg", "ffprobe"):
+    for tool in ("qemu-system-x86_64", "qemu-img", "ffmpeg", "ffprobe", "openssl"):
         if not shutil.which(tool):
             raise Failed(f"missing tool: {tool}")
     work = tempfile.mkdtemp(prefix="streambox-boot-")
@@ -516,9 +518,213 @@ def wait_for(what, seconds, f):
     raise Failed(f"timed out ({seconds} s) waiting for {what}")
 
 
+MDNS_QUERY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mdns_query.py")
+
+
+def peer_namespace(vm):
+    """Another machine on a LAN that carries multicast (slirp's networks do not): a network
+    namespace in the guest, joined to the box by a veth pair (sbv0 on the box at
+    10.77.0.1/24, sbv1 in the namespace at .2, IPv6 link-local on both)."""
+    vm.run(["/bin/sh", "-c",
+            "ip netns add peer && ip link add sbv0 type veth peer name sbv1 netns peer"
+            " && ip addr add 10.77.0.1/24 dev sbv0 && ip link set sbv0 up"
+            " && ip -n peer addr add 10.77.0.2/24 dev sbv1 && ip -n peer link set sbv1 up"
+            " && ip -n peer route add 224.0.0.0/4 dev sbv1"])
+
+
+def mdns(vm, name, kind, seconds=3):
+    """The answers to an mDNS query for `name`'s `kind` records (A, AAAA, PTR) asked from
+    the peer namespace; [] when none came."""
+    with open(MDNS_QUERY) as f:
+        source = f.read()
+    rc, out, _ = vm.run(["/sbin/ip", "netns", "exec", "peer", "/usr/bin/python3", "-c", source,
+                         name, kind, "sbv1", str(seconds)], timeout=seconds + 30, check_rc=False)
+    return out.strip().splitlines() if rc == 0 else []
+
+
+NTP_SERVERS = ["10.0.2.2", "ntp.hall.example"]
+
+
+def ntp_servers(vm):
+    """The NTP servers timesyncd was given (its SystemNTPServers)."""
+    _, out, _ = vm.run(["/usr/bin/timedatectl", "show-timesync", "-p", "SystemNTPServers", "--value"])
+    return out.split()
+
+
+def mdns_report(vm):
+    """What avahi and the links were doing, printed when a name did not resolve."""
+    _, out, _ = vm.run(["/bin/sh", "-c", "journalctl -b -u avahi-daemon --no-pager | tail -30; "
+                        "ip -br addr; ip -n peer -br addr; systemctl is-active avahi-daemon"],
+                       check_rc=False)
+    print(out, flush=True)
+
+
+def wait_mdns(vm, name, kind, seconds=60):
+    """The answers for `name` once there are some, or a failure with avahi's log."""
+    try:
+        return wait_for(f"{name} over mDNS ({kind})", seconds, lambda: mdns(vm, name, kind))
+    except Failed:
+        mdns_report(vm)
+        raise
+
+
+def name_checks(vm, api):
+    """The box answers as NAME.local over mDNS, IPv4 and IPv6, with its services; a rename
+    through the API takes effect over mDNS and in the kernel at once."""
+    peer_namespace(vm)
+    got = wait_mdns(vm, "streambox.local", "A")
+    check("10.77.0.1" in got, f"streambox.local answers with the box's address on that LAN ({got})")
+    got = wait_mdns(vm, "streambox.local", "AAAA")
+    check(any(a.startswith("fe80:") for a in got), f"streambox.local answers over IPv6 ({got})")
+    got = wait_mdns(vm, "_rtsp._tcp.local", "PTR", 30)
+    check("streambox._rtsp._tcp.local" in got, f"the box announces RTSP ({got})")
+    for bad, why in (("Main Hall", "lowercase"), ("-hall", "hyphen"), ("streambox", "already")):
+        status, answer = api("PUT", "/api/network/hostname", {"hostname": bad})
+        check(status == 422 and why in str(answer), f"the name {bad!r} is refused: {why} ({answer})")
+    t0 = time.monotonic()
+    status, answer = api("PUT", "/api/network/hostname", {"hostname": "studio"})
+    check(status == 200 and answer.get("mdns_name") == "studio.local",
+          f"renamed through the API ({status} {answer})")
+    got = wait_mdns(vm, "studio.local", "A")
+    print(f"network: studio.local answered {time.monotonic() - t0:.1f} s after the rename", flush=True)
+    check("10.77.0.1" in got, f"the new name answers ({got})")
+    check(mdns(vm, "streambox.local", "A") == [], "the old name no longer answers")
+    got = wait_mdns(vm, "_https._tcp.local", "PTR", 30)
+    check("studio._https._tcp.local" in got, f"the services carry the new name ({got})")
+    _, kernel, _ = vm.run(["/bin/cat", "/proc/sys/kernel/hostname"])
+    check(kernel.strip() == "studio", f"the kernel's host name follows ({kernel.strip()})")
+    rc, out, _ = vm.run(["/usr/bin/getent", "hosts", "studio"], check_rc=False)
+    check(rc == 0, f"the box resolves its own new name (nss-myhostname): {out.strip()}")
+    _, view = api("GET", "/api/network")
+    check(view.get("hostname") == "studio", f"GET /api/network has the new name ({view.get('hostname')})")
+
+    # NTP servers: set through the API, in use by timesyncd at once.
+    status, answer = api("PUT", "/api/network/ntp", {"servers": ["time server"]})
+    check(status == 422 and "neither" in str(answer), f"a bad NTP server is refused ({answer})")
+    status, answer = api("PUT", "/api/network/ntp", {"servers": NTP_SERVERS})
+    check(status == 200 and answer.get("system") == NTP_SERVERS,
+          f"NTP servers set through the API ({status} {answer})")
+    check(ntp_servers(vm) == NTP_SERVERS, f"timesyncd uses them ({ntp_servers(vm)})")
+
+
+class Directory:
+    """A registration directory on the host, over HTTPS with a self-signed certificate
+    for 10.0.2.2 (where the guest reaches the host through QEMU's user network):
+    records each registration and answers with `status` (401 for another token)."""
+
+    TOKEN = "hall-token"
+
+    def __init__(self, work):
+        cert, key = os.path.join(work, "dir-cert.pem"), os.path.join(work, "dir-key.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
+                        "/CN=directory", "-addext", "subjectAltName=IP:10.0.2.2",
+                        "-keyout", key, "-out", cert], check=True, capture_output=True)
+        with open(cert) as f:
+            self.ca_pem = f.read()
+        self.status, self.arrived, self.lock = 200, [], threading.Lock()
+        directory = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                auth = self.headers.get("Authorization", "")
+                with directory.lock:
+                    directory.arrived.append((time.monotonic(), auth, json.loads(body or b"null")))
+                    code = directory.status if auth == f"Bearer {directory.TOKEN}" else 401
+                text = {200: b"registered", 401: b"token expired"}.get(code, b"overloaded")
+                self.send_response(code)
+                self.send_header("Content-Length", str(len(text)))
+                self.end_headers()
+                self.wfile.write(text)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://10.0.2.2:{self.server.server_address[1]}/register"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def count(self):
+        with self.lock:
+            return len(self.arrived)
+
+    def wait(self, n, seconds):
+        """The registrations once there are at least n."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with self.lock:
+                if len(self.arrived) >= n:
+                    return list(self.arrived)
+            time.sleep(0.2)
+        raise Failed(f"timed out ({seconds} s) waiting for registration {n} (got {self.count()})")
+
+
+def registration_checks(vm, browser, base, api):
+    """The box registers its global IPv6 addresses with a directory: at once when set
+    up, again within seconds of an address change, with backoff while the directory
+    fails, and a refused token is shown on the page. The global addresses are added by
+    hand to the box's end of the peer's veth (networkd leaves it alone)."""
+    work = tempfile.mkdtemp(prefix="streambox-dir-")
+    d = Directory(work)
+    vm.run(["/sbin/ip", "addr", "add", "2001:db8:77::5/64", "dev", "sbv0", "nodad"])
+    status, answer = api("PUT", "/api/network/registration",
+                         {"url": d.url, "token": "stale", "ca_pem": d.ca_pem})
+    check(status == 422 and "refused the token" in str(answer), f"a wrong token is refused ({answer})")
+    status, answer = api("PUT", "/api/network/registration", {"url": d.url, "token": d.TOKEN})
+    check(status == 422 and "could not be reached" in str(answer),
+          f"a directory whose certificate is not trusted is refused ({answer})")
+    status, view = api("PUT", "/api/network/registration",
+                       {"url": d.url, "token": d.TOKEN, "ca_pem": d.ca_pem, "interval_seconds": 600})
+    check(status == 200 and (view.get("last") or {}).get("outcome") == "accepted",
+          f"registered with the directory ({status} {view})")
+    _, _, first = d.arrived[-1]
+    check("2001:db8:77::5" in first["addresses"] and first["name"] == "studio"
+          and any(u["admin"] == "https://[2001:db8:77::5]/" for u in first["urls"]),
+          f"the registration has the box's global IPv6 address, name and URLs ({first})")
+    n = d.count()
+    t0 = time.monotonic()
+    vm.run(["/sbin/ip", "addr", "add", "2001:db8:77::6/64", "dev", "sbv0", "nodad"])
+    got = d.wait(n + 1, 10)
+    print(f"network: a new address was registered {time.monotonic() - t0:.1f} s after it was added",
+          flush=True)
+    wait_for("the network page's live state to show the new address", 10,
+                    lambda: "2001:db8:77::6/64" in (p := browser.request("GET", f"{base}/admin/network/live")[2]))
+    print(f"network: the page's live state showed it {time.monotonic() - t0:.1f} s after it was added",
+          flush=True)
+    body = got[n][2]
+    check(body["reason"] == "addresses" and {"2001:db8:77::5", "2001:db8:77::6"} <= set(body["addresses"]),
+          f"an address change is registered at once ({body['reason']} {body['addresses']})")
+    # The directory fails: tried again after 2 s, then 4 s.
+    d.status = 500
+    n = d.count()
+    vm.run(["/sbin/ip", "addr", "del", "2001:db8:77::6/64", "dev", "sbv0"])
+    got = d.wait(n + 3, 40)
+    t = [a[0] for a in got[n:n + 3]]
+    check(t[1] - t[0] >= 1.5 and t[2] - t[1] >= 3.5,
+          f"a failing directory is retried with backoff ({t[1] - t[0]:.1f} s, then {t[2] - t[1]:.1f} s)")
+    # The token expires: the next retry is refused, and the page says so.
+    d.status = 401
+    n = d.count()
+    d.wait(n + 1, 30)
+    page = wait_for("the page to show the refused token", 10,
+                    lambda: (p := browser.request("GET", f"{base}/admin/network")[2])
+                    if "refused the token" in p else None)
+    check("the directory refused the token (401) token expired" in page,
+          "the network page shows the directory's refusal")
+    status, view = api("DELETE", "/api/network/registration")
+    check(status == 200 and view.get("enabled") is False, f"registration off ({status} {view})")
+    vm.run(["/sbin/ip", "addr", "del", "2001:db8:77::5/64", "dev", "sbv0"])
+    d.server.shutdown()
+    shutil.rmtree(work, ignore_errors=True)
+
+
 def network_checks(vm, browser, base):
     """Issue 17 on the box: static IPv4 and IPv6 on the second NIC through the API,
-    confirmed from the new address and kept across a reboot; a change not confirmed
+    confirmed from the new address and kept across a reboot, with a new name; a change not confirmed
     reverts by itself, also across a reboot in the middle; bad input changes nothing;
     the privileged path is only the helper, which has no capabilities."""
     api = Api(browser, base)
@@ -568,12 +774,21 @@ def network_checks(vm, browser, base):
           f"confirmed from https://{LAN2_STATIC}/ ({status} {answer})")
     time.sleep(2)
     check({f"{LAN2_STATIC}/24", "fd00:76::20/64"} <= addresses_of(vm, nic), "the addresses stay once confirmed")
+    name_checks(vm, api)
+    registration_checks(vm, browser, base, api)
 
     vm.shutdown()
     vm.start()
     took, _ = wait_wizard(vm, browser, 300, path="/api/session")
     print(f"network: after a reboot the API answered {took:.1f} s after power-on", flush=True)
     vm.wait_agent(60)
+    _, kernel, _ = vm.run(["/bin/cat", "/proc/sys/kernel/hostname"])
+    check(kernel.strip() == "studio", f"the name survives a reboot ({kernel.strip()})")
+    check(ntp_servers(vm) == NTP_SERVERS, f"the NTP servers survive a reboot ({ntp_servers(vm)})")
+    wait_for("the banner to name studio.local", 30, lambda: "https://studio.local/" in vm.console_text())
+    peer_namespace(vm)
+    got = wait_mdns(vm, "studio.local", "A")
+    check("10.77.0.1" in got, f"studio.local answers after the reboot ({got})")
     got = addresses_of(vm, nic)
     check({f"{LAN2_STATIC}/24", "fd00:76::20/64"} <= got, f"the static addresses after a reboot ({got})")
     _, resolv, _ = vm.run(["/usr/bin/resolvectl", "dns", nic])
@@ -632,7 +847,8 @@ def network_checks(vm, browser, base):
     api = Api(browser, base)
     status, audit = api("GET", "/api/audit?limit=50")
     actions = [e["action"] for e in audit]
-    check({"network.try", "network.confirm", "network.reverted"} <= set(actions),
+    check({"network.try", "network.confirm", "network.reverted", "network.hostname", "network.ntp",
+           "network.registration"} <= set(actions),
           f"the audit log has the trials ({[a for a in actions if a.startswith('network')]})")
     check(any(e["action"] == "network.reverted" and "restarted during the trial" in e["detail"]
               for e in audit), "the audit log says the reboot cut the trial short")

@@ -14,6 +14,11 @@ install -m 755 "$repo/image/nftables.conf" "$tree/etc/nftables.conf"
 : >"$tree/etc/machine-id"
 rm -f "$tree/var/lib/dbus/machine-id"
 ln -s /etc/machine-id "$tree/var/lib/dbus/machine-id"
+# The host name and the NTP servers live on the state partition (the network helper
+# changes them there).
+ln -sfn /mnt/state/host/hostname "$tree/etc/hostname"
+mkdir -p "$tree/etc/systemd/timesyncd.conf.d"
+ln -sfn /mnt/state/host/timesyncd.conf "$tree/etc/systemd/timesyncd.conf.d/streambox.conf"
 
 in_tree() { chroot "$tree" "$@"; }
 in_tree systemctl enable nftables.service systemd-networkd.service systemd-resolved.service \

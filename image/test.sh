@@ -11,7 +11,8 @@ repo=$(cd "$here/.." && pwd)
 
 need=()
 for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 mkfs.vfat:dosfstools \
-    mcopy:mtools sfdisk:fdisk qemu-img:qemu-utils zstd:zstd python3:python3 ffmpeg:ffmpeg; do
+    mcopy:mtools sfdisk:fdisk qemu-img:qemu-utils zstd:zstd python3:python3 ffmpeg:ffmpeg \
+    openssl:openssl; do
     command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ -f /usr/share/OVMF/OVMF_CODE.fd ] || need+=(ovmf)

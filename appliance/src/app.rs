@@ -38,6 +38,10 @@ pub struct App {
     pub dvr: crate::dvr::Dvr,
     /// The host's network settings and the change on trial.
     pub network: Arc<crate::manage::network::Network>,
+    /// The interfaces and their addresses now, kept current from the kernel.
+    pub interfaces: tokio::sync::watch::Receiver<Vec<crate::system::network::Interface>>,
+    /// IPv6 address registration with a directory.
+    pub registration: Arc<crate::manage::registration::Registration>,
 }
 
 impl App {
@@ -51,11 +55,22 @@ impl App {
         );
         let thumbnails =
             crate::transcode::thumbnail::Thumbnailer::start(metrics.thumbnails.clone());
+        let registration = crate::manage::registration::Registration::new(
+            db.clone(),
+            crate::manage::registration::Ports {
+                https: cfg.http.tls_listen.map(|a| a.port()),
+                http: cfg.http.listen.port(),
+                rtsp: cfg.rtsp.listen.port(),
+                rtmp: cfg.rtmp.listen.port(),
+            },
+        );
         App {
             dvr: crate::dvr::Dvr::new(&cfg, db.clone(), metrics.clone()),
             cfg: Arc::new(cfg),
             registry: Registry::new(db.clone(), metrics.clone(), thumbnails.clone()),
             network,
+            interfaces: crate::system::network::watch(),
+            registration,
             db,
             thumbnails,
             metrics,

@@ -411,6 +411,8 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
             tracing::error!(error = %e, "reading the network trial failed");
         }
     });
+    // IPv6 address registration with a directory, when the admin has set one up.
+    tokio::spawn(app.registration.clone().run(app.interfaces.clone()));
     // The time zone list, read once, so the setup pages never read it on a worker.
     tokio::task::spawn_blocking(streambox::system::zones::list);
     // Measure what transcoding costs on this machine, off the async workers; ladders

@@ -132,8 +132,43 @@ fn bad_network_settings_are_refused_with_the_reason_and_change_nothing() {
             "{a:?}"
         );
     }
+    // A new name that is not one DNS label, or is the name already.
+    let host = view["hostname"].as_str().expect("hostname").to_string();
+    for (name, why) in [
+        ("Studio", "lowercase"),
+        ("studio.example", "lowercase letters"),
+        ("-studio", "hyphen"),
+        ("", "1-63"),
+        ("localhost", "every machine"),
+        ("2024", "digits"),
+    ] {
+        let a = call(
+            "PUT",
+            "/api/network/hostname",
+            Some(json!({"hostname": name})),
+        );
+        assert_eq!(a.status, 422, "{name:?} → {a:?}");
+        assert!(a.error().contains(why), "{name:?}: {:?}", a.error());
+    }
+    if streambox::system::hostname::check(&host).is_ok() {
+        let a = call(
+            "PUT",
+            "/api/network/hostname",
+            Some(json!({"hostname": host})),
+        );
+        assert_eq!(a.status, 422, "{a:?}");
+        assert!(a.error().contains("already"), "{a:?}");
+    }
+    let a = call(
+        "PUT",
+        "/api/network/hostname",
+        Some(json!({"name": "studio"})),
+    );
+    assert_eq!(a.status, 422, "an unknown field: {a:?}");
+
     let a = call("GET", "/api/network", None);
     assert_eq!(a.json()["trial"], Value::Null);
+    assert_eq!(a.json()["hostname"], json!(host), "the name is as it was");
     let audit = call("GET", "/api/audit?limit=1000", None).json();
     assert!(
         !audit.to_string().contains("network."),
@@ -206,6 +241,21 @@ fn the_network_page_shows_each_interface_and_refuses_bad_settings_in_place() {
             assert!(a.body.contains(&format!(r#"value="{v}""#)), "{}", a.body);
         }
     }
+    // The name: shown, and a bad one refused in place, as typed.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert!(
+        page.body
+            .contains(&format!(r#"<td id="hostname">{}</td>"#, host.trim())),
+        "the page shows the host name {host:?}"
+    );
+    let a = web.post(
+        "/admin/network/hostname",
+        &[("csrf", &t), ("hostname", "Main Hall")],
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(a.alert().unwrap_or_default().contains("lowercase"), "{a:?}");
+    assert!(a.body.contains(r#"value="Main Hall""#), "{}", a.body);
+
     let a = web.post("/admin/network/confirm", &[("csrf", &t)]);
     assert_eq!(a.status, 409, "{a:?}");
     assert!(a
@@ -265,6 +315,10 @@ fn the_network_helper_refuses_what_is_not_a_valid_typed_request() {
             json!({"op": "recover", "path": "/io/netplan/Netplan/config/AB12CD", "previous": [["eth0.5", null]], "proposed": []}).to_string(),
             "not an interface name",
         ),
+        (json!({"op": "hostname", "name": "../../etc/passwd"}).to_string(), "lowercase"),
+        (json!({"op": "hostname", "name": "box\nroot"}).to_string(), "lowercase"),
+        (json!({"op": "hostname", "name": "x".repeat(64)}).to_string(), "1-63"),
+        (json!({"op": "ntp", "servers": ["evil\n[Time]"]}).to_string(), "neither"),
     ];
     for (line, why) in cases {
         let a = ask_helper(&socket, &line);
@@ -282,4 +336,180 @@ fn the_network_helper_refuses_what_is_not_a_valid_typed_request() {
     assert_eq!(a["answer"], "invalid", "{a}");
     helper.kill().expect("kill");
     helper.wait().expect("wait");
+}
+
+#[test]
+fn the_wizard_network_step_changes_the_network_as_the_page_does() {
+    let server = Server::start();
+    let web = Web::new(&server);
+    let t = web.csrf("/setup");
+    for (path, fields) in [
+        (
+            "/setup/admin",
+            vec![
+                ("name", "admin"),
+                ("password", PASSWORD),
+                ("again", PASSWORD),
+            ],
+        ),
+        (
+            "/setup/identity",
+            vec![("name", "Test hall"), ("time_zone", "UTC")],
+        ),
+    ] {
+        let t = if path == "/setup/admin" {
+            t.clone()
+        } else {
+            web.csrf("/setup")
+        };
+        let mut fields = fields;
+        fields.push(("csrf", &t));
+        let a = web.post(path, &fields);
+        assert_eq!(a.status, 303, "{path}: {a:?}");
+    }
+
+    // Step 3 shows the name and a form per interface, posting to the wizard's routes.
+    let page = web.get("/setup");
+    assert_eq!(page.status, 200, "{page:?}");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    assert!(
+        page.body
+            .contains(&format!(r#"<td id="hostname">{}</td>"#, host.trim())),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"action="/setup/network/hostname""#));
+    for name in links() {
+        assert!(
+            page.body.contains(&format!(r#"id="nic-{name}""#)),
+            "{name}: {}",
+            page.body
+        );
+    }
+    assert!(page.body.contains(r#"action="/setup/network/interface""#));
+
+    // Bad input is refused in place, with the form as typed, and the step stays.
+    let real = links().into_iter().next().expect("a network interface");
+    let t = web.csrf("/setup");
+    let a = web.post(
+        "/setup/network/interface",
+        &[
+            ("csrf", &t),
+            ("interface", &real),
+            ("ipv4_mode", "static"),
+            ("ipv4_address", "192.168.1.0"),
+            ("ipv4_prefix", "24"),
+            ("ipv6_mode", "slaac"),
+        ],
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(
+        a.alert()
+            .unwrap_or_default()
+            .contains("network or broadcast"),
+        "{:?}",
+        a.alert()
+    );
+    assert!(a.body.contains(r#"value="192.168.1.0""#), "{}", a.body);
+    assert!(
+        a.body.contains(r#"<details id="change-network" open"#),
+        "{}",
+        a.body
+    );
+    let a = web.post(
+        "/setup/network/hostname",
+        &[("csrf", &t), ("hostname", "Main_Hall")],
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(a.alert().unwrap_or_default().contains("lowercase"), "{a:?}");
+    assert!(a.body.contains(r#"value="Main_Hall""#), "{}", a.body);
+    let a = web.post(
+        "/setup/network/ntp",
+        &[("csrf", &t), ("servers", "pool.ntp.org bad!name")],
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(a.alert().unwrap_or_default().contains("bad!name"), "{a:?}");
+    assert!(
+        a.body.contains(r#"value="pool.ntp.org bad!name""#),
+        "{}",
+        a.body
+    );
+    let a = web.post("/setup/network/confirm", &[("csrf", &t)]);
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(
+        a.alert()
+            .unwrap_or_default()
+            .contains("no network change is being tried"),
+        "{a:?}"
+    );
+
+    // Nothing on trial: the step is done.
+    let a = web.post("/setup/network", &[("csrf", &t)]);
+    assert_eq!(
+        (a.status, a.location.as_deref()),
+        (303, Some("/setup")),
+        "{a:?}"
+    );
+    let page = web.get("/setup");
+    assert!(page.body.contains("Storage"), "on to step 4: {}", page.body);
+}
+
+#[test]
+fn the_network_page_keeps_each_interface_state_current() {
+    let server = Server::start();
+    let web = Web::new(&server);
+    web.complete_setup(PASSWORD, "lobby");
+    let page = web.get("/admin/network");
+    for name in links() {
+        assert!(
+            page.body.contains(&format!(
+                r#"id="live-{name}" data-refresh="1" data-refresh-from="/admin/network/live""#
+            )),
+            "{name}: {}",
+            page.body
+        );
+    }
+    assert!(page.body.contains(r#"<script src="/assets/refresh.js">"#));
+    assert!(page.body.contains(r#"id="dns-in-use""#));
+    // The live page has the same elements, with the state the kernel gives now.
+    let live = web.get("/admin/network/live");
+    assert_eq!(live.status, 200, "{live:?}");
+    for name in links() {
+        let at = live
+            .body
+            .find(&format!(r#"id="live-{name}""#))
+            .unwrap_or_else(|| panic!("{name} in {}", live.body));
+        let section = &live.body[at..];
+        let operstate =
+            std::fs::read_to_string(format!("/sys/class/net/{name}/operstate")).expect("operstate");
+        let carrier =
+            std::fs::read_to_string(format!("/sys/class/net/{name}/carrier")).unwrap_or_default();
+        let expect = if carrier.trim() == "0" {
+            "no carrier".to_string()
+        } else {
+            operstate.trim().to_string()
+        };
+        assert!(
+            section.contains(&format!(r#"<td class="link">{expect}"#)),
+            "{name}: {expect} in {section}"
+        );
+    }
+    let token = web.make_token("net");
+    let view = web
+        .api("GET", "/api/network", Some(&token), None, None)
+        .json();
+    let states = view["link_states"].as_object().expect("link_states");
+    assert_eq!(
+        states.keys().cloned().collect::<Vec<_>>(),
+        links(),
+        "{view}"
+    );
+    assert!(view["dns_in_use"].is_array(), "{view}");
+    // Signed out, the live page is not shown.
+    let anon = Web::new(&server);
+    let a = anon.get("/admin/network/live");
+    assert!(
+        a.status == 303 || a.status == 401 || a.status == 403,
+        "{a:?}"
+    );
 }

@@ -1,14 +1,17 @@
 // Keeps lists current without a reload: every element with an id and a
-// data-refresh="SECONDS" attribute is fetched again from this page's URL that often,
-// and swapped in when it changed (the portal's live streams, the admin dashboard).
+// data-refresh="SECONDS" attribute is fetched again that often, from this page's URL or
+// the one in its data-refresh-from attribute (a lighter page with the same ids), and
+// swapped in when it changed (the portal's live streams, the admin dashboard, the
+// network's state).
 (function () {
   'use strict';
   document.querySelectorAll('[data-refresh][id]').forEach((el) => {
     const id = el.id;
     const every = Math.max(1, Number(el.dataset.refresh) || 5) * 1000;
+    const from = el.dataset.refreshFrom || location.pathname;
     setInterval(async () => {
       try {
-        const r = await fetch(location.pathname, { cache: 'no-store', credentials: 'same-origin' });
+        const r = await fetch(from, { cache: 'no-store', credentials: 'same-origin' });
         if (!r.ok || r.redirected) return;
         const doc = new DOMParser().parseFromString(await r.text(), 'text/html');
         const fresh = doc.getElementById(id);

@@ -23,6 +23,30 @@ pub struct Interface {
     pub addresses: Vec<String>,
 }
 
+/// What step 3 can change: the box's name and each interface's settings, on trial as
+/// on the Network page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetworkChange {
+    /// The host name now.
+    pub hostname: String,
+    /// Its mDNS name (`NAME.local`).
+    pub mdns_name: Option<String>,
+    /// The name as typed, when it was refused.
+    pub hostname_typed: Option<String>,
+    /// The interfaces, with their forms.
+    pub nics: Vec<crate::network::Nic>,
+    /// The change on trial.
+    pub trial: Option<crate::network::TrialBanner>,
+    /// The trial's default length, seconds.
+    pub confirm_within: u32,
+    /// Why the settings cannot be changed here, if they cannot.
+    pub unavailable: Option<String>,
+    /// A success to show.
+    pub notice: Option<String>,
+    /// The NTP servers.
+    pub ntp: crate::network::NtpBox,
+}
+
 /// A stream the last step just created: what OBS needs, shown once.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Created {
@@ -79,6 +103,8 @@ pub enum StepView {
         routes: Vec<String>,
         /// (what, URL): where viewers and publishers go.
         urls: Vec<(String, String)>,
+        /// What can be changed.
+        change: NetworkChange,
     },
     /// 4: the data disk and default retention.
     Storage {
@@ -212,7 +238,18 @@ fn step_body(view: StepView, csrf: String) -> AnyView {
             }
             .into_any()
         }
-        StepView::Network { interfaces, routes, urls } => {
+        StepView::Network { interfaces, routes, urls, change } => {
+            use crate::network::{name_section, nic_section, ntp_section, trial_section, SETUP};
+            let ntp = ntp_section(change.ntp, csrf.clone(), SETUP);
+            let trial = change.trial.map(|t| trial_section(t, csrf.clone(), SETUP));
+            let name = name_section(change.hostname, change.mdns_name, change.hostname_typed, csrf.clone(), SETUP);
+            let within = change.confirm_within.to_string();
+            let open = trial.is_some() || change.nics.iter().any(|n| n.source == "as typed");
+            let nics = change
+                .nics
+                .into_iter()
+                .map(|n| nic_section(n, csrf.clone(), within.clone(), SETUP, None))
+                .collect_view();
             let ifaces = interfaces
                 .into_iter()
                 .map(|i| view! { <tr><th>{i.name}</th><td>{i.addresses.join(", ")}</td></tr> })
@@ -228,13 +265,23 @@ fn step_body(view: StepView, csrf: String) -> AnyView {
                 .collect_view();
             view! {
                 <h2>"Network"</h2>
-                <p>"This is the network as the appliance sees it now. Once setup is done, the Network page changes it: each change is tried first, and undone by itself unless you confirm it from its new address."</p>
+                <p>"This is the network as the appliance sees it now. Rename the box or change its addresses here if you need to (or later, on the Network page): each address change is tried first, and undone by itself unless you confirm it from its new address."</p>
                 <h3>"Interfaces"</h3>
                 <table class="facts" id="interfaces">{ifaces}</table>
                 <h3>"Default route"</h3>
                 {routes}
                 <h3>"Addresses to use"</h3>
                 <table class="facts" id="urls">{urls}</table>
+                <Message text=change.notice ok=true />
+                <Message text=change.unavailable />
+                {trial}
+                {name}
+                {ntp}
+                <details id="change-network" open=open>
+                    <summary>"Change the addresses (optional)"</summary>
+                    <p class="hint">"Each change is tried first: open the box at its new address, sign in, and confirm it there, or the previous settings come back by themselves."</p>
+                    {nics}
+                </details>
                 <form method="post" action="/setup/network">
                     <Csrf token=csrf />
                     <button type="submit">"Continue"</button>

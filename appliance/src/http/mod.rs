@@ -160,6 +160,11 @@ fn table() -> Table {
         .post(Setup, "/setup/login", setup::login)
         .post(Setup, "/setup/identity", setup::identity)
         .post(Setup, "/setup/network", setup::network)
+        .post(Setup, "/setup/network/interface", setup::network_interface)
+        .post(Setup, "/setup/network/confirm", setup::network_confirm)
+        .post(Setup, "/setup/network/cancel", setup::network_cancel)
+        .post(Setup, "/setup/network/hostname", setup::network_hostname)
+        .post(Setup, "/setup/network/ntp", setup::network_ntp)
         .post(Setup, "/setup/storage", setup::storage)
         .post(Setup, "/setup/stream", setup::stream)
         .post(Setup, "/setup/camera", setup::camera)
@@ -198,9 +203,22 @@ fn table() -> Table {
         .post(Admin, "/admin/cameras", streams::camera_add)
         .get(Admin, "/admin/system", system::page_handler)
         .get(Admin, "/admin/network", network::page_handler)
+        .get(Admin, "/admin/network/live", network::live_handler)
         .post(Admin, "/admin/network", network::post_handler)
         .post(Admin, "/admin/network/confirm", network::confirm_handler)
         .post(Admin, "/admin/network/cancel", network::cancel_handler)
+        .post(Admin, "/admin/network/hostname", network::hostname_handler)
+        .post(Admin, "/admin/network/ntp", network::ntp_handler)
+        .post(
+            Admin,
+            "/admin/network/registration",
+            network::registration_handler,
+        )
+        .post(
+            Admin,
+            "/admin/network/registration/off",
+            network::registration_off_handler,
+        )
         .get(Admin, "/admin/account", admin::account)
         .post(Admin, "/admin/account/password", admin::change_password)
         .post(Admin, "/admin/account/tokens", admin::create_token)
@@ -235,6 +253,15 @@ fn table() -> Table {
         .put(Api, "/api/network", network::put)
         .post(Api, "/api/network/confirm", network::confirm)
         .post(Api, "/api/network/cancel", network::cancel)
+        .put(Api, "/api/network/hostname", network::put_hostname)
+        .put(Api, "/api/network/ntp", network::put_ntp)
+        .get(Api, "/api/network/registration", network::get_registration)
+        .put(Api, "/api/network/registration", network::put_registration)
+        .delete(
+            Api,
+            "/api/network/registration",
+            network::delete_registration,
+        )
 }
 
 /// The prefix of viewer links: `/t/{token}` before a viewer route

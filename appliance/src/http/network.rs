@@ -7,22 +7,34 @@
 //! | `POST /admin/network` | one interface's form | 303 to the page, with the trial |
 //! | `POST /admin/network/confirm` | | the page, confirmed |
 //! | `POST /admin/network/cancel` | | the page, cancelled |
+//! | `POST /admin/network/hostname` | `hostname` | the page, renamed |
 //! | `GET /api/network` | | [`NetworkView`]: configured, live, the trial |
 //! | `PUT /api/network` | `{wired: [Wired…], confirm_within?}` | 202 [`TrialView`] |
 //! | `POST /api/network/confirm` | | how the trial ended: confirmed |
 //! | `POST /api/network/cancel` | | how the trial ended: cancelled |
+//! | `PUT /api/network/hostname` | `{hostname}` | [`NameView`] |
+//! | `PUT /api/network/ntp` | `{servers: [..]}` | [`timesync::InUse`] |
+//! | `POST /admin/network/ntp` | `servers` | the page, set |
+//! | `GET /api/network/registration` | | [`registration::View`] |
+//! | `PUT /api/network/registration` | [`registration::Settings`] | [`registration::View`] |
+//! | `DELETE /api/network/registration` | | [`registration::View`], off |
+//! | `POST /admin/network/registration` | the form | the page, registered |
+//! | `POST /admin/network/registration/off` | | the page, off |
 //!
 //! A `PUT` changes only the interfaces it names. Refusals: 422 (settings refused, an
 //! unknown interface or one configured by hand), 409 (a change already on trial; a
 //! confirmation with none on trial, which says how the last one ended), 503 (no netplan
-//! here: a developer's machine).
+//! here: a developer's machine). A rename is not a trial: 422 for a name that is not
+//! one DNS label or is the name already.
 
 use super::visitor::{api_error, Signed, Visitor};
 use super::Refusal;
 use crate::app::App;
 use crate::manage::network::{Ended, Trial};
+use crate::manage::registration;
 use crate::system::netplan::{Configured, Ipv4, Ipv6, Wired};
 use crate::system::network::{self, DefaultRoute, Interface};
+use crate::system::timesync;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -47,9 +59,32 @@ pub struct TrialView {
     pub open: Vec<String>,
 }
 
+/// The box's name.
+#[derive(Debug, Serialize)]
+pub struct NameView {
+    /// The host name (one DNS label).
+    pub hostname: String,
+    /// The name it answers to over mDNS (RFC 6762), `HOSTNAME.local`; `None` when the
+    /// host name is not a single label (a developer's machine).
+    pub mdns_name: Option<String>,
+}
+
+impl NameView {
+    fn now() -> NameView {
+        let hostname = network::host_name();
+        NameView {
+            mdns_name: network::mdns_name(&hostname),
+            hostname,
+        }
+    }
+}
+
 /// `GET /api/network`'s answer.
 #[derive(Debug, Serialize)]
 pub struct NetworkView {
+    /// The box's name.
+    #[serde(flatten)]
+    pub name: NameView,
     /// What netplan has configured; `None` where it cannot be read (see
     /// `unavailable`).
     pub configured: Option<Configured>,
@@ -57,8 +92,14 @@ pub struct NetworkView {
     pub unavailable: Option<String>,
     /// The network interfaces the kernel has (loopback left out).
     pub links: Vec<String>,
+    /// Each link's state now (`up, 1000 Mbit/s, full duplex`), by name.
+    pub link_states: std::collections::BTreeMap<String, String>,
     /// The addresses they have now.
     pub interfaces: Vec<Interface>,
+    /// The DNS servers in use now.
+    pub dns_in_use: Vec<std::net::IpAddr>,
+    /// The NTP servers set and in use (`None` where timesyncd cannot be asked).
+    pub ntp: Option<timesync::InUse>,
     /// The default routes now.
     pub routes: Vec<DefaultRoute>,
     /// The change on trial, if any.
@@ -102,15 +143,25 @@ fn trial_view(app: &App, trial: Trial) -> TrialView {
     }
 }
 
-/// The kernel's interfaces, their addresses and the default routes now, read on a
-/// blocking thread (`/sys`, `getifaddrs`, `/proc`); `None` if that thread failed.
-async fn live() -> Option<(Vec<String>, Vec<Interface>, Vec<DefaultRoute>)> {
+/// The network now, as `GET /api/network` shows it.
+struct Live {
+    links: Vec<String>,
+    states: Vec<String>,
+    routes: Vec<DefaultRoute>,
+    dns: Vec<std::net::IpAddr>,
+}
+
+/// The kernel's links and their states, the default routes and the DNS servers in use,
+/// read on a blocking thread (`/sys`, `/proc`, `/run`); `None` if that thread failed.
+async fn live() -> Option<Live> {
     tokio::task::spawn_blocking(|| {
-        (
-            network::links(),
-            network::interfaces().unwrap_or_default(),
-            network::default_routes(),
-        )
+        let links = network::links();
+        Live {
+            states: links.iter().map(|l| network::link_state(l)).collect(),
+            links,
+            routes: network::default_routes(),
+            dns: network::dns_in_use(),
+        }
     })
     .await
     .ok()
@@ -126,19 +177,24 @@ pub async fn get(State(app): State<App>, Extension(_s): Extension<Signed>) -> Re
             (None, Some(e.to_string()))
         }
     };
-    let Some((links, interfaces, routes)) = live().await else {
+    let Some(live) = live().await else {
         return api_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "reading the network failed",
         );
     };
+    let interfaces = app.interfaces.borrow().clone();
     let (trial, last) = app.network.trial();
     Json(NetworkView {
+        name: NameView::now(),
         configured,
         unavailable,
-        links,
+        link_states: live.links.iter().cloned().zip(live.states).collect(),
+        links: live.links,
         interfaces: interfaces.into_iter().filter(|i| !i.loopback).collect(),
-        routes,
+        routes: live.routes,
+        dns_in_use: live.dns,
+        ntp: timesync::in_use().await.ok(),
         trial: trial.map(|t| trial_view(&app, t)),
         last,
     })
@@ -178,6 +234,167 @@ pub async fn put(
     }
 }
 
+/// `PUT /api/network/hostname`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameBody {
+    /// The new name.
+    hostname: String,
+}
+
+/// `PUT /api/network/hostname`: renames the box; the name now.
+pub async fn put_hostname(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<NameBody>, JsonRejection>,
+) -> Response {
+    let b = match b {
+        Ok(Json(b)) => b,
+        Err(e) => return api_error(e.status(), &e.body_text()),
+    };
+    let ops = super::ops(&app, &v, &s);
+    match app.network.set_hostname(ops.actor(), &b.hostname).await {
+        Ok(()) => Json(NameView::now()).into_response(),
+        Err(r) => super::api::refused(Refusal::from(r)),
+    }
+}
+
+/// `PUT /api/network/ntp`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NtpBody {
+    /// The servers (none: timesyncd's defaults).
+    servers: Vec<String>,
+}
+
+/// `PUT /api/network/ntp`: sets the NTP servers; what timesyncd uses then.
+pub async fn put_ntp(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<NtpBody>, JsonRejection>,
+) -> Response {
+    let b = match b {
+        Ok(Json(b)) => b,
+        Err(e) => return api_error(e.status(), &e.body_text()),
+    };
+    let ops = super::ops(&app, &v, &s);
+    match app.network.set_ntp(ops.actor(), b.servers).await {
+        Ok(()) => Json(timesync::in_use().await.unwrap_or_default()).into_response(),
+        Err(r) => super::api::refused(Refusal::from(r)),
+    }
+}
+
+/// The NTP form: servers, space-separated.
+#[derive(Debug, Default, Deserialize)]
+pub struct NtpFields {
+    #[serde(default)]
+    pub(super) servers: String,
+}
+
+impl NtpFields {
+    /// The servers typed.
+    pub(super) fn list(&self) -> Vec<String> {
+        self.servers
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// `POST /admin/network/ntp`: sets the NTP servers.
+pub async fn ntp_handler(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    axum::Form(f): axum::Form<NtpFields>,
+) -> Response {
+    let ops = super::ops(&app, &v, &s);
+    match app.network.set_ntp(ops.actor(), f.list()).await {
+        Ok(()) => {
+            let notice = Some("The NTP servers are set.".to_string());
+            render(&app, &v, &s, StatusCode::OK, None, notice, Typed::Nothing).await
+        }
+        Err(r) => {
+            let (status, m) = shown(r);
+            render(&app, &v, &s, status, Some(m), None, Typed::Ntp(&f.servers)).await
+        }
+    }
+}
+
+/// The NTP section's values: the servers set (or as typed), and what is in use.
+pub(super) async fn ntp_box(typed: Typed<'_>) -> streambox_web::network::NtpBox {
+    let now = timesync::in_use().await;
+    let servers = match (typed, &now) {
+        (Typed::Ntp(t), _) => t.to_string(),
+        (_, Ok(n)) => n.system.join(" "),
+        (_, Err(_)) => String::new(),
+    };
+    let in_use = match now {
+        Ok(n) => {
+            let from = if !n.system.is_empty() {
+                "the servers set here"
+            } else if !n.link.is_empty() {
+                "the servers DHCP gave"
+            } else {
+                "the distribution's fallback servers"
+            };
+            match n.server.as_str() {
+                "" => format!("from {from}; no server answered yet"),
+                s => format!("{s}, from {from}"),
+            }
+        }
+        Err(e) => e,
+    };
+    streambox_web::network::NtpBox { servers, in_use }
+}
+
+/// `GET /api/network/registration`.
+pub async fn get_registration(
+    State(app): State<App>,
+    Extension(_s): Extension<Signed>,
+) -> Response {
+    match app.registration.view().await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => super::api::refused(Refusal::from(r)),
+    }
+}
+
+/// `PUT /api/network/registration`: registers with the directory now, and from then on;
+/// 422 (nothing saved) for bad settings, a directory that cannot be reached or one that
+/// refuses the token.
+pub async fn put_registration(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<registration::Settings>, JsonRejection>,
+) -> Response {
+    let b = match b {
+        Ok(Json(b)) => b,
+        Err(e) => return api_error(e.status(), &e.body_text()),
+    };
+    let ops = super::ops(&app, &v, &s);
+    let interfaces = app.interfaces.borrow().clone();
+    match app.registration.set(ops.actor(), b, &interfaces).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => super::api::refused(Refusal::from(r)),
+    }
+}
+
+/// `DELETE /api/network/registration`: stops registering.
+pub async fn delete_registration(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+) -> Response {
+    let ops = super::ops(&app, &v, &s);
+    match app.registration.clear(ops.actor()).await {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => super::api::refused(Refusal::from(r)),
+    }
+}
+
 /// `POST /api/network/confirm`: the settings on trial stay.
 pub async fn confirm(
     State(app): State<App>,
@@ -213,7 +430,7 @@ async fn finish(app: &App, v: &Visitor, s: &Signed, keep: bool) -> Response {
 /// The form on `/admin/network`: one interface's settings, as typed.
 #[derive(Debug, Default, Deserialize)]
 pub struct NicFields {
-    interface: String,
+    pub(super) interface: String,
     #[serde(default)]
     ipv4_mode: String,
     #[serde(default)]
@@ -235,11 +452,11 @@ pub struct NicFields {
     #[serde(default)]
     search: String,
     #[serde(default)]
-    confirm_within: String,
+    pub(super) confirm_within: String,
 }
 
 /// `what` parsed, or a sentence saying it is not one.
-fn parsed<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, String> {
+pub(super) fn parsed<T: std::str::FromStr>(what: &str, text: &str) -> Result<T, String> {
     text.trim()
         .parse()
         .map_err(|_| format!("{what}: {:?} is not valid", text.trim()))
@@ -255,7 +472,7 @@ fn gateway<T: std::str::FromStr>(what: &str, text: &str) -> Result<Option<T>, St
 
 impl NicFields {
     /// The settings typed, or what cannot be read in them.
-    fn wired(&self) -> Result<Wired, String> {
+    pub(super) fn wired(&self) -> Result<Wired, String> {
         let n = self.interface.trim();
         let ipv4 = match self.ipv4_mode.as_str() {
             "dhcp" => Ipv4::Dhcp,
@@ -353,34 +570,27 @@ impl NicFields {
     }
 }
 
-/// What the page shows: `error`/`notice`, and `typed` (an interface's refused form) in
-/// place of its settings.
-async fn render(
+/// Each interface the kernel has, as the page shows it: its state now (addresses from
+/// the kept-current [`App::interfaces`], routes and link read now) and its settings in
+/// `configured` (or `typed`, when that interface's form was refused). Also the links'
+/// names. `None` if the blocking read failed.
+pub(super) async fn nics(
     app: &App,
-    v: &Visitor,
-    s: &Signed,
-    status: StatusCode,
-    error: Option<String>,
-    notice: Option<String>,
-    typed: Option<&NicFields>,
-) -> Response {
-    let shell = match super::admin::shell(app, v, s).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let (configured, unavailable) = match app.network.configured().await {
-        Ok(c) => (c, None),
-        Err(e) => (Configured::default(), Some(e.to_string())),
-    };
-    let Some((links, found, routes)) = live().await else {
-        return api_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "reading the network failed",
-        );
-    };
+    configured: &Configured,
+    typed: Typed<'_>,
+) -> Option<(Vec<String>, Vec<streambox_web::network::Nic>)> {
+    let found = app.interfaces.borrow().clone();
+    let (links, routes, states) = tokio::task::spawn_blocking(|| {
+        let links = network::links();
+        let states: Vec<String> = links.iter().map(|l| network::link_state(l)).collect();
+        (links, network::default_routes(), states)
+    })
+    .await
+    .ok()?;
     let nics = links
         .iter()
-        .map(|name| {
+        .zip(states)
+        .map(|(name, link)| {
             let now = found
                 .iter()
                 .filter(|i| &i.name == name)
@@ -393,11 +603,11 @@ async fn render(
                 .map(|r| r.gateway.map_or("on-link".into(), |g| format!("via {g}")))
                 .collect();
             let by_hand = configured.by_hand(name).map(|b| b.yaml.clone());
-            let (source, form) = match (configured.wired(name), typed) {
-                (_, Some(t)) if t.interface.trim() == name => ("as typed".into(), t.echo()),
-                (Some(w), _) => ("streambox".into(), NicFields::of(w)),
-                (None, _) if by_hand.is_some() => ("by hand".into(), Default::default()),
-                (None, _) => (
+            let (source, form) = match (&typed, configured.wired(name)) {
+                (Typed::Nic(t), _) if t.interface.trim() == name => ("as typed".into(), t.echo()),
+                (_, Some(w)) => ("streambox".into(), NicFields::of(w)),
+                (_, None) if by_hand.is_some() => ("by hand".into(), Default::default()),
+                (_, None) => (
                     "the image's default (DHCP; router advertisements and DHCPv6)".into(),
                     NicFields::of(&Wired {
                         interface: name.clone(),
@@ -412,12 +622,84 @@ async fn render(
                 name: name.clone(),
                 now,
                 routes,
+                link,
                 source,
                 by_hand,
                 form,
             }
         })
         .collect();
+    Some((links, nics))
+}
+
+/// The banner of the change on trial, if any.
+pub(super) fn banner(app: &App) -> Option<streambox_web::network::TrialBanner> {
+    app.network.trial().0.map(|t| {
+        let view = trial_view(app, t);
+        streambox_web::network::TrialBanner {
+            by: view.trial.by.clone(),
+            deadline: view.deadline,
+            seconds_left: view.seconds_left,
+            changes: view.trial.proposed.iter().map(Wired::summary).collect(),
+            open: view.open,
+        }
+    })
+}
+
+/// `GET /admin/network/live`: only each interface's state now, for the page's
+/// `refresh.js` (no call to the helper).
+pub async fn live_handler(State(app): State<App>, Extension(_s): Extension<Signed>) -> Response {
+    match nics(&app, &Configured::default(), Typed::Nothing).await {
+        Some((_, nics)) => {
+            super::visitor::page(StatusCode::OK, streambox_web::network::live_page(nics))
+        }
+        None => api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the network failed",
+        ),
+    }
+}
+
+/// A refused form, shown again as typed.
+#[derive(Clone, Copy)]
+pub(super) enum Typed<'a> {
+    /// None.
+    Nothing,
+    /// An interface's settings.
+    Nic(&'a NicFields),
+    /// A name.
+    Hostname(&'a str),
+    /// The registration's settings.
+    Registration(&'a RegistrationFields),
+    /// NTP servers.
+    Ntp(&'a str),
+}
+
+/// What the page shows: `error`/`notice`, and `typed` (a refused form) in place of the
+/// settings.
+async fn render(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    status: StatusCode,
+    error: Option<String>,
+    notice: Option<String>,
+    typed: Typed<'_>,
+) -> Response {
+    let shell = match super::admin::shell(app, v, s).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let (configured, unavailable) = match app.network.configured().await {
+        Ok(c) => (c, None),
+        Err(e) => (Configured::default(), Some(e.to_string())),
+    };
+    let Some((links, nics)) = nics(app, &configured, typed).await else {
+        return api_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "reading the network failed",
+        );
+    };
     let other = configured
         .by_hand
         .iter()
@@ -428,17 +710,32 @@ async fn render(
         })
         .map(|b| (b.id.clone(), b.section.clone(), b.yaml.clone()))
         .collect();
-    let trial = app.network.trial().0.map(|t| {
-        let view = trial_view(app, t);
-        streambox_web::network::TrialBanner {
-            by: view.trial.by.clone(),
-            deadline: view.deadline,
-            seconds_left: view.seconds_left,
-            changes: view.trial.proposed.iter().map(Wired::summary).collect(),
-            open: view.open,
+    let trial = banner(app);
+    let name = NameView::now();
+    let registration = match app.registration.view().await {
+        Ok(r) => registration_box(r, typed),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the registration failed");
+            Default::default()
         }
-    });
+    };
+    let dns_in_use = tokio::task::spawn_blocking(network::dns_in_use)
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    let ntp = ntp_box(typed).await;
     let p = streambox_web::network::NetworkPage {
+        ntp,
+        dns_in_use,
+        registration,
+        hostname: name.hostname,
+        mdns_name: name.mdns_name,
+        hostname_typed: match typed {
+            Typed::Hostname(h) => Some(h.to_string()),
+            _ => None,
+        },
         unavailable,
         trial,
         error,
@@ -456,11 +753,11 @@ pub async fn page_handler(
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
 ) -> Response {
-    render(&app, &v, &s, StatusCode::OK, None, None, None).await
+    render(&app, &v, &s, StatusCode::OK, None, None, Typed::Nothing).await
 }
 
 /// The message and status a refusal is shown with on the page.
-fn shown(r: crate::manage::Refused) -> (StatusCode, String) {
+pub(super) fn shown(r: crate::manage::Refused) -> (StatusCode, String) {
     let r = Refusal::from(r);
     let status = r.status();
     match r {
@@ -495,7 +792,7 @@ pub async fn post_handler(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     Some(m),
                     None,
-                    Some(&f),
+                    Typed::Nic(&f),
                 )
                 .await
             }
@@ -511,7 +808,7 @@ pub async fn post_handler(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 Some(m),
                 None,
-                Some(&f),
+                Typed::Nic(&f),
             )
             .await
         }
@@ -521,7 +818,7 @@ pub async fn post_handler(
         Ok(_) => axum::response::Redirect::to("/admin/network").into_response(),
         Err(r) => {
             let (status, m) = shown(r);
-            render(&app, &v, &s, status, Some(m), None, Some(&f)).await
+            render(&app, &v, &s, status, Some(m), None, Typed::Nic(&f)).await
         }
     }
 }
@@ -555,10 +852,200 @@ async fn finish_page(app: &App, v: &Visitor, s: &Signed, keep: bool) -> Response
         (done, "Cancelled: the previous settings are back.")
     };
     match done {
-        Ok(_) => render(app, v, s, StatusCode::OK, None, Some(notice.into()), None).await,
+        Ok(_) => {
+            let notice = Some(notice.into());
+            render(app, v, s, StatusCode::OK, None, notice, Typed::Nothing).await
+        }
         Err(r) => {
             let (status, m) = shown(r);
-            render(app, v, s, status, Some(m), None, None).await
+            render(app, v, s, status, Some(m), None, Typed::Nothing).await
+        }
+    }
+}
+
+/// The registration's part of the page: its state, and the form's values (as typed when
+/// refused; the token is never shown).
+fn registration_box(
+    r: registration::View,
+    typed: Typed<'_>,
+) -> streambox_web::network::RegistrationBox {
+    let last_ok = matches!(
+        r.last.as_ref().map(|a| &a.outcome),
+        Some(registration::Outcome::Accepted { .. })
+    );
+    let last = r.last.as_ref().map(|a| {
+        let sent = if a.addresses.is_empty() {
+            "no global IPv6 address".to_string()
+        } else {
+            a.addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let how = match &a.outcome {
+            registration::Outcome::Accepted { status, answer } => {
+                format!("accepted ({status}) {answer}")
+            }
+            registration::Outcome::Refused { status, answer } => {
+                format!("the directory refused the token ({status}) {answer}")
+            }
+            registration::Outcome::Failed { error, .. } => format!("failed: {error}"),
+        };
+        format!("{} ({}; sent {sent}): {}", a.at, a.reason, how.trim())
+    });
+    let (url, interval) = match typed {
+        Typed::Registration(f) => (f.url.clone(), f.interval_seconds.clone()),
+        _ => (
+            r.url.clone().unwrap_or_default(),
+            r.interval_seconds
+                .unwrap_or(registration::DEFAULT_INTERVAL)
+                .to_string(),
+        ),
+    };
+    streambox_web::network::RegistrationBox {
+        enabled: r.enabled,
+        url,
+        interval,
+        ca: r.ca,
+        last,
+        last_ok,
+        next: r.next,
+    }
+}
+
+/// The registration form on `/admin/network`.
+#[derive(Debug, Default, Deserialize)]
+pub struct RegistrationFields {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    interval_seconds: String,
+    #[serde(default)]
+    ca_pem: String,
+}
+
+/// `POST /admin/network/registration`: registers with the directory now, and from
+/// then on.
+pub async fn registration_handler(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    axum::Form(f): axum::Form<RegistrationFields>,
+) -> Response {
+    let refused = |status, m| (status, m);
+    let outcome = match f.interval_seconds.trim() {
+        "" => Ok(registration::DEFAULT_INTERVAL),
+        t => parsed::<u32>("Register every", t),
+    };
+    let done = match outcome {
+        Err(m) => Err(refused(StatusCode::UNPROCESSABLE_ENTITY, m)),
+        Ok(interval_seconds) => {
+            let settings = registration::Settings {
+                url: f.url.clone(),
+                token: f.token.trim().to_string(),
+                interval_seconds,
+                ca_pem: Some(f.ca_pem.clone()),
+            };
+            let ops = super::ops(&app, &v, &s);
+            let interfaces = app.interfaces.borrow().clone();
+            app.registration
+                .set(ops.actor(), settings, &interfaces)
+                .await
+                .map_err(shown)
+        }
+    };
+    match done {
+        Ok(view) => {
+            let notice = match view.last.map(|a| a.outcome) {
+                Some(registration::Outcome::Accepted { .. }) => {
+                    format!("Registered with {}.", f.url.trim())
+                }
+                _ => format!(
+                    "Saved; the directory at {} did not accept the first registration, so the box tries again.",
+                    f.url.trim()
+                ),
+            };
+            render(
+                &app,
+                &v,
+                &s,
+                StatusCode::OK,
+                None,
+                Some(notice),
+                Typed::Nothing,
+            )
+            .await
+        }
+        Err((status, m)) => {
+            render(&app, &v, &s, status, Some(m), None, Typed::Registration(&f)).await
+        }
+    }
+}
+
+/// `POST /admin/network/registration/off`: stops registering.
+pub async fn registration_off_handler(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+) -> Response {
+    let ops = super::ops(&app, &v, &s);
+    match app.registration.clear(ops.actor()).await {
+        Ok(_) => {
+            let notice = Some("The box no longer registers its addresses.".to_string());
+            render(&app, &v, &s, StatusCode::OK, None, notice, Typed::Nothing).await
+        }
+        Err(r) => {
+            let (status, m) = shown(r);
+            render(&app, &v, &s, status, Some(m), None, Typed::Nothing).await
+        }
+    }
+}
+
+/// The rename form on `/admin/network`.
+#[derive(Debug, Deserialize)]
+pub struct NameFields {
+    #[serde(default)]
+    pub(super) hostname: String,
+}
+
+/// `POST /admin/network/hostname`: renames the box.
+pub async fn hostname_handler(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    axum::Form(f): axum::Form<NameFields>,
+) -> Response {
+    let ops = super::ops(&app, &v, &s);
+    let name = f.hostname.trim();
+    match app.network.set_hostname(ops.actor(), name).await {
+        Ok(()) => {
+            let now = NameView::now();
+            let notice = match &now.mdns_name {
+                Some(m) => format!(
+                    "The box is now called {}: open {}",
+                    now.hostname,
+                    admin_url(&app, m)
+                ),
+                None => format!("The box is now called {}.", now.hostname),
+            };
+            render(
+                &app,
+                &v,
+                &s,
+                StatusCode::OK,
+                None,
+                Some(notice),
+                Typed::Nothing,
+            )
+            .await
+        }
+        Err(r) => {
+            let (status, m) = shown(r);
+            let typed = Typed::Hostname(&f.hostname);
+            render(&app, &v, &s, status, Some(m), None, typed).await
         }
     }
 }

@@ -10,13 +10,18 @@
 //! | `POST /setup/admin` | 1: create the administrator |
 //! | `POST /setup/login` | sign in to resume after a restart or in another browser |
 //! | `POST /setup/identity` | 2: appliance name and time zone |
-//! | `POST /setup/network` | 3: seen the network |
+//! | `POST /setup/network` | 3: done with the network (refused while a change is on trial) |
+//! | `POST /setup/network/interface` | 3: one interface's settings, on trial |
+//! | `POST /setup/network/confirm`, `…/cancel` | 3: the trial kept, or undone now |
+//! | `POST /setup/network/hostname` | 3: rename the box |
+//! | `POST /setup/network/ntp` | 3: NTP servers |
 //! | `POST /setup/storage` | 4: recording defaults |
 //! | `POST /setup/stream`, `POST /setup/camera` | 5: a first stream, or a camera (`action=test` only tests it) |
 //! | `POST /setup/finish` | done: to the dashboard |
 
 use super::admin::{audit, sign_in};
 use super::cameras::{self, CameraFields};
+use super::network::{NameFields, NicFields, NtpFields, Typed};
 use super::visitor::{page, Signed, Visitor};
 use crate::app::App;
 use crate::auth::users;
@@ -79,7 +84,7 @@ async fn view_of(app: &App, step: Step) -> Result<StepView, Response> {
             zone: setup::time_zone(&app.db).await.map_err(internal)?,
             zones: zones::list().to_vec(),
         },
-        Step::Network => network_view(app).await,
+        Step::Network => network_view(app, Typed::Nothing, None).await,
         Step::Storage => {
             let d = setup::recording_defaults(&app.db).await.map_err(internal)?;
             let keep = d.keep_secs.map_or("none".to_string(), |s| {
@@ -97,22 +102,50 @@ async fn view_of(app: &App, step: Step) -> Result<StepView, Response> {
 }
 
 /// The network step: the interfaces, the default routes and the addresses the box is
-/// reached at, read on a blocking thread (`getifaddrs`, `/proc/net`).
-async fn network_view(app: &App) -> StepView {
+/// reached at, read on a blocking thread (`getifaddrs`, `/proc/net`); and what can be
+/// changed, as on the Network page (`typed`: a refused form shown again).
+async fn network_view(app: &App, typed: Typed<'_>, notice: Option<String>) -> StepView {
     let cfg = app.cfg.clone();
-    tokio::task::spawn_blocking(move || network_view_now(&cfg))
+    let (configured, unavailable) = match app.network.configured().await {
+        Ok(c) => (c, None),
+        Err(e) => (Default::default(), Some(e.to_string())),
+    };
+    let nics = super::network::nics(app, &configured, typed)
         .await
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "reading the network failed");
-            StepView::Network {
-                interfaces: Vec::new(),
-                routes: Vec::new(),
-                urls: Vec::new(),
-            }
-        })
+        .map(|(_, n)| n)
+        .unwrap_or_default();
+    let hostname = network::host_name();
+    let change = pages::NetworkChange {
+        mdns_name: network::mdns_name(&hostname),
+        hostname,
+        hostname_typed: match typed {
+            Typed::Hostname(h) => Some(h.to_string()),
+            _ => None,
+        },
+        nics,
+        trial: super::network::banner(app),
+        confirm_within: app.cfg.network.confirm_within,
+        unavailable,
+        notice,
+        ntp: super::network::ntp_box(typed).await,
+    };
+    let now = tokio::task::spawn_blocking(move || network_view_now(&cfg)).await;
+    let (interfaces, routes, urls) = now.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "reading the network failed");
+        Default::default()
+    });
+    StepView::Network {
+        interfaces,
+        routes,
+        urls,
+        change,
+    }
 }
 
-fn network_view_now(cfg: &crate::config::Config) -> StepView {
+/// The interfaces, default routes and (what, URL) pairs the step shows.
+type NetworkNow = (Vec<pages::Interface>, Vec<String>, Vec<(String, String)>);
+
+fn network_view_now(cfg: &crate::config::Config) -> NetworkNow {
     let found = network::interfaces().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "listing network interfaces failed");
         Vec::new()
@@ -154,11 +187,7 @@ fn network_view_now(cfg: &crate::config::Config) -> StepView {
             format!("rtsp://{h}:{}/STREAM", cfg.rtsp.listen.port()),
         ));
     }
-    StepView::Network {
-        interfaces,
-        routes,
-        urls,
-    }
+    (interfaces, routes, urls)
 }
 
 /// The storage step: the data directory, its disk's size and free space (a `statvfs`
@@ -463,15 +492,144 @@ pub async fn identity(
     Redirect::to("/setup").into_response()
 }
 
-/// `POST /setup/network`: the network step has nothing to change yet.
+/// `POST /setup/network`: done with the network step; refused while a change is on
+/// trial (it must be confirmed or cancelled first).
 pub async fn network(State(app): State<App>, Extension(v): Extension<Visitor>) -> Response {
-    if let Err(r) = admin_at(&app, &v, Step::Network).await {
-        return r;
+    let (reached, _) = match admin_at(&app, &v, Step::Network).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if app.network.trial().0.is_some() {
+        let m =
+            "A network change is on trial: confirm it from its new address, or cancel it, first.";
+        let view = network_view(&app, Typed::Nothing, None).await;
+        return render(Step::Network, reached, &v, Some(m.into()), view);
     }
     if let Err(e) = setup::completed(&app.db, Step::Network).await {
         return internal(e);
     }
     Redirect::to("/setup").into_response()
+}
+
+/// Step 3 again after a change: `Ok` with a notice, or the refusal with the form as
+/// typed.
+async fn network_again(
+    app: &App,
+    v: &Visitor,
+    reached: Step,
+    done: Result<String, String>,
+    typed: Typed<'_>,
+) -> Response {
+    match done {
+        Ok(notice) => {
+            let view = network_view(app, Typed::Nothing, Some(notice)).await;
+            render(Step::Network, reached, v, None, view)
+        }
+        Err(m) => {
+            let view = network_view(app, typed, None).await;
+            render(Step::Network, reached, v, Some(m), view)
+        }
+    }
+}
+
+/// `POST /setup/network/interface`: one interface's settings, on trial.
+pub async fn network_interface(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<NicFields>,
+) -> Response {
+    let (reached, s) = match admin_at(&app, &v, Step::Network).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let within = match f.confirm_within.trim() {
+        "" => Ok(None),
+        t => super::network::parsed::<u32>("Confirm within", t).map(Some),
+    };
+    let done = match within.and_then(|w| f.wired().map(|wired| (w, wired))) {
+        Err(m) => Err(m),
+        Ok((within, wired)) => {
+            let ops = super::ops(&app, &v, s);
+            match app.network.propose(ops.actor(), vec![wired], within).await {
+                Ok(_) => Ok(
+                    "The change is on trial: open the box at its new address to confirm it.".into(),
+                ),
+                Err(r) => Err(super::network::shown(r).1),
+            }
+        }
+    };
+    network_again(&app, &v, reached, done, Typed::Nic(&f)).await
+}
+
+/// `POST /setup/network/confirm` (`keep`) and `/setup/network/cancel`.
+async fn network_finish(app: &App, v: &Visitor, keep: bool) -> Response {
+    let (reached, s) = match admin_at(app, v, Step::Network).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ops = super::ops(app, v, s);
+    let done = if keep {
+        app.network
+            .confirm(ops.actor())
+            .await
+            .map(|_| "Confirmed: the new settings stay.")
+    } else {
+        app.network
+            .cancel(ops.actor())
+            .await
+            .map(|_| "Cancelled: the previous settings are back.")
+    };
+    let done = done
+        .map(String::from)
+        .map_err(|r| super::network::shown(r).1);
+    network_again(app, v, reached, done, Typed::Nothing).await
+}
+
+/// `POST /setup/network/confirm`: the settings on trial stay.
+pub async fn network_confirm(State(app): State<App>, Extension(v): Extension<Visitor>) -> Response {
+    network_finish(&app, &v, true).await
+}
+
+/// `POST /setup/network/cancel`: the previous settings come back now.
+pub async fn network_cancel(State(app): State<App>, Extension(v): Extension<Visitor>) -> Response {
+    network_finish(&app, &v, false).await
+}
+
+/// `POST /setup/network/ntp`: sets the NTP servers.
+pub async fn network_ntp(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<NtpFields>,
+) -> Response {
+    let (reached, s) = match admin_at(&app, &v, Step::Network).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ops = super::ops(&app, &v, s);
+    let done = match app.network.set_ntp(ops.actor(), f.list()).await {
+        Ok(()) => Ok("The NTP servers are set.".to_string()),
+        Err(r) => Err(super::network::shown(r).1),
+    };
+    network_again(&app, &v, reached, done, Typed::Ntp(&f.servers)).await
+}
+
+/// `POST /setup/network/hostname`: renames the box.
+pub async fn network_hostname(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<NameFields>,
+) -> Response {
+    let (reached, s) = match admin_at(&app, &v, Step::Network).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ops = super::ops(&app, &v, s);
+    let name = f.hostname.trim();
+    let done = match app.network.set_hostname(ops.actor(), name).await {
+        Ok(()) => Ok(format!("The box is now called {name}.")),
+        Err(r) => Err(super::network::shown(r).1),
+    };
+    network_again(&app, &v, reached, done, Typed::Hostname(&f.hostname)).await
 }
 
 /// Step 4's fields.

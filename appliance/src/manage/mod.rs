@@ -16,6 +16,7 @@
 pub mod addresses;
 pub mod cameras;
 pub mod network;
+pub mod registration;
 pub mod streams;
 
 use crate::config::Config;

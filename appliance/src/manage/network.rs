@@ -2,7 +2,9 @@
 //! that reverts by itself unless an administrator confirms it from a browser in time,
 //! which proves the box is still reachable after it. One trial at a time; each step is
 //! in the audit log (`network.try`, `network.confirm`, `network.cancel`,
-//! `network.reverted`).
+//! `network.reverted`). The box's name and NTP servers are changed here too
+//! ([`Network::set_hostname`], `network.hostname`; [`Network::set_ntp`], `network.ntp`),
+//! at once rather than on trial.
 //!
 //! The trial is also kept in the database, so a restart in the middle of one (of the
 //! service, or of the box, which would boot into the new settings) still ends it the
@@ -245,6 +247,54 @@ impl Network {
             me.expire(&path).await;
         });
         Ok(trial)
+    }
+
+    /// Renames the box: `name` becomes its host name and its mDNS name (`NAME.local`)
+    /// at once, and after every boot. Not a trial: a new name cannot cut the box off
+    /// (its addresses stay), and the page says the new name to open. Audited as
+    /// `network.hostname`, old name to new.
+    ///
+    /// # Errors
+    /// [`Refused::Invalid`] for a name that is not one DNS label
+    /// ([`crate::system::hostname::check`]) or the name already;
+    /// [`Refused::Unavailable`] without the helper; [`Refused::Failed`] when hostnamed or
+    /// avahi fails (the name is then kept for the next boot).
+    pub async fn set_hostname(&self, actor: &Actor, name: &str) -> Result<(), Refused> {
+        crate::system::hostname::check(name).map_err(Refused::Invalid)?;
+        let before = crate::system::network::host_name();
+        if before == name {
+            return Err(Refused::Invalid(format!(
+                "the box is called {name} already"
+            )));
+        }
+        let _busy = self.busy.lock().await;
+        let request = Request::Hostname {
+            name: name.to_string(),
+        };
+        self.ask(&request, HELPER_DEADLINE).await?;
+        self.audit(actor, "network.hostname", &format!("{before} -> {name}"))
+            .await;
+        Ok(())
+    }
+
+    /// Makes `servers` the NTP servers the box sets its clock from (none: what DHCP
+    /// gives, then the distribution's). At once, not a trial. Audited as `network.ntp`.
+    ///
+    /// # Errors
+    /// [`Refused::Invalid`] for servers [`crate::system::timesync::check`] refuses;
+    /// [`Refused::Unavailable`] without the helper; [`Refused::Failed`] when systemd
+    /// fails (the servers are then kept for the next boot).
+    pub async fn set_ntp(&self, actor: &Actor, servers: Vec<String>) -> Result<(), Refused> {
+        crate::system::timesync::check(&servers).map_err(Refused::Invalid)?;
+        let _busy = self.busy.lock().await;
+        let detail = if servers.is_empty() {
+            "the defaults (DHCP's, then the distribution's)".to_string()
+        } else {
+            servers.join(" ")
+        };
+        self.ask(&Request::Ntp { servers }, HELPER_DEADLINE).await?;
+        self.audit(actor, "network.ntp", &detail).await;
+        Ok(())
     }
 
     /// Confirms the trial: its settings stay.

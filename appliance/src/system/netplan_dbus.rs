@@ -117,6 +117,11 @@ impl Bus {
         }
     }
 
+    /// The connection, for the other services the helper calls.
+    pub fn connection(&self) -> &zbus::Connection {
+        &self.conn
+    }
+
     /// A new configuration object, a copy of the configuration now.
     ///
     /// # Errors

@@ -14,15 +14,20 @@
 //! | `{"op": "confirm", "path"}` | `{"answer": "done"}` |
 //! | `{"op": "cancel", "path"}` | `{"answer": "done"}` |
 //! | `{"op": "recover", "path", "previous", "proposed"}` | `{"answer": "recovered", "reason"}` |
+//! | `{"op": "hostname", "name"}` | `{"answer": "done"}` |
+//! | `{"op": "ntp", "servers"}` | `{"answer": "done"}` |
 //!
 //! or `{"answer": "invalid", "message"}` (refused, nothing changed) or `{"answer":
-//! "failed", "message"}`. The helper checks every setting itself ([`Wired::check`]) and
-//! refuses interfaces configured by hand, so a compromised service can do no more than
-//! the network page can. It writes no file: netplan-dbus does, into the one file
-//! [`super::netplan_dbus::ORIGIN`].
+//! "failed", "message"}`. The helper checks every setting itself ([`Wired::check`],
+//! [`hostname::check`]) and refuses interfaces configured by hand, so a compromised
+//! service can do no more than the network page can. It writes two files itself, the
+//! host name's ([`hostname::STATE_FILE`]) and timesyncd's drop-in
+//! ([`timesync::STATE_FILE`]); netplan-dbus writes the network settings, into the one
+//! file [`super::netplan_dbus::ORIGIN`].
 
 use super::netplan::{self, Configured, Wired};
 use super::netplan_dbus::{Bus, BusError};
+use super::{hostname, timesync};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
@@ -74,6 +79,16 @@ pub enum Request {
         previous: Previous,
         /// The settings tried.
         proposed: Vec<Wired>,
+    },
+    /// Make `name` the box's host name (and its mDNS name).
+    Hostname {
+        /// A name [`hostname::check`] takes.
+        name: String,
+    },
+    /// Make `servers` the NTP servers (none: timesyncd's defaults).
+    Ntp {
+        /// Servers [`timesync::check`] takes.
+        servers: Vec<String>,
     },
 }
 
@@ -237,6 +252,8 @@ fn refuse(r: &Request) -> Option<String> {
         Request::Try { wired, seconds } => {
             check_change(wired, *seconds, &super::network::links()).err()
         }
+        Request::Hostname { name } => hostname::check(name).err(),
+        Request::Ntp { servers } => timesync::check(servers).err(),
         Request::Confirm { path } | Request::Cancel { path } => {
             (!valid_path(path)).then(|| format!("{path:?} is not a netplan configuration"))
         }
@@ -293,6 +310,22 @@ async fn handle(r: Request) -> Answer {
             },
             Err(e) => failed(e),
         },
+        Request::Hostname { name } => {
+            let file = Path::new(hostname::STATE_FILE);
+            match hostname::set(bus.connection(), file, &name).await {
+                Ok(()) => Answer::Done,
+                Err(hostname::Error::Invalid(m)) => invalid(m),
+                Err(e) => failed(e),
+            }
+        }
+        Request::Ntp { servers } => {
+            let file = Path::new(timesync::STATE_FILE);
+            match timesync::set(bus.connection(), file, &servers).await {
+                Ok(()) => Answer::Done,
+                Err(timesync::Error::Invalid(m)) => invalid(m),
+                Err(e) => failed(e),
+            }
+        }
     }
 }
 

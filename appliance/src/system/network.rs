@@ -1,5 +1,6 @@
 //! What the network looks like now, read from the system: interfaces with their
-//! addresses, and the default routes (from `/proc/net/route` and `/proc/net/ipv6_route`).
+//! addresses, and the default routes (from `/proc/net/route` and `/proc/net/ipv6_route`),
+//! and [`Changes`], the kernel's word that they changed (rtnetlink's multicast groups).
 //! Read-only; changing the network is the privileged path's job.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -60,6 +61,191 @@ pub fn interfaces() -> std::io::Result<Vec<Interface>> {
     }
     out.sort_by(|a, b| (a.loopback, &a.name).cmp(&(b.loopback, &b.name)));
     Ok(out)
+}
+
+/// Whether `ip` is a global unicast IPv6 address, one a directory on the internet can
+/// reach the box at: not loopback, unspecified, multicast, link-local (`fe80::/10`),
+/// site-local (`fec0::/10`), unique local (`fc00::/7`, RFC 4193) or IPv4-mapped.
+/// Documentation prefixes (`2001:db8::/32`) count, as the kernel counts them.
+pub fn global_ipv6(ip: &IpAddr) -> bool {
+    let IpAddr::V6(v6) = ip else { return false };
+    let first = v6.segments()[0];
+    !(v6.is_loopback()
+        || v6.is_unspecified()
+        || v6.is_multicast()
+        || (first & 0xffc0) == 0xfe80
+        || (first & 0xffc0) == 0xfec0
+        || (first & 0xfe00) == 0xfc00
+        || v6.to_ipv4_mapped().is_some())
+}
+
+/// The global IPv6 addresses ([`global_ipv6`]) among `interfaces`, sorted, each once.
+pub fn global_ipv6_addresses(interfaces: &[Interface]) -> Vec<Ipv6Addr> {
+    let mut out: Vec<Ipv6Addr> = interfaces
+        .iter()
+        .flat_map(|i| &i.addresses)
+        .filter(|a| global_ipv6(&a.ip))
+        .filter_map(|a| match a.ip {
+            IpAddr::V6(v6) => Some(v6),
+            IpAddr::V4(_) => None,
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The kernel's announcements that links, addresses or routes changed: an rtnetlink
+/// socket (rtnetlink(7), through netlink-sys) joined to the `RTMGRP_LINK`,
+/// `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV6_IFADDR`, `RTMGRP_IPV4_ROUTE` and `RTMGRP_IPV6_ROUTE`
+/// groups. The messages are not parsed: each wakes the reader, who reads the state
+/// afresh ([`interfaces`]).
+pub struct Changes {
+    socket: netlink_sys::TokioSocket,
+    buf: Vec<u8>,
+}
+
+impl Changes {
+    /// Joins the groups. Needs a Tokio runtime.
+    ///
+    /// # Errors
+    /// The I/O error of `socket(2)`/`bind(2)` (no `AF_NETLINK` in a sandbox).
+    pub fn open() -> std::io::Result<Changes> {
+        use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, SocketAddr, TokioSocket};
+        const GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
+        let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
+        socket.socket_mut().bind(&SocketAddr::new(0, GROUPS))?;
+        Ok(Changes {
+            socket,
+            buf: Vec::with_capacity(16 * 1024),
+        })
+    }
+
+    /// Waits for the next announcement, then takes every one already queued, so a
+    /// burst (an interface coming up with several addresses) is one change.
+    ///
+    /// # Errors
+    /// The I/O error of `recv(2)`; a queue that overflowed (`ENOBUFS`) is a change, not
+    /// an error.
+    pub async fn next(&mut self) -> std::io::Result<()> {
+        use netlink_sys::AsyncSocketExt;
+        const ENOBUFS: i32 = 105;
+        self.buf.clear();
+        match self.socket.recv(&mut self.buf).await {
+            Err(e) if e.raw_os_error() != Some(ENOBUFS) => return Err(e),
+            _ => {}
+        }
+        loop {
+            self.buf.clear();
+            match netlink_sys::AsyncSocket::socket_ref(&self.socket).recv(&mut self.buf, 0) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(ENOBUFS) => {}
+                Err(_) => return Ok(()),
+            }
+        }
+    }
+}
+
+/// The interfaces and their addresses ([`interfaces`]), kept current by a task that reads
+/// them again at each of the kernel's [`Changes`], and every 30 s besides (all it has
+/// where rtnetlink is not open to it). Outside a Tokio runtime the value is never
+/// updated.
+pub fn watch() -> tokio::sync::watch::Receiver<Vec<Interface>> {
+    let (tx, rx) = tokio::sync::watch::channel(interfaces().unwrap_or_default());
+    let Ok(rt) = tokio::runtime::Handle::try_current() else {
+        return rx;
+    };
+    rt.spawn(async move {
+        let mut changes = match Changes::open() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(error = %e, "rtnetlink is not available; reading the network every 30 s");
+                None
+            }
+        };
+        loop {
+            let change = async {
+                match changes.as_mut() {
+                    Some(c) => c.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = change => {
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, "reading rtnetlink failed; reading the network every 30 s");
+                        changes = None;
+                    }
+                }
+                () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                () = tx.closed() => return,
+            }
+            let now = tokio::task::spawn_blocking(interfaces).await;
+            if let Ok(Ok(now)) = now {
+                tx.send_if_modified(|old| {
+                    let changed = *old != now;
+                    if changed {
+                        *old = now;
+                    }
+                    changed
+                });
+            }
+        }
+    });
+    rx
+}
+
+/// How link `name` is now, from `/sys/class/net/NAME` (operstate, carrier, speed,
+/// duplex): `up, 1000 Mbit/s, full duplex`, `no carrier (cable unplugged?)`, `down`.
+pub fn link_state(name: &str) -> String {
+    if !valid_link_name(name) {
+        return "unknown".into();
+    }
+    let dir = std::path::Path::new("/sys/class/net").join(name);
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    let oper = read("operstate").unwrap_or_else(|| "unknown".into());
+    if read("carrier").as_deref() == Some("0") {
+        return "no carrier (cable unplugged?)".into();
+    }
+    let mut out = vec![oper];
+    if let Some(mbit) = read("speed")
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|s| *s > 0)
+    {
+        out.push(format!("{mbit} Mbit/s"));
+    }
+    if let Some(d) = read("duplex").filter(|d| d != "unknown") {
+        out.push(format!("{d} duplex"));
+    }
+    out.join(", ")
+}
+
+/// A kernel interface name: 1-15 bytes, no `/`, not `.` or `..`.
+fn valid_link_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 15 && !name.contains('/') && name != "." && name != ".."
+}
+
+/// The DNS servers in use now: systemd-resolved's upstream servers
+/// (`/run/systemd/resolve/resolv.conf`), or else `/etc/resolv.conf`'s, in order.
+pub fn dns_in_use() -> Vec<IpAddr> {
+    let text = std::fs::read_to_string("/run/systemd/resolve/resolv.conf")
+        .or_else(|_| std::fs::read_to_string("/etc/resolv.conf"))
+        .unwrap_or_default();
+    parse_nameservers(&text)
+}
+
+/// The `nameserver` lines of resolv.conf(5) text (an IPv6 zone suffix dropped).
+fn parse_nameservers(text: &str) -> Vec<IpAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|a| a.split('%').next()?.parse().ok())
+        .collect()
 }
 
 /// The names of the network interfaces the kernel has (`/sys/class/net`), with or
@@ -169,6 +355,38 @@ mod tests {
             }]
         );
         assert!(parse_route_v4("garbage\nmore garbage here\n").is_empty());
+    }
+
+    #[test]
+    fn nameservers_and_link_names() {
+        let text = "# by resolved\nnameserver 192.0.2.53\nnameserver fe80::1%eth0\nsearch x\nnameserver bogus\n";
+        assert_eq!(
+            parse_nameservers(text),
+            vec![
+                "192.0.2.53".parse::<IpAddr>().expect("ip"),
+                "fe80::1".parse().expect("ip")
+            ]
+        );
+        assert_eq!(link_state("../../etc"), "unknown");
+        assert_eq!(link_state(""), "unknown");
+        assert!(!link_state("lo").is_empty());
+    }
+
+    #[test]
+    fn global_ipv6_leaves_out_local_scopes() {
+        for (ip, global) in [
+            ("2001:db8::5", true),
+            ("2a01:4f8::1", true),
+            ("fe80::1", false),
+            ("fd00:76::20", false),
+            ("fec0::1", false),
+            ("::1", false),
+            ("ff02::fb", false),
+            ("::ffff:192.0.2.1", false),
+            ("192.0.2.1", false),
+        ] {
+            assert_eq!(global_ipv6(&ip.parse().expect("ip")), global, "{ip}");
+        }
     }
 
     #[test]

@@ -1,0 +1,201 @@
+//! The box's host name: the name it answers to over mDNS as `NAME.local` (RFC 6762), and
+//! the one its console banner and the network page offer.
+//!
+//! On the appliance `/etc/hostname` (on the read-only root) is a link to
+//! [`STATE_FILE`], on the writable state partition, so a name survives reboots and
+//! updates. A change, made by the network helper as root: the file is replaced
+//! (written beside it, then renamed), then systemd-hostnamed is asked to set the name
+//! (`SetHostname`: it takes the static name it reads from the file, so the kernel's name
+//! follows), then avahi-daemon (`SetHostName`: it does not follow the kernel's name by
+//! itself). Both are asked over the system bus, never through a shell.
+
+use std::path::Path;
+use std::time::Duration;
+
+/// Where the appliance keeps its host name (`/etc/hostname` links here).
+pub const STATE_FILE: &str = "/mnt/state/host/hostname";
+
+/// How long hostnamed or avahi may take to answer.
+const CALL_DEADLINE: Duration = Duration::from_secs(20);
+
+/// Checks a host name: one DNS label (RFC 1123 §2.1, RFC 6762 §16) of 1-63 lowercase
+/// ASCII letters, digits and inner hyphens, not all digits, and not `localhost`.
+///
+/// # Errors
+/// The reason, a sentence.
+pub fn check(name: &str) -> Result<(), String> {
+    let bad = |why: &str| Err(format!("{name:?} cannot be the box's name: {why}"));
+    if name.is_empty() || name.len() > 63 {
+        return bad("it must be 1-63 characters long");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return bad("use only lowercase letters a-z, digits and hyphens");
+    }
+    if name.starts_with('-') || name.ends_with('-') {
+        return bad("it cannot begin or end with a hyphen");
+    }
+    if name.bytes().all(|b| b.is_ascii_digit()) {
+        return bad("it cannot be only digits");
+    }
+    if name == "localhost" {
+        return bad("that name is every machine's own");
+    }
+    Ok(())
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.hostname1",
+    default_service = "org.freedesktop.hostname1",
+    default_path = "/org/freedesktop/hostname1"
+)]
+trait Hostnamed {
+    /// Sets the transient host name; the kernel takes the static one when there is one.
+    async fn set_hostname(&self, name: &str, interactive: bool) -> zbus::Result<()>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.Avahi.Server",
+    default_service = "org.freedesktop.Avahi",
+    default_path = "/"
+)]
+trait AvahiServer {
+    /// The name avahi announces (without `.local`).
+    fn get_host_name(&self) -> zbus::Result<String>;
+    /// Announces a new name (an error when it is the name already).
+    fn set_host_name(&self, name: &str) -> zbus::Result<()>;
+}
+
+/// Why a change of name failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The name is not one ([`check`]).
+    #[error("{0}")]
+    Invalid(String),
+    /// The state file could not be written; nothing changed.
+    #[error("keeping the name failed: {0}")]
+    Write(std::io::Error),
+    /// No system bus.
+    #[error("the system bus is not available: {0}")]
+    Bus(String),
+    /// hostnamed or avahi refused or did not answer. The name is kept, and in force
+    /// after the next boot.
+    #[error("{service} did not take the name: {detail}")]
+    Call {
+        /// `systemd-hostnamed` or `avahi-daemon`.
+        service: &'static str,
+        /// What it said.
+        detail: String,
+    },
+}
+
+/// Writes `name` to `file` ([`replace`]).
+///
+/// # Errors
+/// The I/O error; `file` is then as it was.
+pub fn keep(file: &Path, name: &str) -> std::io::Result<()> {
+    replace(file, &format!("{name}\n"))
+}
+
+/// Replaces `file` with `text` at once: a new file beside it (`.new`, mode 0644 whatever
+/// the umask: timesyncd reads its drop-in as its own user), synced, renamed over it,
+/// and the directory synced, so a crash leaves the old file or the new one.
+///
+/// # Errors
+/// The I/O error; `file` is then as it was.
+pub fn replace(file: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = file.with_extension("new");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, file)?;
+    if let Some(dir) = file.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+async fn call<T>(
+    service: &'static str,
+    f: impl std::future::Future<Output = zbus::Result<T>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(CALL_DEADLINE, f).await {
+        Ok(Ok(t)) => Ok(t),
+        Ok(Err(e)) => Err(Error::Call {
+            service,
+            detail: e.to_string(),
+        }),
+        Err(_) => Err(Error::Call {
+            service,
+            detail: "no answer in time".into(),
+        }),
+    }
+}
+
+/// Makes `name` the box's name: checked, kept in `file`, then in force in the kernel
+/// (through systemd-hostnamed) and over mDNS (through avahi-daemon) on `conn`.
+///
+/// # Errors
+/// [`Error`]; after [`Error::Call`] the name is kept and takes effect at the next boot.
+pub async fn set(conn: &zbus::Connection, file: &Path, name: &str) -> Result<(), Error> {
+    check(name).map_err(Error::Invalid)?;
+    let owned = (file.to_path_buf(), name.to_string());
+    tokio::task::spawn_blocking(move || keep(&owned.0, &owned.1))
+        .await
+        .map_err(|e| Error::Write(std::io::Error::other(e)))?
+        .map_err(Error::Write)?;
+    let hostnamed = call("systemd-hostnamed", HostnamedProxy::new(conn)).await?;
+    call("systemd-hostnamed", hostnamed.set_hostname(name, false)).await?;
+    let avahi = call("avahi-daemon", AvahiServerProxy::new(conn)).await?;
+    if call("avahi-daemon", avahi.get_host_name()).await? != name {
+        call("avahi-daemon", avahi.set_host_name(name)).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["streambox", "studio-2", "a", "b0x", &"x".repeat(63)] {
+            assert!(check(good).is_ok(), "{good}");
+        }
+        for (bad, why) in [
+            ("", "1-63"),
+            (&"x".repeat(64), "1-63"),
+            ("Studio", "lowercase"),
+            ("studio.local", "lowercase letters"),
+            ("st udio", "lowercase"),
+            ("-studio", "hyphen"),
+            ("studio-", "hyphen"),
+            ("1234", "digits"),
+            ("localhost", "every machine"),
+            ("stüdio", "lowercase"),
+        ] {
+            let e = check(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn kept_by_replacing_the_file() {
+        let dir = std::env::temp_dir().join(format!("sb-hostname-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("hostname");
+        std::fs::write(&file, "old\n").expect("write");
+        keep(&file, "studio").expect("keep");
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "studio\n");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        assert!(!dir.join("hostname.new").exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
