@@ -63,6 +63,7 @@ impl App {
                 rtsp: cfg.rtsp.listen.port(),
                 rtmp: cfg.rtmp.listen.port(),
             },
+            cfg.sources.allow_local_addresses,
         );
         App {
             dvr: crate::dvr::Dvr::new(&cfg, db.clone(), metrics.clone()),

@@ -136,10 +136,11 @@ pub struct SourcesConfig {
     /// The longest wait between reconnection attempts to a camera; waits start at one
     /// second and double up to this, with jitter.
     pub retry_max: f64,
-    /// Whether the admin pages and the API may test and add cameras at loopback and
-    /// link-local addresses (this machine's own ports, 169.254/16, fe80::/10). Off, so
-    /// a stolen API token cannot scan the appliance's own services through "Test
-    /// connection". The CLI (`streambox source add`) is not limited.
+    /// Whether the admin pages and the API may test and add cameras, and register with
+    /// a directory, at loopback and link-local addresses (this machine's own ports,
+    /// 169.254/16, fe80::/10). Off, so a stolen API token cannot scan the appliance's
+    /// own services through "Test connection" or registration. The CLI
+    /// (`streambox source add`) is not limited.
     pub allow_local_addresses: bool,
 }
 

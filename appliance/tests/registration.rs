@@ -160,8 +160,42 @@ fn serve(
 }
 
 #[test]
-fn the_box_registers_with_a_directory_and_retries_with_backoff() {
+fn a_directory_on_the_box_itself_is_refused() {
     let server = Server::start();
+    let web = Web::new(&server);
+    web.complete_setup(PASSWORD, "lobby");
+    let token = web.make_token("reg");
+    let dir = Directory::start();
+    for url in [
+        dir.url.clone(),
+        "https://localhost/register".into(),
+        "https://[fe80::1]/r".into(),
+    ] {
+        let body = json!({"url": url, "token": TOKEN, "ca_pem": dir.ca_pem});
+        let a = web.api(
+            "PUT",
+            "/api/network/registration",
+            Some(&token),
+            None,
+            Some(&body),
+        );
+        assert_eq!(a.status, 422, "{url} → {a:?}");
+        assert!(
+            a.error().contains("loopback or link-local"),
+            "{url}: {:?}",
+            a.error()
+        );
+    }
+    assert!(dir.arrived().is_empty(), "nothing reached the directory");
+}
+
+#[test]
+fn the_box_registers_with_a_directory_and_retries_with_backoff() {
+    // The directory runs on this machine, so the box must be allowed to reach it.
+    let server = Server::with(Settings {
+        env: vec![("STREAMBOX_SOURCES__ALLOW_LOCAL_ADDRESSES", "true".into())],
+        ..Default::default()
+    });
     let web = Web::new(&server);
     web.complete_setup(PASSWORD, "lobby");
     let token = web.make_token("reg");

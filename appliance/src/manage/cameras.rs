@@ -176,34 +176,9 @@ pub async fn save(
 }
 
 /// Why a camera at `url` may not be used from the admin pages: its host is, or resolves
-/// to, a loopback, link-local or unspecified address. `None` when it may (or when the
-/// name does not resolve: connecting then fails like any unreachable camera).
+/// to, a loopback, link-local or unspecified address ([`super::addresses::local_target`]).
 async fn local_target(url: &url::Url) -> Option<String> {
-    let port = url.port().unwrap_or(554);
-    let addrs: Vec<std::net::IpAddr> = match url.host()? {
-        url::Host::Ipv4(a) => vec![a.into()],
-        url::Host::Ipv6(a) => vec![a.into()],
-        url::Host::Domain(name) => {
-            let found = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                tokio::net::lookup_host((name, port)),
-            )
-            .await;
-            match found {
-                Ok(Ok(a)) => a.map(|s| s.ip()).collect(),
-                _ => return None,
-            }
-        }
-    };
-    let local = addrs.into_iter().find(|a| {
-        let a = a.to_canonical();
-        a.is_loopback()
-            || a.is_unspecified()
-            || match a {
-                std::net::IpAddr::V4(v4) => v4.is_link_local(),
-                std::net::IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
-            }
-    })?;
+    let local = super::addresses::local_target(url, 554).await?;
     Some(format!(
         "The camera's address ({local}) is a loopback or link-local address, which the admin pages do not connect to. If the camera really is there, set sources.allow_local_addresses in the configuration."
     ))

@@ -282,6 +282,9 @@ impl Ports {
 pub struct Registration {
     db: SqlitePool,
     ports: Ports,
+    /// Whether a directory may be at a loopback or link-local address
+    /// (`sources.allow_local_addresses`).
+    allow_local: bool,
     state: Mutex<State>,
     /// Told when the settings change (the task starts over).
     changed: tokio::sync::Notify,
@@ -290,11 +293,13 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// The registration over `db`, for a service answering at `ports`.
-    pub fn new(db: SqlitePool, ports: Ports) -> Arc<Registration> {
+    /// The registration over `db`, for a service answering at `ports`; directories at
+    /// loopback or link-local addresses only when `allow_local`.
+    pub fn new(db: SqlitePool, ports: Ports, allow_local: bool) -> Arc<Registration> {
         Arc::new(Registration {
             db,
             ports,
+            allow_local,
             state: Mutex::new(State::default()),
             changed: tokio::sync::Notify::new(),
             busy: tokio::sync::Mutex::new(()),
@@ -362,8 +367,9 @@ impl Registration {
     /// (a status other than 401/403): the box then registers with them from now on.
     ///
     /// # Errors
-    /// [`Refused::Invalid`] for settings [`Settings::check`] refuses, a directory that
-    /// cannot be reached (no connection, TLS refused, no answer in 20 s), or a token it
+    /// [`Refused::Invalid`] for settings [`Settings::check`] refuses, a directory at a
+    /// loopback or link-local address (unless allowed), a directory that cannot be
+    /// reached (no connection, TLS refused, no answer in 20 s), or a token it
     /// refuses (401/403); nothing is saved then. [`Refused::Failed`] when the database
     /// fails.
     pub async fn set(
@@ -375,6 +381,14 @@ impl Registration {
         s.url = s.url.trim().to_string();
         s.ca_pem = s.ca_pem.filter(|p| !p.trim().is_empty());
         s.check().map_err(Refused::Invalid)?;
+        if !self.allow_local {
+            let url = url::Url::parse(&s.url).map_err(|e| Refused::Invalid(e.to_string()))?;
+            if let Some(local) = super::addresses::local_target(&url, 443).await {
+                return Err(Refused::Invalid(format!(
+                    "the directory's address ({local}) is a loopback or link-local address, which the admin pages do not connect to; set sources.allow_local_addresses in the configuration if the directory really is there"
+                )));
+            }
+        }
         let _busy = self.busy.lock().await;
         let addresses = global_ipv6_addresses(interfaces);
         let payload = self.payload("settings", addresses.clone()).await;
