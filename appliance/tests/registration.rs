@@ -307,6 +307,52 @@ fn the_box_registers_with_a_directory_and_retries_with_backoff() {
         );
     }
 
+    // The page's form keeps the saved token and certificates when left empty, the
+    // token only for the same directory.
+    let t = web.csrf("/admin/network");
+    let a = web.post(
+        "/admin/network/registration",
+        &[
+            ("csrf", &t),
+            ("url", &dir.url),
+            ("token", ""),
+            ("interval_seconds", "300"),
+            ("ca_pem", ""),
+        ],
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(
+        a.alert().unwrap_or_default().contains("Registered with"),
+        "{:?}",
+        a.alert()
+    );
+    assert_eq!(
+        dir.arrived().last().map(|x| x.authorization.clone()),
+        Some(format!("Bearer {TOKEN}"))
+    );
+    let other = dir.url.replace("/register", "/elsewhere");
+    let a = web.post(
+        "/admin/network/registration",
+        &[
+            ("csrf", &t),
+            ("url", &other),
+            ("token", ""),
+            ("interval_seconds", "300"),
+            ("ca_pem", ""),
+        ],
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(
+        a.alert().unwrap_or_default().contains("1-4096"),
+        "{:?}",
+        a.alert()
+    );
+    assert!(
+        a.body.contains(&format!(r#"value="{other}""#)),
+        "the URL as typed: {}",
+        a.body
+    );
+
     // A directory that fails: retried after 2 s, then 4 s.
     dir.answer_with(500);
     let before = dir.arrived().len();
@@ -370,7 +416,7 @@ fn the_box_registers_with_a_directory_and_retries_with_backoff() {
         .iter()
         .filter(|e| e["action"] == "network.registration")
         .collect();
-    assert_eq!(entries.len(), 3, "two saves and one off: {audit}");
+    assert_eq!(entries.len(), 4, "three saves and one off: {audit}");
     assert!(
         !audit.to_string().contains(TOKEN),
         "the token is not in the audit log"

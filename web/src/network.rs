@@ -401,9 +401,9 @@ pub fn page(shell: Shell, p: NetworkPage) -> String {
             }
         });
         let ca_hint = if r.ca {
-            "Certificates are trusted for this directory; paste new ones to replace them, or leave empty to trust only the usual authorities."
+            "Certificates are trusted for this directory; paste new ones to replace them. Left empty, the token (for the same URL) and the certificates stay as they are."
         } else {
-            "Only for a directory whose certificate is not from a public authority."
+            "Certificates only for a directory whose certificate is not from a public authority. Left empty, the token stays as it is for the same URL."
         };
         let registration = view! {
             <section id="registration">

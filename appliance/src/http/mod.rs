@@ -488,13 +488,7 @@ pub(crate) fn ops(app: &App, v: &visitor::Visitor, s: &visitor::Signed) -> crate
     )
 }
 
-/// Milliseconds since the Unix epoch as ISO 8601 UTC (`2026-11-21T22:40:00.000Z`), as
-/// pages and JSON show times; times before 1970 show as 1970.
-pub(crate) fn iso_ms(ms: i64) -> String {
-    crate::packager::hls::iso8601(
-        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
-    )
-}
+pub(crate) use crate::manage::iso_ms;
 
 /// A plain-text error response that no cache keeps.
 pub(crate) fn error(status: StatusCode, message: impl Into<String>) -> Response {

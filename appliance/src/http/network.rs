@@ -131,9 +131,7 @@ fn trial_view(app: &App, trial: Trial) -> TrialView {
     if let Some(name) = network::mdns_name(&network::host_name()) {
         open.push(admin_url(app, &name));
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = crate::manage::now_ms();
     TrialView {
         started: super::iso_ms(trial.started_ms),
         deadline: super::iso_ms(trial.deadline_ms),
@@ -943,11 +941,23 @@ pub async fn registration_handler(
     let done = match outcome {
         Err(m) => Err(refused(StatusCode::UNPROCESSABLE_ENTITY, m)),
         Ok(interval_seconds) => {
+            // Left empty, the token and certificates stay as saved; the token only for
+            // the same directory, so a changed URL never receives the old token.
+            let saved = app.registration.settings().await.ok().flatten();
+            let same = saved.as_ref().filter(|s| s.url == f.url.trim());
+            let token = match f.token.trim() {
+                "" => same.map(|s| s.token.clone()).unwrap_or_default(),
+                t => t.to_string(),
+            };
+            let ca_pem = match f.ca_pem.trim() {
+                "" => saved.as_ref().and_then(|s| s.ca_pem.clone()),
+                _ => Some(f.ca_pem.clone()),
+            };
             let settings = registration::Settings {
                 url: f.url.clone(),
-                token: f.token.trim().to_string(),
+                token,
                 interval_seconds,
-                ca_pem: Some(f.ca_pem.clone()),
+                ca_pem,
             };
             let ops = super::ops(&app, &v, &s);
             let interfaces = app.interfaces.borrow().clone();

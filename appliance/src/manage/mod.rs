@@ -169,3 +169,18 @@ impl Ops {
         }
     }
 }
+
+/// Milliseconds since the Unix epoch now (0 on a clock before 1970).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Milliseconds since the Unix epoch as ISO 8601 UTC (`2026-11-21T22:40:00.000Z`), as
+/// pages and JSON show times; times before 1970 show as 1970.
+pub(crate) fn iso_ms(ms: i64) -> String {
+    crate::packager::hls::iso8601(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+    )
+}

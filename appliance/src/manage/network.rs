@@ -15,14 +15,14 @@
 //! only through the network helper ([`crate::system::netplan_helper`]), which calls
 //! netplan's D-Bus API as root.
 
-use super::{Actor, Refused};
+use super::{iso_ms as iso, now_ms, Actor, Refused};
 use crate::system::netplan::{Configured, Wired};
 use crate::system::netplan_helper::{self as helper, Answer, HelperError, Previous, Request};
 use serde::Serialize;
 use sqlx::SqlitePool;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// A network change on trial.
 #[derive(Debug, Clone, Serialize)]
@@ -85,17 +85,6 @@ pub struct Network {
     /// Held for the whole of a change, so two admins get one trial and one refusal.
     busy: tokio::sync::Mutex<()>,
     state: Mutex<State>,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// Milliseconds since the Unix epoch as ISO 8601 UTC.
-fn iso(ms: i64) -> String {
-    crate::packager::hls::iso8601(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
 /// How long a helper request other than a trial may take (`netplan apply` restarts

@@ -15,13 +15,13 @@
 //! Every change of the settings is in the audit log (`network.registration`); the
 //! token is never logged nor shown again.
 
-use super::{Actor, Refused};
+use super::{iso_ms as iso, now_ms, Actor, Refused};
 use crate::system::network::{global_ipv6_addresses, Interface};
 use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 use std::net::Ipv6Addr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// The setting the registration's settings are kept in (JSON).
 const SETTING: &str = "registration";
@@ -224,16 +224,6 @@ pub struct View {
 pub fn backoff(failures: u32, interval_seconds: u32) -> Duration {
     let s = 2u64.saturating_mul(1 << failures.saturating_sub(1).min(16));
     Duration::from_secs(s.min(300).min(u64::from(interval_seconds)))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-fn iso(ms: i64) -> String {
-    crate::packager::hls::iso8601(UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64))
 }
 
 #[derive(Default)]
