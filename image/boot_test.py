@@ -608,19 +608,31 @@ def name_checks(vm, api):
 
 
 class Directory:
-    """A registration directory on the host, over HTTPS with a self-signed certificate
-    for 10.0.2.2 (where the guest reaches the host through QEMU's user network):
+    """A registration directory on the host, over HTTPS with a certificate for 10.0.2.2
+    (where the guest reaches the host through QEMU's user network) from a private
+    certificate authority:
     records each registration and answers with `status` (401 for another token)."""
 
     TOKEN = "hall-token"
 
     def __init__(self, work):
-        cert, key = os.path.join(work, "dir-cert.pem"), os.path.join(work, "dir-key.pem")
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj",
-                        "/CN=directory", "-addext", "subjectAltName=IP:10.0.2.2",
-                        "-keyout", key, "-out", cert], check=True, capture_output=True)
-        with open(cert) as f:
+        # A private certificate authority (whose certificate the box is given) and the
+        # directory's certificate from it, for 10.0.2.2.
+        p = lambda name: os.path.join(work, name)
+        ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+        with open(p("ext"), "w") as f:
+            f.write("subjectAltName=IP:10.0.2.2\nbasicConstraints=CA:FALSE\n"
+                    "extendedKeyUsage=serverAuth\n")
+        for argv in (["req", "-x509", *ec, "-days", "2", "-subj", "/CN=streambox test CA",
+                      "-keyout", p("ca-key.pem"), "-out", p("ca.pem")],
+                     ["req", *ec, "-subj", "/CN=directory", "-keyout", p("key.pem"),
+                      "-out", p("dir.csr")],
+                     ["x509", "-req", "-in", p("dir.csr"), "-CA", p("ca.pem"), "-CAkey",
+                      p("ca-key.pem"), "-CAcreateserial", "-days", "2", "-extfile", p("ext"),
+                      "-out", p("cert.pem")]):
+            subprocess.run(["openssl", *argv], check=True, capture_output=True)
+        cert, key = p("cert.pem"), p("key.pem")
+        with open(p("ca.pem")) as f:
             self.ca_pem = f.read()
         self.status, self.arrived, self.lock = 200, [], threading.Lock()
         directory = self
