@@ -704,7 +704,7 @@ def registration_checks(vm, browser, base, api):
     print(f"network: a new address was registered {time.monotonic() - t0:.1f} s after it was added",
           flush=True)
     wait_for("the network page's live state to show the new address", 10,
-                    lambda: "2001:db8:77::6/64" in (p := browser.request("GET", f"{base}/admin/network/live")[2]))
+                    lambda: "2001:db8:77::6/64" in browser.request("GET", f"{base}/admin/network/live")[2])
     print(f"network: the page's live state showed it {time.monotonic() - t0:.1f} s after it was added",
           flush=True)
     body = got[n][2]
@@ -722,9 +722,10 @@ def registration_checks(vm, browser, base, api):
     d.status = 401
     n = d.count()
     d.wait(n + 1, 30)
-    page = wait_for("the page to show the refused token", 10,
-                    lambda: (p := browser.request("GET", f"{base}/admin/network")[2])
-                    if "refused the token" in p else None)
+    def refused_shown():
+        page = browser.request("GET", f"{base}/admin/network")[2]
+        return page if "refused the token" in page else None
+    page = wait_for("the page to show the refused token", 10, refused_shown)
     check("the directory refused the token (401) token expired" in page,
           "the network page shows the directory's refusal")
     status, view = api("DELETE", "/api/network/registration")
@@ -857,13 +858,22 @@ def network_checks(vm, browser, base):
         print(log, flush=True)
     check(reverted, f"a trial cut short by a reboot ended with the previous settings ({seen})")
     api = Api(browser, base)
-    status, audit = api("GET", "/api/audit?limit=50")
+    # The service writes the audit entry once netplan's apply has returned, which can be
+    # a little after the addresses are back.
+    def cut_short():
+        _, audit = api("GET", "/api/audit?limit=50")
+        return audit if any(e["action"] == "network.reverted"
+                            and "restarted during the trial" in e["detail"] for e in audit) else None
+    try:
+        audit = wait_for("the audit log to say the reboot cut the trial short", 60, cut_short)
+    except Failed:
+        _, audit = api("GET", "/api/audit?limit=50")
+        print([(e["action"], e["detail"]) for e in audit if e["action"].startswith("network")], flush=True)
+        raise
     actions = [e["action"] for e in audit]
     check({"network.try", "network.confirm", "network.reverted", "network.hostname", "network.ntp",
            "network.registration"} <= set(actions),
           f"the audit log has the trials ({[a for a in actions if a.startswith('network')]})")
-    check(any(e["action"] == "network.reverted" and "restarted during the trial" in e["detail"]
-              for e in audit), "the audit log says the reboot cut the trial short")
     # The privileged path is narrow: netplan answers root only, the helper that calls it
     # as root has no capabilities, and only the service's group may reach the helper.
     rc, out, err = vm.run(["/sbin/runuser", "-u", "nobody", "--", "/usr/bin/busctl", "call",

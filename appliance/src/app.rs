@@ -61,7 +61,6 @@ impl App {
                 https: cfg.http.tls_listen.map(|a| a.port()),
                 http: cfg.http.listen.port(),
                 rtsp: cfg.rtsp.listen.port(),
-                rtmp: cfg.rtmp.listen.port(),
             },
             cfg.sources.allow_local_addresses,
         );

@@ -176,9 +176,9 @@ pub async fn save(
 }
 
 /// Why a camera at `url` may not be used from the admin pages: its host is, or resolves
-/// to, a loopback, link-local or unspecified address ([`super::addresses::local_target`]).
+/// to, a loopback, link-local or unspecified address ([`crate::system::network::local_target`]).
 async fn local_target(url: &url::Url) -> Option<String> {
-    let local = super::addresses::local_target(url, 554).await?;
+    let local = crate::system::network::local_target(url, 554).await?;
     Some(format!(
         "The camera's address ({local}) is a loopback or link-local address, which the admin pages do not connect to. If the camera really is there, set sources.allow_local_addresses in the configuration."
     ))

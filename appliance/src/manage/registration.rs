@@ -153,10 +153,8 @@ pub struct Urls {
     pub admin: String,
     /// The viewers' portal.
     pub portal: String,
-    /// RTSP players' base URL (`rtsp://[ADDR]:PORT/NAME`).
+    /// RTSP players' base URL (`rtsp://[ADDR]:PORT/`, then the stream's name).
     pub rtsp: String,
-    /// RTMP publishers' base URL (`rtmp://[ADDR]:PORT/live`).
-    pub rtmp: String,
 }
 
 /// How an attempt ended.
@@ -242,8 +240,6 @@ pub struct Ports {
     pub http: u16,
     /// RTSP port.
     pub rtsp: u16,
-    /// RTMP port.
-    pub rtmp: u16,
 }
 
 impl Ports {
@@ -263,7 +259,6 @@ impl Ports {
             },
             portal: with("http", self.http, 80),
             rtsp: with("rtsp", self.rtsp, 554),
-            rtmp: format!("{}live", with("rtmp", self.rtmp, 1935)),
         }
     }
 }
@@ -373,7 +368,7 @@ impl Registration {
         s.check().map_err(Refused::Invalid)?;
         if !self.allow_local {
             let url = url::Url::parse(&s.url).map_err(|e| Refused::Invalid(e.to_string()))?;
-            if let Some(local) = super::addresses::local_target(&url, 443).await {
+            if let Some(local) = crate::system::network::local_target(&url, 443).await {
                 return Err(Refused::Invalid(format!(
                     "the directory's address ({local}) is a loopback or link-local address, which the admin pages do not connect to; set sources.allow_local_addresses in the configuration if the directory really is there"
                 )));
@@ -676,12 +671,10 @@ mod tests {
             https: Some(443),
             http: 80,
             rtsp: 8554,
-            rtmp: 1935,
         };
         let u = p.urls("2001:db8::5".parse().expect("ip"));
         assert_eq!(u.admin, "https://[2001:db8::5]/");
         assert_eq!(u.portal, "http://[2001:db8::5]/");
         assert_eq!(u.rtsp, "rtsp://[2001:db8::5]:8554/");
-        assert_eq!(u.rtmp, "rtmp://[2001:db8::5]/live");
     }
 }

@@ -248,6 +248,40 @@ fn parse_nameservers(text: &str) -> Vec<IpAddr> {
         .collect()
 }
 
+/// The loopback, link-local or unspecified address (this machine's own services,
+/// 169.254/16, fe80::/10, 0.0.0.0) that `url`'s host is, or resolves to (port
+/// `default_port` when the URL has none, for the lookup), if any: what the admin pages
+/// do not connect to unless `sources.allow_local_addresses` is set, so a stolen session
+/// cannot probe the box's own services. `None` too when a name does not resolve in
+/// 5 s: connecting then fails like any unreachable host.
+pub async fn local_target(url: &url::Url, default_port: u16) -> Option<IpAddr> {
+    let port = url.port().unwrap_or(default_port);
+    let addrs: Vec<IpAddr> = match url.host()? {
+        url::Host::Ipv4(a) => vec![a.into()],
+        url::Host::Ipv6(a) => vec![a.into()],
+        url::Host::Domain(name) => {
+            let found = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                tokio::net::lookup_host((name, port)),
+            )
+            .await;
+            match found {
+                Ok(Ok(a)) => a.map(|s| s.ip()).collect(),
+                _ => return None,
+            }
+        }
+    };
+    addrs.into_iter().find(|a| {
+        let a = a.to_canonical();
+        a.is_loopback()
+            || a.is_unspecified()
+            || match a {
+                IpAddr::V4(v4) => v4.is_link_local(),
+                IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+            }
+    })
+}
+
 /// The names of the network interfaces the kernel has (`/sys/class/net`), with or
 /// without addresses, but loopback; sorted. An unreadable directory gives none.
 pub fn links() -> Vec<String> {
