@@ -410,6 +410,9 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         if let Err(e) = network.recover().await {
             tracing::error!(error = %e, "reading the network trial failed");
         }
+        // Read the configuration once now, so the first page that shows it (the
+        // wizard's network step) does not wait for netplan.
+        let _ = network.configured().await;
     });
     // IPv6 address registration with a directory, when the admin has set one up.
     tokio::spawn(app.registration.clone().run(app.interfaces.clone()));

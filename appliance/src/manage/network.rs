@@ -85,7 +85,14 @@ pub struct Network {
     /// Held for the whole of a change, so two admins get one trial and one refusal.
     busy: tokio::sync::Mutex<()>,
     state: Mutex<State>,
+    /// The configuration as last read, and when: what pages show for [`SHOWN_FOR`].
+    shown: Mutex<Option<(std::time::Instant, Configured)>>,
 }
+
+/// How long a configuration read for the pages is shown before it is read again
+/// (reading it runs `netplan get` in netplan-dbus, seconds on a slow box); a change made
+/// here is shown at once.
+const SHOWN_FOR: Duration = Duration::from_secs(30);
 
 /// How long a helper request other than a trial may take (`netplan apply` restarts
 /// networkd, which takes seconds on a slow box).
@@ -130,6 +137,7 @@ impl Network {
             default_within,
             busy: tokio::sync::Mutex::new(()),
             state: Mutex::new(State::default()),
+            shown: Mutex::new(None),
         })
     }
 
@@ -143,16 +151,35 @@ impl Network {
         (s.trying.clone(), s.last.clone())
     }
 
-    /// The configuration netplan has now.
+    /// The configuration netplan has now, as the pages and `GET /api/network` show it:
+    /// read through the helper at most every 30 s ([`SHOWN_FOR`]), and again after any
+    /// change made here (an edit by hand on the box shows within 30 s).
     ///
     /// # Errors
     /// [`Refused::Unavailable`] where there is no network helper (a developer's
     /// machine); [`Refused::Failed`] when it fails or its answer cannot be read.
     pub async fn configured(&self) -> Result<Configured, Refused> {
-        match self.ask(&Request::Get, HELPER_DEADLINE).await? {
-            Answer::Yaml { yaml } => Configured::parse(&yaml).map_err(Refused::failed),
-            a => Err(unexpected(a)),
+        let cached = self
+            .shown
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .filter(|(at, _)| at.elapsed() < SHOWN_FOR);
+        if let Some((_, c)) = cached {
+            return Ok(c);
         }
+        let c = match self.ask(&Request::Get, HELPER_DEADLINE).await? {
+            Answer::Yaml { yaml } => Configured::parse(&yaml).map_err(Refused::failed)?,
+            a => return Err(unexpected(a)),
+        };
+        *self.shown.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), c.clone()));
+        Ok(c)
+    }
+
+    /// Reads the configuration again at the next [`Network::configured`].
+    fn changed(&self) {
+        *self.shown.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     async fn ask(&self, r: &Request, deadline: Duration) -> Result<Answer, Refused> {
@@ -223,6 +250,7 @@ impl Network {
             return Err(Refused::failed(e));
         }
         self.lock().trying = Some(trial.clone());
+        self.changed();
         self.audit(
             actor,
             "network.try",
@@ -389,6 +417,7 @@ impl Network {
 
     async fn end(&self, ended: Ended) {
         self.forget().await;
+        self.changed();
         let mut s = self.lock();
         s.trying = None;
         s.last = Some(ended);
