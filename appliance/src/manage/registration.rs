@@ -399,6 +399,9 @@ impl Registration {
         crate::db::set_setting(&self.db, SETTING, &text)
             .await
             .map_err(Refused::failed)?;
+        // New settings start a new count: an old directory's failures do not lengthen
+        // the new one's backoff.
+        self.lock().failures = 0;
         self.record(&s, "settings", addresses, outcome);
         self.changed.notify_one();
         self.audit(actor, &format!("register with {}", s.url)).await;
