@@ -815,6 +815,10 @@ def network_checks(vm, browser, base):
     check(status == 200 and f"{LAN2_STATIC}/24" in section and "streambox" in section
           and f'value="{LAN2_STATIC}"' in section,
           f"/admin/network shows {nic}'s address now and its settings in the form")
+    check(f"{LAN2_STATIC}/24 (static)" in section, f"the page says {LAN2_STATIC} is static")
+    first = page.split('id="live-enp0s2"', 1)[-1].split("</table>", 1)[0]
+    check(re.search(r"10\.0\.2\.15/24 \(DHCP, valid \d+ h \d+ min\)", first) is not None,
+          f"the page gives the first NIC's DHCP lease with its lifetime ({first[:300]})")
 
     # Not confirmed: the previous settings come back by themselves.
     trial_body = {"wired": [dict(static, ipv4=dict(static["ipv4"], address=LAN2_TRIAL))],

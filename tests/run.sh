@@ -22,6 +22,8 @@ command -v chromedriver >/dev/null || packages+=(chromium-driver)
 # Time zones for the setup wizard (a unit test checks one).
 [ -f /usr/share/zoneinfo/zone1970.tab ] || packages+=(tzdata)
 command -v npm >/dev/null || packages+=(nodejs npm)
+# iproute2's view of the addresses is what the network page's is checked against.
+command -v ip >/dev/null || packages+=(iproute2)
 # netplan itself checks the network settings' YAML (generate and set on a scratch root).
 command -v netplan >/dev/null || packages+=(netplan.io)
 # GStreamer plays our RTSP output: rtspsrc and the depayloaders, parsers and decoders.

@@ -498,6 +498,66 @@ fn the_network_page_keeps_each_interface_state_current() {
     let view = web
         .api("GET", "/api/network", Some(&token), None, None)
         .json();
+
+    // Each address's origin agrees with iproute2's view of the same kernel state.
+    let out = std::process::Command::new("ip")
+        .args(["-j", "addr", "show"])
+        .output()
+        .expect("ip (iproute2), which tests/run.sh installs");
+    let shown: Value = serde_json::from_slice(&out.stdout).expect("ip -j addr");
+    let details = view["address_details"].as_array().expect("address_details");
+    let mut checked = 0;
+    for link in shown.as_array().expect("links") {
+        let name = link["ifname"].as_str().expect("ifname");
+        if name == "lo" {
+            continue;
+        }
+        for a in link["addr_info"].as_array().expect("addr_info") {
+            let local = a["local"].as_str().expect("local");
+            let prefix = a["prefixlen"].as_u64().expect("prefixlen");
+            // The page lists what getifaddrs(3) gives (the API's "interfaces").
+            let listed = view["interfaces"]
+                .as_array()
+                .expect("interfaces")
+                .iter()
+                .filter(|i| i["name"] == name)
+                .flat_map(|i| i["addresses"].as_array().cloned().unwrap_or_default())
+                .any(|x| x["ip"] == local);
+            if !listed {
+                continue;
+            }
+            let (text, origin) = if a["scope"] == "link" {
+                ("link-local", "link_local")
+            } else if a["dynamic"] != json!(true) {
+                ("static", "static")
+            } else if a["family"] == "inet" {
+                ("DHCP", "dhcp")
+            } else if a["temporary"] == json!(true) {
+                ("temporary (privacy)", "temporary")
+            } else if prefix == 128 {
+                ("DHCPv6", "dhcpv6")
+            } else {
+                ("router advertisement", "slaac")
+            };
+            assert!(
+                live.body.contains(&format!("{local}/{prefix} ({text}")),
+                "{name} {local}/{prefix} should be shown as {text}: {}",
+                live.body
+            );
+            let d = details
+                .iter()
+                .find(|d| d["interface"] == name && d["ip"] == local)
+                .unwrap_or_else(|| panic!("{name} {local} in {details:?}"));
+            assert_eq!(d["origin"], origin, "{d}");
+            let forever = a["valid_life_time"].as_u64() == Some(u64::from(u32::MAX));
+            assert_eq!(d["valid_seconds"].is_null(), forever, "{d} against {a}");
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0,
+        "this machine has an address besides loopback: {shown}"
+    );
     let states = view["link_states"].as_object().expect("link_states");
     assert_eq!(
         states.keys().cloned().collect::<Vec<_>>(),

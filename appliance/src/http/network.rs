@@ -98,6 +98,8 @@ pub struct NetworkView {
     pub interfaces: Vec<Interface>,
     /// The DNS servers in use now.
     pub dns_in_use: Vec<std::net::IpAddr>,
+    /// Each address's origin and lifetimes now (where the kernel tells them).
+    pub address_details: Vec<AddressNow>,
     /// The NTP servers set and in use (`None` where timesyncd cannot be asked).
     pub ntp: Option<timesync::InUse>,
     /// The default routes now.
@@ -147,6 +149,17 @@ struct Live {
     states: Vec<String>,
     routes: Vec<DefaultRoute>,
     dns: Vec<std::net::IpAddr>,
+    details: Vec<AddressNow>,
+}
+
+/// One address's origin and lifetimes now, by interface.
+#[derive(Debug, Serialize)]
+pub struct AddressNow {
+    /// The interface.
+    pub interface: String,
+    /// The address, where it came from, and its lifetimes.
+    #[serde(flatten)]
+    pub detail: network::AddressDetail,
 }
 
 /// The kernel's links and their states, the default routes and the DNS servers in use,
@@ -154,7 +167,24 @@ struct Live {
 async fn live() -> Option<Live> {
     tokio::task::spawn_blocking(|| {
         let links = network::links();
+        let index: Vec<(u32, String)> = links
+            .iter()
+            .chain(std::iter::once(&"lo".to_string()))
+            .filter_map(|l| Some((network::link_index(l)?, l.clone())))
+            .collect();
+        let details = network::address_details()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|d| {
+                let interface = index.iter().find(|(i, _)| *i == d.index)?.1.clone();
+                (interface != "lo").then_some(AddressNow {
+                    interface,
+                    detail: d,
+                })
+            })
+            .collect();
         Live {
+            details,
             states: links.iter().map(|l| network::link_state(l)).collect(),
             links,
             routes: network::default_routes(),
@@ -192,6 +222,7 @@ pub async fn get(State(app): State<App>, Extension(_s): Extension<Signed>) -> Re
         interfaces: interfaces.into_iter().filter(|i| !i.loopback).collect(),
         routes: live.routes,
         dns_in_use: live.dns,
+        address_details: live.details,
         ntp: timesync::in_use().await.ok(),
         trial: trial.map(|t| trial_view(&app, t)),
         last,
@@ -578,10 +609,14 @@ pub(super) async fn nics(
     typed: Typed<'_>,
 ) -> Option<(Vec<String>, Vec<streambox_web::network::Nic>)> {
     let found = app.interfaces.borrow().clone();
-    let (links, routes, states) = tokio::task::spawn_blocking(|| {
+    let (links, routes, states, details) = tokio::task::spawn_blocking(|| {
         let links = network::links();
         let states: Vec<String> = links.iter().map(|l| network::link_state(l)).collect();
-        (links, network::default_routes(), states)
+        let details = network::address_details().unwrap_or_else(|e| {
+            tracing::debug!(error = %e, "reading the addresses' origins failed");
+            Vec::new()
+        });
+        (links, network::default_routes(), states, details)
     })
     .await
     .ok()?;
@@ -589,11 +624,17 @@ pub(super) async fn nics(
         .iter()
         .zip(states)
         .map(|(name, link)| {
+            let index = network::link_index(name);
             let now = found
                 .iter()
                 .filter(|i| &i.name == name)
                 .flat_map(|i| i.addresses.iter())
-                .map(|a| format!("{}/{}", a.ip, a.prefix))
+                .map(|a| {
+                    let d = details
+                        .iter()
+                        .find(|d| Some(d.index) == index && d.ip == a.ip);
+                    described(a, d)
+                })
                 .collect();
             let routes = routes
                 .iter()
@@ -628,6 +669,43 @@ pub(super) async fn nics(
         })
         .collect();
     Some((links, nics))
+}
+
+/// `192.0.2.5/24 (DHCP, valid 23 h 59 min)`: an address, with where it came from and
+/// how long it stays when the kernel said (`detail`).
+fn described(a: &network::Address, detail: Option<&network::AddressDetail>) -> String {
+    use network::Origin;
+    let Some(d) = detail else {
+        return format!("{}/{}", a.ip, a.prefix);
+    };
+    let mut parts = vec![match d.origin {
+        Origin::LinkLocal => "link-local",
+        Origin::Static => "static",
+        Origin::Dhcp => "DHCP",
+        Origin::Dhcpv6 => "DHCPv6",
+        Origin::Slaac => "router advertisement",
+        Origin::Temporary => "temporary (privacy)",
+    }
+    .to_string()];
+    if let Some(v) = d.valid_seconds {
+        parts.push(format!("valid {}", lifetime(v)));
+    }
+    if d.deprecated {
+        parts.push("deprecated".into());
+    }
+    if d.tentative {
+        parts.push("being checked for duplicates".into());
+    }
+    format!("{}/{} ({})", a.ip, a.prefix, parts.join(", "))
+}
+
+/// A lifetime in seconds as people read it: `45 s`, `59 min`, `23 h 59 min`.
+fn lifetime(s: u32) -> String {
+    match s {
+        0..120 => format!("{s} s"),
+        120..7200 => format!("{} min", s / 60),
+        _ => format!("{} h {} min", s / 3600, s % 3600 / 60),
+    }
 }
 
 /// The banner of the change on trial, if any.

@@ -63,6 +63,168 @@ pub fn interfaces() -> std::io::Result<Vec<Interface>> {
     Ok(out)
 }
 
+/// Where an address came from, as far as the kernel's flags tell (rtnetlink(7)
+/// `ifa_flags` and `ifa_scope`; networkd marks what it sets from DHCP and router
+/// advertisements with lifetimes, and what it was given as static as permanent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// `fe80::/10` or `169.254.0.0/16`: the interface gave it itself.
+    LinkLocal,
+    /// Set as it is (no lifetime): the box's settings, or by hand.
+    Static,
+    /// An IPv4 lease (a lifetime): DHCP.
+    Dhcp,
+    /// An IPv6 address with a lifetime and a /128 prefix: DHCPv6.
+    Dhcpv6,
+    /// An IPv6 address with a lifetime from a router's prefix (SLAAC, RFC 4862).
+    Slaac,
+    /// A temporary SLAAC address (RFC 8981).
+    Temporary,
+}
+
+/// One address's origin and lifetimes, from the kernel.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AddressDetail {
+    /// The interface's index.
+    #[serde(skip)]
+    pub index: u32,
+    /// The address.
+    pub ip: IpAddr,
+    /// Where it came from.
+    pub origin: Origin,
+    /// Seconds it stays valid; `None` for ever.
+    pub valid_seconds: Option<u32>,
+    /// Seconds it stays preferred; `None` for ever.
+    pub preferred_seconds: Option<u32>,
+    /// No longer preferred for new connections (its preferred lifetime ran out).
+    pub deprecated: bool,
+    /// Still being checked for duplicates (DAD, RFC 4862 §5.4); not usable yet.
+    pub tentative: bool,
+}
+
+/// Every address's origin and lifetimes: an `RTM_GETADDR` dump over rtnetlink
+/// (netlink-sys, parsed with netlink-packet-route), read with a 2 s timeout.
+///
+/// # Errors
+/// The I/O error of the socket, or a message that cannot be parsed.
+pub fn address_details() -> std::io::Result<Vec<AddressDetail>> {
+    use netlink_packet_core::{
+        NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_DUMP, NLM_F_REQUEST,
+    };
+    use netlink_packet_route::address::{
+        AddressAttribute, AddressFlags, AddressMessage, AddressScope,
+    };
+    use netlink_packet_route::RouteNetlinkMessage;
+    use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+    let bad = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+    let mut socket = Socket::new(NETLINK_ROUTE)?;
+    socket.bind_auto()?;
+    socket.connect(&SocketAddr::new(0, 0))?;
+    socket2::SockRef::from(&socket).set_read_timeout(Some(std::time::Duration::from_secs(2)))?;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    let mut request = NetlinkMessage::new(
+        header,
+        NetlinkPayload::from(RouteNetlinkMessage::GetAddress(AddressMessage::default())),
+    );
+    request.finalize();
+    let mut buf = vec![0; request.buffer_len()];
+    request.serialize(&mut buf[..]);
+    socket.send(&buf, 0)?;
+    let mut out = Vec::new();
+    loop {
+        let (datagram, _) = socket.recv_from_full()?;
+        let mut at = 0;
+        while at < datagram.len() {
+            let message = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram[at..])
+                .map_err(|e| bad(e.to_string()))?;
+            let length = message.header.length as usize;
+            match message.payload {
+                NetlinkPayload::Done(_) => return Ok(out),
+                NetlinkPayload::Error(e) => return Err(bad(format!("{e:?}"))),
+                NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(m)) => {
+                    let mut ip = None;
+                    let mut flags =
+                        AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()));
+                    let mut life = None;
+                    for a in &m.attributes {
+                        match a {
+                            AddressAttribute::Local(x) => ip = Some(*x),
+                            AddressAttribute::Address(x) if ip.is_none() => ip = Some(*x),
+                            AddressAttribute::Flags(f) => flags = *f,
+                            AddressAttribute::CacheInfo(c) => {
+                                life = Some((c.ifa_valid, c.ifa_preferred))
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let Some(ip) = ip {
+                        let forever = |s: u32| (s != u32::MAX).then_some(s);
+                        let (valid, preferred) = life.unwrap_or((u32::MAX, u32::MAX));
+                        let link_scope = m.header.scope == AddressScope::Link;
+                        out.push(AddressDetail {
+                            index: m.header.index,
+                            ip,
+                            origin: origin(
+                                ip,
+                                m.header.prefix_len,
+                                link_scope,
+                                flags.contains(AddressFlags::Permanent),
+                                flags.contains(AddressFlags::Secondary) && ip.is_ipv6(),
+                            ),
+                            valid_seconds: forever(valid),
+                            preferred_seconds: forever(preferred),
+                            deprecated: flags.contains(AddressFlags::Deprecated),
+                            tentative: flags.contains(AddressFlags::Tentative),
+                        });
+                    }
+                }
+                _ => {}
+            }
+            if length == 0 {
+                break;
+            }
+            at += length;
+        }
+    }
+}
+
+/// An address's [`Origin`] from what the kernel says of it: its scope, whether it is
+/// permanent, and (IPv6) whether it is temporary (`IFA_F_TEMPORARY`, the same bit as
+/// `IFA_F_SECONDARY`).
+fn origin(ip: IpAddr, prefix: u8, link_scope: bool, permanent: bool, temporary: bool) -> Origin {
+    let link_local = match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    if link_scope || link_local {
+        Origin::LinkLocal
+    } else if permanent {
+        Origin::Static
+    } else if ip.is_ipv4() {
+        Origin::Dhcp
+    } else if temporary {
+        Origin::Temporary
+    } else if prefix == 128 {
+        Origin::Dhcpv6
+    } else {
+        Origin::Slaac
+    }
+}
+
+/// The kernel's index of interface `name` (`/sys/class/net/NAME/ifindex`).
+pub fn link_index(name: &str) -> Option<u32> {
+    if !valid_link_name(name) {
+        return None;
+    }
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Whether `ip` is a global unicast IPv6 address, one a directory on the internet can
 /// reach the box at: not loopback, unspecified, multicast, link-local (`fe80::/10`),
 /// site-local (`fec0::/10`), unique local (`fc00::/7`, RFC 4193) or IPv4-mapped.
