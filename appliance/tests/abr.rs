@@ -732,7 +732,9 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
         &server.rtmp_url(&format!("lobby?key={key}")),
     );
     let rungs = ["720p", "480p", "360p"];
-    wait_rungs(&server, &rungs, Duration::from_secs(40), |r| r == [1, 1, 1]);
+    // Admission may start part of the ladder and add the rest as the machine shows room
+    // (every 3 s here); on this 2-core machine that took over 40 s in one CI run.
+    wait_rungs(&server, &rungs, Duration::from_secs(90), |r| r == [1, 1, 1]);
 
     // Something else takes the whole machine: busy loops at the default priority, twice
     // as many as there are cores. The rungs (at a lower priority) fall behind and go.
