@@ -100,7 +100,8 @@ try {
     await page.click('a[href="/setup?step=2"]');
     out.revisited = { name: await page.inputValue('input[name=name]'), zone: await page.inputValue('select[name=time_zone]') };
     await page.goto(`${base}/setup`);
-    await page.click('button[type=submit]');
+    // Step 3 also has the name, NTP and interface forms; "Continue" is its own form's.
+    await page.click('form[action="/setup/network"] button[type=submit]');
     out.step4 = await heading();
     out.disk = await page.$$eval('#disk tr', (rows) => rows.map((r) => r.textContent));
     await shot('setup-4-storage');
