@@ -61,7 +61,7 @@ use serde_json::json;
 use std::sync::Arc;
 
 /// The JSON body, or the 400/413/415/422 that says what is wrong with it.
-fn body<T: DeserializeOwned>(r: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
+pub(super) fn body<T: DeserializeOwned>(r: Result<Json<T>, JsonRejection>) -> Result<T, Response> {
     r.map(|Json(t)| t)
         .map_err(|e| api_error(e.status(), &e.body_text()))
 }

@@ -248,9 +248,9 @@ pub async fn put(
     Extension(s): Extension<Signed>,
     b: Result<Json<PutBody>, JsonRejection>,
 ) -> Response {
-    let b = match b {
-        Ok(Json(b)) => b,
-        Err(e) => return api_error(e.status(), &e.body_text()),
+    let b = match super::api::body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let ops = super::ops(&app, &v, &s);
     match app
@@ -278,9 +278,9 @@ pub async fn put_hostname(
     Extension(s): Extension<Signed>,
     b: Result<Json<NameBody>, JsonRejection>,
 ) -> Response {
-    let b = match b {
-        Ok(Json(b)) => b,
-        Err(e) => return api_error(e.status(), &e.body_text()),
+    let b = match super::api::body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let ops = super::ops(&app, &v, &s);
     match app.network.set_hostname(ops.actor(), &b.hostname).await {
@@ -304,9 +304,9 @@ pub async fn put_ntp(
     Extension(s): Extension<Signed>,
     b: Result<Json<NtpBody>, JsonRejection>,
 ) -> Response {
-    let b = match b {
-        Ok(Json(b)) => b,
-        Err(e) => return api_error(e.status(), &e.body_text()),
+    let b = match super::api::body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let ops = super::ops(&app, &v, &s);
     match app.network.set_ntp(ops.actor(), b.servers).await {
@@ -399,9 +399,9 @@ pub async fn put_registration(
     Extension(s): Extension<Signed>,
     b: Result<Json<registration::Settings>, JsonRejection>,
 ) -> Response {
-    let b = match b {
-        Ok(Json(b)) => b,
-        Err(e) => return api_error(e.status(), &e.body_text()),
+    let b = match super::api::body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
     };
     let ops = super::ops(&app, &v, &s);
     let interfaces = app.interfaces.borrow().clone();
