@@ -725,16 +725,20 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
         ..Settings::default()
     });
     let key = server.add_stream("lobby");
-    set_ladder(&server, "lobby", "720p,480p,360p");
+    // A ladder that fits this 2-core machine with room to spare. With 720p as well the
+    // whole ladder took about 2 cores (1.5 times what the cost model calibrated at the
+    // start said): once the lower rungs were back, the machine never had idle room for
+    // 720p again and the supervisor rightly kept it dropped (a CI run that failed).
+    set_ladder(&server, "lobby", "480p,360p");
     let _ff = publish(
         &bbb_1080p30(),
         -1,
         &server.rtmp_url(&format!("lobby?key={key}")),
     );
-    let rungs = ["720p", "480p", "360p"];
+    let rungs = ["480p", "360p"];
     // Admission may start part of the ladder and add the rest as the machine shows room
     // (every 3 s here); on this 2-core machine that took over 40 s in one CI run.
-    wait_rungs(&server, &rungs, Duration::from_secs(90), |r| r == [1, 1, 1]);
+    wait_rungs(&server, &rungs, Duration::from_secs(90), |r| r == [1, 1]);
 
     // Something else takes the whole machine: busy loops at the default priority, twice
     // as many as there are cores. The rungs (at a lower priority) fall behind and go.
@@ -774,7 +778,7 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
     drop(hogs);
 
     // Room again: every rung comes back, one at a time.
-    wait_rungs(&server, &rungs, Duration::from_secs(60), |r| r == [1, 1, 1]);
+    wait_rungs(&server, &rungs, Duration::from_secs(60), |r| r == [1, 1]);
     let log = server
         .log()
         .get(before_hogs..)
