@@ -42,6 +42,8 @@ pub struct App {
     pub interfaces: tokio::sync::watch::Receiver<Vec<crate::system::network::Interface>>,
     /// IPv6 address registration with a directory.
     pub registration: Arc<crate::manage::registration::Registration>,
+    /// Remote management over WireGuard, and who may open the admin pages.
+    pub vpn: Arc<crate::manage::vpn::Vpn>,
 }
 
 impl App {
@@ -64,6 +66,12 @@ impl App {
             },
             cfg.sources.allow_local_addresses,
         );
+        // UDP ports the VPN may not take: RTP/RTCP's, and what the host's own services
+        // listen on (DNS, DHCP, NTP, mDNS).
+        let mut reserved = vec![53..=53, 67..=68, 123..=123, 546..=547, 5353..=5353];
+        reserved.extend(cfg.rtsp.udp_ports.map(|[a, b]| a..=b));
+        let vpn =
+            crate::manage::vpn::Vpn::new(db.clone(), cfg.network.helper_socket.clone(), reserved);
         App {
             dvr: crate::dvr::Dvr::new(&cfg, db.clone(), metrics.clone()),
             cfg: Arc::new(cfg),
@@ -71,6 +79,7 @@ impl App {
             network,
             interfaces: crate::system::network::watch(),
             registration,
+            vpn,
             db,
             thumbnails,
             metrics,

@@ -403,6 +403,10 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         .await
         .context("reading the configured streams")?;
     tokio::spawn(app.registry.clone().watch(watcher));
+    // Who may open the admin pages is checked from memory on every request.
+    app.vpn.load().await.context("reading the VPN's settings")?;
+    let vpn = app.vpn.clone();
+    tokio::spawn(async move { vpn.apply_saved().await });
     // A network change on trial when the service or the box stopped ends as an
     // unconfirmed one does: the previous settings come back.
     let network = app.network.clone();
@@ -478,6 +482,9 @@ async fn netplan_helper(socket: &std::path::Path) -> anyhow::Result<()> {
     }
     let listener = tokio::net::UnixListener::bind(socket)
         .with_context(|| format!("listening on {}", socket.display()))?;
+    // The VPN as it was last set up (at boot: the kernel has forgotten it).
+    let vpn = streambox::system::wireguard::STATE_DIR;
+    streambox::system::wireguard::restore(std::path::Path::new(vpn)).await;
     tracing::info!(socket = %socket.display(), "network helper listening");
     streambox::system::netplan_helper::serve(listener).await;
     Ok(())

@@ -33,10 +33,11 @@ pub fn Message(text: Option<String>, #[prop(optional)] ok: bool) -> impl IntoVie
     })
 }
 
-const NAV: [(&str, &str); 6] = [
+const NAV: [(&str, &str); 7] = [
     ("/admin", "Dashboard"),
     ("/admin/streams", "Streams"),
     ("/admin/network", "Network"),
+    ("/admin/vpn", "Remote access"),
     ("/admin/system", "System"),
     ("/admin/audit", "Audit log"),
     ("/admin/account", "Account"),

@@ -15,6 +15,7 @@
 //! | `/login` | [`admin::login`]: sign-in |
 //! | `/admin` | [`admin::dashboard`]: every stream and camera, refreshing itself |
 //! | `/admin/streams`, `/admin/streams/{stream}` | [`streams::list`], [`streams::detail`]: create, play (hls.js or dash.js), publish settings, recording, visibility and viewer links, recordings, rename, delete |
+//! | `/admin/vpn` | [`vpn::page`]: remote access over WireGuard, peers with QR codes, who may open the admin pages |
 //! | `/admin/system` | [`system::page`]: version, uptime, CPU, memory, disk, recent log lines |
 //! | `/admin/account`, `/admin/audit` | [`admin::account`], [`admin::audit`] |
 //! | `/assets/…` | [`assets::get`]: CSS, scripts, hls.js (from npm, pinned; license beside it) |
@@ -29,3 +30,4 @@ pub mod portal;
 pub mod setup;
 pub mod streams;
 pub mod system;
+pub mod vpn;

@@ -22,6 +22,7 @@ mod streams;
 mod system;
 mod thumbnail;
 pub mod visitor;
+mod vpn;
 
 pub use serve::{serve, serve_metrics, serve_tls, Scheme};
 
@@ -219,6 +220,18 @@ fn table() -> Table {
             "/admin/network/registration/off",
             network::registration_off_handler,
         )
+        .get(Admin, "/admin/vpn", vpn::page_handler)
+        .post(Admin, "/admin/vpn", vpn::post_handler)
+        .post(Admin, "/admin/vpn/peers", vpn::add_peer_handler)
+        .post(Admin, "/admin/vpn/peers/{id}/enable", vpn::enable_handler)
+        .post(Admin, "/admin/vpn/peers/{id}/disable", vpn::disable_handler)
+        .post(Admin, "/admin/vpn/peers/{id}/rekey", vpn::rekey_handler)
+        .post(Admin, "/admin/vpn/peers/{id}/remove", vpn::remove_handler)
+        .post(
+            Admin,
+            "/admin/vpn/admin-networks",
+            vpn::admin_networks_handler,
+        )
         .get(Admin, "/admin/account", admin::account)
         .post(Admin, "/admin/account/password", admin::change_password)
         .post(Admin, "/admin/account/tokens", admin::create_token)
@@ -262,6 +275,13 @@ fn table() -> Table {
             "/api/network/registration",
             network::delete_registration,
         )
+        .get(Api, "/api/vpn", vpn::get)
+        .put(Api, "/api/vpn", vpn::put)
+        .post(Api, "/api/vpn/peers", vpn::add_peer)
+        .put(Api, "/api/vpn/peers/{id}", vpn::put_peer)
+        .delete(Api, "/api/vpn/peers/{id}", vpn::delete_peer)
+        .post(Api, "/api/vpn/peers/{id}/rekey", vpn::rekey)
+        .put(Api, "/api/vpn/admin-networks", vpn::put_admin_networks)
 }
 
 /// The prefix of viewer links: `/t/{token}` before a viewer route

@@ -14,6 +14,9 @@
 //! to `/login`), and `/api` (and `/metrics`) needs a session or a token (else 401); a
 //! token of scope `metrics` opens `/metrics` only (else 403).
 //!
+//! Before all that, [`visitor`] refuses (403, logged) a client outside the admin zone:
+//! the LAN and the VPN ([`crate::manage::vpn::Vpn::admits`]).
+//!
 //! Viewer routes have their own gate, [`viewer_gate`], after [`through_link`] has
 //! checked any viewer link: both resolve the stream's name to its identity through the
 //! registry's directory.
@@ -180,6 +183,23 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    // The admin zone first: from elsewhere, nothing but a refusal (no cookie, no
+    // session lookup).
+    if !app.vpn.admits(client, &app.interfaces.borrow()) {
+        tracing::info!(%client, path = %req.uri().path(), "admin request from outside the LAN and the VPN refused");
+        let api = takes_token(req.uri().path());
+        let mut r = if api {
+            api_error(StatusCode::FORBIDDEN, OUTSIDE)
+        } else {
+            page(
+                StatusCode::FORBIDDEN,
+                admin::problem("Not from here", OUTSIDE, ("/", "The streams")),
+            )
+        };
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return r;
+    }
     let secret = match crate::db::secret(&app.db, "csrf_secret").await {
         Ok(s) => s,
         Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
@@ -335,6 +355,7 @@ const API_CSRF: &str = "With a session cookie, a write needs the CSRF token from
 const STALE_FORM: &str = "This form had expired, or it was sent from another site. Nothing was changed: go back, reload the page and try again.";
 const SLOW_BODY: &str = "The request's body came too slowly. Nothing was changed.";
 const METRICS_ONLY: &str = "This token may only read /metrics.";
+const OUTSIDE: &str = "The admin pages and the API answer only on this box's local network and over its VPN. The streams' pages are open as usual.";
 
 fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
     if api {

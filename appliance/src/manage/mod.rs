@@ -7,6 +7,8 @@
 //! - [`cameras`]: checking, testing, adding and changing RTSP cameras.
 //! - [`addresses`]: the URLs at which publishers, players and viewers reach the box.
 //! - [`network`]: the host's wired network, changed on trial (confirm or revert).
+//! - [`registration`]: IPv6 address registration with a directory.
+//! - [`vpn`]: remote management over WireGuard, and who may open the admin pages.
 //!
 //! Nothing here knows HTTP: an operation takes an [`Ops`] (the database, the
 //! configuration, the running service's registry when there is one, and the [`Actor`])
@@ -18,6 +20,7 @@ pub mod cameras;
 pub mod network;
 pub mod registration;
 pub mod streams;
+pub mod vpn;
 
 use crate::config::Config;
 use crate::streams::registry::Registry;

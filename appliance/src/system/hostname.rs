@@ -106,11 +106,25 @@ pub fn keep(file: &Path, name: &str) -> std::io::Result<()> {
 /// # Errors
 /// The I/O error; `file` is then as it was.
 pub fn replace(file: &Path, text: &str) -> std::io::Result<()> {
+    replace_with_mode(file, text, 0o644)
+}
+
+/// [`replace`], with the new file's mode `mode` (0600 for a secret): it has that mode
+/// from its creation, before anything is written to it.
+///
+/// # Errors
+/// The I/O error; `file` is then as it was.
+pub fn replace_with_mode(file: &Path, text: &str, mode: u32) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let tmp = file.with_extension("new");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(&tmp)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     f.write_all(text.as_bytes())?;
     f.sync_all()?;
     std::fs::rename(&tmp, file)?;

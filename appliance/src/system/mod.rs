@@ -1,6 +1,6 @@
-//! The appliance's host: hardware found on it, how busy it is, its network, data disk
-//! and time zones, memory, load and uptime, and the service's recent log lines (more to
-//! come: VPN). [`netplan`] is the network settings' form in netplan's YAML.
+//! The appliance's host: hardware found on it, how busy it is, its network and VPN
+//! ([`wireguard`]), data disk and time zones, memory, load and uptime, and the service's
+//! recent log lines. [`netplan`] is the network settings' form in netplan's YAML.
 
 pub mod console;
 pub mod cpu;
@@ -14,4 +14,5 @@ pub mod netplan_helper;
 pub mod network;
 pub mod storage;
 pub mod timesync;
+pub mod wireguard;
 pub mod zones;

@@ -16,6 +16,8 @@
 //! | `{"op": "recover", "path", "previous", "proposed"}` | `{"answer": "recovered", "reason"}` |
 //! | `{"op": "hostname", "name"}` | `{"answer": "done"}` |
 //! | `{"op": "ntp", "servers"}` | `{"answer": "done"}` |
+//! | `{"op": "vpn", "tunnel": Tunnel or null}` | `{"answer": "vpn", "public_key"}` |
+//! | `{"op": "vpn_status"}` | `{"answer": "vpn_status", "peers": [PeerStatus]}` |
 //!
 //! or `{"answer": "invalid", "message"}` (refused, nothing changed) or `{"answer":
 //! "failed", "message"}`. The helper checks every setting itself ([`Wired::check`],
@@ -23,10 +25,13 @@
 //! service can do no more than the network page can. It writes two files itself, the
 //! host name's ([`hostname::STATE_FILE`]) and timesyncd's drop-in
 //! ([`timesync::STATE_FILE`]); netplan-dbus writes the network settings, into the one
-//! file [`super::netplan_dbus::ORIGIN`].
+//! file [`super::netplan_dbus::ORIGIN`]. The VPN's interface it sets up itself
+//! ([`wireguard::apply`], with `CAP_NET_ADMIN`, its only capability), keeping the box's
+//! private key in [`wireguard::STATE_DIR`], which only root may read.
 
 use super::netplan::{self, Configured, Wired};
 use super::netplan_dbus::{Bus, BusError};
+use super::wireguard::{self, PeerStatus, Tunnel};
 use super::{hostname, timesync};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -90,6 +95,13 @@ pub enum Request {
         /// Servers [`timesync::check`] takes.
         servers: Vec<String>,
     },
+    /// Set the VPN's interface up as `tunnel` says, or take it down (`None`).
+    Vpn {
+        /// A tunnel [`Tunnel::check`] takes.
+        tunnel: Option<Tunnel>,
+    },
+    /// The VPN's peers as the kernel sees them.
+    VpnStatus,
 }
 
 /// The helper's answer.
@@ -110,6 +122,16 @@ pub enum Answer {
     },
     /// Done.
     Done,
+    /// The VPN is as asked.
+    Vpn {
+        /// The box's public key (Base64).
+        public_key: Option<String>,
+    },
+    /// The VPN's peers now.
+    VpnStatus {
+        /// Each peer the kernel has.
+        peers: Vec<PeerStatus>,
+    },
     /// A cut-short trial ended.
     Recovered {
         /// What was done, for the audit log.
@@ -248,7 +270,8 @@ fn valid_path(path: &str) -> bool {
 /// Refuses a request on its values alone, before anything reaches netplan.
 fn refuse(r: &Request) -> Option<String> {
     match r {
-        Request::Get => None,
+        Request::Get | Request::VpnStatus => None,
+        Request::Vpn { tunnel } => tunnel.as_ref().and_then(|t| t.check().err()),
         Request::Try { wired, seconds } => {
             check_change(wired, *seconds, &super::network::links()).err()
         }
@@ -281,6 +304,28 @@ fn refuse(r: &Request) -> Option<String> {
 async fn handle(r: Request) -> Answer {
     if let Some(m) = refuse(&r) {
         return invalid(m);
+    }
+    // The VPN is the kernel's, not the bus's.
+    let dir = Path::new(wireguard::STATE_DIR);
+    match &r {
+        Request::Vpn { tunnel } => {
+            return match wireguard::apply(tunnel.as_ref(), dir).await {
+                Ok(k) => Answer::Vpn {
+                    public_key: Some(k),
+                },
+                Err(e) if e.contains("Address already in use") => invalid(format!(
+                    "the VPN's UDP port is in use on this box ({e}); choose another"
+                )),
+                Err(e) => failed(e),
+            }
+        }
+        Request::VpnStatus => {
+            return match wireguard::status().await {
+                Ok(peers) => Answer::VpnStatus { peers },
+                Err(e) => failed(e),
+            }
+        }
+        _ => {}
     }
     let bus = match Bus::system().await {
         Ok(b) => b,
@@ -326,6 +371,7 @@ async fn handle(r: Request) -> Answer {
                 Err(e) => failed(e),
             }
         }
+        Request::Vpn { .. } | Request::VpnStatus => failed("answered above"),
     }
 }
 

@@ -80,6 +80,12 @@ impl Web {
         Web::of(Web::builder(), server.url(""))
     }
 
+    /// A client of the server's plain listener whose connections come from `local` (a
+    /// loopback address other than 127.0.0.1, to be a client from elsewhere).
+    pub fn from_address(server: &Server, local: std::net::IpAddr) -> Web {
+        Web::of(Web::builder().local_address(local), server.url(""))
+    }
+
     /// A client of the server's HTTPS listener that trusts its certificate (from the
     /// data directory) and nothing else, so the handshake checks the certificate's
     /// names against `127.0.0.1`.
