@@ -735,6 +735,205 @@ def registration_checks(vm, browser, base, api):
     shutil.rmtree(work, ignore_errors=True)
 
 
+VPN4, VPN6 = "10.99.0.0/24", "fd99:0:0:1::/64"
+VPN_BOX = "10.99.0.1"
+OUTSIDE = "198.51.100.7"  # the peer namespace's address on no network the box is on
+
+# Run in the peer namespace: GET each URL (from SOURCE when given, the box's own
+# certificate not checked: the test is about reachability, not trust) and print one JSON
+# line per URL: its status, or the error; with --fetch-hls, the HLS stream's first
+# variant, its init segment and two media segments, concatenated, as Base64.
+PEER_GET = r"""
+import base64, http.client, json, ssl, sys, urllib.parse
+source, token, timeout, urls = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4:]
+ctx = ssl._create_unverified_context()
+def get(url):
+    u = urllib.parse.urlsplit(url)
+    kw = {"timeout": timeout, "source_address": (source, 0) if source else None}
+    c = (http.client.HTTPSConnection(u.hostname, u.port or 443, context=ctx, **kw) if u.scheme == "https"
+         else http.client.HTTPConnection(u.hostname, u.port or 80, **kw))
+    c.request("GET", u.path + ("?" + u.query if u.query else ""),
+              headers={"Authorization": "Bearer " + token} if token else {})
+    r = c.getresponse()
+    return r.status, r.read()
+if urls[0] == "--fetch-hls":
+    base = urls[1].rsplit("/", 1)[0] + "/"
+    _, master = get(urls[1])
+    variant = next(l for l in master.decode().splitlines() if l and not l.startswith("#"))
+    _, media = get(base + variant)
+    vbase = (base + variant).rsplit("/", 1)[0] + "/"
+    text = media.decode()
+    init = text.split('#EXT-X-MAP:URI="', 1)[1].split('"', 1)[0]
+    segs = [l for l in text.splitlines() if l and not l.startswith("#")][:2]
+    out = b"".join(get(vbase + u)[1] for u in [init] + segs)
+    print(json.dumps({"bytes": base64.b64encode(out).decode(), "segments": len(segs)}))
+    sys.exit(0)
+for url in urls:
+    try:
+        status, body = get(url)
+        print(json.dumps({"url": url, "status": status, "body": body.decode("utf-8", "replace")[:2000]}))
+    except Exception as e:
+        print(json.dumps({"url": url, "error": repr(e)}))
+"""
+
+
+def peer_get(vm, urls, source="", token="", timeout=5):
+    """The answers to GET `urls` from the peer namespace (see PEER_GET), by URL."""
+    _, out, _ = vm.run(["/sbin/ip", "netns", "exec", "peer", "/usr/bin/python3", "-c", PEER_GET,
+                        source, token, str(timeout), *urls], timeout=timeout * len(urls) + 60)
+    return {a["url"]: a for a in map(json.loads, out.strip().splitlines())}
+
+
+def status_of(vm, url, **kw):
+    a = peer_get(vm, [url], **kw)[url]
+    return a.get("status", a.get("error"))
+
+
+def vpn_checks(vm, browser, base, api):
+    """Issue 18 on the box: remote access over WireGuard with a peer brought up by wg-quick
+    in the peer namespace, the admin API and a live stream's HLS over the tunnel, a
+    disabled or removed peer refused at once, and the admin pages refused from an address
+    outside the LAN and the VPN while the portal answers it."""
+    # Bad settings: refused with the reason, nothing set up.
+    vm.spawn(["/usr/bin/python3", "-c", "import socket, time; s = socket.socket(socket.AF_INET, "
+              "socket.SOCK_DGRAM); s.bind(('0.0.0.0', 51999)); time.sleep(120)"])
+    time.sleep(1)
+    for body, why in (({"enabled": True, "subnet4": "10.77.0.0/24", "subnet6": VPN6}, "overlap"),
+                      ({"enabled": True, "port": 51999, "subnet4": VPN4, "subnet6": VPN6}, "in use"),
+                      ({"enabled": True, "endpoint": "vpn example", "subnet4": VPN4}, "not a host")):
+        status, answer = api("PUT", "/api/vpn", body)
+        check(status == 422 and why in str(answer), f"VPN refused: {why} ({status} {answer})")
+    rc, _, _ = vm.run(["/sbin/ip", "link", "show", "wg-streambox"], check_rc=False)
+    check(rc != 0, "no VPN interface after the refusals")
+
+    t0 = time.monotonic()
+    status, view = api("PUT", "/api/vpn", {"enabled": True, "subnet4": VPN4, "subnet6": VPN6,
+                                           "endpoint": "10.77.0.1"})
+    print(f"vpn: on {time.monotonic() - t0:.1f} s after the PUT", flush=True)
+    check(status == 200 and view["settings"]["enabled"] and view["endpoint"] == "10.77.0.1:51820",
+          f"remote access on ({status} {view})")
+    box_key = view["public_key"]
+    _, dump, _ = vm.run(["/usr/bin/wg", "show", "wg-streambox", "dump"])
+    check(dump.split("\t")[1] == box_key and dump.split("\t")[2] == "51820",
+          f"the kernel's interface has the box's key and port ({dump.split(chr(9))[1:3]})")
+    _, perms, _ = vm.run(["/bin/stat", "-c", "%U %a", "/mnt/state/host/wireguard",
+                          "/mnt/state/host/wireguard/private.key"])
+    check(perms.split() == ["root", "700", "root", "600"], f"the box's private key is root's alone ({perms.split()})")
+    rc, _, _ = vm.run(["/sbin/runuser", "-u", "streambox", "--", "/bin/cat",
+                       "/mnt/state/host/wireguard/private.key"], check_rc=False)
+    check(rc != 0, "the service cannot read the box's private key")
+
+    status, anna = api("POST", "/api/vpn/peers", {"name": "Anna's laptop"})
+    check(status == 201 and "PrivateKey = " in anna["config"] and anna["qr_svg"].lstrip().startswith("<?xml"),
+          f"a peer is added with its configuration and QR code ({status} {anna.get('file_name')})")
+    check(anna["file_name"] == "anna-s-laptop.conf", f"its file is named for it ({anna['file_name']})")
+    status, _ = api("POST", "/api/vpn/peers", {"name": "Anna's laptop"})
+    check(status == 409, f"a second peer of the same name is refused ({status})")
+    status, answer = api("POST", "/api/vpn/peers", {"name": "Ben", "public_key": "not a key"})
+    check(status == 422 and "not a WireGuard key" in str(answer), f"a malformed public key is refused ({answer})")
+    _, ben_key, _ = vm.run(["/bin/sh", "-c", "wg genkey | wg pubkey"])
+    status, ben = api("POST", "/api/vpn/peers", {"name": "Ben", "public_key": ben_key.strip()})
+    check(status == 201 and "PrivateKey = " not in ben["config"] and ben["qr_svg"] is None,
+          f"a peer with its own key gets a file without a private key ({status})")
+    _, peers, _ = vm.run(["/usr/bin/wg", "show", "wg-streambox", "peers"])
+    check(set(peers.split()) == {anna["peer"]["public_key"], ben_key.strip()}, "the kernel has both peers")
+
+    # Anna's laptop: the downloaded file, brought up with wg-quick in the peer namespace.
+    conf = base64.b64encode(anna["config"].encode()).decode()
+    vm.run(["/bin/sh", "-c", f"umask 077 && echo {conf} | base64 -d > /run/sbxp.conf"])
+    t0 = time.monotonic()
+    vm.run(["/sbin/ip", "netns", "exec", "peer", "/usr/bin/wg-quick", "up", "/run/sbxp.conf"])
+    status, token = api("POST", "/api/tokens", {"name": "over the vpn"})
+    token = token["token"]
+    got = wait_for("the admin API over the tunnel", 30,
+                   lambda: status_of(vm, f"https://{VPN_BOX}/api/vpn", token=token) == 200 or None)
+    print(f"vpn: the admin API answered over the tunnel {time.monotonic() - t0:.1f} s after wg-quick up",
+          flush=True)
+    a = peer_get(vm, ["https://[fd99:0:0:1::1]/api/session", f"https://{VPN_BOX}/login"], token=token)
+    check(a["https://[fd99:0:0:1::1]/api/session"].get("status") == 200,
+          f"and at the box's IPv6 VPN address ({a['https://[fd99:0:0:1::1]/api/session']})")
+    check(a[f"https://{VPN_BOX}/login"].get("status") == 200,
+          f"the sign-in page answers over the VPN ({a[f'https://{VPN_BOX}/login'].get('status')})")
+
+    # A live stream's HLS over the tunnel.
+    _, made = api("POST", "/api/streams", {"name": "field"})
+    publisher = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", CLIP, "-c", "copy", "-f", "flv",
+         f"rtmp://127.0.0.1:{vm.port[1935]}/live/field?key={made['key']}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    playlist = f"http://{VPN_BOX}/live/field/video.m3u8"
+
+    def two_segments():
+        a = peer_get(vm, [playlist])[playlist]
+        return a.get("status") == 200 and a["body"].count("#EXTINF") >= 2
+
+    try:
+        wait_for("two of the stream's segments over the tunnel", 60, two_segments)
+        _, out, _ = vm.run(["/sbin/ip", "netns", "exec", "peer", "/usr/bin/python3", "-c", PEER_GET,
+                            "", "", "10", "--fetch-hls", f"http://{VPN_BOX}/live/field/index.m3u8"],
+                           timeout=120)
+    finally:
+        publisher.kill()
+        publisher.wait()
+    fetched = json.loads(out)
+    media = os.path.join(vm.work, "over-vpn.mp4")
+    with open(media, "wb") as f:
+        f.write(base64.b64decode(fetched["bytes"]))
+    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width",
+                        "-of", "json", media], capture_output=True, text=True)
+    d = subprocess.run(["ffmpeg", "-v", "error", "-i", media, "-f", "null", "-"], capture_output=True, text=True)
+    check(r.returncode == 0 and '"h264"' in r.stdout and d.returncode == 0 and d.stderr.strip() == "",
+          f"a live stream's HLS plays over the tunnel ({fetched['segments']} segments, "
+          f"{os.path.getsize(media)} bytes: {r.stdout.split()} {d.stderr.strip()[:200]})")
+
+    # The list: handshake and counters from the kernel; the page shows them.
+    _, view = api("GET", "/api/vpn")
+    mine = next(p for p in view["peers"] if p["name"] == "Anna's laptop")
+    check(mine["latest_handshake"] is not None and mine["rx_bytes"] > 0 and mine["tx_bytes"] > 0
+          and mine["endpoint"] and mine["endpoint"].startswith("10.77.0.2:"),
+          f"the list has Anna's handshake, traffic and endpoint ({mine})")
+    status, _, page = browser.request("GET", f"{base}/admin/vpn")
+    check(status == 200 and page.count('class="peer"') == 2 and "laptop" in page
+          and mine["latest_handshake"] in page,
+          "the Remote access page lists the peers, with Anna's handshake")
+
+    # Outside the LAN and the VPN: the admin pages refuse, the portal answers.
+    vm.run(["/bin/sh", "-c", f"ip -n peer addr add {OUTSIDE}/32 dev sbv1 && "
+            f"ip route add {OUTSIDE}/32 dev sbv0"])
+    a = peer_get(vm, ["https://10.77.0.1/login", "https://10.77.0.1/api/session", "http://10.77.0.1/"],
+                 source=OUTSIDE)
+    check(a["https://10.77.0.1/login"].get("status") == 403
+          and a["https://10.77.0.1/api/session"].get("status") == 403,
+          f"from {OUTSIDE} the admin pages and the API are refused ({a['https://10.77.0.1/login'].get('status')}, "
+          f"{a['https://10.77.0.1/api/session'].get('status')})")
+    check(a["http://10.77.0.1/"].get("status") == 200, f"while the portal answers it ({a['http://10.77.0.1/']})")
+    check(status_of(vm, "https://10.77.0.1/login") == 200, "the same page answers from the LAN")
+    _, log, _ = vm.run(["/bin/journalctl", "-u", "streambox", "--no-pager", "-n", "200"])
+    check(f"client={OUTSIDE}" in log and "outside the LAN and the VPN" in log, "the refusal is logged")
+
+    # Disabled: refused at once; enabled: back; removed: refused at once.
+    pid = mine["id"]
+    status, _ = api("PUT", f"/api/vpn/peers/{pid}", {"enabled": False})
+    check(status == 200, f"Anna's laptop disabled ({status})")
+    check(status_of(vm, f"https://{VPN_BOX}/api/session", token=token) != 200,
+          "a disabled peer's tunnel is refused at once")
+    api("PUT", f"/api/vpn/peers/{pid}", {"enabled": True})
+    wait_for("the tunnel again after enabling", 60,
+             lambda: status_of(vm, f"https://{VPN_BOX}/api/session", token=token) == 200 or None)
+    status, _ = api("DELETE", f"/api/vpn/peers/{pid}")
+    check(status == 204, f"Anna's laptop removed ({status})")
+    check(status_of(vm, f"https://{VPN_BOX}/api/session", token=token) != 200,
+          "a removed peer's tunnel is refused at once")
+    _, peers, _ = vm.run(["/usr/bin/wg", "show", "wg-streambox", "peers"])
+    check(peers.split() == [ben_key.strip()], f"the kernel has Ben only ({peers.split()})")
+    vm.run(["/sbin/ip", "netns", "exec", "peer", "/usr/bin/wg-quick", "down", "/run/sbxp.conf"])
+    _, audit = api("GET", "/api/audit?limit=50")
+    actions = {e["action"] for e in audit}
+    check({"vpn.settings", "vpn.peer.add", "vpn.peer.disable", "vpn.peer.enable", "vpn.peer.remove"} <= actions,
+          f"the audit log has the VPN's changes ({sorted(a for a in actions if a.startswith('vpn'))})")
+    return ben_key.strip()
+
+
 def network_checks(vm, browser, base):
     """Issue 17 on the box: static IPv4 and IPv6 on the second NIC through the API,
     confirmed from the new address and kept across a reboot, with a new name; a change not confirmed
@@ -789,6 +988,7 @@ def network_checks(vm, browser, base):
     check({f"{LAN2_STATIC}/24", "fd00:76::20/64"} <= addresses_of(vm, nic), "the addresses stay once confirmed")
     name_checks(vm, api)
     registration_checks(vm, browser, base, api)
+    ben = vpn_checks(vm, browser, base, api)
 
     vm.shutdown()
     vm.start()
@@ -799,6 +999,11 @@ def network_checks(vm, browser, base):
     check(kernel.strip() == "studio", f"the name survives a reboot ({kernel.strip()})")
     check(ntp_servers(vm) == NTP_SERVERS, f"the NTP servers survive a reboot ({ntp_servers(vm)})")
     wait_for("the banner to name studio.local", 30, lambda: "https://studio.local/" in vm.console_text())
+    # The VPN comes back with the box, with the peer it had.
+    _, peers, _ = vm.run(["/usr/bin/wg", "show", "wg-streambox", "peers"])
+    got = addresses_of(vm, "wg-streambox")
+    check(peers.split() == [ben] and {"10.99.0.1/24", "fd99:0:0:1::1/64"} <= got,
+          f"the VPN survives a reboot ({peers.split()}, {got})")
     peer_namespace(vm)
     got = wait_mdns(vm, "studio.local", "A")
     check("10.77.0.1" in got, f"studio.local answers after the reboot ({got})")
@@ -889,10 +1094,11 @@ def network_checks(vm, browser, base):
                            "import socket; s = socket.socket(socket.AF_UNIX); "
                            "s.connect('/run/streambox-netplan/socket')"], check_rc=False)
     check(rc != 0 and "PermissionError" in err, f"another user cannot reach the helper ({err.strip()[-80:]})")
+    # CAP_NET_ADMIN (bit 12) only: the VPN's interface is the kernel's to set up.
     _, caps, _ = vm.run(["/bin/sh", "-c", "grep -E '^Cap(Eff|Prm|Bnd)' "
                          "/proc/$(systemctl show -P MainPID streambox-netplan)/status"])
-    check(all(l.split()[1] == "0000000000000000" for l in caps.strip().splitlines()) and caps.strip(),
-          f"the helper runs without capabilities ({' '.join(caps.split())})")
+    check(all(l.split()[1] == "0000000000001000" for l in caps.strip().splitlines()) and caps.strip(),
+          f"the helper runs with CAP_NET_ADMIN alone ({' '.join(caps.split())})")
 
 
 def data_partition_start(out):
