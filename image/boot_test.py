@@ -938,7 +938,7 @@ def network_checks(vm, browser, base):
     """Issue 17 on the box: static IPv4 and IPv6 on the second NIC through the API,
     confirmed from the new address and kept across a reboot, with a new name; a change not confirmed
     reverts by itself, also across a reboot in the middle; bad input changes nothing;
-    the privileged path is only the helper, which has no capabilities."""
+    the privileged path is only the helper, which has CAP_NET_ADMIN alone."""
     api = Api(browser, base)
     status, view = api("GET", "/api/network")
     check(status == 200 and view.get("configured") is not None,
@@ -1084,7 +1084,7 @@ def network_checks(vm, browser, base):
            "network.registration"} <= set(actions),
           f"the audit log has the trials ({[a for a in actions if a.startswith('network')]})")
     # The privileged path is narrow: netplan answers root only, the helper that calls it
-    # as root has no capabilities, and only the service's group may reach the helper.
+    # as root has CAP_NET_ADMIN alone, and only the service's group may reach the helper.
     rc, out, err = vm.run(["/sbin/runuser", "-u", "nobody", "--", "/usr/bin/busctl", "call",
                            "io.netplan.Netplan", "/io/netplan/Netplan", "io.netplan.Netplan", "Info"],
                           check_rc=False)

@@ -65,7 +65,7 @@ pub struct NetworkConfig {
     /// request may ask for 10-600.
     pub confirm_within: u32,
     /// The network helper's socket (`streambox netplan-helper`, run by the appliance
-    /// as root with no capabilities), through which every change goes.
+    /// as root with `CAP_NET_ADMIN` alone), through which every change goes.
     pub helper_socket: PathBuf,
 }
 

@@ -76,7 +76,7 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// The appliance's network helper, run as root with no capabilities by
+    /// The appliance's network helper, run as root with `CAP_NET_ADMIN` alone by
     /// `streambox-netplan.service`: serves the service's typed network changes on a
     /// Unix socket and makes them through netplan's D-Bus API. Not for use by hand.
     #[command(hide = true)]

@@ -434,6 +434,38 @@ fn the_wizard_network_step_changes_the_network_as_the_page_does() {
         "{}",
         a.body
     );
+    // Remote access, offered on the same step: a bad endpoint is refused as typed, and
+    // good settings get the page's answer on a machine without the network helper.
+    assert!(page.body.contains(r#"action="/setup/network/vpn""#));
+    assert!(page
+        .body
+        .contains(r#"<span id="setup-vpn-state">off</span>"#));
+    let a = web.post(
+        "/setup/network/vpn",
+        &[("csrf", &t), ("enabled", "on"), ("endpoint", "vpn example")],
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(
+        a.alert().unwrap_or_default().contains("not a host name"),
+        "{a:?}"
+    );
+    assert!(a.body.contains(r#"value="vpn example""#), "{}", a.body);
+    let a = web.post(
+        "/setup/network/vpn",
+        &[
+            ("csrf", &t),
+            ("enabled", "on"),
+            ("endpoint", "vpn.example.com"),
+        ],
+    );
+    // (The wizard answers every refusal of a step with 422; the API says 503.)
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(
+        a.alert()
+            .unwrap_or_default()
+            .starts_with("the VPN cannot be set up here"),
+        "{a:?}"
+    );
     let a = web.post("/setup/network/confirm", &[("csrf", &t)]);
     assert_eq!(a.status, 422, "{a:?}");
     assert!(

@@ -45,6 +45,8 @@ pub struct NetworkChange {
     pub notice: Option<String>,
     /// The NTP servers.
     pub ntp: crate::network::NtpBox,
+    /// Remote access.
+    pub vpn: crate::vpn::SetupVpn,
 }
 
 /// A stream the last step just created: what OBS needs, shown once.
@@ -241,6 +243,7 @@ fn step_body(view: StepView, csrf: String) -> AnyView {
         StepView::Network { interfaces, routes, urls, change } => {
             use crate::network::{name_section, nic_section, ntp_section, trial_section, SETUP};
             let ntp = ntp_section(change.ntp, csrf.clone(), SETUP);
+            let vpn = crate::vpn::setup_section(change.vpn, csrf.clone());
             let trial = change.trial.map(|t| trial_section(t, csrf.clone(), SETUP));
             let name = name_section(change.hostname, change.mdns_name, change.hostname_typed, csrf.clone(), SETUP);
             let within = change.confirm_within.to_string();
@@ -277,6 +280,7 @@ fn step_body(view: StepView, csrf: String) -> AnyView {
                 {trial}
                 {name}
                 {ntp}
+                {vpn}
                 <details id="change-network" open=open>
                     <summary>"Change the addresses (optional)"</summary>
                     <p class="hint">"Each change is tried first: open the box at its new address, sign in, and confirm it there, or the previous settings come back by themselves."</p>

@@ -112,6 +112,40 @@ fn peer_row(p: PeerRow, csrf: String) -> impl IntoView {
     }
 }
 
+/// Remote access as the setup wizard's network step offers it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SetupVpn {
+    /// Whether it is on.
+    pub enabled: bool,
+    /// The public address or name, as saved or typed.
+    pub endpoint: String,
+    /// The box's VPN address when on (`10.8.0.1`).
+    pub address: Option<String>,
+}
+
+/// The wizard's optional remote access box: on or off, and the endpoint; peers are
+/// added on the Remote access page after setup.
+pub fn setup_section(v: SetupVpn, csrf: String) -> impl IntoView {
+    let state = match &v.address {
+        Some(a) => format!("on: over the VPN, the box is at {a}"),
+        None => "off".to_string(),
+    };
+    view! {
+        <section id="setup-vpn">
+            <h3>"Remote access (optional)"</h3>
+            <p class="hint">"Manage the box from elsewhere over a WireGuard VPN; the admin pages stay closed to the internet. Add the phones and laptops that may connect on the Remote access page once setup is done."</p>
+            <p>"Remote access: " <span id="setup-vpn-state">{state}</span></p>
+            <form method="post" action="/setup/network/vpn" class="stack">
+                <Csrf token=csrf />
+                <label><input type="checkbox" name="enabled" value="on" checked=v.enabled />" Remote access on"</label>
+                <label>"Public address or name " <input name="endpoint" value=v.endpoint placeholder="vpn.example.com" size="30" /></label>
+                <p class="hint">"Left empty, peers are sent to the box's global IPv6 address; without one, forward UDP port 51820 on your router to this box and give the router's public address or name."</p>
+                <button type="submit">"Save remote access"</button>
+            </form>
+        </section>
+    }
+}
+
 /// Renders the VPN page.
 pub fn page(shell: Shell, p: VpnPage) -> String {
     let csrf = shell.csrf.clone();

@@ -166,6 +166,7 @@ fn table() -> Table {
         .post(Setup, "/setup/network/cancel", setup::network_cancel)
         .post(Setup, "/setup/network/hostname", setup::network_hostname)
         .post(Setup, "/setup/network/ntp", setup::network_ntp)
+        .post(Setup, "/setup/network/vpn", setup::network_vpn)
         .post(Setup, "/setup/storage", setup::storage)
         .post(Setup, "/setup/stream", setup::stream)
         .post(Setup, "/setup/camera", setup::camera)

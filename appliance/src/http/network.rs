@@ -749,6 +749,8 @@ pub(super) enum Typed<'a> {
     Registration(&'a RegistrationFields),
     /// NTP servers.
     Ntp(&'a str),
+    /// Remote access, in the setup wizard.
+    Vpn(&'a super::setup::VpnFields),
 }
 
 /// What the page shows: `error`/`notice`, and `typed` (a refused form) in place of the

@@ -128,6 +128,7 @@ async fn network_view(app: &App, typed: Typed<'_>, notice: Option<String>) -> St
         unavailable,
         notice,
         ntp: super::network::ntp_box(typed).await,
+        vpn: setup_vpn(app, typed).await,
     };
     let now = tokio::task::spawn_blocking(move || network_view_now(&cfg)).await;
     let (interfaces, routes, urls) = now.unwrap_or_else(|e| {
@@ -611,6 +612,67 @@ pub async fn network_ntp(
         Err(r) => Err(super::network::shown(r).1),
     };
     network_again(&app, &v, reached, done, Typed::Ntp(&f.servers)).await
+}
+
+/// Remote access as step 3 shows it: saved, or as typed when refused.
+async fn setup_vpn(app: &App, typed: Typed<'_>) -> streambox_web::vpn::SetupVpn {
+    let saved = app.vpn.settings().await.ok().flatten();
+    let on = saved.as_ref().filter(|s| s.enabled);
+    let address = on.map(|s| {
+        crate::system::wireguard::own_addresses(&s.subnet4, &s.subnet6)
+            .0
+            .to_string()
+    });
+    match typed {
+        Typed::Vpn(f) => streambox_web::vpn::SetupVpn {
+            enabled: f.enabled.is_some(),
+            endpoint: f.endpoint.clone(),
+            address,
+        },
+        _ => streambox_web::vpn::SetupVpn {
+            enabled: on.is_some(),
+            endpoint: saved.and_then(|s| s.endpoint).unwrap_or_default(),
+            address,
+        },
+    }
+}
+
+/// Step 3's remote access form.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VpnFields {
+    enabled: Option<String>,
+    endpoint: String,
+}
+
+/// `POST /setup/network/vpn`: remote access on or off.
+pub async fn network_vpn(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Form(f): Form<VpnFields>,
+) -> Response {
+    let (reached, s) = match admin_at(&app, &v, Step::Network).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let ops = super::ops(&app, &v, s);
+    let change = crate::manage::vpn::Change {
+        enabled: Some(f.enabled.is_some()),
+        endpoint: Some(f.endpoint.clone()),
+        ..Default::default()
+    };
+    let interfaces = app.interfaces.borrow().clone();
+    let done = match app.vpn.set(ops.actor(), change, &interfaces).await {
+        Ok(view) => Ok(match view.settings.filter(|s| s.enabled) {
+            Some(s) => format!(
+                "Remote access is on (UDP port {}). Add the devices that may connect on the Remote access page once setup is done.",
+                s.port
+            ),
+            None => "Remote access is off.".to_string(),
+        }),
+        Err(r) => Err(super::network::shown(r).1),
+    };
+    network_again(&app, &v, reached, done, Typed::Vpn(&f)).await
 }
 
 /// `POST /setup/network/hostname`: renames the box.

@@ -175,8 +175,8 @@ pub struct Vpn {
 
 fn unreachable(e: HelperError) -> Refused {
     match e {
-        HelperError::Unavailable(_) => Refused::Unavailable(format!(
-            "the VPN cannot be set up here: the appliance's network helper is not running ({e})"
+        HelperError::Unavailable(why) => Refused::Unavailable(format!(
+            "the VPN cannot be set up here: the appliance's network helper is not running ({why})"
         )),
         e => Refused::failed(e),
     }

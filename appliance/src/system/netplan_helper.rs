@@ -2,7 +2,7 @@
 //!
 //! netplan-dbus answers only callers with uid 0 or `CAP_SYS_ADMIN` (its sd-bus methods
 //! are not marked unprivileged, and it asks polkit nothing), so the unprivileged service
-//! cannot call it. `streambox netplan-helper` runs as root with no capabilities at all,
+//! cannot call it. `streambox netplan-helper` runs as root with `CAP_NET_ADMIN` alone,
 //! behind a Unix socket only the `streambox` group may open (`streambox-netplan.service`),
 //! and takes a fixed set of typed requests, one JSON line per connection, each answered
 //! with one JSON line:
