@@ -422,12 +422,7 @@ pub async fn enable_handler(
     Extension(s): Extension<Signed>,
     Path(id): Path<i64>,
 ) -> Response {
-    let ops = super::ops(&app, &v, &s);
-    let r = app.vpn.set_enabled(ops.actor(), id, true).await;
-    after(&app, &v, &s, r, |p| {
-        format!("{} may connect again.", p.name)
-    })
-    .await
+    toggle(&app, &v, &s, id, true).await
 }
 
 /// `POST /admin/vpn/peers/{id}/disable`.
@@ -437,10 +432,18 @@ pub async fn disable_handler(
     Extension(s): Extension<Signed>,
     Path(id): Path<i64>,
 ) -> Response {
-    let ops = super::ops(&app, &v, &s);
-    let r = app.vpn.set_enabled(ops.actor(), id, false).await;
-    after(&app, &v, &s, r, |p| {
-        format!("{} can no longer connect.", p.name)
+    toggle(&app, &v, &s, id, false).await
+}
+
+async fn toggle(app: &App, v: &Visitor, s: &Signed, id: i64, enabled: bool) -> Response {
+    let ops = super::ops(app, v, s);
+    let r = app.vpn.set_enabled(ops.actor(), id, enabled).await;
+    after(app, v, s, r, |p| {
+        if enabled {
+            format!("{} may connect again.", p.name)
+        } else {
+            format!("{} can no longer connect.", p.name)
+        }
     })
     .await
 }

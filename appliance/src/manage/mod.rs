@@ -166,11 +166,33 @@ impl Ops {
     /// Writes `action` (`stream.add`, …) with `detail` to the audit log; a failure to
     /// write it is logged, and the change stands.
     async fn audit(&self, action: &str, detail: &str) {
-        let a = &self.actor;
-        if let Err(e) = crate::db::audit(&self.db, &a.name, action, detail, &a.client).await {
-            tracing::warn!(error = %e, action, "writing the audit log failed");
-        }
+        audit(&self.db, &self.actor, action, detail).await;
     }
+}
+
+/// Writes `action` by `actor` with `detail` to the audit log; a failure to write it is
+/// logged, and the change stands.
+pub(crate) async fn audit(db: &SqlitePool, actor: &Actor, action: &str, detail: &str) {
+    if let Err(e) = crate::db::audit(db, &actor.name, action, detail, &actor.client).await {
+        tracing::warn!(error = %e, action, "writing the audit log failed");
+    }
+}
+
+/// The setting `name` as JSON of `T`: `None` when unset, empty, or not a `T` (settings
+/// of an older shape are as good as none).
+///
+/// # Errors
+/// [`Refused::Failed`] when the database fails.
+pub(crate) async fn json_setting<T: serde::de::DeserializeOwned>(
+    db: &SqlitePool,
+    name: &str,
+) -> Result<Option<T>, Refused> {
+    let text = crate::db::setting(db, name)
+        .await
+        .map_err(Refused::failed)?;
+    Ok(text
+        .filter(|t| !t.is_empty())
+        .and_then(|t| serde_json::from_str(&t).ok()))
 }
 
 /// Milliseconds since the Unix epoch now (0 on a clock before 1970).

@@ -300,12 +300,7 @@ impl Registration {
     /// # Errors
     /// [`Refused::Failed`] when the database fails.
     pub async fn settings(&self) -> Result<Option<Settings>, Refused> {
-        let text = crate::db::setting(&self.db, SETTING)
-            .await
-            .map_err(Refused::failed)?;
-        Ok(text
-            .filter(|t| !t.is_empty())
-            .and_then(|t| serde_json::from_str(&t).ok()))
+        super::json_setting(&self.db, SETTING).await
     }
 
     /// The registration as shown.
@@ -424,17 +419,7 @@ impl Registration {
     }
 
     async fn audit(&self, actor: &Actor, detail: &str) {
-        if let Err(e) = crate::db::audit(
-            &self.db,
-            &actor.name,
-            "network.registration",
-            detail,
-            &actor.client,
-        )
-        .await
-        {
-            tracing::warn!(error = %e, "writing the audit log failed");
-        }
+        super::audit(&self.db, actor, "network.registration", detail).await;
     }
 
     /// Keeps `outcome` as the last attempt and sets when the next is due.

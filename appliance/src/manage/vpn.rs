@@ -337,21 +337,12 @@ impl Vpn {
     /// # Errors
     /// [`Refused::Failed`] when the database fails.
     pub async fn settings(&self) -> Result<Option<Settings>, Refused> {
-        let text = crate::db::setting(&self.db, SETTING)
-            .await
-            .map_err(Refused::failed)?;
-        Ok(text
-            .filter(|t| !t.is_empty())
-            .and_then(|t| serde_json::from_str(&t).ok()))
+        super::json_setting(&self.db, SETTING).await
     }
 
     async fn networks(&self) -> Result<Vec<IpNet>, Refused> {
-        let text = crate::db::setting(&self.db, NETWORKS_SETTING)
-            .await
-            .map_err(Refused::failed)?;
-        Ok(text
-            .filter(|t| !t.is_empty())
-            .and_then(|t| serde_json::from_str(&t).ok())
+        Ok(super::json_setting(&self.db, NETWORKS_SETTING)
+            .await?
             .unwrap_or_default())
     }
 
@@ -860,10 +851,7 @@ impl Vpn {
     }
 
     async fn audit(&self, actor: &Actor, action: &str, detail: &str) {
-        if let Err(e) = crate::db::audit(&self.db, &actor.name, action, detail, &actor.client).await
-        {
-            tracing::warn!(error = %e, action, "writing the audit log failed");
-        }
+        super::audit(&self.db, actor, action, detail).await;
     }
 }
 
