@@ -750,7 +750,15 @@ pub(super) enum Typed<'a> {
     /// NTP servers.
     Ntp(&'a str),
     /// Remote access, in the setup wizard.
-    Vpn(&'a super::setup::VpnFields),
+    Vpn(&'a VpnFields),
+}
+
+/// The setup wizard's remote access form (step 3).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct VpnFields {
+    pub(super) enabled: Option<String>,
+    pub(super) endpoint: String,
 }
 
 /// What the page shows: `error`/`notice`, and `typed` (a refused form) in place of the

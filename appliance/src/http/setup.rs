@@ -21,7 +21,7 @@
 
 use super::admin::{audit, sign_in};
 use super::cameras::{self, CameraFields};
-use super::network::{NameFields, NicFields, NtpFields, Typed};
+use super::network::{NameFields, NicFields, NtpFields, Typed, VpnFields};
 use super::visitor::{page, Signed, Visitor};
 use crate::app::App;
 use crate::auth::users;
@@ -635,14 +635,6 @@ async fn setup_vpn(app: &App, typed: Typed<'_>) -> streambox_web::vpn::SetupVpn 
             address,
         },
     }
-}
-
-/// Step 3's remote access form.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct VpnFields {
-    enabled: Option<String>,
-    endpoint: String,
 }
 
 /// `POST /setup/network/vpn`: remote access on or off.
