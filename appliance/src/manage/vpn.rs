@@ -46,6 +46,8 @@ pub const MAX_NAME: usize = 64;
 pub const MAX_NETWORKS: usize = 32;
 /// How long the helper may take to set the interface up.
 const HELPER_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a page waits for the kernel's view of the peers before it shows none.
+const STATUS_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The VPN's settings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -388,7 +390,7 @@ impl Vpn {
         let settings = self.cache().settings.clone();
         let peers = self.peers().await?;
         let status = match settings.as_ref().filter(|s| s.enabled) {
-            Some(_) => match helper::call(&self.socket, &Request::VpnStatus, HELPER_DEADLINE).await
+            Some(_) => match helper::call(&self.socket, &Request::VpnStatus, STATUS_DEADLINE).await
             {
                 Ok(Answer::VpnStatus { peers }) => peers,
                 Ok(a) => {
