@@ -264,6 +264,21 @@ fn the_network_page_shows_each_interface_and_refuses_bad_settings_in_place() {
         .contains("no network change is being tried"));
 }
 
+/// A VPN tunnel for the helper: `subnet4`, a unique local IPv6 subnet, and one peer with
+/// `key` at the subnets' second addresses (`x`: a well-formed key).
+fn vpn_tunnel(subnet4: &str, key: &str) -> Value {
+    let key = if key == "x" {
+        "dwdtCnMYpX08FsFyUbJmRd9ML4frwJkqsXf7pR25LCo="
+    } else {
+        key
+    };
+    let host = subnet4
+        .rsplit_once('.')
+        .map_or(String::new(), |(n, _)| format!("{n}.2"));
+    json!({"port": 51820, "subnet4": subnet4, "subnet6": "fd00:9::/64",
+           "peers": [{"public_key": key, "address4": host, "address6": "fd00:9::2"}]})
+}
+
 /// One request line to the helper at `socket`; its answer.
 fn ask_helper(socket: &std::path::Path, line: &str) -> Value {
     use std::io::{BufRead, BufReader, Write};
@@ -319,6 +334,15 @@ fn the_network_helper_refuses_what_is_not_a_valid_typed_request() {
         (json!({"op": "hostname", "name": "box\nroot"}).to_string(), "lowercase"),
         (json!({"op": "hostname", "name": "x".repeat(64)}).to_string(), "1-63"),
         (json!({"op": "ntp", "servers": ["evil\n[Time]"]}).to_string(), "neither"),
+        // A VPN tunnel is checked by the helper too: its subnets, its peers' keys and
+        // addresses; nothing else may ride in it (a private key, a file path).
+        (json!({"op": "vpn", "tunnel": vpn_tunnel("8.8.8.0/24", "x")}).to_string(), "private network"),
+        (json!({"op": "vpn", "tunnel": vpn_tunnel("10.9.0.0/24", "not a key")}).to_string(), "not a WireGuard key"),
+        (json!({"op": "vpn", "tunnel": vpn_tunnel("10.9.0.0/24", "x").as_object().map(|t| {
+            let mut t = t.clone();
+            t.insert("private_key".into(), json!("/etc/shadow"));
+            t
+        })}).to_string(), "unknown field"),
     ];
     for (line, why) in cases {
         let a = ask_helper(&socket, &line);

@@ -182,7 +182,10 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+        // A dual-stack listener sees IPv4 clients as `::ffff:a.b.c.d`: logs and the
+        // audit log say `a.b.c.d`.
+        .to_canonical();
     // The admin zone first: from elsewhere, nothing but a refusal (no cookie, no
     // session lookup).
     if !app.vpn.admits(client, &app.interfaces.borrow()) {

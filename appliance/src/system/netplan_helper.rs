@@ -371,7 +371,8 @@ async fn handle(r: Request) -> Answer {
                 Err(e) => failed(e),
             }
         }
-        Request::Vpn { .. } | Request::VpnStatus => failed("answered above"),
+        // Answered above, without the bus.
+        Request::Vpn { .. } | Request::VpnStatus => failed("not a request for the system bus"),
     }
 }
 
