@@ -1084,6 +1084,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_peer_limit_and_the_subnets_of_a_vpn_with_peers_hold() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = crate::db::open(dir.path()).await.expect("db");
+        let vpn = Vpn::new(db.clone(), PathBuf::from("/nonexistent"), vec![]);
+        let on = Settings {
+            enabled: true,
+            port: DEFAULT_PORT,
+            subnet4: "10.8.0.0/23".parse().expect("net"),
+            subnet6: "fd00:8::/64".parse().expect("net"),
+            endpoint: Some("vpn.example.com".into()),
+        };
+        let text = serde_json::to_string(&on).expect("json");
+        crate::db::set_setting(&db, SETTING, &text)
+            .await
+            .expect("save");
+        vpn.load().await.expect("load");
+        for n in 0..wireguard::MAX_PEERS {
+            let key = wireguard::key_pair().expect("keys").1;
+            sqlx::query("INSERT INTO vpn_peers (name, public_key, host, created_ms, keyed_ms) VALUES (?, ?, ?, 0, 0)")
+                .bind(format!("peer {n}"))
+                .bind(key)
+                .bind(n as i64 + 2)
+                .execute(&db)
+                .await
+                .expect("insert");
+        }
+        let me = Actor::cli();
+        let r = vpn.add_peer(&me, "one more", None, &lan()).await;
+        assert!(
+            matches!(&r, Err(Refused::Invalid(m)) if m.contains("the most it takes")),
+            "{r:?}"
+        );
+        let r = vpn
+            .add_peer(&me, "peer 7", None, &lan())
+            .await
+            .map(|i| i.peer.name);
+        assert!(matches!(r, Err(Refused::Invalid(_))), "limit first: {r:?}");
+        sqlx::query("DELETE FROM vpn_peers WHERE name = 'peer 9'")
+            .execute(&db)
+            .await
+            .expect("delete");
+        let r = vpn.add_peer(&me, "peer 7", None, &lan()).await;
+        assert!(matches!(r, Err(Refused::Conflict(_))), "{r:?}");
+        // Other subnets would readdress every peer: refused while there are some.
+        let change = Change {
+            subnet4: Some("10.9.0.0/23".into()),
+            ..Change::default()
+        };
+        let r = vpn.set(&me, change, &lan()).await;
+        assert!(
+            matches!(&r, Err(Refused::Invalid(m)) if m.contains("remove the peers first")),
+            "{r:?}"
+        );
+        assert_eq!(vpn.settings().await.expect("settings"), Some(on));
+    }
+
+    #[tokio::test]
     async fn settings_are_refused_with_the_reason_and_nothing_changes() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = crate::db::open(dir.path()).await.expect("db");
