@@ -482,6 +482,10 @@ async fn netplan_helper(socket: &std::path::Path) -> anyhow::Result<()> {
     }
     let listener = tokio::net::UnixListener::bind(socket)
         .with_context(|| format!("listening on {}", socket.display()))?;
+    // The box's own name over mDNS, taken back when avahi gives it up spuriously.
+    tokio::spawn(streambox::system::hostname::keep_mdns_name(
+        std::path::PathBuf::from(streambox::system::hostname::STATE_FILE),
+    ));
     // The VPN as it was last set up (at boot: the kernel has forgotten it).
     let vpn = streambox::system::wireguard::STATE_DIR;
     streambox::system::wireguard::restore(std::path::Path::new(vpn)).await;

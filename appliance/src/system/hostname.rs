@@ -172,9 +172,97 @@ pub async fn set(conn: &zbus::Connection, file: &Path, name: &str) -> Result<(),
     Ok(())
 }
 
+/// How often [`keep_mdns_name`] compares avahi's name with the box's.
+const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// The longest pause between two take-backs of a name another host really holds.
+const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The pause before the next take-back, after `taken` take-backs that did not hold (each
+/// within a minute of the one before): none at first, then 1 min doubling, at most an
+/// hour. A name avahi lost to a spurious conflict is back within seconds; one another
+/// machine on the LAN holds is asked for again seldom, each try a brief probe.
+pub fn take_back_pause(taken: u32) -> std::time::Duration {
+    match taken {
+        0 => std::time::Duration::ZERO,
+        n => (std::time::Duration::from_secs(60) * (1u32 << (n - 1).min(6))).min(LONGEST_PAUSE),
+    }
+}
+
+/// Keeps avahi-daemon announcing the box's own name (the static name in `file`).
+///
+/// avahi renames the host (`NAME-2`) when it sees a conflict for its name, and it also
+/// does so spuriously, with no other host involved, when addresses change while it
+/// announces (avahi/avahi#117, #193): after a network change, the box would be
+/// `streambox-2.local` until avahi restarts, and every bookmark of `streambox.local`
+/// broken. Every 5 s this compares avahi's name with the box's, and asks avahi to take
+/// the box's name back when they differ, with [`take_back_pause`] between take-backs
+/// that do not hold (another machine really has the name: avahi then stays on its
+/// `-2` name between the tries, as mDNS says it must). Runs in the network helper;
+/// logged, never fatal (no bus, no avahi: tried again later).
+pub async fn keep_mdns_name(file: std::path::PathBuf) {
+    let mut taken = 0u32;
+    let mut last: Option<tokio::time::Instant> = None;
+    let mut conn: Option<zbus::Connection> = None;
+    loop {
+        tokio::time::sleep(WATCH_EVERY).await;
+        let Some(name) = std::fs::read_to_string(&file)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|n| check(n).is_ok())
+        else {
+            continue;
+        };
+        if conn.is_none() {
+            conn = zbus::Connection::system().await.ok();
+        }
+        let Some(c) = &conn else { continue };
+        let announced = match call("avahi-daemon", AvahiServerProxy::new(c)).await {
+            Ok(avahi) => match call("avahi-daemon", avahi.get_host_name()).await {
+                Ok(n) => Some((avahi, n)),
+                Err(_) => None,
+            },
+            Err(_) => None,
+        };
+        let Some((avahi, announced)) = announced else {
+            // avahi is not running (or the bus went): a new connection next time.
+            conn = None;
+            continue;
+        };
+        if announced == name {
+            continue;
+        }
+        let now = tokio::time::Instant::now();
+        // A take-back that held for a minute was a spurious conflict: start over.
+        if last.is_some_and(|l| {
+            now.duration_since(l) > std::time::Duration::from_secs(60) + take_back_pause(taken)
+        }) {
+            taken = 0;
+        }
+        if last.is_some_and(|l| now.duration_since(l) < take_back_pause(taken)) {
+            continue;
+        }
+        tracing::warn!(
+            announced,
+            name,
+            "avahi renamed the box after a name conflict; taking the name back"
+        );
+        if let Err(e) = call("avahi-daemon", avahi.set_host_name(&name)).await {
+            tracing::warn!(error = %e, "avahi did not take the name back");
+        }
+        taken += 1;
+        last = Some(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_does_not_hold_is_asked_for_again_less_and_less_often() {
+        let pauses: Vec<u64> = (0..10).map(|n| take_back_pause(n).as_secs()).collect();
+        assert_eq!(pauses, [0, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+    }
 
     #[test]
     fn names() {
