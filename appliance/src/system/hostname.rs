@@ -174,17 +174,19 @@ pub async fn set(conn: &zbus::Connection, file: &Path, name: &str) -> Result<(),
 
 /// How often [`keep_mdns_name`] compares avahi's name with the box's.
 const WATCH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a name taken back must hold before the next loss counts as a new one.
+const HOLDS_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 /// The longest pause between two take-backs of a name another host really holds.
 const LONGEST_PAUSE: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// The pause before the next take-back, after `taken` take-backs that did not hold (each
-/// within a minute of the one before): none at first, then 1 min doubling, at most an
-/// hour. A name avahi lost to a spurious conflict is back within seconds; one another
-/// machine on the LAN holds is asked for again seldom, each try a brief probe.
+/// The pause before the next take-back after `taken` take-backs in a row that did not
+/// hold: none for the first two, then 1 min doubling, at most an hour. A name avahi lost
+/// to a spurious conflict is back within seconds; one another machine on the LAN holds
+/// is asked for again seldom, each try a brief probe.
 pub fn take_back_pause(taken: u32) -> std::time::Duration {
     match taken {
-        0 => std::time::Duration::ZERO,
-        n => (std::time::Duration::from_secs(60) * (1u32 << (n - 1).min(6))).min(LONGEST_PAUSE),
+        0 | 1 => std::time::Duration::ZERO,
+        n => (std::time::Duration::from_secs(60) * (1u32 << (n - 2).min(6))).min(LONGEST_PAUSE),
     }
 }
 
@@ -196,12 +198,13 @@ pub fn take_back_pause(taken: u32) -> std::time::Duration {
 /// `streambox-2.local` until avahi restarts, and every bookmark of `streambox.local`
 /// broken. Every 5 s this compares avahi's name with the box's, and asks avahi to take
 /// the box's name back when they differ, with [`take_back_pause`] between take-backs
-/// that do not hold (another machine really has the name: avahi then stays on its
-/// `-2` name between the tries, as mDNS says it must). Runs in the network helper;
+/// that do not hold for 30 s (another machine really has the name: avahi then stays on
+/// its `-2` name between the tries, as mDNS says it must). Runs in the network helper;
 /// logged, never fatal (no bus, no avahi: tried again later).
 pub async fn keep_mdns_name(file: std::path::PathBuf) {
     let mut taken = 0u32;
     let mut last: Option<tokio::time::Instant> = None;
+    let mut held_since: Option<tokio::time::Instant> = None;
     let mut conn: Option<zbus::Connection> = None;
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
@@ -228,16 +231,16 @@ pub async fn keep_mdns_name(file: std::path::PathBuf) {
             conn = None;
             continue;
         };
+        let now = tokio::time::Instant::now();
         if announced == name {
+            // Held long enough: the next loss is a new one.
+            let since = *held_since.get_or_insert(now);
+            if now.duration_since(since) >= HOLDS_AFTER {
+                taken = 0;
+            }
             continue;
         }
-        let now = tokio::time::Instant::now();
-        // A take-back that held for a minute was a spurious conflict: start over.
-        if last.is_some_and(|l| {
-            now.duration_since(l) > std::time::Duration::from_secs(60) + take_back_pause(taken)
-        }) {
-            taken = 0;
-        }
+        held_since = None;
         if last.is_some_and(|l| now.duration_since(l) < take_back_pause(taken)) {
             continue;
         }
@@ -261,7 +264,7 @@ mod tests {
     #[test]
     fn a_name_that_does_not_hold_is_asked_for_again_less_and_less_often() {
         let pauses: Vec<u64> = (0..10).map(|n| take_back_pause(n).as_secs()).collect();
-        assert_eq!(pauses, [0, 60, 120, 240, 480, 960, 1920, 3600, 3600, 3600]);
+        assert_eq!(pauses, [0, 0, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
     }
 
     #[test]
