@@ -85,7 +85,8 @@ pub(crate) fn refused(r: Refusal) -> Response {
     }
 }
 
-fn answer<T: Serialize>(status: StatusCode, r: Result<T, Refusal>) -> Response {
+/// `t` as JSON with `status`, or the refusal's JSON error.
+pub(super) fn answer<T: Serialize>(status: StatusCode, r: Result<T, Refusal>) -> Response {
     match r {
         Ok(t) => (status, Json(t)).into_response(),
         Err(r) => refused(r),

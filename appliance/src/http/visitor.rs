@@ -191,7 +191,7 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
     if !app.vpn.admits(client, &app.interfaces.borrow()) {
         tracing::info!(%client, path = %req.uri().path(), "admin request from outside the LAN and the VPN refused");
         let api = takes_token(req.uri().path());
-        let mut r = if api {
+        return if api {
             api_error(StatusCode::FORBIDDEN, OUTSIDE)
         } else {
             page(
@@ -199,9 +199,6 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
                 admin::problem("Not from here", OUTSIDE, ("/", "The streams")),
             )
         };
-        r.headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        return r;
     }
     let secret = match crate::db::secret(&app.db, "csrf_secret").await {
         Ok(s) => s,

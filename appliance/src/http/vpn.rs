@@ -31,14 +31,12 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde::Deserialize;
 
+/// [`super::api::answer`] of an operation's result.
 fn answer<T: serde::Serialize>(
     status: StatusCode,
     r: Result<T, crate::manage::Refused>,
 ) -> Response {
-    match r {
-        Ok(t) => (status, Json(t)).into_response(),
-        Err(r) => super::api::refused(Refusal::from(r)),
-    }
+    super::api::answer(status, r.map_err(Refusal::from))
 }
 
 /// `GET /api/vpn`.
@@ -287,8 +285,8 @@ async fn render(
         error,
         notice,
     };
-    let r = super::visitor::page(status, streambox_web::vpn::page(shell, page));
-    no_store(r)
+    // Never cached (visitor::page): the page may carry a peer's private key.
+    super::visitor::page(status, streambox_web::vpn::page(shell, page))
 }
 
 /// `GET /admin/vpn`.

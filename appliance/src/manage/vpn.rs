@@ -189,14 +189,19 @@ fn canonical(address: IpAddr) -> IpAddr {
     address.to_canonical()
 }
 
-/// The prefixes the box's interfaces (other than the VPN's) are connected to.
-pub fn connected(interfaces: &[Interface]) -> Vec<IpNet> {
-    let mut nets: Vec<IpNet> = interfaces
+/// Each prefix the box's interfaces (other than the VPN's) are connected to, as often
+/// as an address is on it.
+fn connected_nets(interfaces: &[Interface]) -> impl Iterator<Item = IpNet> + '_ {
+    interfaces
         .iter()
         .filter(|i| i.name != wireguard::INTERFACE)
         .flat_map(|i| &i.addresses)
         .filter_map(|a| IpNet::new(a.ip, a.prefix).ok().map(|n| n.trunc()))
-        .collect();
+}
+
+/// The prefixes the box's interfaces (other than the VPN's) are connected to, sorted.
+pub fn connected(interfaces: &[Interface]) -> Vec<IpNet> {
+    let mut nets: Vec<IpNet> = connected_nets(interfaces).collect();
     nets.sort();
     nets.dedup();
     nets
@@ -316,22 +321,27 @@ impl Vpn {
     /// `interfaces`) or from the VPN's subnets while it is on.
     pub fn admits(&self, client: IpAddr, interfaces: &[Interface]) -> bool {
         let client = canonical(client);
-        let c = self.cache();
-        let on_vpn = c.settings.as_ref().filter(|s| s.enabled).is_some_and(|s| {
-            IpNet::from(s.subnet4).contains(&client) || IpNet::from(s.subnet6).contains(&client)
-        });
-        if on_vpn {
+        if self.on_vpn(client) {
             return true;
         }
+        let c = self.cache();
         if !c.networks.is_empty() {
             return c.networks.iter().any(|n| n.contains(&client));
         }
-        let lan = connected(interfaces);
-        if lan.is_empty() {
+        let mut lan = connected_nets(interfaces).peekable();
+        if lan.peek().is_none() {
             // The kernel's interfaces are not known (yet): the box itself only.
             return client.is_loopback();
         }
-        lan.iter().any(|n| n.contains(&client))
+        lan.any(|n| n.contains(&client))
+    }
+
+    /// Whether `client` is in the VPN's subnets while it is on.
+    fn on_vpn(&self, client: IpAddr) -> bool {
+        let c = self.cache();
+        c.settings.as_ref().filter(|s| s.enabled).is_some_and(|s| {
+            IpNet::from(s.subnet4).contains(&client) || IpNet::from(s.subnet6).contains(&client)
+        })
     }
 
     /// The settings saved, if the VPN was ever turned on.
@@ -774,18 +784,9 @@ impl Vpn {
                 )));
             }
             if let Some(c) = client.map(canonical) {
-                let c_on_vpn = self
-                    .cache()
-                    .settings
-                    .as_ref()
-                    .filter(|s| s.enabled)
-                    .is_some_and(|s| {
-                        IpNet::from(s.subnet4).contains(&c) || IpNet::from(s.subnet6).contains(&c)
-                    });
-                let inside = nets.is_empty()
-                    && connected(interfaces).iter().any(|n| n.contains(&c))
+                let inside = nets.is_empty() && connected_nets(interfaces).any(|n| n.contains(&c))
                     || nets.iter().any(|n| n.contains(&c));
-                if !c_on_vpn && !inside {
+                if !self.on_vpn(c) && !inside {
                     return Err(Refused::Invalid(format!(
                         "you are at {c}, which these networks leave out: the change would lock you out of the admin pages"
                     )));

@@ -208,7 +208,8 @@ pub async fn keep_mdns_name(file: std::path::PathBuf) {
     let mut conn: Option<zbus::Connection> = None;
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
-        let Some(name) = std::fs::read_to_string(&file)
+        let Some(name) = tokio::fs::read_to_string(&file)
+            .await
             .ok()
             .map(|t| t.trim().to_string())
             .filter(|n| check(n).is_ok())
