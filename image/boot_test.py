@@ -428,6 +428,7 @@ def boot_and_check(vm):
     _, boots, _ = vm.run(["/bin/journalctl", "--list-boots", "--no-pager", "-q"])
     check(len(boots.strip().splitlines()) >= 2, "the journal kept the first boot's log (persistent)")
     finish_setup(vm, browser, https_base)
+    hardware_checks(vm, browser, https_base)
     network_checks(vm, browser, https_base)
     vm.shutdown()
 
@@ -798,6 +799,59 @@ def peer_get(vm, urls, source="", token="", timeout=5):
 def status_of(vm, url, **kw):
     a = peer_get(vm, [url], **kw)[url]
     return a.get("status", a.get("error"))
+
+
+def hardware_checks(vm, browser, base):
+    """Issue 19 on the box: the distribution kernel's virtual devices (vivid for V4L2
+    capture, snd-aloop for ALSA) appear in the inventory, on the page and in the API, and
+    a device removed or added shows within 2 s."""
+    api = Api(browser, base)
+    vm.run(["/sbin/modprobe", "snd-aloop"])
+    vm.run(["/sbin/modprobe", "vivid", "n_devs=1"])
+
+    def vivid():
+        status, hw = api("GET", "/api/hardware")
+        check(status == 200, f"GET /api/hardware ({status} {hw})")
+        return next((d for d in hw["video"] if d["driver"] == "vivid"), None), hw
+
+    device, hw = wait_for("vivid in /api/hardware", 10, lambda: vivid()[0])
+    _, listed, _ = vm.run(["/sbin/runuser", "-u", "streambox", "--", "/usr/bin/streambox",
+                           "--config", "/etc/streambox/streambox.toml", "hw", "list"])
+    print("hardware: streambox hw list in the box:\n" + listed.rstrip(), flush=True)
+    check(device["id"].startswith("platform-vivid") and device["node"].startswith("/dev/video"),
+          f"vivid is listed by its stable ID ({device['id']} at {device['node']})")
+    check(device["error"] is None, f"the service may open it ({device['error']})")
+    fourccs = {f["fourcc"] for f in device["formats"]}
+    check("YUYV" in fourccs, f"vivid offers YUYV ({sorted(fourccs)})")
+    sizes = next(f["sizes"] for f in device["formats"] if f["fourcc"] == "YUYV")
+    check(sizes["kind"] == "discrete" and any(s["width"] == 1280 and s["height"] == 720 for s in sizes["sizes"])
+          or sizes["kind"] == "range", f"YUYV's sizes are listed ({str(sizes)[:200]})")
+    loopback = [p["alsa"] for c in hw["sound"] if c["driver"] == "Loopback" for p in c["captures"]]
+    check("hw:CARD=Loopback,DEV=0" in loopback, f"snd-aloop's capture PCMs are listed ({loopback})")
+    status, _, page = browser.request("GET", f"{base}/admin/hardware")
+    check(status == 200 and device["id"] in page and "hw:CARD=Loopback,DEV=0" in page,
+          f"the hardware page lists them ({status})")
+    check('data-refresh="1"' in page, "the page redraws its list every second")
+
+    def timed(what, argv, gone):
+        vm.run(argv)
+        start = time.monotonic()
+        while time.monotonic() - start < 10:
+            now = vivid()[0]
+            if (now is None) == gone:
+                took = time.monotonic() - start
+                print(f"hardware: {what} shown {took:.2f} s after modprobe returned", flush=True)
+                return took
+            time.sleep(0.05)
+        raise Failed(f"{what}: not shown within 10 s")
+
+    took = timed("vivid removed", ["/sbin/modprobe", "-r", "vivid"], True)
+    check(took <= 2.0, f"an unplugged capture device leaves the inventory within 2 s ({took:.2f} s)")
+    _, _, page = browser.request("GET", f"{base}/admin/hardware")
+    check(device["id"] not in page, "and the page")
+    took = timed("vivid added", ["/sbin/modprobe", "vivid", "n_devs=1"], False)
+    check(took <= 2.0, f"a plugged-in capture device appears within 2 s ({took:.2f} s)")
+    check(vivid()[0]["id"] == device["id"], "with the same stable ID")
 
 
 def vpn_checks(vm, browser, base, api):

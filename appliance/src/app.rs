@@ -40,6 +40,8 @@ pub struct App {
     pub network: Arc<crate::manage::network::Network>,
     /// The interfaces and their addresses now, kept current from the kernel.
     pub interfaces: tokio::sync::watch::Receiver<Vec<crate::system::network::Interface>>,
+    /// Capture devices, sound cards and GPUs, kept current as they come and go.
+    pub hardware: tokio::sync::watch::Receiver<Arc<crate::system::hardware::Inventory>>,
     /// IPv6 address registration with a directory.
     pub registration: Arc<crate::manage::registration::Registration>,
     /// Remote management over WireGuard, and who may open the admin pages.
@@ -78,6 +80,7 @@ impl App {
             registry: Registry::new(db.clone(), metrics.clone(), thumbnails.clone()),
             network,
             interfaces: crate::system::network::watch(),
+            hardware: crate::system::hardware::watch(),
             registration,
             vpn,
             db,

@@ -61,7 +61,7 @@ enum Command {
         #[command(subcommand)]
         command: SourceCommand,
     },
-    /// Video hardware on this machine.
+    /// Capture devices, sound cards and GPUs on this machine.
     Hw {
         #[command(subcommand)]
         command: HwCommand,
@@ -99,8 +99,13 @@ enum Command {
 
 #[derive(Subcommand)]
 enum HwCommand {
-    /// List VA-API render nodes and NVIDIA devices (ABR rungs encode on the CPU for now).
-    List,
+    /// List video capture devices (with the formats, sizes and rates each offers),
+    /// sound cards' capture PCMs, and GPUs (ABR rungs encode on the CPU for now).
+    List {
+        /// Print the inventory as JSON (as `GET /api/hardware` answers).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -261,14 +266,20 @@ fn run() -> anyhow::Result<()> {
             Command::Console { once } => console(&cfg, once).await,
             Command::NetplanHelper { socket } => netplan_helper(&socket).await,
             Command::Hw {
-                command: HwCommand::List,
+                command: HwCommand::List { json },
             } => {
-                let found = streambox::system::hardware::detect(std::path::Path::new("/"));
-                if found.is_empty() {
-                    println!("No video hardware found: ABR rungs encode on the CPU (OpenH264).");
+                use streambox::system::hardware;
+                let found = hardware::scan(std::path::Path::new("/"), &hardware::v4l2::probe);
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&found)?);
+                    return Ok(());
                 }
-                for d in found {
-                    println!("{d}");
+                print!("{found}");
+                if found.video.is_empty() {
+                    println!("No video capture devices found.");
+                }
+                if found.gpus.is_empty() {
+                    println!("No GPU found: ABR rungs encode on the CPU (OpenH264).");
                 }
                 Ok(())
             }
@@ -344,12 +355,6 @@ fn factory_reset(cfg: &Config, yes: bool) -> anyhow::Result<()> {
 async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&cfg)?;
     let pool = open_db(&cfg).await?;
-    let hw = streambox::system::hardware::detect(std::path::Path::new("/"));
-    tracing::info!(
-        devices = hw.len(),
-        found = %hw.iter().map(|d| d.node.display().to_string()).collect::<Vec<_>>().join(","),
-        "video hardware (ABR rungs encode on the CPU for now)"
-    );
     let rtmp = tokio::net::TcpListener::bind(cfg.rtmp.listen)
         .await
         .with_context(|| format!("binding RTMP to {}", cfg.rtmp.listen))?;
@@ -398,6 +403,15 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let budget = cfg.abr.budget();
     let watcher = db::watcher(&cfg.data_dir).await?;
     let app = App::new(cfg, pool);
+    {
+        let hw = app.hardware.borrow();
+        tracing::info!(
+            video = hw.video.len(),
+            sound = hw.sound.len(),
+            gpus = hw.gpus.len(),
+            "hardware found (ABR rungs encode on the CPU for now)"
+        );
+    }
     app.registry
         .refresh()
         .await

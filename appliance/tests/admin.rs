@@ -750,3 +750,48 @@ fn the_system_page_shows_version_host_figures_and_the_log() {
     }
     assert!(v["cpu_busy_cores"].as_f64().is_some(), "{v}");
 }
+
+#[test]
+fn the_hardware_page_and_api_list_what_hw_list_finds() {
+    let server = Server::start();
+    let web = Web::new(&server);
+    web.complete_setup(PASSWORD, "lobby");
+    let api: serde_json::Value =
+        serde_json::from_str(&web.get("/api/hardware").body).expect("JSON");
+    // The CLI scans the same machine on its own: the service's inventory must agree.
+    let out = std::process::Command::new(bin())
+        .args(["hw", "list", "--json"])
+        .output()
+        .expect("streambox hw list --json");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cli: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(api, cli);
+    for key in ["video", "sound", "gpus"] {
+        assert!(api[key].is_array(), "{key}: {api}");
+    }
+    let page = web.get("/admin/hardware");
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(
+        page.body
+            .contains(r#"href="/admin/hardware" aria-current="page""#),
+        "{}",
+        page.body
+    );
+    let videos = api["video"].as_array().map_or(0, Vec::len);
+    assert_eq!(
+        page.by_id("no-video").is_some(),
+        videos == 0,
+        "{}",
+        page.body
+    );
+    for d in api["video"].as_array().into_iter().flatten() {
+        let id = d["id"].as_str().unwrap_or_default();
+        assert!(page.body.contains(id), "{id} missing from the page");
+    }
+    let gpus = api["gpus"].as_array().map_or(0, Vec::len);
+    assert_eq!(page.by_id("no-gpu").is_some(), gpus == 0, "{}", page.body);
+}

@@ -33,9 +33,10 @@ pub fn Message(text: Option<String>, #[prop(optional)] ok: bool) -> impl IntoVie
     })
 }
 
-const NAV: [(&str, &str); 7] = [
+const NAV: [(&str, &str); 8] = [
     ("/admin", "Dashboard"),
     ("/admin/streams", "Streams"),
+    ("/admin/hardware", "Hardware"),
     ("/admin/network", "Network"),
     ("/admin/vpn", "Remote access"),
     ("/admin/system", "System"),

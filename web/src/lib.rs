@@ -15,6 +15,7 @@
 //! | `/login` | [`admin::login`]: sign-in |
 //! | `/admin` | [`admin::dashboard`]: every stream and camera, refreshing itself |
 //! | `/admin/streams`, `/admin/streams/{stream}` | [`streams::list`], [`streams::detail`]: create, play (hls.js or dash.js), publish settings, recording, visibility and viewer links, recordings, rename, delete |
+//! | `/admin/hardware` | [`hardware::page`]: capture devices (formats, sizes, rates), sound cards that capture, GPUs, following hotplug |
 //! | `/admin/vpn` | [`vpn::page`]: remote access over WireGuard, peers with QR codes, who may open the admin pages |
 //! | `/admin/system` | [`system::page`]: version, uptime, CPU, memory, disk, recent log lines |
 //! | `/admin/account`, `/admin/audit` | [`admin::account`], [`admin::audit`] |
@@ -22,6 +23,7 @@
 
 pub mod admin;
 pub mod assets;
+pub mod hardware;
 pub mod network;
 mod page;
 

@@ -13,6 +13,7 @@ mod admin;
 pub mod api;
 mod cameras;
 mod dvr;
+mod hardware;
 mod live;
 mod network;
 mod portal;
@@ -204,6 +205,7 @@ fn table() -> Table {
         )
         .post(Admin, "/admin/cameras", streams::camera_add)
         .get(Admin, "/admin/system", system::page_handler)
+        .get(Admin, "/admin/hardware", hardware::page_handler)
         .get(Admin, "/admin/network", network::page_handler)
         .get(Admin, "/admin/network/live", network::live_handler)
         .post(Admin, "/admin/network", network::post_handler)
@@ -263,6 +265,7 @@ fn table() -> Table {
         .delete(Api, "/api/tokens/{id}", api::revoke_token)
         .get(Api, "/api/audit", api::audit)
         .get(Api, "/api/system", system::api)
+        .get(Api, "/api/hardware", hardware::api)
         .get(Api, "/api/network", network::get)
         .put(Api, "/api/network", network::put)
         .post(Api, "/api/network/confirm", network::confirm)

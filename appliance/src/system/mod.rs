@@ -8,6 +8,7 @@ pub mod hardware;
 pub mod host;
 pub mod hostname;
 pub mod log;
+pub mod netlink;
 pub mod netplan;
 pub mod netplan_dbus;
 pub mod netplan_helper;

@@ -1,6 +1,7 @@
 //! What the network looks like now, read from the system: interfaces with their
 //! addresses, and the default routes (from `/proc/net/route` and `/proc/net/ipv6_route`),
-//! and [`Changes`], the kernel's word that they changed (rtnetlink's multicast groups).
+//! and [`watch`], which follows the kernel's word that they changed (rtnetlink's multicast
+//! groups, through [`crate::system::netlink`]).
 //! Read-only; changing the network is the privileged path's job.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -257,104 +258,21 @@ pub fn global_ipv6_addresses(interfaces: &[Interface]) -> Vec<Ipv6Addr> {
     out
 }
 
-/// The kernel's announcements that links, addresses or routes changed: an rtnetlink
-/// socket (rtnetlink(7), through netlink-sys) joined to the `RTMGRP_LINK`,
-/// `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV6_IFADDR`, `RTMGRP_IPV4_ROUTE` and `RTMGRP_IPV6_ROUTE`
-/// groups. The messages are not parsed: each wakes the reader, who reads the state
-/// afresh ([`interfaces`]).
-pub struct Changes {
-    socket: netlink_sys::TokioSocket,
-    buf: Vec<u8>,
-}
-
-impl Changes {
-    /// Joins the groups. Needs a Tokio runtime.
-    ///
-    /// # Errors
-    /// The I/O error of `socket(2)`/`bind(2)` (no `AF_NETLINK` in a sandbox).
-    pub fn open() -> std::io::Result<Changes> {
-        use netlink_sys::{protocols::NETLINK_ROUTE, AsyncSocket, SocketAddr, TokioSocket};
-        const GROUPS: u32 = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
-        let mut socket = TokioSocket::new(NETLINK_ROUTE)?;
-        socket.socket_mut().bind(&SocketAddr::new(0, GROUPS))?;
-        Ok(Changes {
-            socket,
-            buf: Vec::with_capacity(16 * 1024),
-        })
-    }
-
-    /// Waits for the next announcement, then takes every one already queued, so a
-    /// burst (an interface coming up with several addresses) is one change.
-    ///
-    /// # Errors
-    /// The I/O error of `recv(2)`; a queue that overflowed (`ENOBUFS`) is a change, not
-    /// an error.
-    pub async fn next(&mut self) -> std::io::Result<()> {
-        use netlink_sys::AsyncSocketExt;
-        const ENOBUFS: i32 = 105;
-        self.buf.clear();
-        match self.socket.recv(&mut self.buf).await {
-            Err(e) if e.raw_os_error() != Some(ENOBUFS) => return Err(e),
-            _ => {}
-        }
-        loop {
-            self.buf.clear();
-            match netlink_sys::AsyncSocket::socket_ref(&self.socket).recv(&mut self.buf, 0) {
-                Ok(_) => {}
-                Err(e) if e.raw_os_error() == Some(ENOBUFS) => {}
-                Err(_) => return Ok(()),
-            }
-        }
-    }
-}
-
 /// The interfaces and their addresses ([`interfaces`]), kept current by a task that reads
-/// them again at each of the kernel's [`Changes`], and every 30 s besides (all it has
-/// where rtnetlink is not open to it). Outside a Tokio runtime the value is never
-/// updated.
+/// them again at each of rtnetlink's announcements (the `RTMGRP_LINK`,
+/// `RTMGRP_IPV4_IFADDR`, `RTMGRP_IPV6_IFADDR`, `RTMGRP_IPV4_ROUTE` and `RTMGRP_IPV6_ROUTE`
+/// groups), and every 30 s besides (all it has where rtnetlink is not open to it).
+/// Outside a Tokio runtime the value is never updated.
 pub fn watch() -> tokio::sync::watch::Receiver<Vec<Interface>> {
-    let (tx, rx) = tokio::sync::watch::channel(interfaces().unwrap_or_default());
-    let Ok(rt) = tokio::runtime::Handle::try_current() else {
-        return rx;
+    use crate::system::netlink::{Follow, ROUTE};
+    let follow = Follow {
+        what: "the network",
+        protocol: ROUTE,
+        groups: 0x1 | 0x10 | 0x40 | 0x100 | 0x400,
+        settle: std::time::Duration::ZERO,
+        every: std::time::Duration::from_secs(30),
     };
-    rt.spawn(async move {
-        let mut changes = match Changes::open() {
-            Ok(c) => Some(c),
-            Err(e) => {
-                tracing::warn!(error = %e, "rtnetlink is not available; reading the network every 30 s");
-                None
-            }
-        };
-        loop {
-            let change = async {
-                match changes.as_mut() {
-                    Some(c) => c.next().await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                r = change => {
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "reading rtnetlink failed; reading the network every 30 s");
-                        changes = None;
-                    }
-                }
-                () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
-                () = tx.closed() => return,
-            }
-            let now = tokio::task::spawn_blocking(interfaces).await;
-            if let Ok(Ok(now)) = now {
-                tx.send_if_modified(|old| {
-                    let changed = *old != now;
-                    if changed {
-                        *old = now;
-                    }
-                    changed
-                });
-            }
-        }
-    });
-    rx
+    crate::system::netlink::watch(follow, interfaces)
 }
 
 /// How link `name` is now, from `/sys/class/net/NAME` (operstate, carrier, speed,

@@ -1,14 +1,15 @@
-//! Video hardware on this machine: VAAPI render nodes (Intel, AMD; Linux DRM
+//! GPUs on this machine: VA-API render nodes (Intel, AMD; Linux DRM
 //! `/dev/dri/renderD*`) and NVIDIA devices (`/dev/nvidia*`), read from the file system.
 //! Nothing uses them yet: ABR rungs encode with OpenH264 on the CPU. They are reported
-//! (`streambox hw list`, the service's start-up log) so hardware encoders can be added
-//! behind the same interface.
+//! (the hardware page, `streambox hw list`, the service's start-up log) so hardware
+//! encoders can be added behind the same interface.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// A kind of video hardware.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A kind of GPU device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Kind {
     /// A DRM render node, usable through VA-API.
     Vaapi,
@@ -17,7 +18,7 @@ pub enum Kind {
 }
 
 /// One device found.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Device {
     /// What it is.
     pub kind: Kind,
@@ -56,7 +57,7 @@ fn vendor_name(id: &str) -> String {
 }
 
 /// Entries of `dir` whose names start with `prefix` and continue with digits, sorted.
-fn numbered(dir: &Path, prefix: &str) -> Vec<String> {
+pub(crate) fn numbered(dir: &Path, prefix: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -71,7 +72,7 @@ fn numbered(dir: &Path, prefix: &str) -> Vec<String> {
     out
 }
 
-/// The video hardware under `root` (`/` for this machine; a test passes a tree of its
+/// The GPUs under `root` (`/` for this machine; a test passes a tree of its
 /// own). Unreadable entries are skipped: detection never fails.
 pub fn detect(root: &Path) -> Vec<Device> {
     let mut out = Vec::new();

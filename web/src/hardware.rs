@@ -1,0 +1,175 @@
+//! `/admin/hardware`: the capture devices, sound cards and GPUs the box has now. The list
+//! is redrawn every second (`refresh.js`), so a device plugged in or pulled out shows
+//! within two seconds without a reload.
+
+use crate::admin::{admin_page, Shell};
+use leptos::prelude::*;
+
+/// A video capture device, formatted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Video {
+    /// Its stable ID (`usb-…-video-index0`).
+    pub id: String,
+    /// Its node now (`/dev/video0`).
+    pub node: String,
+    /// Its name.
+    pub name: String,
+    /// `uvcvideo at usb-0000:00:14.0-1`, or empty.
+    pub driver: String,
+    /// Why it could not be asked what it offers.
+    pub error: Option<String>,
+    /// One line per pixel format: `MJPG (Motion-JPEG): 1280x720 at 30/15 fps, …`.
+    pub formats: Vec<String>,
+}
+
+/// A capture PCM of a sound card, formatted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audio {
+    /// The ALSA device name (`hw:CARD=Loopback,DEV=0`).
+    pub alsa: String,
+    /// The PCM's name.
+    pub name: String,
+    /// The card's long name and driver.
+    pub card: String,
+}
+
+/// A GPU, formatted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gpu {
+    /// `VA-API` or `NVIDIA`.
+    pub kind: String,
+    /// Its node.
+    pub node: String,
+    /// Vendor and driver.
+    pub detail: String,
+}
+
+/// What the hardware page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hardware {
+    /// Video capture devices.
+    pub video: Vec<Video>,
+    /// Sound cards' capture PCMs.
+    pub audio: Vec<Audio>,
+    /// GPUs.
+    pub gpus: Vec<Gpu>,
+}
+
+/// Renders the Hardware page.
+pub fn page(shell: Shell, hw: Hardware) -> String {
+    admin_page("Hardware", shell, "/admin/hardware", move || {
+        let video = if hw.video.is_empty() {
+            view! { <p class="hint" id="no-video">"No video capture device is plugged in."</p> }
+                .into_any()
+        } else {
+            hw.video
+                .into_iter()
+                .map(|v| {
+                    let formats = v
+                        .formats
+                        .into_iter()
+                        .map(|f| view! { <li>{f}</li> })
+                        .collect_view();
+                    let id = v.id.clone();
+                    view! {
+                        <section class="device video" data-id=id>
+                            <h3>{v.name}</h3>
+                            <table class="facts">
+                                <tr><th>"Stable ID"</th><td><code>{v.id}</code></td></tr>
+                                <tr><th>"Node"</th><td><code>{v.node}</code></td></tr>
+                                <tr><th>"Driver"</th><td>{v.driver}</td></tr>
+                            </table>
+                            {v.error.map(|e| view! { <p class="error">{e}</p> })}
+                            <ul class="formats">{formats}</ul>
+                        </section>
+                    }
+                })
+                .collect_view()
+                .into_any()
+        };
+        let audio = if hw.audio.is_empty() {
+            view! { <p class="hint" id="no-audio">"No sound card that captures."</p> }.into_any()
+        } else {
+            let rows = hw
+                .audio
+                .into_iter()
+                .map(|a| {
+                    view! {
+                        <tr class="audio"><td><code>{a.alsa}</code></td><td>{a.name}</td><td>{a.card}</td></tr>
+                    }
+                })
+                .collect_view();
+            view! {
+                <table class="list">
+                    <tr><th>"ALSA device"</th><th>"Name"</th><th>"Card"</th></tr>
+                    {rows}
+                </table>
+            }
+            .into_any()
+        };
+        let gpus = if hw.gpus.is_empty() {
+            view! { <p class="hint" id="no-gpu">"No GPU found: ABR rungs encode on the CPU."</p> }
+                .into_any()
+        } else {
+            let rows = hw
+                .gpus
+                .into_iter()
+                .map(|g| view! { <tr class="gpu"><td>{g.kind}</td><td><code>{g.node}</code></td><td>{g.detail}</td></tr> })
+                .collect_view();
+            view! { <table class="list">{rows}</table> }.into_any()
+        };
+        view! {
+            <h1>"Hardware"</h1>
+            <p class="hint">"What is plugged in now; the list follows devices as they come and go."</p>
+            <div id="hardware" data-refresh="1">
+                <h2>"Video capture"</h2>
+                {video}
+                <h2>"Audio capture"</h2>
+                {audio}
+                <h2>"GPUs"</h2>
+                {gpus}
+            </div>
+            <script src="/assets/refresh.js"></script>
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_devices_and_says_when_there_are_none() {
+        let shell = Shell {
+            appliance: "studio".into(),
+            user: "admin".into(),
+            csrf: "t".into(),
+        };
+        let html = page(
+            shell.clone(),
+            Hardware {
+                video: vec![Video {
+                    id: "usb-Cam_<1>-video-index0".into(),
+                    node: "/dev/video0".into(),
+                    name: "Cam".into(),
+                    driver: "uvcvideo at usb-1".into(),
+                    error: None,
+                    formats: vec!["MJPG (Motion-JPEG): 1280x720 at 30 fps".into()],
+                }],
+                audio: vec![Audio {
+                    alsa: "hw:CARD=Loopback,DEV=0".into(),
+                    name: "Loopback PCM".into(),
+                    card: "Loopback 1 (Loopback)".into(),
+                }],
+                gpus: Vec::new(),
+            },
+        );
+        assert!(html.contains("usb-Cam_&lt;1&gt;-video-index0"), "{html}");
+        assert!(html.contains("MJPG (Motion-JPEG): 1280x720 at 30 fps"));
+        assert!(html.contains("hw:CARD=Loopback,DEV=0"));
+        assert!(html.contains(r#"id="no-gpu""#));
+        assert!(html.contains(r#"data-refresh="1""#));
+        let empty = page(shell, Hardware::default());
+        assert!(empty.contains(r#"id="no-video""#) && empty.contains(r#"id="no-audio""#));
+    }
+}
