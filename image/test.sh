@@ -16,14 +16,19 @@ for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 mkfs.vfat:dosf
     command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ -f /usr/share/OVMF/OVMF_CODE.fd ] || need+=(ovmf)
-# qemu-system-x86 may replace a newer qemu-utils (from backports) with its own version.
-case " ${need[*]:-} " in *" qemu-system-x86 "*) need+=(qemu-utils) ;; esac
 sudo=()
 [ "$(id -u)" = 0 ] || sudo=(sudo)
 if [ ${#need[@]} -gt 0 ]; then
     echo "image/test.sh: installing ${need[*]}"
     "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    # qemu-system-x86 needs qemu-utils of its own version: a newer one (from backports,
+    # as some machines come with) is replaced by it, which apt does only when told.
+    case " ${need[*]} " in *" qemu-system-x86 "*)
+        v=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
+        need+=("qemu-utils=$v") ;;
+    esac
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --allow-downgrades \
+        --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # The .deb, built as the caller (the target directory stays theirs).
