@@ -170,8 +170,16 @@ class Vm:
         raise Failed(f"in the guest, {argv} did not finish in {timeout} s")
 
     def spawn(self, argv):
-        """Starts argv inside the guest without waiting for it."""
-        self.qga("guest-exec", {"path": argv[0], "arg": argv[1:]})
+        """Starts argv inside the guest without waiting for it; its pid."""
+        return self.qga("guest-exec", {"path": argv[0], "arg": argv[1:]})["pid"]
+
+    def wait_exit(self, pid, timeout):
+        """Waits for a process `spawn` started to end."""
+        deadline = time.monotonic() + timeout
+        while not self.qga("guest-exec-status", {"pid": pid}).get("exited"):
+            if time.monotonic() > deadline:
+                raise Failed(f"in the guest, pid {pid} did not end in {timeout} s")
+            time.sleep(0.3)
 
     def shutdown(self, timeout=120):
         try:
@@ -203,7 +211,7 @@ class Browser:
         self.ctx.verify_mode = ssl.CERT_NONE
         self.peer_der = None
 
-    def request(self, method, url, fields=None, timeout=10, json_body=None, headers=None):
+    def request(self, method, url, fields=None, timeout=10, json_body=None, headers=None, raw=False):
         u = urllib.parse.urlsplit(url)
         if u.scheme == "https":
             c = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=self.ctx)
@@ -224,7 +232,9 @@ class Browser:
         if u.scheme == "https":
             self.peer_der = c.sock.getpeercert(binary_form=True)
         r = c.getresponse()
-        data = r.read().decode("utf-8", "replace")
+        data = r.read()
+        if not raw:
+            data = data.decode("utf-8", "replace")
         for h in r.headers.get_all("Set-Cookie") or []:
             k, v = h.split(";", 1)[0].split("=", 1)
             self.cookies[k.strip()] = v.strip()
@@ -832,6 +842,33 @@ def hardware_checks(vm, browser, base):
     check(status == 200 and device["id"] in page and "hw:CARD=Loopback,DEV=0" in page,
           f"the hardware page lists them ({status})")
     check('data-refresh="1"' in page, "the page redraws its list every second")
+
+    # What the device sees: V4L2 streaming I/O (memory-mapped buffers) for one frame.
+    snap = f"{base}/api/hardware/video/{urllib.parse.quote(device['id'], safe='')}/snapshot"
+    t0 = time.monotonic()
+    status, headers, jpeg = browser.request("GET", snap, timeout=30, raw=True)
+    took = time.monotonic() - t0
+    check(status == 200 and headers.get("Content-Type") == "image/jpeg",
+          f"a snapshot of vivid ({status} {headers.get('Content-Type')} {jpeg[:200]!r})")
+    r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,width,height",
+                        "-of", "json", "-"], input=jpeg, capture_output=True)
+    shot = json.loads(r.stdout or b"{}").get("streams", [{}])[0]
+    print(f"hardware: a {shot.get('width')}x{shot.get('height')} snapshot of vivid in {took:.2f} s "
+          f"({len(jpeg)} bytes)", flush=True)
+    check(shot.get("codec_name") == "mjpeg" and shot.get("width", 0) >= 320,
+          f"the snapshot is a JPEG at least 320 wide ({shot})")
+    # Another program claims the device's buffers (VIDIOC_REQBUFS): the snapshot says busy.
+    holder = ("import fcntl, os, struct, sys, time\n"
+              "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+              "fcntl.ioctl(fd, 0xc0145608, bytearray(struct.pack('IIIIB3x', 2, 1, 1, 0, 0)))\n"
+              "time.sleep(6)\n")
+    pid = vm.spawn(["/usr/bin/python3", "-c", holder, device["node"]])
+    time.sleep(2)
+    status, _, body = browser.request("GET", snap, timeout=30)
+    check(status == 409 and "busy" in body, f"a device another program captures from is busy ({status} {body})")
+    vm.wait_exit(pid, 30)
+    status, _, body = browser.request("GET", f"{base}/api/hardware/video/nothing/snapshot")
+    check(status == 404, f"an unknown device's snapshot is 404 ({status} {body})")
 
     def timed(what, argv, gone):
         vm.run(argv)

@@ -71,6 +71,10 @@ pub fn page(shell: Shell, hw: Hardware) -> String {
                         .map(|f| view! { <li>{f}</li> })
                         .collect_view();
                     let id = v.id.clone();
+                    let snapshot = format!(
+                        "/api/hardware/video/{}/snapshot",
+                        percent_encoding::utf8_percent_encode(&v.id, percent_encoding::NON_ALPHANUMERIC)
+                    );
                     view! {
                         <section class="device video" data-id=id>
                             <h3>{v.name}</h3>
@@ -81,6 +85,8 @@ pub fn page(shell: Shell, hw: Hardware) -> String {
                             </table>
                             {v.error.map(|e| view! { <p class="error">{e}</p> })}
                             <ul class="formats">{formats}</ul>
+                            <p><a class="snapshot" href=snapshot target="_blank">"What it sees now"</a>
+                                " (one frame, taken when opened; not while a source is capturing from it)"</p>
                         </section>
                     }
                 })
@@ -165,6 +171,12 @@ mod tests {
             },
         );
         assert!(html.contains("usb-Cam_&lt;1&gt;-video-index0"), "{html}");
+        assert!(
+            html.contains(
+                r#"href="/api/hardware/video/usb%2DCam%5F%3C1%3E%2Dvideo%2Dindex0/snapshot""#
+            ),
+            "{html}"
+        );
         assert!(html.contains("MJPG (Motion-JPEG): 1280x720 at 30 fps"));
         assert!(html.contains("hw:CARD=Loopback,DEV=0"));
         assert!(html.contains(r#"id="no-gpu""#));

@@ -266,6 +266,7 @@ fn table() -> Table {
         .get(Api, "/api/audit", api::audit)
         .get(Api, "/api/system", system::api)
         .get(Api, "/api/hardware", hardware::api)
+        .get(Api, "/api/hardware/video/{id}/snapshot", hardware::snapshot)
         .get(Api, "/api/network", network::get)
         .put(Api, "/api/network", network::put)
         .post(Api, "/api/network/confirm", network::confirm)

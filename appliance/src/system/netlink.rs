@@ -48,22 +48,30 @@ impl Announcements {
     /// an error.
     pub async fn next(&mut self) -> io::Result<()> {
         use netlink_sys::AsyncSocketExt;
-        const ENOBUFS: i32 = 105;
         self.buf.clear();
         match self.socket.recv(&mut self.buf).await {
             Err(e) if e.raw_os_error() != Some(ENOBUFS) => return Err(e),
             _ => {}
         }
+        self.drain();
+        Ok(())
+    }
+
+    /// Takes every announcement already queued, without waiting.
+    pub fn drain(&mut self) {
         loop {
             self.buf.clear();
             match netlink_sys::AsyncSocket::socket_ref(&self.socket).recv(&mut self.buf, 0) {
                 Ok(_) => {}
                 Err(e) if e.raw_os_error() == Some(ENOBUFS) => {}
-                Err(_) => return Ok(()),
+                Err(_) => return,
             }
         }
     }
 }
+
+/// `ENOBUFS`: the socket's queue overflowed and announcements were lost.
+const ENOBUFS: i32 = 105;
 
 /// What [`watch`] follows, and how.
 #[derive(Debug, Clone, Copy)]
@@ -85,8 +93,8 @@ pub struct Follow {
 /// A value `read` from the system, kept current by a task that reads it again at each
 /// announcement ([`Follow`]) and at `every` besides, on a blocking thread. Receivers
 /// see a change only when the value differs. A failed read keeps the last value. The
-/// first value is read before this returns (the default when that fails); outside a Tokio runtime it is never
-/// updated.
+/// first value is read before this returns (the default when that fails); outside a
+/// Tokio runtime it is never updated.
 pub fn watch<T, F>(follow: Follow, read: F) -> tokio::sync::watch::Receiver<T>
 where
     T: PartialEq + Default + Send + Sync + 'static,
@@ -117,17 +125,21 @@ where
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                r = announced => {
-                    if let Err(e) = r {
-                        tracing::warn!(error = %e, "reading netlink failed; reading {} every {every} s", follow.what);
-                        announcements = None;
-                    } else if !follow.settle.is_zero() {
-                        tokio::time::sleep(follow.settle).await;
-                    }
-                }
-                () = tokio::time::sleep(follow.every) => {}
+            let announced = tokio::select! {
+                r = announced => Some(r),
+                () = tokio::time::sleep(follow.every) => None,
                 () = tx.closed() => return,
+            };
+            match (announced, announcements.as_mut()) {
+                (Some(Err(e)), _) => {
+                    tracing::warn!(error = %e, "reading netlink failed; reading {} every {every} s", follow.what);
+                    announcements = None;
+                }
+                (Some(Ok(())), Some(a)) if !follow.settle.is_zero() => {
+                    tokio::time::sleep(follow.settle).await;
+                    a.drain();
+                }
+                _ => {}
             }
             let read = Arc::clone(&read);
             if let Ok(Ok(now)) = tokio::task::spawn_blocking(move || read()).await {

@@ -20,3 +20,17 @@ pub mod rendition;
 pub mod resample;
 pub mod thumbnail;
 pub mod video;
+
+/// Peak signal-to-noise ratio of two 8-bit planes of the same size, in dB (capped near
+/// 138 dB for identical planes), for tests that compare pictures.
+#[cfg(test)]
+pub(crate) fn psnr(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len(), "planes of different sizes");
+    let mse = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+        .sum::<f64>()
+        / a.len().max(1) as f64;
+    10.0 * (255.0 * 255.0 / mse.max(1e-9)).log10()
+}

@@ -273,6 +273,23 @@ pub fn mjpeg(src: &[u8], width: u32, height: u32) -> Result<Picture, PixelError>
     Ok(p)
 }
 
+/// A limited-range I420 picture to 8-bit RGB (`R G B` per pixel, rows top to bottom),
+/// with ITU-R BT.601's matrix: for pictures shown as JPEG.
+pub fn to_rgb(p: &Picture) -> Vec<u8> {
+    let (w, cw) = (p.width as usize, p.width.div_ceil(2) as usize);
+    let mut out = Vec::with_capacity(w * p.height as usize * 3);
+    for row in 0..p.height as usize {
+        for x in 0..w {
+            let c = (row / 2) * cw + x / 2;
+            let y = 1.164 * (f32::from(p.y[row * w + x]) - 16.0);
+            let (u, v) = (f32::from(p.u[c]) - 128.0, f32::from(p.v[c]) - 128.0);
+            let px = [y + 1.596 * v, y - 0.392 * u - 0.813 * v, y + 2.017 * u];
+            out.extend(px.map(|c| c.round().clamp(0.0, 255.0) as u8));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,23 +371,12 @@ mod tests {
         (std::fs::read(&src).expect("source frame"), picture)
     }
 
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        assert_eq!(a.len(), b.len());
-        let mse = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        10.0 * (255.0 * 255.0 / mse.max(1e-9)).log10()
-    }
-
     fn assert_close(ours: &Picture, theirs: &Picture, floor: f64, what: &str) {
         assert_eq!((ours.width, ours.height), (theirs.width, theirs.height));
         let (y, u, v) = (
-            psnr(&ours.y, &theirs.y),
-            psnr(&ours.u, &theirs.u),
-            psnr(&ours.v, &theirs.v),
+            crate::transcode::psnr(&ours.y, &theirs.y),
+            crate::transcode::psnr(&ours.u, &theirs.u),
+            crate::transcode::psnr(&ours.v, &theirs.v),
         );
         println!("{what}: PSNR Y {y:.1} dB, U {u:.1} dB, V {v:.1} dB against ffmpeg");
         assert!(
@@ -458,6 +464,23 @@ mod tests {
                 mjpeg(b"\xff\xd8garbage", w, h),
                 Err(PixelError::Jpeg(_))
             ));
+        }
+    }
+
+    #[test]
+    fn rgb_of_known_colours() {
+        // BT.601 limited range: black, white, and pure red (Y 81, Cb 90, Cr 240).
+        for ((y, u, v), rgb) in [
+            ((16, 128, 128), [0, 0, 0]),
+            ((235, 128, 128), [255, 255, 255]),
+            ((81, 90, 240), [255, 0, 0]),
+        ] {
+            let got = to_rgb(&Picture::flat(2, 2, y, u, v));
+            for px in got.chunks(3) {
+                for (a, b) in px.iter().zip(rgb) {
+                    assert!(a.abs_diff(b) <= 2, "{px:?} for {rgb:?}");
+                }
+            }
         }
     }
 

@@ -479,16 +479,6 @@ mod tests {
         Picture::pattern(width, height, t)
     }
 
-    fn psnr(a: &[u8], b: &[u8]) -> f64 {
-        let mse: f64 = a
-            .iter()
-            .zip(b)
-            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-            .sum::<f64>()
-            / a.len() as f64;
-        10.0 * (255.0 * 255.0 / mse.max(1e-9)).log10()
-    }
-
     #[test]
     fn annex_b_splits_into_nal_units() {
         let s = [
@@ -543,7 +533,7 @@ mod tests {
         assert!(out[10].keyframe && !out[11].keyframe);
         // The decoded picture looks like the scaled source.
         let reference = scaler.scale(&pattern(640, 360, 29)).expect("scale");
-        let db = psnr(&out[29].picture.y, &reference.y);
+        let db = crate::transcode::psnr(&out[29].picture.y, &reference.y);
         assert!(db > 30.0, "{db} dB");
     }
 

@@ -106,6 +106,13 @@ pub fn scan(root: &Path, probe: &dyn Fn(&Path) -> io::Result<v4l2::Probe>) -> In
             }
             // Unplugged between the listing and the probe.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::PERM.raw_os_error()) => {
+                device.error = Some(
+                    "the service's sandbox refuses it (its driver was loaded after the service \
+                     started: restart the service)"
+                        .into(),
+                );
+            }
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 device.error = Some(
                     "no permission to open it (the service's user needs the video group)".into(),
@@ -136,6 +143,125 @@ pub fn watch() -> tokio::sync::watch::Receiver<Arc<Inventory>> {
         every: std::time::Duration::from_secs(30),
     };
     crate::system::netlink::watch(follow, || Ok(Arc::new(scan(Path::new("/"), &v4l2::probe))))
+}
+
+/// Why a capture device could not show what it sees.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Another program (or a source of ours) is capturing from it.
+    #[error("the device is busy: another program is capturing from it")]
+    Busy,
+    /// It offers nothing streambox can convert.
+    #[error("it offers no format streambox can show (it offers {0})")]
+    NoFormat(String),
+    /// It sent no usable frame in time.
+    #[error("the device sent no usable frame within {0} s")]
+    Stalled(u64),
+    /// It went away.
+    #[error("the device is gone")]
+    Gone,
+    /// Anything else the kernel said.
+    #[error("capturing failed: {0}")]
+    Io(io::Error),
+}
+
+/// The formats [`snapshot`] can convert, best first.
+const SHOWN: [v4l2::FourCc; 4] = [
+    v4l2::FourCc::new(b"YUYV"),
+    v4l2::FourCc::new(b"NV12"),
+    v4l2::FourCc::new(b"YU12"),
+    v4l2::FourCc::new(b"MJPG"),
+];
+
+/// A small size `format` offers: the smallest at least 320 pixels wide, else the
+/// largest; for a range, its smallest size from 320 wide.
+fn small_size(format: &v4l2::Format) -> Option<(u32, u32)> {
+    match &format.sizes {
+        v4l2::Sizes::Discrete { sizes } => sizes
+            .iter()
+            .filter(|s| s.width >= 320)
+            .min_by_key(|s| s.width)
+            .or(sizes.first())
+            .map(|s| (s.width, s.height)),
+        v4l2::Sizes::Range { min, max, step, .. } => {
+            let w = (320u32.max(min.0)).min(max.0);
+            let w = min.0 + (w - min.0) / step.0 * step.0;
+            let h = (u64::from(w) * u64::from(max.1) / u64::from(max.0.max(1))) as u32;
+            let h = (h.clamp(min.1, max.1) - min.1) / step.1 * step.1 + min.1;
+            Some((w, h))
+        }
+    }
+}
+
+/// What `device` sees now: one frame at a small size, as I420, with the format it came
+/// in. Takes the third frame (a camera's first ones are often dark), waiting at most
+/// 2 s for each; a frame the driver flags or that does not convert is skipped. Blocking.
+///
+/// # Errors
+/// [`SnapshotError`].
+pub fn snapshot(
+    device: &VideoDevice,
+) -> Result<(crate::transcode::video::Picture, v4l2::Negotiated), SnapshotError> {
+    use crate::transcode::pixels;
+    let (fourcc, (width, height)) = SHOWN
+        .iter()
+        .find_map(|c| {
+            let f = device.formats.iter().find(|f| f.fourcc == *c)?;
+            Some((*c, small_size(f)?))
+        })
+        .ok_or_else(|| {
+            let offered: Vec<String> = device
+                .formats
+                .iter()
+                .map(|f| f.fourcc.to_string())
+                .collect();
+            SnapshotError::NoFormat(offered.join(", "))
+        })?;
+    let io = |e: io::Error| match e.raw_os_error() {
+        Some(code) if code == rustix::io::Errno::BUSY.raw_os_error() => SnapshotError::Busy,
+        Some(code)
+            if code == rustix::io::Errno::NODEV.raw_os_error()
+                || code == rustix::io::Errno::NOENT.raw_os_error() =>
+        {
+            SnapshotError::Gone
+        }
+        _ => SnapshotError::Io(e),
+    };
+    let mut capture =
+        v4l2::Capture::start(&device.node, fourcc, width, height, None).map_err(io)?;
+    let n = capture.format;
+    if !SHOWN.contains(&n.fourcc) {
+        return Err(SnapshotError::NoFormat(n.fourcc.to_string()));
+    }
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+    let mut good = 0;
+    for _ in 0..10 {
+        let frame = capture
+            .next(WAIT, |data, info| {
+                if info.error {
+                    return None;
+                }
+                match n.fourcc {
+                    c if c == SHOWN[0] => pixels::yuyv(data, n.width, n.height, n.stride),
+                    c if c == SHOWN[1] => pixels::nv12(data, n.width, n.height, n.stride),
+                    c if c == SHOWN[2] => pixels::yu12(data, n.width, n.height, n.stride),
+                    _ => pixels::mjpeg(data, n.width, n.height),
+                }
+                .ok()
+            })
+            .map_err(io)?;
+        match frame {
+            None => return Err(SnapshotError::Stalled(WAIT.as_secs())),
+            Some(Some(picture)) => {
+                good += 1;
+                if good == 3 {
+                    return Ok((picture, n));
+                }
+            }
+            Some(None) => {}
+        }
+    }
+    Err(SnapshotError::Stalled(WAIT.as_secs()))
 }
 
 impl std::fmt::Display for Inventory {
@@ -230,7 +356,9 @@ mod tests {
         ] {
             std::fs::create_dir_all(r.join(d)).expect("mkdir");
         }
-        for n in ["video0", "video1", "video2", "video3", "video4", "videox"] {
+        for n in [
+            "video0", "video1", "video2", "video3", "video4", "video5", "videox",
+        ] {
             std::fs::write(r.join("dev").join(n), b"").expect("node");
         }
         let link = |target: &str, at: &str| {
@@ -271,6 +399,10 @@ mod tests {
                     ..webcam()
                 }),
                 Some("video3") => Err(io::Error::from(io::ErrorKind::PermissionDenied)),
+                // The device cgroup's refusal.
+                Some("video5") => Err(io::Error::from_raw_os_error(
+                    rustix::io::Errno::PERM.raw_os_error(),
+                )),
                 _ => Err(io::Error::from(io::ErrorKind::NotFound)),
             }
         };
@@ -281,7 +413,8 @@ mod tests {
             [
                 "usb-046d_HD_Pro_Webcam_C920_0A1B2C3D-video-index0",
                 "platform-vivid.0-video-index0",
-                "video3"
+                "video3",
+                "video5"
             ]
         );
         let cam = inv
@@ -301,6 +434,13 @@ mod tests {
             .as_deref()
             .is_some_and(|e| e.contains("video group")));
         assert!(inv.video("video4").is_none(), "unplugged while listed");
+        let sandboxed = inv
+            .video("video5")
+            .expect("listed when the sandbox refuses it");
+        assert!(sandboxed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("restart the service")));
         let text = inv.to_string();
         assert!(
             text.starts_with(

@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::time::Duration;
 
 use rustix::ioctl::{ioctl, opcode, Getter, Updater};
 
@@ -91,6 +92,115 @@ struct FrmIvalEnum {
     u: [u32; 6],
     reserved: [u32; 2],
 }
+
+/// `struct v4l2_pix_format` (48 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct PixFormat {
+    width: u32,
+    height: u32,
+    pixelformat: u32,
+    field: u32,
+    bytesperline: u32,
+    sizeimage: u32,
+    colorspace: u32,
+    priv_: u32,
+    flags: u32,
+    ycbcr_enc: u32,
+    quantization: u32,
+    xfer_func: u32,
+}
+
+/// The 200-byte union of `struct v4l2_format` (8-byte aligned: one member holds
+/// pointers), of which single-planar capture uses `pix`.
+#[repr(C, align(8))]
+#[derive(Clone, Copy)]
+struct FormatUnion {
+    pix: PixFormat,
+    rest: [u8; 152],
+}
+
+/// `struct v4l2_format` (208 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FormatParam {
+    type_: u32,
+    fmt: FormatUnion,
+}
+
+/// `struct v4l2_captureparm` inside the 200-byte union of `struct v4l2_streamparm`
+/// (204 bytes).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct StreamParm {
+    type_: u32,
+    capability: u32,
+    capturemode: u32,
+    /// Seconds per frame: numerator, denominator.
+    timeperframe: [u32; 2],
+    extendedmode: u32,
+    readbuffers: u32,
+    reserved: [u32; 4],
+    rest: [u8; 160],
+}
+
+/// `struct v4l2_requestbuffers` (20 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct RequestBuffers {
+    count: u32,
+    type_: u32,
+    memory: u32,
+    capabilities: u32,
+    flags: u8,
+    reserved: [u8; 3],
+}
+
+/// `struct v4l2_buffer` (88 bytes on 64-bit machines): `timestamp` is a `struct
+/// timeval`, `m` the union whose `offset` a memory-mapped buffer uses.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Buffer {
+    index: u32,
+    type_: u32,
+    bytesused: u32,
+    flags: u32,
+    field: u32,
+    timestamp: [i64; 2],
+    timecode: [u32; 4],
+    sequence: u32,
+    memory: u32,
+    m: u64,
+    length: u32,
+    reserved2: u32,
+    request_fd: i32,
+}
+
+const _: () = assert!(std::mem::size_of::<PixFormat>() == 48);
+const _: () = assert!(std::mem::size_of::<FormatParam>() == 208);
+const _: () = assert!(std::mem::size_of::<StreamParm>() == 204);
+const _: () = assert!(std::mem::size_of::<RequestBuffers>() == 20);
+const _: () = assert!(std::mem::size_of::<Buffer>() == 88);
+const _: () = assert!(std::mem::offset_of!(Buffer, timestamp) == 24);
+const _: () = assert!(std::mem::offset_of!(Buffer, sequence) == 56);
+const _: () = assert!(std::mem::offset_of!(Buffer, m) == 64);
+const _: () = assert!(std::mem::offset_of!(FormatParam, fmt) == 8);
+
+const VIDIOC_S_FMT: rustix::ioctl::Opcode = opcode::read_write::<FormatParam>(b'V', 5);
+const VIDIOC_REQBUFS: rustix::ioctl::Opcode = opcode::read_write::<RequestBuffers>(b'V', 8);
+const VIDIOC_QUERYBUF: rustix::ioctl::Opcode = opcode::read_write::<Buffer>(b'V', 9);
+const VIDIOC_QBUF: rustix::ioctl::Opcode = opcode::read_write::<Buffer>(b'V', 15);
+const VIDIOC_DQBUF: rustix::ioctl::Opcode = opcode::read_write::<Buffer>(b'V', 17);
+const VIDIOC_STREAMON: rustix::ioctl::Opcode = opcode::write::<i32>(b'V', 18);
+const VIDIOC_STREAMOFF: rustix::ioctl::Opcode = opcode::write::<i32>(b'V', 19);
+const VIDIOC_S_PARM: rustix::ioctl::Opcode = opcode::read_write::<StreamParm>(b'V', 22);
+
+/// `V4L2_MEMORY_MMAP`.
+const MEMORY_MMAP: u32 = 1;
+/// `V4L2_BUF_FLAG_ERROR`: the driver says the frame's data may be corrupt.
+const BUF_FLAG_ERROR: u32 = 0x0040;
+/// `V4L2_FIELD_NONE`: progressive frames.
+const FIELD_NONE: u32 = 1;
 
 const _: () = assert!(std::mem::size_of::<Capability>() == 104);
 const _: () = assert!(std::mem::size_of::<FmtDesc>() == 64);
@@ -429,6 +539,271 @@ fn rates(fd: impl AsFd + Copy, fourcc: FourCc, width: u32, height: u32) -> io::R
     })
 }
 
+/// The format a device agreed to: it may change the size or rate asked for to the
+/// nearest it offers (`VIDIOC_S_FMT`, `VIDIOC_S_PARM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Negotiated {
+    /// The pixel format.
+    pub fourcc: FourCc,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Bytes per line of the first plane (raw formats; 0 for compressed ones).
+    pub stride: usize,
+    /// The frame rate the device set, when it said.
+    pub rate: Option<Rate>,
+}
+
+/// One frame as the device delivered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameInfo {
+    /// The driver's frame counter; a gap means frames were dropped.
+    pub sequence: u32,
+    /// When the frame was captured, on the monotonic clock (`CLOCK_MONOTONIC`, as
+    /// `V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC` drivers stamp it).
+    pub timestamp: Duration,
+    /// The driver flagged the data as possibly corrupt.
+    pub error: bool,
+}
+
+/// One memory-mapped buffer.
+struct Mapped {
+    ptr: *mut std::ffi::c_void,
+    len: usize,
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` and `len` are exactly what `mmap` returned and was asked for,
+        // and no slice of it outlives the `Capture` that owns it.
+        let _ = unsafe { rustix::mm::munmap(self.ptr, self.len) };
+    }
+}
+
+/// A device streaming frames into memory-mapped buffers (V4L2's streaming I/O with
+/// `V4L2_MEMORY_MMAP`). Dropping it stops the stream and unmaps the buffers.
+pub struct Capture {
+    file: File,
+    buffers: Vec<Mapped>,
+    /// What the device agreed to.
+    pub format: Negotiated,
+}
+
+// SAFETY: the mappings are owned by the `Capture` alone and only read through `&mut
+// self`, so moving it to another thread moves all access with it.
+unsafe impl Send for Capture {}
+
+/// How many buffers the device fills in turn.
+const BUFFERS: u32 = 4;
+
+impl Capture {
+    /// Opens `node` and starts it streaming `fourcc` at `width × height` (and `rate`,
+    /// when given).
+    ///
+    /// # Errors
+    /// [`open`]'s; `EBUSY` when another program is capturing from it; the `ioctl`s' and
+    /// `mmap`'s errors.
+    pub fn start(
+        node: &Path,
+        fourcc: FourCc,
+        width: u32,
+        height: u32,
+        rate: Option<Rate>,
+    ) -> io::Result<Capture> {
+        let file = open(node)?;
+        let mut f = FormatParam {
+            type_: BUF_TYPE_VIDEO_CAPTURE,
+            fmt: FormatUnion {
+                pix: PixFormat {
+                    width,
+                    height,
+                    pixelformat: fourcc.0,
+                    field: FIELD_NONE,
+                    ..PixFormat::default()
+                },
+                rest: [0; 152],
+            },
+        };
+        // SAFETY: VIDIOC_S_FMT reads and writes a `struct v4l2_format`.
+        unsafe { ioctl(&file, Updater::<VIDIOC_S_FMT, FormatParam>::new(&mut f)) }?;
+        let pix = f.fmt.pix;
+        let mut negotiated = Negotiated {
+            fourcc: FourCc(pix.pixelformat),
+            width: pix.width,
+            height: pix.height,
+            stride: pix.bytesperline as usize,
+            rate: None,
+        };
+        if let Some(r) = rate {
+            let mut p = StreamParm {
+                type_: BUF_TYPE_VIDEO_CAPTURE,
+                capability: 0,
+                capturemode: 0,
+                timeperframe: [r.den, r.num],
+                extendedmode: 0,
+                readbuffers: 0,
+                reserved: [0; 4],
+                rest: [0; 160],
+            };
+            // SAFETY: VIDIOC_S_PARM reads and writes a `struct v4l2_streamparm`.
+            match unsafe { ioctl(&file, Updater::<VIDIOC_S_PARM, StreamParm>::new(&mut p)) } {
+                Ok(()) if p.timeperframe[0] > 0 => {
+                    negotiated.rate = Some(Rate {
+                        num: p.timeperframe[1],
+                        den: p.timeperframe[0],
+                    });
+                }
+                // A device with a fixed rate (many HDMI dongles) may refuse to set one.
+                Ok(()) | Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOTTY) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut req = RequestBuffers {
+            count: BUFFERS,
+            type_: BUF_TYPE_VIDEO_CAPTURE,
+            memory: MEMORY_MMAP,
+            ..RequestBuffers::default()
+        };
+        // SAFETY: VIDIOC_REQBUFS reads and writes a `struct v4l2_requestbuffers`.
+        unsafe {
+            ioctl(
+                &file,
+                Updater::<VIDIOC_REQBUFS, RequestBuffers>::new(&mut req),
+            )
+        }?;
+        if req.count == 0 {
+            return Err(io::Error::other("the device gave no buffers"));
+        }
+        let mut capture = Capture {
+            file,
+            buffers: Vec::new(),
+            format: negotiated,
+        };
+        for index in 0..req.count {
+            let mut b = Buffer {
+                index,
+                type_: BUF_TYPE_VIDEO_CAPTURE,
+                memory: MEMORY_MMAP,
+                ..Buffer::default()
+            };
+            // SAFETY: VIDIOC_QUERYBUF reads and writes a `struct v4l2_buffer`.
+            unsafe {
+                ioctl(
+                    &capture.file,
+                    Updater::<VIDIOC_QUERYBUF, Buffer>::new(&mut b),
+                )
+            }?;
+            let len = b.length as usize;
+            // SAFETY: a new shared mapping of the buffer the driver just described, at
+            // the offset it gave; nothing else maps that address.
+            let ptr = unsafe {
+                rustix::mm::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
+                    rustix::mm::MapFlags::SHARED,
+                    &capture.file,
+                    b.m,
+                )
+            }?;
+            capture.buffers.push(Mapped { ptr, len });
+            capture.queue(index)?;
+        }
+        let kind = BUF_TYPE_VIDEO_CAPTURE as i32;
+        // SAFETY: VIDIOC_STREAMON reads an `int`, the buffer type.
+        unsafe {
+            ioctl(
+                &capture.file,
+                rustix::ioctl::Setter::<VIDIOC_STREAMON, i32>::new(kind),
+            )
+        }?;
+        Ok(capture)
+    }
+
+    fn queue(&self, index: u32) -> io::Result<()> {
+        let mut b = Buffer {
+            index,
+            type_: BUF_TYPE_VIDEO_CAPTURE,
+            memory: MEMORY_MMAP,
+            ..Buffer::default()
+        };
+        // SAFETY: VIDIOC_QBUF reads and writes a `struct v4l2_buffer`.
+        unsafe { ioctl(&self.file, Updater::<VIDIOC_QBUF, Buffer>::new(&mut b)) }?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the next frame and hands its bytes to `f`; the buffer
+    /// goes back to the device afterwards. `None` when no frame came in time (a stall).
+    ///
+    /// # Errors
+    /// `poll`'s and `VIDIOC_DQBUF`'s: `ENODEV` once the device is unplugged.
+    pub fn next<T>(
+        &mut self,
+        timeout: Duration,
+        f: impl FnOnce(&[u8], FrameInfo) -> T,
+    ) -> io::Result<Option<T>> {
+        use rustix::event::{poll, PollFd, PollFlags};
+        let wait = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        let mut fds = [PollFd::new(&self.file, PollFlags::IN)];
+        if poll(&mut fds, Some(&wait))? == 0 {
+            return Ok(None);
+        }
+        if fds[0].revents().intersects(PollFlags::ERR | PollFlags::HUP) {
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::NODEV.raw_os_error(),
+            ));
+        }
+        let mut b = Buffer {
+            type_: BUF_TYPE_VIDEO_CAPTURE,
+            memory: MEMORY_MMAP,
+            ..Buffer::default()
+        };
+        // SAFETY: VIDIOC_DQBUF reads and writes a `struct v4l2_buffer`.
+        match unsafe { ioctl(&self.file, Updater::<VIDIOC_DQBUF, Buffer>::new(&mut b)) } {
+            Ok(()) => {}
+            Err(rustix::io::Errno::AGAIN) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        let Some(mapped) = self.buffers.get(b.index as usize) else {
+            return Err(io::Error::other(
+                "the device returned a buffer it never gave",
+            ));
+        };
+        let used = (b.bytesused as usize).min(mapped.len);
+        // SAFETY: the mapping is `mapped.len` bytes long and stays mapped while `self`
+        // lives; the driver does not write a dequeued buffer until it is queued again,
+        // which happens after `f` returns.
+        let data = unsafe { std::slice::from_raw_parts(mapped.ptr.cast::<u8>(), used) };
+        let info = FrameInfo {
+            sequence: b.sequence,
+            timestamp: Duration::from_secs(b.timestamp[0].max(0) as u64)
+                + Duration::from_micros(b.timestamp[1].clamp(0, 999_999) as u64),
+            error: b.flags & BUF_FLAG_ERROR != 0,
+        };
+        let out = f(data, info);
+        self.queue(b.index)?;
+        Ok(Some(out))
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        let kind = BUF_TYPE_VIDEO_CAPTURE as i32;
+        // SAFETY: VIDIOC_STREAMOFF reads an `int`, the buffer type. The driver lets go of
+        // every buffer before the mappings are dropped after this.
+        let _ = unsafe {
+            ioctl(
+                &self.file,
+                rustix::ioctl::Setter::<VIDIOC_STREAMOFF, i32>::new(kind),
+            )
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +815,14 @@ mod tests {
         assert_eq!(VIDIOC_ENUM_FMT, 0xc040_5602);
         assert_eq!(VIDIOC_ENUM_FRAMESIZES, 0xc02c_564a);
         assert_eq!(VIDIOC_ENUM_FRAMEINTERVALS, 0xc034_564b);
+        assert_eq!(VIDIOC_S_FMT, 0xc0d0_5605);
+        assert_eq!(VIDIOC_REQBUFS, 0xc014_5608);
+        assert_eq!(VIDIOC_QUERYBUF, 0xc058_5609);
+        assert_eq!(VIDIOC_QBUF, 0xc058_560f);
+        assert_eq!(VIDIOC_DQBUF, 0xc058_5611);
+        assert_eq!(VIDIOC_STREAMON, 0x4004_5612);
+        assert_eq!(VIDIOC_STREAMOFF, 0x4004_5613);
+        assert_eq!(VIDIOC_S_PARM, 0xc0cc_5616);
     }
 
     #[test]
