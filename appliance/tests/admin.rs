@@ -148,6 +148,12 @@ fn every_admin_and_api_route_refuses_anonymous_requests() {
     for (method, path, access) in &guarded {
         if method == "GET" && (access == "admin" || access == "api") {
             let a = web.get(&concrete(path));
+            if path.contains("/hardware/video/{id}") {
+                // This machine has no capture device `x`: the handler itself says so.
+                assert_eq!(a.status, 404, "signed-in GET {path}: {a:?}");
+                assert!(a.body.contains("no capture device"), "{a:?}");
+                continue;
+            }
             assert_eq!(a.status, 200, "signed-in GET {path}: {a:?}");
         }
     }
