@@ -821,13 +821,19 @@ def hardware_checks(vm, browser, base):
 
     def vivid():
         status, hw = api("GET", "/api/hardware")
-        check(status == 200, f"GET /api/hardware ({status} {hw})")
+        if status != 200:
+            raise Failed(f"GET /api/hardware: {status} {hw}")
         return next((d for d in hw["video"] if d["driver"] == "vivid"), None), hw
 
-    device, hw = wait_for("vivid in /api/hardware", 10, lambda: vivid()[0])
+    wait_for("vivid in /api/hardware", 10, lambda: vivid()[0])
+    device, hw = vivid()
     _, listed, _ = vm.run(["/sbin/runuser", "-u", "streambox", "--", "/usr/bin/streambox",
                            "--config", "/etc/streambox/streambox.toml", "hw", "list"])
-    print("hardware: streambox hw list in the box:\n" + listed.rstrip(), flush=True)
+    lines = listed.rstrip().splitlines()
+    print(f"hardware: streambox hw list in the box ({len(lines)} lines), its first:\n"
+          + "\n".join(l[:160] for l in lines[:8]), flush=True)
+    check(any(l.startswith(f"video\t{device['id']}\t") for l in lines), "hw list names vivid by its stable ID")
+    check(any(l.startswith("audio\thw:CARD=Loopback,DEV=0\t") for l in lines), "and the Loopback PCM")
     check(device["id"].startswith("platform-vivid") and device["node"].startswith("/dev/video"),
           f"vivid is listed by its stable ID ({device['id']} at {device['node']})")
     check(device["error"] is None, f"the service may open it ({device['error']})")
