@@ -704,6 +704,10 @@ def registration_checks(vm, browser, base, api):
     hand to the box's end of the peer's veth (networkd leaves it alone)."""
     work = tempfile.mkdtemp(prefix="streambox-dir-")
     d = Directory(work)
+    # The certificates are valid from the second they were made, by the host's clock;
+    # the guest's may be a second behind (its clock starts from the emulated RTC's whole
+    # seconds), and it would find them "not valid yet".
+    time.sleep(3)
     vm.run(["/sbin/ip", "addr", "add", "2001:db8:77::5/64", "dev", "sbv0", "nodad"])
     status, answer = api("PUT", "/api/network/registration",
                          {"url": d.url, "token": "stale", "ca_pem": d.ca_pem})
@@ -1141,8 +1145,15 @@ def network_checks(vm, browser, base):
     check(status == 202, f"a second change is on trial ({status} {trial})")
     check(f"{LAN2_TRIAL}/24" in addresses_of(vm, nic), "the tried address is in force")
     t0 = time.monotonic()
-    wait_for("the previous address to come back", 90,
-             lambda: f"{LAN2_STATIC}/24" in (a := addresses_of(vm, nic)) and f"{LAN2_TRIAL}/24" not in a)
+    try:
+        wait_for("the previous address to come back", 90,
+                 lambda: f"{LAN2_STATIC}/24" in (a := addresses_of(vm, nic)) and f"{LAN2_TRIAL}/24" not in a)
+    except Failed:
+        _, log, _ = vm.run(["/bin/sh", "-c", "journalctl -b -o short-monotonic --no-pager "
+                            "-u streambox -u streambox-netplan -u systemd-networkd | tail -60; "
+                            "ps -eo pid,etimes,args | grep -i netplan"], check_rc=False)
+        print(f"the unconfirmed trial was not undone; the box's journal:\n{log}", flush=True)
+        raise
     print(f"network: reverted {time.monotonic() - t0:.1f} s after the change (confirm within 20 s)",
           flush=True)
     def ended():

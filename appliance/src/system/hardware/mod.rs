@@ -115,7 +115,8 @@ pub fn scan(root: &Path, probe: &dyn Fn(&Path) -> io::Result<v4l2::Probe>) -> In
             }
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
                 device.error = Some(
-                    "no permission to open it (the service's user needs the video group)".into(),
+                    "no permission to open it (only the video group may; the service runs in it)"
+                        .into(),
                 );
             }
             Err(e) => device.error = Some(format!("cannot be asked what it offers: {e}")),
