@@ -211,7 +211,7 @@ class Browser:
         self.ctx.verify_mode = ssl.CERT_NONE
         self.peer_der = None
 
-    def request(self, method, url, fields=None, timeout=10, json_body=None, headers=None, raw=False):
+    def request(self, method, url, fields=None, timeout=30, json_body=None, headers=None, raw=False):
         u = urllib.parse.urlsplit(url)
         if u.scheme == "https":
             c = http.client.HTTPSConnection(u.hostname, u.port, timeout=timeout, context=self.ctx)
