@@ -35,7 +35,8 @@ pub struct VideoDevice {
     pub error: Option<String>,
 }
 
-/// Everything found, each list in the kernel's order.
+/// Everything found: video devices in the order of their nodes' names, sound cards by
+/// index, GPUs by node.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Inventory {
     /// Video capture devices.
