@@ -1198,7 +1198,12 @@ mod tests {
             .await,
         );
         assert!(m.contains("not a host name"), "{m}");
-        let held = std::net::UdpSocket::bind(("0.0.0.0", 0)).expect("bind");
+        // A port something else holds, outside the service's own (which the kernel's
+        // ephemeral range also covers).
+        let held =
+            std::iter::repeat_with(|| std::net::UdpSocket::bind(("0.0.0.0", 0)).expect("bind"))
+                .find(|s| !(40000..=40999).contains(&s.local_addr().expect("addr").port()))
+                .expect("a port");
         let port = held.local_addr().expect("addr").port();
         let m = refused(
             try_set(on(Change {
