@@ -56,7 +56,8 @@ fn vendor_name(id: &str) -> String {
     }
 }
 
-/// Entries of `dir` whose names start with `prefix` and continue with digits, sorted.
+/// Entries of `dir` whose names start with `prefix` and continue with digits, in the
+/// order of their numbers.
 pub(crate) fn numbered(dir: &Path, prefix: &str) -> Vec<String> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
@@ -68,7 +69,8 @@ pub(crate) fn numbered(dir: &Path, prefix: &str) -> Vec<String> {
                 .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
         })
         .collect();
-    out.sort();
+    // By number: video2 before video10.
+    out.sort_by_key(|n| (n.len(), n.clone()));
     out
 }
 

@@ -35,8 +35,8 @@ pub struct VideoDevice {
     pub error: Option<String>,
 }
 
-/// Everything found: video devices in the order of their nodes' names, sound cards by
-/// index, GPUs by node.
+/// Everything found: video devices and GPUs in the order of their nodes' numbers, sound
+/// cards by index.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Inventory {
     /// Video capture devices.
@@ -359,7 +359,7 @@ mod tests {
             std::fs::create_dir_all(r.join(d)).expect("mkdir");
         }
         for n in [
-            "video0", "video1", "video2", "video3", "video4", "video5", "videox",
+            "video0", "video1", "video2", "video3", "video4", "video5", "video10", "videox",
         ] {
             std::fs::write(r.join("dev").join(n), b"").expect("node");
         }
@@ -381,6 +381,7 @@ mod tests {
             "by-path/pci-0000:00:14.0-usb-0:1:1.0-video-index0",
         );
         link("../../video2", "by-path/platform-vivid.0-video-index0");
+        link("../../video10", "by-id/usb-Capture_HDMI_1-video-index0");
         std::fs::write(
             r.join("sys/class/video4linux/video3/name"),
             "USB Capture HDMI\n",
@@ -401,6 +402,7 @@ mod tests {
                     ..webcam()
                 }),
                 Some("video3") => Err(io::Error::from(io::ErrorKind::PermissionDenied)),
+                Some("video10") => Ok(webcam()),
                 // The device cgroup's refusal.
                 Some("video5") => Err(io::Error::from_raw_os_error(
                     rustix::io::Errno::PERM.raw_os_error(),
@@ -416,7 +418,8 @@ mod tests {
                 "usb-046d_HD_Pro_Webcam_C920_0A1B2C3D-video-index0",
                 "platform-vivid.0-video-index0",
                 "video3",
-                "video5"
+                "video5",
+                "usb-Capture_HDMI_1-video-index0"
             ]
         );
         let cam = inv
