@@ -202,6 +202,20 @@ pub enum RenameError {
     Db(#[from] sqlx::Error),
 }
 
+/// A transaction that reads, then writes what it read decides: `BEGIN IMMEDIATE`, so it
+/// takes the write lock first and waits its turn (the busy timeout). A deferred one
+/// would start as a reader, and SQLite refuses to turn a reader whose snapshot another
+/// connection has written past into a writer (`SQLITE_BUSY` at once, whatever the
+/// timeout; "database is locked"), as a recording's index write can do.
+///
+/// # Errors
+/// The database's.
+pub async fn begin_write(
+    pool: &SqlitePool,
+) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+    pool.begin_with("BEGIN IMMEDIATE").await
+}
+
 /// Renames stream or camera `old` to `new`. Everything else of it (settings, visibility,
 /// recordings, viewer links) is keyed by its identity and follows it; its live entry,
 /// opened under the old name, is closed by the registry. A renamed stream's RTSP Digest
@@ -212,7 +226,7 @@ pub enum RenameError {
 /// # Errors
 /// [`RenameError`].
 pub async fn rename_stream(pool: &SqlitePool, old: &str, new: &str) -> Result<(), RenameError> {
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     if stream_or_camera_exists(&mut *tx, new).await? {
         return Err(RenameError::Taken(new.to_string()));
     }

@@ -128,7 +128,7 @@ pub async fn create(
     }
     let (secret, hash) = super::new_token();
     let now = unix_now();
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let (held, same): (i64, i64) = sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(name = ?), 0) FROM api_tokens WHERE user_id = ?",
     )

@@ -411,7 +411,7 @@ pub async fn update(
     transport: Transport,
 ) -> Result<CameraUrl, SourceError> {
     let mut cam = parse_camera_url(raw_url)?;
-    let mut tx = pool.begin().await?;
+    let mut tx = crate::db::begin_write(pool).await?;
     let stored: Option<(String, String, String)> =
         sqlx::query_as("SELECT username, password, url FROM sources WHERE name = ?")
             .bind(name)
