@@ -439,6 +439,7 @@ def boot_and_check(vm):
     check(len(boots.strip().splitlines()) >= 2, "the journal kept the first boot's log (persistent)")
     finish_setup(vm, browser, https_base)
     hardware_checks(vm, browser, https_base)
+    capture_checks(vm, browser, https_base)
     network_checks(vm, browser, https_base)
     vm.shutdown()
 
@@ -899,6 +900,108 @@ def hardware_checks(vm, browser, base):
     took = timed("vivid added", ["/sbin/modprobe", "vivid", "n_devs=1"], False)
     check(took <= 2.0, f"a plugged-in capture device appears within 2 s ({took:.2f} s)")
     check(vivid()[0]["id"] == device["id"], "with the same stable ID")
+
+
+def capture_checks(vm, browser, base):
+    """Issue 19: vivid as a live source. Added over the API (a size it does not offer is
+    refused with what it offers), played from the host over HLS and DASH at the size
+    and rate asked, recorded; unplugged (its driver unbound from the device, as a USB
+    disconnect does) it goes offline and its recording closes, and plugged in again it
+    comes back by itself."""
+    api = Api(browser, base)
+    _, hw = api("GET", "/api/hardware")
+    device = next(d for d in hw["video"] if d["driver"] == "vivid")
+    yuyv = next(f for f in device["formats"] if f["fourcc"] == "YUYV")["sizes"]
+    # The smallest size, at the rate nearest 15 fps it offers there: TCG is slow.
+    small = min(yuyv["sizes"], key=lambda s: s["width"])
+    rates = [r["num"] / r["den"] for r in small["rates"]["rates"]]
+    fps = min(rates, key=lambda r: abs(r - 15))
+    size = f"{small['width']}x{small['height']}"
+    status, body = api("POST", "/api/captures", {"name": "stage", "device": device["id"], "size": "1000x1000"})
+    check(status == 422 and "does not offer 1000x1000; it offers YUYV" in body.get("error", ""),
+          f"a size vivid does not offer is refused with what it offers ({status} {str(body)[:300]})")
+    status, body = api("POST", "/api/captures",
+                       {"name": "stage", "device": device["id"], "size": size, "fps": f"{fps:g}"})
+    check(status == 201, f"a capture source added ({status} {body})")
+    added = time.monotonic()
+    print(f"capture: {body['message']}", flush=True)
+    check(f"YUYV {size} at {fps:g} fps, encoded to H.264" in body["message"],
+          f"raw YUYV is chosen and encoded ({body['message']})")
+    for path, b in (("visibility", {"visibility": "public"}), ("recording", {"enabled": True})):
+        status, answer = api("PUT", f"/api/streams/stage/{path}", b)
+        check(status == 200, f"PUT {path} ({status} {answer})")
+
+    def state():
+        _, d = api("GET", "/api/streams/stage")
+        return d
+
+    def live():
+        d = state()
+        return d if d["capture"]["state"] == "live" and d["live"] else None
+
+    d = wait_for("the capture source live", 60, live)
+    took = time.monotonic() - added
+    print(f"capture: live {took:.1f} s after it was added: {d['capture']['format']}", flush=True)
+    http_base = f"http://127.0.0.1:{vm.port[80]}"
+    playlist = f"{http_base}/live/stage/index.m3u8"
+    probe = wait_for("the capture source over HLS", 60, lambda: ffprobe_video(playlist))
+    check((probe.get("width"), probe.get("height")) == (small["width"], small["height"]),
+          f"HLS plays it at {size} ({probe})")
+    num, den = map(int, probe.get("r_frame_rate", "0/1").split("/"))
+    check(abs(num / den - fps) < 0.5, f"at {fps:g} fps ({probe.get('r_frame_rate')})")
+    r = subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", playlist, "-t", "6", "-f", "null", "-"],
+                       capture_output=True, text=True, timeout=120)
+    check(r.returncode == 0, f"ffmpeg -xerror plays 6 s of it over HLS ({r.stderr[-500:]})")
+    dash = ffprobe_video(f"{http_base}/live/stage/manifest.mpd")
+    check(dash and dash.get("width") == small["width"], f"and over DASH ({dash})")
+    snap = f"{base}/api/hardware/video/{urllib.parse.quote(device['id'], safe='')}/snapshot"
+    status, _, body = browser.request("GET", snap, timeout=30)
+    check(status == 409, f"a snapshot while the source captures says busy ({status} {body[:200]})")
+    time.sleep(4)  # a few seconds recorded
+
+    # Unplugged: the driver lets go of the device while the source holds it open.
+    unplug = "/sys/bus/platform/drivers/vivid/unbind"
+    vm.run(["/bin/sh", "-c", f"echo vivid.0 > {unplug}"])
+    t0 = time.monotonic()
+    d = wait_for("the source unplugged", 30,
+                 lambda: (lambda d: d if d["capture"]["state"] == "unplugged" and not d["live"] else None)(state()))
+    took = time.monotonic() - t0
+    print(f"capture: offline and 'unplugged' {took:.2f} s after the device went "
+          f"(dropped frames so far: {d['capture']['dropped_frames']})", flush=True)
+    check(took <= 5, f"an unplugged device's source goes offline within 5 s ({took:.2f} s)")
+    check("device unplugged" in d["detail"] or d["capture"]["last_error"] == "device unplugged",
+          f"and says 'device unplugged' ({d['detail']}; {d['capture']['last_error']})")
+    check(d["recordings"], f"it was recorded ({d['recordings']})")
+    _, listed, _ = vm.run(["/sbin/runuser", "-u", "streambox", "--", "/usr/bin/streambox",
+                           "--config", "/etc/streambox/streambox.toml", "dvr", "ranges", "stage"])
+    print(f"capture: recorded ranges:\n{listed.strip()}", flush=True)
+    check(listed.strip() != "", "the recording's segment was closed and indexed")
+
+    vm.run(["/bin/sh", "-c", "echo vivid.0 > /sys/bus/platform/drivers/vivid/bind"])
+    t0 = time.monotonic()
+    wait_for("the source live again", 60, live)
+    took = time.monotonic() - t0
+    print(f"capture: live again {took:.2f} s after the device came back", flush=True)
+    check(took <= 15, f"the source comes back by itself within 15 s ({took:.2f} s)")
+    probe = wait_for("HLS again", 60, lambda: ffprobe_video(playlist))
+    check(probe.get("width") == small["width"], f"and plays over HLS again ({probe})")
+
+    status, _ = api("DELETE", "/api/streams/stage")
+    check(status == 204, f"the capture source removed ({status})")
+    ok = wait_for("the device free again", 15,
+                  lambda: browser.request("GET", snap, timeout=30)[0] == 200)
+    check(ok, "the device is free once its source is removed")
+
+
+def ffprobe_video(url):
+    """The first video stream's codec, size and rate at `url`, or None."""
+    r = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                        "stream=codec_name,width,height,r_frame_rate,avg_frame_rate", "-of", "json", url],
+                       capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return None
+    streams = json.loads(r.stdout or "{}").get("streams", [])
+    return streams[0] if streams and streams[0].get("codec_name") == "h264" else None
 
 
 def vpn_checks(vm, browser, base, api):

@@ -135,17 +135,34 @@ enum DvrCommand {
 #[derive(Subcommand)]
 enum SourceCommand {
     /// Add a camera: the stream NAME is fed from its RTSP URL
-    /// (rtsp://user:password@host:554/path). The running service connects within seconds.
+    /// (rtsp://user:password@host:554/path), or with --device from a capture device on
+    /// this box (a USB camera, an HDMI capture dongle). The running service connects
+    /// within seconds.
     Add {
         /// Stream name: 1-64 of a-z, 0-9, '_' and '-'.
         name: String,
         /// The camera's RTSP URL; credentials in it are stored, never shown in full.
-        url: String,
+        #[arg(required_unless_present = "device", conflicts_with = "device")]
+        url: Option<String>,
         /// How RTP travels from the camera: tcp (interleaved, default) or udp.
         #[arg(long, default_value = "tcp")]
         transport: String,
+        /// A capture device's stable ID, as `streambox hw list` shows it
+        /// (usb-…-video-index0): the source follows the device to any USB port.
+        #[arg(long)]
+        device: Option<String>,
+        /// The capture size, WIDTHxHEIGHT (default: the device's largest up to 1920x1080).
+        #[arg(long, requires = "device")]
+        size: Option<String>,
+        /// The capture frame rate (default: the device's fastest up to 30 fps).
+        #[arg(long, requires = "device")]
+        fps: Option<String>,
+        /// The bitrate to encode at, such as 4M or 2500k (default: one that fits the
+        /// size; a camera that encodes H.264 itself is passed through as it is).
+        #[arg(long, requires = "device")]
+        bitrate: Option<String>,
     },
-    /// List cameras with their state, last error, bitrate and uptime.
+    /// List cameras and capture sources with their state, last error, bitrate and uptime.
     List,
     /// Remove a camera; its RTSP session is torn down.
     Rm {
@@ -459,6 +476,7 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(ingest::rtmp::serve(rtmp, app.clone()));
     tokio::spawn(streambox::rtsp::server::serve(rtsp, app.clone()));
     tokio::spawn(ingest::rtsp_pull::run(app.clone()));
+    tokio::spawn(ingest::capture::run(app.clone()));
     tokio::spawn(sweep(app.db.clone()));
     if let Some(m) = metrics {
         tokio::spawn(http::serve_metrics(m, app.clone()));
@@ -787,9 +805,38 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
     match command {
         SourceCommand::Add {
             name,
+            url: None,
+            device: Some(device),
+            size,
+            fps,
+            bitrate,
+            ..
+        } => {
+            let input = manage::capture::CaptureInput {
+                name: &name,
+                device: &device,
+                size: size.as_deref().unwrap_or(""),
+                fps: fps.as_deref().unwrap_or(""),
+                bitrate: bitrate.as_deref().unwrap_or(""),
+            };
+            let hardware = tokio::task::spawn_blocking(|| {
+                streambox::system::hardware::scan(
+                    std::path::Path::new("/"),
+                    &streambox::system::hardware::v4l2::probe,
+                )
+            })
+            .await?;
+            let (name, message) = manage::capture::save(&ops, &input, &hardware, None).await?;
+            println!("{message}");
+            print_watch_urls(&cfg, &name);
+        }
+        SourceCommand::Add {
+            name,
             url,
             transport,
+            ..
         } => {
+            let url = url.unwrap_or_default();
             let camera = manage::cameras::CameraInput {
                 name: &name,
                 url: &url,
@@ -825,11 +872,20 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
                 } else {
                     r.last_error.clone()
                 };
+                let how = if r.is_capture() {
+                    let dropped = format!("{} frames dropped", r.dropped);
+                    match r.detail.as_str() {
+                        "" => dropped,
+                        d => format!("{d}; {dropped}"),
+                    }
+                } else {
+                    r.transport.clone()
+                };
                 println!(
                     "{}\t{}\t{}\t{}\t{} kbit/s\t{}\tlast error: {}",
                     r.name,
                     r.display_url(),
-                    r.transport,
+                    how,
                     r.state,
                     r.bitrate / 1000,
                     uptime,

@@ -800,4 +800,46 @@ fn the_hardware_page_and_api_list_what_hw_list_finds() {
     }
     let gpus = api["gpus"].as_array().map_or(0, Vec::len);
     assert_eq!(page.by_id("no-gpu").is_some(), gpus == 0, "{}", page.body);
+
+    // A capture source for a device that is not on the box is refused everywhere, with
+    // the devices that are (the QEMU boot test adds a real one: vivid).
+    let wanted = "usb-Nosuch_Cam_0-video-index0";
+    let t = web.csrf("/admin/hardware");
+    let a = web.api(
+        "POST",
+        "/api/captures",
+        None,
+        Some(&t),
+        Some(&serde_json::json!({"name": "stage", "device": wanted})),
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(
+        a.body
+            .contains(&format!(r#"No capture device \"{wanted}\" is on this box"#)),
+        "{a:?}"
+    );
+    let a = web.post(
+        "/admin/hardware/capture",
+        &[("csrf", &t), ("name", "stage"), ("device", wanted)],
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(a.body.contains("is on this box"), "{}", a.body);
+    let a = web.api(
+        "PUT",
+        "/api/streams/lobby/capture",
+        None,
+        Some(&t),
+        Some(&serde_json::json!({"device": wanted, "fps": "fast"})),
+    );
+    assert_eq!(a.status, 422, "{a:?}");
+    assert!(a.body.contains("Frame rate"), "{a:?}");
+    let out = server.cli(&["source", "add", "stage", "--device", wanted]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is on this box"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let streams = web.get("/api/streams").body;
+    assert!(!streams.contains("stage"), "{streams}");
 }

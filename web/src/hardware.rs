@@ -2,7 +2,7 @@
 //! is redrawn every second (`refresh.js`), so a device plugged in or pulled out shows
 //! within two seconds without a reload.
 
-use crate::admin::{admin_page, Shell};
+use crate::admin::{admin_page, Csrf, Message, Shell};
 use leptos::prelude::*;
 
 /// A video capture device, formatted.
@@ -20,6 +20,9 @@ pub struct Video {
     pub error: Option<String>,
     /// One line per pixel format: `MJPG (Motion-JPEG): 1280x720 at 30/15 fps, …`.
     pub formats: Vec<String>,
+    /// The sources bound to it: (name, state and format), such as (`stage`, `live: YUYV
+    /// 1280x720 at 30 fps, encoded at 2.8 Mbit/s`).
+    pub sources: Vec<(String, String)>,
 }
 
 /// A capture PCM of a sound card, formatted.
@@ -44,6 +47,23 @@ pub struct Gpu {
     pub detail: String,
 }
 
+/// The "Add a capture source" form: what was typed, and the answer to the last post.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CaptureForm {
+    /// The source's name.
+    pub name: String,
+    /// The device's stable ID.
+    pub device: String,
+    /// `WIDTHxHEIGHT`, or empty.
+    pub size: String,
+    /// Frames per second, or empty.
+    pub fps: String,
+    /// `4M`, or empty.
+    pub bitrate: String,
+    /// Why the last post was refused.
+    pub error: Option<String>,
+}
+
 /// What the hardware page shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Hardware {
@@ -53,11 +73,43 @@ pub struct Hardware {
     pub audio: Vec<Audio>,
     /// GPUs.
     pub gpus: Vec<Gpu>,
+    /// The form to add a capture source.
+    pub form: CaptureForm,
 }
 
 /// Renders the Hardware page.
 pub fn page(shell: Shell, hw: Hardware) -> String {
+    let csrf = shell.csrf.clone();
     admin_page("Hardware", shell, "/admin/hardware", move || {
+        let form = hw.form.clone();
+        let devices = hw
+            .video
+            .iter()
+            .filter(|v| v.error.is_none())
+            .map(|v| {
+                let selected = v.id == form.device;
+                let label = format!("{} ({})", v.name, v.id);
+                view! { <option value=v.id.clone() selected=selected>{label}</option> }
+            })
+            .collect_view();
+        let add = if hw.video.iter().all(|v| v.error.is_some()) {
+            view! { <p class="hint" id="no-capture-form">"Plug in a capture device to add it as a source."</p> }
+                .into_any()
+        } else {
+            view! {
+                <form method="post" action="/admin/hardware/capture" id="add-capture">
+                    <Csrf token=csrf />
+                    <label>"Name" <input name="name" value=form.name.clone() required pattern="[a-z0-9][a-z0-9_-]{0,63}" /></label>
+                    <label>"Device" <select name="device">{devices}</select></label>
+                    <label>"Size" <input name="size" value=form.size.clone() placeholder="best up to 1920x1080" /></label>
+                    <label>"Frame rate" <input name="fps" value=form.fps.clone() placeholder="best up to 30" /></label>
+                    <label>"Bitrate" <input name="bitrate" value=form.bitrate.clone() placeholder="fits the size, e.g. 4M" /></label>
+                    <button>"Add capture source"</button>
+                    <p class="hint">"The source follows the device to any USB port. H.264 from the camera is passed through; other formats are encoded here, within the CPU budget."</p>
+                </form>
+            }
+            .into_any()
+        };
         let video = if hw.video.is_empty() {
             view! { <p class="hint" id="no-video">"No video capture device is plugged in."</p> }
                 .into_any()
@@ -71,6 +123,14 @@ pub fn page(shell: Shell, hw: Hardware) -> String {
                         .map(|f| view! { <li>{f}</li> })
                         .collect_view();
                     let id = v.id.clone();
+                    let used = v
+                        .sources
+                        .into_iter()
+                        .map(|(name, state)| {
+                            let href = format!("/admin/streams/{name}");
+                            view! { <li class="source">"Source "<a href=href>{name}</a>": "{state}</li> }
+                        })
+                        .collect_view();
                     let snapshot = format!(
                         "/api/hardware/video/{}/snapshot",
                         percent_encoding::utf8_percent_encode(&v.id, percent_encoding::NON_ALPHANUMERIC)
@@ -85,8 +145,9 @@ pub fn page(shell: Shell, hw: Hardware) -> String {
                             </table>
                             {v.error.map(|e| view! { <p class="error">{e}</p> })}
                             <ul class="formats">{formats}</ul>
+                            <ul class="sources">{used}</ul>
                             <p><a class="snapshot" href=snapshot target="_blank">"What it sees now"</a>
-                                " (one frame, taken when opened; not while a source is capturing from it)"</p>
+                                " (one frame, taken when opened; not while a source or another program captures from it)"</p>
                         </section>
                     }
                 })
@@ -135,6 +196,9 @@ pub fn page(shell: Shell, hw: Hardware) -> String {
                 <h2>"GPUs"</h2>
                 {gpus}
             </div>
+            <h2>"Add a capture source"</h2>
+            <Message text=hw.form.error.clone() />
+            {add}
             <script src="/assets/refresh.js"></script>
         }
     })
@@ -161,6 +225,7 @@ mod tests {
                     driver: "uvcvideo at usb-1".into(),
                     error: None,
                     formats: vec!["MJPG (Motion-JPEG): 1280x720 at 30 fps".into()],
+                    sources: vec![("stage".into(), "live: MJPG 1280x720 at 30 fps".into())],
                 }],
                 audio: vec![Audio {
                     alsa: "hw:CARD=Loopback,DEV=0".into(),
@@ -168,8 +233,27 @@ mod tests {
                     card: "Loopback 1 (Loopback)".into(),
                 }],
                 gpus: Vec::new(),
+                form: CaptureForm {
+                    error: Some("The device does not offer 640x480.".into()),
+                    device: "usb-Cam_<1>-video-index0".into(),
+                    ..CaptureForm::default()
+                },
             },
         );
+        assert!(
+            html.contains(r#"<a href="/admin/streams/stage">stage</a>"#),
+            "{html}"
+        );
+        assert!(
+            html.contains("live: MJPG 1280x720 at 30 fps</li>"),
+            "{html}"
+        );
+        assert!(html.contains(r#"action="/admin/hardware/capture""#));
+        assert!(
+            html.contains(r#"<option value="usb-Cam_&lt;1&gt;-video-index0" selected"#),
+            "{html}"
+        );
+        assert!(html.contains("The device does not offer 640x480."));
         assert!(html.contains("usb-Cam_&lt;1&gt;-video-index0"), "{html}");
         assert!(
             html.contains(
@@ -183,5 +267,6 @@ mod tests {
         assert!(html.contains(r#"data-refresh="1""#));
         let empty = page(shell, Hardware::default());
         assert!(empty.contains(r#"id="no-video""#) && empty.contains(r#"id="no-audio""#));
+        assert!(empty.contains(r#"id="no-capture-form""#));
     }
 }

@@ -156,6 +156,8 @@ pub struct Detail {
     pub camera: Option<String>,
     /// A camera's edit form, and the last test's result.
     pub camera_form: Option<CameraState>,
+    /// A capture source's device, state and format (`device usb-…: live: YUYV …`).
+    pub capture: Option<String>,
     /// Recording on.
     pub recording: bool,
     /// Age limit as typed (`7d`, `none`).
@@ -236,6 +238,15 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                 </section>
             }
         });
+        let capture = d.capture.clone().map(|c| {
+            view! {
+                <section>
+                    <h2>"Capture device"</h2>
+                    <p id="capture">{c}</p>
+                    <p class="hint">"The source follows the device to any USB port, and comes back by itself when the device is plugged in again. Its device and settings change with PUT /api/streams/NAME/capture; the device's formats are on the "<a href="/admin/hardware">"Hardware"</a>" page."</p>
+                </section>
+            }
+        });
         let link = d.link.clone().map(|(url, until)| view! {
             <p class="notice">"Viewer link, valid until " {until} ": " <code class="copy" id="link">{url}</code></p>
         });
@@ -282,6 +293,7 @@ pub fn detail(shell: Shell, d: Detail) -> String {
             </section>
             {publish}
             {camera}
+            {capture}
             <section>
                 <h2>"Recording"</h2>
                 <form method="post" action=action("recording") class="stack narrow-form">

@@ -27,7 +27,7 @@ use serde::Deserialize;
 use std::collections::HashMap;
 use streambox_web::admin::{self as pages, Shell};
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "admin request failed");
     super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
 }
@@ -207,11 +207,11 @@ pub async fn logout(
 pub struct StreamStatus {
     /// Stream name.
     pub name: String,
-    /// `stream` (pushed) or `camera` (pulled over RTSP).
+    /// `stream` (pushed) or `camera` (pulled over RTSP, or a capture device on the box).
     pub kind: &'static str,
     /// Whether it has a publisher now.
     pub live: bool,
-    /// The publisher's address, or the camera's URL (password masked).
+    /// The publisher's address, the camera's URL (password masked), or `device ID`.
     pub source: String,
     /// A camera's state and last error; empty for streams.
     pub detail: String,
@@ -289,7 +289,9 @@ pub(super) async fn statuses(app: &App) -> Result<Vec<StreamStatus>, Response> {
         .map(|s| status(s.name, "stream", "no publisher".into(), String::new()))
         .collect();
     out.extend(cameras.into_iter().map(|c| {
-        let detail = if c.last_error.is_empty() {
+        let detail = if c.is_capture() {
+            super::hardware::source_state(&c)
+        } else if c.last_error.is_empty() {
             c.state.clone()
         } else {
             format!("{}: {}", c.state, c.last_error)

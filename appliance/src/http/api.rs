@@ -28,6 +28,8 @@
 //! | `PUT /api/streams/{stream}/camera` | `{url, username?, password?, transport?}` | `{message}` |
 //! | `POST /api/cameras` | `{name, url, username?, password?, transport?}` | 201 `{name, message}` |
 //! | `POST /api/cameras/test` | `{url, username?, password?, transport?}` | `{ok, offers}` or `{ok, error}` |
+//! | `POST /api/captures` | `{name, device, size?, fps?, bitrate?}` | 201 `{name, message}` |
+//! | `PUT /api/streams/{stream}/capture` | `{device, size?, fps?, bitrate?}` | `{name, message}` |
 //! | `PUT /api/account/password` | `{current, new}` | `{ended_sessions}` |
 //! | `GET /api/tokens` | | the user's tokens (never the secrets) |
 //! | `POST /api/tokens` | `{name, scope?}`: `admin` or `metrics` | 201 `{id, name, scope, created_at, token}` (the token once) |
@@ -203,10 +205,28 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
         rows.into_iter()
             .find(|r| r.name == stream)
             .map_or(serde_json::Value::Null, |r| {
-                json!({ "url": r.display_url(), "username": r.username,
-                        "transport": r.transport, "state": r.state,
-                        "last_error": r.last_error })
+                if r.is_capture() {
+                    json!({ "kind": "capture", "device": r.device,
+                            "size": (r.width > 0).then(|| format!("{}x{}", r.width, r.height)),
+                            "fps": (r.fps > 0.0).then_some(r.fps),
+                            "bitrate": (r.video_bitrate > 0).then_some(r.video_bitrate),
+                            "state": r.state, "last_error": r.last_error,
+                            "format": r.detail, "dropped_frames": r.dropped })
+                } else {
+                    json!({ "url": r.display_url(), "username": r.username,
+                            "transport": r.transport, "state": r.state,
+                            "last_error": r.last_error })
+                }
             })
+    } else {
+        serde_json::Value::Null
+    };
+    let capture = match camera.get("kind") {
+        Some(k) if k == "capture" => camera.clone(),
+        _ => serde_json::Value::Null,
+    };
+    let camera = if capture.is_null() {
+        camera
     } else {
         serde_json::Value::Null
     };
@@ -229,6 +249,7 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
         );
         o.insert("publish".into(), publish);
         o.insert("camera".into(), camera);
+        o.insert("capture".into(), capture);
         o.insert(
             "recordings".into(),
             serde_json::to_value(recordings).map_err(|e| failed(&e))?,
@@ -498,6 +519,86 @@ pub async fn edit_camera(
         Ok(o) => camera_answer(false, Some(stream), o),
         Err(r) => r,
     }
+}
+
+/// A capture source's fields (`POST /api/captures`, `PUT /api/streams/{stream}/capture`,
+/// and the hardware page's form); empty ones leave the choice to the appliance.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CaptureFields {
+    /// The source's name (adding only).
+    pub name: String,
+    /// The device's stable ID.
+    pub device: String,
+    /// `WIDTHxHEIGHT`.
+    pub size: String,
+    /// Frames per second.
+    pub fps: String,
+    /// `4M`, `2500k` or bits per second.
+    pub bitrate: String,
+}
+
+impl CaptureFields {
+    /// The fields as the operation takes them.
+    pub fn input(&self) -> crate::manage::capture::CaptureInput<'_> {
+        crate::manage::capture::CaptureInput {
+            name: &self.name,
+            device: &self.device,
+            size: &self.size,
+            fps: &self.fps,
+            bitrate: &self.bitrate,
+        }
+    }
+}
+
+/// `POST /api/captures`: adds a capture device on the box as a source, `{name, device,
+/// size?, fps?, bitrate?}`: 201 `{name, message}` (the message says the format chosen);
+/// 422 when the device is not on the box or does not offer what is asked (with what it
+/// offers); 409 for a taken name.
+pub async fn add_capture(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<CaptureFields>, JsonRejection>,
+) -> Response {
+    let f = match body(b) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let hardware = app.hardware.borrow().clone();
+    let ops = super::ops(&app, &v, &s);
+    let saved = crate::manage::capture::save(&ops, &f.input(), &hardware, None).await;
+    answer(
+        StatusCode::CREATED,
+        saved
+            .map_err(Refusal::from)
+            .map(|(name, message)| json!({ "name": name, "message": message })),
+    )
+}
+
+/// `PUT /api/streams/{stream}/capture`: new device or settings for a capture source,
+/// `{device, size?, fps?, bitrate?}`: `{name, message}`; 404 for a name that is no
+/// capture source.
+pub async fn edit_capture(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    b: Result<Json<CaptureFields>, JsonRejection>,
+) -> Response {
+    let f = match body(b) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let hardware = app.hardware.borrow().clone();
+    let ops = super::ops(&app, &v, &s);
+    let saved = crate::manage::capture::save(&ops, &f.input(), &hardware, Some(&stream)).await;
+    answer(
+        StatusCode::OK,
+        saved
+            .map_err(Refusal::from)
+            .map(|(name, message)| json!({ "name": name, "message": message })),
+    )
 }
 
 /// `PUT /api/account/password`'s body.

@@ -3,21 +3,32 @@
 //! ([`crate::system::hardware::watch`]).
 
 use super::admin::shell;
+use super::api::CaptureFields;
 use super::visitor::{page, Signed, Visitor};
 use crate::app::App;
+use crate::ingest::rtsp_pull::sources::{self, SourceRow};
 use crate::system::hardware::{format_summary, gpu, Inventory};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::Redirect;
 use axum::response::{IntoResponse, Response};
+use axum::Form;
 use axum::{Extension, Json};
 use streambox_web::hardware as web;
 
-fn view(hw: &Inventory) -> web::Hardware {
+/// The page's view of `hw`, with the capture sources among `sources` bound to each
+/// device.
+fn view(hw: &Inventory, sources: &[SourceRow]) -> web::Hardware {
     web::Hardware {
         video: hw
             .video
             .iter()
             .map(|d| web::Video {
+                sources: sources
+                    .iter()
+                    .filter(|r| r.is_capture() && r.device == d.id)
+                    .map(|r| (r.name.clone(), source_state(r)))
+                    .collect(),
                 id: d.id.clone(),
                 node: d.node.display().to_string(),
                 name: d.name.clone(),
@@ -57,7 +68,41 @@ fn view(hw: &Inventory) -> web::Hardware {
                     .join(", "),
             })
             .collect(),
+        form: web::CaptureForm::default(),
     }
+}
+
+/// A capture source's state as people read it: `live: YUYV 1280x720 at 30 fps, encoded
+/// at 2.8 Mbit/s; 3 frames dropped`, `unplugged`, `retrying: the device is busy: …`.
+pub fn source_state(r: &SourceRow) -> String {
+    let mut s = r.state.clone();
+    if r.state == "live" && !r.detail.is_empty() {
+        s = format!("{s}: {}; {} frames dropped", r.detail, r.dropped);
+    } else if r.state != "live" && r.state != "unplugged" && !r.last_error.is_empty() {
+        s = format!("{s}: {}", r.last_error);
+    }
+    s
+}
+
+/// The page with `form` in the "Add a capture source" form.
+async fn render(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    status: StatusCode,
+    form: web::CaptureForm,
+) -> Response {
+    let shell = match shell(app, v, s).await {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let rows = match sources::list(&app.db).await {
+        Ok(rows) => rows,
+        Err(e) => return super::admin::internal(e),
+    };
+    let mut hw = view(&app.hardware.borrow(), &rows);
+    hw.form = form;
+    page(status, web::page(shell, hw))
 }
 
 /// `GET /admin/hardware`.
@@ -66,12 +111,39 @@ pub async fn page_handler(
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
 ) -> Response {
-    let shell = match shell(&app, &v, &s).await {
-        Ok(x) => x,
-        Err(r) => return r,
-    };
-    let hw = view(&app.hardware.borrow());
-    page(StatusCode::OK, web::page(shell, hw))
+    render(&app, &v, &s, StatusCode::OK, web::CaptureForm::default()).await
+}
+
+/// `POST /admin/hardware/capture`: adds a capture source (the API's
+/// [`super::api::CaptureFields`]); to its stream page when saved, else the page again
+/// with the form as typed and why (422; 409 for a taken name).
+pub async fn add_capture(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Form(f): Form<CaptureFields>,
+) -> Response {
+    let hardware = app.hardware.borrow().clone();
+    let ops = super::ops(&app, &v, &s);
+    match crate::manage::capture::save(&ops, &f.input(), &hardware, None).await {
+        Ok((name, _)) => Redirect::to(&format!("/admin/streams/{name}")).into_response(),
+        Err(crate::manage::Refused::Failed(e)) => super::admin::internal(e),
+        Err(e) => {
+            let status = match e {
+                crate::manage::Refused::Conflict(_) => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let form = web::CaptureForm {
+                name: f.name.trim().chars().take(64).collect(),
+                device: f.device.chars().take(255).collect(),
+                size: f.size.chars().take(32).collect(),
+                fps: f.fps.chars().take(32).collect(),
+                bitrate: f.bitrate.chars().take(32).collect(),
+                error: Some(e.to_string()),
+            };
+            render(&app, &v, &s, status, form).await
+        }
+    }
 }
 
 /// `GET /api/hardware`: the inventory as JSON: `video` (each with `id`, `node`, `name`,

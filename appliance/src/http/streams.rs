@@ -208,11 +208,20 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
     } else {
         None
     };
-    let (camera, camera_form) = if kind == Kind::Camera {
-        let row = match sources::list(&app.db).await {
+    let row = if kind == Kind::Camera {
+        match sources::list(&app.db).await {
             Ok(rows) => rows.into_iter().find(|r| r.name == name),
             Err(e) => return internal(e),
-        };
+        }
+    } else {
+        None
+    };
+    let capture = row
+        .as_ref()
+        .filter(|r| r.is_capture())
+        .map(|r| format!("{}: {}", r.display_url(), super::hardware::source_state(r)));
+    let row = row.filter(|r| !r.is_capture());
+    let (camera, camera_form) = if row.is_some() {
         let shown = row.as_ref().map(|r| {
             let error = if r.last_error.is_empty() {
                 String::new()
@@ -270,6 +279,7 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         publish,
         camera,
         camera_form,
+        capture,
         recording: rec.enabled,
         keep,
         keep_bytes,

@@ -1,8 +1,10 @@
 //! Protocol front ends that turn bytes into [`crate::media::Frame`]s and publish them
 //! into a hub: RTMP push ([`rtmp`]), RTSP push ([`rtsp_push`], whose requests the RTSP
 //! session in [`crate::rtsp::session`] answers) and RTSP pull from cameras
-//! ([`rtsp_pull`]); RTP access units become frames in [`rtp_frames`].
+//! ([`rtsp_pull`]), and capture devices on the box ([`capture`]); access units become
+//! frames in [`rtp_frames`].
 
+pub mod capture;
 pub mod rtmp;
 pub mod rtp_frames;
 pub mod rtsp_pull;

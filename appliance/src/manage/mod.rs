@@ -5,6 +5,7 @@
 //! - [`streams`]: adding, renaming and removing streams, rotating keys, recording and
 //!   visibility settings, viewer links, ABR ladders.
 //! - [`cameras`]: checking, testing, adding and changing RTSP cameras.
+//! - [`capture`]: adding and changing capture devices on the box as sources.
 //! - [`addresses`]: the URLs at which publishers, players and viewers reach the box.
 //! - [`network`]: the host's wired network, changed on trial (confirm or revert).
 //! - [`registration`]: IPv6 address registration with a directory.
@@ -17,6 +18,7 @@
 
 pub mod addresses;
 pub mod cameras;
+pub mod capture;
 pub mod network;
 pub mod registration;
 pub mod streams;

@@ -220,6 +220,76 @@ pub fn avc_decoder_configuration(sps: &[u8], pps: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// Splits a byte stream in Annex B format (ISO/IEC 14496-10 Annex B: 3- or 4-byte
+/// start codes) into its NAL units, without the start codes. Bytes before the first
+/// start code are not a NAL unit and are left out.
+pub fn annex_b_nal_units(stream: &[u8]) -> Vec<&[u8]> {
+    let mut starts = Vec::new();
+    let mut i = 0;
+    while i + 3 <= stream.len() {
+        if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
+            starts.push((i, i + 3));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (k, &(_, body)) in starts.iter().enumerate() {
+        let mut end = starts.get(k + 1).map_or(stream.len(), |s| s.0);
+        // A 4-byte start code leaves its leading zero behind the previous unit.
+        while end > body && stream[end - 1] == 0 && k + 1 < starts.len() {
+            end -= 1;
+        }
+        if end > body {
+            out.push(&stream[body..end]);
+        }
+    }
+    out
+}
+
+/// One access unit in Annex B byte stream format (what OpenH264 and a camera that
+/// encodes H.264 itself deliver), split the way MP4 carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnexBUnit {
+    /// The NAL units other than parameter sets, access unit delimiters and filler
+    /// (types 7, 8, 9, 12), each after a 4-byte big-endian length (ISO/IEC 14496-15
+    /// §5.3.2); empty when there were none.
+    pub data: Vec<u8>,
+    /// Whether it holds an IDR slice (NAL unit type 5).
+    pub idr: bool,
+    /// An AVCDecoderConfigurationRecord of the SPS and PPS it carried, when it carried
+    /// both (the last of each).
+    pub record: Option<Bytes>,
+}
+
+impl AnnexBUnit {
+    /// Splits `stream`, one access unit in Annex B format.
+    pub fn split(stream: &[u8]) -> AnnexBUnit {
+        let mut sps = None;
+        let mut pps = None;
+        let mut data = Vec::with_capacity(stream.len());
+        let mut idr = false;
+        for nal in annex_b_nal_units(stream) {
+            match nal[0] & 0x1f {
+                7 => sps = Some(nal),
+                8 => pps = Some(nal),
+                9 | 12 => {}
+                t => {
+                    idr |= t == 5;
+                    data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
+                    data.extend_from_slice(nal);
+                }
+            }
+        }
+        let record = match (sps, pps) {
+            (Some(sps), Some(pps)) => Some(avc_decoder_configuration(sps, pps)),
+            _ => None,
+        };
+        AnnexBUnit { data, idr, record }
+    }
+}
+
 impl AvcConfig {
     /// The access unit `au` (this config's length-prefixed NAL units) in Annex B byte
     /// stream format (ISO/IEC 14496-10 Annex B: 4-byte start codes), as decoders take it;
@@ -329,6 +399,37 @@ pub(crate) mod tests {
         0x16, 0xec, 0x04, 0x40, 0x00, 0x00, 0x03, 0x00, 0x40, 0x00, 0x00, 0x0c, 0x83, 0xc6, 0x0c,
         0xa8, 0x01, 0x00, 0x04, 0x68, 0xef, 0x3c, 0x80,
     ];
+
+    #[test]
+    fn annex_b_splits_into_annex_b_nal_units() {
+        let s = [
+            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0,
+        ];
+        assert_eq!(
+            annex_b_nal_units(&s),
+            vec![&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 0]]
+        );
+        assert!(annex_b_nal_units(&[1, 2, 3]).is_empty());
+    }
+
+    #[test]
+    fn an_annex_b_access_unit_splits_into_avcc_and_its_parameter_sets() {
+        let s = [
+            0, 0, 0, 1, 0x09, 0xf0, 0, 0, 0, 1, 0x67, 0x4d, 0x40, 0x1f, 0, 0, 1, 0x68, 3, 0, 0, 0,
+            1, 0x65, 4, 5,
+        ];
+        let u = AnnexBUnit::split(&s);
+        assert!(u.idr);
+        assert_eq!(u.data, [0, 0, 0, 3, 0x65, 4, 5]);
+        let record = u.record.expect("SPS and PPS");
+        assert_eq!(
+            record,
+            avc_decoder_configuration(&[0x67, 0x4d, 0x40, 0x1f], &[0x68, 3])
+        );
+        let p = AnnexBUnit::split(&[0, 0, 1, 0x41, 9]);
+        assert!(!p.idr && p.record.is_none());
+        assert_eq!(p.data, [0, 0, 0, 2, 0x41, 9]);
+    }
 
     #[test]
     fn parses_real_avcc() {

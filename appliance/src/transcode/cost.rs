@@ -42,6 +42,10 @@ struct Model {
     encode: f64,
     /// Cores committed to each running ladder, by stream.
     committed: BTreeMap<String, f64>,
+    /// Cores committed to each capture source's encoder, by source. These come first:
+    /// a ladder is admitted in what they leave, and drops rungs when the machine is
+    /// short; a capture source is refused only by other capture sources.
+    ingest: BTreeMap<String, f64>,
 }
 
 /// The cost model and the cores committed to running ladders.
@@ -59,6 +63,7 @@ impl Default for Costs {
                 decode: 0.0035,
                 encode: 0.0075,
                 committed: BTreeMap::new(),
+                ingest: BTreeMap::new(),
             }),
         }
     }
@@ -134,7 +139,7 @@ impl Costs {
     pub fn admit(&self, stream: &str, budget: f64, decode: f64, rungs: &[f64]) -> Admission {
         let mut m = self.lock();
         m.committed.remove(stream);
-        let free = budget - m.committed.values().sum::<f64>();
+        let free = budget - m.committed.values().sum::<f64>() - m.ingest.values().sum::<f64>();
         let wanted = decode + rungs.iter().sum::<f64>();
         let mut cores = decode;
         let mut admitted = Vec::new();
@@ -167,7 +172,7 @@ impl Costs {
         self.lock().committed.insert(stream.to_string(), cores);
     }
 
-    /// Cores of `budget` not committed to other streams' ladders.
+    /// Cores of `budget` not committed to other streams' ladders or to capture sources.
     pub fn free_for(&self, stream: &str, budget: f64) -> f64 {
         let m = self.lock();
         budget
@@ -176,6 +181,34 @@ impl Costs {
                 .filter(|(s, _)| s.as_str() != stream)
                 .map(|(_, c)| c)
                 .sum::<f64>()
+            - m.ingest.values().sum::<f64>()
+    }
+
+    /// Commits `cores` to capture source `source`'s encoder (replacing what it had) if
+    /// they fit in what `budget` leaves after the other capture sources; ladders are not
+    /// counted, they make room by dropping rungs.
+    ///
+    /// # Errors
+    /// The cores free for it, when `cores` do not fit.
+    pub fn admit_ingest(&self, source: &str, budget: f64, cores: f64) -> Result<(), f64> {
+        let mut m = self.lock();
+        m.ingest.remove(source);
+        let free = budget - m.ingest.values().sum::<f64>();
+        if cores > free {
+            return Err(free.max(0.0));
+        }
+        m.ingest.insert(source.to_string(), cores);
+        Ok(())
+    }
+
+    /// Sets what capture source `source` takes now (its encoder's measured `cores`);
+    /// `None` releases it.
+    pub fn commit_ingest(&self, source: &str, cores: Option<f64>) {
+        let mut m = self.lock();
+        match cores {
+            Some(c) => m.ingest.insert(source.to_string(), c),
+            None => m.ingest.remove(source),
+        };
     }
 }
 
@@ -260,6 +293,18 @@ mod tests {
         c.commit("b", 0.5);
         assert!((c.free_for("e", 2.0) - 1.5).abs() < 1e-9);
         assert!((c.free_for("b", 2.0) - 2.0).abs() < 1e-9);
+        // A capture source is admitted against other capture sources only, and ladders
+        // are admitted in what it leaves.
+        assert_eq!(c.admit_ingest("cam1", 2.0, 1.2), Ok(()));
+        assert!((c.free_for("e", 2.0) - 0.3).abs() < 1e-9);
+        assert_eq!(c.admit("e", 2.0, 0.4, &[0.5]).admitted, Vec::<usize>::new());
+        let free = c.admit_ingest("cam2", 2.0, 1.0).expect_err("does not fit");
+        assert!((free - 0.8).abs() < 1e-9, "{free}");
+        c.commit_ingest("cam1", Some(0.9));
+        assert_eq!(c.admit_ingest("cam2", 2.0, 1.0), Ok(()));
+        c.commit_ingest("cam1", None);
+        c.commit_ingest("cam2", None);
+        assert!((c.free_for("e", 2.0) - 1.5).abs() < 1e-9);
     }
 
     #[test]

@@ -103,7 +103,9 @@ impl fmt::Display for Ladder {
     }
 }
 
-fn default_bitrate(height: u32) -> u32 {
+/// The bitrate, in bit/s, that a picture `height` pixels tall gets by default: the
+/// nearest entry of [`DEFAULTS`] at or below it, scaled by area (100 kbit/s to 20 Mbit/s).
+pub fn default_bitrate(height: u32) -> u32 {
     // The nearest entry of the table at or below this height, scaled by area.
     let (h, bps) = DEFAULTS
         .iter()
@@ -114,7 +116,9 @@ fn default_bitrate(height: u32) -> u32 {
     scaled.clamp(100_000, 20_000_000) as u32
 }
 
-fn parse_bitrate(s: &str) -> Option<u32> {
+/// A bitrate as people type it, `2500k` or `3M` (`k`: kbit/s, `M`: Mbit/s), in bit/s;
+/// `None` for anything else, zero or negative.
+pub fn parse_bitrate(s: &str) -> Option<u32> {
     let (num, mult) = if let Some(n) = s.strip_suffix(['k', 'K']) {
         (n, 1_000.0)
     } else if let Some(n) = s.strip_suffix(['m', 'M']) {

@@ -10,7 +10,7 @@
 //!   B-frames, so decode order is presentation order), an IDR exactly where asked and
 //!   nowhere else, at a target bitrate; its SPS/PPS as an avcC record.
 
-use crate::media::h264::{avc_decoder_configuration, AvcConfig};
+use crate::media::h264::{AnnexBUnit, AvcConfig};
 use bytes::Bytes;
 use openh264::decoder::{DecodeOptions, Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
@@ -356,32 +356,6 @@ impl std::fmt::Debug for VideoEncoder {
     }
 }
 
-/// Splits an Annex B byte stream into NAL units (without start codes).
-fn nal_units(stream: &[u8]) -> Vec<&[u8]> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i] == 0 && stream[i + 1] == 0 && stream[i + 2] == 1 {
-            starts.push((i, i + 3));
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let mut out = Vec::with_capacity(starts.len());
-    for (k, &(_, body)) in starts.iter().enumerate() {
-        let mut end = starts.get(k + 1).map_or(stream.len(), |s| s.0);
-        // A 4-byte start code leaves its leading zero behind the previous unit.
-        while end > body && stream[end - 1] == 0 && k + 1 < starts.len() {
-            end -= 1;
-        }
-        if end > body {
-            out.push(&stream[body..end]);
-        }
-    }
-    out
-}
-
 impl VideoEncoder {
     /// An encoder at `bitrate` bit/s for pictures at up to `fps` frames per second.
     /// Keyframes come only where [`VideoEncoder::encode`] asks for them.
@@ -428,28 +402,12 @@ impl VideoEncoder {
             .encode_at(picture, Timestamp::from_millis(pts_ms))
             .map_err(|e| VideoError::Encode(e.to_string()))?
             .to_vec();
-        let mut sps = None;
-        let mut pps = None;
-        let mut data = Vec::with_capacity(stream.len());
-        let mut is_idr = false;
-        for nal in nal_units(&stream) {
-            match nal[0] & 0x1f {
-                7 => sps = Some(nal),
-                8 => pps = Some(nal),
-                9 | 12 => {} // access unit delimiters and filler
-                t => {
-                    is_idr |= t == 5;
-                    data.extend_from_slice(&(nal.len() as u32).to_be_bytes());
-                    data.extend_from_slice(nal);
-                }
-            }
-        }
+        let AnnexBUnit { data, idr, record } = AnnexBUnit::split(&stream);
         if data.is_empty() {
             return Ok(None);
         }
         let mut new_config = None;
-        if let (Some(sps), Some(pps)) = (sps, pps) {
-            let record = avc_decoder_configuration(sps, pps);
+        if let Some(record) = record {
             if self.config.as_ref().map(|c| &c.record) != Some(&record) {
                 let c = AvcConfig::parse(record).map_err(|e| VideoError::Encode(e.to_string()))?;
                 self.config = Some(c.clone());
@@ -464,7 +422,7 @@ impl VideoEncoder {
         Ok(Some((
             Encoded {
                 data: Bytes::from(data),
-                idr: is_idr,
+                idr,
             },
             new_config,
         )))
@@ -477,18 +435,6 @@ mod tests {
 
     fn pattern(width: u32, height: u32, t: u32) -> Picture {
         Picture::pattern(width, height, t)
-    }
-
-    #[test]
-    fn annex_b_splits_into_nal_units() {
-        let s = [
-            0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65, 4, 0,
-        ];
-        assert_eq!(
-            nal_units(&s),
-            vec![&[0x67, 1, 2][..], &[0x68, 3], &[0x65, 4, 0]]
-        );
-        assert!(nal_units(&[1, 2, 3]).is_empty());
     }
 
     #[test]

@@ -284,6 +284,8 @@ pub async fn run(app: App) {
     loop {
         match sources::list(&app.db).await {
             Ok(rows) => {
+                // Capture devices have their own tasks (crate::ingest::capture).
+                let rows: Vec<SourceRow> = rows.into_iter().filter(|r| !r.is_capture()).collect();
                 running.retain(|uid, r| {
                     if r.task.is_finished() {
                         // Only a panic ends a task that was not stopped: a bug, or a
@@ -505,7 +507,9 @@ async fn session(
     result
 }
 
-fn publish(
+/// Hands what [`RtpFrames`] made to the stream: parameters to the publisher, frames
+/// counted by `meter` (when live) and sent. Drains `out`.
+pub(crate) fn publish(
     publisher: &crate::hub::Publisher,
     mut meter: Option<&mut IngestMeter>,
     out: &mut Vec<RtpOut>,

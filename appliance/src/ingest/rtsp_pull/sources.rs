@@ -84,7 +84,8 @@ impl FromStr for Transport {
 /// What the service is doing with a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceState {
-    /// Connecting (DESCRIBE/SETUP/PLAY) for the first time or after a stop.
+    /// Connecting (DESCRIBE/SETUP/PLAY), or opening a capture device, for the first time
+    /// or after a stop.
     Connecting,
     /// Media is flowing into the stream.
     Live,
@@ -94,6 +95,9 @@ pub enum SourceState {
     /// The last attempt failed with an error that will not pass on its own (wrong
     /// credentials, no such path, no usable codec); still retried, at the backoff cap.
     Failed,
+    /// A capture source's device is not on the box; it starts again by itself when the
+    /// device comes back.
+    Unplugged,
 }
 
 impl SourceState {
@@ -104,6 +108,7 @@ impl SourceState {
             SourceState::Live => "live",
             SourceState::Retrying => "retrying",
             SourceState::Failed => "failed",
+            SourceState::Unplugged => "unplugged",
         }
     }
 }
@@ -114,6 +119,25 @@ impl fmt::Display for SourceState {
     }
 }
 
+/// What a source takes its media from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// An RTSP camera on the network ([`super`]).
+    Rtsp,
+    /// A V4L2 capture device on this box ([`crate::ingest::capture`]).
+    Capture,
+}
+
+impl SourceKind {
+    /// `rtsp` or `capture`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Rtsp => "rtsp",
+            SourceKind::Capture => "capture",
+        }
+    }
+}
+
 /// A source as stored, with its last reported state.
 #[derive(Clone, sqlx::FromRow)]
 pub struct SourceRow {
@@ -121,7 +145,9 @@ pub struct SourceRow {
     pub uid: StreamUid,
     /// Source and stream name.
     pub name: String,
-    /// `rtsp://` URL without user info.
+    /// `rtsp` or `capture` ([`SourceKind`]).
+    pub kind: String,
+    /// `rtsp://` URL without user info; empty for a capture source.
     pub url: String,
     /// User name for Basic/Digest authentication; empty for none.
     pub username: String,
@@ -129,6 +155,17 @@ pub struct SourceRow {
     pub password: String,
     /// `tcp` or `udp`.
     pub transport: String,
+    /// A capture source's device: its stable ID ([`crate::system::hardware::VideoDevice::id`]).
+    pub device: String,
+    /// The width asked of a capture device, in pixels; 0 for its best.
+    pub width: i64,
+    /// The height asked of a capture device, in pixels; 0 for its best.
+    pub height: i64,
+    /// The frame rate asked of a capture device, in frames per second; 0 for its best.
+    pub fps: f64,
+    /// The bitrate to encode a capture device's pictures at, in bits per second; 0 for
+    /// one that fits the size and rate.
+    pub video_bitrate: i64,
     /// Seconds since the Unix epoch.
     pub created_at: i64,
     /// A [`SourceState`] name.
@@ -141,6 +178,12 @@ pub struct SourceRow {
     pub live_since: Option<i64>,
     /// Seconds since the Unix epoch of the last state report.
     pub updated_at: i64,
+    /// A capture source's format as running: `YUYV 1280x720 at 30 fps, encoded at
+    /// 3.3 Mbit/s`; empty otherwise.
+    pub detail: String,
+    /// Frames a capture source lost since it started: the device's sequence gaps, and
+    /// frames skipped as corrupt.
+    pub dropped: i64,
 }
 
 impl fmt::Debug for SourceRow {
@@ -148,6 +191,7 @@ impl fmt::Debug for SourceRow {
         // The password stays out of debug output and therefore out of logs.
         f.debug_struct("SourceRow")
             .field("name", &self.name)
+            .field("kind", &self.kind)
             .field("url", &self.display_url())
             .field("transport", &self.transport)
             .field("state", &self.state)
@@ -159,24 +203,53 @@ impl SourceRow {
     /// A row that is not stored, for testing a camera before adding it.
     pub fn probe_row(cam: &CameraUrl, transport: Transport) -> SourceRow {
         SourceRow {
-            uid: StreamUid::new(),
-            name: String::new(),
             url: cam.url.to_string(),
             username: cam.username.clone(),
             password: cam.password.clone(),
             transport: transport.as_str().to_string(),
+            ..SourceRow::blank(SourceKind::Rtsp)
+        }
+    }
+
+    /// A row of `kind` with every other field empty or zero.
+    pub fn blank(kind: SourceKind) -> SourceRow {
+        SourceRow {
+            uid: StreamUid::new(),
+            name: String::new(),
+            kind: kind.as_str().to_string(),
+            url: String::new(),
+            username: String::new(),
+            password: String::new(),
+            transport: Transport::Tcp.as_str().to_string(),
+            device: String::new(),
+            width: 0,
+            height: 0,
+            fps: 0.0,
+            video_bitrate: 0,
             created_at: 0,
             state: String::new(),
             last_error: String::new(),
             bitrate: 0,
             live_since: None,
             updated_at: 0,
+            detail: String::new(),
+            dropped: 0,
         }
     }
 
-    /// The URL with the user name and a masked password, and credentials in its query
-    /// masked, for people: `rtsp://admin:***@10.0.0.9:554/stream1?channel=1&token=***`.
+    /// Whether this is a capture device on the box rather than an RTSP camera.
+    pub fn is_capture(&self) -> bool {
+        self.kind == SourceKind::Capture.as_str()
+    }
+
+    /// Where the media comes from, for people. An RTSP camera's URL with the user name
+    /// and a masked password, and credentials in its query masked:
+    /// `rtsp://admin:***@10.0.0.9:554/stream1?channel=1&token=***`; a capture device's
+    /// `device usb-046d_HD_Pro_Webcam_C920_0A1B2C3D-video-index0`.
     pub fn display_url(&self) -> String {
+        if self.is_capture() {
+            return format!("device {}", self.device);
+        }
         let url = mask_url(&self.url);
         let Some(rest) = url.strip_prefix("rtsp://") else {
             return url;
@@ -384,17 +457,103 @@ pub async fn add(
     .bind(unix_now())
     .execute(pool)
     .await;
-    match r {
-        Ok(_) => Ok(cam),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            Err(SourceError::Exists(name.to_string()))
+    r.map_err(|e| insert_error(e, name))?;
+    Ok(cam)
+}
+
+/// What an `INSERT INTO sources` of `name` that failed with `e` means.
+fn insert_error(e: sqlx::Error, name: &str) -> SourceError {
+    match e {
+        sqlx::Error::Database(e) if e.is_unique_violation() => {
+            SourceError::Exists(name.to_string())
         }
         // The `sources_name_free` trigger.
-        Err(sqlx::Error::Database(e)) if e.message().contains("taken by a stream") => {
-            Err(SourceError::TakenByStream(name.to_string()))
+        sqlx::Error::Database(e) if e.message().contains("taken by a stream") => {
+            SourceError::TakenByStream(name.to_string())
         }
-        Err(e) => Err(e.into()),
+        e => e.into(),
     }
+}
+
+/// What a capture source asks of its device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureSettings {
+    /// The device's stable ID ([`crate::system::hardware::VideoDevice::id`]).
+    pub device: String,
+    /// Width and height in pixels; `None` for the device's best.
+    pub size: Option<(u32, u32)>,
+    /// Frames per second; `None` for the device's best.
+    pub fps: Option<f64>,
+    /// Bits per second to encode at; `None` for one that fits the size and rate.
+    pub bitrate: Option<u32>,
+}
+
+/// Adds a capture source (kind `capture`); the running service starts capturing within
+/// a few seconds. The settings are checked against the device by the caller
+/// ([`crate::manage::capture`]).
+///
+/// # Errors
+/// [`SourceError::InvalidName`], [`SourceError::Exists`],
+/// [`SourceError::TakenByStream`], or a database error.
+pub async fn add_capture(
+    pool: &SqlitePool,
+    name: &str,
+    settings: &CaptureSettings,
+) -> Result<(), SourceError> {
+    if !valid_name(name) {
+        return Err(SourceError::InvalidName(name.to_string()));
+    }
+    let (width, height) = settings.size.unwrap_or((0, 0));
+    sqlx::query(
+        "INSERT INTO sources (uid, name, kind, device, width, height, fps, video_bitrate,
+                              created_at, updated_at)
+         VALUES (?, ?, 'capture', ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(StreamUid::new())
+    .bind(name)
+    .bind(&settings.device)
+    .bind(i64::from(width))
+    .bind(i64::from(height))
+    .bind(settings.fps.unwrap_or(0.0))
+    .bind(i64::from(settings.bitrate.unwrap_or(0)))
+    .bind(unix_now())
+    .bind(unix_now())
+    .execute(pool)
+    .await
+    .map_err(|e| insert_error(e, name))?;
+    Ok(())
+}
+
+/// Changes a capture source's device and settings; the running service starts it
+/// again with them within a few seconds, and the count of dropped frames starts anew.
+///
+/// # Errors
+/// [`SourceError::NoSuchSource`] when no capture source has that name, or a database
+/// error.
+pub async fn update_capture(
+    pool: &SqlitePool,
+    name: &str,
+    settings: &CaptureSettings,
+) -> Result<(), SourceError> {
+    let (width, height) = settings.size.unwrap_or((0, 0));
+    let r = sqlx::query(
+        "UPDATE sources SET device = ?, width = ?, height = ?, fps = ?, video_bitrate = ?,
+                dropped = 0, updated_at = ?
+         WHERE name = ? AND kind = 'capture'",
+    )
+    .bind(&settings.device)
+    .bind(i64::from(width))
+    .bind(i64::from(height))
+    .bind(settings.fps.unwrap_or(0.0))
+    .bind(i64::from(settings.bitrate.unwrap_or(0)))
+    .bind(unix_now())
+    .bind(name)
+    .execute(pool)
+    .await?;
+    if r.rows_affected() == 0 {
+        return Err(SourceError::NoSuchSource(name.to_string()));
+    }
+    Ok(())
 }
 
 /// Changes a source's URL, credentials and transport; the running service reconnects
@@ -412,11 +571,12 @@ pub async fn update(
 ) -> Result<CameraUrl, SourceError> {
     let mut cam = parse_camera_url(raw_url)?;
     let mut tx = crate::db::begin_write(pool).await?;
-    let stored: Option<(String, String, String)> =
-        sqlx::query_as("SELECT username, password, url FROM sources WHERE name = ?")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
+    let stored: Option<(String, String, String)> = sqlx::query_as(
+        "SELECT username, password, url FROM sources WHERE name = ? AND kind = 'rtsp'",
+    )
+    .bind(name)
+    .fetch_optional(&mut *tx)
+    .await?;
     let Some((user, password, stored_url)) = stored else {
         return Err(SourceError::NoSuchSource(name.to_string()));
     };
@@ -446,8 +606,9 @@ pub async fn update(
 /// A database error.
 pub async fn list(pool: &SqlitePool) -> Result<Vec<SourceRow>, SourceError> {
     Ok(sqlx::query_as(
-        "SELECT uid, name, url, username, password, transport, created_at, state, last_error,
-                bitrate, live_since, updated_at
+        "SELECT uid, name, kind, url, username, password, transport, device, width, height,
+                fps, video_bitrate, created_at, state, last_error, bitrate, live_since,
+                updated_at, detail, dropped
          FROM sources ORDER BY name",
     )
     .fetch_all(pool)
@@ -499,6 +660,26 @@ pub async fn report(
     Ok(())
 }
 
+/// Records what a running capture source delivers (`detail`: its format, `dropped`:
+/// frames lost since it started). A source deleted meanwhile is left deleted.
+///
+/// # Errors
+/// A database error.
+pub async fn report_capture(
+    pool: &SqlitePool,
+    name: &str,
+    detail: &str,
+    dropped: u64,
+) -> Result<(), SourceError> {
+    sqlx::query("UPDATE sources SET detail = ?, dropped = ? WHERE name = ? AND kind = 'capture'")
+        .bind(detail)
+        .bind(i64::try_from(dropped).unwrap_or(i64::MAX))
+        .bind(name)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -528,18 +709,12 @@ mod tests {
     #[test]
     fn display_masks_the_password() {
         let row = SourceRow {
-            uid: StreamUid::new(),
             name: "door".into(),
             url: "rtsp://10.0.0.9/stream1".into(),
             username: "admin".into(),
             password: "hunter2".into(),
-            transport: "tcp".into(),
-            created_at: 0,
             state: "live".into(),
-            last_error: String::new(),
-            bitrate: 0,
-            live_since: None,
-            updated_at: 0,
+            ..SourceRow::blank(SourceKind::Rtsp)
         };
         assert_eq!(row.display_url(), "rtsp://admin:***@10.0.0.9/stream1");
         assert!(!format!("{row:?}").contains("hunter2"));
