@@ -164,7 +164,8 @@ enum SourceCommand {
     },
     /// List cameras and capture sources with their state, last error, bitrate and uptime.
     List,
-    /// Remove a camera; its RTSP session is torn down.
+    /// Remove a camera or capture source; its RTSP session is torn down, or its device
+    /// let go.
     Rm {
         /// Stream name.
         name: String,
@@ -859,7 +860,10 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
         SourceCommand::List => {
             let rows = sources::list(&pool).await?;
             if rows.is_empty() {
-                println!("No cameras. Add one with: streambox source add NAME rtsp://…");
+                println!(
+                    "No cameras. Add one with: streambox source add NAME rtsp://…, or a capture \
+                     device with: streambox source add NAME --device ID (from streambox hw list)"
+                );
             }
             let now = db::unix_now();
             for r in rows {

@@ -561,19 +561,7 @@ pub async fn add_capture(
     Extension(s): Extension<Signed>,
     b: Result<Json<CaptureFields>, JsonRejection>,
 ) -> Response {
-    let f = match body(b) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
-    let hardware = app.hardware.borrow().clone();
-    let ops = super::ops(&app, &v, &s);
-    let saved = crate::manage::capture::save(&ops, &f.input(), &hardware, None).await;
-    answer(
-        StatusCode::CREATED,
-        saved
-            .map_err(Refusal::from)
-            .map(|(name, message)| json!({ "name": name, "message": message })),
-    )
+    save_capture(&app, &v, &s, b, None).await
 }
 
 /// `PUT /api/streams/{stream}/capture`: new device or settings for a capture source,
@@ -586,15 +574,30 @@ pub async fn edit_capture(
     Path(stream): Path<String>,
     b: Result<Json<CaptureFields>, JsonRejection>,
 ) -> Response {
+    save_capture(&app, &v, &s, b, Some(&stream)).await
+}
+
+/// Adds a capture source (`existing` `None`, 201) or changes one (200).
+async fn save_capture(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    b: Result<Json<CaptureFields>, JsonRejection>,
+    existing: Option<&str>,
+) -> Response {
     let f = match body(b) {
         Ok(f) => f,
         Err(r) => return r,
     };
     let hardware = app.hardware.borrow().clone();
-    let ops = super::ops(&app, &v, &s);
-    let saved = crate::manage::capture::save(&ops, &f.input(), &hardware, Some(&stream)).await;
+    let ops = super::ops(app, v, s);
+    let saved = crate::manage::capture::save(&ops, &f.input(), &hardware, existing).await;
+    let status = match existing {
+        None => StatusCode::CREATED,
+        Some(_) => StatusCode::OK,
+    };
     answer(
-        StatusCode::OK,
+        status,
         saved
             .map_err(Refusal::from)
             .map(|(name, message)| json!({ "name": name, "message": message })),

@@ -10,9 +10,82 @@ pub mod rtp_frames;
 pub mod rtsp_pull;
 pub mod rtsp_push;
 
+use crate::app::App;
+use crate::ingest::rtsp_pull::sources::{self, SourceKind, SourceRow};
 use crate::media::TrackId;
 use crate::metrics::Metrics;
+use crate::streams::StreamUid;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Keeps one task per source of `kind` in the `sources` table, forever: re-reads the
+/// table whenever the registry sees the configuration change (at once for this
+/// process's changes, within a moment for `streambox source add|rm` in another), and at
+/// least every [`rtsp_pull::RECONCILE_EVERY`]. A new row gets a task from `start`, which
+/// must end it when its `oneshot` receiver fires or its sender is dropped; a row that
+/// went, or whose `key` changed, has its sender dropped (and a changed one starts
+/// again). A task that ended by itself (only a panic does) is started afresh. `what`
+/// names the sources in the log.
+pub(crate) async fn keep_source_tasks<K: PartialEq>(
+    app: &App,
+    kind: SourceKind,
+    what: &'static str,
+    key: impl Fn(&SourceRow) -> K,
+    mut start: impl FnMut(SourceRow, oneshot::Receiver<()>) -> tokio::task::JoinHandle<()>,
+) {
+    struct Running<K> {
+        name: String,
+        key: K,
+        /// Dropping this ends the task.
+        _stop: oneshot::Sender<()>,
+        task: tokio::task::JoinHandle<()>,
+    }
+    let mut running: HashMap<StreamUid, Running<K>> = HashMap::new();
+    let mut changes = app.registry.changes();
+    loop {
+        match sources::list(&app.db).await {
+            Ok(rows) => {
+                let rows: Vec<SourceRow> = rows
+                    .into_iter()
+                    .filter(|r| r.kind == kind.as_str())
+                    .collect();
+                running.retain(|uid, r| {
+                    if r.task.is_finished() {
+                        // Only a panic ends a task that was not stopped: a bug, or a
+                        // library failing on what the source sent. Start it afresh.
+                        tracing::error!(source = %r.name, "{what} task failed; restarting it");
+                        return false;
+                    }
+                    let keep = rows.iter().any(|row| &row.uid == uid && key(row) == r.key);
+                    if !keep {
+                        tracing::info!(source = %r.name, "{what} removed or changed; stopping it");
+                    }
+                    keep
+                });
+                for row in rows {
+                    if running.contains_key(&row.uid) {
+                        continue;
+                    }
+                    let (stop, stopped) = oneshot::channel();
+                    let (uid, name, k) = (row.uid.clone(), row.name.clone(), key(&row));
+                    let task = start(row, stopped);
+                    running.insert(
+                        uid,
+                        Running {
+                            name,
+                            key: k,
+                            _stop: stop,
+                            task,
+                        },
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading the {what} sources failed"),
+        }
+        let _ = tokio::time::timeout(rtsp_pull::RECONCILE_EVERY, changes.changed()).await;
+    }
+}
 
 /// The ingest metrics of one publish session, with handles looked up once rather than
 /// per frame. The stream counts as publishing while this lives.

@@ -29,15 +29,13 @@ pub mod pipeline;
 
 use crate::app::App;
 use crate::ingest::rtp_frames::{RtpFrames, VideoAu};
-use crate::ingest::rtsp_pull::sources::{self, SourceRow, SourceState};
+use crate::ingest::rtsp_pull::sources::{self, SourceKind, SourceRow, SourceState};
 use crate::ingest::IngestMeter;
 use crate::streams::registry::Holder;
-use crate::streams::StreamUid;
 use crate::system::hardware::v4l2::{Capture, Negotiated};
 use crate::system::hardware::VideoDevice;
 use choose::{Choice, ChooseError, Request};
 use pipeline::{FrameError, Pipeline};
-use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -180,13 +178,6 @@ pub fn check(device: &VideoDevice, request: &Request) -> Result<Choice, ChooseEr
     choose::choose(&device.formats, request)
 }
 
-struct Running {
-    /// What the task was started with; a change restarts it.
-    row: (String, String, i64, i64, u64, i64),
-    _stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
-}
-
 fn identity(r: &SourceRow) -> (String, String, i64, i64, u64, i64) {
     (
         r.name.clone(),
@@ -198,52 +189,15 @@ fn identity(r: &SourceRow) -> (String, String, i64, i64, u64, i64) {
     )
 }
 
-/// Keeps one task per capture source, forever (re-reading the table as
-/// [`crate::ingest::rtsp_pull::run`] does).
+/// Keeps one task per capture source, forever
+/// ([`crate::ingest::keep_source_tasks`]).
 pub async fn run(app: App) {
-    let mut running: HashMap<StreamUid, Running> = HashMap::new();
-    let mut changes = app.registry.changes();
-    loop {
-        match sources::list(&app.db).await {
-            Ok(rows) => {
-                let rows: Vec<SourceRow> = rows.into_iter().filter(SourceRow::is_capture).collect();
-                running.retain(|uid, r| {
-                    if r.task.is_finished() {
-                        tracing::error!(source = %r.row.0, "capture task failed; restarting it");
-                        return false;
-                    }
-                    let keep = rows
-                        .iter()
-                        .any(|row| &row.uid == uid && identity(row) == r.row);
-                    if !keep {
-                        info!(source = %r.row.0, "capture source removed or changed; stopping it");
-                    }
-                    keep
-                });
-                for row in rows {
-                    if running.contains_key(&row.uid) {
-                        continue;
-                    }
-                    let (stop, stopped) = oneshot::channel();
-                    let span =
-                        tracing::info_span!("capture", source = %row.name, device = %row.device);
-                    let (uid, id) = (row.uid.clone(), identity(&row));
-                    let task = tokio::spawn(source(app.clone(), row, stopped).instrument(span));
-                    running.insert(
-                        uid,
-                        Running {
-                            row: id,
-                            _stop: stop,
-                            task,
-                        },
-                    );
-                }
-            }
-            Err(e) => warn!(error = %e, "reading capture sources failed"),
-        }
-        let _ = tokio::time::timeout(crate::ingest::rtsp_pull::RECONCILE_EVERY, changes.changed())
-            .await;
-    }
+    let a = app.clone();
+    let start = move |row: SourceRow, stopped| {
+        let span = tracing::info_span!("capture", source = %row.name, device = %row.device);
+        tokio::spawn(source(a.clone(), row, stopped).instrument(span))
+    };
+    crate::ingest::keep_source_tasks(&app, SourceKind::Capture, "capture", identity, start).await;
 }
 
 async fn report(app: &App, name: &str, state: SourceState, error: Option<&str>, bitrate: u64) {
@@ -307,11 +261,12 @@ async fn source(app: App, row: SourceRow, mut stop: oneshot::Receiver<()>) {
         }
         let state = e.state();
         let wait = match (&e, state) {
-            // A stall restarts the capture at once, as the issue of a stuck driver
-            // usually clears by closing and opening the device.
-            (CaptureError::Stalled, _) => Duration::ZERO,
-            // Wait for the inventory to see the device go, then for it to come back.
-            (_, SourceState::Unplugged) => Duration::from_millis(500),
+            // A stall of a source that was live restarts the capture at once: a stuck
+            // driver usually recovers when the device is closed and opened again. One
+            // that never delivered (an HDMI dongle without a signal) backs off.
+            (CaptureError::Stalled, _) if live_since.is_some() => Duration::ZERO,
+            // Waits below for the device to go and come back.
+            (_, SourceState::Unplugged) => Duration::ZERO,
             (_, SourceState::Failed) => RETRY_MAX,
             _ => delay.mul_f64(rand::random_range(0.5..=1.0)),
         };
@@ -338,7 +293,7 @@ async fn source(app: App, row: SourceRow, mut stop: oneshot::Receiver<()>) {
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => return,
         }
-        if !matches!(e, CaptureError::Stalled) {
+        if wait > Duration::ZERO {
             delay = (delay * 2).min(RETRY_MAX);
         }
     }

@@ -21,7 +21,6 @@ use crate::hub::HubError;
 use crate::ingest::rtp_frames::{AudioInput, RtpFrames, RtpMediaError, RtpOut, VideoAu};
 use crate::ingest::IngestMeter;
 use crate::streams::registry::Holder;
-use crate::streams::StreamUid;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use retina::client::{
@@ -30,7 +29,6 @@ use retina::client::{
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef};
 use sources::{SourceRow, SourceState};
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -118,14 +116,6 @@ pub fn one_line(s: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-struct Running {
-    /// What the task was started with; a change restarts it.
-    row: (String, String, String, String, String),
-    /// Dropping this ends the task, and with it the camera session.
-    _stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 fn identity(r: &SourceRow) -> (String, String, String, String, String) {
@@ -275,57 +265,18 @@ pub async fn probe(row: &SourceRow) -> Result<String, PullError> {
     }
 }
 
-/// Keeps one pull task per configured source, forever.
+/// Keeps one pull task per configured camera, forever
+/// ([`crate::ingest::keep_source_tasks`]).
 pub async fn run(app: App) {
     let group = Arc::new(SessionGroup::default());
     let retry_max = Duration::from_secs_f64(app.cfg.sources.retry_max);
-    let mut running: HashMap<StreamUid, Running> = HashMap::new();
-    let mut changes = app.registry.changes();
-    loop {
-        match sources::list(&app.db).await {
-            Ok(rows) => {
-                // Capture devices have their own tasks (crate::ingest::capture).
-                let rows: Vec<SourceRow> = rows.into_iter().filter(|r| !r.is_capture()).collect();
-                running.retain(|uid, r| {
-                    if r.task.is_finished() {
-                        // Only a panic ends a task that was not stopped: a bug, or a
-                        // library failing on what the camera sent. Start it afresh.
-                        tracing::error!(source = %r.row.0, "camera task failed; restarting it");
-                        return false;
-                    }
-                    let keep = rows
-                        .iter()
-                        .any(|row| &row.uid == uid && identity(row) == r.row);
-                    if !keep {
-                        info!(source = %r.row.0, "source removed or changed; stopping its session");
-                    }
-                    keep // Dropping `stop` ends the task.
-                });
-                for row in rows {
-                    if running.contains_key(&row.uid) {
-                        continue;
-                    }
-                    let (stop, stopped) = oneshot::channel();
-                    let span =
-                        tracing::info_span!("camera", source = %row.name, url = %row.display_url());
-                    let (uid, id) = (row.uid.clone(), identity(&row));
-                    let task = tokio::spawn(
-                        pull(app.clone(), row, group.clone(), retry_max, stopped).instrument(span),
-                    );
-                    running.insert(
-                        uid,
-                        Running {
-                            row: id,
-                            _stop: stop,
-                            task,
-                        },
-                    );
-                }
-            }
-            Err(e) => warn!(error = %e, "reading camera sources failed"),
-        }
-        let _ = tokio::time::timeout(RECONCILE_EVERY, changes.changed()).await;
-    }
+    let a = app.clone();
+    let start = move |row: SourceRow, stopped| {
+        let span = tracing::info_span!("camera", source = %row.name, url = %row.display_url());
+        tokio::spawn(pull(a.clone(), row, group.clone(), retry_max, stopped).instrument(span))
+    };
+    crate::ingest::keep_source_tasks(&app, sources::SourceKind::Rtsp, "camera", identity, start)
+        .await;
 }
 
 /// One source: connect, stream, and retry, until `stop` fires or is dropped.
