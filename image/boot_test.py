@@ -957,6 +957,20 @@ def capture_checks(vm, browser, base):
     snap = f"{base}/api/hardware/video/{urllib.parse.quote(device['id'], safe='')}/snapshot"
     status, _, body = browser.request("GET", snap, timeout=30)
     check(status == 409, f"a snapshot while the source captures says busy ({status} {body[:200]})")
+    # From the driver's capture timestamp to the part and segment being listed (the
+    # service's own histograms; the frames keep the time the driver stamped them with).
+    status, _, metrics = browser.request("GET", f"{base}/metrics")
+    means = {}
+    for kind in ("part", "segment"):
+        got = {}
+        for stat in ("sum", "count"):
+            m = re.search(rf'^streambox_{kind}_delay_seconds_{stat}{{stream="stage",track="video"}} (\S+)$',
+                          metrics, re.M)
+            got[stat] = float(m.group(1)) if m else 0.0
+        means[kind] = got["sum"] / got["count"] if got["count"] else None
+    print(f"capture: from the driver's timestamp to listed, mean: part {means['part']} s, "
+          f"segment {means['segment']} s (QEMU TCG)", flush=True)
+    check(status == 200 and means["segment"] is not None, f"the delays are measured ({status})")
     # vivid drops a fifth of its buffers for a while (its "Percentage of Dropped
     # Buffers" control): the gaps in its frame counter are counted, and it plays on.
     _, before = api("GET", "/api/streams/stage")

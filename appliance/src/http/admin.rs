@@ -290,7 +290,7 @@ pub(super) async fn statuses(app: &App) -> Result<Vec<StreamStatus>, Response> {
         .collect();
     out.extend(cameras.into_iter().map(|c| {
         let detail = if c.is_capture() {
-            super::hardware::source_state(&c)
+            c.capture_state()
         } else if c.last_error.is_empty() {
             c.state.clone()
         } else {

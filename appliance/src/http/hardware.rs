@@ -27,7 +27,7 @@ fn view(hw: &Inventory, sources: &[SourceRow]) -> web::Hardware {
                 sources: sources
                     .iter()
                     .filter(|r| r.is_capture() && r.device == d.id)
-                    .map(|r| (r.name.clone(), source_state(r)))
+                    .map(|r| (r.name.clone(), r.capture_state()))
                     .collect(),
                 id: d.id.clone(),
                 node: d.node.display().to_string(),
@@ -70,18 +70,6 @@ fn view(hw: &Inventory, sources: &[SourceRow]) -> web::Hardware {
             .collect(),
         form: web::CaptureForm::default(),
     }
-}
-
-/// A capture source's state as people read it: `live: YUYV 1280x720 at 30 fps, encoded
-/// at 2.8 Mbit/s; 3 frames dropped`, `unplugged`, `retrying: the device is busy: …`.
-pub fn source_state(r: &SourceRow) -> String {
-    let mut s = r.state.clone();
-    if r.state == "live" && !r.detail.is_empty() {
-        s = format!("{s}: {}; {} frames dropped", r.detail, r.dropped);
-    } else if r.state != "live" && r.state != "unplugged" && !r.last_error.is_empty() {
-        s = format!("{s}: {}", r.last_error);
-    }
-    s
 }
 
 /// The page with `form` in the "Add a capture source" form.

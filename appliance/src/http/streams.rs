@@ -219,7 +219,7 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
     let capture = row
         .as_ref()
         .filter(|r| r.is_capture())
-        .map(|r| format!("{}: {}", r.display_url(), super::hardware::source_state(r)));
+        .map(|r| format!("{}: {}", r.display_url(), r.capture_state()));
     let row = row.filter(|r| !r.is_capture());
     let (camera, camera_form) = if row.is_some() {
         let shown = row.as_ref().map(|r| {

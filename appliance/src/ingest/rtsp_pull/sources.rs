@@ -237,6 +237,20 @@ impl SourceRow {
         }
     }
 
+    /// A capture source's state as people read it: `live: YUYV 1280x720 at 30 fps,
+    /// encoded at 2.8 Mbit/s; 3 frames dropped`, `unplugged`, `retrying: the device is
+    /// busy: …`.
+    pub fn capture_state(&self) -> String {
+        match self.state.as_str() {
+            "live" if !self.detail.is_empty() => {
+                format!("live: {}; {} frames dropped", self.detail, self.dropped)
+            }
+            "live" | "unplugged" => self.state.clone(),
+            _ if self.last_error.is_empty() => self.state.clone(),
+            _ => format!("{}: {}", self.state, self.last_error),
+        }
+    }
+
     /// Whether this is a capture device on the box rather than an RTSP camera.
     pub fn is_capture(&self) -> bool {
         self.kind == SourceKind::Capture.as_str()
