@@ -1299,7 +1299,10 @@ def network_checks(vm, browser, base):
                  lambda: f"{LAN2_STATIC}/24" in (a := addresses_of(vm, nic)) and f"{LAN2_TRIAL}/24" not in a)
     except Failed:
         _, log, _ = vm.run(["/bin/sh", "-c", "journalctl -b -o short-monotonic --no-pager "
-                            "-u streambox -u streambox-netplan -u systemd-networkd | tail -60; "
+                            "-u streambox -u streambox-netplan -u systemd-networkd "
+                            "-u netplan-dbus -t netplan | tail -100; "
+                            "cat /proc/uptime; ip -o addr show dev " + nic + "; "
+                            "ls -l /run/netplan /etc/netplan; "
                             "ps -eo pid,etimes,args | grep -i netplan"], check_rc=False)
         print(f"the unconfirmed trial was not undone; the box's journal:\n{log}", flush=True)
         raise

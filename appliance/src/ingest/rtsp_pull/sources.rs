@@ -1,5 +1,6 @@
-//! The `sources` table: RTSP cameras to pull from, and the state the running service
-//! reports for each.
+//! The `sources` table: RTSP cameras to pull from (kind `rtsp`) and capture devices on
+//! the box (kind `capture`, [`crate::ingest::capture`]), and the state the running
+//! service reports for each.
 //!
 //! Credentials are split off the URL when a source is added and stored in their own
 //! columns; the URL kept and shown never carries them, and [`SourceRow::display_url`]
