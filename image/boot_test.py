@@ -1298,9 +1298,12 @@ def network_checks(vm, browser, base):
         wait_for("the previous address to come back", 90,
                  lambda: f"{LAN2_STATIC}/24" in (a := addresses_of(vm, nic)) and f"{LAN2_TRIAL}/24" not in a)
     except Failed:
+        # (journalctl ANDs matches of different fields: -u and -t go in separate calls.)
         _, log, _ = vm.run(["/bin/sh", "-c", "journalctl -b -o short-monotonic --no-pager "
                             "-u streambox -u streambox-netplan -u systemd-networkd "
-                            "-u netplan-dbus -t netplan | tail -100; "
+                            "-u netplan-dbus | tail -100; "
+                            "journalctl -b -o short-monotonic --no-pager -t netplan | tail -30; "
+                            "systemctl status --no-pager netplan-dbus | head -5; "
                             "cat /proc/uptime; ip -o addr show dev " + nic + "; "
                             "ls -l /run/netplan /etc/netplan; "
                             "ps -eo pid,etimes,args | grep -i netplan"], check_rc=False)
