@@ -1,6 +1,7 @@
 //! Pulling live video from IP cameras over RTSP (RFC 2326), with retina as the client.
 //!
-//! [`run`] keeps one task per row of the `sources` table, re-reading it whenever the
+//! [`run`] keeps one task per `rtsp` row of the `sources` table (through
+//! [`crate::ingest::keep_source_tasks`], as the capture sources do), re-reading it whenever the
 //! registry sees the configuration change (at once for this process's changes, within a
 //! moment for `streambox source add|rm` in another), and at least every
 //! [`RECONCILE_EVERY`]. Each task connects (DESCRIBE, SETUP,
