@@ -190,7 +190,7 @@ fn identity(r: &SourceRow) -> (String, String, i64, i64, u64, i64) {
 }
 
 /// Keeps one task per capture source, forever
-/// ([`crate::ingest::keep_source_tasks`]).
+/// (`ingest::keep_source_tasks`).
 pub async fn run(app: App) {
     let a = app.clone();
     let start = move |row: SourceRow, stopped| {

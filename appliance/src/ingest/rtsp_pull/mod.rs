@@ -1,7 +1,7 @@
 //! Pulling live video from IP cameras over RTSP (RFC 2326), with retina as the client.
 //!
 //! [`run`] keeps one task per `rtsp` row of the `sources` table (through
-//! [`crate::ingest::keep_source_tasks`], as the capture sources do), re-reading it whenever the
+//! `ingest::keep_source_tasks`, as the capture sources do), re-reading it whenever the
 //! registry sees the configuration change (at once for this process's changes, within a
 //! moment for `streambox source add|rm` in another), and at least every
 //! [`RECONCILE_EVERY`]. Each task connects (DESCRIBE, SETUP,
@@ -267,7 +267,7 @@ pub async fn probe(row: &SourceRow) -> Result<String, PullError> {
 }
 
 /// Keeps one pull task per configured camera, forever
-/// ([`crate::ingest::keep_source_tasks`]).
+/// (`ingest::keep_source_tasks`).
 pub async fn run(app: App) {
     let group = Arc::new(SessionGroup::default());
     let retry_max = Duration::from_secs_f64(app.cfg.sources.retry_max);
