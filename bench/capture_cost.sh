@@ -8,12 +8,7 @@ cd "$(dirname "$0")/.."
 packages=()
 command -v ffmpeg >/dev/null || packages+=(ffmpeg)
 command -v nasm >/dev/null || packages+=(nasm)
-if ((${#packages[@]})); then
-  sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${packages[@]}"
-fi
+bench/install-missing.sh "${packages[@]}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streambox/target}"
 cargo build --locked --release -p streambox --example capture_cost
 exec python3 bench/capture_cost.py --example "$CARGO_TARGET_DIR/release/examples/capture_cost" "$@"

@@ -161,21 +161,11 @@ pub async fn save(
     }
     ops.changed().await;
     let fps = choice.rate.map_or(30.0, |r| r.fps());
-    let what = format!(
-        "{} {}x{}{}",
-        choice.fourcc,
-        choice.width,
-        choice.height,
-        choice
-            .rate
-            .map_or_else(String::new, |r| format!(" at {r} fps"))
-    );
+    let what = choice.to_string();
     let how = if choice.encodes() {
-        let mut row = sources::SourceRow::blank(sources::SourceKind::Capture);
-        row.video_bitrate = i64::from(s.bitrate.unwrap_or(0));
         format!(
             "encoded to H.264 at {:.1} Mbit/s",
-            f64::from(capture::bitrate_for(&row, choice.height, fps)) / 1e6
+            f64::from(capture::bitrate_for(s.bitrate, choice.height, fps)) / 1e6
         )
     } else {
         "passed through as the camera encodes it".to_string()

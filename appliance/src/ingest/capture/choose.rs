@@ -73,6 +73,17 @@ pub struct Choice {
     pub rate: Option<Rate>,
 }
 
+impl fmt::Display for Choice {
+    /// `YUYV 1280x720 at 30 fps` (without the rate when the device lists none).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}x{}", self.fourcc, self.width, self.height)?;
+        if let Some(r) = self.rate {
+            write!(f, " at {r} fps")?;
+        }
+        Ok(())
+    }
+}
+
 impl Choice {
     /// Whether pictures are encoded here (everything but H.264 from the camera).
     pub fn encodes(&self) -> bool {

@@ -146,22 +146,31 @@ pub fn request_of(row: &SourceRow) -> Request {
     }
 }
 
-/// The bitrate to encode at, in bit/s: the row's, else the ABR ladder's default for
-/// the height ([`crate::transcode::ladder::default_bitrate`]), scaled by the rate
-/// above 30 fps.
-pub fn bitrate_for(row: &SourceRow, height: u32, fps: f64) -> u32 {
-    if row.video_bitrate > 0 {
-        return row.video_bitrate.min(i64::from(u32::MAX)) as u32;
+/// The bitrate to encode at, in bit/s: `requested`, else the ABR ladder's default for
+/// the height ([`crate::transcode::ladder::default_bitrate`]), scaled by the rate above
+/// 30 fps.
+pub fn bitrate_for(requested: Option<u32>, height: u32, fps: f64) -> u32 {
+    if let Some(b) = requested.filter(|b| *b > 0) {
+        return b;
     }
     let base = f64::from(crate::transcode::ladder::default_bitrate(height));
     (base * (fps / 30.0).max(1.0)) as u32
 }
 
+/// The bitrate a capture source's row asks for, if any.
+fn requested_bitrate(row: &SourceRow) -> Option<u32> {
+    (row.video_bitrate > 0).then(|| row.video_bitrate.min(i64::from(u32::MAX)) as u32)
+}
+
 /// `YUYV 1280x720 at 30 fps, encoded at 2.8 Mbit/s` or `H264 1920x1080 at 30 fps,
 /// passed through`.
 fn describe(n: &Negotiated, bitrate: u32) -> String {
-    let rate = n.rate.map_or_else(String::new, |r| format!(" at {r} fps"));
-    let what = format!("{} {}x{}{rate}", n.fourcc, n.width, n.height);
+    let what = Choice {
+        fourcc: n.fourcc,
+        width: n.width,
+        height: n.height,
+        rate: n.rate,
+    };
     if n.fourcc == choose::H264 {
         format!("{what}, passed through")
     } else {
@@ -322,7 +331,7 @@ async fn session(
 ) -> Result<(), CaptureError> {
     let choice = check(device, &request_of(row))?;
     let fps = choice.rate.map_or(30.0, |r| r.fps());
-    let bitrate = bitrate_for(row, choice.height, fps);
+    let bitrate = bitrate_for(requested_bitrate(row), choice.height, fps);
     if choice.encodes() {
         let (decode, encode) = (
             app.costs.decode_cores(choice.width, choice.height, fps),
@@ -598,10 +607,10 @@ mod tests {
     #[test]
     fn bitrate_follows_the_row_or_the_ladder_table() {
         let mut row = SourceRow::blank(SourceKind::Capture);
-        assert_eq!(bitrate_for(&row, 720, 30.0), 2_800_000);
-        assert_eq!(bitrate_for(&row, 720, 60.0), 5_600_000);
+        assert_eq!(bitrate_for(requested_bitrate(&row), 720, 30.0), 2_800_000);
+        assert_eq!(bitrate_for(requested_bitrate(&row), 720, 60.0), 5_600_000);
         row.video_bitrate = 4_000_000;
-        assert_eq!(bitrate_for(&row, 720, 30.0), 4_000_000);
+        assert_eq!(bitrate_for(requested_bitrate(&row), 720, 30.0), 4_000_000);
         row.width = 1280;
         row.height = 720;
         row.fps = 25.0;

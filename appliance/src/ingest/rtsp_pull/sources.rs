@@ -503,6 +503,20 @@ pub struct CaptureSettings {
     pub bitrate: Option<u32>,
 }
 
+impl CaptureSettings {
+    /// The settings as the `sources` columns store them: width, height (pixels), fps,
+    /// video_bitrate (bit/s), 0 for "choose".
+    fn columns(&self) -> (i64, i64, f64, i64) {
+        let (width, height) = self.size.unwrap_or((0, 0));
+        (
+            i64::from(width),
+            i64::from(height),
+            self.fps.unwrap_or(0.0),
+            i64::from(self.bitrate.unwrap_or(0)),
+        )
+    }
+}
+
 /// Adds a capture source (kind `capture`); the running service starts capturing within
 /// a few seconds. The settings are checked against the device by the caller
 /// ([`crate::manage::capture`]).
@@ -518,7 +532,7 @@ pub async fn add_capture(
     if !valid_name(name) {
         return Err(SourceError::InvalidName(name.to_string()));
     }
-    let (width, height) = settings.size.unwrap_or((0, 0));
+    let (width, height, fps, bitrate) = settings.columns();
     sqlx::query(
         "INSERT INTO sources (uid, name, kind, device, width, height, fps, video_bitrate,
                               created_at, updated_at)
@@ -527,10 +541,10 @@ pub async fn add_capture(
     .bind(StreamUid::new())
     .bind(name)
     .bind(&settings.device)
-    .bind(i64::from(width))
-    .bind(i64::from(height))
-    .bind(settings.fps.unwrap_or(0.0))
-    .bind(i64::from(settings.bitrate.unwrap_or(0)))
+    .bind(width)
+    .bind(height)
+    .bind(fps)
+    .bind(bitrate)
     .bind(unix_now())
     .bind(unix_now())
     .execute(pool)
@@ -550,17 +564,17 @@ pub async fn update_capture(
     name: &str,
     settings: &CaptureSettings,
 ) -> Result<(), SourceError> {
-    let (width, height) = settings.size.unwrap_or((0, 0));
+    let (width, height, fps, bitrate) = settings.columns();
     let r = sqlx::query(
         "UPDATE sources SET device = ?, width = ?, height = ?, fps = ?, video_bitrate = ?,
                 dropped = 0, updated_at = ?
          WHERE name = ? AND kind = 'capture'",
     )
     .bind(&settings.device)
-    .bind(i64::from(width))
-    .bind(i64::from(height))
-    .bind(settings.fps.unwrap_or(0.0))
-    .bind(i64::from(settings.bitrate.unwrap_or(0)))
+    .bind(width)
+    .bind(height)
+    .bind(fps)
+    .bind(bitrate)
     .bind(unix_now())
     .bind(name)
     .execute(pool)
