@@ -567,6 +567,7 @@ def mdns_report(vm):
     """What avahi and the links were doing, printed when a name did not resolve."""
     _, out, _ = vm.run(["/bin/sh", "-c", "journalctl -b -u avahi-daemon --no-pager | grep -i -B4 -A2 conflict | head -40; "
                         "journalctl -b -u avahi-daemon --no-pager | tail -30; "
+                        "journalctl -b -u streambox-netplan --no-pager | grep -i 'avahi\\|name' | tail -10; "
                         "ip -br addr; ip -n peer -br addr; systemctl is-active avahi-daemon"],
                        check_rc=False)
     print(out, flush=True)
@@ -612,7 +613,7 @@ def name_checks(vm, api):
     vm.run(avahi + ["SetHostName", "s", "studio-2"])
     t0 = time.monotonic()
     wait_for("avahi to announce studio again", 60,
-             lambda: '"studio"' in vm.run(avahi + ["GetHostName"])[1])
+             lambda: '"studio"' in vm.run(avahi + ["GetHostName"], check_rc=False)[1])
     got = wait_mdns(vm, "studio.local", "A")
     print(f"network: studio.local was back {time.monotonic() - t0:.1f} s after avahi gave it up", flush=True)
     check("10.77.0.1" in got, f"the name comes back after avahi gives it up ({got})")
@@ -1315,6 +1316,9 @@ def network_checks(vm, browser, base):
         _, v = api("GET", "/api/network")
         return v if v["trial"] is None and (v.get("last") or {}).get("outcome") == "reverted" else None
     view = wait_for("the API to show the revert", 30, ended)
+    # What it took: netplan's revert alone, or the helper applying the previous settings
+    # again because netplan's revert left the tried address in force.
+    print(f"network: the revert, as the API says: {view['last'].get('reason')}", flush=True)
     status, answer = api("POST", "/api/network/confirm")
     check(status == 409 and "undone" in str(answer), f"a confirmation after the revert is refused ({answer})")
 

@@ -17,7 +17,9 @@
 
 use super::{iso_ms as iso, now_ms, Actor, Refused};
 use crate::system::netplan::{Configured, Wired};
-use crate::system::netplan_helper::{self as helper, Answer, HelperError, Previous, Request};
+use crate::system::netplan_helper::{
+    self as helper, Answer, HelperError, Previous, Recovery, Request,
+};
 use serde::Serialize;
 use sqlx::SqlitePool;
 use std::path::PathBuf;
@@ -381,26 +383,43 @@ impl Network {
         }))
     }
 
-    /// Ends the trial at `path` as unconfirmed, if it is still the one on trial: netplan
-    /// has reverted it by now (the cancel makes sure, and fails harmlessly when netplan
-    /// is done with it).
+    /// Ends the trial at `path` as unconfirmed, if it is still the one on trial. netplan
+    /// has reverted it by now, or should have: the helper's [`Request::Recover`] cancels
+    /// it if netplan still tries it, and applies the previous settings again if the
+    /// trial's addresses are still in force ([`Recovery`]). Only then is the trial
+    /// recorded as undone; while the helper fails, the trial stays (the page keeps
+    /// showing it) and is asked for again, after 5 s, then less often (at most every
+    /// minute).
     async fn expire(&self, path: &str) {
-        let _busy = self.busy.lock().await;
-        let still = self
-            .lock()
-            .trying
-            .as_ref()
-            .is_some_and(|t| t.config_path == path);
-        if !still {
-            return;
+        let mut pause = Duration::from_secs(5);
+        loop {
+            {
+                let _busy = self.busy.lock().await;
+                let trial = self.lock().trying.clone();
+                let Some(trial) = trial.filter(|t| t.config_path == path) else {
+                    return;
+                };
+                let request = Request::Recover {
+                    path: path.to_string(),
+                    previous: trial.previous,
+                    proposed: trial.proposed,
+                };
+                match self.ask(&request, HELPER_DEADLINE).await {
+                    Ok(Answer::Recovered { how }) => {
+                        self.reverted(why_reverted(how, true)).await;
+                        return;
+                    }
+                    Ok(a) => {
+                        tracing::error!(answer = ?a, "undoing an unconfirmed network change failed; trying again")
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "undoing an unconfirmed network change failed; trying again")
+                    }
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(60));
         }
-        let cancel = Request::Cancel {
-            path: path.to_string(),
-        };
-        if let Err(e) = self.ask(&cancel, HELPER_DEADLINE).await {
-            tracing::debug!(error = %e, "cancelling an expired trial (netplan reverted it already)");
-        }
-        self.reverted("not confirmed in time".into()).await;
     }
 
     /// Ends the trial as undone without anyone's word, for `reason`; audited as the
@@ -451,7 +470,8 @@ impl Network {
     /// At start: ends a trial a restart cut short, as an unconfirmed one ends. netplan's
     /// try is cancelled if it still runs (the service alone restarted); otherwise (the
     /// box restarted, and booted into the trial's settings) the previous settings are
-    /// written back and applied wherever the trial's are still in force.
+    /// written back and applied wherever the trial's are still in force, in netplan's
+    /// configuration or on the interfaces ([`Recovery`]).
     ///
     /// # Errors
     /// The database's; netplan's failures are logged and the trial kept for the next
@@ -481,7 +501,7 @@ impl Network {
             answer = self.ask(&request, HELPER_DEADLINE).await;
         }
         match answer {
-            Ok(Answer::Recovered { reason }) => self.reverted(reason).await,
+            Ok(Answer::Recovered { how }) => self.reverted(why_reverted(how, false)).await,
             Ok(a) => {
                 tracing::error!(answer = ?a, "undoing a network trial cut short by a restart failed")
             }
@@ -490,6 +510,27 @@ impl Network {
             }
         }
         Ok(())
+    }
+}
+
+/// Why a trial was undone without anyone's word, for the page and the audit log: it was
+/// `expired` (not confirmed in time), else a restart cut it short; `how` says what the
+/// helper had to do.
+fn why_reverted(how: Recovery, expired: bool) -> String {
+    match (how, expired) {
+        (Recovery::Cancelled | Recovery::Ended, true) => "not confirmed in time".into(),
+        (Recovery::Reapplied, true) => "not confirmed in time; netplan had left the tried \
+            address in force, so the previous settings were applied again"
+            .into(),
+        (Recovery::Rewritten, true) => "not confirmed in time; netplan still had the tried \
+            settings, so the previous ones were written back"
+            .into(),
+        (Recovery::Cancelled, false) => "the service restarted during the trial".into(),
+        (Recovery::Ended, false) => "the box restarted after the trial ended".into(),
+        (Recovery::Reapplied, false) => "the box restarted after the trial ended, with the \
+            tried address still in force: the previous settings were applied again"
+            .into(),
+        (Recovery::Rewritten, false) => "the box restarted during the trial".into(),
     }
 }
 

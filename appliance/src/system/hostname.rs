@@ -6,8 +6,10 @@
 //! updates. A change, made by the network helper as root: the file is replaced
 //! (written beside it, then renamed), then systemd-hostnamed is asked to set the name
 //! (`SetHostname`: it takes the static name it reads from the file, so the kernel's name
-//! follows), then avahi-daemon (`SetHostName`: it does not follow the kernel's name by
-//! itself). Both are asked over the system bus, never through a shell.
+//! follows), then systemd restarts avahi-daemon, which takes the kernel's name when it
+//! starts (it does not follow a change by itself, and its own `SetHostName` is not
+//! reliable: see [`restart_avahi`]). All are asked over the system bus, never through a
+//! shell.
 
 use std::path::Path;
 use std::time::Duration;
@@ -64,8 +66,6 @@ trait Hostnamed {
 trait AvahiServer {
     /// The name avahi announces (without `.local`).
     fn get_host_name(&self) -> zbus::Result<String>;
-    /// Announces a new name (an error when it is the name already).
-    fn set_host_name(&self, name: &str) -> zbus::Result<()>;
 }
 
 /// Why a change of name failed.
@@ -84,7 +84,7 @@ pub enum Error {
     /// after the next boot.
     #[error("{service} did not take the name: {detail}")]
     Call {
-        /// `systemd-hostnamed` or `avahi-daemon`.
+        /// `systemd-hostnamed`, `avahi-daemon` or `systemd`.
         service: &'static str,
         /// What it said.
         detail: String,
@@ -167,9 +167,46 @@ pub async fn set(conn: &zbus::Connection, file: &Path, name: &str) -> Result<(),
     call("systemd-hostnamed", hostnamed.set_hostname(name, false)).await?;
     let avahi = call("avahi-daemon", AvahiServerProxy::new(conn)).await?;
     if call("avahi-daemon", avahi.get_host_name()).await? != name {
-        call("avahi-daemon", avahi.set_host_name(name)).await?;
+        restart_avahi(conn).await?;
     }
     Ok(())
+}
+
+/// Restarts avahi-daemon through systemd on `conn`, so that it announces the kernel's
+/// host name afresh (avahi takes the kernel's name when it starts; the services it
+/// announces are static files, so nothing else is lost).
+///
+/// Not avahi's own `SetHostName`: asked right after avahi renamed itself, that can leave
+/// avahi announcing the name with no address records at all. The boot test saw it: after
+/// "Changing host name to 'studio'" avahi logged no "Registering new address record"
+/// line, reported the name established, and answered no query for `studio.local` for a
+/// minute. A restart starts from a clean state every time.
+///
+/// # Errors
+/// [`Error::Call`] when systemd refused or did not answer.
+async fn restart_avahi(conn: &zbus::Connection) -> Result<(), Error> {
+    super::systemd::restart_unit(conn, "avahi-daemon.service", CALL_DEADLINE)
+        .await
+        .map_err(|detail| Error::Call {
+            service: "systemd",
+            detail,
+        })
+}
+
+/// Takes `name` back for the box over mDNS: the kernel's name made `name` again when it
+/// is not (through systemd-hostnamed), then avahi restarted ([`restart_avahi`]).
+///
+/// # Errors
+/// [`Error::Call`] when hostnamed or systemd refused or did not answer.
+async fn take_back(conn: &zbus::Connection, name: &str) -> Result<(), Error> {
+    let kernel = tokio::fs::read_to_string("/proc/sys/kernel/hostname")
+        .await
+        .unwrap_or_default();
+    if kernel.trim() != name {
+        let hostnamed = call("systemd-hostnamed", HostnamedProxy::new(conn)).await?;
+        call("systemd-hostnamed", hostnamed.set_hostname(name, false)).await?;
+    }
+    restart_avahi(conn).await
 }
 
 /// How often [`keep_mdns_name`] compares avahi's name with the box's.
@@ -196,8 +233,8 @@ pub fn take_back_pause(taken: u32) -> std::time::Duration {
 /// does so spuriously, with no other host involved, when addresses change while it
 /// announces (avahi/avahi#117, #193): after a network change, the box would be
 /// `streambox-2.local` until avahi restarts, and every bookmark of `streambox.local`
-/// broken. Every 5 s this compares avahi's name with the box's, and asks avahi to take
-/// the box's name back when they differ, with [`take_back_pause`] between take-backs
+/// broken. Every 5 s this compares avahi's name with the box's, and takes the box's name
+/// back when they differ ([`take_back`]: avahi restarted), with [`take_back_pause`] between take-backs
 /// that do not hold for 30 s (another machine really has the name: avahi then stays on
 /// its `-2` name between the tries, as mDNS says it must). Runs in the network helper;
 /// logged, never fatal (no bus, no avahi: tried again later).
@@ -245,13 +282,14 @@ pub async fn keep_mdns_name(file: std::path::PathBuf) {
         if last.is_some_and(|l| now.duration_since(l) < take_back_pause(taken)) {
             continue;
         }
+        drop(avahi);
         tracing::warn!(
             announced,
             name,
-            "avahi renamed the box after a name conflict; taking the name back"
+            "avahi renamed the box after a name conflict; restarting it to take the name back"
         );
-        if let Err(e) = call("avahi-daemon", avahi.set_host_name(&name)).await {
-            tracing::warn!(error = %e, "avahi did not take the name back");
+        if let Err(e) = take_back(c, &name).await {
+            tracing::warn!(error = %e, "the name was not taken back");
         }
         taken += 1;
         last = Some(now);

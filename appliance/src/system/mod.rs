@@ -14,6 +14,7 @@ pub mod netplan_dbus;
 pub mod netplan_helper;
 pub mod network;
 pub mod storage;
+pub mod systemd;
 pub mod timesync;
 pub mod wireguard;
 pub mod zones;

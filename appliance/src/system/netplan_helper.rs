@@ -13,7 +13,7 @@
 //! | `{"op": "try", "wired": [Wired], "seconds"}` | `{"answer": "trying", "path", "previous"}` |
 //! | `{"op": "confirm", "path"}` | `{"answer": "done"}` |
 //! | `{"op": "cancel", "path"}` | `{"answer": "done"}` |
-//! | `{"op": "recover", "path", "previous", "proposed"}` | `{"answer": "recovered", "reason"}` |
+//! | `{"op": "recover", "path", "previous", "proposed"}` | `{"answer": "recovered", "how": Recovery}` |
 //! | `{"op": "hostname", "name"}` | `{"answer": "done"}` |
 //! | `{"op": "ntp", "servers"}` | `{"answer": "done"}` |
 //! | `{"op": "vpn", "tunnel": Tunnel or null}` | `{"answer": "vpn", "public_key"}` |
@@ -75,8 +75,11 @@ pub enum Request {
         /// The object path [`Answer::Trying`] gave.
         path: String,
     },
-    /// End a trial a restart cut short: cancel it if netplan still tries it, else
-    /// write `previous` back wherever `proposed` is still in force.
+    /// End a trial that was not confirmed in time, or that a restart cut short, and make
+    /// sure `previous` is what is in force ([`Recovery`]): cancel it if netplan still
+    /// tries it; else write `previous` back wherever netplan's configuration still has
+    /// `proposed`; else apply the configuration again if the kernel still has one of the
+    /// trial's fixed addresses.
     Recover {
         /// The object path [`Answer::Trying`] gave.
         path: String,
@@ -102,6 +105,25 @@ pub enum Request {
     },
     /// The VPN's peers as the kernel sees them.
     VpnStatus,
+}
+
+/// What it took to end a trial and have the previous settings in force
+/// ([`Request::Recover`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Recovery {
+    /// netplan still tried it: cancelled, and netplan put the previous settings back.
+    Cancelled,
+    /// Neither netplan's configuration nor the interfaces had the trial's settings any
+    /// more: nothing was left to do.
+    Ended,
+    /// netplan's configuration was the previous one again, but an interface still had
+    /// one of the trial's fixed addresses (netplan's own revert had not run to its end):
+    /// the configuration was applied again, and an address that outlived that removed.
+    Reapplied,
+    /// netplan's configuration still had the trial's settings (the box had restarted
+    /// into them): the previous settings were written back and applied.
+    Rewritten,
 }
 
 /// The helper's answer.
@@ -132,10 +154,10 @@ pub enum Answer {
         /// Each peer the kernel has.
         peers: Vec<PeerStatus>,
     },
-    /// A cut-short trial ended.
+    /// A trial ended, and the previous settings are in force.
     Recovered {
-        /// What was done, for the audit log.
-        reason: String,
+        /// What it took.
+        how: Recovery,
     },
     /// Refused; nothing was changed.
     Invalid {
@@ -350,9 +372,7 @@ async fn handle(r: Request) -> Answer {
             previous,
             proposed,
         } => match recover(&bus, &path, &previous, &proposed).await {
-            Ok(reason) => Answer::Recovered {
-                reason: reason.into(),
-            },
+            Ok(how) => Answer::Recovered { how },
             Err(e) => failed(e),
         },
         Request::Hostname { name } => {
@@ -474,42 +494,126 @@ async fn put_on_trial(
     }
 }
 
+/// The trial's fixed addresses that the previous settings do not have and that an
+/// interface in `live` (the kernel's) still carries, as `(interface, "ADDRESS/PREFIX")`.
+pub fn leftover(
+    previous: &[(String, Option<Wired>)],
+    proposed: &[Wired],
+    live: &[super::network::Interface],
+) -> Vec<(String, String)> {
+    let fixed = |w: &Wired| {
+        let mut out = Vec::new();
+        if let netplan::Ipv4::Static {
+            address, prefix, ..
+        } = w.ipv4
+        {
+            out.push((std::net::IpAddr::V4(address), prefix));
+        }
+        if let netplan::Ipv6::Static {
+            address, prefix, ..
+        } = w.ipv6
+        {
+            out.push((std::net::IpAddr::V6(address), prefix));
+        }
+        out
+    };
+    let mut out = Vec::new();
+    for w in proposed {
+        let before: Vec<_> = previous
+            .iter()
+            .filter(|(name, _)| *name == w.interface)
+            .filter_map(|(_, p)| p.as_ref())
+            .flat_map(fixed)
+            .collect();
+        let Some(now) = live.iter().find(|i| i.name == w.interface) else {
+            continue;
+        };
+        for (ip, prefix) in fixed(w) {
+            if !before.contains(&(ip, prefix))
+                && now
+                    .addresses
+                    .iter()
+                    .any(|a| a.ip == ip && a.prefix == prefix)
+            {
+                out.push((w.interface.clone(), format!("{ip}/{prefix}")));
+            }
+        }
+    }
+    out
+}
+
+/// How long an address netplan's apply should have removed may take to go.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(10);
+
+/// [`leftover`] against the kernel's interfaces now (none when they cannot be read).
+async fn leftover_now(
+    previous: &[(String, Option<Wired>)],
+    proposed: &[Wired],
+) -> Vec<(String, String)> {
+    let (previous, proposed) = (previous.to_vec(), proposed.to_vec());
+    tokio::task::spawn_blocking(move || {
+        let live = super::network::interfaces().unwrap_or_default();
+        leftover(&previous, &proposed, &live)
+    })
+    .await
+    .unwrap_or_default()
+}
+
+/// Ends a trial ([`Request::Recover`]). netplan's own revert is not trusted to have run:
+/// the boot test saw a trial's address stay on its interface after netplan had put the
+/// previous file back, with the page saying the trial was undone.
 async fn recover(
     bus: &Bus,
     path: &str,
     previous: &[(String, Option<Wired>)],
     proposed: &[Wired],
-) -> Result<&'static str, BusError> {
+) -> Result<Recovery, String> {
     if valid_path(path) {
         if let Ok(c) = bus.config_at(path).await {
             if c.cancel().await.is_ok() {
-                return Ok("the service restarted during the trial");
+                return Ok(Recovery::Cancelled);
             }
         }
     }
-    let config = bus.config().await?;
-    let now = Configured::parse(&config.get().await?).map_err(|e| BusError::Call {
-        method: "Get",
-        detail: e.to_string(),
-    })?;
+    let config = bus.config().await.map_err(|e| e.to_string())?;
+    let yaml = config.get().await.map_err(|e| e.to_string())?;
+    let now = Configured::parse(&yaml).map_err(|e| e.to_string())?;
     if !proposed.iter().any(|w| now.wired(&w.interface) == Some(w)) {
-        config.discard().await;
-        return Ok("the box restarted after the trial ended");
+        if leftover_now(previous, proposed).await.is_empty() {
+            config.discard().await;
+            return Ok(Recovery::Ended);
+        }
+        tracing::warn!(
+            "a trial's address outlived netplan's revert; applying the configuration again"
+        );
+        config.apply().await.map_err(|e| e.to_string())?;
+        let deadline = tokio::time::Instant::now() + LEFTOVER_GRACE;
+        let mut left = leftover_now(previous, proposed).await;
+        while !left.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            left = leftover_now(previous, proposed).await;
+        }
+        for (interface, address) in left {
+            tracing::warn!(
+                interface,
+                address,
+                "removing a trial's address netplan left"
+            );
+            wireguard::run("ip", &["address", "delete", &address, "dev", &interface]).await?;
+        }
+        return Ok(Recovery::Reapplied);
     }
     for (name, before) in previous {
         let deltas = match before {
-            Some(w) => w.deltas().map_err(|e| BusError::Call {
-                method: "Set",
-                detail: e.to_string(),
-            })?,
+            Some(w) => w.deltas().map_err(|e| e.to_string())?,
             None => [netplan::removal(name), String::new()],
         };
         for d in deltas.iter().filter(|d| !d.is_empty()) {
-            config.set(d).await?;
+            config.set(d).await.map_err(|e| e.to_string())?;
         }
     }
-    config.apply().await?;
-    Ok("the box restarted during the trial")
+    config.apply().await.map_err(|e| e.to_string())?;
+    Ok(Recovery::Rewritten)
 }
 
 #[cfg(test)]
@@ -532,5 +636,48 @@ mod tests {
         ] {
             assert!(!valid_path(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_tried_address_still_in_force_is_found() {
+        let at = |a: &str| -> Wired {
+            serde_json::from_value(serde_json::json!({
+                "interface": "enp0s3",
+                "ipv4": {"mode": "static", "address": a, "prefix": 24},
+                "ipv6": {"mode": "static", "address": "fd00:76::20", "prefix": 64},
+            }))
+            .expect("wired")
+        };
+        let live = |addrs: &[(&str, u8)]| {
+            vec![super::super::network::Interface {
+                name: "enp0s3".into(),
+                loopback: false,
+                addresses: addrs
+                    .iter()
+                    .map(|(ip, prefix)| super::super::network::Address {
+                        ip: ip.parse().expect("ip"),
+                        prefix: *prefix,
+                    })
+                    .collect(),
+            }]
+        };
+        let previous = vec![("enp0s3".to_string(), Some(at("192.168.76.20")))];
+        let proposed = vec![at("192.168.76.21")];
+        // netplan's revert ran: only the previous addresses.
+        let reverted = live(&[("192.168.76.20", 24), ("fd00:76::20", 64)]);
+        assert!(leftover(&previous, &proposed, &reverted).is_empty());
+        // It did not: the tried address is there (the IPv6 one both have is not counted).
+        let stuck = live(&[("192.168.76.21", 24), ("fd00:76::20", 64)]);
+        assert_eq!(
+            leftover(&previous, &proposed, &stuck),
+            [("enp0s3".to_string(), "192.168.76.21/24".to_string())]
+        );
+        // From DHCP (no previous settings of streambox's): a fixed address tried counts.
+        let from_dhcp = vec![("enp0s3".to_string(), None)];
+        assert_eq!(leftover(&from_dhcp, &proposed, &stuck).len(), 2);
+        // Another interface's addresses are not the trial's.
+        let mut other = stuck.clone();
+        other[0].name = "enp0s2".into();
+        assert!(leftover(&previous, &proposed, &other).is_empty());
     }
 }

@@ -65,16 +65,6 @@ pub fn drop_in(servers: &[String]) -> String {
 }
 
 #[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-trait Systemd {
-    /// Restarts a unit (a job path back).
-    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<zbus::OwnedObjectPath>;
-}
-
-#[zbus::proxy(
     interface = "org.freedesktop.timesync1.Manager",
     default_service = "org.freedesktop.timesync1",
     default_path = "/org/freedesktop/timesync1"
@@ -135,17 +125,9 @@ pub async fn set(conn: &zbus::Connection, file: &Path, servers: &[String]) -> Re
         .await
         .map_err(|e| Error::Write(std::io::Error::other(e)))?
         .map_err(Error::Write)?;
-    let restart = async {
-        SystemdProxy::new(conn)
-            .await?
-            .restart_unit("systemd-timesyncd.service", "replace")
-            .await
-    };
-    match tokio::time::timeout(CALL_DEADLINE, restart).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(Error::Restart(e.to_string())),
-        Err(_) => Err(Error::Restart("no answer in time".into())),
-    }
+    super::systemd::restart_unit(conn, "systemd-timesyncd.service", CALL_DEADLINE)
+        .await
+        .map_err(Error::Restart)
 }
 
 /// What timesyncd uses now, or why that cannot be read (no system bus, no timesyncd).

@@ -396,7 +396,7 @@ const RUN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 ///
 /// # Errors
 /// A sentence with the program's own error output when it fails or takes over 10 s.
-async fn run(program: &str, args: &[&str]) -> Result<String, String> {
+pub(crate) async fn run(program: &str, args: &[&str]) -> Result<String, String> {
     let out = tokio::time::timeout(
         RUN_DEADLINE,
         tokio::process::Command::new(program)
