@@ -7,8 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()
 command -v ffmpeg >/dev/null || packages+=(ffmpeg)
-command -v nasm >/dev/null || packages+=(nasm)
-bench/install-missing.sh "${packages[@]}"
+. tools/build-deps.sh
+tools/install-missing.sh "${packages[@]}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streambox/target}"
 cargo build --locked --release -p streambox --example capture_cost
 exec python3 bench/capture_cost.py --example "$CARGO_TARGET_DIR/release/examples/capture_cost" "$@"

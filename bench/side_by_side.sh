@@ -15,12 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()
 command -v ffmpeg >/dev/null || packages+=(ffmpeg)
-command -v nasm >/dev/null || packages+=(nasm)
+. tools/build-deps.sh
 command -v nginx >/dev/null || packages+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || packages+=(libnginx-mod-rtmp)
 /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null ||
   packages+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
-bench/install-missing.sh "${packages[@]}"
+tools/install-missing.sh "${packages[@]}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streambox/target}"
 cargo build --locked --release -p streambox
 exec python3 bench/side_by_side.py --streambox "$CARGO_TARGET_DIR/release/streambox" "$@"

@@ -1012,6 +1012,50 @@ def capture_checks(vm, browser, base):
     probe = wait_for("HLS again", 60, lambda: ffprobe_video(playlist))
     check(probe.get("width") == small["width"], f"and plays over HLS again ({probe})")
 
+    # Sound: a 440 Hz tone played into snd-aloop's playback side (device 0), captured
+    # from its capture side (device 1) by the source, and heard in what viewers get.
+    fields = {"device": device["id"], "size": size, "fps": f"{fps:g}"}
+    status, body = api("PUT", "/api/streams/stage/capture", dict(fields, audio="hw:CARD=Nope,DEV=0"))
+    check(status == 422 and "hw:CARD=Loopback,DEV=1" in body.get("error", ""),
+          f"a sound card the box does not have is refused with those it has ({status} {body})")
+    tone = vm.spawn(["/usr/bin/speaker-test", "-D", "hw:CARD=Loopback,DEV=0", "-t", "sine", "-f", "440",
+                     "-c", "2", "-r", "48000", "-F", "S16_LE"])
+    status, body = api("PUT", "/api/streams/stage/capture", dict(fields, audio="hw:CARD=Loopback,DEV=1"))
+    check(status == 200 and "with sound from hw:CARD=Loopback,DEV=1 as AAC-LC" in body.get("message", ""),
+          f"sound added to the capture source ({status} {body})")
+    t0 = time.monotonic()
+    d = wait_for("the source live with sound", 60,
+                 lambda: (lambda d: d if d and "sound 48000 Hz" in d["capture"]["format"] else None)(live()))
+    print(f"capture: live with sound {time.monotonic() - t0:.1f} s after the change: "
+          f"{d['capture']['format']}", flush=True)
+    check(d["capture"]["audio"] == "hw:CARD=Loopback,DEV=1", f"the API shows the sound card ({d['capture']})")
+
+    def probe_audio():
+        r = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                            "stream=codec_type,codec_name,sample_rate,channels,start_time", "-of", "json",
+                            playlist], capture_output=True, text=True, timeout=60)
+        streams = json.loads(r.stdout or "{}").get("streams", []) if r.returncode == 0 else []
+        a = [x for x in streams if x.get("codec_type") == "audio"]
+        return (a[0], streams) if a else None
+    audio, streams = wait_for("sound over HLS", 60, probe_audio)
+    check(audio.get("codec_name") == "aac" and audio.get("sample_rate") == "48000" and audio.get("channels") == 2,
+          f"HLS carries the sound as 48 kHz stereo AAC ({audio})")
+    video = next((x for x in streams if x.get("codec_type") == "video"), {})
+    if video.get("start_time") and audio.get("start_time"):
+        print(f"capture: the playlist's first audio and video start "
+              f"{abs(float(audio['start_time']) - float(video['start_time'])) * 1000:.0f} ms apart", flush=True)
+    r = subprocess.run(["ffmpeg", "-v", "info", "-xerror", "-i", playlist, "-t", "4", "-map", "0:a:0",
+                        "-af", "volumedetect", "-f", "null", "-"], capture_output=True, text=True, timeout=120)
+    m = re.search(r"mean_volume: (-?[\d.]+) dB", r.stderr)
+    print(f"capture: the tone's mean volume over HLS: {m.group(1) if m else None} dB", flush=True)
+    check(r.returncode == 0 and m and float(m.group(1)) > -40,
+          f"the tone is heard over HLS, not silence ({r.stderr[-400:]})")
+    dash = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
+                           "stream=codec_name", "-of", "csv=p=0", f"{http_base}/live/stage/manifest.mpd"],
+                          capture_output=True, text=True, timeout=60)
+    check(dash.stdout.strip() == "aac", f"and over DASH ({dash.stdout.strip()} {dash.stderr[-200:]})")
+    vm.run(["/usr/bin/python3", "-c", f"import os; os.kill({tone}, 15)"], check_rc=False)
+
     status, _ = api("DELETE", "/api/streams/stage")
     check(status == 204, f"the capture source removed ({status})")
     ok = wait_for("the device free again", 15,

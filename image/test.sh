@@ -16,6 +16,10 @@ for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 mkfs.vfat:dosf
     command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ -f /usr/share/OVMF/OVMF_CODE.fd ] || need+=(ovmf)
+# What building the service's .deb needs (a C compiler, ALSA's headers, …).
+packages=()
+. "$repo/tools/build-deps.sh"
+need+=("${packages[@]}")
 sudo=()
 [ "$(id -u)" = 0 ] || sudo=(sudo)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,22 +1,16 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what the tests need when it is missing (ffmpeg,
-# GStreamer with its RTSP server, Chromium, Node.js, netplan from the distribution; a C compiler
-# for the bundled SQLite and fdk-aac; hls.js, dash.js and playwright-core from npm),
+# GStreamer with its RTSP server, Chromium, Node.js, netplan from the distribution; what the
+# build needs, tools/build-deps.sh; hls.js, dash.js and playwright-core from npm),
 # builds once, then runs unit and end-to-end tests in parallel, then builds the appliance
 # image and boots it under QEMU (image/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v cargo >/dev/null; then
-  echo "cargo is missing: install Rust with rustup (https://rustup.rs), then rerun $0" >&2
-  exit 1
-fi
-
 packages=()
 command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || packages+=(ffmpeg)
-command -v cc >/dev/null || packages+=(build-essential)
-# OpenH264's SIMD assembly (thumbnails, ABR rungs): without nasm it builds, 2-4x slower.
-command -v nasm >/dev/null || packages+=(nasm)
+# What the build needs: a C compiler, pkg-config and ALSA's headers, nasm.
+. tools/build-deps.sh
 command -v chromium >/dev/null || packages+=(chromium)
 command -v chromedriver >/dev/null || packages+=(chromium-driver)
 # Time zones for the setup wizard (a unit test checks one).

@@ -161,6 +161,10 @@ enum SourceCommand {
         /// size; a camera that encodes H.264 itself is passed through as it is).
         #[arg(long, requires = "device")]
         bitrate: Option<String>,
+        /// The sound card to record with the pictures, as `streambox hw list` shows its
+        /// capture device (hw:CARD=…,DEV=N), encoded to AAC-LC (default: no sound).
+        #[arg(long, requires = "device")]
+        audio: Option<String>,
     },
     /// List cameras and capture sources with their state, last error, bitrate and uptime.
     List,
@@ -811,6 +815,7 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
             size,
             fps,
             bitrate,
+            audio,
             ..
         } => {
             let input = manage::capture::CaptureInput {
@@ -819,6 +824,7 @@ async fn source(cfg: Config, command: SourceCommand) -> anyhow::Result<()> {
                 size: size.as_deref().unwrap_or(""),
                 fps: fps.as_deref().unwrap_or(""),
                 bitrate: bitrate.as_deref().unwrap_or(""),
+                audio: audio.as_deref().unwrap_or(""),
             };
             let hardware = tokio::task::spawn_blocking(|| {
                 streambox::system::hardware::scan(

@@ -60,6 +60,8 @@ pub struct CaptureForm {
     pub fps: String,
     /// `4M`, or empty.
     pub bitrate: String,
+    /// The sound card's capture device (`hw:CARD=ID,DEV=N`), or empty for none.
+    pub audio: String,
     /// Why the last post was refused.
     pub error: Option<String>,
 }
@@ -92,6 +94,15 @@ pub fn page(shell: Shell, hw: Hardware) -> String {
                 view! { <option value=v.id.clone() selected=selected>{label}</option> }
             })
             .collect_view();
+        let sounds = hw
+            .audio
+            .iter()
+            .map(|a| {
+                let selected = a.alsa == form.audio;
+                let label = format!("{} ({})", a.name, a.alsa);
+                view! { <option value=a.alsa.clone() selected=selected>{label}</option> }
+            })
+            .collect_view();
         let add = if hw.video.iter().all(|v| v.error.is_some()) {
             view! { <p class="hint" id="no-capture-form">"Plug in a capture device to add it as a source."</p> }
                 .into_any()
@@ -104,6 +115,7 @@ pub fn page(shell: Shell, hw: Hardware) -> String {
                     <label>"Size" <input name="size" value=form.size.clone() placeholder="best up to 1920x1080" /></label>
                     <label>"Frame rate" <input name="fps" value=form.fps.clone() placeholder="best up to 30" /></label>
                     <label>"Bitrate" <input name="bitrate" value=form.bitrate.clone() placeholder="fits the size, e.g. 4M" /></label>
+                    <label>"Sound" <select name="audio"><option value="">"none"</option>{sounds}</select></label>
                     <button>"Add capture source"</button>
                     <p class="hint">"The source follows the device to any USB port. H.264 from the camera is passed through; other formats are encoded here, within the CPU budget."</p>
                 </form>
@@ -236,6 +248,7 @@ mod tests {
                 form: CaptureForm {
                     error: Some("The device does not offer 640x480.".into()),
                     device: "usb-Cam_<1>-video-index0".into(),
+                    audio: "hw:CARD=Loopback,DEV=0".into(),
                     ..CaptureForm::default()
                 },
             },
@@ -254,6 +267,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("The device does not offer 640x480."));
+        assert!(
+            html.contains(r#"<option value="hw:CARD=Loopback,DEV=0" selected"#),
+            "the sound card typed stays chosen: {html}"
+        );
         assert!(html.contains("usb-Cam_&lt;1&gt;-video-index0"), "{html}");
         assert!(
             html.contains(

@@ -210,6 +210,7 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
                             "size": (r.width > 0).then(|| format!("{}x{}", r.width, r.height)),
                             "fps": (r.fps > 0.0).then_some(r.fps),
                             "bitrate": (r.video_bitrate > 0).then_some(r.video_bitrate),
+                            "audio": (!r.audio.is_empty()).then_some(&r.audio),
                             "state": r.state, "last_error": r.last_error,
                             "format": r.detail, "dropped_frames": r.dropped })
                 } else {
@@ -536,6 +537,8 @@ pub struct CaptureFields {
     pub fps: String,
     /// `4M`, `2500k` or bits per second.
     pub bitrate: String,
+    /// The sound card's capture device (`hw:CARD=ID,DEV=N`); empty for none.
+    pub audio: String,
 }
 
 impl CaptureFields {
@@ -547,12 +550,13 @@ impl CaptureFields {
             size: &self.size,
             fps: &self.fps,
             bitrate: &self.bitrate,
+            audio: &self.audio,
         }
     }
 }
 
 /// `POST /api/captures`: adds a capture device on the box as a source, `{name, device,
-/// size?, fps?, bitrate?}`: 201 `{name, message}` (the message says the format chosen);
+/// size?, fps?, bitrate?, audio?}`: 201 `{name, message}` (the message says the format chosen);
 /// 422 when the device is not on the box or does not offer what is asked (with what it
 /// offers); 409 for a taken name.
 pub async fn add_capture(
@@ -565,7 +569,7 @@ pub async fn add_capture(
 }
 
 /// `PUT /api/streams/{stream}/capture`: new device or settings for a capture source,
-/// `{device, size?, fps?, bitrate?}`: `{name, message}`; 404 for a name that is no
+/// `{device, size?, fps?, bitrate?, audio?}`: `{name, message}`; 404 for a name that is no
 /// capture source.
 pub async fn edit_capture(
     State(app): State<App>,

@@ -127,6 +127,7 @@ pub async fn add_capture(
                 size: f.size.chars().take(32).collect(),
                 fps: f.fps.chars().take(32).collect(),
                 bitrate: f.bitrate.chars().take(32).collect(),
+                audio: f.audio.chars().take(255).collect(),
                 error: Some(e.to_string()),
             };
             render(&app, &v, &s, status, form).await

@@ -59,6 +59,14 @@ pub enum AudioInput {
         /// 1 or 2.
         channels: u16,
     },
+    /// Linear PCM, signed 16-bit little-endian, interleaved (a capture card's, through
+    /// ALSA): encoded to AAC-LC.
+    Pcm {
+        /// Samples per second per channel.
+        sample_rate: u32,
+        /// 1 or 2.
+        channels: u16,
+    },
 }
 
 impl AudioInput {
@@ -135,8 +143,9 @@ enum AudioState {
         params: Arc<TrackParams>,
         clock: AudioClock,
     },
-    G711 {
-        law: Law,
+    /// Encoded to AAC here: G.711 (`law`), or 16-bit PCM (`None`).
+    Encoded {
+        law: Option<Law>,
         params: Arc<TrackParams>,
         encoder: AacEncoder,
         pcm: Vec<i16>,
@@ -282,17 +291,13 @@ impl RtpFrames {
                 law,
                 sample_rate,
                 channels,
-            } => {
-                let encoder = AacEncoder::new(sample_rate, channels)?;
-                AudioState::G711 {
-                    law,
-                    params: Arc::new(TrackParams::Audio(encoder.config().clone())),
-                    encoder,
-                    pcm: Vec::new(),
-                }
-            }
+            } => encoded(Some(law), sample_rate, channels)?,
+            AudioInput::Pcm {
+                sample_rate,
+                channels,
+            } => encoded(None, sample_rate, channels)?,
         };
-        let (AudioState::Aac { params, .. } | AudioState::G711 { params, .. }) = &state;
+        let (AudioState::Aac { params, .. } | AudioState::Encoded { params, .. }) = &state;
         out.push(RtpOut::Params(params.clone()));
         self.audio = Some(state);
         Ok(())
@@ -328,7 +333,8 @@ impl RtpFrames {
         Ok(())
     }
 
-    /// Takes one audio frame (a raw AAC access unit, or G.711 samples) stamped `time`
+    /// Takes one audio frame (a raw AAC access unit, G.711 samples, or 16-bit
+    /// little-endian PCM, interleaved) stamped `time`
     /// ticks of its `clock_rate` (Hz) since RTP time zero; appends what the hub should
     /// get to `out`.
     ///
@@ -362,7 +368,7 @@ impl RtpFrames {
                     ));
                 }
             }
-            Some(AudioState::G711 {
+            Some(AudioState::Encoded {
                 law,
                 params,
                 encoder,
@@ -371,7 +377,16 @@ impl RtpFrames {
                 // On the ingest task: measured at 11 µs mean, 67 µs p99 per 20 ms packet
                 // (8 kHz mono, fdk-aac), below what a task may hold a worker for; a
                 // thread of its own would cost more in hand-offs than it saves.
-                g711::decode(*law, data, pcm);
+                match law {
+                    Some(law) => g711::decode(*law, data, pcm),
+                    None => {
+                        pcm.clear();
+                        pcm.extend(
+                            data.chunks_exact(2)
+                                .map(|b| i16::from_le_bytes([b[0], b[1]])),
+                        );
+                    }
+                }
                 let start = base_ms * rate / 1000 + time;
                 for (dts, data) in encoder.push(start, pcm)? {
                     out.push(audio_frame(params, dts, data, received));
@@ -394,6 +409,17 @@ impl RtpFrames {
             }
         }
     }
+}
+
+/// The state of an audio track encoded here, from `law` (G.711) or 16-bit PCM.
+fn encoded(law: Option<Law>, sample_rate: u32, channels: u16) -> Result<AudioState, RtpMediaError> {
+    let encoder = AacEncoder::new(sample_rate, channels)?;
+    Ok(AudioState::Encoded {
+        law,
+        params: Arc::new(TrackParams::Audio(encoder.config().clone())),
+        encoder,
+        pcm: Vec::new(),
+    })
 }
 
 /// The largest RTP time taken as it is, either way, in ticks: 2^44, six years at 90 kHz.
@@ -496,5 +522,54 @@ mod tests {
         );
         // Never below the minimum base: decode times are never negative.
         assert!(video[0] >= MIN_BASE_MS * 90 - 3600, "{video:?}");
+    }
+
+    #[test]
+    fn pcm_captured_with_a_frame_plays_with_it() {
+        // A capture card's sound: 16-bit stereo at 48 kHz, read 20 ms at a time, with
+        // pictures at 25 fps, both from 1 s after the capture's origin.
+        let pcm = AudioInput::Pcm {
+            sample_rate: 48_000,
+            channels: 2,
+        };
+        let mut f = RtpFrames::new(0, Some(pcm));
+        let mut out = Vec::new();
+        f.declare(Some(bbb()), &mut out).expect("declare");
+        for i in 0..50i64 {
+            let au = VideoAu {
+                pts: 90_000 + i * 3600,
+                is_sync: i == 0,
+                data: Bytes::from_static(&[0, 0, 0, 2, 0x65, 0x88]),
+                params: None,
+            };
+            f.video(au, &mut out).expect("video");
+        }
+        let tone: Vec<u8> = (0..960 * 2)
+            .flat_map(|i: i32| (((i / 2) % 48 * 600) as i16).to_le_bytes())
+            .collect();
+        for i in 0..100i64 {
+            f.audio(48_000 + i * 960, 48_000, &tone, &mut out)
+                .expect("pcm");
+        }
+        f.finish(&mut out);
+        let first = |track| {
+            out.iter().find_map(|o| match o {
+                RtpOut::Frame(fr) if fr.track == track => Some(fr.dts + i64::from(fr.cts)),
+                _ => None,
+            })
+        };
+        let video = first(TrackId::Video).expect("video frames") as f64 / 90_000.0;
+        let audio = first(TrackId::Audio).expect("AAC frames") as f64 / 48_000.0;
+        assert!(
+            (video - audio).abs() <= 0.001,
+            "the first picture at {video:.4} s, the first sound at {audio:.4} s"
+        );
+        let aac = frames(&out, TrackId::Audio);
+        assert!(
+            aac.len() >= 90,
+            "2 s of sound is 93 AAC frames: {}",
+            aac.len()
+        );
+        assert!(aac.windows(2).all(|w| w[1] - w[0] == 1024), "{aac:?}");
     }
 }

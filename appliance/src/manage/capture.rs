@@ -25,6 +25,9 @@ pub struct CaptureInput<'a> {
     pub fps: &'a str,
     /// `4M`, `2500k` or bits per second; empty for one that fits the size and rate.
     pub bitrate: &'a str,
+    /// The sound card's capture PCM as the hardware page shows it
+    /// (`hw:CARD=ID,DEV=N`); empty for pictures alone.
+    pub audio: &'a str,
 }
 
 /// `1280x720` as (width, height).
@@ -85,11 +88,23 @@ fn settings(i: &CaptureInput<'_>) -> Result<CaptureSettings, Refused> {
             }
         }
     };
+    let audio = match i.audio.trim() {
+        "" => None,
+        a if a.len() <= 255 && a.starts_with("hw:CARD=") && !a.contains(['/', '\0']) => {
+            Some(a.to_string())
+        }
+        a => {
+            return Err(Refused::Invalid(format!(
+                "Audio {a:?}: give the sound card's capture device as the hardware page shows it (such as hw:CARD=C920,DEV=0)."
+            )))
+        }
+    };
     Ok(CaptureSettings {
         device: device.to_string(),
         size,
         fps,
         bitrate,
+        audio,
     })
 }
 
@@ -136,6 +151,19 @@ pub async fn save(
     };
     let choice = capture::check(device, &request)
         .map_err(|e| Refused::Invalid(format!("The device {:?}: {e}.", s.device)))?;
+    if let Some(audio) = &s.audio {
+        if hardware.audio(audio).is_none() {
+            let present = hardware.audio_names();
+            return Err(Refused::Invalid(if present.is_empty() {
+                format!("No sound card captures as {audio:?} on this box; it has none now.")
+            } else {
+                format!(
+                    "No sound card captures as {audio:?} on this box; it has: {}.",
+                    present.join(", ")
+                )
+            }));
+        }
+    }
     let saved = match existing {
         Some(name) => sources::update_capture(&ops.db, name, &s)
             .await
@@ -169,6 +197,10 @@ pub async fn save(
         )
     } else {
         "passed through as the camera encodes it".to_string()
+    };
+    let how = match &s.audio {
+        Some(a) => format!("{how}, with sound from {a} as AAC-LC"),
+        None => how,
     };
     let (action, verb) = match existing {
         Some(_) => ("capture.edit", "saved"),
@@ -215,6 +247,18 @@ mod tests {
                 }],
                 error: None,
             }],
+            sound: vec![crate::system::hardware::sound::Card {
+                index: 1,
+                id: "Cam".into(),
+                driver: "USB-Audio".into(),
+                name: "Cam at usb-1".into(),
+                captures: vec![crate::system::hardware::sound::Pcm {
+                    device: 0,
+                    name: "USB Audio".into(),
+                    alsa: "hw:CARD=Cam,DEV=0".into(),
+                    substreams: 1,
+                }],
+            }],
             ..Inventory::default()
         }
     }
@@ -231,6 +275,11 @@ mod tests {
             size,
             fps,
             bitrate,
+            audio: "",
+        };
+        let with_sound = |audio| CaptureInput {
+            audio,
+            ..input("usb-Cam_123-video-index0", "", "", "")
         };
         for (i, why) in [
             (
@@ -255,6 +304,11 @@ mod tests {
                 "from 100k to 50M",
             ),
             (input("../../etc", "", "", ""), "stable ID"),
+            (with_sound("default"), "such as hw:CARD=C920,DEV=0"),
+            (
+                with_sound("hw:CARD=Other,DEV=0"),
+                "it has: hw:CARD=Cam,DEV=0",
+            ),
         ] {
             let e = save(&ops, &i, &hw, None).await.expect_err(why);
             assert!(matches!(&e, Refused::Invalid(m) if m.contains(why)), "{e}");
@@ -282,6 +336,7 @@ mod tests {
             ("usb-Cam_123-video-index0", 640, 480, 30.0, 1_500_000)
         );
         assert_eq!(r.display_url(), "device usb-Cam_123-video-index0");
+        assert_eq!(r.audio, "");
         // The name is taken now; a change of settings goes to the same row.
         let e = save(
             &ops,
@@ -302,6 +357,16 @@ mod tests {
         .expect("edited");
         let r = &sources::list(&pool).await.expect("list")[0];
         assert_eq!((r.width, r.height, r.fps, r.video_bitrate), (0, 0, 0.0, 0));
+        // With the sound of the camera's microphone.
+        let (_, message) = save(&ops, &with_sound("hw:CARD=Cam,DEV=0"), &hw, Some("stage"))
+            .await
+            .expect("with sound");
+        assert!(
+            message.contains("with sound from hw:CARD=Cam,DEV=0 as AAC-LC"),
+            "{message}"
+        );
+        let r = &sources::list(&pool).await.expect("list")[0];
+        assert_eq!(r.audio, "hw:CARD=Cam,DEV=0");
         // An RTSP camera's edit does not reach a capture source, nor the reverse.
         let e = save(
             &ops,

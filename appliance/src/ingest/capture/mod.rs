@@ -13,9 +13,12 @@
 //!    into [`pipeline::Pipeline`], which passes H.264 through or encodes the pictures;
 //! 3. publishes the access units into the stream, on the stream's clock: each
 //!    buffer's capture time (the driver's `CLOCK_MONOTONIC` timestamp) less the
-//!    first's, so the timeline keeps the device's own pacing; a gap in the driver's
-//!    frame counter is a frame the device dropped, counted, and the timestamps jump
-//!    over it (it is not papered over);
+//!    session's origin ([`video_zero`]), so the timeline keeps the device's own
+//!    pacing; a gap in the driver's frame counter is a frame the device dropped,
+//!    counted, and the timestamps jump over it (it is not papered over). With a sound
+//!    card ([`audio`]), a second thread reads it, stamped from the same origin on the
+//!    same clock, and the samples are encoded to AAC-LC on the stream's timeline
+//!    ([`RtpFrames`] with [`AudioInput::Pcm`]), so sound and pictures stay in sync;
 //! 4. ends the session when the device goes (`ENODEV`: the stream goes offline and the
 //!    recording closes its segment), when no frame comes for [`STALL`] (the capture
 //!    restarts at once), or when another program holds the device (retried with
@@ -24,11 +27,12 @@
 //! A Motion-JPEG frame that does not decode, or one the driver flags as bad, is
 //! skipped and counted with the dropped frames.
 
+pub mod audio;
 pub mod choose;
 pub mod pipeline;
 
 use crate::app::App;
-use crate::ingest::rtp_frames::{RtpFrames, VideoAu};
+use crate::ingest::rtp_frames::{AudioInput, RtpFrames, VideoAu};
 use crate::ingest::rtsp_pull::sources::{self, SourceKind, SourceRow, SourceState};
 use crate::ingest::IngestMeter;
 use crate::streams::registry::Holder;
@@ -53,8 +57,8 @@ const RETRY_MAX: Duration = Duration::from_secs(30);
 const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 /// How often a live source's state is written to the database.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
-/// Access units in flight from the capture thread to the stream.
-const QUEUE: usize = 16;
+/// Access units and sound reads in flight from the capture threads to the stream.
+const QUEUE: usize = 64;
 
 /// Why a capture session ended.
 #[derive(Debug, thiserror::Error)]
@@ -107,6 +111,18 @@ pub enum CaptureError {
     /// The appliance ended the session (the source was removed).
     #[error("ended: {0}")]
     Ended(&'static str),
+    /// The source's sound card is not on the box.
+    #[error("audio device unplugged")]
+    AudioUnplugged,
+    /// Another program captures from the sound card.
+    #[error("the audio device is busy: another program is capturing from it")]
+    AudioBusy,
+    /// No sound for [`STALL`].
+    #[error("no sound from the audio device for {} s", STALL.as_secs())]
+    AudioStalled,
+    /// ALSA failed otherwise.
+    #[error("audio: {0}")]
+    Audio(String),
 }
 
 impl From<io::Error> for CaptureError {
@@ -129,7 +145,7 @@ impl CaptureError {
     /// The state a source is in after this.
     fn state(&self) -> SourceState {
         match self {
-            CaptureError::Unplugged => SourceState::Unplugged,
+            CaptureError::Unplugged | CaptureError::AudioUnplugged => SourceState::Unplugged,
             CaptureError::Format(_) | CaptureError::Denied(_) | CaptureError::NoRoom { .. } => {
                 SourceState::Failed
             }
@@ -187,7 +203,7 @@ pub fn check(device: &VideoDevice, request: &Request) -> Result<Choice, ChooseEr
     choose::choose(&device.formats, request)
 }
 
-fn identity(r: &SourceRow) -> (String, String, i64, i64, u64, i64) {
+fn identity(r: &SourceRow) -> (String, String, i64, i64, u64, i64, String) {
     (
         r.name.clone(),
         r.device.clone(),
@@ -195,6 +211,7 @@ fn identity(r: &SourceRow) -> (String, String, i64, i64, u64, i64) {
         r.height,
         r.fps.to_bits(),
         r.video_bitrate,
+        r.audio.clone(),
     )
 }
 
@@ -221,6 +238,16 @@ fn present(app: &App, id: &str) -> Option<VideoDevice> {
     app.hardware.borrow().video(id).cloned()
 }
 
+/// Whether `row`'s devices are on the box: its video device (returned), and its sound
+/// card's capture PCM when it has one; the error says which is missing.
+fn devices(app: &App, row: &SourceRow) -> Result<VideoDevice, CaptureError> {
+    let video = present(app, &row.device).ok_or(CaptureError::Unplugged)?;
+    if !row.audio.is_empty() && app.hardware.borrow().audio(&row.audio).is_none() {
+        return Err(CaptureError::AudioUnplugged);
+    }
+    Ok(video)
+}
+
 /// One capture source: wait for its device, capture, and start again, until `stop`
 /// fires or is dropped.
 async fn source(app: App, row: SourceRow, mut stop: oneshot::Receiver<()>) {
@@ -230,22 +257,25 @@ async fn source(app: App, row: SourceRow, mut stop: oneshot::Receiver<()>) {
     let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let key = format!("capture {}", row.uid);
     loop {
-        let Some(device) = present(&app, &row.device) else {
-            report(
-                &app,
-                &row.name,
-                SourceState::Unplugged,
-                Some("device unplugged"),
-                0,
-            )
-            .await;
-            tokio::select! {
-                _ = hardware.changed() => {}
-                // The inventory is also read every 30 s; look again sooner.
-                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                _ = &mut stop => return,
+        let device = match devices(&app, &row) {
+            Ok(d) => d,
+            Err(e) => {
+                report(
+                    &app,
+                    &row.name,
+                    SourceState::Unplugged,
+                    Some(&e.to_string()),
+                    0,
+                )
+                .await;
+                tokio::select! {
+                    _ = hardware.changed() => {}
+                    // The inventory is also read every 30 s; look again sooner.
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = &mut stop => return,
+                }
+                continue;
             }
-            continue;
         };
         report(&app, &row.name, SourceState::Connecting, None, 0).await;
         let mut live_since = None;
@@ -286,7 +316,7 @@ async fn source(app: App, row: SourceRow, mut stop: oneshot::Receiver<()>) {
             // Until the inventory has seen the device go (or 2 s), then the loop's top
             // waits for it to come back.
             let gone = async {
-                while present(&app, &row.device).is_some() {
+                while devices(&app, &row).is_ok() {
                     if hardware.changed().await.is_err() {
                         std::future::pending::<()>().await;
                     }
@@ -314,6 +344,8 @@ enum Event {
     Started(Negotiated, u32),
     /// An access unit, and when its frame was captured.
     Au(VideoAu, Instant),
+    /// A read of sound.
+    Sound(audio::Read),
     /// The thread's CPU use over the last few seconds, in cores.
     Cost(f64),
     /// The thread ended.
@@ -361,6 +393,26 @@ async fn session(
         .open_stream(&row.uid)
         .await
         .map_err(|_| CaptureError::Ended("the source was removed"))?;
+    // Both timelines count from here, on the monotonic clock.
+    let origin = monotonic();
+    let sound = if row.audio.is_empty() {
+        None
+    } else {
+        let device = row.audio.clone();
+        Some(
+            tokio::task::spawn_blocking(move || audio::open(&device))
+                .await
+                .map_err(|e| CaptureError::Io(io::Error::other(e)))??,
+        )
+    };
+    let audio_input = sound.as_ref().map(|o| AudioInput::Pcm {
+        sample_rate: o.rate,
+        channels: o.channels,
+    });
+    let sound_format = sound
+        .as_ref()
+        .map(|o| format!("sound {} Hz stereo from {}, AAC-LC", o.rate, row.audio));
+    let overruns = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let stopped = Arc::new(AtomicBool::new(false));
     // Stops the thread however this session ends (it notices within STALL).
@@ -373,10 +425,23 @@ async fn session(
     let _stop = StopOnDrop(stopped.clone());
     {
         let (node, dropped, stopped) = (device.node.clone(), dropped.clone(), stopped.clone());
+        let tx = tx.clone();
         std::thread::Builder::new()
             .name(format!("capture {}", row.name))
             .spawn(move || {
-                let end = capture(&node, choice, bitrate, &tx, &dropped, &stopped);
+                let end = capture(&node, choice, bitrate, origin, &tx, &dropped, &stopped);
+                let _ = tx.blocking_send(Event::Ended(end));
+            })
+            .map_err(CaptureError::Io)?;
+    }
+    if let Some(opened) = sound {
+        let (device, overruns, stopped) = (row.audio.clone(), overruns.clone(), stopped.clone());
+        std::thread::Builder::new()
+            .name(format!("sound {}", row.name))
+            .spawn(move || {
+                let end = audio::run(&device, opened, origin, &overruns, &stopped, |r| {
+                    tx.blocking_send(Event::Sound(r)).is_ok()
+                });
                 let _ = tx.blocking_send(Event::Ended(end));
             })
             .map_err(CaptureError::Io)?;
@@ -402,10 +467,18 @@ async fn session(
         match event {
             Event::Started(n, bitrate) => {
                 format = describe(&n, bitrate);
+                if let Some(s) = &sound_format {
+                    format = format!("{format}; {s}");
+                }
                 detail.clone_from(&format);
                 info!(%format, "capture started");
                 let p = entry.hub.publish(&format!("device {}", row.device))?;
-                frames = Some(RtpFrames::new(p.base_ms(), None));
+                let mut f = RtpFrames::new(p.base_ms(), audio_input.clone());
+                // The sound track before any frame: one that came later would restart
+                // the packager's output.
+                f.declare(None, &mut out)?;
+                crate::ingest::rtsp_pull::publish(&p, None, &mut out);
+                frames = Some(f);
                 publisher = Some(p);
                 if let Err(e) = sources::report_capture(
                     &app.db,
@@ -446,12 +519,35 @@ async fn session(
                     }
                 }
             }
+            Event::Sound(read) => {
+                let (Some(p), Some(f)) = (&publisher, frames.as_mut()) else {
+                    continue;
+                };
+                let rate = audio_input
+                    .as_ref()
+                    .map_or(audio::PREFERRED_RATE, |a| match a {
+                        AudioInput::Pcm { sample_rate, .. } => *sample_rate,
+                        _ => audio::PREFERRED_RATE,
+                    });
+                f.audio(read.at, rate, &read.data, &mut out)?;
+                let captured = instant_of(read.captured);
+                for o in &mut out {
+                    if let crate::ingest::rtp_frames::RtpOut::Frame(fr) = o {
+                        fr.received = captured;
+                    }
+                }
+                crate::ingest::rtsp_pull::publish(p, meter.as_mut(), &mut out);
+            }
             Event::Cost(cores) => {
                 if choice.encodes() {
                     app.costs.commit_ingest(key, Some(cores));
                 }
-                if choice.encodes() && !format.is_empty() {
-                    detail = format!("{format}, {cores:.2} cores");
+                if !format.is_empty() {
+                    detail = describe_running(
+                        &format,
+                        choice.encodes().then_some(cores),
+                        overruns.load(Ordering::Relaxed),
+                    );
                 }
             }
             Event::Ended(e) => {
@@ -486,12 +582,59 @@ async fn report_live(
     }
 }
 
+/// The source's state detail while it runs: its `format`, the encoder's cost in `cores`
+/// (when it encodes), and the sound card's overruns (when there were some).
+fn describe_running(format: &str, cores: Option<f64>, overruns: u64) -> String {
+    let mut out = format.to_string();
+    if let Some(c) = cores {
+        out.push_str(&format!(", {c:.2} cores"));
+    }
+    if overruns > 0 {
+        out.push_str(&format!(
+            ", {overruns} sound overrun{}",
+            if overruns == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+/// The monotonic clock now (the clock V4L2 and ALSA stamp buffers with).
+fn monotonic() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    Duration::new(
+        now.tv_sec.max(0) as u64,
+        now.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}
+
+/// The [`Instant`] of `at` on the monotonic clock (both are `CLOCK_MONOTONIC`); now for a
+/// time in the future.
+fn instant_of(at: Duration) -> Instant {
+    Instant::now()
+        .checked_sub(monotonic().saturating_sub(at))
+        .unwrap_or_else(Instant::now)
+}
+
+/// The monotonic time the video timeline counts from: `origin` (the sound's as well)
+/// when the first buffer's `stamp` lies between it and `now`, as a driver that stamps
+/// with `CLOCK_MONOTONIC` gives; otherwise (another clock) the stamp less the time since
+/// `origin`, so the first frame is placed when it arrived.
+fn video_zero(origin: Duration, stamp: Duration, now: Duration) -> Duration {
+    if origin <= stamp && stamp <= now {
+        origin
+    } else {
+        stamp.saturating_sub(now.saturating_sub(origin))
+    }
+}
+
 /// The capture thread: streams from `node` in `choice` until `stopped`, the receiver
-/// goes, or something fails; returns why it ended. Blocking.
+/// goes, or something fails; returns why it ended. Frames are stamped from `origin`
+/// ([`video_zero`]). Blocking.
 fn capture(
     node: &std::path::Path,
     choice: Choice,
     bitrate: u32,
+    origin: Duration,
     tx: &mpsc::Sender<Event>,
     dropped: &std::sync::atomic::AtomicU64,
     stopped: &AtomicBool,
@@ -542,18 +685,13 @@ fn capture(
                 dropped.fetch_add(1, Ordering::Relaxed);
                 return Ok(None);
             }
-            let t0 = *first.get_or_insert(info.timestamp);
+            let t0 = *first.get_or_insert_with(|| video_zero(origin, info.timestamp, monotonic()));
             let since = info.timestamp.saturating_sub(t0);
             // Timestamps that do not advance (a driver that stamps badly) still give
             // increasing times.
             let pts = ((since.as_micros() as i64) * 9 / 100).max(last_pts + 1);
             last_pts = pts;
-            // When the frame was captured, as an Instant (both are CLOCK_MONOTONIC).
-            let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
-            let now = Duration::new(now.tv_sec.max(0) as u64, now.tv_nsec as u32);
-            let captured = Instant::now()
-                .checked_sub(now.saturating_sub(info.timestamp))
-                .unwrap_or_else(Instant::now);
+            let captured = instant_of(info.timestamp);
             match pipeline.push(data, pts) {
                 Ok(au) => Ok(au.map(|a| (a, captured))),
                 Err(FrameError::Picture(e)) => {
@@ -602,6 +740,19 @@ mod tests {
         assert_eq!(e(Errno::BUSY).state(), SourceState::Retrying);
         assert_eq!(e(Errno::ACCESS).state(), SourceState::Failed);
         assert_eq!(CaptureError::Stalled.state(), SourceState::Retrying);
+        assert_eq!(CaptureError::AudioUnplugged.state(), SourceState::Unplugged);
+        assert_eq!(CaptureError::AudioBusy.state(), SourceState::Retrying);
+        assert_eq!(CaptureError::AudioStalled.state(), SourceState::Retrying);
+    }
+
+    #[test]
+    fn pictures_count_from_the_origin_the_sound_counts_from() {
+        let s = Duration::from_secs_f64;
+        // A driver that stamps with the monotonic clock: the shared origin.
+        assert_eq!(video_zero(s(100.0), s(100.2), s(100.25)), s(100.0));
+        // Another clock (stamps far off): the first frame is placed when it arrived.
+        assert_eq!(video_zero(s(100.0), s(5.0), s(100.25)), s(4.75));
+        assert_eq!(video_zero(s(100.0), s(900.0), s(100.25)), s(899.75));
     }
 
     #[test]

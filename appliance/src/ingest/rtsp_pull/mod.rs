@@ -251,6 +251,7 @@ pub async fn probe(row: &SourceRow) -> Result<String, PullError> {
         let audio = match &audio {
             Some(AudioInput::Aac(_)) => Some("AAC audio"),
             Some(AudioInput::G711 { .. }) => Some("G.711 audio (made AAC)"),
+            Some(AudioInput::Pcm { .. }) => Some("PCM audio (made AAC)"),
             None => None,
         };
         let what = match (video.is_some(), audio) {

@@ -185,6 +185,9 @@ pub struct SourceRow {
     /// Frames a capture source lost since it started: the device's sequence gaps, and
     /// frames skipped as corrupt.
     pub dropped: i64,
+    /// A capture source's sound card: the ALSA capture PCM (`hw:CARD=ID,DEV=N`,
+    /// [`crate::system::hardware::sound::Pcm::alsa`]); empty for pictures alone.
+    pub audio: String,
 }
 
 impl fmt::Debug for SourceRow {
@@ -235,6 +238,7 @@ impl SourceRow {
             updated_at: 0,
             detail: String::new(),
             dropped: 0,
+            audio: String::new(),
         }
     }
 
@@ -501,6 +505,8 @@ pub struct CaptureSettings {
     pub fps: Option<f64>,
     /// Bits per second to encode at; `None` for one that fits the size and rate.
     pub bitrate: Option<u32>,
+    /// The sound card's capture PCM (`hw:CARD=ID,DEV=N`); `None` for pictures alone.
+    pub audio: Option<String>,
 }
 
 impl CaptureSettings {
@@ -535,8 +541,8 @@ pub async fn add_capture(
     let (width, height, fps, bitrate) = settings.columns();
     sqlx::query(
         "INSERT INTO sources (uid, name, kind, device, width, height, fps, video_bitrate,
-                              created_at, updated_at)
-         VALUES (?, ?, 'capture', ?, ?, ?, ?, ?, ?, ?)",
+                              audio, created_at, updated_at)
+         VALUES (?, ?, 'capture', ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(StreamUid::new())
     .bind(name)
@@ -545,6 +551,7 @@ pub async fn add_capture(
     .bind(height)
     .bind(fps)
     .bind(bitrate)
+    .bind(settings.audio.as_deref().unwrap_or(""))
     .bind(unix_now())
     .bind(unix_now())
     .execute(pool)
@@ -567,7 +574,7 @@ pub async fn update_capture(
     let (width, height, fps, bitrate) = settings.columns();
     let r = sqlx::query(
         "UPDATE sources SET device = ?, width = ?, height = ?, fps = ?, video_bitrate = ?,
-                dropped = 0, updated_at = ?
+                audio = ?, dropped = 0, updated_at = ?
          WHERE name = ? AND kind = 'capture'",
     )
     .bind(&settings.device)
@@ -575,6 +582,7 @@ pub async fn update_capture(
     .bind(height)
     .bind(fps)
     .bind(bitrate)
+    .bind(settings.audio.as_deref().unwrap_or(""))
     .bind(unix_now())
     .bind(name)
     .execute(pool)
@@ -637,7 +645,7 @@ pub async fn list(pool: &SqlitePool) -> Result<Vec<SourceRow>, SourceError> {
     Ok(sqlx::query_as(
         "SELECT uid, name, kind, url, username, password, transport, device, width, height,
                 fps, video_bitrate, created_at, state, last_error, bitrate, live_since,
-                updated_at, detail, dropped
+                updated_at, detail, dropped, audio
          FROM sources ORDER BY name",
     )
     .fetch_all(pool)

@@ -52,6 +52,21 @@ impl Inventory {
     pub fn video(&self, id: &str) -> Option<&VideoDevice> {
         self.video.iter().find(|d| d.id == id)
     }
+
+    /// The capture PCM whose ALSA name is `alsa` (`hw:CARD=ID,DEV=N`), with its card.
+    pub fn audio(&self, alsa: &str) -> Option<(&sound::Card, &sound::Pcm)> {
+        self.sound
+            .iter()
+            .find_map(|c| c.captures.iter().find(|p| p.alsa == alsa).map(|p| (c, p)))
+    }
+
+    /// Every capture PCM's ALSA name, for a message that lists them.
+    pub fn audio_names(&self) -> Vec<&str> {
+        self.sound
+            .iter()
+            .flat_map(|c| c.captures.iter().map(|p| p.alsa.as_str()))
+            .collect()
+    }
 }
 
 /// `/dev/v4l/by-id` or `by-path` under `root`: the node each link names, with the

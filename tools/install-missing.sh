@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages named (those a bench script found missing), through
+# Installs the Debian/Ubuntu packages named (those a script found missing), through
 # sudo when not root; nothing when none are named.
-#   bench/install-missing.sh PACKAGE...
+#   tools/install-missing.sh PACKAGE...
 set -euo pipefail
 (($#)) || exit 0
 sudo=()
