@@ -8,6 +8,7 @@ Usage: boot_test.py OUT_DIR   (OUT_DIR holds streambox-VERSION-amd64.img from bu
 """
 
 import base64
+import datetime
 import glob
 import hashlib
 import http.client
@@ -1044,16 +1045,40 @@ def capture_checks(vm, browser, base):
     if video.get("start_time") and audio.get("start_time"):
         print(f"capture: the playlist's first audio and video start "
               f"{abs(float(audio['start_time']) - float(video['start_time'])) * 1000:.0f} ms apart", flush=True)
-    r = subprocess.run(["ffmpeg", "-v", "info", "-xerror", "-i", playlist, "-t", "4", "-map", "0:a:0",
-                        "-af", "volumedetect", "-f", "null", "-"], capture_output=True, text=True, timeout=120)
-    m = re.search(r"mean_volume: (-?[\d.]+) dB", r.stderr)
-    print(f"capture: the tone's mean volume over HLS: {m.group(1) if m else None} dB", flush=True)
-    check(r.returncode == 0 and m and float(m.group(1)) > -40,
-          f"the tone is heard over HLS, not silence ({r.stderr[-400:]})")
+    def volume(band):
+        """The mean volume (dB) of 4 s of the sound over HLS through the filter `band`."""
+        r = subprocess.run(["ffmpeg", "-v", "info", "-xerror", "-i", playlist, "-t", "4", "-map", "0:a:0",
+                            "-af", f"{band}volumedetect", "-f", "null", "-"],
+                           capture_output=True, text=True, timeout=120)
+        m = re.search(r"mean_volume: (-?[\d.]+) dB", r.stderr)
+        check(r.returncode == 0 and m, f"ffmpeg measures the sound over HLS ({r.stderr[-400:]})")
+        return float(m.group(1))
+    whole, at_440, above = volume(""), volume("bandpass=f=440:width_type=q:w=4,"), \
+        volume("highpass=f=1500,highpass=f=1500,")
+    print(f"capture: the sound's mean volume over HLS: {whole} dB; around 440 Hz {at_440} dB, "
+          f"above 1.5 kHz {above} dB", flush=True)
+    check(whole > -40, f"the tone is heard over HLS, not silence ({whole} dB)")
+    check(at_440 - above > 20, f"and it is the 440 Hz tone played ({at_440} dB against {above} dB)")
     dash = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",
                            "stream=codec_name", "-of", "csv=p=0", f"{http_base}/live/stage/manifest.mpd"],
                           capture_output=True, text=True, timeout=60)
     check(dash.stdout.strip() == "aac", f"and over DASH ({dash.stdout.strip()} {dash.stderr[-200:]})")
+    # Recorded with its sound: the last 6 s exported as one MP4 with both tracks.
+    time.sleep(4)
+    _, _, listed = browser.request("GET", f"{base}/dvr/stage/recordings.json")
+    last = json.loads(listed)["ranges"][-1]
+    end = datetime.datetime.fromisoformat(last["end"].replace("Z", "+00:00"))
+    start = (end - datetime.timedelta(seconds=6)).isoformat().replace("+00:00", "Z")
+    query = urllib.parse.urlencode({"start": start, "end": last["end"]})
+    status, _, mp4 = browser.request("GET", f"{base}/dvr/stage/export.mp4?{query}", timeout=120, raw=True)
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as f:
+        f.write(mp4)
+        f.flush()
+        r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                            f.name], capture_output=True, text=True, timeout=60)
+    codecs = sorted(r.stdout.split())
+    check(status == 200 and codecs == ["aac", "h264"],
+          f"the recording exports as MP4 with its pictures and sound ({status}, {codecs}, {len(mp4)} bytes)")
     vm.run(["/usr/bin/python3", "-c", f"import os; os.kill({tone}, 15)"], check_rc=False)
 
     status, _ = api("DELETE", "/api/streams/stage")
