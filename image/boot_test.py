@@ -903,6 +903,24 @@ def hardware_checks(vm, browser, base):
     check(took <= 2.0, f"a plugged-in capture device appears within 2 s ({took:.2f} s)")
     check(vivid()[0]["id"] == device["id"], "with the same stable ID")
 
+    # A GPU render node (vgem, the kernel's virtual GEM device, has one): listed within
+    # 2 s with what libva says of it; the image ships no libva (no GPU driver to give
+    # it), so it says so, and the service asked in a child process of its own.
+    def gpus():
+        return [g for g in api("GET", "/api/hardware")[1]["gpus"] if g["kind"] == "vaapi"]
+    vm.run(["/sbin/modprobe", "vgem"])
+    t0 = time.monotonic()
+    listed = wait_for("vgem's render node in /api/hardware", 10, gpus)
+    took = time.monotonic() - t0
+    print(f"hardware: vgem's render node listed {took:.2f} s after modprobe returned: {listed}", flush=True)
+    check(took <= 2.0, f"a GPU appears within 2 s ({took:.2f} s)")
+    check(listed[0]["node"].startswith("/dev/dri/renderD") and listed[0]["vaapi_error"] == "libva is not installed",
+          f"with what libva says of it ({listed[0]})")
+    _, _, page = browser.request("GET", f"{base}/admin/hardware")
+    check("VA-API: libva is not installed" in page, "the page says so")
+    vm.run(["/sbin/modprobe", "-r", "vgem"])
+    wait_for("vgem gone", 10, lambda: not gpus())
+
 
 def capture_checks(vm, browser, base):
     """Issue 19: vivid as a live source. Added over the API (a size it does not offer is

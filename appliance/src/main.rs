@@ -106,6 +106,13 @@ enum HwCommand {
         #[arg(long)]
         json: bool,
     },
+    /// What libva says of a DRM render node, as JSON; run by the service itself, so that
+    /// a GPU driver runs in a process of its own.
+    #[command(hide = true)]
+    Vaapi {
+        /// The render node (`/dev/dri/renderD128`).
+        node: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -291,7 +298,10 @@ fn run() -> anyhow::Result<()> {
                 command: HwCommand::List { json },
             } => {
                 use streambox::system::hardware;
-                let found = hardware::scan(std::path::Path::new("/"), &hardware::v4l2::probe);
+                let found = hardware::with_vaapi(hardware::scan(
+                    std::path::Path::new("/"),
+                    &hardware::v4l2::probe,
+                ));
                 if json {
                     println!("{}", serde_json::to_string_pretty(&found)?);
                     return Ok(());
@@ -303,6 +313,13 @@ fn run() -> anyhow::Result<()> {
                 if found.gpus.is_empty() {
                     println!("No GPU found: ABR rungs encode on the CPU (OpenH264).");
                 }
+                Ok(())
+            }
+            Command::Hw {
+                command: HwCommand::Vaapi { node },
+            } => {
+                let answer = streambox::system::hardware::vaapi::query(&node);
+                println!("{}", serde_json::to_string(&answer)?);
                 Ok(())
             }
         }

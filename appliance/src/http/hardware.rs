@@ -61,11 +61,16 @@ fn view(hw: &Inventory, sources: &[SourceRow]) -> web::Hardware {
                     gpu::Kind::Nvidia => "NVIDIA".into(),
                 },
                 node: g.node.display().to_string(),
-                detail: [g.vendor.as_deref(), g.driver.as_deref()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                detail: [
+                    g.vendor.clone(),
+                    g.driver.clone(),
+                    g.vaapi.as_ref().map(|v| v.summary()),
+                    g.vaapi_error.as_ref().map(|e| format!("VA-API: {e}")),
+                ]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", "),
             })
             .collect(),
         form: web::CaptureForm::default(),

@@ -1,5 +1,6 @@
 //! GPUs on this machine: VA-API render nodes (Intel, AMD; Linux DRM
-//! `/dev/dri/renderD*`) and NVIDIA devices (`/dev/nvidia*`), read from the file system.
+//! `/dev/dri/renderD*`) and NVIDIA devices (`/dev/nvidia*`), read from the file system,
+//! with what libva says of each render node where it is installed ([`super::vaapi`]).
 //! Nothing uses them yet: ABR rungs encode with OpenH264 on the CPU. They are reported
 //! (the hardware page, `streambox hw list`, the service's start-up log) so hardware
 //! encoders can be added behind the same interface.
@@ -28,6 +29,11 @@ pub struct Device {
     pub driver: Option<String>,
     /// The PCI vendor, by name where known.
     pub vendor: Option<String>,
+    /// What libva says of a render node: its driver and entry points. `None` for an
+    /// NVIDIA device, and until libva was asked ([`super::with_vaapi`]).
+    pub vaapi: Option<super::vaapi::Vaapi>,
+    /// Why libva could not say (not installed, no driver for this GPU, …).
+    pub vaapi_error: Option<String>,
 }
 
 impl fmt::Display for Device {
@@ -42,6 +48,12 @@ impl fmt::Display for Device {
         }
         if let Some(d) = &self.driver {
             write!(f, "\tdriver {d}")?;
+        }
+        if let Some(v) = &self.vaapi {
+            write!(f, "\t{}", v.summary())?;
+        }
+        if let Some(e) = &self.vaapi_error {
+            write!(f, "\tVA-API: {e}")?;
         }
         Ok(())
     }
@@ -89,6 +101,8 @@ pub fn detect(root: &Path) -> Vec<Device> {
             vendor: std::fs::read_to_string(sys.join("vendor"))
                 .ok()
                 .map(|v| vendor_name(&v)),
+            vaapi: None,
+            vaapi_error: None,
         });
     }
     let version = std::fs::read_to_string(root.join("proc/driver/nvidia/version"))
@@ -109,6 +123,8 @@ pub fn detect(root: &Path) -> Vec<Device> {
             node: Path::new("/dev").join(&node),
             driver: version.clone(),
             vendor: Some("NVIDIA".into()),
+            vaapi: None,
+            vaapi_error: None,
         });
     }
     out

@@ -7,6 +7,7 @@
 pub mod gpu;
 pub mod sound;
 pub mod v4l2;
+pub mod vaapi;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -146,7 +147,38 @@ pub fn scan(root: &Path, probe: &dyn Fn(&Path) -> io::Result<v4l2::Probe>) -> In
     }
 }
 
-/// This machine's hardware ([`scan`] of `/`), kept current by the kernel's and udev's
+/// libva's answers for this process's render nodes.
+static VAAPI: std::sync::LazyLock<vaapi::Cache> = std::sync::LazyLock::new(vaapi::Cache::default);
+
+/// `inventory` with what libva says of each render node ([`vaapi::ask`], through this
+/// program's own `hw vaapi` command; each node asked once per driver). Blocking: a
+/// node not asked before takes up to [`vaapi::ASK_DEADLINE`]. Only the `streambox`
+/// program asks (a test binary run with `hw vaapi` would run tests instead).
+pub fn with_vaapi(mut inventory: Inventory) -> Inventory {
+    let exe = std::env::current_exe();
+    if exe
+        .as_ref()
+        .is_ok_and(|e| e.file_name().is_some_and(|n| n != "streambox"))
+    {
+        return inventory;
+    }
+    for g in &mut inventory.gpus {
+        if g.kind != gpu::Kind::Vaapi {
+            continue;
+        }
+        let answer = match &exe {
+            Ok(exe) => VAAPI.get(&g.node, g.driver.as_deref(), |n| vaapi::ask(exe, n)),
+            Err(e) => Err(format!("asking libva failed: {e}")),
+        };
+        match answer {
+            Ok(v) => g.vaapi = Some(v),
+            Err(e) => g.vaapi_error = Some(e),
+        }
+    }
+    inventory
+}
+
+/// This machine's hardware ([`scan`] of `/`, [`with_vaapi`]), kept current by the kernel's and udev's
 /// device events (read 200 ms after the last of a burst, so a device's nodes and links
 /// are all there), and every 30 s besides. Outside a Tokio runtime the value is never
 /// updated.
@@ -159,7 +191,9 @@ pub fn watch() -> tokio::sync::watch::Receiver<Arc<Inventory>> {
         settle: std::time::Duration::from_millis(200),
         every: std::time::Duration::from_secs(30),
     };
-    crate::system::netlink::watch(follow, || Ok(Arc::new(scan(Path::new("/"), &v4l2::probe))))
+    crate::system::netlink::watch(follow, || {
+        Ok(Arc::new(with_vaapi(scan(Path::new("/"), &v4l2::probe))))
+    })
 }
 
 /// Why a capture device could not show what it sees.
