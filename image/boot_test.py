@@ -1075,6 +1075,18 @@ def capture_checks(vm, browser, base):
         volume("highpass=f=1500,highpass=f=1500,")
     print(f"capture: the sound's mean volume over HLS: {whole} dB; around 440 Hz {at_440} dB, "
           f"above 1.5 kHz {above} dB", flush=True)
+    if whole <= -40:
+        # What the sound card and the service were doing.
+        _, log, _ = vm.run(["/bin/sh", "-c",
+                            "for f in /proc/asound/Loopback/cable#0 /proc/asound/Loopback/pcm1c/sub*/status "
+                            "/proc/asound/Loopback/pcm1c/sub*/hw_params /proc/asound/Loopback/pcm0p/sub0/status; "
+                            "do echo \"== $f\"; cat \"$f\"; done; "
+                            "grep -l speaker-test /proc/[0-9]*/cmdline; "
+                            "journalctl -b -o short-monotonic --no-pager -u streambox | grep -i 'capture\\|sound\\|audio' | tail -40"],
+                           check_rc=False)
+        print(f"the sound card and the service:\n{log}", flush=True)
+        _, d = api("GET", "/api/streams/stage")
+        print(f"the source now: {d.get('capture')}", flush=True)
     check(whole > -40, f"the tone is heard over HLS, not silence ({whole} dB)")
     check(at_440 - above > 20, f"and it is the 440 Hz tone played ({at_440} dB against {above} dB)")
     dash = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "a:0", "-show_entries",

@@ -2,10 +2,13 @@
 //! frames on standard input, as a V4L2 device delivers them (raw `YUYV`, or Motion-JPEG
 //! one JPEG after another), converted and encoded as the running source does; prints
 //! one JSON line with the CPU time the pipeline took. `bench/capture_cost.sh` runs it
-//! beside ffmpeg doing the same.
+//! beside ffmpeg doing the same. With `PCM`, a sound card's samples instead (16-bit
+//! little-endian, interleaved), read 20 ms at a time and encoded to AAC-LC as a capture
+//! source with sound does ([`streambox::transcode::aac::AacEncoder`]).
 //!
 //! ```sh
 //! capture_cost YUYV|MJPG WIDTH HEIGHT FPS BITRATE < frames
+//! capture_cost PCM RATE CHANNELS < samples
 //! ```
 
 use std::io::Read;
@@ -16,6 +19,13 @@ use streambox::transcode::cost::thread_cpu_seconds;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [pcm, rate, channels] = args.as_slice() {
+        anyhow::ensure!(
+            pcm == "PCM",
+            "usage: capture_cost PCM RATE CHANNELS < samples"
+        );
+        return sound(rate.parse()?, channels.parse()?);
+    }
     let [fourcc, width, height, fps, bitrate] = args.as_slice() else {
         anyhow::bail!("usage: capture_cost YUYV|MJPG WIDTH HEIGHT FPS BITRATE < frames");
     };
@@ -75,6 +85,36 @@ fn main() -> anyhow::Result<()> {
     println!(
         "{{\"frames\": {frames}, \"media_s\": {media:.3}, \"cpu_s\": {cpu:.3}, \"bitrate\": {:.0}, \"slowest_frame_ms\": {:.1}}}",
         bytes as f64 * 8.0 / media.max(1e-9),
+        slowest * 1000.0
+    );
+    Ok(())
+}
+
+/// The sound case: 20 ms reads of `channels` x 16-bit samples at `rate` Hz encoded to
+/// AAC-LC; one JSON line as for pictures (`frames` are the reads).
+fn sound(rate: u32, channels: u16) -> anyhow::Result<()> {
+    let mut encoder = streambox::transcode::aac::AacEncoder::new(rate, channels)?;
+    let read = rate as usize / 50 * usize::from(channels);
+    let mut bytes = vec![0u8; read * 2];
+    let mut samples = vec![0i16; read];
+    let mut input = std::io::stdin().lock();
+    let (mut reads, mut cpu, mut out, mut slowest) = (0i64, 0.0f64, 0usize, 0.0f64);
+    while input.read_exact(&mut bytes).is_ok() {
+        for (s, b) in samples.iter_mut().zip(bytes.chunks_exact(2)) {
+            *s = i16::from_le_bytes([b[0], b[1]]);
+        }
+        let pts = reads * i64::from(rate) / 50;
+        let (c0, t0) = (thread_cpu_seconds(), Instant::now());
+        let aus = encoder.push(pts, &samples)?;
+        cpu += thread_cpu_seconds() - c0;
+        slowest = slowest.max(t0.elapsed().as_secs_f64());
+        out += aus.iter().map(|(_, a)| a.len()).sum::<usize>();
+        reads += 1;
+    }
+    let media = reads as f64 / 50.0;
+    println!(
+        "{{\"frames\": {reads}, \"media_s\": {media:.3}, \"cpu_s\": {cpu:.4}, \"bitrate\": {:.0}, \"slowest_frame_ms\": {:.2}}}",
+        out as f64 * 8.0 / media.max(1e-9),
         slowest * 1000.0
     );
     Ok(())

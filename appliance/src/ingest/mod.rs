@@ -19,14 +19,19 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
+/// How long a stopped source task is waited for before its successor starts.
+const STOP_WAIT: Duration = Duration::from_secs(10);
+
 /// Keeps one task per source of `kind` in the `sources` table, forever: re-reads the
 /// table whenever the registry sees the configuration change (at once for this
 /// process's changes, within a moment for `streambox source add|rm` in another), and at
 /// least every [`rtsp_pull::RECONCILE_EVERY`]. A new row gets a task from `start`, which
 /// must end it when its `oneshot` receiver fires or its sender is dropped; a row that
 /// went, or whose `key` changed, has its sender dropped (and a changed one starts
-/// again). A task that ended by itself (only a panic does) is started afresh. `what`
-/// names the sources in the log.
+/// again, once the stopped task has ended, or after [`STOP_WAIT`]: a source's
+/// successor must not find the device its predecessor still holds). A task that ended
+/// by itself (only a panic does) is started afresh. `what` names the sources in the
+/// log.
 pub(crate) async fn keep_source_tasks<K: PartialEq>(
     app: &App,
     kind: SourceKind,
@@ -38,7 +43,7 @@ pub(crate) async fn keep_source_tasks<K: PartialEq>(
         name: String,
         key: K,
         /// Dropping this ends the task.
-        _stop: oneshot::Sender<()>,
+        stop: oneshot::Sender<()>,
         task: tokio::task::JoinHandle<()>,
     }
     let mut running: HashMap<StreamUid, Running<K>> = HashMap::new();
@@ -50,19 +55,33 @@ pub(crate) async fn keep_source_tasks<K: PartialEq>(
                     .into_iter()
                     .filter(|r| r.kind == kind.as_str())
                     .collect();
-                running.retain(|uid, r| {
-                    if r.task.is_finished() {
-                        // Only a panic ends a task that was not stopped: a bug, or a
-                        // library failing on what the source sent. Start it afresh.
-                        tracing::error!(source = %r.name, "{what} task failed; restarting it");
-                        return false;
+                let ended: Vec<StreamUid> = running
+                    .iter()
+                    .filter(|(uid, r)| {
+                        if r.task.is_finished() {
+                            // Only a panic ends a task that was not stopped: a bug, or a
+                            // library failing on what the source sent. Start it afresh.
+                            tracing::error!(source = %r.name, "{what} task failed; restarting it");
+                            return true;
+                        }
+                        let keep =
+                            rows.iter().any(|row| &row.uid == *uid && key(row) == r.key);
+                        if !keep {
+                            tracing::info!(source = %r.name, "{what} removed or changed; stopping it");
+                        }
+                        !keep
+                    })
+                    .map(|(uid, _)| uid.clone())
+                    .collect();
+                for uid in ended {
+                    if let Some(r) = running.remove(&uid) {
+                        // Stopped (its stop sender dropped), and waited for: it lets go
+                        // of what it holds (a capture device, a sound card) before a
+                        // successor with new settings opens the same.
+                        drop(r.stop);
+                        let _ = tokio::time::timeout(STOP_WAIT, r.task).await;
                     }
-                    let keep = rows.iter().any(|row| &row.uid == uid && key(row) == r.key);
-                    if !keep {
-                        tracing::info!(source = %r.name, "{what} removed or changed; stopping it");
-                    }
-                    keep
-                });
+                }
                 for row in rows {
                     if running.contains_key(&row.uid) {
                         continue;
@@ -75,7 +94,7 @@ pub(crate) async fn keep_source_tasks<K: PartialEq>(
                         Running {
                             name,
                             key: k,
-                            _stop: stop,
+                            stop,
                             task,
                         },
                     );

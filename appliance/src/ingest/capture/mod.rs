@@ -59,6 +59,8 @@ const HEALTHY_AFTER: Duration = Duration::from_secs(10);
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 /// Access units and sound reads in flight from the capture threads to the stream.
 const QUEUE: usize = 64;
+/// How long an ended session's threads are waited for: each notices within [`STALL`].
+const THREADS_END: Duration = Duration::from_secs(5);
 
 /// Why a capture session ended.
 #[derive(Debug, thiserror::Error)]
@@ -279,15 +281,22 @@ async fn source(app: App, row: SourceRow, mut stop: oneshot::Receiver<()>) {
         };
         report(&app, &row.name, SourceState::Connecting, None, 0).await;
         let mut live_since = None;
+        // Each capture thread holds a clone until it ends: the devices are let go of
+        // before the next session (or a successor task) opens them again. A sound card
+        // with several substreams (snd-aloop) would otherwise hand the next session
+        // another one, unconnected, and silent.
+        let (alive, mut threads) = mpsc::channel::<()>(1);
         let result = tokio::select! {
-            r = session(&app, &row, &device, &key, &dropped, &mut live_since) => r,
+            r = session(&app, &row, &device, &key, &dropped, &mut live_since, alive) => r,
             _ = &mut stop => {
                 app.costs.commit_ingest(&key, None);
+                let _ = tokio::time::timeout(THREADS_END, threads.recv()).await;
                 info!("capture stopped");
                 return;
             }
         };
         app.costs.commit_ingest(&key, None);
+        let _ = tokio::time::timeout(THREADS_END, threads.recv()).await;
         let e = match result {
             Ok(()) => CaptureError::Stalled,
             Err(e) => e,
@@ -360,6 +369,7 @@ async fn session(
     key: &str,
     dropped: &Arc<std::sync::atomic::AtomicU64>,
     live_since: &mut Option<Instant>,
+    alive: mpsc::Sender<()>,
 ) -> Result<(), CaptureError> {
     let choice = check(device, &request_of(row))?;
     let fps = choice.rate.map_or(30.0, |r| r.fps());
@@ -425,12 +435,13 @@ async fn session(
     let _stop = StopOnDrop(stopped.clone());
     {
         let (node, dropped, stopped) = (device.node.clone(), dropped.clone(), stopped.clone());
-        let tx = tx.clone();
+        let (tx, alive) = (tx.clone(), alive.clone());
         std::thread::Builder::new()
             .name(format!("capture {}", row.name))
             .spawn(move || {
                 let end = capture(&node, choice, bitrate, origin, &tx, &dropped, &stopped);
                 let _ = tx.blocking_send(Event::Ended(end));
+                drop(alive);
             })
             .map_err(CaptureError::Io)?;
     }
@@ -443,6 +454,7 @@ async fn session(
                     tx.blocking_send(Event::Sound(r)).is_ok()
                 });
                 let _ = tx.blocking_send(Event::Ended(end));
+                drop(alive);
             })
             .map_err(CaptureError::Io)?;
     }
