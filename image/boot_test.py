@@ -1050,19 +1050,25 @@ def capture_checks(vm, browser, base):
     check(d["capture"]["audio"] == "hw:CARD=Loopback,DEV=1", f"the API shows the sound card ({d['capture']})")
 
     def probe_audio():
+        """The playlist's audio and video streams once its window is all the source with
+        sound (the segments from before the change carry pictures alone): their first
+        timestamps within half a second."""
         r = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
                             "stream=codec_type,codec_name,sample_rate,channels,start_time", "-of", "json",
                             playlist], capture_output=True, text=True, timeout=60)
         streams = json.loads(r.stdout or "{}").get("streams", []) if r.returncode == 0 else []
-        a = [x for x in streams if x.get("codec_type") == "audio"]
-        return (a[0], streams) if a else None
-    audio, streams = wait_for("sound over HLS", 60, probe_audio)
+        a = next((x for x in streams if x.get("codec_type") == "audio"), None)
+        v = next((x for x in streams if x.get("codec_type") == "video"), None)
+        if not (a and v and a.get("start_time") and v.get("start_time")):
+            return None
+        apart = abs(float(a["start_time"]) - float(v["start_time"]))
+        return (a, apart) if apart < 0.5 else None
+    t0 = time.monotonic()
+    audio, apart = wait_for("a playlist with sound from its first segment", 90, probe_audio)
+    print(f"capture: the playlist had sound from its first segment {time.monotonic() - t0:.1f} s later; "
+          f"its first audio and video timestamps {apart * 1000:.0f} ms apart", flush=True)
     check(audio.get("codec_name") == "aac" and audio.get("sample_rate") == "48000" and audio.get("channels") == 2,
           f"HLS carries the sound as 48 kHz stereo AAC ({audio})")
-    video = next((x for x in streams if x.get("codec_type") == "video"), {})
-    if video.get("start_time") and audio.get("start_time"):
-        print(f"capture: the playlist's first audio and video start "
-              f"{abs(float(audio['start_time']) - float(video['start_time'])) * 1000:.0f} ms apart", flush=True)
     def volume(band):
         """The mean volume (dB) of 4 s of the sound over HLS through the filter `band`."""
         r = subprocess.run(["ffmpeg", "-v", "info", "-xerror", "-i", playlist, "-t", "4", "-map", "0:a:0",
