@@ -639,6 +639,14 @@ fn video_zero(origin: Duration, stamp: Duration, now: Duration) -> Duration {
     }
 }
 
+/// `since` in ticks of the 90 kHz video clock, rounded to the nearest tick: a driver
+/// that stamps frames at an exact period (vivid, most UVC cameras) gives exactly equal
+/// steps whatever the origin, which players read the frame rate from.
+fn ticks_of(since: Duration) -> i64 {
+    let ns = since.as_nanos().min(u128::from(u64::MAX));
+    ((ns * 9 + 50_000) / 100_000) as i64
+}
+
 /// The capture thread: streams from `node` in `choice` until `stopped`, the receiver
 /// goes, or something fails; returns why it ended. Frames are stamped from `origin`
 /// ([`video_zero`]). Blocking.
@@ -701,7 +709,7 @@ fn capture(
             let since = info.timestamp.saturating_sub(t0);
             // Timestamps that do not advance (a driver that stamps badly) still give
             // increasing times.
-            let pts = ((since.as_micros() as i64) * 9 / 100).max(last_pts + 1);
+            let pts = ticks_of(since).max(last_pts + 1);
             last_pts = pts;
             let captured = instant_of(info.timestamp);
             match pipeline.push(data, pts) {
@@ -755,6 +763,20 @@ mod tests {
         assert_eq!(CaptureError::AudioUnplugged.state(), SourceState::Unplugged);
         assert_eq!(CaptureError::AudioBusy.state(), SourceState::Retrying);
         assert_eq!(CaptureError::AudioStalled.state(), SourceState::Retrying);
+    }
+
+    #[test]
+    fn frames_at_an_exact_period_get_exactly_equal_steps_from_any_origin() {
+        // 15 fps: 66 666 666.7 ns a frame, from an origin 0.123 456 789 s earlier.
+        for offset_ns in [0u64, 123_456_789, 999_999_999] {
+            let ticks: Vec<i64> = (0..30u64)
+                .map(|n| ticks_of(Duration::from_nanos(offset_ns + (n * 1_000_000_000) / 15)))
+                .collect();
+            assert!(
+                ticks.windows(2).all(|w| w[1] - w[0] == 6000),
+                "{offset_ns}: {ticks:?}"
+            );
+        }
     }
 
     #[test]
