@@ -415,6 +415,7 @@ async fn session(
                 .map_err(|e| CaptureError::Io(io::Error::other(e)))??,
         )
     };
+    let sound_rate = sound.as_ref().map_or(audio::PREFERRED_RATE, |o| o.rate);
     let audio_input = sound.as_ref().map(|o| AudioInput::Pcm {
         sample_rate: o.rate,
         channels: o.channels,
@@ -508,11 +509,7 @@ async fn session(
                     continue;
                 };
                 f.video(au, &mut out)?;
-                for o in &mut out {
-                    if let crate::ingest::rtp_frames::RtpOut::Frame(fr) = o {
-                        fr.received = captured;
-                    }
-                }
+                captured_at(&mut out, captured);
                 if meter.is_none()
                     && out
                         .iter()
@@ -535,19 +532,9 @@ async fn session(
                 let (Some(p), Some(f)) = (&publisher, frames.as_mut()) else {
                     continue;
                 };
-                let rate = audio_input
-                    .as_ref()
-                    .map_or(audio::PREFERRED_RATE, |a| match a {
-                        AudioInput::Pcm { sample_rate, .. } => *sample_rate,
-                        _ => audio::PREFERRED_RATE,
-                    });
-                f.audio(read.at, rate, &read.data, &mut out)?;
+                f.audio(read.at, sound_rate, &read.data, &mut out)?;
                 let captured = instant_of(read.captured);
-                for o in &mut out {
-                    if let crate::ingest::rtp_frames::RtpOut::Frame(fr) = o {
-                        fr.received = captured;
-                    }
-                }
+                captured_at(&mut out, captured);
                 crate::ingest::rtsp_pull::publish(p, meter.as_mut(), &mut out);
             }
             Event::Cost(cores) => {
@@ -608,6 +595,16 @@ fn describe_running(format: &str, cores: Option<f64>, overruns: u64) -> String {
         ));
     }
     out
+}
+
+/// Marks the frames in `out` as captured at `captured`, so the part and segment delay
+/// histograms measure from the device's capture time.
+fn captured_at(out: &mut [crate::ingest::rtp_frames::RtpOut], captured: Instant) {
+    for o in out {
+        if let crate::ingest::rtp_frames::RtpOut::Frame(fr) = o {
+            fr.received = captured;
+        }
+    }
 }
 
 /// The monotonic clock now (the clock V4L2 and ALSA stamp buffers with).
