@@ -158,6 +158,8 @@ async fn call<T>(
 /// [`Error`]; after [`Error::Call`] the name is kept and takes effect at the next boot.
 pub async fn set(conn: &zbus::Connection, file: &Path, name: &str) -> Result<(), Error> {
     check(name).map_err(Error::Invalid)?;
+    // From here until avahi has the new name, [`keep_mdns_name`] leaves it alone.
+    mark_settling();
     let owned = (file.to_path_buf(), name.to_string());
     tokio::task::spawn_blocking(move || keep(&owned.0, &owned.1))
         .await
@@ -185,6 +187,7 @@ pub async fn set(conn: &zbus::Connection, file: &Path, name: &str) -> Result<(),
 /// # Errors
 /// [`Error::Call`] when systemd refused or did not answer.
 async fn restart_avahi(conn: &zbus::Connection) -> Result<(), Error> {
+    mark_settling();
     super::systemd::restart_unit(conn, "avahi-daemon.service", CALL_DEADLINE)
         .await
         .map_err(|detail| Error::Call {
@@ -207,6 +210,30 @@ async fn take_back(conn: &zbus::Connection, name: &str) -> Result<(), Error> {
         call("systemd-hostnamed", hostnamed.set_hostname(name, false)).await?;
     }
     restart_avahi(conn).await
+}
+
+/// When this process last had avahi restarted ([`restart_avahi`]): for [`SETTLES_IN`]
+/// after it, avahi's name is in flux (the old one until it stops, none while it starts,
+/// the new one once it has probed), and [`keep_mdns_name`] does not compare.
+static RESTARTED: std::sync::Mutex<Option<std::time::Instant>> = std::sync::Mutex::new(None);
+/// How long avahi takes to restart and probe its name (RFC 6762 §8.1: three probes
+/// 250 ms apart, announced after a further 250 ms), with a wide margin for a slow box.
+const SETTLES_IN: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Notes that avahi's name is about to change (a rename, a restart).
+fn mark_settling() {
+    if let Ok(mut at) = RESTARTED.lock() {
+        *at = Some(std::time::Instant::now());
+    }
+}
+
+/// Whether avahi was restarted less than [`SETTLES_IN`] ago.
+fn settling() -> bool {
+    RESTARTED
+        .lock()
+        .ok()
+        .and_then(|at| *at)
+        .is_some_and(|at| at.elapsed() < SETTLES_IN)
 }
 
 /// How often [`keep_mdns_name`] compares avahi's name with the box's.
@@ -233,7 +260,8 @@ pub fn take_back_pause(taken: u32) -> std::time::Duration {
 /// does so spuriously, with no other host involved, when addresses change while it
 /// announces (avahi/avahi#117, #193): after a network change, the box would be
 /// `streambox-2.local` until avahi restarts, and every bookmark of `streambox.local`
-/// broken. Every 5 s this compares avahi's name with the box's, and takes the box's name
+/// broken. Every 5 s (but not while avahi restarts: [`SETTLES_IN`], and a rename starts
+/// the count afresh) this compares avahi's name with the box's, and takes the box's name
 /// back when they differ ([`take_back`]: avahi restarted), with [`take_back_pause`] between take-backs
 /// that do not hold for 30 s (another machine really has the name: avahi then stays on
 /// its `-2` name between the tries, as mDNS says it must). Runs in the network helper;
@@ -243,6 +271,7 @@ pub async fn keep_mdns_name(file: std::path::PathBuf) {
     let mut last: Option<tokio::time::Instant> = None;
     let mut held_since: Option<tokio::time::Instant> = None;
     let mut conn: Option<zbus::Connection> = None;
+    let mut kept = String::new();
     loop {
         tokio::time::sleep(WATCH_EVERY).await;
         let Some(name) = tokio::fs::read_to_string(&file)
@@ -253,6 +282,17 @@ pub async fn keep_mdns_name(file: std::path::PathBuf) {
         else {
             continue;
         };
+        if name != kept {
+            // Renamed (or the first look): earlier take-backs were of another name.
+            kept.clone_from(&name);
+            taken = 0;
+            last = None;
+            held_since = None;
+        }
+        if settling() {
+            // A rename or a take-back is restarting avahi: its name means nothing yet.
+            continue;
+        }
         if conn.is_none() {
             conn = zbus::Connection::system().await.ok();
         }
