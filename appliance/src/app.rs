@@ -13,6 +13,35 @@ use std::sync::Arc;
 
 pub use crate::streams::registry::LiveEntry;
 
+/// The exit status with which the service asks to be started again (`EX_TEMPFAIL`,
+/// sysexits.h): after a restore is staged ([`crate::backup::stage`]), the service stops
+/// and its supervisor (systemd's `Restart=on-failure`, or `serve.sh`) starts it, and the
+/// start puts the restore in place.
+pub const RESTART_EXIT: i32 = 75;
+
+/// Stopping the service from inside.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    /// Cancelled when the service is to stop (a signal, or [`Lifecycle::restart`]): the
+    /// web listeners stop accepting and finish the requests in flight.
+    pub stop: tokio_util::sync::CancellationToken,
+    restart: std::sync::atomic::AtomicBool,
+}
+
+impl Lifecycle {
+    /// Stops the service to be started again (exit status [`RESTART_EXIT`]).
+    pub fn restart(&self) {
+        self.restart
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.stop.cancel();
+    }
+
+    /// Whether [`Lifecycle::restart`] was asked for.
+    pub fn restarting(&self) -> bool {
+        self.restart.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Shared service state; cheap to clone.
 #[derive(Clone)]
 pub struct App {
@@ -46,6 +75,8 @@ pub struct App {
     pub registration: Arc<crate::manage::registration::Registration>,
     /// Remote management over WireGuard, and who may open the admin pages.
     pub vpn: Arc<crate::manage::vpn::Vpn>,
+    /// Stopping (and restarting) the service from a request.
+    pub lifecycle: Arc<Lifecycle>,
 }
 
 impl App {
@@ -90,6 +121,7 @@ impl App {
             sign_in: Arc::default(),
             thumbnail_limit: Arc::new(crate::auth::limit::ClientLimiter::thumbnails()),
             started: std::time::Instant::now(),
+            lifecycle: Arc::default(),
         }
     }
 

@@ -43,6 +43,16 @@ pub struct Config {
     pub data_fault_file: Option<PathBuf>,
 }
 
+impl Config {
+    /// Where the HTTPS certificate and key are: `http.tls_dir`, or `DATA_DIR/tls`.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.http
+            .tls_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("tls"))
+    }
+}
+
 /// Where Prometheus metrics are served besides `/metrics` on the HTTP port (which needs
 /// an administrator's session or an API token).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -26,31 +26,275 @@ pub enum DbError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
+    /// The database was migrated by a newer streambox, and no copy from before that is
+    /// kept to return to.
+    #[error(
+        "the database was made by a newer streambox (schema {found}; this version knows up \
+         to {known}) and no copy from before that update is kept: install the newer version \
+         again, or restore a backup made by this one"
+    )]
+    Newer {
+        /// The newest migration applied to the database.
+        found: i64,
+        /// The newest this build has.
+        known: i64,
+    },
+    /// Moving database files (a rollback to the copy kept before an update).
+    #[error("{what}: {source}")]
+    Files {
+        /// What was being done, with the paths.
+        what: String,
+        /// What the system said.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-/// Opens (creating if needed) `streambox.db` in `data_dir` and applies migrations.
+/// The embedded migrations (`appliance/migrations`), applied in order by [`open`].
+/// Forward only: an older streambox cannot read a newer schema, which is why [`open`]
+/// keeps a copy before it migrates.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// The folder in the data directory where [`open`] keeps the database as it was before
+/// a schema change (`schema-VERSION.db`), and a newer one it stepped back from
+/// (`newer-VERSION.db`).
+pub const SCHEMA_COPIES: &str = "schema-copies";
+
+/// The schema this build knows: its newest migration's version (`YYYYMMDDNNNNNN`, the
+/// migration file's prefix).
+pub fn schema_version() -> i64 {
+    MIGRATOR
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// The migrations applied to a database, oldest first; none for a new file.
 ///
 /// # Errors
-/// [`DbError::Open`] or [`DbError::Migrate`].
-pub async fn open(data_dir: &Path) -> Result<SqlitePool, DbError> {
-    let path = data_dir.join("streambox.db");
-    let opts = SqliteConnectOptions::new()
-        .filename(&path)
+/// [`DbError::Query`].
+pub async fn applied_migrations(db: &mut sqlx::SqliteConnection) -> Result<Vec<i64>, DbError> {
+    let table: Option<(String,)> = sqlx::query_as(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_optional(&mut *db)
+    .await?;
+    if table.is_none() {
+        return Ok(Vec::new());
+    }
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT version FROM _sqlx_migrations WHERE success = 1 ORDER BY version")
+            .fetch_all(&mut *db)
+            .await?;
+    Ok(rows.into_iter().map(|(v,)| v).collect())
+}
+
+/// Copies the recordings' index (`dvr_segments`) of the database file `from` over the
+/// one of `conn`'s database: the rows of `conn` go, `from`'s come, in the columns both
+/// have. The recordings are files on the data partition whose index is in the database
+/// (docs/dvr-crash-safety.md); a database that comes back from a backup or from before
+/// an update takes the index of the recordings that are on the disk now, or the start-up
+/// reconciliation would delete every recording the old index does not name.
+///
+/// # Errors
+/// [`DbError::Query`].
+pub async fn carry_recordings(
+    conn: &mut sqlx::SqliteConnection,
+    from: &Path,
+) -> Result<u64, DbError> {
+    sqlx::query("ATTACH DATABASE ? AS carried")
+        .bind(from.display().to_string())
+        .execute(&mut *conn)
+        .await?;
+    let carried = async {
+        let columns = |schema: &'static str| {
+            format!("SELECT name FROM pragma_table_info('dvr_segments', '{schema}')")
+        };
+        let ours: Vec<(String,)> = sqlx::query_as(&columns("main"))
+            .fetch_all(&mut *conn)
+            .await?;
+        let theirs: Vec<(String,)> = sqlx::query_as(&columns("carried"))
+            .fetch_all(&mut *conn)
+            .await?;
+        let both: Vec<String> = ours
+            .into_iter()
+            .filter(|c| theirs.contains(c))
+            .map(|(c,)| format!("\"{}\"", c.replace('"', "\"\"")))
+            .collect();
+        if both.is_empty() {
+            return Ok::<u64, sqlx::Error>(0);
+        }
+        let list = both.join(", ");
+        sqlx::query("DELETE FROM main.dvr_segments")
+            .execute(&mut *conn)
+            .await?;
+        let done = sqlx::query(&format!(
+            "INSERT INTO main.dvr_segments ({list}) SELECT {list} FROM carried.dvr_segments"
+        ))
+        .execute(&mut *conn)
+        .await?;
+        Ok(done.rows_affected())
+    }
+    .await;
+    sqlx::query("DETACH DATABASE carried")
+        .execute(&mut *conn)
+        .await?;
+    Ok(carried?)
+}
+
+/// The database file's name in the data directory.
+pub const FILE: &str = "streambox.db";
+
+/// The options every connection to a streambox database file uses.
+pub fn connect_options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(5))
-        .foreign_keys(true);
-    let pool = SqlitePoolOptions::new()
+        .foreign_keys(true)
+}
+
+async fn pool_of(path: &Path) -> Result<SqlitePool, DbError> {
+    SqlitePoolOptions::new()
         .max_connections(4)
-        .connect_with(opts)
+        .connect_with(connect_options(path))
         .await
         .map_err(|source| DbError::Open {
             path: path.display().to_string(),
             source,
-        })?;
-    sqlx::migrate!("./migrations").run(&pool).await?;
+        })
+}
+
+/// Opens (creating if needed) `streambox.db` in `data_dir` and applies migrations.
+///
+/// Before a migration changes the schema of a database that has one, the database as
+/// it was is kept in [`SCHEMA_COPIES`] (`schema-VERSION.db`, a `VACUUM INTO` snapshot).
+/// A database that a newer streambox migrated (after an update that was rolled back) is
+/// replaced by the copy for this build's schema, with the recordings' index of the newer
+/// one ([`carry_recordings`]): what was configured since the update is lost, no
+/// recording is. The newer database is kept as `newer-VERSION.db`.
+///
+/// # Errors
+/// [`DbError::Open`], [`DbError::Migrate`], [`DbError::Newer`] (no copy to return to),
+/// [`DbError::Files`].
+pub async fn open(data_dir: &Path) -> Result<SqlitePool, DbError> {
+    let path = data_dir.join(FILE);
+    let mut pool = pool_of(&path).await?;
+    let known = schema_version();
+    let mut applied = applied_migrations(&mut *pool.acquire().await?).await?;
+    let ours: std::collections::HashSet<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    if let Some(found) = applied.iter().copied().filter(|v| !ours.contains(v)).max() {
+        pool.close().await;
+        return_to_copy(data_dir, found, known).await?;
+        pool = pool_of(&path).await?;
+        applied = applied_migrations(&mut *pool.acquire().await?).await?;
+    }
+    if let Some(&at) = applied.last() {
+        if at < known {
+            keep_copy(&pool, data_dir, at).await?;
+        }
+    }
+    MIGRATOR.run(&pool).await?;
     Ok(pool)
+}
+
+fn files_error(what: String) -> impl FnOnce(std::io::Error) -> DbError {
+    move |source| DbError::Files { what, source }
+}
+
+/// Keeps the database in `pool` (at schema `at`) as `SCHEMA_COPIES/schema-AT.db`.
+async fn keep_copy(pool: &SqlitePool, data_dir: &Path, at: i64) -> Result<(), DbError> {
+    let dir = data_dir.join(SCHEMA_COPIES);
+    std::fs::create_dir_all(&dir).map_err(files_error(format!("creating {}", dir.display())))?;
+    let copy = dir.join(format!("schema-{at}.db"));
+    let tmp = dir.join(format!("schema-{at}.db.tmp"));
+    let _ = std::fs::remove_file(&tmp);
+    sqlx::query("VACUUM INTO ?")
+        .bind(tmp.display().to_string())
+        .execute(pool)
+        .await?;
+    std::fs::rename(&tmp, &copy).map_err(files_error(format!("keeping {}", copy.display())))?;
+    sync_dir(&dir)?;
+    tracing::info!(copy = %copy.display(), "kept the database as it was before its schema changes");
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), DbError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(files_error(format!("syncing {}", dir.display())))
+}
+
+/// Moves the database files `streambox.db` and its `-wal` and `-shm` in `data_dir` to
+/// `to` (and the same with their suffixes); a missing one is no error.
+///
+/// # Errors
+/// [`DbError::Files`].
+pub fn move_database(data_dir: &Path, to: &Path) -> Result<(), DbError> {
+    for suffix in ["", "-wal", "-shm"] {
+        let from = data_dir.join(format!("{FILE}{suffix}"));
+        let dest = std::path::PathBuf::from(format!("{}{suffix}", to.display()));
+        match std::fs::rename(&from, &dest) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = std::fs::remove_file(&dest);
+            }
+            Err(e) => {
+                return Err(files_error(format!(
+                    "moving {} to {}",
+                    from.display(),
+                    dest.display()
+                ))(e))
+            }
+        }
+    }
+    sync_dir(data_dir)
+}
+
+/// Puts the copy kept before the update that migrated the database to `found` back in
+/// its place, with the recordings' index of the newer one (see [`open`]).
+async fn return_to_copy(data_dir: &Path, found: i64, known: i64) -> Result<(), DbError> {
+    let dir = data_dir.join(SCHEMA_COPIES);
+    let copy = dir.join(format!("schema-{known}.db"));
+    if !copy.exists() {
+        return Err(DbError::Newer { found, known });
+    }
+    let current = data_dir.join(FILE);
+    let mut conn = sqlx::ConnectOptions::connect(&connect_options(&copy))
+        .await
+        .map_err(|source| DbError::Open {
+            path: copy.display().to_string(),
+            source,
+        })?;
+    let carried = carry_recordings(&mut conn, &current).await?;
+    sqlx::Connection::close(conn).await?;
+    move_database(data_dir, &dir.join(format!("newer-{found}.db")))?;
+    std::fs::rename(&copy, &current).map_err(files_error(format!(
+        "moving {} to {}",
+        copy.display(),
+        current.display()
+    )))?;
+    for suffix in ["-wal", "-shm"] {
+        let side = std::path::PathBuf::from(format!("{}{suffix}", copy.display()));
+        if side.exists() {
+            std::fs::rename(&side, format!("{}{suffix}", current.display()))
+                .map_err(files_error(format!("moving {}", side.display())))?;
+        }
+    }
+    sync_dir(data_dir)?;
+    tracing::warn!(
+        found,
+        known,
+        recordings = carried,
+        "the database was migrated by a newer streambox (an update that was rolled back): \
+         returned to the copy kept before that update; settings changed since are lost, \
+         the recordings are kept"
+    );
+    Ok(())
 }
 
 /// Seconds since the Unix epoch, now.
@@ -315,4 +559,65 @@ pub async fn watcher(data_dir: &Path) -> Result<sqlx::SqliteConnection, DbError>
             path: path.display().to_string(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database at the schema before this build's newest migration, made with the
+    /// migration files themselves (all but the last).
+    async fn older_database(dir: &Path) -> i64 {
+        let all = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<_> = std::fs::read_dir(&all)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        files.pop();
+        let older = dir.join("older-migrations");
+        std::fs::create_dir_all(&older).unwrap();
+        for f in &files {
+            std::fs::copy(f, older.join(f.file_name().unwrap())).unwrap();
+        }
+        let migrator = sqlx::migrate::Migrator::new(older.as_path()).await.unwrap();
+        let pool = pool_of(&dir.join(FILE)).await.unwrap();
+        migrator.run(&pool).await.unwrap();
+        let at = applied_migrations(&mut pool.acquire().await.unwrap())
+            .await
+            .unwrap();
+        pool.close().await;
+        *at.last().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_schema_change_keeps_the_database_as_it_was_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let older = older_database(dir.path()).await;
+        assert!(older < schema_version());
+        let pool = open(dir.path()).await.unwrap();
+        let now = applied_migrations(&mut pool.acquire().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(now.last().copied(), Some(schema_version()));
+        pool.close().await;
+        let copy = dir
+            .path()
+            .join(SCHEMA_COPIES)
+            .join(format!("schema-{older}.db"));
+        let kept = pool_of(&copy).await.unwrap();
+        let then = applied_migrations(&mut kept.acquire().await.unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            then.last().copied(),
+            Some(older),
+            "the copy is at the old schema"
+        );
+        kept.close().await;
+        // Opened again at the same schema: no new copy.
+        std::fs::remove_file(&copy).unwrap();
+        open(dir.path()).await.unwrap().close().await;
+        assert!(!copy.exists());
+    }
 }

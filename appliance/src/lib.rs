@@ -7,6 +7,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod connections;
 pub mod db;

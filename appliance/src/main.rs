@@ -85,6 +85,11 @@ enum Command {
         #[arg(long, default_value = streambox::system::netplan_helper::SOCKET)]
         socket: std::path::PathBuf,
     },
+    /// Back up the configuration (not the recordings) to one file, or restore one.
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
+    },
     /// Erase this appliance's state so the setup wizard runs again.
     Reset {
         /// Erase everything: users, streams and keys, cameras, settings, the audit log
@@ -94,6 +99,25 @@ enum Command {
         /// Do not ask (for scripts).
         #[arg(long)]
         yes: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Write a backup of the configuration (users, streams and their keys, cameras,
+    /// settings, the VPN's peers, the HTTPS certificate and key) as a .tar.zst file.
+    /// Works while the service runs.
+    Create {
+        /// The file to write (`-` for standard output); by default
+        /// `streambox-NAME-YYYYMMDD-HHMMSS.tar.zst` in the current directory.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
+    /// Replace this box's configuration with a backup's. The recordings on this box are
+    /// kept. The service must be stopped (restore from the admin pages while it runs).
+    Restore {
+        /// The backup file (made by `backup create` or "Back up configuration").
+        file: std::path::PathBuf,
     },
 }
 
@@ -264,7 +288,7 @@ fn run() -> anyhow::Result<()> {
         cfg.data_dir = d;
     }
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async move {
+    let done = rt.block_on(async move {
         match cli.command {
             Command::Serve {
                 rtmp_listen,
@@ -292,6 +316,7 @@ fn run() -> anyhow::Result<()> {
                 Ok(())
             }
             Command::Reset { factory: _, yes } => factory_reset(&cfg, yes),
+            Command::Backup { command } => backup(&cfg, command).await,
             Command::Console { once } => console(&cfg, once).await,
             Command::NetplanHelper { socket } => netplan_helper(&socket).await,
             Command::Hw {
@@ -323,7 +348,13 @@ fn run() -> anyhow::Result<()> {
                 Ok(())
             }
         }
-    })
+    });
+    // Tasks still running (recorders between segments) end with the runtime.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    if RESTART.load(std::sync::atomic::Ordering::SeqCst) {
+        std::process::exit(streambox::app::RESTART_EXIT);
+    }
+    done
 }
 
 async fn open_db(cfg: &Config) -> anyhow::Result<sqlx::SqlitePool> {
@@ -351,6 +382,53 @@ fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
         )
     })?;
     Ok(f)
+}
+
+/// `streambox backup create|restore`.
+async fn backup(cfg: &Config, command: BackupCommand) -> anyhow::Result<()> {
+    use streambox::backup;
+    match command {
+        BackupCommand::Create { out } => {
+            let pool = open_db(cfg).await?;
+            let (name, bytes) = backup::create(&pool, &cfg.data_dir, &cfg.tls_dir()).await?;
+            pool.close().await;
+            let path = out.unwrap_or_else(|| PathBuf::from(&name));
+            if path.as_os_str() == "-" {
+                std::io::Write::write_all(&mut std::io::stdout(), &bytes)?;
+            } else {
+                std::fs::write(&path, &bytes)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!(
+                    "Backup written to {} ({} bytes).",
+                    path.display(),
+                    bytes.len()
+                );
+            }
+            Ok(())
+        }
+        BackupCommand::Restore { file } => {
+            let _lock = lock_data_dir(cfg)?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let summary = backup::stage(&cfg.data_dir, &bytes, "cli", "cli").await?;
+            backup::apply_staged(&cfg.data_dir, &cfg.tls_dir()).await?;
+            let pool = open_db(cfg).await?;
+            db::audit(&pool, "cli", "backup.restore", &summary.appliance, "cli").await?;
+            pool.close().await;
+            println!(
+                "Restored \"{}\" (made by streambox {}): {} user(s), {} stream(s), {} camera(s){}. \
+                 The recordings on this box are kept; the replaced database is in {}.",
+                summary.appliance,
+                summary.version,
+                summary.users,
+                summary.streams,
+                summary.cameras,
+                if summary.certificate { ", and the HTTPS certificate" } else { "" },
+                cfg.data_dir.join(backup::REPLACED).display()
+            );
+            Ok(())
+        }
+    }
 }
 
 /// `streambox reset --factory`: after confirmation, deletes the database and the
@@ -382,10 +460,19 @@ fn factory_reset(cfg: &Config, yes: bool) -> anyhow::Result<()> {
             Err(e) => return Err(e).with_context(|| format!("removing {name}")),
         }
     }
-    let recordings = dir.join("recordings");
-    if recordings.exists() {
-        std::fs::remove_dir_all(&recordings)
-            .with_context(|| format!("removing {}", recordings.display()))?;
+    // The recordings, and every other copy of the database (a staged restore, the one
+    // a restore replaced, the copies kept across schema changes).
+    for folder in [
+        "recordings",
+        streambox::backup::STAGED,
+        streambox::backup::REPLACED,
+        streambox::db::SCHEMA_COPIES,
+    ] {
+        let path = dir.join(folder);
+        if path.exists() {
+            std::fs::remove_dir_all(&path)
+                .with_context(|| format!("removing {}", path.display()))?;
+        }
     }
     println!("Factory reset done. Start the service and open it in a browser to run setup again.");
     Ok(())
@@ -393,7 +480,26 @@ fn factory_reset(cfg: &Config, yes: bool) -> anyhow::Result<()> {
 
 async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     let _lock = lock_data_dir(&cfg)?;
+    // A restore staged before the last stop takes its place now, before the database
+    // is opened.
+    let restored = streambox::backup::apply_staged(&cfg.data_dir, &cfg.tls_dir())
+        .await
+        .context("putting the restored configuration in place")?;
+    if let Some(r) = &restored {
+        info!(
+            appliance = %r.appliance,
+            made_by = %r.version,
+            users = r.users,
+            streams = r.streams,
+            cameras = r.cameras,
+            "configuration restored from a backup"
+        );
+    }
     let pool = open_db(&cfg).await?;
+    if let Some(r) = &restored {
+        // In the restored database's log, as whoever restored it.
+        db::audit(&pool, &r.by, "backup.restore", &r.appliance, &r.client).await?;
+    }
     let rtmp = tokio::net::TcpListener::bind(cfg.rtmp.listen)
         .await
         .with_context(|| format!("binding RTMP to {}", cfg.rtmp.listen))?;
@@ -503,8 +609,10 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     if let Some(m) = metrics {
         tokio::spawn(http::serve_metrics(m, app.clone()));
     }
-    // One signal stops both web listeners; each lets its requests in flight finish.
-    let stop = tokio_util::sync::CancellationToken::new();
+    // One signal (or a restore's restart) stops both web listeners; each lets its
+    // requests in flight finish.
+    let lifecycle = app.lifecycle.clone();
+    let stop = lifecycle.stop.clone();
     let secure = match (https, tls) {
         (Some(listener), Some(tls)) => Some(tokio::spawn(http::serve_tls(
             listener,
@@ -523,9 +631,18 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
     if let Some(s) = secure {
         let _ = s.await;
     }
-    info!("streambox stopped");
+    if lifecycle.restarting() {
+        info!("streambox stopped to start again (a restored configuration)");
+        RESTART.store(true, std::sync::atomic::Ordering::SeqCst);
+    } else {
+        info!("streambox stopped");
+    }
     Ok(())
 }
+
+/// Set when `serve` stopped to be started again: `main` then exits with
+/// [`streambox::app::RESTART_EXIT`], once the runtime has wound down.
+static RESTART: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Prints the console banner, and again (after clearing a terminal) whenever it
 /// changes; checks every 2 s.
@@ -550,7 +667,7 @@ async fn netplan_helper(socket: &std::path::Path) -> anyhow::Result<()> {
 
 async fn console(cfg: &Config, once: bool) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
-    let tls_dir = tls_dir(cfg);
+    let tls_dir = cfg.tls_dir();
     let mut shown = String::new();
     loop {
         let host = host_name(cfg);
@@ -590,18 +707,10 @@ async fn console(cfg: &Config, once: bool) -> anyhow::Result<()> {
     }
 }
 
-/// `http.tls_dir`, or `DATA_DIR/tls`.
-fn tls_dir(cfg: &Config) -> PathBuf {
-    cfg.http
-        .tls_dir
-        .clone()
-        .unwrap_or_else(|| cfg.data_dir.join("tls"))
-}
-
 /// The HTTPS certificate and key in `http.tls_dir` (or `DATA_DIR/tls`), made at the
 /// first start for this machine's name and addresses.
 fn tls_identity(cfg: &Config) -> anyhow::Result<streambox::tls::Identity> {
-    let dir = tls_dir(cfg);
+    let dir = cfg.tls_dir();
     let addrs: Vec<std::net::IpAddr> = streambox::system::network::interfaces()
         .unwrap_or_default()
         .iter()

@@ -175,7 +175,7 @@ pub fn load_or_create(dir: &Path, host: &str, addrs: &[IpAddr]) -> Result<Identi
 
 /// Writes `bytes` to `path` through a temporary file in the same directory, synced,
 /// then renamed over `path`; the file gets permission bits `mode` from its creation.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let mut f = std::fs::OpenOptions::new()

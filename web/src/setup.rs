@@ -83,6 +83,11 @@ pub enum StepView {
         /// Name typed so far.
         name: String,
     },
+    /// A backup was accepted on the first step: the box restarts with it.
+    Restored {
+        /// What was restored ([`crate::system::restored_text`]).
+        notice: String,
+    },
     /// Setup goes on after a reload or restart only for the administrator.
     SignIn {
         /// Name typed so far.
@@ -197,7 +202,9 @@ pub fn page(w: Wizard) -> String {
 
 fn step_body(view: StepView, csrf: String) -> AnyView {
     match view {
-        StepView::Admin { name } => view! {
+        StepView::Admin { name } => {
+            let csrf_for_restore = csrf.clone();
+            view! {
             <h2>"Create the administrator"</h2>
             <p>"This account manages the appliance. Choose a password of at least 10 characters that is hard to guess; a few unrelated words work well."</p>
             <form method="post" action="/setup/admin" class="stack">
@@ -207,6 +214,16 @@ fn step_body(view: StepView, csrf: String) -> AnyView {
                 <label>"Password, again" <input name="again" type="password" autocomplete="new-password" required maxlength="1024" /></label>
                 <button type="submit">"Create and continue"</button>
             </form>
+            <h2>"Or restore a backup"</h2>
+            <p>"Moving from another streambox, or setting this one up again? A backup made with \"Back up configuration\" brings back its users, streams and their keys, cameras and settings."</p>
+            <crate::system::RestoreForm action="/setup/restore" csrf=csrf_for_restore />
+            }
+            .into_any()
+        }
+        StepView::Restored { notice } => view! {
+            <meta http-equiv="refresh" content="8;url=/login" />
+            <p class="notice" role="status" id="restored">{notice}</p>
+            <p><a href="/login">"Sign in"</a></p>
         }
         .into_any(),
         StepView::SignIn { name } => view! {

@@ -28,6 +28,7 @@ mod vpn;
 pub use serve::{serve, serve_metrics, serve_tls, Scheme};
 
 use crate::app::App;
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn_with_state, map_request_with_state};
@@ -120,6 +121,21 @@ impl Table {
         self.add(Method::POST, access, path, |m| m.post(h))
     }
 
+    /// A `POST` whose body is a file ([`UPLOADS`]), up to
+    /// [`crate::backup::MAX_ARCHIVE_BYTES`].
+    fn upload<H: Handler<T, App>, T: 'static>(
+        self,
+        access: Access,
+        path: &'static str,
+        h: H,
+    ) -> Self {
+        debug_assert!(UPLOADS.contains(&path), "{path} is not in UPLOADS");
+        self.add(Method::POST, access, path, |m| {
+            m.post(h)
+                .layer(DefaultBodyLimit::max(crate::backup::MAX_ARCHIVE_BYTES))
+        })
+    }
+
     fn put<H: Handler<T, App>, T: 'static>(self, access: Access, path: &'static str, h: H) -> Self {
         self.add(Method::PUT, access, path, |m| m.put(h))
     }
@@ -133,6 +149,16 @@ impl Table {
         self.add(Method::DELETE, access, path, |m| m.delete(h))
     }
 }
+
+/// The routes whose body is a file rather than a form: [`visitor::visitor`] reads up to
+/// [`crate::backup::MAX_ARCHIVE_BYTES`] of them (within [`visitor::UPLOAD_TIMEOUT`]),
+/// and takes their CSRF token from the query string too (`?csrf=`), since a browser
+/// sends a form with a file as `multipart/form-data`.
+pub const UPLOADS: [&str; 3] = [
+    "/admin/system/restore",
+    "/api/system/restore",
+    "/setup/restore",
+];
 
 /// Every route the service answers.
 fn table() -> Table {
@@ -159,6 +185,7 @@ fn table() -> Table {
         .get(Public, "/assets/{*path}", portal::asset)
         .get(Setup, "/setup", setup::show)
         .post(Setup, "/setup/admin", setup::admin)
+        .upload(Setup, "/setup/restore", setup::restore)
         .post(Setup, "/setup/login", setup::login)
         .post(Setup, "/setup/identity", setup::identity)
         .post(Setup, "/setup/network", setup::network)
@@ -205,6 +232,8 @@ fn table() -> Table {
         )
         .post(Admin, "/admin/cameras", streams::camera_add)
         .get(Admin, "/admin/system", system::page_handler)
+        .post(Admin, "/admin/system/backup", system::backup_download)
+        .upload(Admin, "/admin/system/restore", system::restore_page)
         .get(Admin, "/admin/hardware", hardware::page_handler)
         .post(Admin, "/admin/hardware/capture", hardware::add_capture)
         .get(Admin, "/admin/network", network::page_handler)
@@ -268,6 +297,8 @@ fn table() -> Table {
         .delete(Api, "/api/tokens/{id}", api::revoke_token)
         .get(Api, "/api/audit", api::audit)
         .get(Api, "/api/system", system::api)
+        .post(Api, "/api/system/backup", system::backup_download)
+        .upload(Api, "/api/system/restore", system::restore_api)
         .get(Api, "/api/hardware", hardware::api)
         .get(Api, "/api/hardware/video/{id}/snapshot", hardware::snapshot)
         .get(Api, "/api/network", network::get)

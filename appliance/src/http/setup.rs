@@ -8,6 +8,7 @@
 //! | --- | --- |
 //! | `GET /setup[?step=N]` | the current step (or an earlier one, 2–4, to revisit) |
 //! | `POST /setup/admin` | 1: create the administrator |
+//! | `POST /setup/restore` | 1, instead: restore a backup ([`super::system`]) |
 //! | `POST /setup/login` | sign in to resume after a restart or in another browser |
 //! | `POST /setup/identity` | 2: appliance name and time zone |
 //! | `POST /setup/network` | 3: done with the network (refused while a change is on trial) |
@@ -376,6 +377,58 @@ pub async fn admin(
             | users::UserError::AdministratorExists),
         ) => fail(e.to_string()),
         Err(e) => internal(e),
+    }
+}
+
+/// `POST /setup/restore`: step 1's other way, a backup (`multipart/form-data`, field
+/// `backup`) instead of a new administrator ([`super::system::restore`]); only while no
+/// administrator exists, as step 1 itself.
+pub async fn restore(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    form: Result<axum::extract::Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Response {
+    let reached = match reached(&app).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if reached != Step::Admin {
+        return render(
+            reached,
+            reached,
+            &v,
+            Some("The administrator has been created already: restore a backup from the System page once signed in.".into()),
+            StepView::SignIn {
+                name: String::new(),
+            },
+        );
+    }
+    let outcome = match form {
+        Ok(form) => match super::system::uploaded(form).await {
+            Ok(bytes) => super::system::restore_text(
+                &super::system::restore(&app, "setup", &v, &bytes).await,
+            ),
+            Err(why) => Err(why),
+        },
+        Err(e) => Err(format!("Nothing was changed: {}", e.body_text())),
+    };
+    match outcome {
+        Ok(notice) => render(
+            Step::Admin,
+            Step::Admin,
+            &v,
+            None,
+            StepView::Restored { notice },
+        ),
+        Err(why) => render(
+            Step::Admin,
+            Step::Admin,
+            &v,
+            Some(why),
+            StepView::Admin {
+                name: "admin".into(),
+            },
+        ),
     }
 }
 

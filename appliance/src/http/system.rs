@@ -1,12 +1,28 @@
 //! `GET /admin/system` and `GET /api/system`: version, uptimes, CPU, memory, disk, and
-//! (on the page) the recent log lines.
+//! (on the page) the recent log lines; configuration backups and restores
+//! ([`crate::backup`]):
+//!
+//! | route | what |
+//! | --- | --- |
+//! | `POST /admin/system/backup`, `POST /api/system/backup` | a backup, as a `.tar.zst` download |
+//! | `POST /admin/system/restore` | a backup uploaded from the page (`multipart/form-data`, field `backup`) |
+//! | `POST /api/system/restore` | a backup as the request body (`application/zstd`) |
+//! | `POST /setup/restore` | the same from the wizard's first step, while no administrator exists |
+//!
+//! A restore is checked completely and staged, the answer says what it holds, and the
+//! service then restarts to put it in place ([`crate::app::Lifecycle::restart`]). A
+//! refused backup changes nothing (422, with the reason).
 
-use super::admin::shell;
-use super::visitor::{page, Signed, Visitor};
+use super::admin::{audit, shell};
+use super::visitor::{api_error, page, Signed, Visitor};
 use crate::app::App;
+use crate::backup::{self, BackupError, Summary};
 use crate::system::{cpu::CpuTimes, host, log, storage};
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Multipart, State};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use std::time::Duration;
@@ -108,6 +124,15 @@ pub async fn page_handler(
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
 ) -> Response {
+    render(app, v, s, None).await
+}
+
+async fn render(
+    app: App,
+    v: Visitor,
+    s: Signed,
+    restore: Option<Result<String, String>>,
+) -> Response {
     let shell = match shell(&app, &v, &s).await {
         Ok(x) => x,
         Err(r) => return r,
@@ -156,8 +181,166 @@ pub async fn page_handler(
         version: format!("streambox {}", st.version),
         facts,
         log: log::recent(),
+        restore,
     };
-    page(StatusCode::OK, streambox_web::system::page(shell, sys))
+    let status = match sys.restore {
+        Some(Err(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::OK,
+    };
+    page(status, streambox_web::system::page(shell, sys))
+}
+
+/// `POST /admin/system/backup` and `POST /api/system/backup`: a backup of the
+/// configuration made now ([`backup::create`]), as an attachment
+/// (`application/zstd`, `Cache-Control: no-store`: it holds secrets).
+pub async fn backup_download(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+) -> Response {
+    match backup::create(&app.db, &app.cfg.data_dir, &app.cfg.tls_dir()).await {
+        Ok((name, bytes)) => {
+            audit(&app, &s.user.name, &v, "backup.create", &name).await;
+            (
+                [
+                    (header::CONTENT_TYPE, "application/zstd".to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{name}\""),
+                    ),
+                    (header::CACHE_CONTROL, "no-store".to_string()),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "making a backup failed");
+            super::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("The backup failed: {e}"),
+            )
+        }
+    }
+}
+
+/// Checks and stages `archive`, audits it as `who` did from `v`, and has the service
+/// restart to put it in place once the answer is on its way.
+///
+/// # Errors
+/// [`BackupError`]; nothing is staged then.
+pub(super) async fn restore(
+    app: &App,
+    who: &str,
+    v: &Visitor,
+    archive: &[u8],
+) -> Result<Summary, BackupError> {
+    let client = v.client.to_string();
+    let summary = match backup::stage(&app.cfg.data_dir, archive, who, &client).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(client = %v.client, error = %e, "a backup was refused");
+            return Err(e);
+        }
+    };
+    // The audit entry goes into the restored database, when it is in place.
+    tracing::warn!(
+        appliance = %summary.appliance,
+        made_by = %summary.version,
+        "a backup was staged; restarting to put it in place"
+    );
+    let lifecycle = app.lifecycle.clone();
+    tokio::spawn(async move {
+        // The answer goes out first; the listeners then finish what is in flight.
+        tokio::time::sleep(RESTART_AFTER).await;
+        lifecycle.restart();
+    });
+    Ok(summary)
+}
+
+/// How long after accepting a restore the service stops.
+const RESTART_AFTER: Duration = Duration::from_millis(500);
+
+/// The text a page shows for a restore's outcome.
+pub(super) fn restore_text(r: &Result<Summary, BackupError>) -> Result<String, String> {
+    match r {
+        Ok(s) => Ok(streambox_web::system::restored_text(
+            &s.appliance,
+            s.users,
+            s.streams,
+            s.cameras,
+        )),
+        Err(e) => Err(format!("Nothing was changed: {e}")),
+    }
+}
+
+/// The status a refused restore gets: 422 for the archive's faults, 500 for the box's.
+fn refused_status(e: &BackupError) -> StatusCode {
+    match e {
+        BackupError::Io { .. } | BackupError::Db(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        BackupError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    }
+}
+
+/// The backup file of a `multipart/form-data` upload (field `backup`).
+///
+/// # Errors
+/// The reason, for the page, when the form holds no such field or cannot be read.
+pub(super) async fn uploaded(mut form: Multipart) -> Result<Vec<u8>, String> {
+    loop {
+        match form.next_field().await {
+            Ok(Some(field)) if field.name() == Some("backup") => {
+                return field
+                    .bytes()
+                    .await
+                    .map(|b| b.to_vec())
+                    .map_err(|e| format!("Nothing was changed: the upload failed ({e})."));
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => return Err("Nothing was changed: choose a backup file first.".into()),
+            Err(e) => return Err(format!("Nothing was changed: the upload failed ({e}).")),
+        }
+    }
+}
+
+/// `POST /admin/system/restore`: the System page with what the restore did.
+pub async fn restore_page(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let outcome = match form {
+        Ok(form) => match uploaded(form).await {
+            Ok(bytes) => restore_text(&restore(&app, &s.user.name, &v, &bytes).await),
+            Err(why) => Err(why),
+        },
+        Err(e) => Err(format!("Nothing was changed: {}", e.body_text())),
+    };
+    render(app, v, s, Some(outcome)).await
+}
+
+/// `POST /api/system/restore`: the backup as the body; 202 with `{"restored": SUMMARY,
+/// "restarting": true}`, or the reason it was refused (`{"error": …}`).
+pub async fn restore_api(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => return api_error(e.status(), &e.body_text()),
+    };
+    match restore(&app, &s.user.name, &v, &body).await {
+        Ok(summary) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "restored": summary, "restarting": true })),
+        )
+            .into_response(),
+        Err(e) => api_error(refused_status(&e), &e.to_string()),
+    }
 }
 
 /// `GET /api/system`: the [`Status`] figures as JSON.

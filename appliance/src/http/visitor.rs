@@ -29,7 +29,7 @@ use crate::auth::sessions::{self, Lookup};
 use crate::auth::users::User;
 use crate::setup::{self, Progress};
 use crate::streams::StreamUid;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -39,8 +39,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use streambox_web::admin;
 
-/// The largest form body accepted, in bytes.
+/// The largest form body accepted, in bytes (an upload route, [`super::UPLOADS`], takes
+/// up to [`crate::backup::MAX_ARCHIVE_BYTES`]).
 pub const FORM_LIMIT: usize = 64 * 1024;
+/// How long an upload's body may take to arrive (a form's: `http.body_timeout`).
+pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "sb_session";
 
@@ -250,9 +253,16 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
     .to_string();
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let body = if unsafe_method {
-        let limit = Duration::from_secs_f64(app.cfg.http.body_timeout);
-        let bytes = match tokio::time::timeout(limit, axum::body::to_bytes(body, FORM_LIMIT)).await
-        {
+        let upload = super::UPLOADS.contains(&parts.uri.path());
+        let (limit, most) = if upload {
+            (UPLOAD_TIMEOUT, crate::backup::MAX_ARCHIVE_BYTES)
+        } else {
+            (
+                Duration::from_secs_f64(app.cfg.http.body_timeout),
+                FORM_LIMIT,
+            )
+        };
+        let bytes = match tokio::time::timeout(limit, axum::body::to_bytes(body, most)).await {
             Ok(Ok(b)) => b,
             Ok(Err(_)) => return refuse(api, StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE),
             Err(_) => {
@@ -273,6 +283,13 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
                 .get("x-csrf-token")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string)
+                // A form with a file: the body is multipart, the token in the URL.
+                .or_else(|| {
+                    upload
+                        .then(|| parts.uri.query())
+                        .flatten()
+                        .and_then(|q| form_field(q.as_bytes(), csrf::FIELD))
+                })
                 .or_else(|| form_field(&bytes, csrf::FIELD))
         };
         // A CSRF token guards what a browser's cookies would do. An API call with a
@@ -372,7 +389,7 @@ fn refuse(api: bool, status: StatusCode, message: &str) -> Response {
 }
 
 /// The first value of `name` in an `application/x-www-form-urlencoded` body.
-fn form_field(body: &Bytes, name: &str) -> Option<String> {
+fn form_field(body: &[u8], name: &str) -> Option<String> {
     url::form_urlencoded::parse(body)
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())

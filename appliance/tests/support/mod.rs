@@ -203,6 +203,20 @@ impl Server {
         let _ = self.child.wait();
     }
 
+    /// Waits up to `timeout` for the server to exit by itself; its exit status.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Starts the server again on the same data directory (after [`Server::stop`]).
     pub fn restart(&mut self) {
         let (child, [rtmp, http, rtsp, metrics], https) = launch(self.dir.path(), &self.settings);

@@ -109,6 +109,10 @@ impl Web {
             .cookie_store(true)
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
+            // The server closes a connection idle for `http.header_timeout` (10 s by
+            // default); this client's runtime runs only during a call, so it would not
+            // see that close, and would send the next request on the dead connection.
+            .pool_idle_timeout(Duration::from_secs(5))
     }
 
     fn of(builder: reqwest::ClientBuilder, base: String) -> Web {
@@ -174,6 +178,67 @@ impl Web {
             self.client
                 .post(format!("{}{path}", self.base))
                 .form(fields),
+            &format!("POST {path}"),
+        )
+    }
+
+    /// A form post whose answer is a file: status, headers, bytes.
+    pub fn post_for_file(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        bearer: Option<&str>,
+    ) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+        let mut req = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .form(fields);
+        if let Some(t) = bearer {
+            req = req.bearer_auth(t);
+        }
+        self.rt.block_on(async {
+            let r = req
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+            let status = r.status().as_u16();
+            let headers = r.headers().clone();
+            (status, headers, r.bytes().await.expect("body").to_vec())
+        })
+    }
+
+    /// A form with a file, as a browser sends it: `multipart/form-data` (RFC 7578) with
+    /// the file as field `field` named `file_name`, the CSRF token as field `csrf` and in
+    /// the query string (`?csrf=`), as the page's form has it.
+    pub fn upload(
+        &self,
+        path: &str,
+        csrf: &str,
+        field: &str,
+        file_name: &str,
+        file: &[u8],
+    ) -> Answer {
+        let boundary = "----streamboxTestBoundary7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+                 --{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{file_name}\"\r\n\
+                 Content-Type: application/zstd\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let sep = if path.contains('?') { '&' } else { '?' };
+        self.answer(
+            self.client
+                .post(format!("{}{path}{sep}csrf={csrf}", self.base))
+                .header(
+                    "content-type",
+                    format!("multipart/form-data; boundary={boundary}"),
+                )
+                .body(body),
             &format!("POST {path}"),
         )
     }
