@@ -442,6 +442,7 @@ def boot_and_check(vm):
     hardware_checks(vm, browser, https_base)
     capture_checks(vm, browser, https_base)
     network_checks(vm, browser, https_base)
+    update_checks(vm, browser, https_base)
     vm.shutdown()
 
     # A data partition that fails its check: its superblock is zeroed on the disk. The box
@@ -467,6 +468,242 @@ def boot_and_check(vm):
     vm.shutdown()
     # A format or a repair (e2fsck restoring the superblock from a backup) writes here.
     check(still_zero(vm.disk, zeroed), "nothing formatted or repaired the broken data partition")
+
+
+def upload(browser, url, path, headers):
+    """POSTs the file at `path` as the body (streamed, with its length), with `browser`'s
+    cookies; (status, parsed JSON or text)."""
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPSConnection(u.hostname, u.port, timeout=600, context=browser.ctx)
+    headers = dict(headers)
+    headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in browser.cookies.items())
+    headers["Content-Type"] = "application/octet-stream"
+    headers["Content-Length"] = str(os.path.getsize(path))
+    with open(path, "rb") as f:
+        c.request("POST", u.path + (f"?{u.query}" if u.query else ""), body=f, headers=headers)
+        r = c.getresponse()
+        text = r.read().decode("utf-8", "replace")
+    c.close()
+    try:
+        return r.status, json.loads(text)
+    except ValueError:
+        return r.status, text
+
+
+def make_bundle(out, root, bundle, version, signing, *edits):
+    """image/bundle.sh ROOT BUNDLE --version VERSION --signing SIGNING EDITS…; the
+    seconds it took."""
+    t0 = time.monotonic()
+    r = subprocess.run([os.path.join(REPO, "image", "bundle.sh"), root, bundle, "--version",
+                        version, "--signing", signing, *edits], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise Failed(f"bundle.sh {version}: {r.stderr.strip()}")
+    return time.monotonic() - t0
+
+
+def update_status(api):
+    status, st = api("GET", "/api/system/update")
+    if status != 200:
+        raise Failed(f"GET /api/system/update: {status} {st}")
+    return st
+
+
+def wait_installed(api, version, seconds):
+    """Polls the install of `version` until it is installed; the seconds it took."""
+    t0 = time.monotonic()
+    last = None
+    while time.monotonic() - t0 < seconds:
+        try:
+            p = update_status(api)["progress"]
+        except (OSError, http.client.HTTPException):
+            time.sleep(2)
+            continue
+        if p != last:
+            print(f"update: {p}", flush=True)
+            last = p
+        if p["state"] == "installed" and p["version"] == version:
+            return time.monotonic() - t0
+        if p["state"] == "failed":
+            raise Failed(f"the install of {version} failed: {p}")
+        time.sleep(2)
+    raise Failed(f"{version} not installed within {seconds} s: {last}")
+
+
+def wait_release(browser, base, version, seconds):
+    """After a reboot: polls until the box answers with release `version`; the status."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < seconds:
+        try:
+            api = Api(browser, base)
+            st = update_status(api)
+            if st["release"] == version:
+                return api, st, time.monotonic() - t0
+        except (OSError, http.client.HTTPException, Failed, ValueError):
+            pass
+        time.sleep(3)
+    raise Failed(f"the box did not come back with {version} within {seconds} s")
+
+
+def esp_entries(vm):
+    _, out, _ = vm.run(["/bin/ls", "/efi/loader/entries"])
+    return sorted(out.split())
+
+
+def update_checks(vm, browser, base):
+    """Issue 20 on the box: A/B updates through the API. Refused bundles (another key,
+    cut short, older) change nothing; an install cut by a power loss leaves the running
+    slot booting; a good bundle installs to the other slot and runs after a reboot, with
+    streams, users and recordings kept; a bundle whose service cannot start is given up
+    after its tries, and the previous slot boots by itself and says why."""
+    out = sys.argv[1]
+    signing = os.path.join(out, "signing")
+    root = glob.glob(os.path.join(out, "streambox-*-amd64.root.ext4"))[0]
+    api = Api(browser, base)
+    before = update_status(api)
+    check(before["slot"] == "a" and before["release"], f"the box runs slot A ({before['release']}, {before['slot']})")
+    running = before["release"]
+    major, minor, patch = (int(x) for x in running.split("+")[0].split("-")[0].split("."))
+    newer, newest, older = (f"{major}.{minor}.{patch + 1}", f"{major}.{minor}.{patch + 2}",
+                            f"{major}.{minor}.{patch}-rc.0")
+    _, streams = api("GET", "/api/streams")
+    names = sorted(s["name"] for s in streams)
+    recorded = {s["name"]: s["disk_bytes"] for s in streams}
+
+    work = tempfile.mkdtemp(prefix="bundles-", dir=out)
+    try:
+        # Bundles: a small root for the refusals, the image's root for the rest.
+        tiny_tree = os.path.join(work, "tiny")
+        os.makedirs(os.path.join(tiny_tree, "usr/lib/streambox"))
+        with open(os.path.join(tiny_tree, "filler"), "wb") as f:
+            f.write(os.urandom(2**20))  # squashfs wants more than 4 KiB
+        tiny = os.path.join(work, "tiny.ext4")
+        subprocess.run(["mkfs.ext4", "-q", "-F", "-d", tiny_tree, tiny, "16M"], check=True)
+        other = os.path.join(work, "other-signing")
+        subprocess.run([os.path.join(REPO, "image", "bundle.sh"), "--init-signing", other],
+                       check=True, stdout=subprocess.DEVNULL)
+        wrong = os.path.join(work, "wrong.raucb")
+        make_bundle(out, tiny, wrong, newer, other)
+        old = os.path.join(work, "older.raucb")
+        make_bundle(out, tiny, old, older, signing)
+        marker = os.path.join(work, "marker")
+        with open(marker, "w") as f:
+            f.write(f"update test {newer}\n")
+        good = os.path.join(work, "good.raucb")
+        took = make_bundle(out, root, good, newer, signing,
+                           "--put", f"{marker}:/usr/lib/streambox/update-marker")
+        print(f"update: bundle {newer} made in {took:.0f} s, {os.path.getsize(good) / 2**20:.0f} MiB",
+              flush=True)
+        cut = os.path.join(work, "cut.raucb")
+        with open(good, "rb") as f, open(cut, "wb") as g:
+            g.write(f.read(os.path.getsize(good) // 2))
+        dropin = os.path.join(work, "broken.conf")
+        with open(dropin, "w") as f:
+            f.write("[Service]\nExecStart=\nExecStart=/bin/false\n")
+        broken = os.path.join(work, "broken.raucb")
+        make_bundle(out, root, broken, newest, signing,
+                    "--put", f"{dropin}:/etc/systemd/system/streambox.service.d/zz-broken.conf")
+
+        # Refused, with the reason; nothing changes.
+        headers = {"X-CSRF-Token": api.csrf}
+        for path, what, says in ((wrong, "signed with another key", "signature is not by this appliance's"),
+                                 (cut, "cut short", "cut short"),
+                                 (old, "older", "older than the running")):
+            status, answer = upload(browser, f"{base}/api/system/update", path, headers)
+            check(status == 422 and says in str(answer),
+                  f"a bundle {what} is refused: {status} {answer}")
+        st = update_status(api)
+        check(st["release"] == running and st["slot"] == "a" and st["pending"] is None,
+              f"nothing changed ({st['release']}, slot {st['slot']}, pending {st['pending']})")
+        status, answer = upload(browser, f"{base}/api/system/update", old, {})
+        check(status == 403, f"an upload without the CSRF token is refused ({status})")
+
+        # A power cut in the middle of an install: the running slot boots, and the
+        # install can be done again.
+        status, answer = upload(browser, f"{base}/api/system/update", good, headers)
+        check(status == 202 and answer.get("slot") == "b" and answer.get("version") == newer,
+              f"the bundle is accepted for slot B ({status} {answer})")
+        wait_for("the install to be under way", 600,
+                 lambda: (update_status(api)["progress"].get("percent") or 0) >= 20)
+        vm.kill()
+        print("update: QEMU killed in the middle of the install", flush=True)
+        vm.start()
+        took, _ = wait_wizard(vm, Browser(), 300, path="/login")
+        api = Api(browser, base)
+        st = update_status(api)
+        check(st["slot"] == "a" and st["release"] == running and st["pending"] is None,
+              f"after the power cut slot A boots ({took:.0f} s), as it was ({st['slot']}, {st['release']})")
+        vm.wait_agent(60)
+        check(not any(e.startswith("streambox-b.conf") or e.startswith("streambox-b+2") for e in esp_entries(vm)),
+              f"the half-written slot B is not bootable ({esp_entries(vm)})")
+
+        # The update: installed to slot B, then the reboot.
+        t0 = time.monotonic()
+        status, answer = upload(browser, f"{base}/api/system/update", good, headers)
+        check(status == 202, f"the bundle is accepted again ({status} {answer})")
+        took = wait_installed(api, newer, 1200)
+        print(f"update: {newer} uploaded and installed in {time.monotonic() - t0:.0f} s", flush=True)
+        st = update_status(api)
+        check(st["pending"] and st["pending"]["slot"] == "b", f"it waits for a reboot ({st['pending']})")
+        _, _, page = browser.request("GET", f"{base}/admin/system")
+        check('id="update-pending"' in page and "Reboot now" in page, "the System page offers the reboot")
+        status, answer = api("POST", "/api/system/reboot")
+        check(status == 202, f"rebooted through the API ({status} {answer})")
+        api, st, took = wait_release(browser, base, newer, 600)
+        print(f"update: {newer} answered {took:.0f} s after the reboot", flush=True)
+        check(st["slot"] == "b", f"it runs from slot B ({st['slot']})")
+        st = wait_for("the new slot to pass its health check", 300,
+                      lambda: (lambda s: s if s.get("last") else None)(update_status(api)))
+        check(st["last"]["outcome"] == "updated" and st["last"]["from_version"] == running,
+              f"the update is reported ({st['last']})")
+        vm.wait_agent(120)
+        _, text, _ = vm.run(["/bin/cat", "/usr/lib/streambox/update-marker"])
+        check(text.strip() == f"update test {newer}", "the new root's marker file is there")
+        check("streambox-b.conf" in esp_entries(vm), f"slot B was marked good ({esp_entries(vm)})")
+        _, streams = api("GET", "/api/streams")
+        check(sorted(s["name"] for s in streams) == names, f"the streams are kept ({names})")
+        check(all(s["disk_bytes"] >= recorded.get(s["name"], 0) for s in streams),
+              "the recordings are kept")
+        signed_in = Browser()
+        _, _, page = signed_in.request("GET", f"{base}/login")
+        status, headers_, _ = signed_in.request(
+            "POST", f"{base}/login", {"csrf": csrf_of(page), "name": "admin",
+                                      "password": "correct horse battery staple", "next": "/admin"})
+        check(status == 303, f"the administrator signs in with the old password ({status})")
+
+        # A bundle whose service cannot start: given up after its tries, and slot B boots
+        # by itself and says why.
+        headers = {"X-CSRF-Token": api.csrf}
+        status, answer = upload(browser, f"{base}/api/system/update", broken, headers)
+        check(status == 202 and answer.get("slot") == "a", f"the broken bundle goes to slot A ({status} {answer})")
+        wait_installed(api, newest, 1200)
+        t0 = time.monotonic()
+        api("POST", "/api/system/reboot")
+        time.sleep(20)
+
+        def rolled_back():
+            try:
+                a = Api(browser, base)
+                s = update_status(a)
+                return (a, s) if s.get("last") and s["last"]["outcome"] == "rolled back" else None
+            except (OSError, http.client.HTTPException, Failed, ValueError):
+                return None
+        api, st = wait_for("the rollback", 1200, rolled_back)
+        print(f"update: rolled back {time.monotonic() - t0:.0f} s after the reboot: {st['last']}", flush=True)
+        check(st["release"] == newer and st["slot"] == "b", f"slot B runs again ({st['release']}, {st['slot']})")
+        check("streambox.service" in (st["last"]["reason"] or ""),
+              f"the reason is the failed slot's ({st['last']['reason']})")
+        vm.wait_agent(120)
+        entries = esp_entries(vm)
+        check(any(re.fullmatch(r"streambox-a\+0-2\.conf", e) for e in entries),
+              f"slot A was tried twice, then given up ({entries})")
+        _, _, page = browser.request("GET", f"{base}/admin/system")
+        check('id="rolled-back"' in page and f"update to {newest} failed and was rolled back" in page,
+              "the System page says the update was rolled back")
+        shown = wait_for("the console to say so", 30,
+                         lambda: f"update to {newest} failed and was rolled back" in vm.console_text())
+        check(shown, "the console banner says the update was rolled back")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def csrf_of(page):

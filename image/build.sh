@@ -7,13 +7,20 @@
 # Run as root on an ordinary Debian or Ubuntu machine; needs no loop devices and no
 # mounts of its own (mmdebstrap builds the root tree; mkfs.ext4 -d, mtools and sfdisk
 # assemble the disk). Usage:
+#   OUT/streambox-VERSION-amd64.raucb     the update bundle of the same root (RAUC, signed)
+#
 #   image/build.sh [--distribution ubuntu|debian] [--flavour shipped|test]
 #                  [--deb FILE] [--out DIR] [--keep-raw] [--size MIB] [--tree-only]
+#                  [--release VERSION] [--signing DIR]
 # --flavour test adds the QEMU guest agent, the test's way in (image/test.sh); the
 # shipped image has no way in at all. --deb takes a built package instead of running
 # `cargo deb`. --size makes the disk that many MiB (the data partition takes the rest),
 # and refuses, with the size needed, one too small for the image. --tree-only stops after
-# the checks on the root tree (the boot test checks the shipped flavour so). Package
+# the checks on the root tree (the boot test checks the shipped flavour so). --release
+# is the image's version (default: the service's); --signing the directory of the update
+# signing keys (image/bundle.sh --init-signing makes them; default
+# ~/.cache/streambox/signing): the image trusts bundles signed with them, and its own
+# bundle is. --keep-raw also keeps the root file system image (NAME.root.ext4). Package
 # downloads are cached in $STREAMBOX_CACHE (default
 # ~/.cache/streambox/image-packages/DISTRIBUTION).
 set -euo pipefail
@@ -27,6 +34,8 @@ out="$repo/image/out"
 keep_raw=no
 size=
 tree_only=no
+release=
+signing=${STREAMBOX_SIGNING:-$HOME/.cache/streambox/signing}
 while [ $# -gt 0 ]; do
     case "$1" in
     --distribution) distribution=$2; shift 2 ;;
@@ -36,7 +45,9 @@ while [ $# -gt 0 ]; do
     --keep-raw) keep_raw=yes; shift ;;
     --size) size=$2; shift 2 ;;
     --tree-only) tree_only=yes; shift ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    --release) release=$2; shift 2 ;;
+    --signing) signing=$2; shift 2 ;;
+    -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "build.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -58,13 +69,15 @@ fail() { echo "build.sh: $*" >&2; exit 1; }
 # Host tools, with the Debian/Ubuntu package that has each.
 missing=()
 for t in mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs mkfs.vfat:dosfstools mcopy:mtools \
-    sfdisk:fdisk qemu-img:qemu-utils zstd:zstd systemd-analyze:systemd; do
+    sfdisk:fdisk qemu-img:qemu-utils zstd:zstd systemd-analyze:systemd rauc:rauc \
+    mksquashfs:squashfs-tools openssl:openssl debugfs:e2fsprogs; do
     command -v "${t%%:*}" >/dev/null || missing+=("${t%%:*} (package ${t#*:})")
 done
 [ ${#missing[@]} = 0 ] || fail "missing tools: ${missing[*]}"
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$repo/appliance/Cargo.toml" | head -1)
-name="streambox-$version-amd64"
+[ -n "$release" ] || release=$version
+name="streambox-$release-amd64"
 work="$out/work"
 cache=${STREAMBOX_CACHE:-$HOME/.cache/streambox/image-packages/$distribution}
 # mmdebstrap mounts /proc, /sys and /dev inside the tree while it runs: never delete
@@ -124,6 +137,11 @@ fi
 rm -f "$cache"/lock
 rm -rf "$cache"/partial
 
+# 2b. The image's release, and the keyring its RAUC checks bundles against.
+"$here/bundle.sh" --init-signing "$signing"
+printf 'VERSION=%s\n' "$release" >"$tree/usr/lib/streambox/release"
+install -m 644 "$signing/ca.pem" "$tree/etc/rauc/keyring.pem"
+
 # 3. Gates on the tree: the unit's exposure, and what must not be in the image.
 step "checking the tree"
 systemd-analyze security --offline=yes --root="$tree" --threshold=20 streambox.service \
@@ -162,17 +180,22 @@ mcopy -i "$esp" "$efi" ::/EFI/BOOT/BOOTX64.EFI
 mcopy -i "$esp" "$efi" ::/EFI/systemd/systemd-bootx64.efi
 mcopy -i "$esp" "$tree/boot/vmlinuz-$kver" ::/streambox-a/vmlinuz
 mcopy -i "$esp" "$tree/boot/initrd.img-$kver" ::/streambox-a/initrd.img
+# systemd-boot boots the first entry by its order: entries with tries left before those
+# without (boot counting), then by sort-key. RAUC's bootloader backend
+# (/usr/lib/streambox/rauc-bootloader) writes slot B's entry the same way.
 cat >"$work/loader.conf" <<EOF
-default streambox-a.conf
+default streambox-*
 timeout 0
 editor no
 console-mode keep
 EOF
 cat >"$work/streambox-a.conf" <<EOF
-title   streambox $version (slot A)
+title   streambox $release (slot A)
+version $release
+sort-key 1
 linux   /streambox-a/vmlinuz
 initrd  /streambox-a/initrd.img
-options root=PARTLABEL=root-a ro rootfstype=ext4 rootwait console=tty1 console=ttyS0,115200n8 systemd.show_status=auto
+options root=PARTLABEL=root-a ro rootfstype=ext4 rootwait rauc.slot=a console=tty1 console=ttyS0,115200n8 systemd.show_status=auto
 EOF
 mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
 mcopy -i "$esp" "$work/streambox-a.conf" ::/loader/entries/streambox-a.conf
@@ -193,6 +216,11 @@ mkdir -m 0700 "$state_tree/ssh"
     mkfs.ext4 -q -F -L state -d "$state_tree" -E root_owner=0:0 "$work/state.img" "${state_mib}M"
     mkfs.ext4 -q -F -L data -d "$data_tree" -E root_owner=0:0 "$work/data.img" "${data_mib}M"
 } >"$work/mkfs.log" 2>&1 || { cat "$work/mkfs.log"; fail "making the file systems failed"; }
+
+# 4b. The update bundle of this root.
+step "update bundle"
+"$here/bundle.sh" "$work/root-a.img" "$out/$name.raucb" --version "$release" --signing "$signing" \
+    >"$work/bundle.log" 2>&1 || { cat "$work/bundle.log"; fail "making the update bundle failed"; }
 
 # 5. The disk: GPT with ESP, two root slots, state, and data last (it grows).
 step "disk"
@@ -225,7 +253,10 @@ step "compressing"
 rm -f "$out/$name.img.zst" "$out/$name.qcow2"
 qemu-img convert -f raw -O qcow2 "$raw" "$out/$name.qcow2"
 zstd -q -T0 -10 "$raw" -o "$out/$name.img.zst"
-if [ "$keep_raw" = yes ]; then mv "$raw" "$out/$name.img"; fi
+if [ "$keep_raw" = yes ]; then
+    mv "$raw" "$out/$name.img"
+    mv "$work/root-a.img" "$out/$name.root.ext4"
+fi
 clean_work
 step "done: $(du -h "$out/$name.img.zst" | cut -f1) compressed, ${total_mib} MiB raw"
 ls -l "$out"

@@ -23,7 +23,10 @@ ln -sfn /mnt/state/host/timesyncd.conf "$tree/etc/systemd/timesyncd.conf.d/strea
 in_tree() { chroot "$tree" "$@"; }
 in_tree systemctl enable nftables.service systemd-networkd.service systemd-resolved.service \
     systemd-timesyncd.service avahi-daemon.service streambox.service streambox-netplan.service \
-    streambox-console@tty1.service streambox-console@ttyS0.service >/dev/null 2>&1
+    streambox-console@tty1.service streambox-console@ttyS0.service \
+    streambox-healthy.service >/dev/null 2>&1
+# The ESP's mount point (fstab), and the slot's release and signing keyring (build.sh).
+mkdir -p "$tree/efi"
 # No login prompts anywhere: the console shows the banner instead.
 in_tree systemctl mask getty.target console-getty.service systemd-firstboot.service >/dev/null 2>&1
 # The test flavour's way in, qemu-ga, needs no enabling: udev starts it when its virtio

@@ -2,7 +2,8 @@
 # The appliance image's boot test: builds the Debian image (test flavour, with the QEMU
 # guest agent as the way in), boots it under QEMU (TCG, OVMF UEFI, no KVM, user-mode
 # networking with host forwards), and checks it from the host and from inside
-# (image/boot_test.py). Installs the host tools it needs when they are missing, and
+# (image/boot_test.py), updates included (RAUC bundles made from the image's root with
+# throwaway signing keys). Installs the host tools it needs when they are missing, and
 # cargo-deb under ~/.cache/streambox/tools. The image build runs as root (through sudo
 # when the caller is not root); the package downloads are cached under ~/.cache.
 set -euo pipefail
@@ -12,7 +13,7 @@ repo=$(cd "$here/.." && pwd)
 need=()
 for t in mmdebstrap:mmdebstrap qemu-system-x86_64:qemu-system-x86 mkfs.vfat:dosfstools \
     mcopy:mtools sfdisk:fdisk qemu-img:qemu-utils zstd:zstd python3:python3 ffmpeg:ffmpeg \
-    openssl:openssl; do
+    openssl:openssl rauc:rauc mksquashfs:squashfs-tools debugfs:e2fsprogs; do
     command -v "${t%%:*}" >/dev/null || need+=("${t#*:}")
 done
 [ -f /usr/share/OVMF/OVMF_CODE.fd ] || need+=(ovmf)
@@ -47,9 +48,14 @@ rm -rf "$out/deb"
 (cd "$repo" && "$cargo_deb" -p streambox --strip --output "$out/deb/")
 
 deb=$(ls "$out"/deb/streambox_*.deb)
+# Update signing keys made for this test and thrown away after it (a real build keeps
+# its own, outside the repository: image/bundle.sh --init-signing).
+signing="$out/signing"
+rm -rf "$signing"
+"$here/bundle.sh" --init-signing "$signing" >/dev/null
 # The shipped flavour's tree: the same checks (no guest agent, no sshd, no compiler).
 "${sudo[@]}" "$here/build.sh" --distribution debian --flavour shipped --out "$out/shipped" \
-    --tree-only --deb "$deb"
+    --tree-only --deb "$deb" --signing "$signing"
 "${sudo[@]}" "$here/build.sh" --distribution debian --flavour test --out "$out" --keep-raw \
-    --deb "$deb"
+    --deb "$deb" --signing "$signing"
 python3 "$here/boot_test.py" "$out"

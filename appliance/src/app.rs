@@ -77,6 +77,8 @@ pub struct App {
     pub vpn: Arc<crate::manage::vpn::Vpn>,
     /// Stopping (and restarting) the service from a request.
     pub lifecycle: Arc<Lifecycle>,
+    /// Updates of the appliance (RAUC).
+    pub updates: Arc<crate::manage::update::Updates>,
 }
 
 impl App {
@@ -105,7 +107,9 @@ impl App {
         reserved.extend(cfg.rtsp.udp_ports.map(|[a, b]| a..=b));
         let vpn =
             crate::manage::vpn::Vpn::new(db.clone(), cfg.network.helper_socket.clone(), reserved);
+        let updates = crate::manage::update::Updates::new(db.clone(), &cfg.data_dir);
         App {
+            updates,
             dvr: crate::dvr::Dvr::new(&cfg, db.clone(), metrics.clone()),
             cfg: Arc::new(cfg),
             registry: Registry::new(db.clone(), metrics.clone(), thumbnails.clone()),

@@ -90,6 +90,18 @@ enum Command {
         #[command(subcommand)]
         command: BackupCommand,
     },
+    /// Wait until the service answers on its HTTP listener (`/healthz`), at most
+    /// `--within` seconds; exit non-zero with the reason otherwise, written to
+    /// `--record` too. The appliance's streambox-healthy.service runs it to keep a root
+    /// slot on trial after an update, or give it up.
+    Health {
+        /// Seconds to wait at most.
+        #[arg(long, default_value_t = 90)]
+        within: u64,
+        /// Where to record why it is not healthy (with the booted slot and release).
+        #[arg(long)]
+        record: Option<std::path::PathBuf>,
+    },
     /// Erase this appliance's state so the setup wizard runs again.
     Reset {
         /// Erase everything: users, streams and keys, cameras, settings, the audit log
@@ -317,6 +329,7 @@ fn run() -> anyhow::Result<()> {
             }
             Command::Reset { factory: _, yes } => factory_reset(&cfg, yes),
             Command::Backup { command } => backup(&cfg, command).await,
+            Command::Health { within, record } => health(&cfg, within, record).await,
             Command::Console { once } => console(&cfg, once).await,
             Command::NetplanHelper { socket } => netplan_helper(&socket).await,
             Command::Hw {
@@ -382,6 +395,36 @@ fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
         )
     })?;
     Ok(f)
+}
+
+/// `streambox health`.
+async fn health(
+    cfg: &Config,
+    within: u64,
+    record: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    use streambox::system::update;
+    let port = cfg.http.listen.port();
+    let Err(reason) = update::probe(port, std::time::Duration::from_secs(within)).await else {
+        println!("streambox answers on port {port}");
+        return Ok(());
+    };
+    if let Some(file) = record {
+        let failure = update::Failure {
+            slot: update::booted_slot().unwrap_or_else(|| "unknown".into()),
+            version: update::release().unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
+            reason: reason.clone(),
+            at_ms: streambox::manage::now_ms(),
+        };
+        if let Some(dir) = file.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, failure.to_text())
+            .and_then(|()| std::fs::rename(&tmp, &file))
+            .with_context(|| format!("recording to {}", file.display()))?;
+    }
+    anyhow::bail!("{reason}")
 }
 
 /// `streambox backup create|restore`.
@@ -577,6 +620,8 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         // wizard's network step) does not wait for netplan.
         let _ = network.configured().await;
     });
+    // How an update installed before this boot ended (kept, or rolled back).
+    tokio::spawn(app.updates.clone().after_boot());
     // IPv6 address registration with a directory, when the admin has set one up.
     tokio::spawn(app.registration.clone().run(app.interfaces.clone()));
     // The time zone list, read once, so the setup pages never read it on a worker.
@@ -680,8 +725,13 @@ async fn console(cfg: &Config, once: bool) -> anyhow::Result<()> {
             .data_fault_file
             .as_deref()
             .and_then(streambox::system::storage::data_fault);
+        let notice =
+            std::fs::read_to_string(cfg.data_dir.join(streambox::manage::update::NOTICE_FILE))
+                .ok()
+                .filter(|t| !t.trim().is_empty());
         let text = streambox::system::console::banner(&streambox::system::console::Facts {
             fault: fault.as_deref(),
+            notice: notice.as_deref().map(str::trim),
             version: env!("CARGO_PKG_VERSION"),
             host: &host,
             https_port: cfg.http.tls_listen.map(|a| a.port()),

@@ -15,6 +15,82 @@ pub struct System {
     pub log: Vec<String>,
     /// What a restore did, or why it was refused (`Ok`: a notice; `Err`: an error).
     pub restore: Option<Result<String, String>>,
+    /// The software update section (`None` when its state could not be read).
+    pub update: Option<UpdateView>,
+    /// What an uploaded bundle did: installing (`Ok`), or why it was refused.
+    pub installing: Option<Result<String, String>>,
+}
+
+/// The software update section: what runs, what an install does, how the last ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UpdateView {
+    /// The image's release (`None` off the appliance).
+    pub release: Option<String>,
+    /// The root slot this boot runs from (`a`, `b`).
+    pub slot: Option<String>,
+    /// `idle`, `receiving`, `checking`, `installing`, `installed` or `failed`.
+    pub state: String,
+    /// Percent done.
+    pub percent: Option<i32>,
+    /// RAUC's message, or the failure.
+    pub message: Option<String>,
+    /// The bundle's version.
+    pub version: Option<String>,
+    /// An update installed and waiting for a reboot.
+    pub pending: Option<String>,
+    /// The last update failed and was rolled back: why.
+    pub rolled_back: Option<String>,
+    /// The last update worked.
+    pub updated: Option<String>,
+}
+
+fn update_section(u: UpdateView, csrf: String) -> impl IntoView {
+    let running = match (&u.release, &u.slot) {
+        (Some(r), Some(s)) => format!("{r}, from slot {}", s.to_uppercase()),
+        (Some(r), None) => r.clone(),
+        _ => "not an appliance image: updates come with the operating system's packages".into(),
+    };
+    let busy = matches!(u.state.as_str(), "receiving" | "checking" | "installing");
+    let progress = busy.then(|| {
+        let text = format!(
+            "{} {}: {}% {}",
+            u.state,
+            u.version.clone().unwrap_or_default(),
+            u.percent.unwrap_or(0),
+            u.message.clone().unwrap_or_default()
+        );
+        view! {
+            <meta http-equiv="refresh" content="5" />
+            <p class="notice" role="status" id="update-progress">{text}</p>
+        }
+    });
+    let failed = (u.state == "failed").then(|| u.message.clone()).flatten();
+    let reboot_csrf = csrf.clone();
+    let to = format!("/admin/system/update?csrf={csrf}");
+    view! {
+        <h2>"Software update"</h2>
+        <table class="facts"><tr><th>"Running"</th><td id="release">{running}</td></tr></table>
+        {u.rolled_back.map(|t| view! { <p class="error" id="rolled-back">{t}</p> })}
+        {u.updated.map(|t| view! { <p class="notice" id="updated">{t}</p> })}
+        {progress}
+        {failed.map(|t| view! { <p class="error" id="update-failed">{t}</p> })}
+        {u.pending.map(|t| view! {
+            <p class="notice" id="update-pending">{t}</p>
+            <form method="post" action="/admin/system/reboot" id="reboot">
+                <Csrf token=reboot_csrf />
+                <button type="submit">"Reboot now"</button>
+            </form>
+        })}
+        <p class="hint">"An update bundle (streambox-VERSION-amd64.raucb) is checked against this appliance's signing key and written to the system slot that is not running; the running one is not touched. After the reboot, a new system that does not start is given up by itself, and the previous one boots again."</p>
+        <form method="post" action=to enctype="multipart/form-data" class="stack" id="update">
+            <Csrf token=csrf />
+            <label><input type="checkbox" name="downgrade" value="1" />" Allow an older version (downgrade)"</label>
+            <label>"Bundle (.raucb)"
+                <input type="file" name="bundle" accept=".raucb" required />
+            </label>
+            <button type="submit">"Install"</button>
+        </form>
+    }
 }
 
 /// The form that uploads a backup to restore, to `action` (a form with a file sends
@@ -60,11 +136,19 @@ pub fn page(shell: Shell, s: System) -> String {
         };
         let restarting = notice.is_some();
         let csrf = shell_csrf.clone();
+        let (installing, install_error) = match s.installing {
+            Some(Ok(n)) => (Some(n), None),
+            Some(Err(e)) => (None, Some(e)),
+            None => (None, None),
+        };
+        let update = s.update.map(|u| update_section(u, csrf.clone()));
         view! {
             <h1>"System"</h1>
             {restarting.then(|| view! { <meta http-equiv="refresh" content="8;url=/login" /> })}
             <Message text=notice ok=true />
             <Message text=error />
+            <Message text=installing ok=true />
+            <Message text=install_error />
             <table class="facts" id="facts">
                 <tr><th>"Version"</th><td id="version">{s.version}</td></tr>
                 {facts}
@@ -78,6 +162,7 @@ pub fn page(shell: Shell, s: System) -> String {
             <h3>"Restore"</h3>
             <p class="hint">"Replaces this box's configuration with a backup's, and restarts the service. The recordings on this box are kept."</p>
             <RestoreForm action="/admin/system/restore" csrf=csrf />
+            {update}
             <h2>"Log"</h2>
             <p class="hint">{format!("The last {lines} lines, newest last.")}</p>
             <pre id="log" class="log">{s.log.join("\n")}</pre>

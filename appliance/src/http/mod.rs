@@ -136,6 +136,20 @@ impl Table {
         })
     }
 
+    /// A `POST` whose body streams to the handler ([`STREAMED`]), with no size limit
+    /// of axum's (the handler sets its own).
+    fn streamed<H: Handler<T, App>, T: 'static>(
+        self,
+        access: Access,
+        path: &'static str,
+        h: H,
+    ) -> Self {
+        debug_assert!(STREAMED.contains(&path), "{path} is not in STREAMED");
+        self.add(Method::POST, access, path, |m| {
+            m.post(h).layer(DefaultBodyLimit::disable())
+        })
+    }
+
     fn put<H: Handler<T, App>, T: 'static>(self, access: Access, path: &'static str, h: H) -> Self {
         self.add(Method::PUT, access, path, |m| m.put(h))
     }
@@ -159,6 +173,12 @@ pub const UPLOADS: [&str; 3] = [
     "/api/system/restore",
     "/setup/restore",
 ];
+
+/// The routes whose body is streamed to the handler rather than read by
+/// [`visitor::visitor`] first (an update bundle: hundreds of MB, written to the data
+/// disk as it arrives). Their CSRF token must come in the `X-CSRF-Token` header or the
+/// query string (`?csrf=`); the handler bounds the size and the time between chunks.
+pub const STREAMED: [&str; 2] = ["/admin/system/update", "/api/system/update"];
 
 /// Every route the service answers.
 fn table() -> Table {
@@ -234,6 +254,8 @@ fn table() -> Table {
         .get(Admin, "/admin/system", system::page_handler)
         .post(Admin, "/admin/system/backup", system::backup_download)
         .upload(Admin, "/admin/system/restore", system::restore_page)
+        .streamed(Admin, "/admin/system/update", system::update_page)
+        .post(Admin, "/admin/system/reboot", system::reboot_page)
         .get(Admin, "/admin/hardware", hardware::page_handler)
         .post(Admin, "/admin/hardware/capture", hardware::add_capture)
         .get(Admin, "/admin/network", network::page_handler)
@@ -299,6 +321,9 @@ fn table() -> Table {
         .get(Api, "/api/system", system::api)
         .post(Api, "/api/system/backup", system::backup_download)
         .upload(Api, "/api/system/restore", system::restore_api)
+        .get(Api, "/api/system/update", system::update_status)
+        .streamed(Api, "/api/system/update", system::update_api)
+        .post(Api, "/api/system/reboot", system::reboot_api)
         .get(Api, "/api/hardware", hardware::api)
         .get(Api, "/api/hardware/video/{id}/snapshot", hardware::snapshot)
         .get(Api, "/api/network", network::get)

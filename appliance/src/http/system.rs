@@ -8,6 +8,9 @@
 //! | `POST /admin/system/restore` | a backup uploaded from the page (`multipart/form-data`, field `backup`) |
 //! | `POST /api/system/restore` | a backup as the request body (`application/zstd`) |
 //! | `POST /setup/restore` | the same from the wizard's first step, while no administrator exists |
+//! | `GET /api/system/update` | what runs, an install's progress, how the last update ended |
+//! | `POST /admin/system/update`, `POST /api/system/update` | a RAUC bundle, streamed to the data disk, checked and installed ([`crate::manage::update`]) |
+//! | `POST /admin/system/reboot`, `POST /api/system/reboot` | reboot (into an installed update) |
 //!
 //! A restore is checked completely and staged, the answer says what it holds, and the
 //! service then restarts to put it in place ([`crate::app::Lifecycle::restart`]). A
@@ -18,10 +21,10 @@ use super::visitor::{api_error, page, Signed, Visitor};
 use crate::app::App;
 use crate::backup::{self, BackupError, Summary};
 use crate::system::{cpu::CpuTimes, host, log, storage};
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Multipart, State};
+use axum::extract::{Multipart, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
@@ -124,14 +127,15 @@ pub async fn page_handler(
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
 ) -> Response {
-    render(app, v, s, None).await
+    render_with(app, v, s, None, None).await
 }
 
-async fn render(
+async fn render_with(
     app: App,
     v: Visitor,
     s: Signed,
     restore: Option<Result<String, String>>,
+    installing: Option<Result<String, String>>,
 ) -> Response {
     let shell = match shell(&app, &v, &s).await {
         Ok(x) => x,
@@ -182,12 +186,168 @@ async fn render(
         facts,
         log: log::recent(),
         restore,
+        update: match app.updates.status().await {
+            Ok(st) => Some(update_view(&st)),
+            Err(_) => None,
+        },
+        installing,
     };
-    let status = match sys.restore {
-        Some(Err(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+    let status = match (&sys.restore, &sys.installing) {
+        (Some(Err(_)), _) | (_, Some(Err(_))) => StatusCode::UNPROCESSABLE_ENTITY,
         _ => StatusCode::OK,
     };
     page(status, streambox_web::system::page(shell, sys))
+}
+
+/// The update section of the System page, from [`crate::manage::update::Status`].
+fn update_view(st: &crate::manage::update::Status) -> streambox_web::system::UpdateView {
+    use crate::manage::update::rolled_back_text;
+    let last = st.last.as_ref();
+    streambox_web::system::UpdateView {
+        release: st.release.clone(),
+        slot: st.slot.clone(),
+        state: st.progress.state.clone(),
+        percent: st.progress.percent,
+        message: st.progress.message.clone(),
+        version: st.progress.version.clone(),
+        pending: st.pending.as_ref().map(|p| {
+            format!(
+                "{} is installed in slot {}: reboot to run it.",
+                p.version,
+                p.slot.to_uppercase()
+            )
+        }),
+        rolled_back: last.and_then(rolled_back_text),
+        updated: last
+            .filter(|o| o.reason.is_none())
+            .map(|o| format!("Updated from {} to {}.", o.from_version, o.version)),
+    }
+}
+
+/// `GET /api/system/update`: [`crate::manage::update::Status`].
+pub async fn update_status(State(app): State<App>, Extension(_s): Extension<Signed>) -> Response {
+    super::api::answer(
+        StatusCode::OK,
+        app.updates.status().await.map_err(super::Refusal::from),
+    )
+}
+
+/// `?downgrade=1`: install a bundle older than what runs.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct UpdateQuery {
+    downgrade: Option<String>,
+}
+
+/// `POST /api/system/update`: a RAUC bundle as the body (streamed to the data disk, not
+/// held in memory); 202 with [`crate::manage::update::Accepted`] once it is checked and
+/// installing, or the reason it was refused (409 while another runs, 422 for a bad,
+/// foreign or older bundle, 503 off the appliance or without room).
+pub async fn update_api(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Query(q): Query<UpdateQuery>,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> Response {
+    let expected = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let downgrade = q
+        .downgrade
+        .as_deref()
+        .is_some_and(|d| d == "1" || d == "true");
+    let r = app
+        .updates
+        .receive(body.into_data_stream(), expected, downgrade)
+        .await;
+    if let Ok(a) = &r {
+        audit(&app, &s.user.name, &v, "update.install", &a.version).await;
+    }
+    super::api::answer(StatusCode::ACCEPTED, r.map_err(super::Refusal::from))
+}
+
+/// `POST /admin/system/update`: a bundle uploaded from the page (`multipart/form-data`:
+/// `downgrade` before the file `bundle`); the page with the install's progress.
+pub async fn update_page(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    form: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let outcome = match form {
+        Err(e) => Err(format!("Nothing was installed: {}", e.body_text())),
+        Ok(mut form) => {
+            let mut downgrade = false;
+            loop {
+                match form.next_field().await {
+                    Ok(Some(field)) if field.name() == Some("downgrade") => {
+                        downgrade = field.text().await.is_ok_and(|t| t == "1");
+                    }
+                    Ok(Some(field)) if field.name() == Some("bundle") => {
+                        let r = app.updates.receive(field, None, downgrade).await;
+                        break match r {
+                            Ok(a) => {
+                                audit(&app, &s.user.name, &v, "update.install", &a.version).await;
+                                Ok(format!(
+                                    "{} is signed by this appliance's key and installs to slot {} now.",
+                                    a.version,
+                                    a.slot.to_uppercase()
+                                ))
+                            }
+                            Err(e) => Err(format!("Nothing was installed: {e}")),
+                        };
+                    }
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break Err("Nothing was installed: choose a bundle first.".into()),
+                    Err(e) => {
+                        break Err(format!("Nothing was installed: the upload failed ({e})."))
+                    }
+                }
+            }
+        }
+    };
+    render_with(app, v, s, None, Some(outcome)).await
+}
+
+/// Reboots the box through logind, audited.
+async fn reboot(app: &App, v: &Visitor, s: &Signed) -> Result<(), String> {
+    audit(app, &s.user.name, v, "system.reboot", "").await;
+    tracing::warn!(user = %s.user.name, "rebooting, as asked");
+    crate::system::update::reboot()
+        .await
+        .map_err(|e| format!("the box cannot be rebooted from here: {e}"))
+}
+
+/// `POST /api/system/reboot`: reboots the box (202 `{"rebooting": true}`); 503 when
+/// logind refuses (off the appliance).
+pub async fn reboot_api(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+) -> Response {
+    match reboot(&app, &v, &s).await {
+        Ok(()) => (
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "rebooting": true })),
+        )
+            .into_response(),
+        Err(e) => api_error(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+/// `POST /admin/system/reboot`: the System page, saying the box reboots.
+pub async fn reboot_page(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+) -> Response {
+    let outcome = reboot(&app, &v, &s)
+        .await
+        .map(|()| "Rebooting: the box is back in a minute or two.".to_string());
+    render_with(app, v, s, None, Some(outcome)).await
 }
 
 /// `POST /admin/system/backup` and `POST /api/system/backup`: a backup of the
@@ -318,7 +478,7 @@ pub async fn restore_page(
         },
         Err(e) => Err(format!("Nothing was changed: {}", e.body_text())),
     };
-    render(app, v, s, Some(outcome)).await
+    render_with(app, v, s, Some(outcome), None).await
 }
 
 /// `POST /api/system/restore`: the backup as the body; 202 with `{"restored": SUMMARY,

@@ -252,7 +252,31 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
     }
     .to_string();
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let body = if unsafe_method {
+    let streamed = super::STREAMED.contains(&parts.uri.path());
+    let body = if unsafe_method && streamed {
+        // A body too large to hold: the token comes in the header or the URL.
+        let field = parts
+            .headers
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| {
+                parts
+                    .uri
+                    .query()
+                    .and_then(|q| form_field(q.as_bytes(), csrf::FIELD))
+            });
+        let ok = token.is_some()
+            || (api && jar.get(SESSION_COOKIE).is_none())
+            || (!fresh_cookie
+                && field.is_some_and(|f| csrf::check(&secret, &csrf_cookie, &bound, &f)));
+        if !ok {
+            tracing::info!(%client, path = %parts.uri.path(), "upload refused: CSRF token missing or wrong");
+            let why = if api { API_CSRF } else { STALE_FORM };
+            return refuse(api, StatusCode::FORBIDDEN, why);
+        }
+        body
+    } else if unsafe_method {
         let upload = super::UPLOADS.contains(&parts.uri.path());
         let (limit, most) = if upload {
             (UPLOAD_TIMEOUT, crate::backup::MAX_ARCHIVE_BYTES)

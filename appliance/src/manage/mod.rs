@@ -10,6 +10,7 @@
 //! - [`network`]: the host's wired network, changed on trial (confirm or revert).
 //! - [`registration`]: IPv6 address registration with a directory.
 //! - [`vpn`]: remote management over WireGuard, and who may open the admin pages.
+//! - [`update`]: updates of the appliance's root file system (RAUC, A/B).
 //!
 //! Nothing here knows HTTP: an operation takes an [`Ops`] (the database, the
 //! configuration, the running service's registry when there is one, and the [`Actor`])
@@ -22,6 +23,7 @@ pub mod capture;
 pub mod network;
 pub mod registration;
 pub mod streams;
+pub mod update;
 pub mod vpn;
 
 use crate::config::Config;
@@ -198,7 +200,7 @@ pub(crate) async fn json_setting<T: serde::de::DeserializeOwned>(
 }
 
 /// Milliseconds since the Unix epoch now (0 on a clock before 1970).
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

@@ -27,6 +27,8 @@ pub struct Facts<'a> {
     pub fingerprint: Option<&'a str>,
     /// Why the data partition could not be used this boot, if it could not.
     pub fault: Option<&'a str>,
+    /// Something the administrator must know (an update that was rolled back), if any.
+    pub notice: Option<&'a str>,
 }
 
 /// The URL of `host` (a name or an address) on the admin listener of `f`.
@@ -80,6 +82,12 @@ pub fn banner(f: &Facts) -> String {
             "!! THE DATA PARTITION COULD NOT BE USED. Nothing on it was changed."
         );
         for line in wrap(fault, 76) {
+            let _ = writeln!(out, "!! {line}");
+        }
+        let _ = writeln!(out);
+    }
+    if let Some(notice) = f.notice {
+        for line in wrap(notice, 76) {
             let _ = writeln!(out, "!! {line}");
         }
         let _ = writeln!(out);
@@ -161,6 +169,7 @@ mod tests {
             interfaces: &ifs,
             fingerprint: Some(&fp),
             fault: None,
+            notice: None,
         };
         let b = banner(&f);
         assert!(b.contains("https://streambox.local/\n"), "{b}");
@@ -193,6 +202,7 @@ mod tests {
             "The data partition failed its check (e2fsck exit 4) and was left as it is. ".repeat(3);
         let faulty = banner(&Facts {
             fault: Some(&reason),
+            notice: Some("The update to 0.2.0 failed and was rolled back: it did not start."),
             ..f
         });
         assert!(
@@ -204,5 +214,9 @@ mod tests {
             "{faulty}"
         );
         assert!(faulty.lines().all(|l| l.len() <= 80), "{faulty}");
+        assert!(
+            faulty.contains("!! The update to 0.2.0 failed and was rolled back"),
+            "{faulty}"
+        );
     }
 }

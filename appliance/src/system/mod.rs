@@ -16,5 +16,6 @@ pub mod network;
 pub mod storage;
 pub mod systemd;
 pub mod timesync;
+pub mod update;
 pub mod wireguard;
 pub mod zones;

@@ -218,6 +218,35 @@ impl Web {
         file_name: &str,
         file: &[u8],
     ) -> Answer {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        self.multipart(
+            &format!("{path}{sep}csrf={csrf}"),
+            csrf,
+            field,
+            file_name,
+            file,
+        )
+    }
+
+    /// [`Web::upload`] with the CSRF token in the form only, not in the URL.
+    pub fn upload_without_query_token(
+        &self,
+        path: &str,
+        csrf: &str,
+        file_name: &str,
+        file: &[u8],
+    ) -> Answer {
+        self.multipart(path, csrf, "bundle", file_name, file)
+    }
+
+    fn multipart(
+        &self,
+        url: &str,
+        csrf: &str,
+        field: &str,
+        file_name: &str,
+        file: &[u8],
+    ) -> Answer {
         let boundary = "----streamboxTestBoundary7MA4YWxkTrZu0gW";
         let mut body = Vec::new();
         body.extend_from_slice(
@@ -230,16 +259,15 @@ impl Web {
         );
         body.extend_from_slice(file);
         body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let sep = if path.contains('?') { '&' } else { '?' };
         self.answer(
             self.client
-                .post(format!("{}{path}{sep}csrf={csrf}", self.base))
+                .post(format!("{}{url}", self.base))
                 .header(
                     "content-type",
                     format!("multipart/form-data; boundary={boundary}"),
                 )
                 .body(body),
-            &format!("POST {path}"),
+            &format!("POST {url}"),
         )
     }
 
@@ -285,12 +313,19 @@ impl Web {
         )
     }
 
-    /// `GET`, a form `POST` with only the CSRF `token`, or a `PUT` or `DELETE` with the
-    /// token in `X-CSRF-Token` and an empty JSON object, by `method`.
+    /// `GET`, a form `POST` with only the CSRF `token` (in the form and in
+    /// `X-CSRF-Token`, which a route that streams its body reads), or a `PUT` or `DELETE`
+    /// with the token in `X-CSRF-Token` and an empty JSON object, by `method`.
     pub fn request(&self, method: &str, path: &str, token: &str) -> Answer {
         match method {
             "GET" => self.get(path),
-            "POST" => self.post(path, &[("csrf", token)]),
+            "POST" => self.answer(
+                self.client
+                    .post(format!("{}{path}", self.base))
+                    .header("x-csrf-token", token)
+                    .form(&[("csrf", token)]),
+                &format!("POST {path}"),
+            ),
             other => self.api(other, path, None, Some(token), Some(&serde_json::json!({}))),
         }
     }
