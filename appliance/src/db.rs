@@ -26,18 +26,18 @@ pub enum DbError {
     /// A query failed.
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
-    /// The database was migrated by a newer streambox, and no copy from before that is
-    /// kept to return to.
-    #[error(
-        "the database was made by a newer streambox (schema {found}; this version knows up \
-         to {known}) and no copy from before that update is kept: install the newer version \
-         again, or restore a backup made by this one"
-    )]
+    /// The database was migrated by a newer streambox, and this open may not return to
+    /// the copy from before that (none is kept, or the caller does not hold the data
+    /// directory: only `serve` does).
+    #[error("{}", newer_text(*found, *known, *copy))]
     Newer {
         /// The newest migration applied to the database.
         found: i64,
         /// The newest this build has.
         known: i64,
+        /// Whether a copy at this build's schema is kept (the service returns to it
+        /// when it starts).
+        copy: bool,
     },
     /// Moving database files (a rollback to the copy kept before an update).
     #[error("{what}: {source}")]
@@ -48,6 +48,19 @@ pub enum DbError {
         #[source]
         source: std::io::Error,
     },
+}
+
+fn newer_text(found: i64, known: i64, copy: bool) -> String {
+    let then = if copy {
+        "start the service (it returns to the copy kept before that update)"
+    } else {
+        "no copy from before that update is kept: install the newer version again, or \
+         restore a backup made by this one"
+    };
+    format!(
+        "the database was made by a newer streambox (schema {found}; this version knows up \
+         to {known}): {then}"
+    )
 }
 
 /// The embedded migrations (`appliance/migrations`), applied in order by [`open`].
@@ -173,15 +186,29 @@ async fn pool_of(path: &Path) -> Result<SqlitePool, DbError> {
 ///
 /// Before a migration changes the schema of a database that has one, the database as
 /// it was is kept in [`SCHEMA_COPIES`] (`schema-VERSION.db`, a `VACUUM INTO` snapshot).
-/// A database that a newer streambox migrated (after an update that was rolled back) is
-/// replaced by the copy for this build's schema, with the recordings' index of the newer
-/// one ([`carry_recordings`]): what was configured since the update is lost, no
-/// recording is. The newer database is kept as `newer-VERSION.db`.
+/// A database that a newer streambox migrated is refused ([`DbError::Newer`]); only
+/// [`open_locked`] returns to the copy.
 ///
 /// # Errors
-/// [`DbError::Open`], [`DbError::Migrate`], [`DbError::Newer`] (no copy to return to),
-/// [`DbError::Files`].
+/// [`DbError::Open`], [`DbError::Migrate`], [`DbError::Newer`], [`DbError::Files`].
 pub async fn open(data_dir: &Path) -> Result<SqlitePool, DbError> {
+    open_as(data_dir, false).await
+}
+
+/// [`open`] for the one process that holds the data directory's lock (`serve`, a
+/// restore): a database that a newer streambox migrated (after an update that was
+/// rolled back) is replaced by the copy for this build's schema, with the recordings'
+/// index of the newer one ([`carry_recordings`]): what was configured since the update
+/// is lost, no recording is. The newer database is kept as `newer-VERSION.db`. (Files
+/// are moved, so nothing else may have the database open.)
+///
+/// # Errors
+/// As [`open`]; [`DbError::Newer`] only when there is no copy to return to.
+pub async fn open_locked(data_dir: &Path) -> Result<SqlitePool, DbError> {
+    open_as(data_dir, true).await
+}
+
+async fn open_as(data_dir: &Path, may_return: bool) -> Result<SqlitePool, DbError> {
     let path = data_dir.join(FILE);
     let mut pool = pool_of(&path).await?;
     let known = schema_version();
@@ -189,6 +216,13 @@ pub async fn open(data_dir: &Path) -> Result<SqlitePool, DbError> {
     let ours: std::collections::HashSet<i64> = MIGRATOR.iter().map(|m| m.version).collect();
     if let Some(found) = applied.iter().copied().filter(|v| !ours.contains(v)).max() {
         pool.close().await;
+        if !may_return {
+            let copy = data_dir
+                .join(SCHEMA_COPIES)
+                .join(format!("schema-{known}.db"))
+                .exists();
+            return Err(DbError::Newer { found, known, copy });
+        }
         return_to_copy(data_dir, found, known).await?;
         pool = pool_of(&path).await?;
         applied = applied_migrations(&mut *pool.acquire().await?).await?;
@@ -261,7 +295,11 @@ async fn return_to_copy(data_dir: &Path, found: i64, known: i64) -> Result<(), D
     let dir = data_dir.join(SCHEMA_COPIES);
     let copy = dir.join(format!("schema-{known}.db"));
     if !copy.exists() {
-        return Err(DbError::Newer { found, known });
+        return Err(DbError::Newer {
+            found,
+            known,
+            copy: false,
+        });
     }
     let current = data_dir.join(FILE);
     let mut conn = sqlx::ConnectOptions::connect(&connect_options(&copy))

@@ -376,6 +376,12 @@ async fn open_db(cfg: &Config) -> anyhow::Result<sqlx::SqlitePool> {
     Ok(db::open(&cfg.data_dir).await?)
 }
 
+/// [`open_db`] for a caller holding the data directory's lock ([`lock_data_dir`]): it
+/// may return to the database copy kept before an update that was rolled back.
+async fn open_db_locked(cfg: &Config) -> anyhow::Result<sqlx::SqlitePool> {
+    Ok(db::open_locked(&cfg.data_dir).await?)
+}
+
 /// The lock `serve` holds on the data directory for as long as it runs, so a factory
 /// reset cannot erase it under a running service.
 fn lock_data_dir(cfg: &Config) -> anyhow::Result<std::fs::File> {
@@ -455,7 +461,7 @@ async fn backup(cfg: &Config, command: BackupCommand) -> anyhow::Result<()> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let summary = backup::stage(&cfg.data_dir, &bytes, "cli", "cli").await?;
             backup::apply_staged(&cfg.data_dir, &cfg.tls_dir()).await?;
-            let pool = open_db(cfg).await?;
+            let pool = open_db_locked(cfg).await?;
             db::audit(&pool, "cli", "backup.restore", &summary.appliance, "cli").await?;
             pool.close().await;
             println!(
@@ -538,7 +544,7 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
             "configuration restored from a backup"
         );
     }
-    let pool = open_db(&cfg).await?;
+    let pool = open_db_locked(&cfg).await?;
     if let Some(r) = &restored {
         // In the restored database's log, as whoever restored it.
         db::audit(&pool, &r.by, "backup.restore", &r.appliance, &r.client).await?;
