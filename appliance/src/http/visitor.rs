@@ -252,28 +252,34 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
     }
     .to_string();
     let unsafe_method = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-    let streamed = super::STREAMED.contains(&parts.uri.path());
-    let body = if unsafe_method && streamed {
-        // A body too large to hold: the token comes in the header or the URL.
-        let field = parts
-            .headers
-            .get("x-csrf-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| {
-                parts
-                    .uri
-                    .query()
-                    .and_then(|q| form_field(q.as_bytes(), csrf::FIELD))
-            });
+    // A CSRF token guards what a browser's cookies would do. An API call with a token,
+    // or with no session cookie (which the API then refuses), carries none.
+    let csrf_refusal = |field: Option<String>| {
         let ok = token.is_some()
             || (api && jar.get(SESSION_COOKIE).is_none())
             || (!fresh_cookie
                 && field.is_some_and(|f| csrf::check(&secret, &csrf_cookie, &bound, &f)));
-        if !ok {
-            tracing::info!(%client, path = %parts.uri.path(), "upload refused: CSRF token missing or wrong");
-            let why = if api { API_CSRF } else { STALE_FORM };
-            return refuse(api, StatusCode::FORBIDDEN, why);
+        (!ok).then(|| {
+            tracing::info!(%client, path = %parts.uri.path(), "form refused: CSRF token missing or wrong");
+            refuse(api, StatusCode::FORBIDDEN, if api { API_CSRF } else { STALE_FORM })
+        })
+    };
+    let header_token = parts
+        .headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let query_token = || {
+        parts
+            .uri
+            .query()
+            .and_then(|q| form_field(q.as_bytes(), csrf::FIELD))
+    };
+    let streamed = super::STREAMED.contains(&parts.uri.path());
+    let body = if unsafe_method && streamed {
+        // A body too large to hold: the token comes in the header or the URL.
+        if let Some(refused) = csrf_refusal(header_token.clone().or_else(query_token)) {
+            return refused;
         }
         body
     } else if unsafe_method {
@@ -301,31 +307,13 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
                 return r;
             }
         };
-        let field = || {
-            parts
-                .headers
-                .get("x-csrf-token")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                // A form with a file: the body is multipart, the token in the URL.
-                .or_else(|| {
-                    upload
-                        .then(|| parts.uri.query())
-                        .flatten()
-                        .and_then(|q| form_field(q.as_bytes(), csrf::FIELD))
-                })
-                .or_else(|| form_field(&bytes, csrf::FIELD))
-        };
-        // A CSRF token guards what a browser's cookies would do. An API call with a
-        // token, or with no session cookie (which the API then refuses), carries none.
-        let ok = token.is_some()
-            || (api && jar.get(SESSION_COOKIE).is_none())
-            || (!fresh_cookie
-                && field().is_some_and(|f| csrf::check(&secret, &csrf_cookie, &bound, &f)));
-        if !ok {
-            tracing::info!(%client, path = %parts.uri.path(), "form refused: CSRF token missing or wrong");
-            let why = if api { API_CSRF } else { STALE_FORM };
-            return refuse(api, StatusCode::FORBIDDEN, why);
+        let field = header_token
+            .clone()
+            // A form with a file: the body is multipart, the token in the URL.
+            .or_else(|| upload.then(query_token).flatten())
+            .or_else(|| form_field(&bytes, csrf::FIELD));
+        if let Some(refused) = csrf_refusal(field) {
+            return refused;
         }
         Body::from(bytes)
     } else {
