@@ -207,12 +207,11 @@ impl Updates {
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let conn = zbus::Connection::system().await.map_err(|e| {
+        let no_rauc = |e: zbus::Error| {
             Refused::Unavailable(format!("updates need the appliance's RAUC service: {e}"))
-        })?;
-        let rauc = InstallerProxy::new(&conn).await.map_err(|e| {
-            Refused::Unavailable(format!("updates need the appliance's RAUC service: {e}"))
-        })?;
+        };
+        let conn = zbus::Connection::system().await.map_err(no_rauc)?;
+        let rauc = InstallerProxy::new(&conn).await.map_err(no_rauc)?;
         let running = host::release();
         let booted = host::booted_slot().ok_or_else(|| {
             Refused::Unavailable("this machine does not boot from an A/B slot".into())
