@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import ssl
@@ -398,10 +399,7 @@ def boot_and_check(vm):
                           "--config", "/etc/streambox/streambox.toml", "stream", "add", "hall"])
     key = re.search(r"[Kk]ey:\s*(\S+)", added)
     check(key is not None, "streambox stream add printed a key")
-    publisher = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-re", "-stream_loop", "2", "-i", CLIP, "-c", "copy", "-f", "flv",
-         f"rtmp://127.0.0.1:{vm.port[1935]}/live/hall?key={key.group(1)}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    publisher = publish(vm, "hall", key.group(1), loops=2)
     playlist = f"{http_base}/live/hall/index.m3u8"
     deadline = time.monotonic() + 60
     probe = None
@@ -442,6 +440,7 @@ def boot_and_check(vm):
     hardware_checks(vm, browser, https_base)
     capture_checks(vm, browser, https_base)
     network_checks(vm, browser, https_base)
+    backup = backup_checks(browser, https_base)
     update_checks(vm, browser, https_base)
     vm.shutdown()
 
@@ -468,6 +467,103 @@ def boot_and_check(vm):
     vm.shutdown()
     # A format or a repair (e2fsck restoring the superblock from a backup) writes here.
     check(still_zero(vm.disk, zeroed), "nothing formatted or repaired the broken data partition")
+    restore_checks(backup, served)
+
+
+def backup_checks(browser, base):
+    """Issue 20: the configuration taken away. A stream and a camera are added, then the
+    backup is downloaded through the API; returns the archive and what it should bring."""
+    api = Api(browser, base)
+    status, made = api("POST", "/api/streams", {"name": "chapel"})
+    check(status in (200, 201) and made.get("key"), f"a stream to take away ({status})")
+    camera = {"name": "door", "url": "rtsp://192.0.2.10/door", "username": "cam",
+              "password": "door s3cret", "transport": "tcp"}
+    status, answer = api("POST", "/api/cameras", camera)
+    check(status in (200, 201), f"a camera to take away ({status} {answer})")
+    _, streams = api("GET", "/api/streams")
+    _, vpn = api("GET", "/api/vpn")
+    t0 = time.monotonic()
+    status, headers, archive = browser.request(
+        "POST", f"{base}/api/system/backup", headers={"X-CSRF-Token": api.csrf}, raw=True, timeout=60)
+    check(status == 200 and archive[:4] == b"\x28\xb5\x2f\xfd",
+          f"the backup downloads as a zstd archive ({status}, {len(archive)} bytes)")
+    print(f"backup: {len(archive) / 1024:.0f} KiB in {time.monotonic() - t0:.1f} s", flush=True)
+    return {"archive": archive, "streams": sorted(s["name"] for s in streams), "key": made["key"],
+            "camera": camera, "peers": sorted(p["name"] for p in vpn["peers"])}
+
+
+def restore_checks(backup, served):
+    """Issue 20: the backup restored into a second, freshly flashed box, from its setup
+    wizard's first step: after the restart it serves the first box's certificate, the
+    administrator signs in with the old password, and the streams (their keys publish),
+    the camera and the VPN's peers are there."""
+    image = glob.glob(os.path.join(sys.argv[1], "streambox-*-amd64.img"))[0]
+    work = tempfile.mkdtemp(prefix="streambox-restore-")
+    vm = Vm(image, work)
+    publisher = None
+    try:
+        browser = Browser()
+        vm.start()
+        took, page = wait_wizard(vm, browser, 300)
+        print(f"restore: a second box's wizard answered {took:.1f} s after power-on", flush=True)
+        check(fingerprint(browser.peer_der) != served, "the second box has a certificate of its own")
+        base = f"https://127.0.0.1:{vm.port[443]}"
+        boundary = "streambox-restore-" + os.urandom(8).hex()
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"backup\"; "
+                f"filename=\"streambox.tar.zst\"\r\nContent-Type: application/zstd\r\n\r\n").encode() \
+            + backup["archive"] + f"\r\n--{boundary}--\r\n".encode()
+        u = urllib.parse.urlsplit(f"{base}/setup/restore?csrf={urllib.parse.quote(csrf_of(page))}")
+        c = http.client.HTTPSConnection(u.hostname, u.port, timeout=60, context=browser.ctx)
+        c.request("POST", f"{u.path}?{u.query}", body=body, headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items())})
+        t0 = time.monotonic()
+        status, page = answer_of(c)
+        check(status == 200 and 'id="restored"' in str(page),
+              f"the wizard's first step takes the backup ({status})")
+        # The service restarts to put it in place, then serves the first box's certificate.
+        def restored():
+            b = Browser()
+            return answers(b, f"{base}/login") and fingerprint(b.peer_der) == served
+        wait_for("the restored box to serve the first box's certificate", 120, restored)
+        print(f"restore: the first box's certificate served {time.monotonic() - t0:.1f} s after the upload",
+              flush=True)
+        api = Api(signed_in_again(base), base)
+        _, streams = api("GET", "/api/streams")
+        check(sorted(s["name"] for s in streams) == backup["streams"],
+              f"the streams are there ({sorted(s['name'] for s in streams)})")
+        cam = backup["camera"]
+        status, detail = api("GET", f"/api/streams/{cam['name']}")
+        check(status == 200 and "192.0.2.10" in json.dumps(detail) and cam["transport"] in json.dumps(detail),
+              f"the camera is there with its address and transport ({status} {detail})")
+        _, vpn = api("GET", "/api/vpn")
+        check(sorted(p["name"] for p in vpn["peers"]) == backup["peers"],
+              f"the VPN's peers are there ({sorted(p['name'] for p in vpn['peers'])})")
+        # The stream's key publishes over RTMP, and the stream plays over HLS.
+        publisher = publish(vm, "chapel", backup["key"])
+        playlist = f"http://127.0.0.1:{vm.port[80]}/live/chapel/index.m3u8"
+
+        def plays():
+            r = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name",
+                                "-of", "json", playlist], capture_output=True, text=True)
+            return r.returncode == 0 and '"h264"' in r.stdout
+        check(wait_for("the restored stream to play", 90, plays),
+              "the restored stream's key publishes, and it plays over HLS")
+    finally:
+        if publisher:
+            publisher.kill()
+            publisher.wait()
+        vm.kill()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def publish(vm, stream, key, loops=-1):
+    """ffmpeg publishing the test clip (`loops` more times, -1 for ever) in real time
+    over RTMP to `stream` on `vm` with `key`; the process."""
+    return subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-stream_loop", str(loops), "-i", CLIP, "-c", "copy",
+         "-f", "flv", f"rtmp://127.0.0.1:{vm.port[1935]}/live/{stream}?key={key}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
 def upload(browser, url, path, headers):
@@ -481,8 +577,57 @@ def upload(browser, url, path, headers):
     headers["Content-Length"] = str(os.path.getsize(path))
     with open(path, "rb") as f:
         c.request("POST", u.path + (f"?{u.query}" if u.query else ""), body=f, headers=headers)
-        r = c.getresponse()
-        text = r.read().decode("utf-8", "replace")
+        return answer_of(c)
+
+
+def announce(browser, url, length, headers):
+    """POSTs only the head of an upload of `length` bytes (as a client waiting for an
+    early answer does), with `browser`'s cookies; (status, parsed JSON or text)."""
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPSConnection(u.hostname, u.port, timeout=60, context=browser.ctx)
+    c.putrequest("POST", u.path + (f"?{u.query}" if u.query else ""))
+    for k, v in {**headers, "Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items()),
+                 "Content-Type": "application/octet-stream", "Content-Length": str(length)}.items():
+        c.putheader(k, v)
+    c.endheaders()
+    return answer_of(c)
+
+
+def upload_chunked(browser, url, path, headers):
+    """POSTs the file at `path` with chunked transfer coding (no length given), stopping
+    as soon as the server answers; (status, parsed JSON or text, bytes sent)."""
+    u = urllib.parse.urlsplit(url)
+    # TLS 1.2: no session tickets come after the handshake (as in 1.3), so the socket
+    # turns readable only with the answer.
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    c = http.client.HTTPSConnection(u.hostname, u.port, timeout=600, context=ctx)
+    c.putrequest("POST", u.path + (f"?{u.query}" if u.query else ""))
+    for k, v in {**headers, "Cookie": "; ".join(f"{k}={v}" for k, v in browser.cookies.items()),
+                 "Content-Type": "application/octet-stream", "Transfer-Encoding": "chunked"}.items():
+        c.putheader(k, v)
+    c.endheaders()
+    sent = 0
+    with open(path, "rb") as f:
+        try:
+            while True:
+                if select.select([c.sock], [], [], 0)[0]:
+                    break  # the answer came before the end
+                data = f.read(2**20)
+                c.send(b"%x\r\n" % len(data) + data + b"\r\n")
+                sent += len(data)
+                if not data:
+                    break
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            pass  # the server stopped reading: its answer is there
+    status, answer = answer_of(c)
+    return status, answer, sent
+
+
+def answer_of(c):
+    r = c.getresponse()
+    text = r.read().decode("utf-8", "replace")
     c.close()
     try:
         return r.status, json.loads(text)
@@ -593,6 +738,8 @@ def update_checks(vm, browser, base):
                            "--put", f"{marker}:/usr/lib/streambox/update-marker")
         print(f"update: bundle {newer} made in {took:.0f} s, {os.path.getsize(good) / 2**20:.0f} MiB",
               flush=True)
+        down = os.path.join(work, "downgrade.raucb")
+        make_bundle(out, root, down, older, signing)
         cut = os.path.join(work, "cut.raucb")
         with open(good, "rb") as f, open(cut, "wb") as g:
             g.write(f.read(os.path.getsize(good) // 2))
@@ -617,11 +764,31 @@ def update_checks(vm, browser, base):
         status, answer = upload(browser, f"{base}/api/system/update", old, {})
         check(status == 403, f"an upload without the CSRF token is refused ({status})")
 
-        # A power cut in the middle of an install: the running slot boots, and the
-        # install can be done again.
-        status, answer = upload(browser, f"{base}/api/system/update", good, headers)
-        check(status == 202 and answer.get("slot") == "b" and answer.get("version") == newer,
-              f"the bundle is accepted for slot B ({status} {answer})")
+        # A full data partition: an upload that says its length is refused before its
+        # first byte; one that does not is given up when the room left for recordings
+        # is reached; either way nothing of it stays.
+        _, avail, _ = vm.run(["/bin/df", "-B1", "--output=avail", "/var"])
+        avail = int(avail.split()[-1])
+        room = 256 * 2**20 + 100 * 2**20  # what the service keeps free, and 100 MiB
+        vm.run(["/usr/bin/fallocate", "-l", str(avail - room), "/var/filler"])
+        status, answer = announce(browser, f"{base}/api/system/update", os.path.getsize(good), headers)
+        check(status == 503 and "too few for a bundle" in str(answer),
+              f"with the data disk nearly full a bundle is refused up front: {status} {answer}")
+        status, answer, sent = upload_chunked(browser, f"{base}/api/system/update", good, headers)
+        check(status == 503 and "nearly full" in str(answer),
+              f"an upload of no given length stops at the room kept for recordings "
+              f"(after {sent / 2**20:.0f} MiB sent): {status} {answer}")
+        _, left, _ = vm.run(["/bin/ls", "-A", "/var/lib/streambox/updates"])
+        check(left.strip() == "", f"nothing of the upload is kept ({left.strip()!r})")
+        vm.run(["/bin/rm", "/var/filler"])
+        st = update_status(api)
+        check(st["release"] == running and st["pending"] is None, "nothing else changed")
+
+        # A power cut in the middle of an install (a downgrade the admin forced): the
+        # running slot boots, and the install can be done again.
+        status, answer = upload(browser, f"{base}/api/system/update?downgrade=1", down, headers)
+        check(status == 202 and answer.get("slot") == "b" and answer.get("version") == older,
+              f"an older bundle is accepted for slot B when the downgrade is forced ({status} {answer})")
         wait_for("the install to be under way", 600,
                  lambda: (update_status(api)["progress"].get("percent") or 0) >= 20)
         vm.kill()
@@ -663,12 +830,7 @@ def update_checks(vm, browser, base):
         check(sorted(s["name"] for s in streams) == names, f"the streams are kept ({names})")
         check(all(s["disk_bytes"] >= recorded.get(s["name"], 0) for s in streams),
               "the recordings are kept")
-        signed_in = Browser()
-        _, _, page = signed_in.request("GET", f"{base}/login")
-        status, headers_, _ = signed_in.request(
-            "POST", f"{base}/login", {"csrf": csrf_of(page), "name": "admin",
-                                      "password": "correct horse battery staple", "next": "/admin"})
-        check(status == 303, f"the administrator signs in with the old password ({status})")
+        signed_in_again(base)
 
         # A bundle whose service cannot start: given up after its tries, and slot B boots
         # by itself and says why.
@@ -704,6 +866,18 @@ def update_checks(vm, browser, base):
         check(shown, "the console banner says the update was rolled back")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def signed_in_again(base):
+    """A new browser signed in at `base` as the administrator with the password the
+    wizard was given (checked)."""
+    signed_in = Browser()
+    _, _, page = signed_in.request("GET", f"{base}/login")
+    status, _, _ = signed_in.request(
+        "POST", f"{base}/login", {"csrf": csrf_of(page), "name": "admin",
+                                  "password": "correct horse battery staple", "next": "/admin"})
+    check(status == 303, f"the administrator signs in with the old password ({status})")
+    return signed_in
 
 
 def csrf_of(page):
@@ -1461,10 +1635,7 @@ def vpn_checks(vm, browser, base, api):
 
     # A live stream's HLS over the tunnel.
     _, made = api("POST", "/api/streams", {"name": "field"})
-    publisher = subprocess.Popen(
-        ["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", CLIP, "-c", "copy", "-f", "flv",
-         f"rtmp://127.0.0.1:{vm.port[1935]}/live/field?key={made['key']}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    publisher = publish(vm, "field", made["key"])
     playlist = f"http://{VPN_BOX}/live/field/video.m3u8"
 
     def two_segments():

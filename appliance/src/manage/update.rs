@@ -22,8 +22,13 @@ const LAST: &str = "update.last";
 pub const NOTICE_FILE: &str = "update-notice";
 /// The largest bundle accepted, in bytes.
 pub const MAX_BUNDLE_BYTES: u64 = 4 << 30;
-/// Free space kept on the data partition besides a bundle being received, in bytes.
+/// Free space kept on the data partition besides a bundle being received, in bytes:
+/// room for the recordings being written while it arrives.
 const KEEP_FREE: u64 = 256 << 20;
+/// How often, in bytes received, the free space is looked at again while a bundle
+/// arrives (recordings fill the disk too, and an upload without a length is checked
+/// only this way).
+const SPACE_CHECK_EVERY: u64 = 16 << 20;
 /// How long a new slot may take to pass its health check before the service stops
 /// waiting to report it (the box reboots by itself before that when it fails).
 const BLESS_WAIT: Duration = Duration::from_secs(600);
@@ -341,7 +346,11 @@ impl Updates {
     }
 
     /// Writes `body` to `updates/bundle.raucb` through a partial file; checks the size
-    /// against `expected` and [`MAX_BUNDLE_BYTES`], and the room on the data partition.
+    /// against `expected` and [`MAX_BUNDLE_BYTES`], and the room on the data partition:
+    /// before the first byte when the length is known, then every
+    /// [`SPACE_CHECK_EVERY`] bytes, giving up (and removing the partial file) when less
+    /// than [`KEEP_FREE`] would be left, so that an upload never fills the disk the
+    /// recordings are written to.
     async fn store<S, E>(&self, mut body: S, expected: Option<u64>) -> Result<PathBuf, Refused>
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
@@ -373,6 +382,7 @@ impl Updates {
             .await
             .map_err(Refused::failed)?;
         let mut received = 0u64;
+        let mut checked_at = 0u64;
         let written = async {
             while let Some(chunk) = tokio::time::timeout(Duration::from_secs(60), body.next())
                 .await
@@ -385,6 +395,17 @@ impl Updates {
                     return Err(Refused::Invalid(format!(
                         "the bundle is more than {MAX_BUNDLE_BYTES} bytes"
                     )));
+                }
+                if received - checked_at >= SPACE_CHECK_EVERY {
+                    checked_at = received;
+                    let free = crate::system::storage::disk_space(&self.dir)
+                        .map(|d| d.free_bytes)
+                        .unwrap_or(u64::MAX);
+                    if free < KEEP_FREE {
+                        return Err(Refused::Unavailable(format!(
+                            "the data disk is nearly full ({free} bytes free after {received} bytes of the bundle): it was not kept, so that recordings have room"
+                        )));
+                    }
                 }
                 file.write_all(&chunk).await.map_err(|e| {
                     if e.raw_os_error() == Some(28) {
