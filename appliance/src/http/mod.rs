@@ -476,12 +476,19 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; styl
 /// and for pages, [`CSP`] with `frame-ancestors`: the viewer's pages (the portal, a
 /// watch page, through a link) may be framed, so a school can embed its stream in its
 /// own site; every other page (setup, sign-in, admin) may not (`'none'`, and
-/// `X-Frame-Options: DENY` for old browsers), against clickjacking.
+/// `X-Frame-Options: DENY` for old browsers), against clickjacking. A [`STREAMED`]
+/// upload's answer also carries `Connection: close`: it may come before the body was
+/// read (a refusal), after which the connection cannot carry another request, and a
+/// client must not try.
 async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let path = req.uri().path();
     let framable = path == "/" || path.starts_with("/watch") || path.starts_with("/t/");
+    let upload = req.method() == Method::POST && STREAMED.contains(&path);
     let mut r = next.run(req).await;
     let h = r.headers_mut();
+    if upload {
+        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
