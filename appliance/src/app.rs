@@ -79,6 +79,11 @@ pub struct App {
     pub lifecycle: Arc<Lifecycle>,
     /// Updates of the appliance (RAUC).
     pub updates: Arc<crate::manage::update::Updates>,
+    /// Every stream's content keys (encrypted HLS). Call `keyring.reload()` before
+    /// serving.
+    pub keyring: Arc<crate::protect::Keyring>,
+    /// Content key requests per client address.
+    pub key_limit: Arc<crate::auth::limit::ClientLimiter>,
 }
 
 impl App {
@@ -110,6 +115,8 @@ impl App {
         let updates = crate::manage::update::Updates::new(db.clone(), &cfg.data_dir);
         App {
             updates,
+            keyring: Arc::new(crate::protect::Keyring::new(db.clone())),
+            key_limit: Arc::new(crate::auth::limit::ClientLimiter::keys()),
             dvr: crate::dvr::Dvr::new(&cfg, db.clone(), metrics.clone()),
             cfg: Arc::new(cfg),
             registry: Registry::new(db.clone(), metrics.clone(), thumbnails.clone()),
@@ -139,10 +146,18 @@ impl App {
             .open(uid, |named| {
                 let life = StreamLife::default();
                 let hub = Hub::new(&named.name);
+                let registry = self.registry.clone();
+                let uid = named.uid.clone();
+                let sealer = crate::protect::Sealer::new(
+                    named.uid.clone(),
+                    self.keyring.clone(),
+                    move || registry.directory().by_uid(&uid).and_then(|n| n.protection),
+                );
                 let output = packager::spawn(
                     hub.clone(),
                     self.cfg.live.clone(),
                     self.metrics.clone(),
+                    Arc::new(sealer),
                     &life,
                 );
                 crate::dvr::recorder(

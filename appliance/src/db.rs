@@ -343,6 +343,14 @@ pub fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Milliseconds since the Unix epoch now (0 on a clock before 1970).
+pub fn unix_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
 /// Appends a row to the audit log: `actor` (a user name, or `cli`) did `action`
 /// (`stream.add`, `user.sign-in`, …) to `detail` (usually a name), from `client` (a peer
 /// address, or `cli`).
@@ -532,7 +540,7 @@ pub async fn rename_stream(pool: &SqlitePool, old: &str, new: &str) -> Result<()
 }
 
 /// Deletes stream or camera `name` and everything that is its: its settings,
-/// visibility and viewer links at once, its recordings marked for deletion (retention
+/// visibility, viewer links, content protection and keys at once, its recordings marked for deletion (retention
 /// removes the files, then their rows). One transaction. Returns its identity, or `None`
 /// when there was no such stream.
 ///
@@ -566,6 +574,8 @@ pub async fn delete_stream(
         "ladder_settings",
         "stream_visibility",
         "viewer_links",
+        "stream_protection",
+        "content_keys",
     ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE stream_uid = ?"))
             .bind(&uid)

@@ -379,6 +379,7 @@ impl MemoryHost {
             name: name.into(),
             kind: Kind::Stream,
             private,
+            protection: None,
             key_hash: Some(key.as_bytes().to_vec()),
         });
         let hub = Hub::new(name);

@@ -21,6 +21,7 @@ pub mod manage;
 pub mod media;
 pub mod metrics;
 pub mod packager;
+pub mod protect;
 pub mod rtsp;
 pub mod setup;
 pub mod streams;

@@ -251,6 +251,13 @@ enum StreamCommand {
         /// (standard, full), or source for passthrough only.
         #[arg(long)]
         ladder: Option<String>,
+        /// Encrypt the stream's HLS media for viewers (AES-128): on or off.
+        #[arg(long, value_parser = ["on", "off"])]
+        encrypt: Option<String>,
+        /// With --encrypt on: how often its key changes (10m, 1h… up to 24h, or never;
+        /// default 10m).
+        #[arg(long, requires = "encrypt")]
+        rotate: Option<String>,
     },
     /// Replace a stream's key; the old key stops working at once.
     RotateKey {
@@ -611,6 +618,19 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         .await
         .context("reading the configured streams")?;
     tokio::spawn(app.registry.clone().watch(watcher));
+    app.keyring
+        .reload()
+        .await
+        .context("reading the content keys")?;
+    // A deleted stream's keys go from memory with it (its rows went in its deletion).
+    let (keyring, registry) = (app.keyring.clone(), app.registry.clone());
+    tokio::spawn(async move {
+        let mut changes = registry.changes();
+        while changes.changed().await.is_ok() {
+            let dir = registry.directory();
+            keyring.retain(|uid| dir.by_uid(uid).is_some());
+        }
+    });
     // Who may open the admin pages is checked from memory on every request.
     app.vpn.load().await.context("reading the VPN's settings")?;
     let vpn = app.vpn.clone();
@@ -869,6 +889,8 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             keep,
             keep_bytes,
             ladder,
+            encrypt,
+            rotate,
         } => {
             if let Some(l) = &ladder {
                 // Checked before anything changes.
@@ -888,6 +910,22 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             if let Some(l) = &ladder {
                 manage::streams::set_ladder(&ops, &name, l).await?;
             }
+            if let Some(e) = &encrypt {
+                let rotate = rotate.as_deref().unwrap_or("10m");
+                manage::streams::set_protection(&ops, &name, e == "on", rotate).await?;
+            }
+            let protection = match ops.named(&name).await?.protection {
+                None => "clear".to_string(),
+                Some(streambox::streams::Protection { rotate_secs: None }) => {
+                    "encrypted (key rotated at each session)".into()
+                }
+                Some(streambox::streams::Protection {
+                    rotate_secs: Some(s),
+                }) => format!(
+                    "encrypted (key rotated every {})",
+                    humantime::format_duration(std::time::Duration::from_secs(u64::from(s)))
+                ),
+            };
             let uid = named_uid(&pool, &name).await?;
             let ladder = streambox::transcode::ladder::get(&pool, &uid).await?;
             let keep = s.keep_secs.map_or("no age limit".into(), |k| {
@@ -897,7 +935,7 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
                 bytesize::ByteSize(b as u64).to_string()
             });
             println!(
-                "{name}: recording {}, keep {keep}, {bytes}; ladder {ladder}",
+                "{name}: recording {}, keep {keep}, {bytes}; ladder {ladder}; {protection}",
                 if s.enabled { "on" } else { "off" }
             );
         }

@@ -5,7 +5,7 @@
 //! being listed, playlist and segment requests, recording paused for disk space, bytes
 //! recorded and segments deleted, the time a recorder batch takes to write.
 //! Service-wide: publish attempts rejected (label `reason`), thumbnails by outcome
-//! (label `result`); connections open, refused over the per-client cap and cut off by
+//! (label `result`), content key requests by outcome (label `outcome`); connections open, refused over the per-client cap and cut off by
 //! a timeout, and the cap itself (label `protocol`: `http`, `rtsp`, `rtmp`).
 //!
 //! A stream's series go when the stream does ([`Metrics::forget_stream`]).
@@ -35,6 +35,10 @@ pub struct Metrics {
     pub segment_requests: IntCounterVec,
     /// Publish attempts refused, by reason.
     pub rejected: IntCounterVec,
+    /// Content key requests (encrypted HLS), by outcome: `served`, `refused` (no valid
+    /// link or session), `unknown` (no such key for that stream), `limited` (too many
+    /// from one address).
+    pub key_requests: IntCounterVec,
     /// 1 while a stream's recording is paused for lack of disk space.
     pub dvr_paused: IntGaugeVec,
     /// Bytes of recorded segments written durably (fsynced and renamed into place).
@@ -161,6 +165,12 @@ impl Metrics {
                 "streambox_publish_rejected_total",
                 "Publish attempts refused",
                 &["reason"],
+            ),
+            key_requests: counter(
+                &r,
+                "streambox_key_requests_total",
+                "Content key requests, by outcome: served, refused, unknown, limited",
+                &["outcome"],
             ),
             dvr_paused: gauge(
                 &r,

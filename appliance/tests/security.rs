@@ -36,18 +36,12 @@ fn eventually<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>
     }
 }
 
-/// Completes setup (with stream `lobby`) and makes an API token on the account page:
-/// the signed-in browser and the token.
 fn admin(server: &Server) -> (Web, String) {
-    let web = Web::new(server);
-    web.complete_setup(PASSWORD, "lobby");
-    let token = web.make_token("sec");
-    (web, token)
+    support::web::admin_with_token(server, "sec")
 }
 
-/// An API call with the token and no cookies.
 fn api(server: &Server, token: &str, method: &str, path: &str, body: Option<Value>) -> Answer {
-    Web::new(server).api(method, path, Some(token), None, body.as_ref())
+    support::web::api_call(server, token, method, path, body)
 }
 
 /// Creates stream `name` through the API; its key.

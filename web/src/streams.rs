@@ -150,6 +150,11 @@ pub struct Detail {
     pub live: bool,
     /// Whether it plays only through viewer links.
     pub private: bool,
+    /// Its media is encrypted for viewers, with its key's rotation period as typed
+    /// (`10m`, `never`); `None` in the clear.
+    pub encrypted: Option<String>,
+    /// How many content keys it has had.
+    pub keys: usize,
     /// Publish settings (streams only).
     pub publish: Option<Publish>,
     /// A camera's URL (password masked), state and last error.
@@ -321,6 +326,24 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                     <label>"Link valid for" <input name="valid" value="24h" maxlength="16" /></label>
                     <button type="submit">"Make a viewer link"</button>
                 </form>
+            </section>
+            <section>
+                <h2>"Encryption"</h2>
+                <form method="post" action=action("protection") class="inline">
+                    <Csrf token=c() />
+                    <label class="check"><input type="radio" name="encrypted" value="off" checked=d.encrypted.is_none() />" In the clear"</label>
+                    <label class="check"><input type="radio" name="encrypted" value="on" checked=d.encrypted.is_some() />" Encrypted (AES-128 HLS)"</label>
+                    <label>"New key every" <input name="rotate" value=d.encrypted.clone().unwrap_or_else(|| "10m".into()) maxlength="16" /></label>
+                    <button type="submit">"Save encryption"</button>
+                </form>
+                <p class="hint">"Encrypted: every segment that leaves the box is ciphertext, and its key goes only to viewers who may watch (public streams: everyone on the LAN; private ones: through their links). Durations such as 10m or 1h, or never. DASH, recordings and RTSP of an encrypted stream are refused for now."</p>
+                {(d.encrypted.is_some()).then(|| view! {
+                    <form method="post" action=action("protection/rotate") class="inline">
+                        <Csrf token=c() />
+                        <button type="submit">"New key now"</button>
+                        <span class="hint">{format!(" {} key(s) so far. Use it when a link leaked: players without a valid link cannot get the new key.", d.keys)}</span>
+                    </form>
+                })}
             </section>
             <section>
                 <h2>"Rename or delete"</h2>

@@ -1,6 +1,6 @@
 //! Rate limits: password checks (sign-in and the current-password check of a password
-//! change) per client and per account, and costly requests (new thumbnail decodes) per
-//! client.
+//! change) per client and per account, and costly or sensitive requests (new thumbnail
+//! decodes, content keys) per client.
 //!
 //! A client is its address's [`client_group`]: an IPv4 address, or the /64 of an IPv6
 //! one, since a host picks any address of its /64 (SLAAC, privacy addresses) and would
@@ -158,6 +158,15 @@ impl ClientLimiter {
     pub fn thumbnails() -> ClientLimiter {
         ClientLimiter {
             limiter: DefaultKeyedRateLimiter::keyed(quota(Duration::from_secs(1), 30)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Content key requests: a burst of 60 (a player's renditions and a page reloaded
+    /// a few times), then one a second; a player asks once per key and rendition.
+    pub fn keys() -> ClientLimiter {
+        ClientLimiter {
+            limiter: DefaultKeyedRateLimiter::keyed(quota(Duration::from_secs(1), 60)),
             clock: DefaultClock::default(),
         }
     }

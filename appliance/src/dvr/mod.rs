@@ -217,6 +217,8 @@ pub async fn history(
                 parts: Vec::new(),
                 complete: true,
                 pdt: UNIX_EPOCH + Duration::from_millis(wall.max(0) as u64),
+                sealing: None,
+                sealed: None,
             }
         })
         .collect())

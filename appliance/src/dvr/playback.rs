@@ -9,7 +9,7 @@ use super::{DvrError, Range, GAP_MS, MAX_SEGMENT_MS};
 use crate::streams::StreamUid;
 use sqlx::SqlitePool;
 use std::fmt::Write;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 /// The longest range served at once, in milliseconds (a day).
 pub const MAX_RANGE_MS: i64 = 24 * 3600 * 1000;
@@ -82,11 +82,7 @@ pub fn parse_span(from: Option<&str>, to: Option<&str>) -> Result<TimeRange, Ran
     check_range(start_ms, end_ms)
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use crate::db::unix_now_ms as now_ms;
 
 fn check_range(start_ms: i64, end_ms: i64) -> Result<TimeRange, RangeError> {
     let now = now_ms();

@@ -21,6 +21,8 @@
 //! | `POST /api/streams/{stream}/key` | | `{key}`: a new key; the old one stops working |
 //! | `PUT /api/streams/{stream}/recording` | `{enabled, keep?, keep_bytes?}` | the settings |
 //! | `PUT /api/streams/{stream}/visibility` | `{visibility}`: `public` or `private` | the same |
+//! | `PUT /api/streams/{stream}/protection` | `{encrypted, rotate?}`: `rotate` `10m`…`24h` or `never` | `{encrypted, rotate_secs, key_id, keys}` |
+//! | `POST /api/streams/{stream}/protection/rotate` | | `{key_id}`: a new content key |
 //! | `POST /api/streams/{stream}/links` | `{valid}`, e.g. `"24h"` | 201 `{id, url, expires}` |
 //! | `GET /api/streams/{stream}/links` | | the open viewer links (never their URLs) |
 //! | `DELETE /api/streams/{stream}/links/{id}` | | 204; players through it are ended |
@@ -191,6 +193,7 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
         .into_iter()
         .find(|s| s.name == stream);
     let private = named.private;
+    let protection = protection_json(app, &named.uid, named.protection);
     let rec = dvr_settings::get(&app.db, &named.uid)
         .await
         .map_err(|e| failed(&e))?;
@@ -244,6 +247,7 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
     let mut v = serde_json::to_value(status).map_err(|e| failed(&e))?;
     if let Some(o) = v.as_object_mut() {
         o.insert("private".into(), private.into());
+        o.insert("protection".into(), protection);
         o.insert(
             "recording_settings".into(),
             serde_json::to_value(rec).map_err(|e| failed(&e))?,
@@ -322,6 +326,77 @@ pub async fn recording(
         .await
         .map_err(Refusal::from);
     answer(StatusCode::OK, now)
+}
+
+/// A stream's content protection as the API shows it: `{"encrypted", "rotate_secs"
+/// (null: by hand), "key_id" (the newest key's, null before the first), "keys" (how
+/// many it has had)}`; `{"encrypted": false, …}` in the clear.
+fn protection_json(
+    app: &App,
+    uid: &crate::streams::StreamUid,
+    p: Option<crate::streams::Protection>,
+) -> serde_json::Value {
+    let latest = app.keyring.latest(uid);
+    json!({
+        "encrypted": p.is_some(),
+        "rotate_secs": p.and_then(|p| p.rotate_secs),
+        "key_id": latest.map(|k| k.kid.to_string()),
+        "keys": app.keyring.count(uid),
+    })
+}
+
+/// `PUT /api/streams/{stream}/protection`'s body: `rotate` is a duration (`10m`) or
+/// `never`, `10m` when left out.
+#[derive(Debug, Deserialize)]
+pub struct ProtectionBody {
+    encrypted: bool,
+    rotate: Option<String>,
+}
+
+/// `PUT /api/streams/{stream}/protection`: encrypts the stream's media (or stops) from
+/// the segment after next; answers the protection now in force (see
+/// [`protection_json`]).
+pub async fn protection(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    b: Result<Json<ProtectionBody>, JsonRejection>,
+) -> Response {
+    let b = match on_stream(&app, &stream, b).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let rotate = b.rotate.as_deref().unwrap_or("10m");
+    let now =
+        manage::streams::set_protection(&super::ops(&app, &v, &s), &stream, b.encrypted, rotate)
+            .await
+            .map_err(Refusal::from)
+            .map(|p| {
+                let uid = app
+                    .registry
+                    .directory()
+                    .by_name(&stream)
+                    .map(|n| n.uid.clone());
+                uid.map_or(serde_json::Value::Null, |u| protection_json(&app, &u, p))
+            });
+    answer(StatusCode::OK, now)
+}
+
+/// `POST /api/streams/{stream}/protection/rotate`: a new content key at once; 200
+/// `{"key_id"}`, 422 when the stream is not encrypted.
+pub async fn rotate_content_key(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+) -> Response {
+    let made =
+        manage::streams::rotate_content_key(&super::ops(&app, &v, &s), &app.keyring, &stream)
+            .await
+            .map_err(Refusal::from)
+            .map(|kid| json!({ "key_id": kid.to_string() }));
+    answer(StatusCode::OK, made)
 }
 
 /// `PUT /api/streams/{stream}/visibility`'s body.

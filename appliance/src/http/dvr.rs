@@ -48,6 +48,24 @@ pub(super) fn uid_of(app: &App, stream: &str) -> Result<StreamUid, Response> {
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}")))
 }
 
+/// The identity of the stream named `stream` now, or its 404; or a 409 when it is
+/// encrypted: its recordings are not served encrypted yet, and are never served clear.
+fn clear_uid_of(app: &App, stream: &str) -> Result<StreamUid, Response> {
+    let uid = uid_of(app, stream)?;
+    if app
+        .registry
+        .directory()
+        .by_uid(&uid)
+        .is_some_and(|n| n.protection.is_some())
+    {
+        return Err(error(
+            StatusCode::CONFLICT,
+            format!("{stream:?} is encrypted, and its recordings cannot be played back encrypted yet: only its live stream plays (over HLS)"),
+        ));
+    }
+    Ok(uid)
+}
+
 /// `index.m3u8`, `video.m3u8` or `audio.m3u8` of a recorded range.
 pub async fn playlist(
     State(app): State<App>,
@@ -55,7 +73,7 @@ pub async fn playlist(
     RawQuery(raw): RawQuery,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let uid = match uid_of(&app, &stream) {
+    let uid = match clear_uid_of(&app, &stream) {
         Ok(u) => u,
         Err(r) => return r,
     };
@@ -187,7 +205,7 @@ pub async fn file(
     State(app): State<App>,
     Path((stream, epoch, track, file)): Path<(String, String, String, String)>,
 ) -> Response {
-    let uid = match uid_of(&app, &stream) {
+    let uid = match clear_uid_of(&app, &stream) {
         Ok(u) => u,
         Err(r) => return r,
     };

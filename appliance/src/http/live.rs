@@ -9,6 +9,7 @@
 //! | `/live/{stream}/{track}/init-{epoch}.mp4` | init segment |
 //! | `/live/{stream}/{track}/seg-{msn}.m4s` | segment (its parts, concatenated) |
 //! | `/live/{stream}/{track}/part-{msn}-{i}.m4s` | partial segment; the next one blocks |
+//! | `/live/{stream}/keys/{kid}.key` | a content key of an encrypted stream (never cached) |
 //! | `/live/{stream}/{rung}.m3u8`, `/live/{stream}/{rung}/…` | an ABR rung (`720p`): its video, as a track |
 //!
 //! Playlists are cacheable for a second (blocking reloads, whose URLs are unique, for
@@ -154,6 +155,10 @@ pub async fn playlist(
                 None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
             }
         }
+        "manifest.mpd" if encrypted(&app, &e.uid) => error(
+            StatusCode::CONFLICT,
+            format!("{stream:?} is encrypted, which DASH does not play yet: play it over HLS (index.m3u8)"),
+        ),
         "manifest.mpd" => {
             // The Host header goes into a cacheable body: only a plausible host:port.
             let host = headers
@@ -214,6 +219,14 @@ pub async fn playlist(
     }
 }
 
+/// Whether stream `uid` is encrypted now ([`crate::protect`]).
+fn encrypted(app: &App, uid: &StreamUid) -> bool {
+    app.registry
+        .directory()
+        .by_uid(uid)
+        .is_some_and(|n| n.protection.is_some())
+}
+
 /// The transcoded audio rendition, once live with a segment, as the audio group.
 fn stereo(e: &LiveEntry) -> Option<hls::Rung> {
     let r = e.renditions.audio()?;
@@ -240,7 +253,9 @@ async fn time_shift(
     track: TrackId,
 ) -> Arc<Vec<Segment>> {
     use std::sync::atomic::Ordering;
-    if live.cfg.dvr_window <= 0.0 || !live.recording.load(Ordering::Relaxed) {
+    if live.cfg.dvr_window <= 0.0 || !live.recording.load(Ordering::Relaxed) || encrypted(app, uid)
+    {
+        // An encrypted stream's recordings are not served encrypted yet.
         return Arc::default();
     }
     let head = live
@@ -390,16 +405,14 @@ fn lookup(w: &Window, track: TrackId, f: &MediaFile) -> Lookup {
             None => Lookup::Gone,
         },
         MediaFile::Segment(msn) => match tw.segment(msn) {
-            Some(s) if s.complete => {
-                Lookup::Found(s.parts.iter().map(|p| p.bytes.clone()).collect())
-            }
+            Some(s) if s.complete => Lookup::Found(s.served()),
             Some(_) => Lookup::Soon,
             None if msn == w.next_msn && !w.ended => Lookup::Soon,
             None => Lookup::Gone,
         },
         MediaFile::Part(msn, i) => {
             if let Some(p) = tw.segment(msn).and_then(|s| s.parts.get(i)) {
-                return Lookup::Found(vec![p.bytes.clone()]);
+                return Lookup::Found(vec![p.sealed.clone().unwrap_or_else(|| p.bytes.clone())]);
             }
             // The preload hint names the next part; a player may ask for it early.
             if !w.ended && hls::next_part(w, tw) == (msn, i) {
@@ -409,6 +422,47 @@ fn lookup(w: &Window, track: TrackId, f: &MediaFile) -> Lookup {
             }
         }
     }
+}
+
+/// `GET /live/{stream}/keys/{kid}.key`: a content key of the stream (the 16 bytes of
+/// its AES-128 key, RFC 8216bis §5.2), for its playlists' `EXT-X-KEY` tags. Behind the
+/// viewer gate as the playlists are (a link to this stream, or an administrator's
+/// session, for a private stream), rate-limited per client there, and never cached
+/// (`Cache-Control: no-store`). A key ID that is not one of this stream's keys, or not
+/// a key ID at all, is 404; every outcome is counted in `streambox_key_requests_total`.
+pub async fn key(State(app): State<App>, Path((stream, file)): Path<(String, String)>) -> Response {
+    let count = |outcome: &str| {
+        app.metrics.key_requests.with_label_values(&[outcome]).inc();
+    };
+    let uid = app
+        .registry
+        .directory()
+        .by_name(&stream)
+        .map(|n| n.uid.clone());
+    let found = file
+        .strip_suffix(".key")
+        .and_then(|k| k.parse::<crate::protect::Kid>().ok())
+        .and_then(|kid| app.keyring.get(&kid))
+        .filter(|k| Some(&k.stream) == uid.as_ref());
+    let Some(k) = found else {
+        count("unknown");
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("no key {file:?} for stream {stream:?}"),
+        );
+    };
+    count("served");
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+        ],
+        Bytes::copy_from_slice(&k.key),
+    )
+        .into_response()
 }
 
 /// `GET /live/{stream}/{track}/{file}`: init segments, segments and parts.
@@ -454,8 +508,9 @@ pub async fn media(
         found = lookup(&live.read(), t, &f);
     }
     let Lookup::Found(chunks) = found else {
-        if rung.is_some() {
-            return not_found(); // rungs are not recorded
+        if rung.is_some() || encrypted(&app, &e.uid) {
+            // Rungs are not recorded; recordings are not served encrypted yet.
+            return not_found();
         }
         // Out of the window: time-shift serves it from the recording, if there is one.
         let (epoch, msn) = match f {

@@ -186,6 +186,7 @@ fn table() -> Table {
     Table::default()
         .get(Viewer, "/live/{stream}/thumbnail.jpg", thumbnail::live)
         .get(Viewer, "/live/{stream}/{file}", live::playlist)
+        .get(Viewer, "/live/{stream}/keys/{file}", live::key)
         .get(Viewer, "/live/{stream}/{track}/{file}", live::media)
         .get(Viewer, "/dvr/{stream}/thumbnail.jpg", thumbnail::recorded)
         .get(Viewer, "/dvr/{stream}/recordings.json", dvr::recordings)
@@ -236,6 +237,16 @@ fn table() -> Table {
             Admin,
             "/admin/streams/{stream}/visibility",
             streams::visibility,
+        )
+        .post(
+            Admin,
+            "/admin/streams/{stream}/protection",
+            streams::protection,
+        )
+        .post(
+            Admin,
+            "/admin/streams/{stream}/protection/rotate",
+            streams::rotate_content_key,
         )
         .post(Admin, "/admin/streams/{stream}/link", streams::link)
         .post(
@@ -304,6 +315,12 @@ fn table() -> Table {
         .post(Api, "/api/streams/{stream}/key", api::rotate_key)
         .put(Api, "/api/streams/{stream}/recording", api::recording)
         .put(Api, "/api/streams/{stream}/visibility", api::visibility)
+        .put(Api, "/api/streams/{stream}/protection", api::protection)
+        .post(
+            Api,
+            "/api/streams/{stream}/protection/rotate",
+            api::rotate_content_key,
+        )
         .post(Api, "/api/streams/{stream}/links", api::link)
         .get(Api, "/api/streams/{stream}/links", api::links)
         .delete(Api, "/api/streams/{stream}/links/{id}", api::revoke_link)

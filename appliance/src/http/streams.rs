@@ -7,6 +7,8 @@
 //! | `POST /admin/streams/{stream}/key` | rotate the key (shown once) |
 //! | `POST /admin/streams/{stream}/recording` | `enabled`, `keep`, `keep_bytes` |
 //! | `POST /admin/streams/{stream}/visibility` | `visibility` = `public` or `private` |
+//! | `POST /admin/streams/{stream}/protection` | `encrypted` = `on` or `off`, `rotate` (`10m`, `never`) |
+//! | `POST /admin/streams/{stream}/protection/rotate` | a new content key at once |
 //! | `POST /admin/streams/{stream}/link` | a viewer link valid for `valid` (e.g. `24h`) |
 //! | `POST /admin/streams/{stream}/links/{id}/revoke` | revoke a viewer link |
 //! | `POST /admin/streams/{stream}/rename` | `name`; refused while live |
@@ -275,6 +277,13 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         kind: kind.as_str(),
         live,
         private: named.private,
+        encrypted: named.protection.map(|p| match p.rotate_secs {
+            None => "never".to_string(),
+            Some(s) => {
+                humantime::format_duration(std::time::Duration::from_secs(u64::from(s))).to_string()
+            }
+        }),
+        keys: app.keyring.count(&named.uid),
         links,
         publish,
         camera,
@@ -498,6 +507,66 @@ pub async fn visibility(
             "The stream is public on the LAN."
         };
         Ok(notice(stream, msg))
+    })
+    .await
+}
+
+/// The encryption form's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ProtectionForm {
+    encrypted: String,
+    rotate: String,
+}
+
+/// `POST /admin/streams/{stream}/protection`.
+pub async fn protection(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    Form(f): Form<ProtectionForm>,
+) -> Response {
+    act(app, v, s, stream, |ops, stream, _| async move {
+        let on = match f.encrypted.as_str() {
+            "on" => true,
+            "off" => false,
+            _ => {
+                return Err(Refusal::Invalid(
+                    "Choose in the clear or encrypted. Nothing was changed.".into(),
+                ))
+            }
+        };
+        let rotate = if f.rotate.trim().is_empty() {
+            "10m"
+        } else {
+            f.rotate.as_str()
+        };
+        let now = manage::streams::set_protection(&ops, &stream, on, rotate).await?;
+        let msg = if now.is_some() {
+            "The stream is encrypted from the next segment but one: players with a valid link or session play on."
+        } else {
+            "The stream is in the clear from the next segment but one."
+        };
+        Ok(notice(stream, msg))
+    })
+    .await
+}
+
+/// `POST /admin/streams/{stream}/protection/rotate`: a new content key at once.
+pub async fn rotate_content_key(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+) -> Response {
+    let keyring = app.keyring.clone();
+    act(app, v, s, stream, |ops, stream, _| async move {
+        manage::streams::rotate_content_key(&ops, &keyring, &stream).await?;
+        Ok(notice(
+            stream,
+            "A new key is in use from the next segment but one; players without a valid link or session cannot get it.",
+        ))
     })
     .await
 }

@@ -561,6 +561,7 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
         Ok(id) => id,
         Err(e) => {
             tracing::info!(stream = %stream, error = %e, "viewer link refused");
+            count_key_refusal(&app, rest);
             return Err(refuse_viewer(watch_page, &stream, &e.to_string()));
         }
     };
@@ -579,6 +580,27 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
         .map_err(|_| super::error(StatusCode::BAD_REQUEST, "bad link path"))?;
     req.extensions_mut().insert(grant);
     Ok(req)
+}
+
+/// Whether `path` (with or without its leading `/`) is a content key's,
+/// `/live/NAME/keys/FILE`.
+fn is_key_path(path: &str) -> bool {
+    let mut parts = path.trim_start_matches('/').split('/');
+    parts.next() == Some("live")
+        && parts.next().is_some()
+        && parts.next() == Some("keys")
+        && parts.next().is_some()
+        && parts.next().is_none()
+}
+
+/// Counts a refused request for a content key (`streambox_key_requests_total`).
+fn count_key_refusal(app: &App, path: &str) {
+    if is_key_path(path) {
+        app.metrics
+            .key_requests
+            .with_label_values(&["refused"])
+            .inc();
+    }
 }
 
 /// Whether `path` (with or without its leading `/`) is a stream's watch page,
@@ -626,6 +648,28 @@ pub async fn viewer_gate(
     let Some(stream) = viewed_stream(req.uri().path()) else {
         return next.run(req).await;
     };
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    if is_key_path(req.uri().path()) {
+        // Content keys: a few per viewer; a client asking for many is slowed down.
+        if let Some(Err(wait)) = client.map(|c| app.key_limit.check(c)) {
+            app.metrics
+                .key_requests
+                .with_label_values(&["limited"])
+                .inc();
+            let mut r = super::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many key requests from this address; try again shortly",
+            );
+            r.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+            return r;
+        }
+    }
     let Some(named) = app.registry.directory().by_name(&stream).cloned() else {
         if is_watch_page(req.uri().path()) {
             return page(
@@ -648,6 +692,7 @@ pub async fn viewer_gate(
             None => false,
         };
     if !admitted {
+        count_key_refusal(&app, req.uri().path());
         let watch_page = is_watch_page(req.uri().path());
         return refuse_viewer(
             watch_page,
@@ -657,10 +702,6 @@ pub async fn viewer_gate(
     }
     let path = req.uri().path();
     let live_media = path.starts_with("/live/") && !path.ends_with("/thumbnail.jpg");
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     let agent = req.headers().get(header::USER_AGENT).cloned();
     let response = next.run(req).await;
     if let (true, Some(client), true) = (live_media, client, response.status().is_success()) {

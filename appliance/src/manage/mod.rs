@@ -199,12 +199,7 @@ pub(crate) async fn json_setting<T: serde::de::DeserializeOwned>(
         .and_then(|t| serde_json::from_str(&t).ok()))
 }
 
-/// Milliseconds since the Unix epoch now (0 on a clock before 1970).
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+pub use crate::db::unix_now_ms as now_ms;
 
 /// Milliseconds since the Unix epoch as ISO 8601 UTC (`2026-11-21T22:40:00.000Z`), as
 /// pages and JSON show times; times before 1970 show as 1970.

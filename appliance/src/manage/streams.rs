@@ -1,12 +1,13 @@
 //! Streams and cameras as the administrator changes them: add, rename, remove, rotate a
-//! key, recording and visibility settings, viewer links and ABR ladders. Each operation
+//! key, recording, visibility and content protection settings, viewer links and ABR
+//! ladders. Each operation
 //! checks its input first and changes nothing when it refuses; each change is told to
 //! the running service (which ends at once what it took away) and audited.
 
 use super::{addresses, Ops, Refused};
 use crate::auth::{stream_keys, viewer};
 use crate::dvr::settings as dvr_settings;
-use crate::streams::Kind;
+use crate::streams::{Kind, Protection};
 use crate::transcode::ladder::{self, Ladder};
 
 /// Creates stream `name` (trimmed) with the recording defaults; returns its name and
@@ -180,6 +181,99 @@ pub async fn set_visibility(ops: &Ops, name: &str, visibility: &str) -> Result<b
     ops.audit("stream.visibility", &format!("{name}: {visibility}"))
         .await;
     Ok(private)
+}
+
+/// The longest a content key may be used for before it rotates, in seconds (a day).
+pub const MAX_ROTATE_SECS: u32 = 86_400;
+
+/// Sets whether `name`'s media is encrypted ([`crate::protect`]) and how often its key
+/// rotates: `rotate` is a duration (`10m`, `1h`: a minute to [`MAX_ROTATE_SECS`]) or
+/// `never` (only at each publishing session and when rotated by hand). Segments opened
+/// from the one after next follow it. Returns the setting now.
+///
+/// # Errors
+/// [`Refused::Invalid`] for a rotation period out of range or that does not parse;
+/// [`Refused::NotFound`].
+pub async fn set_protection(
+    ops: &Ops,
+    name: &str,
+    encrypted: bool,
+    rotate: &str,
+) -> Result<Option<Protection>, Refused> {
+    let rotate = rotate.trim();
+    let rotate_secs = match rotate {
+        "never" => None,
+        _ => match humantime::parse_duration(rotate) {
+            Ok(d)
+                if rotate.len() <= 16
+                    && d.as_secs() >= 60
+                    && d.as_secs() <= u64::from(MAX_ROTATE_SECS) =>
+            {
+                Some(d.as_secs() as u32)
+            }
+            _ => {
+                return Err(Refused::Invalid(format!(
+                    "The key rotates every minute to every day ({:?} is neither a duration such as 10m nor \u{201c}never\u{201d}). Nothing was changed.",
+                    rotate.chars().take(40).collect::<String>()
+                )))
+            }
+        },
+    };
+    let named = ops.named(name).await?;
+    let now = encrypted.then_some(Protection { rotate_secs });
+    let written = match now {
+        Some(p) => {
+            sqlx::query(
+                "INSERT INTO stream_protection (stream_uid, rotate_secs) VALUES (?1, ?2)
+             ON CONFLICT (stream_uid) DO UPDATE SET rotate_secs = excluded.rotate_secs",
+            )
+            .bind(&named.uid)
+            .bind(p.rotate_secs)
+            .execute(&ops.db)
+            .await
+        }
+        None => {
+            sqlx::query("DELETE FROM stream_protection WHERE stream_uid = ?")
+                .bind(&named.uid)
+                .execute(&ops.db)
+                .await
+        }
+    };
+    written.map_err(Refused::failed)?;
+    ops.changed().await;
+    let what = match now {
+        None => "clear".to_string(),
+        Some(Protection { rotate_secs: None }) => "encrypted, key rotated by hand".into(),
+        Some(Protection {
+            rotate_secs: Some(s),
+        }) => format!("encrypted, key rotated every {s} s"),
+    };
+    ops.audit("stream.protection", &format!("{name}: {what}"))
+        .await;
+    Ok(now)
+}
+
+/// A new content key for encrypted stream `name`, at once ("this link leaked"): its
+/// segments use it from the one after next; viewers without a valid link or session
+/// cannot get it. Returns the key's ID.
+///
+/// # Errors
+/// [`Refused::Invalid`] when the stream is not encrypted; [`Refused::NotFound`];
+/// [`Refused::Failed`] when no key could be made or stored.
+pub async fn rotate_content_key(
+    ops: &Ops,
+    keyring: &crate::protect::Keyring,
+    name: &str,
+) -> Result<crate::protect::Kid, Refused> {
+    let named = ops.named(name).await?;
+    if named.protection.is_none() {
+        return Err(Refused::Invalid(format!(
+            "\u{201c}{name}\u{201d} is not encrypted: there is no key to rotate."
+        )));
+    }
+    let k = keyring.rotate(&named.uid).await.map_err(Refused::failed)?;
+    ops.audit("stream.key_rotated", name).await;
+    Ok(k.kid)
 }
 
 /// A viewer link just made: shown once.

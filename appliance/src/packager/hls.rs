@@ -1,12 +1,14 @@
 //! HLS playlists (RFC 8216bis): the multivariant playlist (§4.4.6) and LL-HLS media
-//! playlists with partial segments (§4.4.4.9), preload hints (§4.4.5.3) and blocking
-//! reload (§6.2.5.2).
+//! playlists with partial segments (§4.4.4.9), preload hints (§4.4.5.3), blocking
+//! reload (§6.2.5.2) and, for encrypted streams, `EXT-X-KEY` (§4.4.4.4; see
+//! [`crate::protect`]).
 //!
 //! URIs are relative to the playlist: `video.m3u8` lists `video/seg-12.m4s`,
 //! `video/part-13-2.m4s` and `video/init-0.mp4`.
 
 use super::window::{Segment, TrackWindow, Window};
 use crate::media::{TrackId, TrackParams};
+use crate::protect::Kid;
 use std::fmt::Write;
 use std::time::SystemTime;
 use time::format_description::well_known::Rfc3339;
@@ -207,6 +209,8 @@ pub fn media_playlist(
         .back()
         .map_or(0.0, |s| s.start_seconds() + s.seconds());
     let mut epoch = None;
+    // The key in force (§4.4.4.4): none at the top.
+    let mut key: Option<Kid> = None;
     for s in older.iter().chain(tw.segments.iter()) {
         // Also on the first listed segment: EXT-X-DISCONTINUITY-SEQUENCE counts only the
         // segments trimmed off, so a segment keeps its discontinuity sequence number from
@@ -215,9 +219,12 @@ pub fn media_playlist(
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if epoch != Some(s.epoch) {
+            // Init segments stay in the clear: no key applies to an EXT-X-MAP.
+            announce_key(&mut out, &mut key, None);
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{name}/init-{}.mp4\"", s.epoch);
             epoch = Some(s.epoch);
         }
+        announce_key(&mut out, &mut key, s.sealing.as_ref().map(|x| x.key.kid));
         let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", iso8601(s.pdt));
         let end = s.start_seconds() + s.seconds();
         if !s.complete || live_edge - end < PART_LIST_TARGETS * td as f64 {
@@ -243,12 +250,34 @@ pub fn media_playlist(
         out.push_str("#EXT-X-ENDLIST\n");
     } else {
         let (msn, part) = next_part(w, tw);
+        if msn == w.next_msn && part == 0 {
+            // The hinted part opens a segment not listed yet: announce its key, which
+            // cannot change before it opens (`Window::sealing`).
+            announce_key(&mut out, &mut key, w.sealing.as_ref().map(|k| k.kid));
+        }
         let _ = writeln!(
             out,
             "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{name}/part-{msn}-{part}.m4s\""
         );
     }
     Some(out)
+}
+
+/// Writes an EXT-X-KEY tag (RFC 8216bis §4.4.4.4) when `want` is not the key in force
+/// (`key`): `METHOD=AES-128` with the key's URI (`keys/KID.key`, relative to the
+/// playlist, so a viewer link in the path stays in it) and no IV (the media sequence
+/// number is the IV, §5.2), or `METHOD=NONE` for clear media.
+fn announce_key(out: &mut String, key: &mut Option<Kid>, want: Option<Kid>) {
+    if *key == want {
+        return;
+    }
+    match want {
+        Some(kid) => {
+            let _ = writeln!(out, "#EXT-X-KEY:METHOD=AES-128,URI=\"keys/{kid}.key\"");
+        }
+        None => out.push_str("#EXT-X-KEY:METHOD=NONE\n"),
+    }
+    *key = want;
 }
 
 #[cfg(test)]
@@ -268,6 +297,8 @@ mod tests {
             parts: Vec::new(),
             complete: true,
             pdt: UNIX_EPOCH + Duration::from_secs(msn * 2),
+            sealing: None,
+            sealed: None,
         }
     }
 
@@ -290,6 +321,69 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn keys_are_announced_where_they_change_init_segments_stay_clear_and_the_next_key_comes_before_the_hint(
+    ) {
+        use crate::protect::{ContentKey, Kid, Sealing};
+        use std::sync::Arc;
+        let key = |b: u8| {
+            Arc::new(ContentKey {
+                kid: Kid([b; 16]),
+                stream: crate::streams::StreamUid::new(),
+                key: [b; 16],
+                created_ms: 0,
+            })
+        };
+        let (a, b) = (key(0xaa), key(0xbb));
+        let sealed = |msn, epoch, k: &Arc<ContentKey>| Segment {
+            sealing: Some(Sealing::new(k.clone(), msn)),
+            ..segment(msn, epoch, epoch > 0 && msn == 2)
+        };
+        let mut w = Window::new(UNIX_EPOCH);
+        let mut tw = TrackWindow::default();
+        tw.segments
+            .extend([segment(0, 0, false), sealed(1, 0, &a), sealed(2, 1, &a)]);
+        w.tracks.insert(TrackId::Video, tw);
+        w.next_msn = 3;
+        w.sealing = Some(b.clone());
+        let p = media_playlist(&w, TrackId::Video, "video", 2.0, 0.5, &[]).expect("playlist");
+        let tags: Vec<&str> = p
+            .lines()
+            .filter(|l| {
+                l.starts_with("#EXT-X-KEY")
+                    || l.starts_with("#EXT-X-MAP")
+                    || l.starts_with("video/seg")
+                    || l.starts_with("#EXT-X-PRELOAD")
+            })
+            .collect();
+        let (ka, kb) = (
+            format!(
+                "#EXT-X-KEY:METHOD=AES-128,URI=\"keys/{}.key\"",
+                "aa".repeat(16)
+            ),
+            format!(
+                "#EXT-X-KEY:METHOD=AES-128,URI=\"keys/{}.key\"",
+                "bb".repeat(16)
+            ),
+        );
+        assert_eq!(
+            tags,
+            [
+                "#EXT-X-MAP:URI=\"video/init-0.mp4\"",
+                "video/seg-0.m4s",
+                &ka,
+                "video/seg-1.m4s",
+                "#EXT-X-KEY:METHOD=NONE",
+                "#EXT-X-MAP:URI=\"video/init-1.mp4\"",
+                &ka,
+                "video/seg-2.m4s",
+                &kb,
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video/part-3-0.m4s\"",
+            ],
+            "{p}"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod window;
 use crate::config::LiveConfig;
 use crate::hub::{Hub, PublishState};
 use crate::metrics::Metrics;
+use crate::protect::Sealer;
 use crate::streams::life::StreamLife;
 use segmenter::{Published, Segmenter, SegmenterConfig};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -40,6 +41,8 @@ pub struct LiveStream {
     /// Recorded segments listed before the window (time-shift), per track: the window's
     /// first sequence number they were fetched for, when, and the segments.
     pub history: std::sync::Mutex<TimeShiftCache>,
+    /// Which key new segments are encrypted with, shared by the stream's renditions.
+    pub sealer: Arc<Sealer>,
 }
 
 impl LiveStream {
@@ -79,14 +82,15 @@ impl LiveStream {
 }
 
 /// Starts the packager task of `hub`, one of the stream's tasks (`life`), and returns its
-/// output.
+/// output; its segments are encrypted as `sealer` says.
 pub fn spawn(
     hub: Arc<Hub>,
     cfg: LiveConfig,
     metrics: Arc<Metrics>,
+    sealer: Arc<Sealer>,
     life: &StreamLife,
 ) -> Arc<LiveStream> {
-    spawn_following(hub, cfg, metrics, None, life)
+    spawn_following(hub, cfg, metrics, None, sealer, life)
 }
 
 /// Starts the packager task of `hub`; with `follow`, its segments are cut and numbered as
@@ -97,6 +101,7 @@ pub fn spawn_following(
     cfg: LiveConfig,
     metrics: Arc<Metrics>,
     follow: Option<segmenter::Follow>,
+    sealer: Arc<Sealer>,
     life: &StreamLife,
 ) -> Arc<LiveStream> {
     let live = Arc::new(LiveStream {
@@ -106,6 +111,7 @@ pub fn spawn_following(
         cfg,
         recording: Default::default(),
         history: Default::default(),
+        sealer,
     });
     let live_task = live.clone();
     let span = tracing::info_span!("packager", stream = %hub.name());
@@ -174,7 +180,11 @@ async fn run(
         }
     };
     let push = |seg: &mut Segmenter, f: &Arc<crate::media::Frame>| {
-        seg.push(f, || hub.params(), &mut live.write());
+        let key = live.sealer.wanted();
+        let mut w = live.write();
+        w.seal_next(key);
+        seg.push(f, || hub.params(), &mut w);
+        drop(w);
         publish(seg);
     };
     for f in &gop {

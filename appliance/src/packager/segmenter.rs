@@ -20,6 +20,7 @@
 use super::window::{Epoch, Part, Segment, TrackWindow, Window};
 use crate::media::fmp4::{self, Sample};
 use crate::media::{Frame, TrackId, TrackParams};
+use crate::protect::Sealing;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -378,11 +379,7 @@ impl Segmenter {
         let base = u64::try_from(t.ready_start).unwrap_or(0);
         let bytes = fmp4::fragment(self.fragment_sequence, track, base, &t.ready);
         self.fragment_sequence = self.fragment_sequence.wrapping_add(1);
-        let part = Part {
-            bytes,
-            duration: t.ready_duration,
-            independent: t.ready[0].is_sync,
-        };
+        let (duration, independent) = (t.ready_duration, t.ready[0].is_sync);
         t.ready.clear();
         t.ready_duration = 0;
         if let Some(at) = t.ready_received.take() {
@@ -406,11 +403,18 @@ impl Segmenter {
                 parts: Vec::new(),
                 complete: false,
                 pdt,
+                sealing: w.sealing.clone().map(|k| Sealing::new(k, msn)),
+                sealed: None,
             });
         }
         if let Some(s) = tw.segments.back_mut() {
-            s.duration += part.duration;
-            s.parts.push(part);
+            s.duration += duration;
+            s.parts.push(Part {
+                sealed: s.sealing.as_ref().map(|x| x.seal([&bytes[..]])),
+                bytes,
+                duration,
+                independent,
+            });
         }
     }
 
@@ -429,6 +433,10 @@ impl Segmenter {
                 .filter(|s| s.msn == msn && !s.complete)
             {
                 s.complete = true;
+                s.sealed = s
+                    .sealing
+                    .as_ref()
+                    .map(|x| x.seal(s.parts.iter().map(|p| &p.bytes[..])));
                 closed = true;
                 if let Some(at) = t.segment_received {
                     self.published.push(Published::Segment(*track, at));
@@ -445,6 +453,9 @@ impl Segmenter {
         }
         if closed {
             w.next_msn += 1;
+            if let Some(next) = w.sealing_after.take() {
+                w.sealing = next;
+            }
             self.trim(w);
         }
     }

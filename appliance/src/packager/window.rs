@@ -3,6 +3,7 @@
 //! count, never the media.
 
 use crate::media::{TrackId, TrackParams};
+use crate::protect::{ContentKey, Sealing};
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -17,6 +18,9 @@ pub struct Part {
     pub duration: u64,
     /// Starts with a sync sample (EXT-X-PART INDEPENDENT=YES).
     pub independent: bool,
+    /// The fragment encrypted on its own, when its segment is sealed
+    /// ([`crate::protect`]): what is served as the partial segment.
+    pub sealed: Option<Bytes>,
 }
 
 /// One media segment of one track: its parts, concatenated when served.
@@ -40,6 +44,12 @@ pub struct Segment {
     pub complete: bool,
     /// Wall-clock time of the first sample (EXT-X-PROGRAM-DATE-TIME).
     pub pdt: SystemTime,
+    /// The key and IV its media is encrypted with (`None`: in the clear), fixed when it
+    /// opens.
+    pub sealing: Option<Sealing>,
+    /// Once complete, when sealed: the segment (its parts concatenated) encrypted as one
+    /// resource, which is what is served as the segment.
+    pub sealed: Option<Bytes>,
 }
 
 impl Segment {
@@ -51,6 +61,14 @@ impl Segment {
     /// Start in seconds of stream time.
     pub fn start_seconds(&self) -> f64 {
         self.start as f64 / f64::from(self.timescale.max(1))
+    }
+
+    /// What is served as the segment once complete: its parts, or the sealed segment.
+    pub fn served(&self) -> Vec<Bytes> {
+        match &self.sealed {
+            Some(b) => vec![b.clone()],
+            None => self.parts.iter().map(|p| p.bytes.clone()).collect(),
+        }
     }
 
     /// Total bytes of the segment.
@@ -136,6 +154,13 @@ pub struct Window {
     /// the moment its keyframe arrives, before the segment has a part to list, so
     /// followers ([`super::segmenter::Follow`]) can match it at once.
     pub cuts: VecDeque<(i64, u64)>,
+    /// The key the next segment to open is sealed with (`None`: in the clear). HLS
+    /// playlists announce it before a preload hint of that segment's first part, so it
+    /// changes only when no such hint can be out: when a segment closes, or before the
+    /// first one ([`Window::seal_next`]).
+    pub sealing: Option<Arc<ContentKey>>,
+    /// A change of [`Window::sealing`] waiting for the open segment to close.
+    pub sealing_after: Option<Option<Arc<ContentKey>>>,
 }
 
 /// Cuts remembered in [`Window::cuts`].
@@ -153,6 +178,22 @@ impl Window {
             live: false,
             frame_rate: None,
             cuts: VecDeque::new(),
+            sealing: None,
+            sealing_after: None,
+        }
+    }
+
+    /// Seals the segments opened from now on with `key` (`None`: in the clear): at once
+    /// when the window has no segment yet, else from the segment after the open one
+    /// (announced once that one closes).
+    pub fn seal_next(&mut self, key: Option<Arc<ContentKey>>) {
+        let same =
+            |a: &Option<Arc<ContentKey>>| a.as_ref().map(|k| k.kid) == key.as_ref().map(|k| k.kid);
+        if self.tracks.values().all(|t| t.segments.is_empty()) {
+            self.sealing = key;
+            self.sealing_after = None;
+        } else if !same(self.sealing_after.as_ref().unwrap_or(&self.sealing)) {
+            self.sealing_after = Some(key);
         }
     }
 

@@ -765,6 +765,14 @@ impl Session {
         host: &H,
     ) -> Result<(Arc<Named>, Grant, BTreeMap<TrackId, Arc<TrackParams>>), StatusCode> {
         let named = host.named(name).ok_or(StatusCode::NotFound)?;
+        if named.protection.is_some() {
+            // RTSP would carry it in the clear ([`crate::protect`]).
+            info!(
+                stream = name,
+                "RTSP refused: the stream is encrypted and plays over HLS only"
+            );
+            return Err(StatusCode::Forbidden);
+        }
         let granted = self
             .granted
             .as_ref()

@@ -82,9 +82,20 @@ pub struct Named {
     pub kind: Kind,
     /// Only viewers with a grant may watch.
     pub private: bool,
+    /// Its media is encrypted for viewers ([`crate::protect`]); `None` in the clear.
+    pub protection: Option<Protection>,
     /// The keyed hash of its stream key (pushed streams); a publisher authenticated with
     /// another one is ended.
     pub key_hash: Option<Vec<u8>>,
+}
+
+/// A stream's content protection: its media is encrypted, with a key that changes
+/// every `rotate_secs` seconds of a publishing session (`None`: at each session, and
+/// when an administrator rotates it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Protection {
+    /// Seconds a key is used for, at least 60; `None` for as long as the session.
+    pub rotate_secs: Option<u32>,
 }
 
 /// An open viewer link: the stream it opens and when it stops (Unix seconds).
@@ -146,13 +157,25 @@ impl Directory {
     /// # Errors
     /// A database error.
     pub async fn load(pool: &SqlitePool, now: i64) -> Result<Directory, sqlx::Error> {
-        type Row = (StreamUid, String, String, Option<Vec<u8>>, bool);
+        type Row = (
+            StreamUid,
+            String,
+            String,
+            Option<Vec<u8>>,
+            bool,
+            bool,
+            Option<u32>,
+        );
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT s.uid, s.name, 'stream', s.key_hash, COALESCE(v.private, 0)
+            "SELECT s.uid, s.name, 'stream', s.key_hash, COALESCE(v.private, 0),
+                    p.stream_uid IS NOT NULL, p.rotate_secs
                FROM streams s LEFT JOIN stream_visibility v ON v.stream_uid = s.uid
+                              LEFT JOIN stream_protection p ON p.stream_uid = s.uid
              UNION ALL
-             SELECT c.uid, c.name, 'camera', NULL, COALESCE(v.private, 0)
-               FROM sources c LEFT JOIN stream_visibility v ON v.stream_uid = c.uid",
+             SELECT c.uid, c.name, 'camera', NULL, COALESCE(v.private, 0),
+                    p.stream_uid IS NOT NULL, p.rotate_secs
+               FROM sources c LEFT JOIN stream_visibility v ON v.stream_uid = c.uid
+                              LEFT JOIN stream_protection p ON p.stream_uid = c.uid",
         )
         .fetch_all(pool)
         .await?;
@@ -164,17 +187,20 @@ impl Directory {
         .await?;
         let streams = rows
             .into_iter()
-            .map(|(uid, name, kind, key_hash, private)| Named {
-                uid,
-                name,
-                kind: if kind == "camera" {
-                    Kind::Camera
-                } else {
-                    Kind::Stream
+            .map(
+                |(uid, name, kind, key_hash, private, protected, rotate_secs)| Named {
+                    uid,
+                    name,
+                    kind: if kind == "camera" {
+                        Kind::Camera
+                    } else {
+                        Kind::Stream
+                    },
+                    private,
+                    protection: protected.then_some(Protection { rotate_secs }),
+                    key_hash,
                 },
-                private,
-                key_hash,
-            })
+            )
             .collect();
         let links = links
             .into_iter()
@@ -204,6 +230,7 @@ mod tests {
             name: name.into(),
             kind: Kind::Stream,
             private,
+            protection: None,
             key_hash: None,
         }
     }

@@ -369,6 +369,8 @@ fn verdict(dir: &Directory, uid: &StreamUid, holder: &Holder, now: i64) -> Optio
             || n.key_hash.as_deref() != Some(key_hash.as_slice()))
         .then_some("the stream key was changed"),
         Holder::Camera => (n.kind != Kind::Camera).then_some("the camera was removed"),
+        // RTSP carries media in the clear: an encrypted stream plays over HLS only.
+        Holder::Player(_) if n.protection.is_some() => Some("the stream is encrypted now"),
         Holder::Player(Grant::Public) => n.private.then_some("the stream is private now"),
         Holder::Player(Grant::Link(id)) => (n.private && !dir.link_opens(*id, uid, now))
             .then_some("the viewer link was revoked or has expired"),
@@ -390,6 +392,7 @@ mod tests {
                     name: "lobby".into(),
                     kind: Kind::Stream,
                     private,
+                    protection: None,
                     key_hash: Some(key.to_vec()),
                 }],
                 link.map(|id| {

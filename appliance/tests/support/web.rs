@@ -436,3 +436,26 @@ pub fn with_db<T, F: std::future::Future<Output = T>>(
         f(pool).await
     })
 }
+
+/// The administrator's password the tests set up with.
+pub const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// Completes setup on `server` (with stream `lobby`) and makes an API token named
+/// `token_name` on the account page: the signed-in browser and the token.
+pub fn admin_with_token(server: &Server, token_name: &str) -> (Web, String) {
+    let web = Web::new(server);
+    web.complete_setup(ADMIN_PASSWORD, "lobby");
+    let token = web.make_token(token_name);
+    (web, token)
+}
+
+/// A JSON API call with the bearer `token` and no cookies.
+pub fn api_call(
+    server: &Server,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> Answer {
+    Web::new(server).api(method, path, Some(token), None, body.as_ref())
+}

@@ -387,6 +387,7 @@ pub(super) fn rendition(
         ctx.live.clone(),
         ctx.metrics.clone(),
         (track == TrackId::Video).then_some(follow),
+        source.sealer.clone(),
         life,
     );
     let r = Arc::new(Rendition {
