@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Side-by-side: streambox vs nginx-rtmp, fed by the same ffmpeg publishers; and with
 --rtsp, streambox pulling K RTSP cameras and fanning one of them out to M RTSP players;
-and with --dvr, the cost of recording (with retention deleting all the while) over live
-only, for the same streams.
+with --dvr, the cost of recording (with retention deleting all the while) over live
+only, for the same streams; and with --protect, the cost of encrypting them (AES-128 HLS),
+and of serving sealed segments and parts, against the same streams in the clear.
 
 Each of N ffmpeg processes loops a 720p25 clip (libx264, 2 s GOPs, stereo AAC; made from
 ../shared/media/bigbuckbunny.mp4) with -re and -c copy, and writes it through the tee
@@ -239,7 +240,13 @@ def main():
     ap.add_argument("--abr", action="store_true",
                     help="ABR: one 1080p30 stream with a 720p/480p/360p ladder; CPU per rung, "
                          "against ffmpeg -c:v libx264 -preset veryfast making the same ladder")
+    ap.add_argument("--protect", action="store_true",
+                    help="encrypted streams: the same streams in the clear, then encrypted "
+                         "(AES-128 HLS); CPU per stream-minute and wrk's requests/s for a "
+                         "segment and a part in each phase")
     args = ap.parse_args()
+    if args.protect:
+        return main_protect(args)
     if args.abr:
         return main_abr(args)
     if args.rtsp:
@@ -424,6 +431,34 @@ def delay_text(d):
             f"worst {d[-1] * 1000:.0f} ms (n={len(d)})")
 
 
+def streambox_alone(args, work, procs):
+    """streambox serving --streams streams s0… in `work`, each fed by an ffmpeg looping
+    the bench clip over RTMP (all appended to `procs`): the server's process, a function
+    running its CLI on the same data, and its HTTP base URL."""
+    clip = make_clip(work)
+    s_rtmp, s_http = free_port(), free_port()
+    env = dict(os.environ, STREAMBOX_LOG="warn")
+    data = f"{work}/sb"
+
+    def cli(*a):
+        return subprocess.run([args.streambox, "--data-dir", data, *a], check=True,
+                              capture_output=True, text=True, env=env).stdout
+
+    keys = [re.search(r"Stream Key: (\S+)", cli("stream", "add", f"s{i}")).group(1)
+            for i in range(args.streams)]
+    sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve", "--rtmp-listen",
+                           f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
+                           "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
+    procs.append(sb)
+    time.sleep(1)
+    for i, key in enumerate(keys):
+        procs.append(subprocess.Popen(
+            ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
+             "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "flv",
+             f"rtmp://127.0.0.1:{s_rtmp}/live/s{i}?key={key}"]))
+    return sb, cli, f"http://127.0.0.1:{s_http}"
+
+
 def main_dvr(args):
     """N streams as in the RTMP run, on streambox alone: live only for --seconds, then
     with recording on and a small --keep-bytes, so retention deletes files throughout,
@@ -434,28 +469,7 @@ def main_dvr(args):
     work = tempfile.mkdtemp(prefix="sbx-dvr-bench-")
     procs = []
     try:
-        clip = make_clip(work)
-        s_rtmp, s_http = free_port(), free_port()
-        env = dict(os.environ, STREAMBOX_LOG="warn")
-        data = f"{work}/sb"
-
-        def cli(*a):
-            return subprocess.run([args.streambox, "--data-dir", data, *a], check=True,
-                                  capture_output=True, text=True, env=env).stdout
-
-        keys = [re.search(r"Stream Key: (\S+)", cli("stream", "add", f"s{i}")).group(1)
-                for i in range(args.streams)]
-        sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve", "--rtmp-listen",
-                               f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
-                               "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
-        procs.append(sb)
-        time.sleep(1)
-        for i, key in enumerate(keys):
-            procs.append(subprocess.Popen(
-                ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
-                 "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "flv",
-                 f"rtmp://127.0.0.1:{s_rtmp}/live/s{i}?key={key}"]))
-        base = f"http://127.0.0.1:{s_http}"
+        sb, cli, base = streambox_alone(args, work, procs)
         time.sleep(args.warmup)
         results = []
         for phase in ("live only", "recording + retention"):
@@ -489,8 +503,74 @@ def main_dvr(args):
                   f"{d['streambox_dvr_deleted_segments_total']:.0f} | {delay_text(delays)} |")
         live, rec = results[0][1], results[1][1]
         print(f"\nrecording adds {100 * (rec - live) / live:+.1f} % CPU over live only")
-        files = sum(len(f) for _, _, f in os.walk(f"{data}/recordings"))
+        files = sum(len(f) for _, _, f in os.walk(f"{work}/sb/recordings"))
         print(f"files on disk at the end: {files}")
+    finally:
+        stop_all(procs, work)
+
+
+def wrk(url, seconds, connections, pid):
+    """wrk with one thread and `connections` keep-alive connections on `url` for
+    `seconds`: (requests/s, transfer MiB/s, CPU seconds per second of server `pid`)."""
+    cpu0 = cpu_seconds(pid)
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url],
+                         check=True, capture_output=True, text=True).stdout
+    cpu = (cpu_seconds(pid) - cpu0) / seconds
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)  # binary units
+    scale = {"B": 2**-20, "KB": 2**-10, "MB": 1.0, "GB": 2**10}[m.group(2)]
+    return rps, float(m.group(1)) * scale, cpu
+
+
+def main_protect(args):
+    """N streams on streambox alone, as in the RTMP run: in the clear for --seconds, then
+    encrypted (`stream set --encrypt on`) for --seconds more. Reports CPU per
+    stream-minute of each phase (the sealing is done once per part and segment, in the
+    packager), and in each phase wrk's requests/s and the server's CPU for one complete
+    segment and one part of stream 0 with 64 keep-alive connections: serving sealed
+    bytes should cost what serving clear ones does."""
+    if not shutil.which("wrk"):
+        sys.exit("wrk is missing: apt-get install wrk")
+    work = tempfile.mkdtemp(prefix="sbx-protect-bench-")
+    procs = []
+    try:
+        sb, cli, base = streambox_alone(args, work, procs)
+        time.sleep(args.warmup)
+        results = []
+        for phase in ("clear", "encrypted"):
+            if phase == "encrypted":
+                for i in range(args.streams):
+                    cli("stream", "set", f"s{i}", "--encrypt", "on", "--rotate", "10m")
+                time.sleep(args.warmup)
+            cpu0 = cpu_seconds(sb.pid)
+            time.sleep(args.seconds)
+            cpu = (cpu_seconds(sb.pid) - cpu0) / (args.streams * args.seconds / 60)
+            _, playlist = fetch(f"{base}/live/s0/video.m3u8")
+            if phase == "encrypted" and "METHOD=AES-128" not in playlist:
+                sys.exit(f"stream 0 is not encrypted:\n{playlist}")
+            segment = [l for l in playlist.splitlines() if l.startswith("video/seg-")][-1]
+            part = re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', playlist)[-1]
+            served = {}
+            for what, uri in (("segment", segment), ("part", part)):
+                status, _ = fetch(f"{base}/live/s0/{uri}")
+                if status != 200:
+                    sys.exit(f"{uri}: {status}")
+                with urllib.request.urlopen(f"{base}/live/s0/{uri}") as r:
+                    size = len(r.read())
+                served[what] = (size, wrk(f"{base}/live/s0/{uri}", 10, 64, sb.pid))
+            results.append((phase, cpu, served))
+        print(f"\n{args.streams} streams, 720p25 H.264 (2 s GOP, B-frames) + stereo AAC, ~1.7 Mbit/s "
+              f"each; each phase {args.seconds} s after {args.warmup} s warm-up; wrk -t1 -c64 "
+              f"for 10 s on stream 0's newest complete segment and part\n")
+        print("| phase | CPU s per stream-minute | segment: size, requests/s, MiB/s, server cores | "
+              "part: size, requests/s, MiB/s, server cores |")
+        print("| --- | --- | --- | --- |")
+        for phase, cpu, served in results:
+            cells = [f"{size / 1024:.0f} KiB, {rps:,.0f}/s, {mbs:,.0f}, {cores:.2f}"
+                     for size, (rps, mbs, cores) in (served["segment"], served["part"])]
+            print(f"| {phase} | {cpu:.3f} | {cells[0]} | {cells[1]} |")
+        clear, sealed = results[0][1], results[1][1]
+        print(f"\nencryption adds {100 * (sealed - clear) / clear:+.1f} % CPU per stream")
     finally:
         stop_all(procs, work)
 

@@ -11,12 +11,17 @@
 # With --abr: one 1080p30 stream with a 720p/480p/360p ladder; CPU per rung against
 # ffmpeg libx264 -preset veryfast making the same ladder, and the rungs' added delay.
 #   bench/side_by_side.sh --abr [--seconds S]
+# With --protect: the same N streams on streambox alone, in the clear and then encrypted
+# (AES-128 HLS); prints the CPU encryption adds and wrk's requests/s for a segment and a
+# part in each phase.
+#   bench/side_by_side.sh --protect [--streams N] [--seconds S]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()
 command -v ffmpeg >/dev/null || packages+=(ffmpeg)
 . tools/build-deps.sh
 command -v nginx >/dev/null || packages+=(nginx-light)
+command -v wrk >/dev/null || packages+=(wrk)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || packages+=(libnginx-mod-rtmp)
 /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null ||
   packages+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)

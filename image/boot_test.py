@@ -77,7 +77,9 @@ class Vm:
         self.boots = 0
         self.proc = None
 
-    def start(self):
+    def start(self, stick=None):
+        """Powers on; with `stick` (a disk image), the stick's drive is there to plug
+        into the USB controller later ([`Vm.plug_stick`])."""
         self.boots += 1
         self.console = os.path.join(self.work, f"console-{self.boots}.log")
         self.qga_path = os.path.join(self.work, "qga.sock")
@@ -100,13 +102,50 @@ class Vm:
             # TCG's default CPU lacks, or a TPM): without one the kernel's CRNG waits for
             # interrupt jitter, and the first boot's certificate waits for the CRNG.
             "-device", "virtio-rng-pci",
+            # The chipset's watchdog resets the machine when it fires, as a real board's
+            # does: the image arms it across every reboot (RebootWatchdogSec), so a
+            # reboot that hangs in the firmware (seen once under TCG) ends by itself.
+            "-global", "ICH9-LPC.noreboot=false",
             "-serial", f"file:{self.console}",
             "-chardev", f"socket,path={self.qga_path},server=on,wait=off,id=qga0",
             "-device", "virtio-serial",
             "-device", "virtserialport,chardev=qga0,name=org.qemu.guest_agent.0",
         ]
+        # A USB controller at a fixed address on every boot, as a board has: a device
+        # that appears in between moves the disk's PCI address, and the firmware's boot
+        # entry for it with it.
+        self.qmp_path = os.path.join(self.work, "qmp.sock")
+        cmd += ["-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+                "-device", "qemu-xhci,id=xhci,addr=0x10"]
+        if stick:
+            cmd += ["-drive", f"if=none,id=stick,format=raw,readonly=on,file={stick}"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def qmp(self, command, arguments=None):
+        """One QMP command to QEMU itself (the machine's front panel); its answer."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(10)
+        s.connect(self.qmp_path)
+        f = s.makefile("rw")
+        json.loads(f.readline())  # the greeting
+        for msg in ({"execute": "qmp_capabilities"},
+                    {"execute": command, **({"arguments": arguments} if arguments else {})}):
+            f.write(json.dumps(msg) + "\n")
+            f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "return" in r or "error" in r:
+                    break
+        s.close()
+        if "error" in r:
+            raise Failed(f"QMP {command}: {r['error']}")
+        return r["return"]
+
+    def plug_stick(self):
+        """Plugs the USB stick [`Vm.start`] was given into the running machine."""
+        self.qmp("device_add", {"driver": "usb-storage", "drive": "stick", "id": "stick0",
+                                "bus": "xhci.0"})
 
     def console_text(self):
         try:
@@ -740,6 +779,12 @@ def update_checks(vm, browser, base):
               flush=True)
         down = os.path.join(work, "downgrade.raucb")
         make_bundle(out, root, down, older, signing)
+        # A USB stick (FAT) with the good bundle on it.
+        stick = os.path.join(work, "stick.img")
+        stick_name = f"streambox-{newer}-amd64.raucb"
+        subprocess.run(["mkfs.vfat", "-n", "UPDATE", "-C", stick, str(256 * 1024)], check=True,
+                       stdout=subprocess.DEVNULL)
+        subprocess.run(["mcopy", "-i", stick, good, f"::/{stick_name}"], check=True)
         cut = os.path.join(work, "cut.raucb")
         with open(good, "rb") as f, open(cut, "wb") as g:
             g.write(f.read(os.path.getsize(good) // 2))
@@ -793,7 +838,7 @@ def update_checks(vm, browser, base):
                  lambda: (update_status(api)["progress"].get("percent") or 0) >= 20)
         vm.kill()
         print("update: QEMU killed in the middle of the install", flush=True)
-        vm.start()
+        vm.start(stick=stick)
         took, _ = wait_wizard(vm, Browser(), 300, path="/login")
         api = Api(browser, base)
         st = update_status(api)
@@ -803,20 +848,49 @@ def update_checks(vm, browser, base):
         check(not any(e.startswith("streambox-b.conf") or e.startswith("streambox-b+2") for e in esp_entries(vm)),
               f"the half-written slot B is not bootable ({esp_entries(vm)})")
 
-        # The update: installed to slot B, then the reboot.
+        # The update, from a USB stick plugged in: installed to slot B, then the reboot.
+        vm.plug_stick()
+        on_stick = wait_for("the stick's bundle to be offered", 60,
+                            lambda: update_status(api).get("media"))
+        check([m["file"] for m in on_stick] == [f"usb-sda/{stick_name}"]
+              and on_stick[0]["bytes"] == os.path.getsize(good),
+              f"the API lists the bundle on the USB stick ({on_stick})")
+        _, _, page = browser.request("GET", f"{base}/admin/system")
+        check('id="media-bundles"' in page and stick_name in page, "so does the System page")
+        status, answer = api("POST", "/api/system/update/media", {"file": "usb-sda/../../etc/passwd"})
+        check(status == 404, f"a file that is no bundle on the stick is refused ({status} {answer})")
         t0 = time.monotonic()
-        status, answer = upload(browser, f"{base}/api/system/update", good, headers)
-        check(status == 202, f"the bundle is accepted again ({status} {answer})")
+        # Answered once the bundle is copied off the stick and checked, as an upload is.
+        status, answer = api("POST", "/api/system/update/media", {"file": on_stick[0]["file"]},
+                             timeout=600)
+        check(status == 202 and answer.get("slot") == "b", f"the bundle on the stick is accepted ({status} {answer})")
         took = wait_installed(api, newer, 1200)
-        print(f"update: {newer} uploaded and installed in {time.monotonic() - t0:.0f} s", flush=True)
+        print(f"update: {newer} copied from the USB stick and installed in {time.monotonic() - t0:.0f} s",
+              flush=True)
         st = update_status(api)
         check(st["pending"] and st["pending"]["slot"] == "b", f"it waits for a reboot ({st['pending']})")
         _, _, page = browser.request("GET", f"{base}/admin/system")
-        check('id="update-pending"' in page and "Reboot now" in page, "the System page offers the reboot")
-        status, answer = api("POST", "/api/system/reboot")
-        check(status == 202, f"rebooted through the API ({status} {answer})")
+        check('id="update-pending"' in page and "Reboot now" in page and 'id="reboot-at"' in page,
+              "the System page offers the reboot, now or at a time")
+        # A reboot at a time: scheduled through logind, shown, cancelled; then one in 30 s.
+        def rfc3339(seconds):
+            t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds)
+            return t.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+        status, answer = api("POST", "/api/system/reboot", {"at": rfc3339(3600)})
+        check(status == 202 and answer.get("reboot_at"), f"a reboot scheduled in an hour ({status} {answer})")
+        st = update_status(api)
+        _, _, page = browser.request("GET", f"{base}/admin/system")
+        check(st.get("reboot_at") == answer["reboot_at"] and 'id="reboot-scheduled"' in page,
+              f"the API and the page show it ({st.get('reboot_at')})")
+        status, answer = api("DELETE", "/api/system/reboot")
+        check(status == 200 and answer == {"cancelled": True} and update_status(api).get("reboot_at") is None,
+              f"and it is cancelled ({status} {answer})")
+        status, answer = api("POST", "/api/system/reboot", {"at": rfc3339(30)})
+        check(status == 202, f"a reboot scheduled in 30 s through the API ({status} {answer})")
         api, st, took = wait_release(browser, base, newer, 600)
-        print(f"update: {newer} answered {took:.0f} s after the reboot", flush=True)
+        print(f"update: {newer} answered {took:.0f} s after the reboot was scheduled"
+              + (" (over 150 s: the watchdog ended a hung reboot)" if took > 150 else ""), flush=True)
+        check(took >= 30, f"the box rebooted no sooner than scheduled ({took:.0f} s)")
         check(st["slot"] == "b", f"it runs from slot B ({st['slot']})")
         st = wait_for("the new slot to pass its health check", 300,
                       lambda: (lambda s: s if s.get("last") else None)(update_status(api)))

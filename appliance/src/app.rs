@@ -112,7 +112,11 @@ impl App {
         reserved.extend(cfg.rtsp.udp_ports.map(|[a, b]| a..=b));
         let vpn =
             crate::manage::vpn::Vpn::new(db.clone(), cfg.network.helper_socket.clone(), reserved);
-        let updates = crate::manage::update::Updates::new(db.clone(), &cfg.data_dir);
+        let updates = crate::manage::update::Updates::new(
+            db.clone(),
+            &cfg.data_dir,
+            &cfg.removable_media_dir,
+        );
         App {
             updates,
             keyring: Arc::new(crate::protect::Keyring::new(db.clone())),

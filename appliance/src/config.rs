@@ -41,6 +41,10 @@ pub struct Config {
     /// on a stand-in in memory. Its text is shown on every setup, sign-in and admin
     /// page, in `/api/system` (`data_fault`) and on the console. Unset by default.
     pub data_fault_file: Option<PathBuf>,
+    /// Where removable media are mounted: update bundles on them are offered on the
+    /// System page. The appliance mounts a USB stick read-only at `usb-NAME` below it
+    /// (`/etc/udev/rules.d/70-streambox-media.rules`). Default `/run/media`.
+    pub removable_media_dir: PathBuf,
 }
 
 impl Config {
@@ -299,6 +303,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             network: NetworkConfig::default(),
             data_fault_file: None,
+            removable_media_dir: PathBuf::from("/run/media"),
         }
     }
 }

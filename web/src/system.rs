@@ -42,6 +42,13 @@ pub struct UpdateView {
     pub rolled_back: Option<String>,
     /// The last update worked.
     pub updated: Option<String>,
+    /// When the box is to reboot (a scheduled reboot), in its time zone.
+    pub reboot_at: Option<String>,
+    /// The box's time zone, which a time to reboot at is read in.
+    pub zone: String,
+    /// Update bundles on a USB stick: the file (below the stick's mount point) and its
+    /// size in bytes.
+    pub media: Vec<(String, u64)>,
 }
 
 fn update_section(u: UpdateView, csrf: String) -> impl IntoView {
@@ -66,6 +73,9 @@ fn update_section(u: UpdateView, csrf: String) -> impl IntoView {
     });
     let failed = (u.state == "failed").then(|| u.message.clone()).flatten();
     let reboot_csrf = csrf.clone();
+    let later_csrf = csrf.clone();
+    let cancel_csrf = csrf.clone();
+    let zone = u.zone.clone();
     let to = format!("/admin/system/update?csrf={csrf}");
     view! {
         <h2>"Software update"</h2>
@@ -80,8 +90,41 @@ fn update_section(u: UpdateView, csrf: String) -> impl IntoView {
                 <Csrf token=reboot_csrf />
                 <button type="submit">"Reboot now"</button>
             </form>
+            <form method="post" action="/admin/system/reboot" class="inline" id="reboot-at">
+                <Csrf token=later_csrf />
+                <label>{format!("Or at ({zone}) ")}<input type="datetime-local" name="at" required /></label>
+                <button type="submit">"Reboot then"</button>
+            </form>
+        })}
+        {u.reboot_at.map(|t| view! {
+            <form method="post" action="/admin/system/reboot/cancel" class="inline" id="reboot-scheduled">
+                <Csrf token=cancel_csrf />
+                <span class="notice">{format!("The box reboots at {t}. ")}</span>
+                <button type="submit">"Cancel the reboot"</button>
+            </form>
         })}
         <p class="hint">"An update bundle (streambox-VERSION-amd64.raucb) is checked against this appliance's signing key and written to the system slot that is not running; the running one is not touched. After the reboot, a new system that does not start is given up by itself, and the previous one boots again."</p>
+        {(!u.media.is_empty() && !busy).then(|| {
+            let rows = u.media.iter().map(|(file, bytes)| {
+                let (file, csrf) = (file.clone(), csrf.clone());
+                view! {
+                    <li>
+                        <form method="post" action="/admin/system/update/media" class="inline">
+                            <Csrf token=csrf />
+                            <input type="hidden" name="file" value=file.clone() />
+                            <code>{file.clone()}</code>
+                            {format!(" ({:.0} MiB) ", *bytes as f64 / 1048576.0)}
+                            <label class="check"><input type="checkbox" name="downgrade" value="1" />" allow older"</label>
+                            <button type="submit">"Install from the stick"</button>
+                        </form>
+                    </li>
+                }
+            }).collect::<Vec<_>>();
+            view! {
+                <h3>"On a USB stick"</h3>
+                <ul id="media-bundles">{rows}</ul>
+            }
+        })}
         <form method="post" action=to enctype="multipart/form-data" class="stack" id="update">
             <Csrf token=csrf />
             <label><input type="checkbox" name="downgrade" value="1" />" Allow an older version (downgrade)"</label>

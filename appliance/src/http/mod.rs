@@ -266,7 +266,17 @@ fn table() -> Table {
         .post(Admin, "/admin/system/backup", system::backup_download)
         .upload(Admin, "/admin/system/restore", system::restore_page)
         .streamed(Admin, "/admin/system/update", system::update_page)
+        .post(
+            Admin,
+            "/admin/system/update/media",
+            system::update_media_page,
+        )
         .post(Admin, "/admin/system/reboot", system::reboot_page)
+        .post(
+            Admin,
+            "/admin/system/reboot/cancel",
+            system::cancel_reboot_page,
+        )
         .get(Admin, "/admin/hardware", hardware::page_handler)
         .post(Admin, "/admin/hardware/capture", hardware::add_capture)
         .get(Admin, "/admin/network", network::page_handler)
@@ -340,7 +350,9 @@ fn table() -> Table {
         .upload(Api, "/api/system/restore", system::restore_api)
         .get(Api, "/api/system/update", system::update_status)
         .streamed(Api, "/api/system/update", system::update_api)
+        .post(Api, "/api/system/update/media", system::update_media_api)
         .post(Api, "/api/system/reboot", system::reboot_api)
+        .delete(Api, "/api/system/reboot", system::cancel_reboot_api)
         .get(Api, "/api/hardware", hardware::api)
         .get(Api, "/api/hardware/video/{id}/snapshot", hardware::snapshot)
         .get(Api, "/api/network", network::get)
@@ -563,6 +575,18 @@ impl Refusal {
             Refusal::Limited(..) => StatusCode::TOO_MANY_REQUESTS,
             Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Refusal::Failed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What a page says of it.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Refusal::NotFound(m)
+            | Refusal::Invalid(m)
+            | Refusal::Conflict(m)
+            | Refusal::Limited(m, _)
+            | Refusal::Unavailable(m) => m.clone(),
+            Refusal::Failed(_) => "the appliance failed to do it; its log says why".into(),
         }
     }
 }

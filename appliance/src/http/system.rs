@@ -10,7 +10,9 @@
 //! | `POST /setup/restore` | the same from the wizard's first step, while no administrator exists |
 //! | `GET /api/system/update` | what runs, an install's progress, how the last update ended |
 //! | `POST /admin/system/update`, `POST /api/system/update` | a RAUC bundle, streamed to the data disk, checked and installed ([`crate::manage::update`]) |
-//! | `POST /admin/system/reboot`, `POST /api/system/reboot` | reboot (into an installed update) |
+//! | `POST /admin/system/reboot`, `POST /api/system/reboot` | reboot (into an installed update), now or at a time |
+//! | `POST /admin/system/reboot/cancel`, `DELETE /api/system/reboot` | cancel a scheduled reboot |
+//! | `POST /admin/system/update/media`, `POST /api/system/update/media` | install a bundle from a USB stick |
 //!
 //! A restore is checked completely and staged, the answer says what it holds, and the
 //! service then restarts to put it in place ([`crate::app::Lifecycle::restart`]). A
@@ -20,6 +22,7 @@ use super::admin::{audit, shell};
 use super::visitor::{api_error, page, Signed, Visitor};
 use crate::app::App;
 use crate::backup::{self, BackupError, Summary};
+use crate::manage::update;
 use crate::system::{cpu::CpuTimes, host, log, storage};
 use axum::body::{Body, Bytes};
 use axum::extract::multipart::MultipartRejection;
@@ -27,7 +30,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::{Extension, Form, Json};
 use std::time::Duration;
 
 /// How long CPU use is sampled over.
@@ -187,7 +190,12 @@ async fn render_with(
         log: log::recent(),
         restore,
         update: match app.updates.status().await {
-            Ok(st) => Some(update_view(&st)),
+            Ok(st) => Some(update_view(
+                &st,
+                &crate::setup::time_zone(&app.db)
+                    .await
+                    .unwrap_or_else(|_| crate::system::zones::UTC.into()),
+            )),
             Err(_) => None,
         },
         installing,
@@ -199,11 +207,18 @@ async fn render_with(
     page(status, streambox_web::system::page(shell, sys))
 }
 
-/// The update section of the System page, from [`crate::manage::update::Status`].
-fn update_view(st: &crate::manage::update::Status) -> streambox_web::system::UpdateView {
+/// The update section of the System page, from [`crate::manage::update::Status`], its
+/// times in time zone `zone`.
+fn update_view(
+    st: &crate::manage::update::Status,
+    zone: &str,
+) -> streambox_web::system::UpdateView {
     use crate::manage::update::rolled_back_text;
     let last = st.last.as_ref();
     streambox_web::system::UpdateView {
+        reboot_at: st.reboot_time.map(|t| update::local_text(t, zone)),
+        media: st.media.iter().map(|b| (b.file.clone(), b.bytes)).collect(),
+        zone: zone.to_string(),
         release: st.release.clone(),
         slot: st.slot.clone(),
         state: st.progress.state.clone(),
@@ -291,11 +306,7 @@ pub async fn update_page(
                         break match r {
                             Ok(a) => {
                                 audit(&app, &s.user.name, &v, "update.install", &a.version).await;
-                                Ok(format!(
-                                    "{} is signed by this appliance's key and installs to slot {} now.",
-                                    a.version,
-                                    a.slot.to_uppercase()
-                                ))
+                                Ok(installing_text(&a))
                             }
                             Err(e) => Err(format!("Nothing was installed: {e}")),
                         };
@@ -312,41 +323,221 @@ pub async fn update_page(
     render_with(app, v, s, None, Some(outcome)).await
 }
 
-/// Reboots the box through logind, audited.
-async fn reboot(app: &App, v: &Visitor, s: &Signed) -> Result<(), String> {
-    audit(app, &s.user.name, v, "system.reboot", "").await;
-    tracing::warn!(user = %s.user.name, "rebooting, as asked");
-    crate::system::update::reboot()
-        .await
-        .map_err(|e| format!("the box cannot be rebooted from here: {e}"))
+/// `POST /api/system/update/media`'s body: a bundle on a USB stick, as `GET
+/// /api/system/update` lists it in `media`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MediaBody {
+    file: String,
+    #[serde(default)]
+    downgrade: bool,
 }
 
-/// `POST /api/system/reboot`: reboots the box (202 `{"rebooting": true}`); 503 when
-/// logind refuses (off the appliance).
+/// `POST /api/system/update/media`: installs a bundle from a USB stick (copied to the
+/// data disk, then as an upload); 202 with [`crate::manage::update::Accepted`], 404 for
+/// a file that is not a bundle on the stick now, else what an upload gets.
+pub async fn update_media_api(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    b: Result<Json<MediaBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let b = match super::api::body(b) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let r = app.updates.receive_media(&b.file, b.downgrade).await;
+    if let Ok(a) = &r {
+        audit(
+            &app,
+            &s.user.name,
+            &v,
+            "update.install",
+            &format!("{} (USB)", a.version),
+        )
+        .await;
+    }
+    super::api::answer(StatusCode::ACCEPTED, r.map_err(super::Refusal::from))
+}
+
+/// The System page's form for a bundle on a USB stick.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct MediaForm {
+    file: String,
+    downgrade: String,
+}
+
+/// `POST /admin/system/update/media`: the System page, installing the bundle chosen on a
+/// USB stick (or why not).
+pub async fn update_media_page(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Form(f): Form<MediaForm>,
+) -> Response {
+    let outcome = match app.updates.receive_media(&f.file, f.downgrade == "1").await {
+        Ok(a) => {
+            audit(
+                &app,
+                &s.user.name,
+                &v,
+                "update.install",
+                &format!("{} (USB)", a.version),
+            )
+            .await;
+            Ok(installing_text(&a))
+        }
+        Err(e) => Err(format!("Nothing was installed: {e}")),
+    };
+    render_with(app, v, s, None, Some(outcome)).await
+}
+
+/// What the page says of a bundle accepted for installing.
+fn installing_text(a: &crate::manage::update::Accepted) -> String {
+    format!(
+        "{} is signed by this appliance's key and installs to slot {} now.",
+        a.version,
+        a.slot.to_uppercase()
+    )
+}
+
+/// Reboots the box through logind, now (`at` `None`) or at `at` (checked first:
+/// [`update::reboot_time`]), audited.
+async fn reboot(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    at: Option<std::time::SystemTime>,
+) -> Result<(), super::Refusal> {
+    use super::Refusal;
+    let unavailable =
+        |e: String| Refusal::Unavailable(format!("the box cannot be rebooted from here: {e}"));
+    match at {
+        None => {
+            audit(app, &s.user.name, v, "system.reboot", "").await;
+            tracing::warn!(user = %s.user.name, "rebooting, as asked");
+            crate::system::update::reboot().await.map_err(unavailable)
+        }
+        Some(at) => {
+            let at = update::reboot_time(at, std::time::SystemTime::now())?;
+            crate::system::update::reboot_at(at)
+                .await
+                .map_err(unavailable)?;
+            let when = crate::packager::hls::iso8601(at);
+            audit(app, &s.user.name, v, "system.reboot_scheduled", &when).await;
+            tracing::warn!(user = %s.user.name, at = %when, "a reboot was scheduled");
+            Ok(())
+        }
+    }
+}
+
+/// `POST /api/system/reboot`'s body, if any: `{"at": RFC 3339}` to reboot then.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootBody {
+    at: Option<String>,
+}
+
+/// `POST /api/system/reboot`: reboots the box now (202 `{"rebooting": true}`), or with
+/// `{"at": "2026-12-03T23:00:00Z"}` at that time, at most a week ahead (202 `{"reboot_at"}`;
+/// 422 for a time past or too far); 503 off the appliance.
 pub async fn reboot_api(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
+    body: axum::body::Bytes,
 ) -> Response {
-    match reboot(&app, &v, &s).await {
-        Ok(()) => (
-            StatusCode::ACCEPTED,
-            Json(serde_json::json!({ "rebooting": true })),
-        )
-            .into_response(),
-        Err(e) => api_error(StatusCode::SERVICE_UNAVAILABLE, &e),
-    }
+    let b: RebootBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RebootBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return api_error(StatusCode::BAD_REQUEST, &format!("bad JSON: {e}")),
+        }
+    };
+    let at = match b.at.as_deref().map(update::parse_rfc3339).transpose() {
+        Ok(at) => at,
+        Err(e) => return super::api::answer::<()>(StatusCode::OK, Err(e.into())),
+    };
+    let answer = reboot(&app, &v, &s, at).await.map(|()| match at {
+        None => serde_json::json!({ "rebooting": true }),
+        Some(t) => serde_json::json!({ "reboot_at": crate::packager::hls::iso8601(t) }),
+    });
+    super::api::answer(StatusCode::ACCEPTED, answer)
 }
 
-/// `POST /admin/system/reboot`: the System page, saying the box reboots.
-pub async fn reboot_page(
+/// `DELETE /api/system/reboot`: cancels a scheduled reboot; `{"cancelled"}` (whether
+/// one was scheduled); 503 off the appliance.
+pub async fn cancel_reboot_api(
     State(app): State<App>,
     Extension(v): Extension<Visitor>,
     Extension(s): Extension<Signed>,
 ) -> Response {
-    let outcome = reboot(&app, &v, &s)
+    let answer = cancel_reboot(&app, &v, &s)
         .await
-        .map(|()| "Rebooting: the box is back in a minute or two.".to_string());
+        .map(|cancelled| serde_json::json!({ "cancelled": cancelled }));
+    super::api::answer(StatusCode::OK, answer)
+}
+
+async fn cancel_reboot(app: &App, v: &Visitor, s: &Signed) -> Result<bool, super::Refusal> {
+    let cancelled = crate::system::update::cancel_reboot()
+        .await
+        .map_err(super::Refusal::Unavailable)?;
+    if cancelled {
+        audit(app, &s.user.name, v, "system.reboot_cancelled", "").await;
+    }
+    Ok(cancelled)
+}
+
+/// The reboot form's field: empty for now, else a wall-clock time in the box's time
+/// zone (`datetime-local`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+pub struct RebootForm {
+    at: String,
+}
+
+/// `POST /admin/system/reboot`: the System page, saying the box reboots (now, or at
+/// the time given in the box's time zone).
+pub async fn reboot_page(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Form(f): Form<RebootForm>,
+) -> Response {
+    let zone = crate::setup::time_zone(&app.db)
+        .await
+        .unwrap_or_else(|_| crate::system::zones::UTC.into());
+    let at = if f.at.trim().is_empty() {
+        Ok(None)
+    } else {
+        update::parse_local(&f.at, &zone).map(Some)
+    };
+    let outcome = match at {
+        Err(e) => Err(e.to_string()),
+        Ok(at) => match reboot(&app, &v, &s, at).await {
+            Ok(()) => Ok(match at {
+                None => "Rebooting: the box is back in a minute or two.".to_string(),
+                Some(t) => format!("The box reboots at {}.", update::local_text(t, &zone)),
+            }),
+            Err(r) => Err(r.message()),
+        },
+    };
+    render_with(app, v, s, None, Some(outcome)).await
+}
+
+/// `POST /admin/system/reboot/cancel`: the System page, without the scheduled reboot.
+pub async fn cancel_reboot_page(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+) -> Response {
+    let outcome = match cancel_reboot(&app, &v, &s).await {
+        Ok(true) => Ok("The scheduled reboot is cancelled.".to_string()),
+        Ok(false) => Ok("No reboot was scheduled.".to_string()),
+        Err(r) => Err(r.message()),
+    };
     render_with(app, v, s, None, Some(outcome)).await
 }
 

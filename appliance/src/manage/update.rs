@@ -13,10 +13,76 @@ use serde::{Deserialize, Serialize};
 use sqlx::SqlitePool;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const PENDING: &str = "update.pending";
 const LAST: &str = "update.last";
+/// The furthest ahead a reboot may be scheduled (a week).
+pub const MAX_REBOOT_AHEAD: Duration = Duration::from_secs(7 * 86_400);
+
+/// Checks a reboot time asked for: after `now` and at most [`MAX_REBOOT_AHEAD`] later.
+///
+/// # Errors
+/// [`Refused::Invalid`], saying why.
+pub fn reboot_time(at: SystemTime, now: SystemTime) -> Result<SystemTime, Refused> {
+    if at <= now {
+        return Err(Refused::Invalid(
+            "that time has passed: choose a later one, or reboot now".into(),
+        ));
+    }
+    if at.duration_since(now).unwrap_or_default() > MAX_REBOOT_AHEAD {
+        return Err(Refused::Invalid(
+            "a reboot can be scheduled at most a week ahead".into(),
+        ));
+    }
+    Ok(at)
+}
+
+/// A time as an RFC 3339 timestamp (`2026-12-03T23:00:00Z`, `…+01:00`), as the API
+/// takes it.
+///
+/// # Errors
+/// [`Refused::Invalid`].
+pub fn parse_rfc3339(text: &str) -> Result<SystemTime, Refused> {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text.trim(), &Rfc3339)
+        .map(SystemTime::from)
+        .map_err(|_| {
+            Refused::Invalid(format!(
+                "{:?} is not an RFC 3339 time such as 2026-12-03T23:00:00Z",
+                text.chars().take(40).collect::<String>()
+            ))
+        })
+}
+
+/// A wall-clock time in time zone `zone` (`2026-12-03T23:00`, as a browser's
+/// `datetime-local` field sends it). A time that a clock change skips or repeats is
+/// taken as the later (RFC 9557's "compatible" choice).
+///
+/// # Errors
+/// [`Refused::Invalid`] for a time that does not parse; [`Refused::Failed`] when the
+/// zone is not in the system's tz database.
+pub fn parse_local(text: &str, zone: &str) -> Result<SystemTime, Refused> {
+    let civil: jiff::civil::DateTime = text.trim().parse().map_err(|_| {
+        Refused::Invalid(format!(
+            "{:?} is not a date and time such as 2026-12-03T23:00",
+            text.chars().take(40).collect::<String>()
+        ))
+    })?;
+    let tz = jiff::tz::TimeZone::get(zone).map_err(Refused::failed)?;
+    let zoned = civil.to_zoned(tz).map_err(Refused::failed)?;
+    Ok(SystemTime::from(zoned.timestamp()))
+}
+
+/// `t` as a wall-clock time in time zone `zone` (`2026-12-03 23:00 CET`), or in UTC
+/// when the zone is unknown.
+pub fn local_text(t: SystemTime, zone: &str) -> String {
+    let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+    jiff::Timestamp::try_from(t)
+        .map(|ts| ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M %Z").to_string())
+        .unwrap_or_default()
+}
+
 /// The file in the data directory whose text the console banner shows: why the last
 /// update was rolled back (removed when an update is installed or runs).
 pub const NOTICE_FILE: &str = "update-notice";
@@ -92,6 +158,13 @@ pub struct Status {
     pub pending: Option<Pending>,
     /// How the last update ended.
     pub last: Option<Outcome>,
+    /// Update bundles on removable media now (a USB stick), to install from.
+    pub media: Vec<host::MediaBundle>,
+    /// When the box is to reboot (scheduled through logind), ISO 8601 UTC.
+    pub reboot_at: Option<String>,
+    /// The same, as a time.
+    #[serde(skip)]
+    pub reboot_time: Option<SystemTime>,
 }
 
 /// A bundle checked and accepted for installing.
@@ -111,15 +184,18 @@ pub struct Accepted {
 pub struct Updates {
     db: SqlitePool,
     dir: PathBuf,
+    /// Where removable media are mounted (`Config::removable_media_dir`).
+    media_dir: PathBuf,
     progress: Mutex<Progress>,
 }
 
 impl Updates {
     /// Updates keeping bundles in `DATA_DIR/updates`.
-    pub fn new(db: SqlitePool, data_dir: &Path) -> Arc<Updates> {
+    pub fn new(db: SqlitePool, data_dir: &Path, media_dir: &Path) -> Arc<Updates> {
         Arc::new(Updates {
             db,
             dir: data_dir.join("updates"),
+            media_dir: media_dir.to_path_buf(),
             progress: Mutex::new(Progress {
                 state: "idle".into(),
                 ..Progress::default()
@@ -142,13 +218,55 @@ impl Updates {
     /// # Errors
     /// [`Refused::Failed`] when the database fails.
     pub async fn status(&self) -> Result<Status, Refused> {
+        let reboot_time = host::scheduled_reboot().await;
         Ok(Status {
+            media: self.media().await,
             release: host::release(),
             slot: host::booted_slot(),
             progress: self.progress(),
             pending: json_setting(&self.db, PENDING).await?,
             last: json_setting(&self.db, LAST).await?,
+            reboot_at: reboot_time.map(crate::packager::hls::iso8601),
+            reboot_time,
         })
+    }
+
+    /// The update bundles on removable media now ([`host::media_bundles`]).
+    pub async fn media(&self) -> Vec<host::MediaBundle> {
+        let dir = self.media_dir.clone();
+        tokio::task::spawn_blocking(move || host::media_bundles(&dir))
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Installs the bundle `file` on removable media (as [`host::media_bundles`] lists
+    /// it), as [`Updates::receive`] does an upload: copied to the data disk first, so
+    /// pulling the stick out changes nothing, then checked the same way.
+    ///
+    /// # Errors
+    /// [`Refused::NotFound`] for a file that is not a bundle listed on the media now;
+    /// what [`Updates::receive`] refuses.
+    pub async fn receive_media(
+        self: &Arc<Self>,
+        file: &str,
+        downgrade: bool,
+    ) -> Result<Accepted, Refused> {
+        let (dir, name) = (self.media_dir.clone(), file.to_string());
+        let path = tokio::task::spawn_blocking(move || host::media_bundle(&dir, &name))
+            .await
+            .map_err(Refused::failed)?
+            .ok_or_else(|| {
+                Refused::NotFound(format!(
+                    "{:?} is not an update bundle on a USB stick now",
+                    file.chars().take(200).collect::<String>()
+                ))
+            })?;
+        let f = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| Refused::Unavailable(format!("the stick could not be read: {e}")))?;
+        let len = f.metadata().await.map_err(Refused::failed)?.len();
+        self.receive(tokio_util::io::ReaderStream::new(f), Some(len), downgrade)
+            .await
     }
 
     /// Claims the installer for a new bundle: `Err` while one is received or installed.

@@ -13,7 +13,7 @@
 //! previous slot, and the service there reports the rollback with that reason.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The image's release file: `VERSION=…` (the version of the whole root file system,
 /// which a bundle carries too).
@@ -178,26 +178,138 @@ pub trait Installer {
 trait Login {
     /// Reboots the machine; `interactive`: whether polkit may ask for a password.
     fn reboot(&self, interactive: bool) -> zbus::Result<()>;
+
+    /// Schedules a shutdown of `kind` (`reboot`) at `usec` microseconds since the Unix
+    /// epoch (CLOCK_REALTIME); polkit checks the same action as for doing it now.
+    fn schedule_shutdown(&self, kind: &str, usec: u64) -> zbus::Result<()>;
+
+    /// Cancels the scheduled shutdown; whether there was one.
+    fn cancel_scheduled_shutdown(&self) -> zbus::Result<bool>;
+
+    /// The scheduled shutdown: its kind and when (µs since the Unix epoch), or `("", 0)`.
+    #[zbus(property)]
+    fn scheduled_shutdown(&self) -> zbus::Result<(String, u64)>;
 }
 
-/// Reboots the box through logind; only the appliance (a boot from an A/B slot): a
-/// machine that merely runs the service is not rebooted from a web page.
-///
-/// # Errors
-/// Off the appliance; or what logind or polkit said.
-pub async fn reboot() -> Result<(), String> {
+/// logind, on the appliance only (a boot from an A/B slot): a machine that merely runs
+/// the service is not rebooted from a web page.
+async fn login() -> Result<LoginProxy<'static>, String> {
     if booted_slot().is_none() {
         return Err("this is not the appliance's image; reboot the machine yourself".into());
     }
     let conn = zbus::Connection::system()
         .await
         .map_err(|e| e.to_string())?;
-    LoginProxy::new(&conn)
-        .await
-        .map_err(|e| e.to_string())?
+    LoginProxy::new(&conn).await.map_err(|e| e.to_string())
+}
+
+/// Reboots the box through logind, now.
+///
+/// # Errors
+/// Off the appliance; or what logind or polkit said.
+pub async fn reboot() -> Result<(), String> {
+    login()
+        .await?
         .reboot(false)
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Has logind reboot the box at `at` (it keeps the schedule, and says so to anyone
+/// logged in); a schedule made before is replaced.
+///
+/// # Errors
+/// Off the appliance; or what logind or polkit said.
+pub async fn reboot_at(at: SystemTime) -> Result<(), String> {
+    let usec = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_err(|_| "a time before 1970".to_string())?
+        .as_micros();
+    login()
+        .await?
+        .schedule_shutdown("reboot", u64::try_from(usec).unwrap_or(u64::MAX))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Cancels a scheduled reboot; whether there was one.
+///
+/// # Errors
+/// Off the appliance; or what logind or polkit said.
+pub async fn cancel_reboot() -> Result<bool, String> {
+    login()
+        .await?
+        .cancel_scheduled_shutdown()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// When logind is to reboot the box, if it is (`None` off the appliance too).
+pub async fn scheduled_reboot() -> Option<SystemTime> {
+    let (kind, usec) = login().await.ok()?.scheduled_shutdown().await.ok()?;
+    (kind == "reboot" && usec > 0).then(|| SystemTime::UNIX_EPOCH + Duration::from_micros(usec))
+}
+
+/// An update bundle on removable media.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MediaBundle {
+    /// Its path below the media directory (`usb-sda1/streambox-0.2.0-amd64.raucb`).
+    pub file: String,
+    /// Its size in bytes.
+    pub bytes: u64,
+}
+
+/// Bundles listed at most, and directories looked into below the media directory.
+const MEDIA_BUNDLES: usize = 64;
+const MEDIA_DEPTH: usize = 3;
+
+/// The update bundles (`*.raucb`, regular files, never through a symbolic link) on the
+/// removable media mounted below `dir`, at most three directories down, sorted, at most
+/// 64; none when `dir` is not there. Blocking: reading a stick's directory mounts it.
+pub fn media_bundles(dir: &Path) -> Vec<MediaBundle> {
+    fn walk(root: &Path, rel: &Path, depth: usize, out: &mut Vec<MediaBundle>) {
+        let Ok(entries) = std::fs::read_dir(root.join(rel)) else {
+            return;
+        };
+        let mut entries: Vec<_> = entries.flatten().collect();
+        entries.sort_by_key(std::fs::DirEntry::file_name);
+        for e in entries {
+            if out.len() >= MEDIA_BUNDLES {
+                return;
+            }
+            // The entry's own type: a symbolic link is neither a file nor a directory.
+            let Ok(kind) = e.file_type() else { continue };
+            let name = e.file_name();
+            let Some(text) = name.to_str() else { continue };
+            if text.starts_with('.') {
+                continue;
+            }
+            let path = rel.join(text);
+            if kind.is_dir() && depth < MEDIA_DEPTH {
+                walk(root, &path, depth + 1, out);
+            } else if kind.is_file() && text.ends_with(".raucb") {
+                let bytes = e.metadata().map_or(0, |m| m.len());
+                if let Some(file) = path.to_str() {
+                    out.push(MediaBundle {
+                        file: file.to_string(),
+                        bytes,
+                    });
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, Path::new(""), 1, &mut out);
+    out
+}
+
+/// The path of the bundle `file` names (as [`media_bundles`] lists it) below `dir`, if
+/// it is one listed now: nothing else on the box can be named this way.
+pub fn media_bundle(dir: &Path, file: &str) -> Option<std::path::PathBuf> {
+    media_bundles(dir)
+        .into_iter()
+        .any(|b| b.file == file)
+        .then(|| dir.join(file))
 }
 
 /// Compares two release versions (`MAJOR.MINOR.PATCH`, SemVer 2.0.0 §11: a
@@ -213,6 +325,43 @@ pub fn compare(a: &str, b: &str) -> Option<std::cmp::Ordering> {
 mod tests {
     use super::*;
     use std::cmp::Ordering::*;
+
+    #[test]
+    fn bundles_on_removable_media_are_listed_and_only_those_can_be_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        for f in [
+            "usb-sda1/streambox-0.2.0-amd64.raucb",
+            "usb-sda1/updates/streambox-0.3.0-amd64.raucb",
+            "usb-sda1/notes.txt",
+            "usb-sdb/.hidden.raucb",
+            "usb-sdb/a/b/c/too-deep.raucb",
+        ] {
+            std::fs::create_dir_all(d.join(f).parent().expect("parent")).expect("mkdir");
+            std::fs::write(d.join(f), b"bundle").expect("write");
+        }
+        std::os::unix::fs::symlink("/etc/passwd", d.join("usb-sdb/passwd.raucb")).expect("link");
+        let listed: Vec<String> = media_bundles(d).into_iter().map(|b| b.file).collect();
+        assert_eq!(
+            listed,
+            [
+                "usb-sda1/streambox-0.2.0-amd64.raucb",
+                "usb-sda1/updates/streambox-0.3.0-amd64.raucb"
+            ]
+        );
+        assert_eq!(media_bundles(d)[0].bytes, 6);
+        assert!(media_bundle(d, "usb-sda1/streambox-0.2.0-amd64.raucb").is_some());
+        for other in [
+            "usb-sdb/passwd.raucb",
+            "../etc/passwd",
+            "usb-sda1/notes.txt",
+            "/etc/passwd",
+            "usb-sdb/a/b/c/too-deep.raucb",
+        ] {
+            assert!(media_bundle(d, other).is_none(), "{other}");
+        }
+        assert!(media_bundles(&d.join("nothing")).is_empty());
+    }
 
     #[test]
     fn versions_compare_by_precedence() {
