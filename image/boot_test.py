@@ -769,6 +769,8 @@ def update_checks(vm, browser, base):
         make_bundle(out, tiny, wrong, newer, other)
         old = os.path.join(work, "older.raucb")
         make_bundle(out, tiny, old, older, signing)
+        foreign = os.path.join(work, "foreign.raucb")
+        make_bundle(out, tiny, foreign, newer, signing, "--compatible", "streambox-arm64")
         marker = os.path.join(work, "marker")
         with open(marker, "w") as f:
             f.write(f"update test {newer}\n")
@@ -799,6 +801,7 @@ def update_checks(vm, browser, base):
         headers = {"X-CSRF-Token": api.csrf}
         for path, what, says in ((wrong, "signed with another key", "signature is not by this appliance's"),
                                  (cut, "cut short", "cut short"),
+                                 (foreign, "for another system", 'is for "streambox-arm64"'),
                                  (old, "older", "older than the running")):
             status, answer = upload(browser, f"{base}/api/system/update", path, headers)
             check(status == 422 and says in str(answer),

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Makes a RAUC update bundle (verity format, signed) from a root file system image:
 #   image/bundle.sh ROOT.ext4 OUT.raucb --version V [--signing DIR]
-#                   [--put SRC:/PATH]... [--rm /PATH]...
+#                   [--put SRC:/PATH]... [--rm /PATH]... [--compatible C]
 # The bundle installs ROOT.ext4 to the system slot that is not running (see
 # image/rootfs/etc/rauc/system.conf). Its version is V, and so is the release file of the
 # root it carries (/usr/lib/streambox/release). --put and --rm change a copy of the root
 # first (files written or removed with debugfs, no mount): the boot test makes its
-# bundles that way. Also:
+# bundles that way; --compatible (default streambox-amd64, what the image's RAUC
+# accepts) makes one for another system, as the test does to see it refused. Also:
 #   image/bundle.sh --init-signing DIR
 # makes the signing keys in DIR when they are not there: a certificate authority
 # (ca.pem, which the image carries as RAUC's keyring) and a signing certificate it issued
@@ -17,6 +18,7 @@ set -euo pipefail
 
 fail() { echo "bundle.sh: $*" >&2; exit 1; }
 signing=${STREAMBOX_SIGNING:-$HOME/.cache/streambox/signing}
+compatible=streambox-amd64
 
 init_signing() {
     local dir=$1
@@ -69,6 +71,7 @@ version= puts=() rms=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --version) version=$2; shift 2 ;;
+    --compatible) compatible=$2; shift 2 ;;
     --signing) signing=$2; shift 2 ;;
     --put) puts+=("$2"); shift 2 ;;
     --rm) rms+=("$2"); shift 2 ;;
@@ -109,7 +112,7 @@ for p in "${puts[@]}"; do
 done
 cat >"$work/content/manifest.raucm" <<EOF
 [update]
-compatible=streambox-amd64
+compatible=$compatible
 version=$version
 description=streambox $version
 

@@ -363,6 +363,17 @@ impl Updates {
                 ));
             }
         };
+        // RAUC would refuse another system's bundle only once installing; say so now.
+        let system = rauc
+            .compatible()
+            .await
+            .map_err(|e| Refused::failed(rauc_message(&e)))?;
+        if compatible != system {
+            let _ = tokio::fs::remove_file(&bundle).await;
+            return Err(Refused::Invalid(format!(
+                "the bundle is for {compatible:?}, not for this appliance ({system})"
+            )));
+        }
         if let Some(now) = &running {
             match host::compare(&version, now) {
                 Some(std::cmp::Ordering::Less) if !downgrade => {
