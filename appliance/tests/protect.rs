@@ -430,3 +430,62 @@ fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation()
     let playlist = get_text(&format!("{link}/live/lobby/video.m3u8"));
     assert_eq!(key_uris(&playlist).len(), 2, "{playlist}");
 }
+
+#[test]
+fn protection_turned_off_and_on_while_live_plays_through_every_frame() {
+    let server = Server::start();
+    let (_web, token) = admin(&server);
+    let clip = bbb_bframes();
+    let set = |on: bool| {
+        let a = api(
+            &server,
+            &token,
+            "PUT",
+            "/api/streams/lobby/protection",
+            Some(json!({"encrypted": on})),
+        );
+        assert_eq!(a.status, 200, "{a:?}");
+    };
+    set(true);
+    let key = api(&server, &token, "POST", "/api/streams/lobby/key", None).json()["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let (sent_video, _) = sent_packets(&clip, 2);
+    let mut ff = publish(&clip, 2, &server.rtmp_url(&format!("lobby?key={key}")));
+    for (segments, on) in [(2, false), (4, true)] {
+        server.wait_segments("lobby", segments);
+        set(on);
+    }
+    let status = ff
+        .wait(Duration::from_secs(60))
+        .expect("publisher finishes");
+    assert!(status.success(), "ffmpeg publish failed: {}", ff.stderr());
+    let playlist = wait_for(
+        &server.url("/live/lobby/video.m3u8"),
+        Duration::from_secs(15),
+        |p| p.contains("#EXT-X-ENDLIST"),
+    );
+    // Encrypted, then clear (a segment after the change was asked for), then encrypted
+    // again, under the session's key (not due for rotation yet).
+    let methods: Vec<&str> = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-KEY:METHOD="))
+        .map(|m| m.split(',').next().unwrap_or(m))
+        .collect();
+    assert!(
+        methods
+            .windows(3)
+            .any(|w| w == ["AES-128", "NONE", "AES-128"]),
+        "{playlist}"
+    );
+    assert_eq!(key_uris(&playlist).len(), 1, "{playlist}");
+    let url = server.url("/live/lobby/index.m3u8");
+    let probe = probe_count(&url);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        sent_video.expect("video"),
+        "every video frame across the changes"
+    );
+    decode_strict(&url);
+}
