@@ -18,6 +18,20 @@ fn api(server: &Server, token: &str, method: &str, path: &str, body: Option<Valu
     support::web::api_call(server, token, method, path, body)
 }
 
+/// Waits for the publisher `ff` to finish cleanly, then for `lobby`'s video playlist to
+/// end; the playlist.
+fn published_whole(server: &Server, mut ff: Proc) -> String {
+    let status = ff
+        .wait(Duration::from_secs(60))
+        .expect("publisher finishes");
+    assert!(status.success(), "ffmpeg publish failed: {}", ff.stderr());
+    wait_for(
+        &server.url("/live/lobby/video.m3u8"),
+        Duration::from_secs(15),
+        |p| p.contains("#EXT-X-ENDLIST"),
+    )
+}
+
 /// A new content key for `lobby` at once, through the API; its key ID.
 fn rotate(server: &Server, token: &str) -> String {
     let a = api(
@@ -85,25 +99,13 @@ fn an_encrypted_stream_plays_frame_exact_across_a_key_rotation_and_is_ciphertext
     let a = api(&server, &token, "GET", "/api/streams/lobby", None);
     assert_eq!(a.json()["protection"]["encrypted"], json!(true), "{a:?}");
 
-    let key = {
-        let a = api(&server, &token, "POST", "/api/streams/lobby/key", None);
-        assert_eq!(a.status, 200, "{a:?}");
-        a.json()["key"].as_str().expect("key").to_string()
-    };
+    let key = support::web::new_stream_key(&server, &token, "lobby");
     let (sent_video, sent_audio) = sent_packets(&clip, 1);
-    let mut ff = publish(&clip, 1, &server.rtmp_url(&format!("lobby?key={key}")));
+    let ff = publish(&clip, 1, &server.rtmp_url(&format!("lobby?key={key}")));
     server.wait_segments("lobby", 2);
     // "This link leaked": a new key at once, in force from the segment after next.
     let rotated = rotate(&server, &token);
-    let status = ff
-        .wait(Duration::from_secs(60))
-        .expect("publisher finishes");
-    assert!(status.success(), "ffmpeg publish failed: {}", ff.stderr());
-    let playlist = wait_for(
-        &server.url("/live/lobby/video.m3u8"),
-        Duration::from_secs(15),
-        |p| p.contains("#EXT-X-ENDLIST"),
-    );
+    let playlist = published_whole(&server, ff);
 
     // Two keys, the second the rotated one; init segments stay clear.
     let keys = key_uris(&playlist);
@@ -231,14 +233,7 @@ fn content_keys_go_only_to_viewers_who_may_watch_and_refusals_are_counted() {
     }
     let mut publishers = Vec::new();
     for name in ["lobby", "other"] {
-        let a = api(
-            &server,
-            &token,
-            "POST",
-            &format!("/api/streams/{name}/key"),
-            None,
-        );
-        let key = a.json()["key"].as_str().expect("key").to_string();
+        let key = support::web::new_stream_key(&server, &token, name);
         publishers.push(publish(
             &bbb(),
             -1,
@@ -365,10 +360,7 @@ fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation()
         let a = api(&server, &token, "PUT", path, Some(body));
         assert_eq!(a.status, 200, "{a:?}");
     }
-    let key = api(&server, &token, "POST", "/api/streams/lobby/key", None).json()["key"]
-        .as_str()
-        .expect("key")
-        .to_string();
+    let key = support::web::new_stream_key(&server, &token, "lobby");
     // 640x360 keeps Chromium's software decoding light: this is about the keys.
     let _ff = publish(
         &bbb_bframes_as("640x360", "mp4"),
@@ -447,25 +439,14 @@ fn protection_turned_off_and_on_while_live_plays_through_every_frame() {
         assert_eq!(a.status, 200, "{a:?}");
     };
     set(true);
-    let key = api(&server, &token, "POST", "/api/streams/lobby/key", None).json()["key"]
-        .as_str()
-        .expect("key")
-        .to_string();
+    let key = support::web::new_stream_key(&server, &token, "lobby");
     let (sent_video, _) = sent_packets(&clip, 2);
-    let mut ff = publish(&clip, 2, &server.rtmp_url(&format!("lobby?key={key}")));
+    let ff = publish(&clip, 2, &server.rtmp_url(&format!("lobby?key={key}")));
     for (segments, on) in [(2, false), (4, true)] {
         server.wait_segments("lobby", segments);
         set(on);
     }
-    let status = ff
-        .wait(Duration::from_secs(60))
-        .expect("publisher finishes");
-    assert!(status.success(), "ffmpeg publish failed: {}", ff.stderr());
-    let playlist = wait_for(
-        &server.url("/live/lobby/video.m3u8"),
-        Duration::from_secs(15),
-        |p| p.contains("#EXT-X-ENDLIST"),
-    );
+    let playlist = published_whole(&server, ff);
     // Encrypted, then clear (a segment after the change was asked for), then encrypted
     // again, under the session's key (not due for rotation yet).
     let methods: Vec<&str> = playlist

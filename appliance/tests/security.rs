@@ -57,19 +57,6 @@ fn new_stream(server: &Server, token: &str, name: &str) -> String {
     a.json()["key"].as_str().expect("key").to_string()
 }
 
-/// A new key for stream `name` (the one setup made has not been kept).
-fn new_key(server: &Server, token: &str, name: &str) -> String {
-    let a = api(
-        server,
-        token,
-        "POST",
-        &format!("/api/streams/{name}/key"),
-        None,
-    );
-    assert_eq!(a.status, 200, "{a:?}");
-    a.json()["key"].as_str().expect("key").to_string()
-}
-
 /// A `PUT` of `body` to the API's `path` that must be accepted.
 fn put(server: &Server, token: &str, path: &str, body: Value) {
     let a = api(server, token, "PUT", path, Some(body));
@@ -450,7 +437,7 @@ fn rotating_a_key_or_deleting_a_stream_ends_the_running_publisher() {
 fn rtsp_players_without_a_grant_end_when_the_stream_turns_private_or_the_link_goes() {
     let server = Server::start();
     let (_web, token) = admin(&server);
-    let key = new_key(&server, &token, "lobby");
+    let key = support::web::new_stream_key(&server, &token, "lobby");
     let _publisher = publish(
         &bbb_bframes(),
         -1,
@@ -764,7 +751,7 @@ fn sign_in_redirects_only_to_this_appliances_paths() {
 fn thumbnail_widths_are_rounded_and_decodes_are_limited_per_client() {
     let server = Server::start();
     let (_web, token) = admin(&server);
-    let key = new_key(&server, &token, "lobby");
+    let key = support::web::new_stream_key(&server, &token, "lobby");
     put(
         &server,
         &token,

@@ -216,7 +216,7 @@ fn update_view(
     use crate::manage::update::rolled_back_text;
     let last = st.last.as_ref();
     streambox_web::system::UpdateView {
-        reboot_at: st.reboot_time.map(|t| update::local_text(t, zone)),
+        reboot_at: st.reboot_at.map(|t| update::local_text(t, zone)),
         media: st.media.iter().map(|b| (b.file.clone(), b.bytes)).collect(),
         zone: zone.to_string(),
         release: st.release.clone(),
@@ -346,17 +346,7 @@ pub async fn update_media_api(
         Ok(b) => b,
         Err(r) => return r,
     };
-    let r = app.updates.receive_media(&b.file, b.downgrade).await;
-    if let Ok(a) = &r {
-        audit(
-            &app,
-            &s.user.name,
-            &v,
-            "update.install",
-            &format!("{} (USB)", a.version),
-        )
-        .await;
-    }
+    let r = install_media(&app, &v, &s, &b.file, b.downgrade).await;
     super::api::answer(StatusCode::ACCEPTED, r.map_err(super::Refusal::from))
 }
 
@@ -376,21 +366,26 @@ pub async fn update_media_page(
     Extension(s): Extension<Signed>,
     Form(f): Form<MediaForm>,
 ) -> Response {
-    let outcome = match app.updates.receive_media(&f.file, f.downgrade == "1").await {
-        Ok(a) => {
-            audit(
-                &app,
-                &s.user.name,
-                &v,
-                "update.install",
-                &format!("{} (USB)", a.version),
-            )
-            .await;
-            Ok(installing_text(&a))
-        }
+    let outcome = match install_media(&app, &v, &s, &f.file, f.downgrade == "1").await {
+        Ok(a) => Ok(installing_text(&a)),
         Err(e) => Err(format!("Nothing was installed: {e}")),
     };
     render_with(app, v, s, None, Some(outcome)).await
+}
+
+/// Installs the bundle `file` on a USB stick ([`update::Updates::receive_media`]),
+/// audited when it was accepted.
+async fn install_media(
+    app: &App,
+    v: &Visitor,
+    s: &Signed,
+    file: &str,
+    downgrade: bool,
+) -> Result<update::Accepted, crate::manage::Refused> {
+    let a = app.updates.receive_media(file, downgrade).await?;
+    let what = format!("{} (USB)", a.version);
+    audit(app, &s.user.name, v, "update.install", &what).await;
+    Ok(a)
 }
 
 /// What the page says of a bundle accepted for installing.

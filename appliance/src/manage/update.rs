@@ -160,11 +160,13 @@ pub struct Status {
     pub last: Option<Outcome>,
     /// Update bundles on removable media now (a USB stick), to install from.
     pub media: Vec<host::MediaBundle>,
-    /// When the box is to reboot (scheduled through logind), ISO 8601 UTC.
-    pub reboot_at: Option<String>,
-    /// The same, as a time.
-    #[serde(skip)]
-    pub reboot_time: Option<SystemTime>,
+    /// When the box is to reboot (scheduled through logind); ISO 8601 UTC in JSON.
+    #[serde(serialize_with = "iso_time")]
+    pub reboot_at: Option<SystemTime>,
+}
+
+fn iso_time<S: serde::Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+    t.map(crate::packager::hls::iso8601).serialize(s)
 }
 
 /// A bundle checked and accepted for installing.
@@ -218,7 +220,6 @@ impl Updates {
     /// # Errors
     /// [`Refused::Failed`] when the database fails.
     pub async fn status(&self) -> Result<Status, Refused> {
-        let reboot_time = host::scheduled_reboot().await;
         Ok(Status {
             media: self.media().await,
             release: host::release(),
@@ -226,8 +227,7 @@ impl Updates {
             progress: self.progress(),
             pending: json_setting(&self.db, PENDING).await?,
             last: json_setting(&self.db, LAST).await?,
-            reboot_at: reboot_time.map(crate::packager::hls::iso8601),
-            reboot_time,
+            reboot_at: host::scheduled_reboot().await,
         })
     }
 

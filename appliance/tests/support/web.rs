@@ -459,3 +459,17 @@ pub fn api_call(
 ) -> Answer {
     Web::new(server).api(method, path, Some(token), None, body.as_ref())
 }
+
+/// A new stream key for `name` through the API with the bearer `token` (the one setup
+/// made is not kept): the key.
+pub fn new_stream_key(server: &Server, token: &str, name: &str) -> String {
+    let a = api_call(
+        server,
+        token,
+        "POST",
+        &format!("/api/streams/{name}/key"),
+        None,
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    a.json()["key"].as_str().expect("key").to_string()
+}
