@@ -14,6 +14,18 @@ trait Systemd {
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<zbus::OwnedObjectPath>;
     /// The object of a loaded unit.
     fn get_unit(&self, name: &str) -> zbus::Result<zbus::OwnedObjectPath>;
+    /// Asks systemd to send this client its job signals.
+    fn subscribe(&self) -> zbus::Result<()>;
+    /// A job ended: its id, object, unit and result (`done`, `failed`, `canceled`,
+    /// `timeout`, `dependency`, `skipped`).
+    #[zbus(signal)]
+    fn job_removed(
+        &self,
+        id: u32,
+        job: zbus::ObjectPath<'_>,
+        unit: &str,
+        result: &str,
+    ) -> zbus::Result<()>;
 }
 
 #[zbus::proxy(
@@ -92,24 +104,44 @@ pub async fn failed(
 }
 
 /// Asks systemd on `conn` to restart `unit` (e.g. `avahi-daemon.service`), replacing any
-/// job queued for it; returns once the job is queued, not when the unit is up again.
+/// job queued for it, and waits for that job to end, as `systemctl restart` does: when
+/// this returns `Ok`, the unit is up again (for a D-Bus service, its name is on the bus
+/// once its unit is `Type=dbus` or `Type=notify`).
 ///
 /// # Errors
-/// What systemd said, or "no answer in time" after `deadline`.
+/// What systemd said, the job's result other than `done` (`failed`, `timeout`, …), or
+/// "no answer in time" after `deadline`.
 pub async fn restart_unit(
     conn: &zbus::Connection,
     unit: &str,
     deadline: Duration,
 ) -> Result<(), String> {
+    use futures_util::StreamExt;
     let restart = async {
-        SystemdProxy::new(conn)
-            .await?
+        let systemd = SystemdProxy::new(conn).await.map_err(|e| e.to_string())?;
+        // Listening before the job is queued, so its end cannot be missed.
+        let mut removed = systemd
+            .receive_job_removed()
+            .await
+            .map_err(|e| e.to_string())?;
+        systemd.subscribe().await.map_err(|e| e.to_string())?;
+        let job = systemd
             .restart_unit(unit, "replace")
             .await
+            .map_err(|e| e.to_string())?;
+        while let Some(signal) = removed.next().await {
+            let Ok(args) = signal.args() else { continue };
+            if args.job.as_str() == job.as_str() {
+                return match args.result {
+                    "done" => Ok(()),
+                    other => Err(format!("restarting {unit} ended with \"{other}\"")),
+                };
+            }
+        }
+        Err("systemd's signals ended".to_string())
     };
     match tokio::time::timeout(deadline, restart).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(e.to_string()),
+        Ok(answer) => answer,
         Err(_) => Err("no answer in time".into()),
     }
 }
