@@ -85,6 +85,7 @@ pub fn flv_session(data: &[u8]) -> Window {
         1.0,
         4.0,
         "http://localhost/time",
+        "http://localhost/live/s/keys/license",
         &BTreeMap::new(),
         &[],
         None,

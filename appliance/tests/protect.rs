@@ -71,6 +71,280 @@ fn key_requests(server: &Server, outcome: &str) -> u64 {
         .map_or(0, |v| v.trim().parse().expect("counter"))
 }
 
+/// A ClearKey license request (W3C EME §9.1.3) for `kids` (hex) to `url`: the status
+/// and the answer.
+fn license(url: &str, kids: &[&str]) -> (u16, Value) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let kids: Vec<String> = kids.iter().map(|k| b64.encode(hex(k))).collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(url)
+            .header("content-type", "application/json")
+            .body(json!({"kids": kids, "type": "temporary"}).to_string())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+/// The segments of a media playlist with the key ID each is encrypted with (`None`:
+/// in the clear): (`N` of `seg-N.m4s`, key ID).
+fn segment_keys(playlist: &str) -> Vec<(u64, Option<String>)> {
+    let mut key = None;
+    let mut out = Vec::new();
+    for l in playlist.lines() {
+        if let Some(m) = l.strip_prefix("#EXT-X-KEY:METHOD=") {
+            key = m
+                .split("URI=\"keys/")
+                .nth(1)
+                .and_then(|r| r.split(".key").next())
+                .map(str::to_string);
+        } else if let Some(n) = l.split("seg-").nth(1).and_then(|r| r.strip_suffix(".m4s")) {
+            if !l.starts_with('#') {
+                out.push((n.parse().expect("msn"), key.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// A file for ffmpeg's standard input. Fragmented MP4 in Common Encryption is read
+/// from a pipe: from a seekable file ffmpeg 5.1 reads every `moof` first and then
+/// decrypts each sample with the last fragment's `senc` (fixed in later versions).
+fn stdin_of(file: &std::path::Path) -> std::process::Stdio {
+    std::fs::File::open(file).expect("open").into()
+}
+
+/// Runs ffmpeg over `file` (`args` before it), decoding everything with errors fatal;
+/// whether it succeeded, and its stderr.
+fn ffmpeg_decodes(args: &[&str], file: &std::path::Path) -> (bool, String) {
+    let out = std::process::Command::new(tool("ffmpeg"))
+        .args(["-v", "error", "-xerror", "-err_detect", "explode"])
+        .args(args)
+        .args(["-i", "pipe:0", "-f", "null", "-"])
+        .stdin(stdin_of(file))
+        .output()
+        .expect("ffmpeg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Frames (video) or packets (audio) ffprobe reads from `file` with `key` (hex).
+fn frames_with_key(file: &std::path::Path, key: &str, video: bool) -> u64 {
+    let entry = if video {
+        "nb_read_frames"
+    } else {
+        "nb_read_packets"
+    };
+    let out = std::process::Command::new(tool("ffprobe"))
+        .args(["-v", "error", "-decryption_key", key])
+        .arg(if video {
+            "-count_frames"
+        } else {
+            "-count_packets"
+        })
+        .args([
+            "-show_entries",
+            &format!("stream={entry}"),
+            "-of",
+            "csv=p=0",
+        ])
+        .arg("pipe:0")
+        .stdin(stdin_of(file))
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .trim_end_matches(',')
+        .parse()
+        .unwrap_or_else(|e| panic!("a count, not {text:?}: {e}"))
+}
+
+#[test]
+fn dash_serves_an_encrypted_stream_in_common_encryption_frame_exact_across_a_key_rotation() {
+    let server = Server::start();
+    let (_web, token) = admin(&server);
+    let clip = bbb_bframes();
+    let a = api(
+        &server,
+        &token,
+        "PUT",
+        "/api/streams/lobby/protection",
+        Some(json!({"encrypted": true, "rotate": "never"})),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    let key = support::web::new_stream_key(&server, &token, "lobby");
+    let (sent_video, sent_audio) = sent_packets(&clip, 1);
+    let ff = publish(&clip, 1, &server.rtmp_url(&format!("lobby?key={key}")));
+    server.wait_segments("lobby", 2);
+    let live_mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    assert!(live_mpd.contains("type=\"dynamic\""), "{live_mpd}");
+    let rotated = rotate(&server, &token);
+    let video = published_whole(&server, ff);
+    let audio = get_text(&server.url("/live/lobby/audio.m3u8"));
+
+    // One Period per key, each with the cenc scheme's default key ID and the ClearKey
+    // license server; the segments are the Common Encryption ones.
+    let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    let keys = key_uris(&video);
+    assert_eq!(keys.len(), 2, "{video}");
+    let kids: Vec<String> = keys
+        .iter()
+        .map(|u| {
+            u.trim_start_matches("keys/")
+                .trim_end_matches(".key")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kids[1], rotated);
+    assert_eq!(mpd.matches("<Period ").count(), 2, "{mpd}");
+    for kid in &kids {
+        let uuid = format!(
+            "{}-{}-{}-{}-{}",
+            &kid[..8],
+            &kid[8..12],
+            &kid[12..16],
+            &kid[16..20],
+            &kid[20..]
+        );
+        assert!(
+            mpd.contains(&format!("cenc:default_KID=\"{uuid}\"")),
+            "{kid}: {mpd}"
+        );
+        assert!(
+            mpd.contains(&format!("video/cenc-init-0-{kid}.mp4")),
+            "{mpd}"
+        );
+    }
+    assert!(
+        mpd.contains("media=\"video/cenc-seg-$Number$.m4s\""),
+        "{mpd}"
+    );
+    assert!(
+        !mpd.contains("media=\"video/seg-"),
+        "clear segments listed: {mpd}"
+    );
+    assert!(
+        mpd.contains(&format!(
+            "<dashif:Laurl>{}</dashif:Laurl>",
+            server.url("/live/lobby/keys/license")
+        )),
+        "{mpd}"
+    );
+
+    // The license server gives both keys, the same the HLS key route gives.
+    let (status, answer) = license(
+        &server.url("/live/lobby/keys/license"),
+        &[&kids[0], &kids[1]],
+    );
+    assert_eq!(status, 200, "{answer}");
+    let given: Vec<(String, String)> = answer["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .map(|k| {
+            use base64::Engine;
+            let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+            assert_eq!(k["kty"], "oct", "{answer}");
+            let de = |v: &Value| {
+                b64.decode(v.as_str().expect("base64url"))
+                    .expect("base64url")
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            };
+            (de(&k["kid"]), de(&k["k"]))
+        })
+        .collect();
+    for (kid, (given_kid, k)) in kids.iter().zip(&given) {
+        assert_eq!(kid, given_kid);
+        let (_, _, hls_key) = get(&server.url(&format!("/live/lobby/keys/{kid}.key")));
+        let hls_key: String = hls_key.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(k, &hls_key, "one key per period for both players");
+    }
+
+    // Each key's segments, with its init segment, decode with that key and only with
+    // it; together, every frame sent.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut counted = (0u64, 0u64);
+    for (track, playlist) in [("video", &video), ("audio", &audio)] {
+        let segments = segment_keys(playlist);
+        for (kid, (_, key)) in kids.iter().zip(&given) {
+            let mut file =
+                get(&server.url(&format!("/live/lobby/{track}/cenc-init-0-{kid}.mp4"))).2;
+            let mut n = 0;
+            for (msn, _) in segments.iter().filter(|(_, k)| k.as_deref() == Some(kid)) {
+                let (status, _, bytes) =
+                    get(&server.url(&format!("/live/lobby/{track}/cenc-seg-{msn}.m4s")));
+                assert_eq!(status, 200, "{track} cenc-seg-{msn}");
+                file.extend(bytes);
+                n += 1;
+            }
+            assert!(n >= 1, "{track}: no segment with key {kid}");
+            let path = dir.path().join(format!("{track}-{kid}.mp4"));
+            std::fs::write(&path, &file).expect("write");
+            let (ok, err) = ffmpeg_decodes(&["-decryption_key", key], &path);
+            assert!(ok, "{track} with key {kid}: {err}");
+            let (ok, _) = ffmpeg_decodes(&[], &path);
+            assert!(!ok, "{track} with key {kid} decoded without it");
+            let other = if key.starts_with('0') { "1" } else { "0" }.repeat(32);
+            let (ok, _) = ffmpeg_decodes(&["-decryption_key", &other], &path);
+            assert!(!ok, "{track} with key {kid} decoded with another key");
+            let c = frames_with_key(&path, key, track == "video");
+            if track == "video" {
+                counted.0 += c;
+            } else {
+                counted.1 += c;
+            }
+        }
+    }
+    assert_eq!(
+        counted.0,
+        sent_video.expect("video"),
+        "video frames decoded vs sent"
+    );
+    let sent_audio = sent_audio.expect("audio");
+    assert!(
+        counted.1 <= sent_audio && counted.1 + 1 >= sent_audio,
+        "{} audio frames of {sent_audio}",
+        counted.1
+    );
+    // A clear segment is not served under a Common Encryption name, nor the reverse.
+    let (status, _, _) = get(&server.url(&format!(
+        "/live/lobby/video/cenc-init-0-{}.mp4",
+        "00".repeat(16)
+    )));
+    assert_eq!(
+        status, 404,
+        "an init segment for a key the stream does not use"
+    );
+}
+
 #[test]
 fn an_encrypted_stream_plays_frame_exact_across_a_key_rotation_and_is_ciphertext_without_its_key() {
     let server = Server::start();
@@ -182,10 +456,8 @@ fn an_encrypted_stream_plays_frame_exact_across_a_key_rotation_and_is_ciphertext
     let (status, _, bytes) = get(&server.url(&format!("/live/lobby/{part}")));
     assert_eq!((status, bytes.len() % 16), (200, 0), "{part}");
 
-    // What would carry it in the clear refuses: DASH (until Common Encryption), the
-    // recordings (until they are served encrypted), RTSP.
-    let (status, _, _) = get(&server.url("/live/lobby/manifest.mpd"));
-    assert_eq!(status, 409, "DASH of an encrypted stream");
+    // What would carry it in the clear refuses: the recordings (until they are served
+    // encrypted), RTSP.
     let (reply, _) = rtsp_exchange(
         &server,
         format!(
@@ -334,6 +606,46 @@ fn content_keys_go_only_to_viewers_who_may_watch_and_refusals_are_counted() {
     }
     assert!(key_requests(&server, "unknown") >= unknown + 2);
 
+    // The ClearKey license server is the same gate.
+    let license_url =
+        |prefix: &str, name: &str| server.url(&format!("{prefix}/live/{name}/keys/license"));
+    let (status, answer) = license(
+        &license_url(&format!("/t/{lobby_link}"), "lobby"),
+        &[&lobby_kid],
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["keys"].as_array().map(Vec::len), Some(1), "{answer}");
+    for (what, url) in [
+        ("anonymous", license_url("", "lobby")),
+        (
+            "an altered link",
+            license_url(&format!("/t/{altered}"), "lobby"),
+        ),
+        (
+            "a revoked link",
+            license_url(&format!("/t/{revoked}"), "lobby"),
+        ),
+        (
+            "another stream's link",
+            license_url(&format!("/t/{other_link}"), "lobby"),
+        ),
+    ] {
+        let (status, answer) = license(&url, &[&lobby_kid]);
+        assert_eq!(status, 403, "license, {what}: {answer}");
+    }
+    for (what, kids) in [
+        ("another stream's key", vec![other_kid.as_str()]),
+        ("an unknown key", vec!["00000000000000000000000000000000"]),
+        (
+            "one of them another stream's",
+            vec![lobby_kid.as_str(), other_kid.as_str()],
+        ),
+    ] {
+        let (status, answer) = license(&license_url(&format!("/t/{lobby_link}"), "lobby"), &kids);
+        assert_eq!(status, 404, "license, {what}: {answer}");
+        assert!(answer.get("keys").is_none(), "license, {what}: {answer}");
+    }
+
     // A client asking for keys at a high rate is slowed down.
     let limited = (0..100).find_map(|i| {
         let (status, headers, _) = get(&key_url(&format!("/t/{lobby_link}"), "lobby", &lobby_kid));
@@ -421,6 +733,237 @@ fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation()
     assert!(key_requests(&server, "served") >= 2, "{}", server.metrics());
     let playlist = get_text(&format!("{link}/live/lobby/video.m3u8"));
     assert_eq!(key_uris(&playlist).len(), 2, "{playlist}");
+}
+
+#[test]
+fn dash_js_plays_an_encrypted_private_stream_with_clear_key_through_its_link_across_a_rotation() {
+    let server = Server::start();
+    let (_web, token) = admin(&server);
+    for (path, body) in [
+        ("/api/streams/lobby/protection", json!({"encrypted": true})),
+        (
+            "/api/streams/lobby/visibility",
+            json!({"visibility": "private"}),
+        ),
+    ] {
+        let a = api(&server, &token, "PUT", path, Some(body));
+        assert_eq!(a.status, 200, "{a:?}");
+    }
+    let key = support::web::new_stream_key(&server, &token, "lobby");
+    let _ff = publish(
+        &bbb_bframes_as("640x360", "mp4"),
+        -1,
+        &server.rtmp_url(&format!("lobby?key={key}")),
+    );
+    let a = api(
+        &server,
+        &token,
+        "POST",
+        "/api/streams/lobby/links",
+        Some(json!({"valid": "1h"})),
+    );
+    let url = a.json()["url"].as_str().expect("url").to_string();
+    let link = url
+        .split("/watch/")
+        .next()
+        .expect("link prefix")
+        .to_string();
+    let mpd = wait_for(
+        &format!("{link}/live/lobby/manifest.mpd"),
+        Duration::from_secs(30),
+        |m| m.contains("cenc:default_KID"),
+    );
+    // The license server in it is reached through the same link.
+    assert!(
+        mpd.contains(&format!(
+            "<dashif:Laurl>{link}/live/lobby/keys/license</dashif:Laurl>"
+        )),
+        "{mpd}"
+    );
+
+    // Without the link nothing plays.
+    let refused = browser_result(play_in_browser_same_origin(
+        "dash",
+        &server.url("/live/lobby/manifest.mpd"),
+        6,
+    ));
+    assert_eq!(num(&refused["decodedFrames"]), 0.0, "{refused}");
+
+    // Through the link dash.js asks the license server for the key, plays, and goes on
+    // into the next key's Period.
+    let served = key_requests(&server, "served");
+    let player =
+        play_in_browser_same_origin("dash", &format!("{link}/live/lobby/manifest.mpd"), 24);
+    std::thread::sleep(Duration::from_secs(2));
+    rotate(&server, &token);
+    let r = browser_result(player);
+    eprintln!("dash.js: {r}");
+    assert_eq!(r["fatal"], json!([]), "{r}");
+    assert_eq!(r["pageErrors"], json!([]), "{r}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{r}"
+    );
+    let (played, wall) = (num(&r["played"]), num(&r["wall"]));
+    assert!(
+        wall > 12.0 && played > wall * 0.75,
+        "dash.js stalled: {played:.1} s in {wall:.1} s: {r}"
+    );
+    assert!(
+        key_requests(&server, "served") >= served + 2,
+        "a license for each key: {}",
+        server.metrics()
+    );
+    // It played well into the second key's Period.
+    let mpd = get_text(&format!("{link}/live/lobby/manifest.mpd"));
+    let starts: Vec<f64> = mpd
+        .split("<Period ")
+        .skip(1)
+        .filter_map(|p| {
+            p.split("start=\"PT")
+                .nth(1)?
+                .split('S')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(starts.len() >= 2, "{mpd}");
+    assert!(
+        num(&r["currentTime"]) > starts[1] + 4.0,
+        "dash.js stopped at {} s, the second key's Period starts at {} s",
+        r["currentTime"],
+        starts[1]
+    );
+}
+
+#[test]
+fn every_rendition_of_an_encrypted_ladder_changes_key_where_the_source_does() {
+    let server = Server::start();
+    let (_web, token) = admin(&server);
+    let a = api(
+        &server,
+        &token,
+        "PUT",
+        "/api/streams/lobby/protection",
+        Some(json!({"encrypted": true})),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    let out = server.cli(&["stream", "set", "lobby", "--ladder", "240p"]);
+    assert!(out.status.success(), "{out:?}");
+    // 640x360 with 2 s GOPs and the clip's 5.1 audio: a 240p rung and the stereo
+    // rendition, both following the source's keys.
+    let clip = derived_clip(
+        "bbb-360p-5.1-v1.mp4",
+        &[
+            "-t",
+            "4",
+            "-s",
+            "640x360",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "3",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "copy",
+            "-f",
+            "mp4",
+        ],
+    );
+    let key = support::web::new_stream_key(&server, &token, "lobby");
+    let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
+    wait_for(
+        &server.url("/live/lobby/240p.m3u8"),
+        Duration::from_secs(60),
+        |p| p.matches("#EXTINF").count() >= 2,
+    );
+    let rotated = rotate(&server, &token);
+    // Until every rendition has two segments under the new key.
+    for name in ["video", "240p", "stereo"] {
+        wait_for(
+            &server.url(&format!("/live/lobby/{name}.m3u8")),
+            Duration::from_secs(60),
+            |p| {
+                segment_keys(p)
+                    .iter()
+                    .filter(|(_, k)| k.as_deref() == Some(rotated.as_str()))
+                    .count()
+                    >= 2
+            },
+        );
+    }
+    // The rung's segments have the source's keys, number by number.
+    let source = segment_keys(&get_text(&server.url("/live/lobby/video.m3u8")));
+    let rung = segment_keys(&get_text(&server.url("/live/lobby/240p.m3u8")));
+    let mut compared = 0;
+    for (msn, kid) in &rung {
+        if let Some((_, k)) = source.iter().find(|(m, _)| m == msn) {
+            assert_eq!(kid, k, "segment {msn}: rung {rung:?}, source {source:?}");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 3, "rung {rung:?}, source {source:?}");
+    assert!(
+        rung.iter()
+            .any(|(_, k)| k.as_deref() != Some(rotated.as_str())),
+        "the rung's window holds the first key too: {rung:?}"
+    );
+    // DASH: each key's Period lists the source, the rung and the stereo audio.
+    let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    let periods: Vec<&str> = mpd.split("<Period ").skip(1).collect();
+    assert_eq!(periods.len(), 2, "{mpd}");
+    for p in &periods {
+        for id in ["video", "240p", "stereo"] {
+            assert!(
+                p.contains(&format!("<Representation id=\"{id}\"")),
+                "{id} missing from a Period: {mpd}"
+            );
+        }
+    }
+    assert!(
+        periods[1].contains(&format!("240p/cenc-init-0-{rotated}.mp4")),
+        "{mpd}"
+    );
+    // The rung's and the stereo audio's Common Encryption segments of the new key
+    // decode with it.
+    let (_, answer) = license(&server.url("/live/lobby/keys/license"), &[&rotated]);
+    let k = answer["keys"][0]["k"].as_str().expect("a key").to_string();
+    let key_hex: String = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(k)
+            .expect("base64url")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in ["240p", "stereo"] {
+        let playlist = get_text(&server.url(&format!("/live/lobby/{name}.m3u8")));
+        let mut file = get(&server.url(&format!("/live/lobby/{name}/cenc-init-0-{rotated}.mp4"))).2;
+        for (msn, _) in segment_keys(&playlist)
+            .iter()
+            .filter(|(_, k)| k.as_deref() == Some(rotated.as_str()))
+        {
+            let (status, _, bytes) =
+                get(&server.url(&format!("/live/lobby/{name}/cenc-seg-{msn}.m4s")));
+            assert_eq!(status, 200, "{name} cenc-seg-{msn}");
+            file.extend(bytes);
+        }
+        let path = dir.path().join(format!("{name}.mp4"));
+        std::fs::write(&path, &file).expect("write");
+        let (ok, err) = ffmpeg_decodes(&["-decryption_key", &key_hex], &path);
+        assert!(ok, "{name}: {err}");
+    }
 }
 
 #[test]

@@ -99,14 +99,15 @@ fn routes() -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// The viewer routes of stream `name` as concrete paths (`{file}` a playlist, other
-/// parameters `x`), without the link prefix.
-fn viewer_paths(name: &str) -> Vec<String> {
+/// The viewer routes of stream `name` as (method, concrete path) (`{file}` a playlist,
+/// other parameters `x`), without the link prefix.
+fn viewer_paths(name: &str) -> Vec<(String, String)> {
     routes()
         .into_iter()
         .filter(|(_, p, a)| a == "viewer" && !p.starts_with("/t/"))
-        .map(|(_, p, _)| {
-            p.split('/')
+        .map(|(m, p, _)| {
+            let path = p
+                .split('/')
                 .map(|seg| match seg {
                     "{stream}" => name,
                     "{file}" => "index.m3u8",
@@ -114,9 +115,24 @@ fn viewer_paths(name: &str) -> Vec<String> {
                     s => s,
                 })
                 .collect::<Vec<_>>()
-                .join("/")
+                .join("/");
+            (m, path)
         })
         .collect()
+}
+
+/// A viewer route's request by `web`: a GET, or a POST with a ClearKey license
+/// request's body.
+fn visit(web: &Web, (method, path): &(String, String)) -> support::web::Answer {
+    match method.as_str() {
+        "GET" => web.get(path),
+        "POST" => web.post_raw(
+            path,
+            "application/json",
+            br#"{"kids":["AAAAAAAAAAAAAAAAAAAAAA"]}"#.to_vec(),
+        ),
+        other => panic!("no viewer route answers {other}: {path}"),
+    }
 }
 
 /// Whether the stream is live, per the API.
@@ -280,10 +296,16 @@ fn a_renamed_or_deleted_stream_leaves_nothing_under_its_old_name() {
     });
 
     let mut old_urls = viewer_paths("board");
-    old_urls.extend([live_segment.clone(), recorded_segment.clone()]);
+    for url in [&live_segment, &recorded_segment] {
+        old_urls.push(("GET".to_string(), url.clone()));
+    }
     let anon = Web::new(&server);
     for url in &old_urls {
-        assert_eq!(anon.get(url).status, 403, "anonymous {url} while private");
+        assert_eq!(
+            visit(&anon, url).status,
+            403,
+            "anonymous {url:?} while private"
+        );
     }
 
     let a = api(
@@ -295,10 +317,10 @@ fn a_renamed_or_deleted_stream_leaves_nothing_under_its_old_name() {
     );
     assert_eq!(a.status, 200, "{a:?}");
     for url in &old_urls {
-        let a = anon.get(url);
-        assert_eq!(a.status, 404, "anonymous {url} after the rename");
-        let a = web.get(url);
-        assert_eq!(a.status, 404, "administrator {url} after the rename");
+        let a = visit(&anon, url);
+        assert_eq!(a.status, 404, "anonymous {url:?} after the rename");
+        let a = visit(&web, url);
+        assert_eq!(a.status, 404, "administrator {url:?} after the rename");
     }
     // The recordings are the stream's, under its new name, and still private.
     let moved = recorded_segment.replacen("/dvr/board/", "/dvr/hall/", 1);
@@ -324,8 +346,11 @@ fn a_renamed_or_deleted_stream_leaves_nothing_under_its_old_name() {
     assert!(files_before > 0, "nothing recorded on disk");
     let a = api(&server, &token, "DELETE", "/api/streams/hall", None);
     assert_eq!(a.status, 204, "{a:?}");
-    for url in viewer_paths("hall").iter().chain([&moved]) {
-        assert_eq!(web.get(url).status, 404, "{url} after the delete");
+    for url in viewer_paths("hall")
+        .iter()
+        .chain([&("GET".to_string(), moved.clone())])
+    {
+        assert_eq!(visit(&web, url).status, 404, "{url:?} after the delete");
     }
     eventually(Duration::from_secs(15), "the recordings to go", || {
         (count_files(&recordings) == 0).then_some(())

@@ -1,14 +1,16 @@
 // Plays a live stream in a real browser player and prints what happened as JSON.
-//   node play.mjs hls|dash URL SECONDS
+//   node play.mjs hls|dash URL SECONDS [same-origin]
 // hls.js (low-latency mode) or dash.js runs in Debian's Chromium (/usr/bin/chromium),
 // driven by playwright-core. The page has an opaque origin, so every request is a
-// cross-origin one and exercises the server's CORS headers. For ABR tests the result
+// cross-origin one and exercises the server's CORS headers; with `same-origin` it is
+// on the stream's own origin instead (a secure context on 127.0.0.1, which Encrypted
+// Media Extensions need: ClearKey for encrypted DASH). For ABR tests the result
 // also says when the picture's height changed (`shown`) and, for hls.js, when it switched
 // levels (`switches`), in milliseconds of the Unix epoch.
 import { launch } from './browser.mjs';
 import { readFileSync } from 'node:fs';
 
-const [kind, url, seconds] = process.argv.slice(2);
+const [kind, url, seconds, where] = process.argv.slice(2);
 if (!['hls', 'dash'].includes(kind) || !url) {
   console.error('usage: node play.mjs hls|dash URL SECONDS');
   process.exit(2);
@@ -23,6 +25,7 @@ try {
   const page = await browser.newPage();
   const consoleErrors = [];
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  if (where === 'same-origin') await page.goto(new URL('/time', url).href);
   await page.setContent('<video id="v" muted autoplay playsinline></video>');
   await page.addScriptTag({ content: script });
   await page.evaluate(([kind, url]) => {

@@ -9,7 +9,10 @@
 //! | `/live/{stream}/{track}/init-{epoch}.mp4` | init segment |
 //! | `/live/{stream}/{track}/seg-{msn}.m4s` | segment (its parts, concatenated) |
 //! | `/live/{stream}/{track}/part-{msn}-{i}.m4s` | partial segment; the next one blocks |
+//! | `/live/{stream}/{track}/cenc-init-{epoch}-{kid}.mp4` | init segment in Common Encryption (DASH) |
+//! | `/live/{stream}/{track}/cenc-seg-{msn}.m4s` | segment in Common Encryption (DASH) |
 //! | `/live/{stream}/keys/{kid}.key` | a content key of an encrypted stream (never cached) |
+//! | `POST /live/{stream}/keys/license` | ClearKey license: the keys a DASH player asks for |
 //! | `/live/{stream}/{rung}.m3u8`, `/live/{stream}/{rung}/…` | an ABR rung (`720p`): its video, as a track |
 //!
 //! Playlists are cacheable for a second (blocking reloads, whose URLs are unique, for
@@ -103,6 +106,8 @@ pub async fn playlist(
     State(app): State<App>,
     Path((stream, file)): Path<(String, String)>,
     Query(q): Query<HlsQuery>,
+    grant: Option<axum::Extension<super::visitor::Grant>>,
+    scheme: Option<axum::Extension<super::Scheme>>,
     headers: HeaderMap,
 ) -> Response {
     let e = match entry(&app, &stream).await {
@@ -155,10 +160,6 @@ pub async fn playlist(
                 None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
             }
         }
-        "manifest.mpd" if encrypted(&app, &e.uid) => error(
-            StatusCode::CONFLICT,
-            format!("{stream:?} is encrypted, which DASH does not play yet: play it over HLS (index.m3u8)"),
-        ),
         "manifest.mpd" => {
             // The Host header goes into a cacheable body: only a plausible host:port.
             let host = headers
@@ -171,7 +172,18 @@ pub async fn playlist(
                             .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
                 })
                 .unwrap_or("localhost");
-            let time_url = format!("http://{host}/time");
+            let origin = match scheme.map(|s| s.0) {
+                Some(super::Scheme::Https) => format!("https://{host}"),
+                _ => format!("http://{host}"),
+            };
+            let time_url = format!("{origin}/time");
+            // The ClearKey license server, through the viewer's link when they came by
+            // one: an absolute URL, as dash.js uses it as it is (against the page).
+            let link = grant.as_ref().map(|g| format!("/t/{}", g.token));
+            let license_url = format!(
+                "{origin}{}/live/{stream}/keys/license",
+                link.as_deref().unwrap_or("")
+            );
             let mut older = std::collections::BTreeMap::new();
             for track in TrackId::ALL {
                 older.insert(track, time_shift(&app, &e.uid, live, track).await);
@@ -194,6 +206,7 @@ pub async fn playlist(
                 cfg.segment_target,
                 cfg.window,
                 &time_url,
+                &license_url,
                 &older,
                 &rungs,
                 audio
@@ -207,7 +220,13 @@ pub async fn playlist(
             drop(rungs);
             drop(windows);
             drop(audio_window);
-            text(MPD, "public, max-age=1", body)
+            // A link's token in the body: for that viewer alone.
+            let cache = if link.is_some() {
+                "private, max-age=1"
+            } else {
+                "public, max-age=1"
+            };
+            text(MPD, cache, body)
         }
         _ => match track {
             Some(track) => media_playlist(&app, &e.uid, live, track, track.name(), &q).await,
@@ -370,9 +389,26 @@ enum MediaFile {
     Init(u32),
     Segment(u64),
     Part(u64, usize),
+    /// An init segment in Common Encryption under a key ID (DASH).
+    CencInit(u32, crate::protect::Kid),
+    /// A segment in Common Encryption (DASH).
+    CencSegment(u64),
 }
 
 fn parse_media_file(file: &str) -> Option<MediaFile> {
+    if let Some(rest) = file
+        .strip_prefix("cenc-init-")
+        .and_then(|f| f.strip_suffix(".mp4"))
+    {
+        let (epoch, kid) = rest.split_once('-')?;
+        return Some(MediaFile::CencInit(epoch.parse().ok()?, kid.parse().ok()?));
+    }
+    if let Some(n) = file
+        .strip_prefix("cenc-seg-")
+        .and_then(|f| f.strip_suffix(".m4s"))
+    {
+        return n.parse().ok().map(MediaFile::CencSegment);
+    }
     if let Some(e) = file
         .strip_prefix("init-")
         .and_then(|f| f.strip_suffix(".mp4"))
@@ -406,6 +442,24 @@ fn lookup(w: &Window, track: TrackId, f: &MediaFile) -> Lookup {
         },
         MediaFile::Segment(msn) => match tw.segment(msn) {
             Some(s) if s.complete => Lookup::Found(s.served()),
+            Some(_) => Lookup::Soon,
+            None if msn == w.next_msn && !w.ended => Lookup::Soon,
+            None => Lookup::Gone,
+        },
+        // Only for a key this track's window seals with: the URLs the MPD lists.
+        MediaFile::CencInit(e, kid) => {
+            let sealed_with = |s: &Segment| s.sealing.as_ref().is_some_and(|x| x.key.kid == kid);
+            match w.epochs.get(&e).and_then(|ep| ep.tracks.get(&track)) {
+                Some((params, _)) if tw.segments.iter().any(|s| s.epoch == e && sealed_with(s)) => {
+                    Lookup::Found(vec![crate::media::fmp4::protected_init_segment(
+                        params, &kid.0,
+                    )])
+                }
+                _ => Lookup::Gone,
+            }
+        }
+        MediaFile::CencSegment(msn) => match tw.segment(msn) {
+            Some(s) if s.complete => s.cenc().map_or(Lookup::Gone, Lookup::Found),
             Some(_) => Lookup::Soon,
             None if msn == w.next_msn && !w.ended => Lookup::Soon,
             None => Lookup::Gone,
@@ -465,6 +519,103 @@ pub async fn key(State(app): State<App>, Path((stream, file)): Path<(String, Str
         .into_response()
 }
 
+/// The largest ClearKey license request read: a few key IDs in JSON.
+const LICENSE_REQUEST_MAX: usize = 4096;
+
+/// A ClearKey license request (W3C Encrypted Media Extensions §9.1.3): the key IDs
+/// wanted, base64url without padding.
+#[derive(Debug, serde::Deserialize)]
+struct LicenseRequest {
+    kids: Vec<String>,
+}
+
+/// `POST /live/{stream}/keys/license`: the W3C ClearKey license server of a DASH player
+/// (Encrypted Media Extensions §9.1.3, §9.1.4): given `{"kids": [..]}`, the stream's
+/// keys with those IDs as a JSON Web Key Set (`{"keys": [{"kty": "oct", "kid", "k"}],
+/// "type": "temporary"}`). Behind the viewer gate as the key route is, and counted and
+/// rate-limited with it; never cached. A body that is no such request is 400; a key ID
+/// that is not one of this stream's keys is 404, and then no key is given.
+pub async fn license(
+    State(app): State<App>,
+    Path((stream, file)): Path<(String, String)>,
+    body: Body,
+) -> Response {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let count = |outcome: &str| {
+        app.metrics.key_requests.with_label_values(&[outcome]).inc();
+    };
+    if file != "license" {
+        count("unknown");
+        return error(StatusCode::NOT_FOUND, format!("no {file:?} to post to"));
+    }
+    let limit = Duration::from_secs_f64(app.cfg.http.body_timeout);
+    let bytes =
+        match tokio::time::timeout(limit, axum::body::to_bytes(body, LICENSE_REQUEST_MAX)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(_)) => {
+                count("unknown");
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "a license request is a few key IDs",
+                );
+            }
+            Err(_) => {
+                count("unknown");
+                return error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the license request was too slow",
+                );
+            }
+        };
+    let request: LicenseRequest = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            count("unknown");
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("not a ClearKey license request ({{\"kids\": [..]}}): {e}"),
+            );
+        }
+    };
+    if request.kids.is_empty() || request.kids.len() > 16 {
+        count("unknown");
+        return error(StatusCode::BAD_REQUEST, "ask for 1 to 16 key IDs");
+    }
+    let uid = app
+        .registry
+        .directory()
+        .by_name(&stream)
+        .map(|n| n.uid.clone());
+    let mut keys = Vec::with_capacity(request.kids.len());
+    for kid in &request.kids {
+        let found = URL_SAFE_NO_PAD
+            .decode(kid.trim_end_matches('='))
+            .ok()
+            .and_then(|b| <[u8; 16]>::try_from(b).ok())
+            .and_then(|b| app.keyring.get(&crate::protect::Kid(b)))
+            .filter(|k| Some(&k.stream) == uid.as_ref());
+        let Some(k) = found else {
+            count("unknown");
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("no key {kid:?} for stream {stream:?}"),
+            );
+        };
+        keys.push(serde_json::json!({
+            "kty": "oct",
+            "kid": URL_SAFE_NO_PAD.encode(k.kid.0),
+            "k": URL_SAFE_NO_PAD.encode(k.key),
+        }));
+    }
+    count("served");
+    (
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::Json(serde_json::json!({ "keys": keys, "type": "temporary" })),
+    )
+        .into_response()
+}
+
 /// `GET /live/{stream}/{track}/{file}`: init segments, segments and parts.
 pub async fn media(
     State(app): State<App>,
@@ -516,7 +667,9 @@ pub async fn media(
         let (epoch, msn) = match f {
             MediaFile::Init(epoch) => (epoch, None),
             MediaFile::Segment(msn) => (0, Some(msn)),
-            MediaFile::Part(..) => return not_found(),
+            MediaFile::Part(..) | MediaFile::CencInit(..) | MediaFile::CencSegment(_) => {
+                return not_found()
+            }
         };
         let run = dvr::run_id(live);
         return match dvr::recorded_file(&app.db, &e.uid, t, run, epoch, msn).await {

@@ -187,6 +187,7 @@ fn table() -> Table {
         .get(Viewer, "/live/{stream}/thumbnail.jpg", thumbnail::live)
         .get(Viewer, "/live/{stream}/{file}", live::playlist)
         .get(Viewer, "/live/{stream}/keys/{file}", live::key)
+        .post(Viewer, "/live/{stream}/keys/{file}", live::license)
         .get(Viewer, "/live/{stream}/{track}/{file}", live::media)
         .get(Viewer, "/dvr/{stream}/thumbnail.jpg", thumbnail::recorded)
         .get(Viewer, "/dvr/{stream}/recordings.json", dvr::recordings)
@@ -409,7 +410,8 @@ pub fn router(app: App, scheme: Scheme) -> Router {
     };
     let cors = CorsLayer::new()
         .allow_origin(Any)
-        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        // POST: a DASH player's ClearKey license request, the only viewer POST.
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS, Method::POST])
         .allow_headers(Any)
         .expose_headers([header::CONTENT_LENGTH, header::CONTENT_TYPE, header::AGE]);
     let mut public = Router::new();

@@ -582,8 +582,8 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
     Ok(req)
 }
 
-/// Whether `path` (with or without its leading `/`) is a content key's,
-/// `/live/NAME/keys/FILE`.
+/// Whether `path` (with or without its leading `/`) is a content key's or the ClearKey
+/// license server's, `/live/NAME/keys/FILE`.
 fn is_key_path(path: &str) -> bool {
     let mut parts = path.trim_start_matches('/').split('/');
     parts.next() == Some("live")

@@ -3,6 +3,11 @@
 //! sample entries per ISO/IEC 14496-15 §5.4 (`avc1`/`avcC`) and ISO/IEC 14496-14 §5.6
 //! (`mp4a`/`esds`).
 //!
+//! Tracks may also be written protected with Common Encryption (ISO/IEC 23001-7, the
+//! `cenc` scheme): [`protected_init_segment`] (`encv`/`enca` with `sinf`, and a `pssh`)
+//! and [`protected_fragment`] (`saiz`, `saio` and `senc` in the `traf`). The cipher is
+//! not here ([`crate::protect::cenc`]): these only lay out the boxes.
+//!
 //! A fragment is one LL-HLS partial segment; a segment is its fragments concatenated.
 //! `tfdt` precedes `trun` (Safari insists), and `trun` is version 1 so composition offsets
 //! may be negative.
@@ -104,8 +109,32 @@ impl BoxWriter {
     }
 }
 
+/// The W3C Common PSSH box's system ID (W3C "Common SystemID and PSSH Box Format"),
+/// which ClearKey reads its key IDs from: `1077efec-c0b2-4d02-ace3-3c1e52e2fb4b`.
+pub const COMMON_SYSTEM_ID: [u8; 16] = [
+    0x10, 0x77, 0xef, 0xec, 0xc0, 0xb2, 0x4d, 0x02, 0xac, 0xe3, 0x3c, 0x1e, 0x52, 0xe2, 0xfb, 0x4b,
+];
+
+/// Bytes of the per-sample IV of [`protected_fragment`]s (ISO/IEC 23001-7 §9.1: 8 or 16
+/// for `cenc`; 8 leaves the low 64 bits of the counter block to the block counter).
+pub const IV_SIZE: u8 = 8;
+
 /// Builds the init segment (`ftyp` + `moov` with one `trak` and `mvex`) of one track.
 pub fn init_segment(params: &TrackParams) -> Bytes {
+    init(params, None)
+}
+
+/// Builds the init segment of one track protected with Common Encryption's `cenc`
+/// scheme under key ID `kid` (ISO/IEC 23001-7 §8): the sample entry becomes `encv` or
+/// `enca` with a `sinf` (`frma` with the original format, `schm` `cenc` 1.0, `tenc`
+/// with `kid` as default, protected, 8-byte IVs), and the `moov` carries a version 1
+/// `pssh` of the W3C common system naming `kid`, from which a browser's ClearKey asks
+/// for the key.
+pub fn protected_init_segment(params: &TrackParams, kid: &[u8; 16]) -> Bytes {
+    init(params, Some(kid))
+}
+
+fn init(params: &TrackParams, kid: Option<&[u8; 16]>) -> Bytes {
     let track = params.track();
     let mut w = BoxWriter::new();
     w.ftyp(b"iso6", 0, &[b"iso6", b"cmfc", b"mp41", b"dash"]);
@@ -157,7 +186,7 @@ pub fn init_segment(params: &TrackParams) -> Bytes {
     w.start(b"stbl");
     w.start_full(b"stsd", 0, 0);
     w.u32(1);
-    sample_entry(&mut w, params);
+    sample_entry(&mut w, params, kid);
     w.end();
     for empty in [b"stts", b"stsc", b"stco"] {
         w.start_full(empty, 0, 0);
@@ -182,8 +211,39 @@ pub fn init_segment(params: &TrackParams) -> Bytes {
     w.u32(0);
     w.end();
     w.end();
+    if let Some(kid) = kid {
+        w.start_full(b"pssh", 1, 0);
+        w.bytes(&COMMON_SYSTEM_ID);
+        w.u32(1); // KID_count
+        w.bytes(kid);
+        w.u32(0); // DataSize
+        w.end();
+    }
     w.end(); // moov
     Bytes::from(w.buf)
+}
+
+/// The `sinf` of a `cenc`-protected sample entry whose original format is `format`
+/// (ISO/IEC 14496-12 §8.12, ISO/IEC 23001-7 §8.2).
+fn protection_scheme_info(w: &mut BoxWriter, format: &[u8; 4], kid: &[u8; 16]) {
+    w.start(b"sinf");
+    w.start(b"frma");
+    w.bytes(format);
+    w.end();
+    w.start_full(b"schm", 0, 0);
+    w.bytes(b"cenc");
+    w.u32(0x0001_0000); // scheme_version 1.0
+    w.end();
+    w.start(b"schi");
+    w.start_full(b"tenc", 0, 0);
+    w.u8(0); // reserved
+    w.u8(0); // reserved (version 0: no pattern)
+    w.u8(1); // default_isProtected
+    w.u8(IV_SIZE); // default_Per_Sample_IV_Size
+    w.bytes(kid);
+    w.end();
+    w.end();
+    w.end();
 }
 
 /// Writes `hdlr`, then opens `minf` and writes its `vmhd`/`smhd` and `dinf` (media in
@@ -217,10 +277,10 @@ pub(crate) fn handler_and_media_header(w: &mut BoxWriter, video: bool) {
     w.end();
 }
 
-fn sample_entry(w: &mut BoxWriter, params: &TrackParams) {
+fn sample_entry(w: &mut BoxWriter, params: &TrackParams, kid: Option<&[u8; 16]>) {
     match params {
         TrackParams::Video(v) => {
-            w.start(b"avc1");
+            w.start(if kid.is_some() { b"encv" } else { b"avc1" });
             w.zeros(6);
             w.u16(1); // data_reference_index
             w.zeros(16); // pre_defined, reserved
@@ -236,10 +296,13 @@ fn sample_entry(w: &mut BoxWriter, params: &TrackParams) {
             w.start(b"avcC");
             w.bytes(&v.record);
             w.end();
+            if let Some(kid) = kid {
+                protection_scheme_info(w, b"avc1", kid);
+            }
             w.end();
         }
         TrackParams::Audio(a) => {
-            w.start(b"mp4a");
+            w.start(if kid.is_some() { b"enca" } else { b"mp4a" });
             w.zeros(6);
             w.u16(1);
             w.zeros(8);
@@ -264,23 +327,58 @@ fn sample_entry(w: &mut BoxWriter, params: &TrackParams) {
             es.descriptor(0x06, &[0x02]); // SLConfigDescriptor, predefined MP4
             w.descriptor(0x03, &es.buf);
             w.end();
+            if let Some(kid) = kid {
+                protection_scheme_info(w, b"mp4a", kid);
+            }
             w.end();
         }
     }
+}
+
+/// The sample auxiliary information of one `cenc`-encrypted sample (ISO/IEC 23001-7
+/// §7.2): its IV and, for video, its subsamples.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SampleEncryption {
+    /// The sample's IV: the high 64 bits of its first AES-CTR counter block.
+    pub iv: [u8; IV_SIZE as usize],
+    /// (clear bytes, protected bytes) in order, covering the whole sample; empty when
+    /// the whole sample is protected (audio).
+    pub subsamples: Vec<(u16, u32)>,
 }
 
 /// Builds one fragment (`moof` + `mdat`) of `track` holding `samples`, the first of which
 /// decodes at `base_dts` ticks (`tfdt`, ISO/IEC 14496-12 §8.8.12). `sequence` is the
 /// `mfhd` sequence number (§8.8.5), which must grow from fragment to fragment.
 pub fn fragment(sequence: u32, track: TrackId, base_dts: u64, samples: &[Sample]) -> Bytes {
+    write_fragment(sequence, track, base_dts, samples, None)
+}
+
+/// Builds one fragment as [`fragment`] does, of `samples` already encrypted, with
+/// `encryption` (one per sample) as their sample auxiliary information: a `saiz`
+/// (§8.7.8) and a `saio` (§8.7.9) pointing at the IVs in a `senc` (ISO/IEC 23001-7
+/// §7.2), whose `flags` say when there are subsamples. Pairs with
+/// [`protected_init_segment`].
+pub fn protected_fragment(
+    sequence: u32,
+    track: TrackId,
+    base_dts: u64,
+    samples: &[Sample],
+    encryption: &[SampleEncryption],
+) -> Bytes {
+    write_fragment(sequence, track, base_dts, samples, Some(encryption))
+}
+
+fn write_fragment(
+    sequence: u32,
+    track: TrackId,
+    base_dts: u64,
+    samples: &[Sample],
+    encryption: Option<&[SampleEncryption]>,
+) -> Bytes {
     let video = track == TrackId::Video;
-    let per_sample = if video { 16 } else { 8 };
     let payload: usize = samples.iter().map(|s| s.data.len()).sum();
-    let trun_size = 20 + per_sample * samples.len();
-    let traf_size = 8 + 16 + 20 + trun_size;
-    let moof_size = 8 + 16 + traf_size;
     let mut w = BoxWriter::new();
-    w.buf.reserve(moof_size + 8 + payload);
+    w.buf.reserve(256 + 24 * samples.len() + payload);
     w.start(b"moof");
     w.start_full(b"mfhd", 0, 0);
     w.u32(sequence);
@@ -296,7 +394,8 @@ pub fn fragment(sequence: u32, track: TrackId, base_dts: u64, samples: &[Sample]
     // sample-composition-time-offset.
     w.start_full(b"trun", 1, if video { 0x0f01 } else { 0x0301 });
     w.u32(samples.len() as u32);
-    w.u32((moof_size + 8) as u32);
+    let data_offset_at = w.buf.len();
+    w.u32(0); // data_offset, set below
     for s in samples {
         w.u32(s.duration);
         w.u32(s.data.len() as u32);
@@ -310,15 +409,64 @@ pub fn fragment(sequence: u32, track: TrackId, base_dts: u64, samples: &[Sample]
         }
     }
     w.end();
-    w.end();
-    w.end();
-    debug_assert_eq!(w.buf.len(), moof_size);
+    if let Some(enc) = encryption {
+        sample_encryption_boxes(&mut w, enc);
+    }
+    w.end(); // traf
+    w.end(); // moof
+    let data_offset = (w.buf.len() + 8) as u32;
+    w.buf[data_offset_at..data_offset_at + 4].copy_from_slice(&data_offset.to_be_bytes());
     w.u32((8 + payload) as u32);
     w.bytes(b"mdat");
     for s in samples {
         w.bytes(&s.data);
     }
     Bytes::from(w.buf)
+}
+
+/// `saiz`, `saio` and `senc` for `enc`, in a `traf` of a `moof` that starts at byte 0
+/// of `w` (`saio` offsets count from it: `tfhd` says default-base-is-moof).
+fn sample_encryption_boxes(w: &mut BoxWriter, enc: &[SampleEncryption]) {
+    let subsamples = enc.iter().any(|e| !e.subsamples.is_empty());
+    let info_size = |e: &SampleEncryption| {
+        usize::from(IV_SIZE)
+            + if subsamples {
+                2 + 6 * e.subsamples.len()
+            } else {
+                0
+            }
+    };
+    w.start_full(b"saiz", 0, 0);
+    let first = enc.first().map_or(0, info_size);
+    let uniform = enc.iter().all(|e| info_size(e) == first) && first <= 255;
+    w.u8(if uniform { first as u8 } else { 0 });
+    w.u32(enc.len() as u32);
+    if !uniform {
+        for e in enc {
+            w.u8(info_size(e).min(255) as u8);
+        }
+    }
+    w.end();
+    w.start_full(b"saio", 0, 0);
+    w.u32(1); // entry_count
+    let offset_at = w.buf.len();
+    w.u32(0); // offset, set below
+    w.end();
+    w.start_full(b"senc", 0, if subsamples { 0x2 } else { 0 });
+    w.u32(enc.len() as u32);
+    let first_iv = w.buf.len() as u32;
+    w.buf[offset_at..offset_at + 4].copy_from_slice(&first_iv.to_be_bytes());
+    for e in enc {
+        w.bytes(&e.iv);
+        if subsamples {
+            w.u16(e.subsamples.len() as u16);
+            for (clear, protected) in &e.subsamples {
+                w.u16(*clear);
+                w.u32(*protected);
+            }
+        }
+    }
+    w.end();
 }
 
 #[cfg(test)]

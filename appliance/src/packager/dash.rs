@@ -1,10 +1,17 @@
 //! The dynamic MPEG-DASH manifest (ISO/IEC 23009-1 §5.3, live profile §8.4) over the same
 //! CMAF segments as HLS: SegmentTemplate with SegmentTimeline and `$Number$` (the media
 //! sequence number), one Period per epoch, UTCTiming (DASH-IF IOP §4.7).
+//!
+//! An encrypted stream's segments are listed in Common Encryption (ISO/IEC 23001-7
+//! `cenc`, [`crate::protect::cenc`]) under their own URLs (`cenc-init-{epoch}-{kid}.mp4`,
+//! `cenc-seg-$Number$.m4s`), one Period per key (ISO/IEC 23009-1 §5.8.4.1
+//! ContentProtection: `cenc:default_KID`, and the DASH-IF ClearKey system with its
+//! license URL, DASH-IF IOP §7.6.2.4), so a key rotation starts a new Period.
 
 use super::hls::iso8601;
 use super::window::{Segment, Window};
 use crate::media::{TrackId, TrackParams};
+use crate::protect::Kid;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Arc;
@@ -25,6 +32,46 @@ pub struct Rung<'a> {
     pub window: &'a Window,
 }
 
+/// A Period's epoch and key (`None`: in the clear).
+type PeriodKey = (u32, Option<Kid>);
+
+/// The key a segment is sealed with.
+fn kid_of(s: &Segment) -> Option<Kid> {
+    s.sealing.as_ref().map(|x| x.key.kid)
+}
+
+/// A key ID as a UUID (`cenc:default_KID`, ISO/IEC 23001-7 §11.2).
+fn uuid(kid: &Kid) -> String {
+    let h = kid.to_string();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
+/// The ContentProtection descriptors of an AdaptationSet whose segments are sealed
+/// with `kid`: the `cenc` scheme with its default key ID, and the DASH-IF ClearKey
+/// system (`urn:uuid:e2719d58-…`) with the URL of its license server.
+fn content_protection(out: &mut String, kid: &Kid, license_url: &str) {
+    let _ = write!(
+        out,
+        "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"cenc\" cenc:default_KID=\"{}\"/>\n      <ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\">\n        <dashif:Laurl>{}</dashif:Laurl>\n      </ContentProtection>\n",
+        uuid(kid),
+        xml_escape(license_url)
+    );
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// Renders the MPD. `time_url` is the absolute URL of the UTCTiming source. `older` are
 /// recorded segments per track that play straight into the window (time-shift); those
 /// of epochs still in the window are listed in their Periods, and the time-shift buffer
@@ -32,12 +79,16 @@ pub struct Rung<'a> {
 /// the segments they have of it: their segments share the source's numbers and times
 /// (ISO/IEC 23009-1 §5.3.3.2 segment alignment), so players switch between them.
 /// `stereo`, the transcoded audio rendition when there is one, takes the source audio's
-/// place: each Period lists its segments that start within the Period.
+/// place: each Period lists its segments that start within the Period. Encrypted
+/// segments are listed in Periods of their key, whose ClearKey license server is
+/// `license_url`.
+#[allow(clippy::too_many_arguments)]
 pub fn manifest(
     w: &Window,
     segment_target: f64,
     window: f64,
     time_url: &str,
+    license_url: &str,
     older: &BTreeMap<TrackId, Arc<Vec<Segment>>>,
     rungs: &[Rung<'_>],
     stereo: Option<Rung<'_>>,
@@ -66,6 +117,7 @@ pub fn manifest(
         out,
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
+         xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\" \
          profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:com:dashif:dash264\" \
          type=\"{}\" availabilityStartTime=\"{}\" publishTime=\"{}\" \
          minBufferTime=\"{}\" maxSegmentDuration=\"{}\"",
@@ -97,30 +149,38 @@ pub fn manifest(
     out.push_str(">\n");
     // A Period's segments of one track: recorded ones still in the epoch, then the
     // window's, complete only.
-    let period_segs = |epoch: u32, track: &TrackId| -> Vec<&Segment> {
+    let period_segs = |(epoch, kid): PeriodKey, track: &TrackId| -> Vec<&Segment> {
         let Some(tw) = w.tracks.get(track) else {
             return Vec::new();
         };
         listed_older(track)
             .into_iter()
             .chain(tw.segments.iter())
-            .filter(|s| s.epoch == epoch && s.complete)
+            .filter(|s| s.epoch == epoch && kid_of(s) == kid && s.complete)
             .collect()
     };
-    // Each Period starts with the earliest first segment of its tracks.
-    let starts: Vec<(u32, f64)> = w
-        .epochs
-        .iter()
-        .filter_map(|(epoch, e)| {
-            e.tracks
-                .keys()
-                .filter_map(|t| period_segs(*epoch, t).first().map(|s| s.start_seconds()))
-                .reduce(f64::min)
-                .map(|s| (*epoch, s))
-        })
-        .collect();
-    for (n, (epoch, start)) in starts.iter().enumerate() {
-        let (epoch, start) = (*epoch, *start);
+    // A Period per epoch and key, in order of their first segments, each starting with
+    // the earliest first segment of its tracks.
+    let mut starts: Vec<(PeriodKey, f64)> = Vec::new();
+    for track in w.tracks.keys() {
+        for s in listed_older(track)
+            .into_iter()
+            .chain(w.tracks[track].segments.iter())
+        {
+            if !s.complete || !w.epochs.contains_key(&s.epoch) {
+                continue;
+            }
+            let key = (s.epoch, kid_of(s));
+            match starts.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, start)) => *start = start.min(s.start_seconds()),
+                None => starts.push((key, s.start_seconds())),
+            }
+        }
+    }
+    starts.sort_by(|a, b| a.1.total_cmp(&b.1));
+    for (n, (pkey, start)) in starts.iter().enumerate() {
+        let (pkey, start) = (*pkey, *start);
+        let (epoch, kid) = pkey;
         let end = starts.get(n + 1).map_or(f64::INFINITY, |s| s.1);
         let Some(e) = w.epochs.get(&epoch) else {
             continue;
@@ -130,19 +190,26 @@ pub fn manifest(
             let Some(tw) = w.tracks.get(track) else {
                 continue;
             };
-            let segs = period_segs(epoch, track);
+            let segs = period_segs(pkey, track);
             let Some(first) = segs.first() else { continue };
             if let (TrackParams::Audio(_), Some(r)) = (&**params, stereo) {
-                stereo_adaptation_set(&mut period, i, r, start..end);
+                stereo_adaptation_set(&mut period, i, r, start..end, kid, license_url);
                 continue;
             }
             let bandwidth = tw.peak_bitrate().max(1);
             let codecs = params.codec_string();
             match &**params {
                 TrackParams::Video(v) => {
+                    let _ = writeln!(
+                        period,
+                        "    <AdaptationSet id=\"{i}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">"
+                    );
+                    if let Some(kid) = &kid {
+                        content_protection(&mut period, kid, license_url);
+                    }
                     let _ = write!(
                         period,
-                        "    <AdaptationSet id=\"{i}\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Representation id=\"video\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\" width=\"{}\" height=\"{}\"",
+                        "      <Representation id=\"video\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\" width=\"{}\" height=\"{}\"",
                         v.width, v.height
                     );
                     if let Some(fps) = w.frame_rate {
@@ -155,9 +222,16 @@ pub fn manifest(
                     period.push_str(">\n");
                 }
                 TrackParams::Audio(a) => {
+                    let _ = writeln!(
+                        period,
+                        "    <AdaptationSet id=\"{i}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">"
+                    );
+                    if let Some(kid) = &kid {
+                        content_protection(&mut period, kid, license_url);
+                    }
                     let _ = write!(
                         period,
-                        "    <AdaptationSet id=\"{i}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Representation id=\"audio\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n",
+                        "      <Representation id=\"audio\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n",
                         a.sample_rate, a.channels
                     );
                 }
@@ -165,18 +239,22 @@ pub fn manifest(
             // The Period's start in this track's timescale: every track (and rung) maps
             // stream time the same way, whichever starts first.
             let offset = (start * f64::from(first.timescale)).round() as u64;
-            segment_template(&mut period, track.name(), epoch, offset, &segs);
+            segment_template(&mut period, track.name(), pkey, offset, &segs);
             if *track == TrackId::Video {
                 let last = segs.last().map_or(first.msn, |s| s.msn);
                 for r in rungs {
-                    rung_representation(&mut period, r, first.msn..=last, offset);
+                    rung_representation(&mut period, r, first.msn..=last, kid, offset);
                 }
             }
             period.push_str("    </AdaptationSet>\n");
         }
+        let id = match kid {
+            Some(k) => format!("{epoch}-{}", &k.to_string()[..8]),
+            None => epoch.to_string(),
+        };
         let _ = write!(
             out,
-            "  <Period id=\"{epoch}\" start=\"{}\">\n{period}  </Period>\n",
+            "  <Period id=\"{id}\" start=\"{}\">\n{period}  </Period>\n",
             secs(start)
         );
     }
@@ -193,23 +271,40 @@ fn rendition_segments(
     w: &Window,
     track: TrackId,
     keep: impl Fn(&Segment) -> bool,
-) -> Option<(u32, Vec<&Segment>, &TrackParams)> {
+) -> Option<(PeriodKey, Vec<&Segment>, &TrackParams)> {
     let tw = w.tracks.get(&track)?;
     let kept = tw.segments.iter().filter(|s| s.complete && keep(s));
     let epoch = kept.clone().next()?.epoch;
     let segs: Vec<&Segment> = kept.filter(|s| s.epoch == epoch).collect();
     let (params, _) = w.epochs.get(&epoch)?.tracks.get(&track)?;
-    Some((epoch, segs, params))
+    Some(((epoch, segs.first().and_then(|s| kid_of(s))), segs, params))
 }
 
 /// A SegmentTemplate with its SegmentTimeline (ISO/IEC 23009-1 §5.3.9.4) for `segs` (at
-/// least one) of epoch `epoch` under `name/`, mapped so that media time `offset` is the
-/// Period's start; closes the Representation.
-fn segment_template(out: &mut String, name: &str, epoch: u32, offset: u64, segs: &[&Segment]) {
+/// least one) of epoch and key `pkey` under `name/`, mapped so that media time `offset`
+/// is the Period's start; closes the Representation. Encrypted segments are listed by
+/// their Common Encryption URLs.
+fn segment_template(
+    out: &mut String,
+    name: &str,
+    (epoch, kid): PeriodKey,
+    offset: u64,
+    segs: &[&Segment],
+) {
     let first = segs[0];
+    let (init, media) = match kid {
+        Some(k) => (
+            format!("{name}/cenc-init-{epoch}-{k}.mp4"),
+            format!("{name}/cenc-seg-$Number$.m4s"),
+        ),
+        None => (
+            format!("{name}/init-{epoch}.mp4"),
+            format!("{name}/seg-$Number$.m4s"),
+        ),
+    };
     let _ = write!(
         out,
-        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{name}/init-{epoch}.mp4\" media=\"{name}/seg-$Number$.m4s\">\n          <SegmentTimeline>\n",
+        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{init}\" media=\"{media}\">\n          <SegmentTimeline>\n",
         first.timescale, first.msn
     );
     timeline(out, segs);
@@ -218,19 +313,21 @@ fn segment_template(out: &mut String, name: &str, epoch: u32, offset: u64, segs:
     );
 }
 
-/// A rung's Representation for the Period whose source segments are `msns`, starting at
-/// `offset` (the source's presentationTimeOffset, the same clock): the rung's complete
-/// segments in that range, of the epoch of the first of them. Nothing when it has none.
+/// A rung's Representation for the Period whose source segments are `msns`, sealed
+/// with `kid`, starting at `offset` (the source's presentationTimeOffset, the same
+/// clock): the rung's complete segments in that range with that key, of the epoch of
+/// the first of them. Nothing when it has none.
 fn rung_representation(
     out: &mut String,
     r: &Rung<'_>,
     msns: std::ops::RangeInclusive<u64>,
+    kid: Option<Kid>,
     offset: u64,
 ) {
     let w = r.window;
-    let Some((epoch, segs, params)) =
-        rendition_segments(w, TrackId::Video, |s| msns.contains(&s.msn))
-    else {
+    let Some((pkey, segs, params)) = rendition_segments(w, TrackId::Video, |s| {
+        msns.contains(&s.msn) && kid_of(s) == kid
+    }) else {
         return;
     };
     let TrackParams::Video(v) = params else {
@@ -252,19 +349,26 @@ fn rung_representation(
         let _ = write!(out, " frameRate=\"{}/1000\"", (fps * 1000.0).round() as u64);
     }
     out.push_str(">\n");
-    segment_template(out, r.name, epoch, offset, &segs);
+    segment_template(out, r.name, pkey, offset, &segs);
 }
 
 /// The audio AdaptationSet (number `id`) of the transcoded audio rendition `r` for the
-/// Period that spans `period` (seconds of stream time): its complete segments that start
-/// in it, of the epoch of the first of them, mapped so that stream time lines up with
-/// the other AdaptationSets (presentationTimeOffset is the Period's start). Nothing
-/// when it has none.
-fn stereo_adaptation_set(out: &mut String, id: usize, r: Rung<'_>, period: std::ops::Range<f64>) {
+/// Period that spans `period` (seconds of stream time) with key `kid`: its complete
+/// segments that start in it, of the epoch of the first of them, mapped so that stream
+/// time lines up with the other AdaptationSets (presentationTimeOffset is the Period's
+/// start). Nothing when it has none.
+fn stereo_adaptation_set(
+    out: &mut String,
+    id: usize,
+    r: Rung<'_>,
+    period: std::ops::Range<f64>,
+    kid: Option<Kid>,
+    license_url: &str,
+) {
     let w = r.window;
-    let Some((epoch, segs, params)) =
-        rendition_segments(w, TrackId::Audio, |s| period.contains(&s.start_seconds()))
-    else {
+    let Some((pkey, segs, params)) = rendition_segments(w, TrackId::Audio, |s| {
+        period.contains(&s.start_seconds()) && kid_of(s) == kid
+    }) else {
         return;
     };
     let TrackParams::Audio(a) = params else {
@@ -274,16 +378,23 @@ fn stereo_adaptation_set(out: &mut String, id: usize, r: Rung<'_>, period: std::
         .tracks
         .get(&TrackId::Audio)
         .map_or(1, |t| t.peak_bitrate().max(1));
+    let _ = writeln!(
+        out,
+        "    <AdaptationSet id=\"{id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">"
+    );
+    if let Some(kid) = &kid {
+        content_protection(out, kid, license_url);
+    }
     let _ = write!(
         out,
-        "    <AdaptationSet id=\"{id}\" contentType=\"audio\" mimeType=\"audio/mp4\" lang=\"und\" segmentAlignment=\"true\" startWithSAP=\"1\">\n      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{bandwidth}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n",
+        "      <Representation id=\"{}\" codecs=\"{}\" bandwidth=\"{bandwidth}\" audioSamplingRate=\"{}\">\n        <AudioChannelConfiguration schemeIdUri=\"urn:mpeg:dash:23003:3:audio_channel_configuration:2011\" value=\"{}\"/>\n",
         r.name,
         params.codec_string(),
         a.sample_rate,
         a.channels,
     );
     let offset = (period.start * f64::from(segs[0].timescale)).round() as u64;
-    segment_template(out, r.name, epoch, offset, &segs);
+    segment_template(out, r.name, pkey, offset, &segs);
     out.push_str("    </AdaptationSet>\n");
 }
 

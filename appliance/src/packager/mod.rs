@@ -41,8 +41,32 @@ pub struct LiveStream {
     /// Recorded segments listed before the window (time-shift), per track: the window's
     /// first sequence number they were fetched for, when, and the segments.
     pub history: std::sync::Mutex<TimeShiftCache>,
-    /// Which key new segments are encrypted with, shared by the stream's renditions.
-    pub sealer: Arc<Sealer>,
+    /// Which key new segments are encrypted with.
+    pub keys: Keys,
+}
+
+/// Where a packager takes the key its new segments are sealed with
+/// ([`crate::protect`]).
+pub enum Keys {
+    /// Its own sealer: a stream's source.
+    Own(Arc<Sealer>),
+    /// Its source's cuts ([`Window::key_at`]): a rendition seals its segments that start
+    /// at or after a time with the key the source's segments from that time on have,
+    /// so one DASH Period (one key) holds every rendition's segments of its time.
+    Leader(Arc<LiveStream>),
+}
+
+impl Keys {
+    /// The key for segments opening with a frame at `seconds` of stream time.
+    fn wanted(&self, seconds: f64) -> Option<Arc<crate::protect::ContentKey>> {
+        match self {
+            Keys::Own(sealer) => sealer.wanted(),
+            Keys::Leader(source) => {
+                let w = source.read();
+                w.key_at(seconds).unwrap_or_else(|| w.sealing.clone())
+            }
+        }
+    }
 }
 
 impl LiveStream {
@@ -90,18 +114,18 @@ pub fn spawn(
     sealer: Arc<Sealer>,
     life: &StreamLife,
 ) -> Arc<LiveStream> {
-    spawn_following(hub, cfg, metrics, None, sealer, life)
+    spawn_following(hub, cfg, metrics, None, Keys::Own(sealer), life)
 }
 
 /// Starts the packager task of `hub`; with `follow`, its segments are cut and numbered as
-/// another stream's are (an ABR rung following its source; see [`segmenter::Follow`]).
-/// It ends when the stream closes (`life`).
+/// another stream's are (an ABR rung following its source; see [`segmenter::Follow`]);
+/// they are sealed with the keys `keys` gives. It ends when the stream closes (`life`).
 pub fn spawn_following(
     hub: Arc<Hub>,
     cfg: LiveConfig,
     metrics: Arc<Metrics>,
     follow: Option<segmenter::Follow>,
-    sealer: Arc<Sealer>,
+    keys: Keys,
     life: &StreamLife,
 ) -> Arc<LiveStream> {
     let live = Arc::new(LiveStream {
@@ -111,7 +135,7 @@ pub fn spawn_following(
         cfg,
         recording: Default::default(),
         history: Default::default(),
-        sealer,
+        keys,
     });
     let live_task = live.clone();
     let span = tracing::info_span!("packager", stream = %hub.name());
@@ -180,7 +204,9 @@ async fn run(
         }
     };
     let push = |seg: &mut Segmenter, f: &Arc<crate::media::Frame>| {
-        let key = live.sealer.wanted();
+        let key = live
+            .keys
+            .wanted(f.dts as f64 / f64::from(f.params.timescale()));
         let mut w = live.write();
         w.seal_next(key);
         seg.push(f, || hub.params(), &mut w);

@@ -17,10 +17,10 @@
 //!   same decode time, and takes the leader's sequence number for the segment, so every
 //!   rendition's segments have the same numbers and start times (RFC 8216bis §6.2.4).
 
-use super::window::{Epoch, Part, Segment, TrackWindow, Window};
+use super::window::{Cut, Epoch, Part, Segment, TrackWindow, Window};
 use crate::media::fmp4::{self, Sample};
 use crate::media::{Frame, TrackId, TrackParams};
-use crate::protect::Sealing;
+use crate::protect::{cenc, Sealing};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -309,7 +309,13 @@ impl Segmenter {
             self.align(msn, w);
         }
         if lead == Some(frame.track) && frame.is_sync && (segment_due || opens) {
-            w.cuts.push_back((frame.dts, w.next_msn));
+            let cut = Cut {
+                dts: frame.dts,
+                seconds: frame.dts as f64 / f64::from(frame.params.timescale()),
+                msn: w.next_msn,
+                key: w.sealing.clone(),
+            };
+            w.cuts.push_back(cut);
             if w.cuts.len() > super::window::CUTS_KEPT {
                 w.cuts.pop_front();
             }
@@ -377,10 +383,10 @@ impl Segmenter {
             return;
         }
         let base = u64::try_from(t.ready_start).unwrap_or(0);
-        let bytes = fmp4::fragment(self.fragment_sequence, track, base, &t.ready);
+        let sequence = self.fragment_sequence;
+        let bytes = fmp4::fragment(sequence, track, base, &t.ready);
         self.fragment_sequence = self.fragment_sequence.wrapping_add(1);
         let (duration, independent) = (t.ready_duration, t.ready[0].is_sync);
-        t.ready.clear();
         t.ready_duration = 0;
         if let Some(at) = t.ready_received.take() {
             self.published.push(Published::Part(track, at));
@@ -409,13 +415,19 @@ impl Segmenter {
         }
         if let Some(s) = tw.segments.back_mut() {
             s.duration += duration;
+            let cenc = s
+                .sealing
+                .as_ref()
+                .map(|x| cenc::fragment(&x.key.key, sequence, track, base, &t.ready));
             s.parts.push(Part {
                 sealed: s.sealing.as_ref().map(|x| x.seal([&bytes[..]])),
+                cenc,
                 bytes,
                 duration,
                 independent,
             });
         }
+        t.ready.clear();
     }
 
     fn close_segment(&mut self, w: &mut Window) {
@@ -601,7 +613,7 @@ mod tests {
         let l = leader.clone();
         let follow = Follow(Arc::new(move |dts| {
             let w = l.lock().expect("lock");
-            w.cuts.iter().find(|c| c.0 == dts).map(|c| c.1)
+            w.cuts.iter().find(|c| c.dts == dts).map(|c| c.msn)
         }));
         let mut s = Segmenter::following(long, follow);
         let mut w = Window::new(SystemTime::now());

@@ -21,6 +21,9 @@ pub struct Part {
     /// The fragment encrypted on its own, when its segment is sealed
     /// ([`crate::protect`]): what is served as the partial segment.
     pub sealed: Option<Bytes>,
+    /// The fragment in Common Encryption under the same key, when its segment is
+    /// sealed ([`crate::protect::cenc`]): what DASH serves, parts concatenated.
+    pub cenc: Option<Bytes>,
 }
 
 /// One media segment of one track: its parts, concatenated when served.
@@ -69,6 +72,12 @@ impl Segment {
             Some(b) => vec![b.clone()],
             None => self.parts.iter().map(|p| p.bytes.clone()).collect(),
         }
+    }
+
+    /// What DASH serves as the segment once complete, when it is sealed: its parts in
+    /// Common Encryption; `None` for a segment in the clear.
+    pub fn cenc(&self) -> Option<Vec<Bytes>> {
+        self.parts.iter().map(|p| p.cenc.clone()).collect()
     }
 
     /// Total bytes of the segment.
@@ -149,11 +158,10 @@ pub struct Window {
     pub live: bool,
     /// Video frames per second, measured over the last complete segment.
     pub frame_rate: Option<f64>,
-    /// The latest segment cuts, oldest first: (decode time of the keyframe that starts
-    /// the segment, in ticks of the lead track; its sequence number). A cut is recorded
-    /// the moment its keyframe arrives, before the segment has a part to list, so
-    /// followers ([`super::segmenter::Follow`]) can match it at once.
-    pub cuts: VecDeque<(i64, u64)>,
+    /// The latest segment cuts, oldest first. A cut is recorded the moment its keyframe
+    /// arrives, before the segment has a part to list, so followers
+    /// ([`super::segmenter::Follow`]) can match it at once.
+    pub cuts: VecDeque<Cut>,
     /// The key the next segment to open is sealed with (`None`: in the clear). HLS
     /// playlists announce it before a preload hint of that segment's first part, so it
     /// changes only when no such hint can be out: when a segment closes, or before the
@@ -161,6 +169,21 @@ pub struct Window {
     pub sealing: Option<Arc<ContentKey>>,
     /// A change of [`Window::sealing`] waiting for the open segment to close.
     pub sealing_after: Option<Option<Arc<ContentKey>>>,
+}
+
+/// Where a segment began: recorded in [`Window::cuts`] when its first keyframe arrives.
+#[derive(Debug, Clone)]
+pub struct Cut {
+    /// Decode time of the keyframe that starts the segment, in ticks of the lead track.
+    pub dts: i64,
+    /// The same in seconds of stream time.
+    pub seconds: f64,
+    /// The segment's media sequence number.
+    pub msn: u64,
+    /// The key the segment is sealed with (`None`: in the clear). Renditions seal
+    /// their segments from the same time on with the same key, so that a DASH Period
+    /// (one key) holds every rendition's segments of its time.
+    pub key: Option<Arc<ContentKey>>,
 }
 
 /// Cuts remembered in [`Window::cuts`].
@@ -214,6 +237,16 @@ impl Window {
     /// Wall-clock time of `seconds` of stream time.
     pub fn wall_clock(&self, seconds: f64) -> SystemTime {
         self.origin + Duration::from_secs_f64(seconds.max(0.0))
+    }
+
+    /// The key the segments of the lead track starting at `seconds` of stream time are
+    /// sealed with, from the latest cut at or before it; `None` before the first cut.
+    pub fn key_at(&self, seconds: f64) -> Option<Option<Arc<ContentKey>>> {
+        self.cuts
+            .iter()
+            .rev()
+            .find(|c| c.seconds <= seconds + 1e-6)
+            .map(|c| c.key.clone())
     }
 
     /// The newest epoch's parameters for `track`.

@@ -10,6 +10,10 @@
 //! clear (an `EXT-X-KEY:METHOD=NONE` before each `EXT-X-MAP`): they hold only the codec
 //! configuration.
 //!
+//! DASH gets the same media in Common Encryption ([`cenc`], ISO/IEC 23001-7 `cenc`)
+//! under the same keys, one Period per key, the keys handed out by a W3C ClearKey
+//! license server behind the same gate as the HLS key route.
+//!
 //! Encryption happens once per part and per segment, in the packager, when they are
 //! made ([`crate::packager::segmenter`]), never per request: fan-out serves the sealed
 //! bytes as it serves clear ones. Which key a segment uses is decided when it opens and
@@ -23,6 +27,7 @@
 //! ahead ([`Sealer`]), so a player never meets a part encrypted with a key it was not
 //! told of.
 
+pub mod cenc;
 pub mod keyring;
 
 pub use keyring::{ContentKey, KeyError, Keyring, Kid};
@@ -82,8 +87,9 @@ impl Sealing {
     }
 }
 
-/// Decides, for the packagers of one live stream (its source and its ABR rungs), which
-/// key new segments are sealed with: none while the stream is not encrypted; else the
+/// Decides, for the packager of one live stream's source, which key new segments are
+/// sealed with (its renditions follow the source's cuts:
+/// [`crate::packager::Keys::Leader`]): none while the stream is not encrypted; else the
 /// stream's newest key, made anew when this live session has none yet, when it is
 /// `rotate_secs` old, or when an administrator rotated it ([`Keyring::rotate`]).
 pub struct Sealer {

@@ -748,6 +748,15 @@ pub fn play_in_browser(kind: &str, url: &str, seconds: u32) -> std::process::Chi
     in_browser("play.mjs", &[kind, url, &seconds.to_string()])
 }
 
+/// [`play_in_browser`] from a page on `url`'s own origin: a secure context on
+/// 127.0.0.1, as Encrypted Media Extensions (ClearKey) require.
+pub fn play_in_browser_same_origin(kind: &str, url: &str, seconds: u32) -> std::process::Child {
+    in_browser(
+        "play.mjs",
+        &[kind, url, &seconds.to_string(), "same-origin"],
+    )
+}
+
 /// Runs the script `script` of tests/players (a playwright-core driver of Debian's
 /// Chromium) with `args`; [`browser_result`] reads the JSON it prints.
 pub fn in_browser(script: &str, args: &[&str]) -> std::process::Child {

@@ -380,14 +380,14 @@ pub(super) fn rendition(
     let leader = source.clone();
     let follow = Follow(Arc::new(move |dts| {
         let w = leader.read();
-        w.cuts.iter().rev().find(|c| c.0 == dts).map(|c| c.1)
+        w.cuts.iter().rev().find(|c| c.dts == dts).map(|c| c.msn)
     }));
     let output = packager::spawn_following(
         rung_hub.clone(),
         ctx.live.clone(),
         ctx.metrics.clone(),
         (track == TrackId::Video).then_some(follow),
-        source.sealer.clone(),
+        packager::Keys::Leader(source.clone()),
         life,
     );
     let r = Arc::new(Rendition {
