@@ -185,33 +185,22 @@ fn frames_with_key(file: &std::path::Path, key: &str, video: bool) -> u64 {
         .unwrap_or_else(|e| panic!("a count, not {text:?}: {e}"))
 }
 
-#[test]
-fn dash_serves_an_encrypted_stream_in_common_encryption_frame_exact_across_a_key_rotation() {
-    let server = Server::start();
-    let (_web, token) = admin(&server);
-    let clip = bbb_bframes();
-    let a = api(
-        &server,
-        &token,
-        "PUT",
-        "/api/streams/lobby/protection",
-        Some(json!({"encrypted": true, "rotate": "never"})),
-    );
-    assert_eq!(a.status, 200, "{a:?}");
-    let key = support::web::new_stream_key(&server, &token, "lobby");
-    let (sent_video, sent_audio) = sent_packets(&clip, 1);
-    let ff = publish(&clip, 1, &server.rtmp_url(&format!("lobby?key={key}")));
-    server.wait_segments("lobby", 2);
-    let live_mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
-    assert!(live_mpd.contains("type=\"dynamic\""), "{live_mpd}");
-    let rotated = rotate(&server, &token);
-    let video = published_whole(&server, ff);
+/// The stream `lobby`, encrypted, published whole and its key rotated (to `rotated`)
+/// once, over DASH: a Period per key, each with its key ID and license server; the
+/// license server gives the keys the HLS route gives; each key's Common Encryption
+/// segments decode with that key and only with it, `sent` (video, audio frames) in all.
+fn dash_is_common_encryption_frame_exact(
+    server: &Server,
+    video: &str,
+    rotated: &str,
+    (sent_video, sent_audio): (Option<u64>, Option<u64>),
+) {
     let audio = get_text(&server.url("/live/lobby/audio.m3u8"));
 
     // One Period per key, each with the cenc scheme's default key ID and the ClearKey
     // license server; the segments are the Common Encryption ones.
     let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
-    let keys = key_uris(&video);
+    let keys = key_uris(video);
     assert_eq!(keys.len(), 2, "{video}");
     let kids: Vec<String> = keys
         .iter()
@@ -292,7 +281,7 @@ fn dash_serves_an_encrypted_stream_in_common_encryption_frame_exact_across_a_key
     // it; together, every frame sent.
     let dir = tempfile::tempdir().expect("tempdir");
     let mut counted = (0u64, 0u64);
-    for (track, playlist) in [("video", &video), ("audio", &audio)] {
+    for (track, playlist) in [("video", video), ("audio", audio.as_str())] {
         let segments = segment_keys(playlist);
         for (kid, (_, key)) in kids.iter().zip(&given) {
             let mut file =
@@ -377,9 +366,12 @@ fn an_encrypted_stream_plays_frame_exact_across_a_key_rotation_and_is_ciphertext
     let (sent_video, sent_audio) = sent_packets(&clip, 1);
     let ff = publish(&clip, 1, &server.rtmp_url(&format!("lobby?key={key}")));
     server.wait_segments("lobby", 2);
+    let live_mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    assert!(live_mpd.contains("type=\"dynamic\""), "{live_mpd}");
     // "This link leaked": a new key at once, in force from the segment after next.
     let rotated = rotate(&server, &token);
     let playlist = published_whole(&server, ff);
+    dash_is_common_encryption_frame_exact(&server, &playlist, &rotated, (sent_video, sent_audio));
 
     // Two keys, the second the rotated one; init segments stay clear.
     let keys = key_uris(&playlist);
@@ -658,8 +650,10 @@ fn content_keys_go_only_to_viewers_who_may_watch_and_refusals_are_counted() {
     drop(publishers);
 }
 
-#[test]
-fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation() {
+/// `lobby` encrypted and private, published live at 640x360 (light for Chromium's
+/// software decoding: these tests are about the keys); the server, an API token, the
+/// publisher, and the prefix of a viewer link to it (`http://…/t/TOKEN`).
+fn encrypted_private_live() -> (Server, String, Proc, String) {
     let server = Server::start();
     let (_web, token) = admin(&server);
     for (path, body) in [
@@ -673,8 +667,7 @@ fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation()
         assert_eq!(a.status, 200, "{a:?}");
     }
     let key = support::web::new_stream_key(&server, &token, "lobby");
-    // 640x360 keeps Chromium's software decoding light: this is about the keys.
-    let _ff = publish(
+    let ff = publish(
         &bbb_bframes_as("640x360", "mp4"),
         -1,
         &server.rtmp_url(&format!("lobby?key={key}")),
@@ -692,6 +685,41 @@ fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation()
         .next()
         .expect("link prefix")
         .to_string();
+    (server, token, ff, link)
+}
+
+/// Rotates `lobby`'s key `after` seconds into the browser `player`'s run, and checks
+/// that it played on without an error or a stall at 640x360 for more than `wall`
+/// seconds; what it printed.
+fn played_across_a_rotation(
+    server: &Server,
+    token: &str,
+    player: std::process::Child,
+    after: u64,
+    wall: f64,
+) -> Value {
+    std::thread::sleep(Duration::from_secs(after));
+    rotate(server, token);
+    let r = browser_result(player);
+    eprintln!("player: {r}");
+    assert_eq!(r["fatal"], json!([]), "{r}");
+    assert_eq!(r["pageErrors"], json!([]), "{r}");
+    assert_eq!(
+        (r["width"].as_u64(), r["height"].as_u64()),
+        (Some(640), Some(360)),
+        "{r}"
+    );
+    let (played, ran) = (num(&r["played"]), num(&r["wall"]));
+    assert!(
+        ran > wall && played > ran * 0.75,
+        "the player stalled: {played:.1} s in {ran:.1} s: {r}"
+    );
+    r
+}
+
+#[test]
+fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation() {
+    let (server, token, _ff, link) = encrypted_private_live();
     wait_for(
         &format!("{link}/live/lobby/video.m3u8"),
         Duration::from_secs(30),
@@ -712,22 +740,7 @@ fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation()
 
     // Through the link hls.js plays on while the key changes under it.
     let player = play_in_browser("hls", &format!("{link}/live/lobby/index.m3u8"), 16);
-    std::thread::sleep(Duration::from_secs(6));
-    rotate(&server, &token);
-    let r = browser_result(player);
-    eprintln!("hls.js: {r}");
-    assert_eq!(r["fatal"], json!([]), "{r}");
-    assert_eq!(r["pageErrors"], json!([]), "{r}");
-    assert_eq!(
-        (r["width"].as_u64(), r["height"].as_u64()),
-        (Some(640), Some(360)),
-        "{r}"
-    );
-    let (played, wall) = (num(&r["played"]), num(&r["wall"]));
-    assert!(
-        wall > 10.0 && played > wall * 0.75,
-        "hls.js stalled: {played:.1} s in {wall:.1} s: {r}"
-    );
+    let r = played_across_a_rotation(&server, &token, player, 6, 10.0);
     assert!(num(&r["partsInPlaylist"]) > 0.0, "hls.js saw no parts: {r}");
     // It fetched both keys, through the link.
     assert!(key_requests(&server, "served") >= 2, "{}", server.metrics());
@@ -737,37 +750,7 @@ fn hls_js_plays_an_encrypted_private_stream_through_its_link_across_a_rotation()
 
 #[test]
 fn dash_js_plays_an_encrypted_private_stream_with_clear_key_through_its_link_across_a_rotation() {
-    let server = Server::start();
-    let (_web, token) = admin(&server);
-    for (path, body) in [
-        ("/api/streams/lobby/protection", json!({"encrypted": true})),
-        (
-            "/api/streams/lobby/visibility",
-            json!({"visibility": "private"}),
-        ),
-    ] {
-        let a = api(&server, &token, "PUT", path, Some(body));
-        assert_eq!(a.status, 200, "{a:?}");
-    }
-    let key = support::web::new_stream_key(&server, &token, "lobby");
-    let _ff = publish(
-        &bbb_bframes_as("640x360", "mp4"),
-        -1,
-        &server.rtmp_url(&format!("lobby?key={key}")),
-    );
-    let a = api(
-        &server,
-        &token,
-        "POST",
-        "/api/streams/lobby/links",
-        Some(json!({"valid": "1h"})),
-    );
-    let url = a.json()["url"].as_str().expect("url").to_string();
-    let link = url
-        .split("/watch/")
-        .next()
-        .expect("link prefix")
-        .to_string();
+    let (server, token, _ff, link) = encrypted_private_live();
     let mpd = wait_for(
         &format!("{link}/live/lobby/manifest.mpd"),
         Duration::from_secs(30),
@@ -794,22 +777,7 @@ fn dash_js_plays_an_encrypted_private_stream_with_clear_key_through_its_link_acr
     let served = key_requests(&server, "served");
     let player =
         play_in_browser_same_origin("dash", &format!("{link}/live/lobby/manifest.mpd"), 24);
-    std::thread::sleep(Duration::from_secs(2));
-    rotate(&server, &token);
-    let r = browser_result(player);
-    eprintln!("dash.js: {r}");
-    assert_eq!(r["fatal"], json!([]), "{r}");
-    assert_eq!(r["pageErrors"], json!([]), "{r}");
-    assert_eq!(
-        (r["width"].as_u64(), r["height"].as_u64()),
-        (Some(640), Some(360)),
-        "{r}"
-    );
-    let (played, wall) = (num(&r["played"]), num(&r["wall"]));
-    assert!(
-        wall > 12.0 && played > wall * 0.75,
-        "dash.js stalled: {played:.1} s in {wall:.1} s: {r}"
-    );
+    let r = played_across_a_rotation(&server, &token, player, 2, 12.0);
     assert!(
         key_requests(&server, "served") >= served + 2,
         "a license for each key: {}",
@@ -854,31 +822,10 @@ fn every_rendition_of_an_encrypted_ladder_changes_key_where_the_source_does() {
     assert!(out.status.success(), "{out:?}");
     // 640x360 with 2 s GOPs and the clip's 5.1 audio: a 240p rung and the stereo
     // rendition, both following the source's keys.
-    let clip = derived_clip(
-        "bbb-360p-5.1-v1.mp4",
-        &[
-            "-t",
-            "4",
-            "-s",
-            "640x360",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "3",
-            "-g",
-            "50",
-            "-keyint_min",
-            "50",
-            "-sc_threshold",
-            "0",
-            "-c:a",
-            "copy",
-            "-f",
-            "mp4",
-        ],
-    );
+    let mut args = vec!["-t", "4", "-s", "640x360"];
+    args.extend(x264_2s_video("3"));
+    args.extend(["-c:a", "copy", "-f", "mp4"]);
+    let clip = derived_clip("bbb-360p-5.1-v1.mp4", &args);
     let key = support::web::new_stream_key(&server, &token, "lobby");
     let _ff = publish(&clip, -1, &server.rtmp_url(&format!("lobby?key={key}")));
     wait_for(

@@ -230,12 +230,7 @@ mod tests {
     /// block split as 64-bit IV and 64-bit counter.
     #[test]
     fn ctr_matches_the_nist_vector() {
-        let hex = |s: &str| -> Vec<u8> {
-            (0..s.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-                .collect()
-        };
+        use crate::protect::tests::hex;
         let key: [u8; 16] = hex("2b7e151628aed2a6abf7158809cf4f3c")
             .try_into()
             .expect("16");

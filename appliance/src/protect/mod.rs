@@ -201,14 +201,16 @@ mod tests {
 
     /// NIST SP 800-38A F.2.1 (CBC-AES128.Encrypt), its first block: our use of the
     /// cipher is the standard one.
+    /// The bytes of a string of hexadecimal digits (test vectors).
+    pub(super) fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
     #[test]
     fn cbc_matches_the_nist_vector() {
-        let hex = |s: &str| -> Vec<u8> {
-            (0..s.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-                .collect()
-        };
         let key: [u8; 16] = hex("2b7e151628aed2a6abf7158809cf4f3c")
             .try_into()
             .expect("16");

@@ -78,8 +78,8 @@ pub fn bbb_bframes_as(size: &str, ext: &str) -> PathBuf {
 }
 
 /// Output options for libx264 (veryfast) with `bframes` B-frames and a keyframe every
-/// 2 s at 25 fps and nowhere else (no scene cuts), and stereo AAC at `audio_bitrate`.
-pub fn x264_2s_gops(bframes: &'static str, audio_bitrate: &'static str) -> [&'static str; 18] {
+/// 2 s at 25 fps and nowhere else (no scene cuts).
+pub fn x264_2s_video(bframes: &'static str) -> [&'static str; 12] {
     [
         "-c:v",
         "libx264",
@@ -93,13 +93,14 @@ pub fn x264_2s_gops(bframes: &'static str, audio_bitrate: &'static str) -> [&'st
         "50",
         "-sc_threshold",
         "0",
-        "-c:a",
-        "aac",
-        "-ac",
-        "2",
-        "-b:a",
-        audio_bitrate,
     ]
+}
+
+/// [`x264_2s_video`], and stereo AAC at `audio_bitrate`.
+pub fn x264_2s_gops(bframes: &'static str, audio_bitrate: &'static str) -> Vec<&'static str> {
+    let mut args = x264_2s_video(bframes).to_vec();
+    args.extend(["-c:a", "aac", "-ac", "2", "-b:a", audio_bitrate]);
+    args
 }
 
 /// [`bbb_bframes_as`] at the source's 1280x720, as MP4.
