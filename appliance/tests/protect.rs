@@ -448,8 +448,7 @@ fn an_encrypted_stream_plays_frame_exact_across_a_key_rotation_and_is_ciphertext
     let (status, _, bytes) = get(&server.url(&format!("/live/lobby/{part}")));
     assert_eq!((status, bytes.len() % 16), (200, 0), "{part}");
 
-    // What would carry it in the clear refuses: the recordings (until they are served
-    // encrypted), RTSP.
+    // What would carry it in the clear refuses: RTSP.
     let (reply, _) = rtsp_exchange(
         &server,
         format!(
@@ -911,6 +910,124 @@ fn every_rendition_of_an_encrypted_ladder_changes_key_where_the_source_does() {
         let (ok, err) = ffmpeg_decodes(&["-decryption_key", &key_hex], &path);
         assert!(ok, "{name}: {err}");
     }
+}
+
+#[test]
+fn recordings_of_an_encrypted_stream_play_encrypted_in_time_shift_and_over_a_range_spanning_two_keys(
+) {
+    // 6 s of media in memory: the rest of the publish comes from the recording.
+    let server = Server::with(Settings {
+        window: 6.0,
+        ..Settings::default()
+    });
+    let (web, token) = admin(&server);
+    let a = api(
+        &server,
+        &token,
+        "PUT",
+        "/api/streams/lobby/protection",
+        Some(json!({"encrypted": true, "rotate": "never"})),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    let out = server.cli(&["stream", "set", "lobby", "--record", "on"]);
+    assert!(out.status.success(), "{out:?}");
+    let clip = bbb_bframes();
+    let key = support::web::new_stream_key(&server, &token, "lobby");
+    let (sent_video, _) = sent_packets(&clip, 4);
+    let ff = publish(&clip, 4, &server.rtmp_url(&format!("lobby?key={key}")));
+    server.wait_segments("lobby", 2);
+    let rotated = rotate(&server, &token);
+    let live = published_whole(&server, ff);
+    let live_segments = segment_keys(&live).len();
+
+    // Time-shift: the live playlist lists the recorded segments before the window under
+    // the keys they had, and serves them sealed; a player from its start gets every frame.
+    assert!(live.contains("#EXT-X-MEDIA-SEQUENCE:0\n"), "{live}");
+    assert_eq!(live_segments, 10, "all 20 s listed: {live}");
+    assert_eq!(key_uris(&live).len(), 2, "{live}");
+    let (status, _, sealed) = get(&server.url("/live/lobby/video/seg-0.m4s"));
+    assert_eq!(
+        (status, sealed.len() % 16),
+        (200, 0),
+        "seg-0 from the recording"
+    );
+    let url = server.url("/live/lobby/index.m3u8");
+    let probe = probe_count(&url);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        sent_video.expect("video"),
+        "time-shift: video frames played vs sent"
+    );
+    // The whole publish recorded: one range.
+    let range = {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let (_, _, body) = get(&server.url("/dvr/lobby/recordings.json"));
+            let v: Value = serde_json::from_slice(&body).expect("JSON");
+            let r = &v["ranges"][0];
+            if r["segments"].as_u64().unwrap_or(0) as usize >= live_segments {
+                break (
+                    r["start"].as_str().expect("start").to_string(),
+                    r["end"].as_str().expect("end").to_string(),
+                );
+            }
+            assert!(std::time::Instant::now() < deadline, "not recorded: {v}");
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    };
+    let q = format!("start={}&end={}", range.0, range.1);
+
+    // The VOD playlist names both keys, each segment with its own IV and its key in its
+    // URL; the init segment stays clear.
+    let playlist = get_text(&server.url(&format!("/dvr/lobby/video.m3u8?{q}")));
+    let kids: Vec<&str> = playlist
+        .lines()
+        .filter_map(|l| l.split("URI=\"../../live/lobby/keys/").nth(1))
+        .filter_map(|r| r.split(".key").next())
+        .fold(Vec::new(), |mut v, k| {
+            if v.last() != Some(&k) {
+                v.push(k);
+            }
+            v
+        });
+    assert_eq!(kids.len(), 2, "{playlist}");
+    assert_eq!(kids[1], rotated, "{playlist}");
+    assert!(playlist.contains(",IV=0x"), "{playlist}");
+    assert!(
+        playlist.contains("#EXT-X-KEY:METHOD=NONE\n#EXT-X-MAP:"),
+        "{playlist}"
+    );
+    // ffmpeg plays the recorded range through both keys, every frame sent.
+    let url = server.url(&format!("/dvr/lobby/index.m3u8?{q}"));
+    let probe = probe_count(&url);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        sent_video.expect("video"),
+        "video frames played back vs sent"
+    );
+    decode_strict(&url);
+
+    // A recorded segment is ciphertext under its key only, never clear.
+    let uri = playlist
+        .lines()
+        .find(|l| l.starts_with("files/") && l.contains(&format!("?k={rotated}")))
+        .expect("a segment under the second key");
+    let (path, _) = uri.split_once('?').expect("query");
+    let (status, _, sealed) = get(&server.url(&format!("/dvr/lobby/{uri}")));
+    assert_eq!((status, sealed.len() % 16), (200, 0), "{uri}");
+    let (status, _, _) = get(&server.url(&format!("/dvr/lobby/{path}")));
+    assert_eq!(status, 409, "{path} without its key");
+    let (status, _, _) = get(&server.url(&format!("/dvr/lobby/{path}?k={}", kids[0])));
+    assert_eq!(status, 404, "{path} under another key");
+    // DASH of the recordings and a viewer's export refuse; an administrator's export is
+    // the clear recording.
+    for file in ["manifest.mpd", "export.mp4"] {
+        let (status, _, _) = get(&server.url(&format!("/dvr/lobby/{file}?{q}")));
+        assert_eq!(status, 409, "{file}");
+    }
+    let export = web.get(&format!("/dvr/lobby/export.mp4?{q}"));
+    assert_eq!(export.status, 200, "{export:?}");
+    assert!(export.body.contains("ftyp") && export.body.contains("mdat"));
 }
 
 #[test]

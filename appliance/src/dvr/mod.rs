@@ -118,6 +118,8 @@ struct Job {
     timescale: u32,
     duration: u64,
     start_wall_ms: i64,
+    /// The key it was encrypted with live (`None`: in the clear).
+    kid: Option<crate::protect::Kid>,
 }
 
 impl Job {
@@ -149,20 +151,23 @@ pub fn run_id(live: &LiveStream) -> i64 {
 /// The recorded segments of `track` of this hub run (`run`) just before sequence number
 /// `before`, going back while consecutive and no older than `since_ms` (wall clock), as
 /// window segments for the live playlists (time-shift). Each is flagged a discontinuity
-/// where its epoch differs from the one before it.
+/// where its epoch differs from the one before it, and sealed with the key (from
+/// `keyring`) it went out under live, if it did.
 ///
 /// # Errors
 /// A database error.
 pub async fn history(
     db: &SqlitePool,
+    keyring: &crate::protect::Keyring,
     stream: &StreamUid,
     track: TrackId,
     run: i64,
     before: u64,
     since_ms: i64,
 ) -> Result<Vec<crate::packager::window::Segment>, DvrError> {
-    let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT epoch, msn, start_wall_ms, start, duration, timescale FROM dvr_segments
+    type Row = (String, i64, i64, i64, i64, i64, Option<Vec<u8>>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT epoch, msn, start_wall_ms, start, duration, timescale, kid FROM dvr_segments
          WHERE stream_uid = ? AND track = ? AND deleting = 0 AND epoch LIKE ? AND msn < ?
            AND start_wall_ms >= ?
          ORDER BY msn DESC",
@@ -174,16 +179,18 @@ pub async fn history(
     .bind(since_ms)
     .fetch_all(db)
     .await?;
-    let mut out: Vec<(u32, i64, i64, i64, i64, i64)> = Vec::new();
+    // As the rows, with the epoch's index in place of its name.
+    type Kept = (u32, i64, i64, i64, i64, i64, Option<Vec<u8>>);
+    let mut out: Vec<Kept> = Vec::new();
     let mut want = before as i64 - 1;
-    for (epoch, msn, wall, start, duration, timescale) in rows {
+    for (epoch, msn, wall, start, duration, timescale, kid) in rows {
         if msn != want {
             break; // a hole: only what plays straight into the window
         }
         let Some(idx) = epoch.rsplit_once('-').and_then(|(_, i)| i.parse().ok()) else {
             break;
         };
-        out.push((idx, msn, wall, start, duration, timescale));
+        out.push((idx, msn, wall, start, duration, timescale, kid));
         want -= 1;
     }
     out.reverse();
@@ -204,9 +211,13 @@ pub async fn history(
         before_head.and_then(|(e,)| e.rsplit_once('-').and_then(|(_, i)| i.parse::<u32>().ok()));
     Ok(out
         .into_iter()
-        .map(|(epoch, msn, wall, start, duration, timescale)| {
+        .map(|(epoch, msn, wall, start, duration, timescale, kid)| {
             let discontinuity = prev.is_some_and(|p| p != epoch);
             prev = Some(epoch);
+            // The key it went out under live: it is listed (and served) under it again.
+            let sealing = kid_of(kid)
+                .and_then(|k| keyring.get(&k))
+                .map(|key| crate::protect::Sealing::new(key, msn.max(0) as u64));
             crate::packager::window::Segment {
                 msn: msn as u64,
                 epoch,
@@ -217,7 +228,7 @@ pub async fn history(
                 parts: Vec::new(),
                 complete: true,
                 pdt: UNIX_EPOCH + Duration::from_millis(wall.max(0) as u64),
-                sealing: None,
+                sealing,
                 sealed: None,
             }
         })
@@ -225,7 +236,8 @@ pub async fn history(
 }
 
 /// The file of a recorded segment (`Some(msn)`) or init segment (`None`, of `epoch`) of
-/// this hub run, relative to the recordings directory, if the index lists it.
+/// this hub run, relative to the recordings directory, if the index lists it; with the
+/// key ID a segment went out under live (`None` for clear, and for an init segment).
 ///
 /// # Errors
 /// A database error.
@@ -236,11 +248,11 @@ pub async fn recorded_file(
     run: i64,
     epoch: u32,
     msn: Option<u64>,
-) -> Result<Option<String>, DvrError> {
+) -> Result<Option<(String, Option<crate::protect::Kid>)>, DvrError> {
     let epoch_name = format!("{run}-{epoch}");
-    let row: Option<(String, String)> = match msn {
+    let row: Option<(String, String, Option<Vec<u8>>)> = match msn {
         Some(msn) => sqlx::query_as(
-            "SELECT path, init_path FROM dvr_segments
+            "SELECT path, init_path, kid FROM dvr_segments
              WHERE stream_uid = ? AND track = ? AND epoch LIKE ? AND msn = ? AND deleting = 0",
         )
         .bind(stream)
@@ -248,7 +260,7 @@ pub async fn recorded_file(
         .bind(format!("{run}-%"))
         .bind(msn as i64),
         None => sqlx::query_as(
-            "SELECT path, init_path FROM dvr_segments
+            "SELECT path, init_path, NULL FROM dvr_segments
              WHERE stream_uid = ? AND track = ? AND epoch = ? AND deleting = 0 LIMIT 1",
         )
         .bind(stream)
@@ -257,13 +269,24 @@ pub async fn recorded_file(
     }
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(path, init)| if msn.is_some() { path } else { init }))
+    Ok(row.map(|(path, init, kid)| match msn {
+        Some(_) => (path, kid_of(kid)),
+        None => (init, None),
+    }))
+}
+
+/// A key ID as the index stores it (16 bytes; anything else is none).
+fn kid_of(stored: Option<Vec<u8>>) -> Option<crate::protect::Kid> {
+    stored
+        .and_then(|k| <[u8; 16]>::try_from(k).ok())
+        .map(crate::protect::Kid)
 }
 
 /// The file of recorded segment `msn` (`Some`), or of the init segment (`None`), of
 /// epoch `epoch` (its directory name, `RUN-EPOCH`) and `track` (`video` or `audio`) of
 /// `stream`, relative to the recordings directory: what a recording's URL names, when
-/// the index lists it and it is not being deleted.
+/// the index lists it and it is not being deleted; with the key ID the segment was
+/// encrypted with live (`None` for an init segment or one that went out clear).
 ///
 /// # Errors
 /// A database error.
@@ -273,9 +296,9 @@ pub async fn recording_file(
     epoch: &str,
     track: &str,
     msn: Option<i64>,
-) -> Result<Option<String>, DvrError> {
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT path, init_path FROM dvr_segments
+) -> Result<Option<(String, Option<crate::protect::Kid>)>, DvrError> {
+    let row: Option<(String, String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT path, init_path, kid FROM dvr_segments
          WHERE stream_uid = ? AND epoch = ? AND track = ? AND deleting = 0
            AND (? IS NULL OR msn = ?)
          LIMIT 1",
@@ -287,7 +310,10 @@ pub async fn recording_file(
     .bind(msn)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(path, init)| if msn.is_some() { path } else { init }))
+    Ok(row.map(|(path, init, kid)| match msn {
+        Some(_) => (path, kid_of(kid)),
+        None => (init, None),
+    }))
 }
 
 /// Starts the recorder of stream `uid` (it records only while its settings say so), one
@@ -499,6 +525,7 @@ fn collect(live: &LiveStream, next: &mut BTreeMap<TrackId, u64>, run: i64, take:
                 timescale: s.timescale,
                 duration: s.duration,
                 start_wall_ms: unix_ms(s.pdt),
+                kid: s.sealing.as_ref().map(|x| x.key.kid),
             });
         }
     }
@@ -538,8 +565,8 @@ async fn index(db: &SqlitePool, stream: &StreamUid, written: &[Written]) -> Resu
     for w in written {
         sqlx::query(
             "INSERT OR REPLACE INTO dvr_segments (stream_uid, track, epoch, msn, start_wall_ms, start,
-                 timescale, duration, bytes, path, init_path, codec, width, height, channels)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 timescale, duration, bytes, path, init_path, codec, width, height, channels, kid)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(stream)
         .bind(w.job.track.name())
@@ -565,6 +592,7 @@ async fn index(db: &SqlitePool, stream: &StreamUid, written: &[Written]) -> Resu
             TrackParams::Video(_) => 0,
             TrackParams::Audio(a) => i64::from(a.channels),
         })
+        .bind(w.job.kid.map(|k| k.0.to_vec()))
         .execute(&mut *tx)
         .await?;
     }

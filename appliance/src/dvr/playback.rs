@@ -129,6 +129,9 @@ pub struct RecordedSegment {
     pub height: i64,
     /// Audio channels (0 for video).
     pub channels: i64,
+    /// The content key ID it was encrypted with while live (16 bytes; `None`: it went
+    /// out in the clear).
+    pub kid: Option<Vec<u8>>,
 }
 
 impl RecordedSegment {
@@ -163,7 +166,7 @@ pub async fn segments(
     // A segment overlaps when it starts before the end and ends after the start.
     let rows: Vec<RecordedSegment> = sqlx::query_as(
         "SELECT track, epoch, msn, start_wall_ms, start, duration, timescale, bytes, path,
-                init_path, codec, width, height, channels
+                init_path, codec, width, height, channels, kid
          FROM dvr_segments
          WHERE stream_uid = ? AND deleting = 0 AND start_wall_ms < ? AND start_wall_ms > ?
          ORDER BY start_wall_ms, msn",
@@ -189,9 +192,24 @@ pub async fn segments(
     Ok((video, audio))
 }
 
+/// How a recorded range is encrypted as it is served (HLS `METHOD=AES-128`, RFC 8216bis
+/// §4.4.4.4, §5.2): the key ID of each segment, in order, and the URI prefix of the
+/// keys relative to the playlist.
+#[derive(Debug, Clone, Copy)]
+pub struct Encryption<'a> {
+    /// `keys/`-like prefix; a key's URI is the prefix, its key ID and `.key`.
+    pub key_uri_prefix: &'a str,
+    /// One per segment.
+    pub kids: &'a [crate::protect::Kid],
+}
+
 /// A VOD media playlist of `segs` (one track, oldest first); URIs are `files/…` relative
-/// to the playlist.
-pub fn media_playlist(segs: &[RecordedSegment]) -> String {
+/// to the playlist. With `encryption`, each segment is preceded by its `EXT-X-KEY`
+/// with an explicit IV (its media sequence number, [`crate::protect::msn_iv`]: a
+/// recorded segment keeps its URL and bytes whatever range lists it) and its URI names
+/// its key (`?k=KID`); init segments stay clear (`METHOD=NONE` before each
+/// `EXT-X-MAP`).
+pub fn media_playlist(segs: &[RecordedSegment], encryption: Option<Encryption<'_>>) -> String {
     let target = segs
         .iter()
         .map(|s| s.seconds().ceil() as u64)
@@ -202,20 +220,37 @@ pub fn media_playlist(segs: &[RecordedSegment]) -> String {
         "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-INDEPENDENT-SEGMENTS\n"
     );
     let mut prev: Option<&RecordedSegment> = None;
-    for s in segs {
+    for (i, s) in segs.iter().enumerate() {
         let new_epoch = prev.is_none_or(|p| p.init_path != s.init_path);
         let gap = prev.is_some_and(|p| s.start_wall_ms - p.end_ms() > GAP_MS);
         if prev.is_some() && (new_epoch || gap) {
             p.push_str("#EXT-X-DISCONTINUITY\n");
         }
         if new_epoch {
+            if encryption.is_some() {
+                p.push_str("#EXT-X-KEY:METHOD=NONE\n");
+            }
             let _ = writeln!(p, "#EXT-X-MAP:URI=\"files/{}\"", s.init_path_in_stream());
         }
         let pdt = SystemTime::UNIX_EPOCH
             + std::time::Duration::from_millis(s.start_wall_ms.max(0) as u64);
+        let mut query = String::new();
+        if let Some(kid) = encryption.and_then(|e| e.kids.get(i).map(|k| (e, k))) {
+            let (e, kid) = kid;
+            let iv: String = crate::protect::msn_iv(s.msn.max(0) as u64)
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect();
+            let _ = writeln!(
+                p,
+                "#EXT-X-KEY:METHOD=AES-128,URI=\"{}{kid}.key\",IV=0x{iv}",
+                e.key_uri_prefix
+            );
+            query = format!("?k={kid}");
+        }
         let _ = writeln!(
             p,
-            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.5},\nfiles/{}",
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.5},\nfiles/{}{query}",
             crate::packager::hls::iso8601(pdt),
             s.seconds(),
             s.path_in_stream()
@@ -428,6 +463,7 @@ mod tests {
             width: 640,
             height: 360,
             channels: 0,
+            kid: None,
         }
     }
 
@@ -486,7 +522,7 @@ mod tests {
             seg("1-1", 2, 7000),
             seg("1-1", 3, 9000),
         ];
-        let p = media_playlist(&segs);
+        let p = media_playlist(&segs, None);
         assert_eq!(p.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{p}");
         assert_eq!(p.matches("#EXT-X-MAP:").count(), 2, "{p}");
         assert!(

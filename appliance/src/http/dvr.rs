@@ -6,7 +6,7 @@
 //! | `/dvr/{stream}/{video,audio}.m3u8?start=…&end=…` | VOD media playlists (RFC 8216bis §4.4) |
 //! | `/dvr/{stream}/manifest.mpd?start=…&end=…` | static DASH manifest of the range |
 //! | `/dvr/{stream}/export.mp4?start=…&end=…` | the range as one progressive MP4, streamed |
-//! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment |
+//! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment (`?k=KID`: encrypted under that key) |
 //! | `/dvr/{stream}/recordings.json?from=…&to=…` | recorded ranges and gaps (JSON; the last day by default) |
 //!
 //! Times are RFC 3339 or Unix seconds. A range in the wrong order, in the future, longer
@@ -22,10 +22,12 @@ use crate::app::App;
 use crate::dvr::export::{self, ExportError};
 use crate::dvr::playback::{self, RangeError};
 use crate::dvr::{self, DvrError};
+use crate::protect::Kid;
 use crate::streams::StreamUid;
 use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -48,22 +50,45 @@ pub(super) fn uid_of(app: &App, stream: &str) -> Result<StreamUid, Response> {
         .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no stream named {stream:?}")))
 }
 
-/// The identity of the stream named `stream` now, or its 404; or a 409 when it is
-/// encrypted: its recordings are not served encrypted yet, and are never served clear.
-fn clear_uid_of(app: &App, stream: &str) -> Result<StreamUid, Response> {
-    let uid = uid_of(app, stream)?;
-    if app
-        .registry
+/// Whether stream `uid` is encrypted now: its recordings (clear on disk) are then served
+/// encrypted, never clear ([`crate::protect`]).
+fn encrypted(app: &App, uid: &StreamUid) -> bool {
+    app.registry
         .directory()
-        .by_uid(&uid)
+        .by_uid(uid)
         .is_some_and(|n| n.protection.is_some())
-    {
-        return Err(error(
-            StatusCode::CONFLICT,
-            format!("{stream:?} is encrypted, and its recordings cannot be played back encrypted yet: only its live stream plays (over HLS)"),
-        ));
-    }
-    Ok(uid)
+}
+
+/// The key each of `segs` is served with, for an encrypted stream: the one it was
+/// encrypted with live, else (recorded while the stream was clear) the stream's newest
+/// key, made now when it has none.
+///
+/// # Errors
+/// The response when no key could be made.
+async fn keys_of(
+    app: &App,
+    uid: &StreamUid,
+    segs: &[playback::RecordedSegment],
+) -> Result<Vec<Kid>, Response> {
+    let recorded = |s: &playback::RecordedSegment| {
+        s.kid
+            .as_deref()
+            .and_then(|k| <[u8; 16]>::try_from(k).ok())
+            .map(Kid)
+            .filter(|k| app.keyring.get(k).is_some())
+    };
+    let newest = if segs.iter().any(|s| recorded(s).is_none()) {
+        match app.keyring.latest(uid) {
+            Some(k) => Some(k.kid),
+            None => match app.keyring.rotate(uid).await {
+                Ok(k) => Some(k.kid),
+                Err(e) => return Err(error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
+            },
+        }
+    } else {
+        None
+    };
+    Ok(segs.iter().filter_map(|s| recorded(s).or(newest)).collect())
 }
 
 /// `index.m3u8`, `video.m3u8` or `audio.m3u8` of a recorded range.
@@ -72,11 +97,13 @@ pub async fn playlist(
     Path((stream, file)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
     Query(q): Query<HashMap<String, String>>,
+    jar: CookieJar,
 ) -> Response {
-    let uid = match clear_uid_of(&app, &stream) {
+    let uid = match uid_of(&app, &stream) {
         Ok(u) => u,
         Err(r) => return r,
     };
+    let encrypted = encrypted(&app, &uid);
     let range = match playback::parse_range(
         q.get("start").map(String::as_str),
         q.get("end").map(String::as_str),
@@ -94,11 +121,53 @@ pub async fn playlist(
             format!("no recordings of {stream:?} in that range"),
         );
     }
+    // An encrypted stream's recordings as HLS, encrypted with the keys of their time.
+    let media = |segs: Vec<playback::RecordedSegment>| {
+        let (app, uid, stream) = (&app, &uid, &stream);
+        async move {
+            if !encrypted {
+                return Ok(playback::media_playlist(&segs, None));
+            }
+            let kids = keys_of(app, uid, &segs).await?;
+            // The key route is the live stream's (`/live/NAME/keys/`), through the same
+            // link or session as this playlist.
+            let prefix = format!("../../live/{stream}/keys/");
+            Ok(playback::media_playlist(
+                &segs,
+                Some(playback::Encryption {
+                    key_uri_prefix: &prefix,
+                    kids: &kids,
+                }),
+            ))
+        }
+    };
     let body = match file.as_str() {
+        // An administrator's export stays clear (the box is trusted); a viewer's would
+        // carry an encrypted stream in the clear.
+        "export.mp4" if encrypted && !super::visitor::has_admin_session(&app, &jar).await => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("{stream:?} is encrypted: only an administrator can export its recordings"),
+            )
+        }
         "export.mp4" => return export(&app, &stream, &video, &audio, range).await,
         "index.m3u8" => playback::multivariant(&video, &audio, raw.as_deref().unwrap_or("")),
-        "video.m3u8" if !video.is_empty() => playback::media_playlist(&video),
-        "audio.m3u8" if !audio.is_empty() => playback::media_playlist(&audio),
+        "video.m3u8" if !video.is_empty() => match media(video).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        },
+        "audio.m3u8" if !audio.is_empty() => match media(audio).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        },
+        "manifest.mpd" if encrypted => {
+            return error(
+                StatusCode::CONFLICT,
+                format!(
+                "{stream:?} is encrypted: its recordings play over HLS (index.m3u8), not DASH yet"
+            ),
+            )
+        }
         "manifest.mpd" => {
             return (
                 [
@@ -200,15 +269,28 @@ fn epoch_name(s: &str) -> bool {
     })
 }
 
-/// A recorded init segment or segment of the stream named `stream` now.
+/// The key of `k=` in a recorded segment's URL.
+#[derive(Debug, Deserialize)]
+pub struct FileQuery {
+    k: Option<String>,
+}
+
+/// A recorded init segment or segment of the stream named `stream` now. An encrypted
+/// stream's segments are served encrypted (AES-128-CBC, PKCS#7, the IV their media
+/// sequence number: RFC 8216bis §5.2) with the key its playlist named in `k=`: the key
+/// it was encrypted with live, or for one recorded in the clear any key of the stream;
+/// never clear (409 without `k=`, 404 for a key that is not the segment's). Init
+/// segments stay clear.
 pub async fn file(
     State(app): State<App>,
     Path((stream, epoch, track, file)): Path<(String, String, String, String)>,
+    Query(fq): Query<FileQuery>,
 ) -> Response {
-    let uid = match clear_uid_of(&app, &stream) {
+    let uid = match uid_of(&app, &stream) {
         Ok(u) => u,
         Err(r) => return r,
     };
+    let encrypted = encrypted(&app, &uid);
     let msn = file
         .strip_suffix(".m4s")
         .filter(|n| !n.is_empty() && n.len() <= 18 && n.chars().all(|c| c.is_ascii_digit()))
@@ -220,12 +302,34 @@ pub async fn file(
         return error(StatusCode::BAD_REQUEST, "not a recording path");
     }
     // The index says where the stream's file is; the URL never names a path on disk.
-    let rel = match dvr::recording_file(&app.db, &uid, &epoch, &track, msn).await {
-        Ok(Some(rel)) => rel,
+    let (rel, recorded_kid) = match dvr::recording_file(&app.db, &uid, &epoch, &track, msn).await {
+        Ok(Some(found)) => found,
         Ok(None) => return error(StatusCode::NOT_FOUND, "no such recording"),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let segment = msn.is_some();
+    // Which key, if any: only what the playlist names, for the segment it names.
+    let key = match (segment && encrypted, fq.k.as_deref()) {
+        (false, None) => None,
+        (false, Some(_)) => return error(StatusCode::NOT_FOUND, "no such recording"),
+        (true, None) => {
+            return error(
+                StatusCode::CONFLICT,
+                format!("{stream:?} is encrypted: its recordings are served encrypted, with the key their playlist names"),
+            )
+        }
+        (true, Some(k)) => {
+            let key = k
+                .parse::<Kid>()
+                .ok()
+                .and_then(|k| app.keyring.get(&k))
+                .filter(|key| key.stream == uid && recorded_kid.is_none_or(|r| r == key.kid));
+            match key {
+                Some(key) => Some(key),
+                None => return error(StatusCode::NOT_FOUND, "no such recording under that key"),
+            }
+        }
+    };
     // tokio::fs runs the read on a blocking thread.
     match tokio::fs::read(app.dvr.root.join(&rel)).await {
         Ok(bytes) => (
@@ -243,7 +347,14 @@ pub async fn file(
                     HeaderValue::from_static("public, max-age=31536000, immutable"),
                 ),
             ],
-            bytes,
+            match (&key, msn) {
+                (Some(key), Some(msn)) => crate::protect::seal(
+                    &key.key,
+                    &crate::protect::msn_iv(msn.max(0) as u64),
+                    [&bytes[..]],
+                ),
+                _ => bytes::Bytes::from(bytes),
+            },
         )
             .into_response(),
         // Deleted by retention between the check and the read.

@@ -184,9 +184,13 @@ pub async fn playlist(
                 "{origin}{}/live/{stream}/keys/license",
                 link.as_deref().unwrap_or("")
             );
+            // Time-shift in DASH is of clear streams only: recorded segments are not
+            // served in Common Encryption yet.
             let mut older = std::collections::BTreeMap::new();
-            for track in TrackId::ALL {
-                older.insert(track, time_shift(&app, &e.uid, live, track).await);
+            if !encrypted(&app, &e.uid) {
+                for track in TrackId::ALL {
+                    older.insert(track, time_shift(&app, &e.uid, live, track).await);
+                }
             }
             // Rung windows first, then the source's (see segmenter::Follow).
             let running = e.renditions.running();
@@ -272,9 +276,7 @@ async fn time_shift(
     track: TrackId,
 ) -> Arc<Vec<Segment>> {
     use std::sync::atomic::Ordering;
-    if live.cfg.dvr_window <= 0.0 || !live.recording.load(Ordering::Relaxed) || encrypted(app, uid)
-    {
-        // An encrypted stream's recordings are not served encrypted yet.
+    if live.cfg.dvr_window <= 0.0 || !live.recording.load(Ordering::Relaxed) {
         return Arc::default();
     }
     let head = live
@@ -301,8 +303,21 @@ async fn time_shift(
         .map_or(0, |d| d.as_millis() as i64);
     let since = now_ms - (live.cfg.dvr_window * 1000.0) as i64;
     let run = dvr::run_id(live);
-    match dvr::history(&app.db, uid, track, run, head, since).await {
-        Ok(segments) => {
+    match dvr::history(&app.db, &app.keyring, uid, track, run, head, since).await {
+        Ok(mut segments) => {
+            if encrypted(app, uid) {
+                // Listed as they went out live, and never clear: only the recorded
+                // segments just before the window that were sealed.
+                let clear = segments.iter().rposition(|s| s.sealing.is_none());
+                if let Some(i) = clear {
+                    segments.drain(..=i);
+                }
+            } else {
+                // A clear stream's recordings are served clear.
+                for s in &mut segments {
+                    s.sealing = None;
+                }
+            }
             let segments = Arc::new(segments);
             live.history
                 .lock()
@@ -616,6 +631,37 @@ pub async fn license(
         .into_response()
 }
 
+/// A recorded file of `track` (relative to the recordings directory) for time-shift,
+/// sealed with `sealing` when given.
+async fn serve_recorded(
+    app: &App,
+    rel: &str,
+    track: TrackId,
+    sealing: Option<crate::protect::Sealing>,
+) -> Response {
+    match tokio::fs::read(app.dvr.root.join(rel)).await {
+        Ok(bytes) => (
+            [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(if track == TrackId::Video {
+                        "video/mp4"
+                    } else {
+                        "audio/mp4"
+                    }),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+            ],
+            match sealing {
+                Some(s) => s.seal([&bytes[..]]),
+                None => Bytes::from(bytes),
+            },
+        )
+            .into_response(),
+        Err(_) => error(StatusCode::NOT_FOUND, "the recording is gone"),
+    }
+}
+
 /// `GET /live/{stream}/{track}/{file}`: init segments, segments and parts.
 pub async fn media(
     State(app): State<App>,
@@ -659,8 +705,8 @@ pub async fn media(
         found = lookup(&live.read(), t, &f);
     }
     let Lookup::Found(chunks) = found else {
-        if rung.is_some() || encrypted(&app, &e.uid) {
-            // Rungs are not recorded; recordings are not served encrypted yet.
+        if rung.is_some() {
+            // Rungs are not recorded.
             return not_found();
         }
         // Out of the window: time-shift serves it from the recording, if there is one.
@@ -672,25 +718,21 @@ pub async fn media(
             }
         };
         let run = dvr::run_id(live);
+        let encrypted = encrypted(&app, &e.uid);
         return match dvr::recorded_file(&app.db, &e.uid, t, run, epoch, msn).await {
-            Ok(Some(rel)) => match tokio::fs::read(app.dvr.root.join(rel)).await {
-                Ok(bytes) => (
-                    [
-                        (
-                            header::CONTENT_TYPE,
-                            HeaderValue::from_static(if t == TrackId::Video {
-                                "video/mp4"
-                            } else {
-                                "audio/mp4"
-                            }),
-                        ),
-                        (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-                    ],
-                    bytes,
-                )
-                    .into_response(),
-                Err(_) => not_found(),
-            },
+            Ok(Some((rel, kid))) => {
+                // As the time-shift playlist lists it: an encrypted stream's segment under
+                // the key it went out under live (RFC 8216bis §5.2, its sequence number
+                // the IV), never clear; init segments clear.
+                let key = match (msn, encrypted) {
+                    (Some(msn), true) => match kid.and_then(|k| app.keyring.get(&k)) {
+                        Some(key) => Some(crate::protect::Sealing::new(key, msn)),
+                        None => return not_found(),
+                    },
+                    _ => None,
+                };
+                serve_recorded(&app, &rel, t, key).await
+            }
             Ok(None) => not_found(),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };

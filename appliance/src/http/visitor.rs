@@ -582,6 +582,18 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
     Ok(req)
 }
 
+/// Whether the browser of `jar` has a signed-in administrator's session (the viewer
+/// gate's own test).
+pub(super) async fn has_admin_session(app: &App, jar: &CookieJar) -> bool {
+    match jar.get(SESSION_COOKIE) {
+        Some(c) => matches!(
+            sessions::lookup(&app.db, c.value()).await,
+            Ok(Lookup::Valid(_))
+        ),
+        None => false,
+    }
+}
+
 /// Whether `path` (with or without its leading `/`) is a content key's or the ClearKey
 /// license server's, `/live/NAME/keys/FILE`.
 fn is_key_path(path: &str) -> bool {
@@ -684,13 +696,7 @@ pub async fn viewer_gate(
             .extensions()
             .get::<Grant>()
             .is_some_and(|g| g.stream == named.uid)
-        || match jar.get(SESSION_COOKIE) {
-            Some(c) => matches!(
-                sessions::lookup(&app.db, c.value()).await,
-                Ok(Lookup::Valid(_))
-            ),
-            None => false,
-        };
+        || has_admin_session(&app, &jar).await;
     if !admitted {
         count_key_refusal(&app, req.uri().path());
         let watch_page = is_watch_page(req.uri().path());
