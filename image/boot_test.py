@@ -56,6 +56,11 @@ def free_port():
     return port
 
 
+# A console silent this long in the firmware or in a kernel before its initramfs is a
+# hung boot ([`Vm._early_hang_watchdog`]); a real boot prints within seconds there.
+EARLY_HANG_S = 120
+
+
 class Vm:
     """One QEMU machine on a copy-on-write disk over the image, with its UEFI variables
     and forwarded ports kept across boots."""
@@ -121,6 +126,45 @@ class Vm:
             cmd += ["-drive", f"if=none,id=stick,format=raw,readonly=on,file={stick}"]
         self.started = time.monotonic()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        threading.Thread(target=self._early_hang_watchdog, args=(self.proc, self.console),
+                         daemon=True).start()
+
+    def _early_hang_watchdog(self, proc, console):
+        """Resets the machine through QMP, as a board's watchdog would, when its console
+        has stopped for EARLY_HANG_S in the firmware or in a kernel's boot before it
+        runs its initramfs. QEMU's TCG now and then leaves the vCPUs spinning there for good
+        after a warm reset, which no board does (seen twice in CI: once in the
+        firmware, once right after the kernel switched to the HPET clocksource, with
+        QEMU at 160 % CPU for 17 minutes). Boot counting sees the hung boot as a failed
+        attempt either way; the log says when this happens."""
+        size, since = -1, time.monotonic()
+        while proc.poll() is None:
+            time.sleep(5)
+            try:
+                now = os.path.getsize(console)
+            except OSError:
+                continue
+            if now != size:
+                size, since = now, time.monotonic()
+                continue
+            if time.monotonic() - since < EARLY_HANG_S:
+                continue
+            text = self.console_text()
+            lines = [l for l in text.splitlines() if l.strip()]
+            last = lines[-1] if lines else ""
+            # In the firmware, or in a kernel that has not started its initramfs yet.
+            kernel = text.rsplit("Linux version", 1)
+            early = ("BdsDxe" in last or "EFI stub" in last or "machine restart" in last
+                     or (len(kernel) == 2 and "Run /init" not in kernel[1]))
+            if not early or proc.poll() is not None:
+                continue
+            print(f"boot: the guest hung early in its boot for {EARLY_HANG_S} s (QEMU TCG), "
+                  f"at {last.strip()!r}: reset, as a board's watchdog would", flush=True)
+            try:
+                self.qmp("system_reset")
+            except (OSError, Failed, ValueError) as e:
+                print(f"boot: the reset failed: {e}", flush=True)
+            size, since = -1, time.monotonic()
 
     def qmp(self, command, arguments=None):
         """One QMP command to QEMU itself (the machine's front panel); its answer."""
