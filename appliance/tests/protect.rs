@@ -32,6 +32,31 @@ fn published_whole(server: &Server, mut ff: Proc) -> String {
     )
 }
 
+/// `PUT /api/streams/lobby/protection` with `body`, which must succeed; the answer.
+fn protect_lobby(server: &Server, token: &str, body: Value) -> Answer {
+    let a = api(
+        server,
+        token,
+        "PUT",
+        "/api/streams/lobby/protection",
+        Some(body),
+    );
+    assert_eq!(a.status, 200, "{a:?}");
+    a
+}
+
+/// ffprobe reads `sent` video frames from `url` (`what` if not), and ffmpeg decodes it
+/// with errors fatal.
+fn plays_every_frame(url: &str, sent: Option<u64>, what: &str) {
+    let probe = probe_count(url);
+    assert_eq!(
+        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
+        sent.expect("video"),
+        "{what}"
+    );
+    decode_strict(url);
+}
+
 /// A new content key for `lobby` at once, through the API; its key ID.
 fn rotate(server: &Server, token: &str) -> String {
     let a = api(
@@ -339,14 +364,11 @@ fn an_encrypted_stream_plays_frame_exact_across_a_key_rotation_and_is_ciphertext
     let server = Server::start();
     let (_web, token) = admin(&server);
     let clip = bbb_bframes();
-    let a = api(
+    let a = protect_lobby(
         &server,
         &token,
-        "PUT",
-        "/api/streams/lobby/protection",
-        Some(json!({"encrypted": true, "rotate": "never"})),
+        json!({"encrypted": true, "rotate": "never"}),
     );
-    assert_eq!(a.status, 200, "{a:?}");
     assert_eq!(a.json()["encrypted"], json!(true), "{a:?}");
     // Bad input changes nothing.
     for bad in ["5s", "2d", "soon", ""] {
@@ -809,14 +831,7 @@ fn dash_js_plays_an_encrypted_private_stream_with_clear_key_through_its_link_acr
 fn every_rendition_of_an_encrypted_ladder_changes_key_where_the_source_does() {
     let server = Server::start();
     let (_web, token) = admin(&server);
-    let a = api(
-        &server,
-        &token,
-        "PUT",
-        "/api/streams/lobby/protection",
-        Some(json!({"encrypted": true})),
-    );
-    assert_eq!(a.status, 200, "{a:?}");
+    protect_lobby(&server, &token, json!({"encrypted": true}));
     let out = server.cli(&["stream", "set", "lobby", "--ladder", "240p"]);
     assert!(out.status.success(), "{out:?}");
     // 640x360 with 2 s GOPs and the clip's 5.1 audio: a 240p rung and the stereo
@@ -921,14 +936,11 @@ fn recordings_of_an_encrypted_stream_play_encrypted_in_time_shift_and_over_a_ran
         ..Settings::default()
     });
     let (web, token) = admin(&server);
-    let a = api(
+    protect_lobby(
         &server,
         &token,
-        "PUT",
-        "/api/streams/lobby/protection",
-        Some(json!({"encrypted": true, "rotate": "never"})),
+        json!({"encrypted": true, "rotate": "never"}),
     );
-    assert_eq!(a.status, 200, "{a:?}");
     let out = server.cli(&["stream", "set", "lobby", "--record", "on"]);
     assert!(out.status.success(), "{out:?}");
     let clip = bbb_bframes();
@@ -952,12 +964,7 @@ fn recordings_of_an_encrypted_stream_play_encrypted_in_time_shift_and_over_a_ran
         "seg-0 from the recording"
     );
     let url = server.url("/live/lobby/index.m3u8");
-    let probe = probe_count(&url);
-    assert_eq!(
-        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
-        sent_video.expect("video"),
-        "time-shift: video frames played vs sent"
-    );
+    plays_every_frame(&url, sent_video, "time-shift: video frames played vs sent");
     // The whole publish recorded: one range.
     let range = {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -999,13 +1006,7 @@ fn recordings_of_an_encrypted_stream_play_encrypted_in_time_shift_and_over_a_ran
     );
     // ffmpeg plays the recorded range through both keys, every frame sent.
     let url = server.url(&format!("/dvr/lobby/index.m3u8?{q}"));
-    let probe = probe_count(&url);
-    assert_eq!(
-        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
-        sent_video.expect("video"),
-        "video frames played back vs sent"
-    );
-    decode_strict(&url);
+    plays_every_frame(&url, sent_video, "video frames played back vs sent");
 
     // A recorded segment is ciphertext under its key only, never clear.
     let uri = playlist
@@ -1069,11 +1070,5 @@ fn protection_turned_off_and_on_while_live_plays_through_every_frame() {
     );
     assert_eq!(key_uris(&playlist).len(), 1, "{playlist}");
     let url = server.url("/live/lobby/index.m3u8");
-    let probe = probe_count(&url);
-    assert_eq!(
-        num(&stream_of(&probe, "video")["nb_read_frames"]) as u64,
-        sent_video.expect("video"),
-        "every video frame across the changes"
-    );
-    decode_strict(&url);
+    plays_every_frame(&url, sent_video, "every video frame across the changes");
 }
