@@ -348,7 +348,7 @@ fn dash_is_common_encryption_frame_exact(
         "{} audio frames of {sent_audio}",
         counted.1
     );
-    // A clear segment is not served under a Common Encryption name, nor the reverse.
+    // No init segment for a key the stream does not use.
     let (status, _, _) = get(&server.url(&format!(
         "/live/lobby/video/cenc-init-0-{}.mp4",
         "00".repeat(16)

@@ -277,9 +277,7 @@ pub async fn recorded_file(
 
 /// A key ID as the index stores it (16 bytes; anything else is none).
 fn kid_of(stored: Option<Vec<u8>>) -> Option<crate::protect::Kid> {
-    stored
-        .and_then(|k| <[u8; 16]>::try_from(k).ok())
-        .map(crate::protect::Kid)
+    stored.as_deref().and_then(crate::protect::Kid::from_bytes)
 }
 
 /// The file of recorded segment `msn` (`Some`), or of the init segment (`None`), of

@@ -237,10 +237,10 @@ pub fn media_playlist(segs: &[RecordedSegment], encryption: Option<Encryption<'_
         let mut query = String::new();
         if let Some(kid) = encryption.and_then(|e| e.kids.get(i).map(|k| (e, k))) {
             let (e, kid) = kid;
-            let iv: String = crate::protect::msn_iv(s.msn.max(0) as u64)
-                .iter()
-                .map(|b| format!("{b:02X}"))
-                .collect();
+            let iv = format!(
+                "{:032X}",
+                u128::from_be_bytes(crate::protect::msn_iv(s.msn.max(0) as u64))
+            );
             let _ = writeln!(
                 p,
                 "#EXT-X-KEY:METHOD=AES-128,URI=\"{}{kid}.key\",IV=0x{iv}",

@@ -73,9 +73,8 @@ async fn keys_of(
     let recorded = |s: &playback::RecordedSegment| {
         s.kid
             .as_deref()
-            .and_then(|k| <[u8; 16]>::try_from(k).ok())
-            .map(Kid)
-            .filter(|k| app.keyring.get(k).is_some())
+            .and_then(Kid::from_bytes)
+            .filter(|k| app.keyring.of(uid, k).is_some())
     };
     let newest = if segs.iter().any(|s| recorded(s).is_none()) {
         match app.keyring.latest(uid) {
@@ -322,8 +321,8 @@ pub async fn file(
             let key = k
                 .parse::<Kid>()
                 .ok()
-                .and_then(|k| app.keyring.get(&k))
-                .filter(|key| key.stream == uid && recorded_kid.is_none_or(|r| r == key.kid));
+                .and_then(|k| app.keyring.of(&uid, &k))
+                .filter(|key| recorded_kid.is_none_or(|r| r == key.kid));
             match key {
                 Some(key) => Some(key),
                 None => return error(StatusCode::NOT_FOUND, "no such recording under that key"),

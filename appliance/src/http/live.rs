@@ -511,8 +511,8 @@ pub async fn key(State(app): State<App>, Path((stream, file)): Path<(String, Str
     let found = file
         .strip_suffix(".key")
         .and_then(|k| k.parse::<crate::protect::Kid>().ok())
-        .and_then(|kid| app.keyring.get(&kid))
-        .filter(|k| Some(&k.stream) == uid.as_ref());
+        .zip(uid.as_ref())
+        .and_then(|(kid, uid)| app.keyring.of(uid, &kid));
     let Some(k) = found else {
         count("unknown");
         return error(
@@ -607,9 +607,9 @@ pub async fn license(
         let found = URL_SAFE_NO_PAD
             .decode(kid.trim_end_matches('='))
             .ok()
-            .and_then(|b| <[u8; 16]>::try_from(b).ok())
-            .and_then(|b| app.keyring.get(&crate::protect::Kid(b)))
-            .filter(|k| Some(&k.stream) == uid.as_ref());
+            .and_then(|b| crate::protect::Kid::from_bytes(&b))
+            .zip(uid.as_ref())
+            .and_then(|(kid, uid)| app.keyring.of(uid, &kid));
         let Some(k) = found else {
             count("unknown");
             return error(
@@ -725,7 +725,7 @@ pub async fn media(
                 // the key it went out under live (RFC 8216bis §5.2, its sequence number
                 // the IV), never clear; init segments clear.
                 let key = match (msn, encrypted) {
-                    (Some(msn), true) => match kid.and_then(|k| app.keyring.get(&k)) {
+                    (Some(msn), true) => match kid.and_then(|k| app.keyring.of(&e.uid, &k)) {
                         Some(key) => Some(crate::protect::Sealing::new(key, msn)),
                         None => return not_found(),
                     },

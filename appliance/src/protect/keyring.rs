@@ -37,6 +37,13 @@ impl std::str::FromStr for Kid {
     }
 }
 
+impl Kid {
+    /// A key ID as stored or sent as bytes: exactly 16 of them, else `None`.
+    pub fn from_bytes(b: &[u8]) -> Option<Kid> {
+        <[u8; 16]>::try_from(b).ok().map(Kid)
+    }
+}
+
 /// One content key of one stream.
 pub struct ContentKey {
     /// Its ID.
@@ -155,6 +162,12 @@ impl Keyring {
     /// The key with ID `kid`, of whatever stream.
     pub fn get(&self, kid: &Kid) -> Option<Arc<ContentKey>> {
         self.keys().by_kid.get(kid).cloned()
+    }
+
+    /// The key with ID `kid` if it is one of stream `uid`'s: what a viewer of that
+    /// stream may be given.
+    pub fn of(&self, uid: &StreamUid, kid: &Kid) -> Option<Arc<ContentKey>> {
+        self.get(kid).filter(|k| &k.stream == uid)
     }
 
     /// The newest key of stream `uid`.
