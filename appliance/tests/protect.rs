@@ -210,6 +210,81 @@ fn frames_with_key(file: &std::path::Path, key: &str, video: bool) -> u64 {
         .unwrap_or_else(|e| panic!("a count, not {text:?}: {e}"))
 }
 
+/// What a DASH player of the encrypted presentation `mpd` (at `base`, the URL its
+/// relative URLs resolve against) would play, fetched as its SegmentTemplates name the
+/// files: for each Period and AdaptationSet, its init segment and segments, decoded
+/// by ffmpeg with the key of the AdaptationSet's `cenc:default_KID` (from the key route
+/// of the live stream `lobby`) with errors fatal. Returns (Periods, video frames,
+/// audio packets).
+fn dash_plays_encrypted(server: &Server, base: &str, mpd: &str) -> (usize, u64, u64) {
+    let attr = |chunk: &str, name: &str| -> String {
+        chunk
+            .split(&format!(" {name}=\""))
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or_else(|| panic!("no {name} in {chunk}"))
+            .to_string()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut video, mut audio) = (0, 0);
+    let periods: Vec<&str> = mpd.split("<Period ").skip(1).collect();
+    for (p, period) in periods.iter().enumerate() {
+        for (a, set) in period.split("<AdaptationSet ").skip(1).enumerate() {
+            let is_video = set.contains("contentType=\"video\"");
+            let kid = attr(set, "cenc:default_KID").replace('-', "");
+            let (status, _, key) = get(&server.url(&format!("/live/lobby/keys/{kid}.key")));
+            assert_eq!(status, 200, "key {kid}");
+            let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let template = set
+                .split("<SegmentTemplate")
+                .nth(1)
+                .expect("SegmentTemplate");
+            let first: u64 = attr(template, "startNumber").parse().expect("startNumber");
+            let count: u64 = template
+                .split("<S ")
+                .skip(1)
+                .map(|s| {
+                    s.split(" r=\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .map_or(1, |r| 1 + r.parse::<u64>().expect("r"))
+                })
+                .sum();
+            assert!(count >= 1, "{set}");
+            let mut file = {
+                let url = format!("{base}{}", attr(template, "initialization"));
+                let (status, _, body) = get(&url);
+                assert_eq!(status, 200, "{url}");
+                body
+            };
+            let media = attr(template, "media");
+            assert!(media.contains("cenc"), "clear segments listed: {media}");
+            for n in first..first + count {
+                let url = format!("{base}{}", media.replace("$Number$", &n.to_string()));
+                let (status, _, body) = get(&url);
+                assert_eq!(status, 200, "{url}");
+                file.extend(body);
+            }
+            let path = dir.path().join(format!("{p}-{a}.mp4"));
+            std::fs::write(&path, &file).expect("write");
+            let (ok, err) = ffmpeg_decodes(&["-decryption_key", &key], &path);
+            assert!(
+                ok,
+                "Period {p}, {}: {err}",
+                if is_video { "video" } else { "audio" }
+            );
+            let (ok, _) = ffmpeg_decodes(&[], &path);
+            assert!(!ok, "Period {p} decoded without its key");
+            if is_video {
+                video += frames_with_key(&path, &key, true);
+            } else {
+                audio += frames_with_key(&path, &key, false);
+            }
+        }
+    }
+    (periods.len(), video, audio)
+}
+
 /// The stream `lobby`, encrypted, published whole and its key rotated (to `rotated`)
 /// once, over DASH: a Period per key, each with its key ID and license server; the
 /// license server gives the keys the HLS route gives; each key's Common Encryption
@@ -965,6 +1040,17 @@ fn recordings_of_an_encrypted_stream_play_encrypted_in_time_shift_and_over_a_ran
     );
     let url = server.url("/live/lobby/index.m3u8");
     plays_every_frame(&url, sent_video, "time-shift: video frames played vs sent");
+    // Over DASH too, in Common Encryption: a Period per key, the recorded segments
+    // before the window in them (from sequence number 0), every frame.
+    let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    assert!(mpd.contains("startNumber=\"0\""), "{mpd}");
+    let (periods, frames, _) = dash_plays_encrypted(&server, &server.url("/live/lobby/"), &mpd);
+    assert_eq!(periods, 2, "{mpd}");
+    assert_eq!(
+        Some(frames),
+        sent_video,
+        "time-shift over DASH: video frames vs sent"
+    );
     // The whole publish recorded: one range.
     let range = {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -1020,12 +1106,28 @@ fn recordings_of_an_encrypted_stream_play_encrypted_in_time_shift_and_over_a_ran
     assert_eq!(status, 409, "{path} without its key");
     let (status, _, _) = get(&server.url(&format!("/dvr/lobby/{path}?k={}", kids[0])));
     assert_eq!(status, 404, "{path} under another key");
-    // DASH of the recordings and a viewer's export refuse; an administrator's export is
-    // the clear recording.
-    for file in ["manifest.mpd", "export.mp4"] {
-        let (status, _, _) = get(&server.url(&format!("/dvr/lobby/{file}?{q}")));
-        assert_eq!(status, 409, "{file}");
-    }
+    // The recorded range over DASH: a Period per key, every frame, each segment in
+    // Common Encryption under its key only.
+    let mpd = get_text(&server.url(&format!("/dvr/lobby/manifest.mpd?{q}")));
+    let (periods, frames, _) = dash_plays_encrypted(&server, &server.url("/dvr/lobby/"), &mpd);
+    assert_eq!(periods, 2, "{mpd}");
+    assert_eq!(
+        Some(frames),
+        sent_video,
+        "DASH playback: video frames vs sent"
+    );
+    assert!(
+        mpd.contains(&server.url("/live/lobby/keys/license")),
+        "{mpd}"
+    );
+    let cenc = path.replacen("/video/", "/video/cenc-", 1);
+    let (status, _, _) = get(&server.url(&format!("/dvr/lobby/{cenc}")));
+    assert_eq!(status, 409, "{cenc} without its key");
+    let (status, _, _) = get(&server.url(&format!("/dvr/lobby/{cenc}?k={}", kids[0])));
+    assert_eq!(status, 404, "{cenc} under another key");
+    // A viewer's export refuses; an administrator's export is the clear recording.
+    let (status, _, _) = get(&server.url(&format!("/dvr/lobby/export.mp4?{q}")));
+    assert_eq!(status, 409, "a viewer's export");
     let export = web.get(&format!("/dvr/lobby/export.mp4?{q}"));
     assert_eq!(export.status, 200, "{export:?}");
     assert!(export.body.contains("ftyp") && export.body.contains("mdat"));

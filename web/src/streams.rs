@@ -336,7 +336,7 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                     <label>"New key every" <input name="rotate" value=d.encrypted.clone().unwrap_or_else(|| "10m".into()) maxlength="16" /></label>
                     <button type="submit">"Save encryption"</button>
                 </form>
-                <p class="hint">"Encrypted: every segment that leaves the box is ciphertext, and its key goes only to viewers who may watch (public streams: everyone on the LAN; private ones: through their links). Durations such as 10m or 1h, or never. HLS and DASH players need nothing more. Its recordings play back encrypted over HLS; RTSP of an encrypted stream is refused."</p>
+                <p class="hint">"Encrypted: every segment that leaves the box is ciphertext, and its key goes only to viewers who may watch (public streams: everyone on the LAN; private ones: through their links). Durations such as 10m or 1h, or never. HLS and DASH players need nothing more. Its recordings and time-shift play encrypted over HLS and DASH; RTSP of an encrypted stream is refused."</p>
                 {(d.encrypted.is_some()).then(|| view! {
                     <form method="post" action=action("protection/rotate") class="inline">
                         <Csrf token=c() />

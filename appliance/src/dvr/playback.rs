@@ -328,56 +328,99 @@ pub fn multivariant(video: &[RecordedSegment], audio: &[RecordedSegment], query:
     p
 }
 
-/// Splits segments (one track, oldest first) into runs that play continuously: same
-/// epoch, consecutive sequence numbers, no gap.
-fn runs(segs: &[RecordedSegment]) -> Vec<&[RecordedSegment]> {
-    segs.chunk_by(|a, b| {
-        a.epoch == b.epoch && b.msn == a.msn + 1 && b.start_wall_ms - a.end_ms() <= GAP_MS
-    })
-    .collect()
+/// Whether `b` plays straight on from `a` (one track): same epoch, the next sequence
+/// number, no gap.
+fn continues(a: &RecordedSegment, b: &RecordedSegment) -> bool {
+    a.epoch == b.epoch && b.msn == a.msn + 1 && b.start_wall_ms - a.end_ms() <= GAP_MS
+}
+
+/// How a recorded range is encrypted for DASH: Common Encryption (ISO/IEC 23001-7, the
+/// `cenc` scheme) with the W3C ClearKey key system.
+#[derive(Debug, Clone, Copy)]
+pub struct DashEncryption<'a> {
+    /// The ClearKey license server, an absolute URL.
+    pub license_url: &'a str,
+    /// The key ID of each video segment, in order.
+    pub video: &'a [crate::protect::Kid],
+    /// The key ID of each audio segment, in order.
+    pub audio: &'a [crate::protect::Kid],
 }
 
 /// A static DASH manifest (ISO/IEC 23009-1 §5.3, `type="static"`) of a recorded range:
 /// one Period per continuous run (gaps are cut out), each with SegmentTemplate and
 /// SegmentTimeline over the recorded files (`files/…/$Number$.m4s`, relative to the
-/// manifest).
-pub fn mpd(video: &[RecordedSegment], audio: &[RecordedSegment]) -> String {
-    let lead = if video.is_empty() { audio } else { video };
+/// manifest). With `encryption`, also one Period per key: each AdaptationSet carries
+/// its key ID (`cenc:default_KID`, ISO/IEC 23001-7 §11.2) and the ClearKey license
+/// server, and names its files in Common Encryption under that key
+/// (`files/…/cenc-init.mp4?k=KID`, `files/…/cenc-$Number$.m4s?k=KID`).
+pub fn mpd(
+    video: &[RecordedSegment],
+    audio: &[RecordedSegment],
+    encryption: Option<DashEncryption<'_>>,
+) -> String {
+    use crate::protect::Kid;
+    let lead_is_video = !video.is_empty();
+    let lead = if lead_is_video { video } else { audio };
+    let kid_of = |video: bool, i: usize| -> Option<Kid> {
+        encryption.and_then(|e| if video { e.video } else { e.audio }.get(i).copied())
+    };
+    // The audio segment cut with each video segment.
+    let audio_at: std::collections::HashMap<(&str, i64), usize> = if lead_is_video {
+        audio
+            .iter()
+            .enumerate()
+            .map(|(i, a)| ((a.epoch.as_str(), a.msn), i))
+            .collect()
+    } else {
+        Default::default()
+    };
+    let with_lead = |i: usize| {
+        audio_at
+            .get(&(lead[i].epoch.as_str(), lead[i].msn))
+            .copied()
+    };
+    let keys_at = |i: usize| {
+        (
+            kid_of(lead_is_video, i),
+            with_lead(i).and_then(|j| kid_of(false, j)),
+        )
+    };
+    // Periods as ranges of `lead`: split where it does not play on, or a key changes.
+    let mut periods: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut from = 0;
+    for i in 1..=lead.len() {
+        if i == lead.len() || !continues(&lead[i - 1], &lead[i]) || keys_at(i - 1) != keys_at(i) {
+            periods.push(from..i);
+            from = i;
+        }
+    }
     let total: f64 = lead.iter().map(RecordedSegment::seconds).sum();
     let max_seg = lead
         .iter()
         .map(RecordedSegment::seconds)
         .fold(1.0, f64::max);
     let mut out = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"static\" mediaPresentationDuration=\"PT{total:.3}S\" minBufferTime=\"PT{max_seg:.3}S\" maxSegmentDuration=\"PT{max_seg:.3}S\">\n"
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011\" type=\"static\" mediaPresentationDuration=\"PT{total:.3}S\" minBufferTime=\"PT{max_seg:.3}S\" maxSegmentDuration=\"PT{max_seg:.3}S\">\n"
     );
     let mut at = 0.0;
-    for (i, run) in runs(lead).into_iter().enumerate() {
-        let _ = writeln!(out, "<Period id=\"{i}\" start=\"PT{at:.3}S\">");
-        let keys: std::collections::BTreeSet<(&str, i64)> =
-            run.iter().map(|s| (s.epoch.as_str(), s.msn)).collect();
-        let others: Vec<RecordedSegment> = if video.is_empty() {
-            Vec::new()
-        } else {
-            audio
-                .iter()
-                .filter(|a| keys.contains(&(a.epoch.as_str(), a.msn)))
-                .cloned()
-                .collect()
-        };
+    for (n, period) in periods.into_iter().enumerate() {
+        let _ = writeln!(out, "<Period id=\"{n}\" start=\"PT{at:.3}S\">");
+        let run = &lead[period.clone()];
+        let (lead_kid, audio_kid) = keys_at(period.start);
+        let others: Vec<&RecordedSegment> =
+            period.filter_map(with_lead).map(|j| &audio[j]).collect();
         // One presentation time offset for every track of the period, in seconds of the
         // stream timeline, so audio keeps its offset from video.
         let origin = run
             .first()
             .map_or(0.0, |s| s.start as f64 / s.timescale.max(1) as f64);
-        for set in [run, &others[..]] {
-            let Some(first) = set.first() else { continue };
+        let lead_set: Vec<&RecordedSegment> = run.iter().collect();
+        for (set, kid) in [(lead_set, lead_kid), (others, audio_kid)] {
+            let Some(first) = set.first().copied() else {
+                continue;
+            };
             let video = first.track == "video";
-            let secs: f64 = set
-                .iter()
-                .map(RecordedSegment::seconds)
-                .sum::<f64>()
-                .max(0.001);
+            let secs: f64 = set.iter().map(|s| s.seconds()).sum::<f64>().max(0.001);
             let bandwidth = (set.iter().map(|s| s.bytes).sum::<i64>() as f64 * 8.0 / secs) as u64;
             let dir = first.path_in_stream().rsplit_once('/').map_or("", |d| d.0);
             let _ = writeln!(
@@ -386,6 +429,23 @@ pub fn mpd(video: &[RecordedSegment], audio: &[RecordedSegment]) -> String {
                 if video { "video" } else { "audio" },
                 if video { "video" } else { "audio" }
             );
+            let (init, media) = match (&kid, encryption) {
+                (Some(kid), Some(e)) => {
+                    crate::packager::dash::content_protection(&mut out, kid, e.license_url);
+                    let init_dir = first
+                        .init_path_in_stream()
+                        .rsplit_once('/')
+                        .map_or("", |d| d.0);
+                    (
+                        format!("{init_dir}/cenc-init.mp4?k={kid}"),
+                        format!("{dir}/cenc-$Number$.m4s?k={kid}"),
+                    )
+                }
+                _ => (
+                    first.init_path_in_stream().to_string(),
+                    format!("{dir}/$Number$.m4s"),
+                ),
+            };
             let size = if video {
                 format!(" width=\"{}\" height=\"{}\"", first.width, first.height)
             } else {
@@ -405,11 +465,10 @@ pub fn mpd(video: &[RecordedSegment], audio: &[RecordedSegment]) -> String {
             }
             let _ = writeln!(
                 out,
-                "<SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" startNumber=\"{}\" initialization=\"files/{}\" media=\"files/{dir}/$Number$.m4s\">\n<SegmentTimeline>",
+                "<SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{}\" startNumber=\"{}\" initialization=\"files/{init}\" media=\"files/{media}\">\n<SegmentTimeline>",
                 first.timescale,
                 (origin * first.timescale as f64).round() as i64,
                 first.msn,
-                first.init_path_in_stream()
             );
             for s in set {
                 let _ = writeln!(out, "<S t=\"{}\" d=\"{}\"/>", s.start, s.duration);
@@ -530,7 +589,7 @@ mod tests {
             "{p}"
         );
         assert!(p.contains("#EXT-X-PLAYLIST-TYPE:VOD"));
-        let d = mpd(&segs, &[]);
+        let d = mpd(&segs, &[], None);
         assert_eq!(d.matches("<Period ").count(), 2, "{d}");
         assert!(
             d.contains("media=\"files/1-1/video/$Number$.m4s\"") && d.contains("startNumber=\"2\""),

@@ -6,7 +6,7 @@
 //! | `/dvr/{stream}/{video,audio}.m3u8?start=…&end=…` | VOD media playlists (RFC 8216bis §4.4) |
 //! | `/dvr/{stream}/manifest.mpd?start=…&end=…` | static DASH manifest of the range |
 //! | `/dvr/{stream}/export.mp4?start=…&end=…` | the range as one progressive MP4, streamed |
-//! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment (`?k=KID`: encrypted under that key) |
+//! | `/dvr/{stream}/files/{epoch}/{track}/{file}` | a recorded init segment or segment (`?k=KID`: encrypted under that key; `cenc-…`: in Common Encryption) |
 //! | `/dvr/{stream}/recordings.json?from=…&to=…` | recorded ranges and gaps (JSON; the last day by default) |
 //!
 //! Times are RFC 3339 or Unix seconds. A range in the wrong order, in the future, longer
@@ -22,10 +22,11 @@ use crate::app::App;
 use crate::dvr::export::{self, ExportError};
 use crate::dvr::playback::{self, RangeError};
 use crate::dvr::{self, DvrError};
+use crate::media::TrackId;
 use crate::protect::Kid;
 use crate::streams::StreamUid;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use serde::Deserialize;
@@ -95,14 +96,20 @@ pub async fn playlist(
     State(app): State<App>,
     Path((stream, file)): Path<(String, String)>,
     RawQuery(raw): RawQuery,
-    Query(q): Query<HashMap<String, String>>,
     jar: CookieJar,
+    grant: Option<axum::Extension<super::visitor::Grant>>,
+    scheme: Option<axum::Extension<super::Scheme>>,
+    headers: HeaderMap,
 ) -> Response {
     let uid = match uid_of(&app, &stream) {
         Ok(u) => u,
         Err(r) => return r,
     };
     let encrypted = encrypted(&app, &uid);
+    let q: HashMap<String, String> =
+        url::form_urlencoded::parse(raw.as_deref().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
     let range = match playback::parse_range(
         q.get("start").map(String::as_str),
         q.get("end").map(String::as_str),
@@ -159,26 +166,51 @@ pub async fn playlist(
             Ok(p) => p,
             Err(r) => return r,
         },
-        "manifest.mpd" if encrypted => {
-            return error(
-                StatusCode::CONFLICT,
-                format!(
-                "{stream:?} is encrypted: its recordings play over HLS (index.m3u8), not DASH yet"
-            ),
-            )
-        }
         "manifest.mpd" => {
+            let body = if encrypted {
+                // In Common Encryption with the keys of their time; the license server is
+                // the live stream's, through the same link or session as this manifest.
+                let (vk, ak) = match (
+                    keys_of(&app, &uid, &video).await,
+                    keys_of(&app, &uid, &audio).await,
+                ) {
+                    (Ok(v), Ok(a)) => (v, a),
+                    (Err(r), _) | (_, Err(r)) => return r,
+                };
+                let origin = super::live::origin(&headers, scheme.map(|s| s.0));
+                let license_url =
+                    super::live::license_url(&origin, grant.as_ref().map(|g| &g.0), &stream);
+                playback::mpd(
+                    &video,
+                    &audio,
+                    Some(playback::DashEncryption {
+                        license_url: &license_url,
+                        video: &vk,
+                        audio: &ak,
+                    }),
+                )
+            } else {
+                playback::mpd(&video, &audio, None)
+            };
             return (
                 [
                     (
                         header::CONTENT_TYPE,
                         HeaderValue::from_static("application/dash+xml"),
                     ),
-                    (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+                    // A link's token in the body: for that viewer alone.
+                    (
+                        header::CACHE_CONTROL,
+                        HeaderValue::from_static(if grant.is_some() {
+                            "private, no-cache"
+                        } else {
+                            "no-cache"
+                        }),
+                    ),
                 ],
-                playback::mpd(&video, &audio),
+                body,
             )
-                .into_response()
+                .into_response();
         }
         _ => return error(StatusCode::NOT_FOUND, format!("no {file} for {stream:?}")),
     };
@@ -275,11 +307,14 @@ pub struct FileQuery {
 }
 
 /// A recorded init segment or segment of the stream named `stream` now. An encrypted
-/// stream's segments are served encrypted (AES-128-CBC, PKCS#7, the IV their media
-/// sequence number: RFC 8216bis §5.2) with the key its playlist named in `k=`: the key
-/// it was encrypted with live, or for one recorded in the clear any key of the stream;
-/// never clear (409 without `k=`, 404 for a key that is not the segment's). Init
-/// segments stay clear.
+/// stream's segments are served encrypted with the key its playlist or manifest named
+/// in `k=`: the key it was encrypted with live, or for one recorded in the clear any key
+/// of the stream; never clear (409 without `k=`, 404 for a key that is not the
+/// segment's). `N.m4s` is sealed for HLS (AES-128-CBC, PKCS#7, the IV its media
+/// sequence number: RFC 8216bis §5.2), `cenc-N.m4s` is in Common Encryption for DASH
+/// (ISO/IEC 23001-7 `cenc`, [`crate::protect::cenc::recorded_segment`]); `init.mp4`
+/// stays clear, and `cenc-init.mp4?k=KID` is its Common Encryption form under that
+/// key. The `cenc-` forms are an encrypted stream's only.
 pub async fn file(
     State(app): State<App>,
     Path((stream, epoch, track, file)): Path<(String, String, String, String)>,
@@ -290,15 +325,22 @@ pub async fn file(
         Err(r) => return r,
     };
     let encrypted = encrypted(&app, &uid);
-    let msn = file
+    let (cenc, name) = match file.strip_prefix("cenc-") {
+        Some(rest) => (true, rest),
+        None => (false, file.as_str()),
+    };
+    let msn = name
         .strip_suffix(".m4s")
         .filter(|n| !n.is_empty() && n.len() <= 18 && n.chars().all(|c| c.is_ascii_digit()))
         .and_then(|n| n.parse::<i64>().ok());
     let valid = epoch_name(&epoch)
         && matches!(track.as_str(), "video" | "audio")
-        && (msn.is_some() || file == "init.mp4");
+        && (msn.is_some() || name == "init.mp4");
     if !valid {
         return error(StatusCode::BAD_REQUEST, "not a recording path");
+    }
+    if cenc && !encrypted {
+        return error(StatusCode::NOT_FOUND, "no such recording");
     }
     // The index says where the stream's file is; the URL never names a path on disk.
     let (rel, recorded_kid) = match dvr::recording_file(&app.db, &uid, &epoch, &track, msn).await {
@@ -308,7 +350,7 @@ pub async fn file(
     };
     let segment = msn.is_some();
     // Which key, if any: only what the playlist names, for the segment it names.
-    let key = match (segment && encrypted, fq.k.as_deref()) {
+    let key = match ((segment && encrypted) || cenc, fq.k.as_deref()) {
         (false, None) => None,
         (false, Some(_)) => return error(StatusCode::NOT_FOUND, "no such recording"),
         (true, None) => {
@@ -322,7 +364,8 @@ pub async fn file(
                 .parse::<Kid>()
                 .ok()
                 .and_then(|k| app.keyring.of(&uid, &k))
-                .filter(|key| recorded_kid.is_none_or(|r| r == key.kid));
+                // An init segment names the key, whichever segments follow.
+                .filter(|key| !segment || recorded_kid.is_none_or(|r| r == key.kid));
             match key {
                 Some(key) => Some(key),
                 None => return error(StatusCode::NOT_FOUND, "no such recording under that key"),
@@ -330,38 +373,55 @@ pub async fn file(
         }
     };
     // tokio::fs runs the read on a blocking thread.
-    match tokio::fs::read(app.dvr.root.join(&rel)).await {
-        Ok(bytes) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(if segment {
-                        "video/iso.segment"
-                    } else {
-                        "video/mp4"
-                    }),
-                ),
-                (
-                    header::CACHE_CONTROL,
-                    HeaderValue::from_static("public, max-age=31536000, immutable"),
-                ),
-            ],
-            match (&key, msn) {
-                (Some(key), Some(msn)) => crate::protect::seal(
-                    &key.key,
-                    &crate::protect::msn_iv(msn.max(0) as u64),
-                    [&bytes[..]],
-                ),
-                _ => bytes::Bytes::from(bytes),
-            },
-        )
-            .into_response(),
+    let bytes = match tokio::fs::read(app.dvr.root.join(&rel)).await {
+        Ok(b) => bytes::Bytes::from(b),
         // Deleted by retention between the check and the read.
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            error(StatusCode::NOT_FOUND, "no such recording")
+            return error(StatusCode::NOT_FOUND, "no such recording")
         }
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let track_id = if track == "video" {
+        TrackId::Video
+    } else {
+        TrackId::Audio
+    };
+    let body = match (&key, msn, cenc) {
+        (Some(key), Some(msn), false) => crate::protect::seal(
+            &key.key,
+            &crate::protect::msn_iv(msn.max(0) as u64),
+            [&bytes[..]],
+        ),
+        (Some(key), Some(msn), true) => {
+            match crate::protect::cenc::recorded_segment(&key.key, msn as u32, track_id, &bytes) {
+                Ok(b) => b,
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{rel}: {e}")),
+            }
+        }
+        (Some(key), None, true) => match crate::protect::cenc::recorded_init(&bytes, &key.kid.0) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{rel}: {e}")),
+        },
+        _ => bytes,
+    };
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(if segment {
+                    "video/iso.segment"
+                } else {
+                    "video/mp4"
+                }),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=31536000, immutable"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `from` and `to` of the recordings listing.

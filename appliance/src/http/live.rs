@@ -161,36 +161,15 @@ pub async fn playlist(
             }
         }
         "manifest.mpd" => {
-            // The Host header goes into a cacheable body: only a plausible host:port.
-            let host = headers
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .filter(|h| {
-                    !h.is_empty()
-                        && h.len() <= 255
-                        && h.bytes()
-                            .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
-                })
-                .unwrap_or("localhost");
-            let origin = match scheme.map(|s| s.0) {
-                Some(super::Scheme::Https) => format!("https://{host}"),
-                _ => format!("http://{host}"),
-            };
+            let origin = origin(&headers, scheme.map(|s| s.0));
             let time_url = format!("{origin}/time");
-            // The ClearKey license server, through the viewer's link when they came by
-            // one: an absolute URL, as dash.js uses it as it is (against the page).
-            let link = grant.as_ref().map(|g| format!("/t/{}", g.token));
-            let license_url = format!(
-                "{origin}{}/live/{stream}/keys/license",
-                link.as_deref().unwrap_or("")
-            );
-            // Time-shift in DASH is of clear streams only: recorded segments are not
-            // served in Common Encryption yet.
+            let link = grant.as_ref().map(|g| &g.0);
+            let license_url = license_url(&origin, link, &stream);
+            // Time-shift: an encrypted stream's recorded segments are listed under the
+            // keys they went out under, and served in Common Encryption.
             let mut older = std::collections::BTreeMap::new();
-            if !encrypted(&app, &e.uid) {
-                for track in TrackId::ALL {
-                    older.insert(track, time_shift(&app, &e.uid, live, track).await);
-                }
+            for track in TrackId::ALL {
+                older.insert(track, time_shift(&app, &e.uid, live, track).await);
             }
             // Rung windows first, then the source's (see segmenter::Follow).
             let running = e.renditions.running();
@@ -225,7 +204,7 @@ pub async fn playlist(
             drop(windows);
             drop(audio_window);
             // A link's token in the body: for that viewer alone.
-            let cache = if link.is_some() {
+            let cache = if grant.is_some() {
                 "private, max-age=1"
             } else {
                 "public, max-age=1"
@@ -240,6 +219,38 @@ pub async fn playlist(
             ),
         },
     }
+}
+
+/// The origin (`http://host:port`) a request was made to, for absolute URLs in an
+/// MPD. The Host header goes into a cacheable body: only a plausible host:port, else
+/// `localhost`.
+pub(super) fn origin(headers: &HeaderMap, scheme: Option<super::Scheme>) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c))
+        })
+        .unwrap_or("localhost");
+    match scheme {
+        Some(super::Scheme::Https) => format!("https://{host}"),
+        _ => format!("http://{host}"),
+    }
+}
+
+/// The ClearKey license server of `stream` at `origin`, through the viewer's link when
+/// they came by one (`link`): an absolute URL, as dash.js uses it as it is (against the
+/// page, not the MPD).
+pub(super) fn license_url(
+    origin: &str,
+    link: Option<&super::visitor::Grant>,
+    stream: &str,
+) -> String {
+    let prefix = link.map(|g| format!("/t/{}", g.token)).unwrap_or_default();
+    format!("{origin}{prefix}/live/{stream}/keys/license")
 }
 
 /// Whether stream `uid` is encrypted now ([`crate::protect`]).
@@ -631,35 +642,31 @@ pub async fn license(
         .into_response()
 }
 
-/// A recorded file of `track` (relative to the recordings directory) for time-shift,
-/// sealed with `sealing` when given.
+/// A recorded file of `track` (relative to the recordings directory) for time-shift:
+/// with `key` (and the segment's sequence number), a segment encrypted under it,
+/// sealed for HLS or, with `cenc`, in Common Encryption for DASH.
 async fn serve_recorded(
     app: &App,
     rel: &str,
     track: TrackId,
-    sealing: Option<crate::protect::Sealing>,
+    key: Option<(Arc<crate::protect::ContentKey>, u64)>,
+    cenc: bool,
 ) -> Response {
-    match tokio::fs::read(app.dvr.root.join(rel)).await {
-        Ok(bytes) => (
-            [
-                (
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(if track == TrackId::Video {
-                        "video/mp4"
-                    } else {
-                        "audio/mp4"
-                    }),
-                ),
-                (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-            ],
-            match sealing {
-                Some(s) => s.seal([&bytes[..]]),
-                None => Bytes::from(bytes),
-            },
-        )
-            .into_response(),
-        Err(_) => error(StatusCode::NOT_FOUND, "the recording is gone"),
-    }
+    let bytes = match tokio::fs::read(app.dvr.root.join(rel)).await {
+        Ok(b) => Bytes::from(b),
+        Err(_) => return error(StatusCode::NOT_FOUND, "the recording is gone"),
+    };
+    let body = match key {
+        Some((key, msn)) if cenc => {
+            match crate::protect::cenc::recorded_segment(&key.key, msn as u32, track, &bytes) {
+                Ok(b) => b,
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            }
+        }
+        Some((key, msn)) => crate::protect::Sealing::new(key, msn).seal([&bytes[..]]),
+        None => bytes,
+    };
+    media_body(track, vec![body])
 }
 
 /// `GET /live/{stream}/{track}/{file}`: init segments, segments and parts.
@@ -710,37 +717,63 @@ pub async fn media(
             return not_found();
         }
         // Out of the window: time-shift serves it from the recording, if there is one.
+        let encrypted = encrypted(&app, &e.uid);
         let (epoch, msn) = match f {
             MediaFile::Init(epoch) => (epoch, None),
-            MediaFile::Segment(msn) => (0, Some(msn)),
-            MediaFile::Part(..) | MediaFile::CencInit(..) | MediaFile::CencSegment(_) => {
-                return not_found()
+            MediaFile::Segment(msn) | MediaFile::CencSegment(msn) => (0, Some(msn)),
+            // The init segment of a Period of recorded segments only (the window has
+            // none under its key): the epoch's parameters under one of the stream's
+            // keys.
+            MediaFile::CencInit(epoch, kid) if encrypted => {
+                let params = live
+                    .read()
+                    .epochs
+                    .get(&epoch)
+                    .and_then(|ep| ep.tracks.get(&t))
+                    .map(|(params, _)| params.clone());
+                return match params.zip(app.keyring.of(&e.uid, &kid)) {
+                    Some((params, _)) => media_body(
+                        t,
+                        vec![crate::media::fmp4::protected_init_segment(&params, &kid.0)],
+                    ),
+                    None => not_found(),
+                };
             }
+            MediaFile::Part(..) | MediaFile::CencInit(..) => return not_found(),
         };
+        let cenc = matches!(f, MediaFile::CencSegment(_));
+        if cenc && !encrypted {
+            return not_found();
+        }
         let run = dvr::run_id(live);
-        let encrypted = encrypted(&app, &e.uid);
         return match dvr::recorded_file(&app.db, &e.uid, t, run, epoch, msn).await {
             Ok(Some((rel, kid))) => {
                 // As the time-shift playlist lists it: an encrypted stream's segment under
-                // the key it went out under live (RFC 8216bis §5.2, its sequence number
-                // the IV), never clear; init segments clear.
+                // the key it went out under live, never clear: for HLS sealed (RFC
+                // 8216bis §5.2, its sequence number the IV), for DASH in Common
+                // Encryption. Init segments clear.
                 let key = match (msn, encrypted) {
                     (Some(msn), true) => match kid.and_then(|k| app.keyring.of(&e.uid, &k)) {
-                        Some(key) => Some(crate::protect::Sealing::new(key, msn)),
+                        Some(key) => Some((key, msn)),
                         None => return not_found(),
                     },
                     _ => None,
                 };
-                serve_recorded(&app, &rel, t, key).await
+                serve_recorded(&app, &rel, t, key, cenc).await
             }
             Ok(None) => not_found(),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         };
     };
+    media_body(t, chunks)
+}
+
+/// A media response of `track` whose body is `chunks` in order, immutable.
+fn media_body(track: TrackId, chunks: Vec<Bytes>) -> Response {
     let len: usize = chunks.iter().map(Bytes::len).sum();
-    let content_type = match (t, &f) {
-        (TrackId::Video, _) => "video/mp4",
-        (TrackId::Audio, _) => "audio/mp4",
+    let content_type = match track {
+        TrackId::Video => "video/mp4",
+        TrackId::Audio => "audio/mp4",
     };
     let body = if chunks.len() == 1 {
         Body::from(chunks.into_iter().next().unwrap_or_default())

@@ -133,6 +133,100 @@ pub fn avc_record(stsd: &[u8]) -> Option<Bytes> {
     Some(Bytes::copy_from_slice(body))
 }
 
+/// The AudioSpecificConfig inside an `mp4a` sample entry of `stsd`: the
+/// DecoderSpecificInfo (tag 5) of the DecoderConfigDescriptor (tag 4) of the
+/// ES_Descriptor (tag 3) in its `esds` box (ISO/IEC 14496-1 §7.2.6), if there is one.
+pub fn aac_record(stsd: &[u8]) -> Option<Bytes> {
+    let at = stsd.windows(4).position(|w| w == b"esds")?;
+    let size = be32(stsd, at.checked_sub(4)?).ok()? as usize;
+    // The box body after its version and flags.
+    let body = stsd.get(at + 8..(at - 4).checked_add(size)?)?;
+    // One descriptor at `d`: (tag, payload).
+    fn descriptor(d: &[u8]) -> Option<(u8, &[u8])> {
+        let (&tag, mut rest) = d.split_first()?;
+        let mut len = 0usize;
+        for _ in 0..4 {
+            let (&b, r) = rest.split_first()?;
+            rest = r;
+            len = (len << 7) | usize::from(b & 0x7f);
+            if b & 0x80 == 0 {
+                return Some((tag, rest.get(..len)?));
+            }
+        }
+        None
+    }
+    let (tag, es) = descriptor(body)?;
+    if tag != 0x03 {
+        return None;
+    }
+    // ES_ID, then flags that announce optional fields (§7.2.6.5.1).
+    let flags = *es.get(2)?;
+    let mut at = 3;
+    if flags & 0x80 != 0 {
+        at += 2; // dependsOn_ES_ID
+    }
+    if flags & 0x40 != 0 {
+        at += 1 + usize::from(*es.get(at)?); // URL
+    }
+    if flags & 0x20 != 0 {
+        at += 2; // OCR_ES_Id
+    }
+    let (tag, dcd) = descriptor(es.get(at..)?)?;
+    if tag != 0x04 {
+        return None;
+    }
+    // objectTypeIndication, streamType, bufferSizeDB, maxBitrate, avgBitrate.
+    let (tag, dsi) = descriptor(dcd.get(13..)?)?;
+    (tag == 0x05).then(|| Bytes::copy_from_slice(dsi))
+}
+
+/// The codec parameters of the one track of an init segment: H.264 from its `avcC`,
+/// AAC from its `esds`.
+///
+/// # Errors
+/// [`Mp4Error`] when a box is missing or truncated, or the track is neither.
+pub fn track_params(init: &[u8]) -> Result<super::TrackParams, Mp4Error> {
+    let info = read_init(init)?;
+    match &info.handler {
+        b"vide" => {
+            let record = avc_record(&info.stsd).ok_or(Mp4Error::Missing("avcC"))?;
+            super::h264::AvcConfig::parse(record)
+                .map(super::TrackParams::Video)
+                .map_err(|_| Mp4Error::Unsupported("H.264 parameters"))
+        }
+        b"soun" => {
+            let asc = aac_record(&info.stsd).ok_or(Mp4Error::Missing("esds"))?;
+            super::aac::AudioConfig::parse(asc)
+                .map(super::TrackParams::Audio)
+                .map_err(|_| Mp4Error::Unsupported("AAC parameters"))
+        }
+        _ => Err(Mp4Error::Unsupported(
+            "a track that is neither video nor audio",
+        )),
+    }
+}
+
+/// The samples of the fragments in `data` ([`read_fragments`]), their bytes shared
+/// with `data`, and the decode time of the first, in ticks (0 when there is none).
+///
+/// # Errors
+/// As [`read_fragments`].
+pub fn samples(data: &Bytes) -> Result<(u64, Vec<super::fmp4::Sample>), Mp4Error> {
+    let refs = read_fragments(data)?;
+    let first = refs.first().map_or(0, |s| s.dts);
+    let samples = refs
+        .iter()
+        .map(|s| super::fmp4::Sample {
+            duration: s.duration,
+            cts: s.cts,
+            is_sync: s.sync,
+            // read_fragments checked each sample lies within the data.
+            data: data.slice(s.offset as usize..(s.offset + u64::from(s.size)) as usize),
+        })
+        .collect();
+    Ok((first, samples))
+}
+
 /// One sample of a fragmented file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SampleRef {
@@ -500,5 +594,44 @@ mod tests {
         ));
         assert_eq!(read_init(&audio).expect("audio").timescale, 48_000);
         assert!(read_init(&audio[..audio.len() - 5]).is_err());
+    }
+
+    #[test]
+    fn track_parameters_and_samples_read_back_from_our_files() {
+        let video =
+            TrackParams::Video(AvcConfig::parse(Bytes::from_static(BBB_AVCC)).expect("avcC"));
+        let audio =
+            TrackParams::Audio(AudioConfig::parse(Bytes::from_static(&[0x11, 0xb0])).expect("asc"));
+        for params in [&video, &audio] {
+            let init = init_segment(params);
+            assert_eq!(track_params(&init).as_ref(), Ok(params));
+            // Truncated anywhere: an error, never a panic.
+            for n in 0..init.len() {
+                assert!(track_params(&init[..n]).is_err(), "{n} bytes");
+            }
+        }
+        // An esds with no DecoderSpecificInfo, and no esds at all.
+        assert_eq!(aac_record(b"\0\0\0\x11esds\0\0\0\0\x03\x03\0\0\0"), None);
+        assert_eq!(aac_record(b"nothing here"), None);
+
+        let samples: Vec<Sample> = (0..3)
+            .map(|i| Sample {
+                duration: 1024,
+                cts: 0,
+                is_sync: true,
+                data: Bytes::from(vec![i as u8 + 1; 7 + i]),
+            })
+            .collect();
+        let mut file = fragment(7, TrackId::Audio, 48_000, &samples[..1]).to_vec();
+        file.extend_from_slice(&fragment(8, TrackId::Audio, 49_024, &samples[1..]));
+        let (first, got) = super::samples(&Bytes::from(file)).expect("samples");
+        assert_eq!(first, 48_000);
+        assert_eq!(got.len(), 3);
+        for (g, want) in got.iter().zip(&samples) {
+            assert_eq!(
+                (g.duration, g.cts, g.is_sync, &g.data),
+                (1024, 0, true, &want.data)
+            );
+        }
     }
 }

@@ -55,8 +55,10 @@ fn uuid(kid: &Kid) -> String {
 
 /// The ContentProtection descriptors of an AdaptationSet whose segments are sealed
 /// with `kid`: the `cenc` scheme with its default key ID, and the DASH-IF ClearKey
-/// system (`urn:uuid:e2719d58-…`) with the URL of its license server.
-fn content_protection(out: &mut String, kid: &Kid, license_url: &str) {
+/// system (`urn:uuid:e2719d58-…`) with the URL of its license server. The MPD must
+/// declare the `cenc` (`urn:mpeg:cenc:2013`) and `dashif` (`https://dashif.org/CPS`)
+/// namespaces.
+pub fn content_protection(out: &mut String, kid: &Kid, license_url: &str) {
     let _ = write!(
         out,
         "      <ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"cenc\" cenc:default_KID=\"{}\"/>\n      <ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\">\n        <dashif:Laurl>{}</dashif:Laurl>\n      </ContentProtection>\n",

@@ -15,6 +15,7 @@
 //! whichever player asks.
 
 use crate::media::fmp4::{Sample, SampleEncryption, IV_SIZE};
+use crate::media::mp4::Mp4Error;
 use crate::media::TrackId;
 use aes::cipher::{KeyIvInit, StreamCipher};
 use bytes::Bytes;
@@ -65,6 +66,35 @@ pub fn fragment(
 ) -> Bytes {
     let (encrypted, info) = encrypt(key, track, rand::random(), samples);
     crate::media::fmp4::protected_fragment(sequence, track, base_dts, &encrypted, &info)
+}
+
+/// A recorded segment of `track` (our fragments, in the clear, as the recorder keeps
+/// them) as one fragment in Common Encryption under `key`, with fragment sequence
+/// number `sequence`, its decode times as recorded: time-shift and recordings served
+/// to DASH players.
+///
+/// # Errors
+/// [`Mp4Error`] when the file is not fragments this reads.
+pub fn recorded_segment(
+    key: &[u8; 16],
+    sequence: u32,
+    track: TrackId,
+    segment: &Bytes,
+) -> Result<Bytes, Mp4Error> {
+    let (base, samples) = crate::media::mp4::samples(segment)?;
+    Ok(fragment(key, sequence, track, base, &samples))
+}
+
+/// A recorded init segment as the init segment of its track in Common Encryption
+/// under key ID `kid` ([`crate::media::fmp4::protected_init_segment`]).
+///
+/// # Errors
+/// [`Mp4Error`] when the file is not an init segment of H.264 or AAC.
+pub fn recorded_init(init: &[u8], kid: &[u8; 16]) -> Result<Bytes, Mp4Error> {
+    Ok(crate::media::fmp4::protected_init_segment(
+        &crate::media::mp4::track_params(init)?,
+        kid,
+    ))
 }
 
 /// Encrypts the protected bytes of `data` in place: all of it without `subsamples`,
@@ -224,6 +254,39 @@ mod tests {
         assert!(info.iter().all(|i| i.subsamples.is_empty()));
         assert_eq!(info[1].iv, 8u64.to_be_bytes());
         assert_ne!(enc[0].data, enc[1].data, "another IV, another keystream");
+    }
+
+    /// A recorded segment of two fragments becomes one protected fragment with the same
+    /// samples and times, only its sample bytes changed; a file that is not fragments
+    /// is an error.
+    #[test]
+    fn a_recorded_segment_is_protected_as_one_fragment() {
+        use crate::media::{fmp4, mp4};
+        let samples: Vec<Sample> = (0..3u8)
+            .map(|i| Sample {
+                duration: 1024,
+                cts: 0,
+                is_sync: true,
+                data: Bytes::from(vec![i + 1; 20]),
+            })
+            .collect();
+        let mut file = fmp4::fragment(1, TrackId::Audio, 96_000, &samples[..2]).to_vec();
+        file.extend_from_slice(&fmp4::fragment(2, TrackId::Audio, 98_048, &samples[2..]));
+        let file = Bytes::from(file);
+        let out = recorded_segment(&[3; 16], 5, TrackId::Audio, &file).expect("protected");
+        let got = mp4::read_fragments(&out).expect("read back");
+        assert_eq!(
+            got.iter()
+                .map(|s| (s.dts, s.duration, s.size))
+                .collect::<Vec<_>>(),
+            [(96_000, 1024, 20), (97_024, 1024, 20), (98_048, 1024, 20)]
+        );
+        for (g, clear) in got.iter().zip(&samples) {
+            assert_ne!(&out[g.offset as usize..][..20], &clear.data[..]);
+        }
+        assert!(out.windows(4).any(|w| w == b"senc"));
+        assert!(recorded_segment(&[3; 16], 5, TrackId::Audio, &file.slice(..40)).is_err());
+        assert!(recorded_init(b"not an init segment", &[1; 16]).is_err());
     }
 
     /// NIST SP 800-38A F.5.1 (CTR-AES128.Encrypt), its first block, with the counter
