@@ -42,9 +42,20 @@ impl Lifecycle {
     }
 }
 
-/// Shared service state; cheap to clone.
+/// Shared service state: a handle to one [`AppState`], cheap to clone (one reference
+/// count, however many parts the state has: the router clones it for every request).
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// The service's state, shared through [`App`].
+pub struct AppState {
     /// The loaded configuration.
     pub cfg: Arc<Config>,
     /// The SQLite pool.
@@ -84,6 +95,8 @@ pub struct App {
     pub keyring: Arc<crate::protect::Keyring>,
     /// Content key requests per client address.
     pub key_limit: Arc<crate::auth::limit::ClientLimiter>,
+    /// The appliance-wide secrets, read once ([`crate::db::Secrets`]).
+    pub secrets: Arc<crate::db::Secrets>,
 }
 
 impl App {
@@ -117,10 +130,11 @@ impl App {
             &cfg.data_dir,
             &cfg.removable_media_dir,
         );
-        App {
+        App(Arc::new(AppState {
             updates,
             keyring: Arc::new(crate::protect::Keyring::new(db.clone())),
             key_limit: Arc::new(crate::auth::limit::ClientLimiter::keys()),
+            secrets: Arc::default(),
             dvr: crate::dvr::Dvr::new(&cfg, db.clone(), metrics.clone()),
             cfg: Arc::new(cfg),
             registry: Registry::new(db.clone(), metrics.clone(), thumbnails.clone()),
@@ -137,7 +151,7 @@ impl App {
             thumbnail_limit: Arc::new(crate::auth::limit::ClientLimiter::thumbnails()),
             started: std::time::Instant::now(),
             lifecycle: Arc::default(),
-        }
+        }))
     }
 
     /// The live entry of stream `uid`, opened (hub, packager, recorder, renditions) on

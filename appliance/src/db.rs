@@ -444,6 +444,37 @@ pub async fn secret(pool: &SqlitePool, name: &str) -> Result<Vec<u8>, DbError> {
     Ok(value)
 }
 
+/// The appliance-wide secrets ([`secret`]), each read from the database once and then
+/// kept: a secret never changes while the service runs (a restore or a factory reset
+/// restarts it), so requests that check one (viewer links, CSRF cookies) need no
+/// database read.
+#[derive(Default)]
+pub struct Secrets(std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<[u8]>>>);
+
+impl Secrets {
+    /// The secret `name`, from memory once read ([`secret`] the first time).
+    ///
+    /// # Errors
+    /// [`DbError::Query`] the first time, when it cannot be read or made.
+    pub async fn get(
+        &self,
+        pool: &SqlitePool,
+        name: &str,
+    ) -> Result<std::sync::Arc<[u8]>, DbError> {
+        if let Some(s) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get(name) {
+            return Ok(s.clone());
+        }
+        let fresh: std::sync::Arc<[u8]> = secret(pool, name).await?.into();
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_insert(fresh)
+            .clone())
+    }
+}
+
 /// Sets the appliance-wide setting `name` to `value`.
 ///
 /// # Errors

@@ -47,13 +47,13 @@ pub struct HlsQuery {
     part: Option<usize>,
 }
 
-fn text(content_type: &'static str, cache: &'static str, body: String) -> Response {
+fn text(content_type: &'static str, cache: &'static str, body: impl Into<Body>) -> Response {
     (
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static(cache)),
         ],
-        body,
+        body.into(),
     )
         .into_response()
 }
@@ -395,14 +395,10 @@ async fn media_playlist(
         cache = "public, max-age=6";
     }
     let older = time_shift(app, uid, live, track).await;
-    match hls::media_playlist(
-        &live.read(),
-        track,
-        dir,
-        cfg.segment_target,
-        cfg.part_target,
-        &older,
-    ) {
+    let rendered = live.rendered(track, &older, |w| {
+        hls::media_playlist(w, track, dir, cfg.segment_target, cfg.part_target, &older)
+    });
+    match rendered {
         Some(body) => text(PLAYLIST, cache, body),
         None => error(
             StatusCode::NOT_FOUND,

@@ -112,7 +112,7 @@ pub struct Visitor {
     /// The session.
     pub session: SessionState,
     /// The CSRF secret, for a new cookie at sign-in ([`signed_in`]).
-    csrf_secret: Vec<u8>,
+    csrf_secret: std::sync::Arc<[u8]>,
     /// Whether the request came over HTTPS: its cookies are then `Secure`.
     secure: bool,
 }
@@ -203,7 +203,7 @@ pub async fn visitor(State(app): State<App>, jar: CookieJar, req: Request, next:
             )
         };
     }
-    let secret = match crate::db::secret(&app.db, "csrf_secret").await {
+    let secret = match app.secrets.get(&app.db, "csrf_secret").await {
         Ok(s) => s,
         Err(e) => return super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
@@ -545,7 +545,9 @@ pub async fn through_link(State(app): State<App>, mut req: Request) -> Result<Re
     let Some(named) = dir.by_name(&stream) else {
         return Err(no_stream(&stream));
     };
-    let secret = crate::db::secret(&app.db, crate::auth::viewer::SECRET)
+    let secret = app
+        .secrets
+        .get(&app.db, crate::auth::viewer::SECRET)
         .await
         .map_err(|e| super::error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let watch_page = is_watch_page(rest);

@@ -43,6 +43,16 @@ pub struct LiveStream {
     pub history: std::sync::Mutex<TimeShiftCache>,
     /// Which key new segments are encrypted with.
     pub keys: Keys,
+    /// The media playlist last rendered per track ([`LiveStream::rendered`]).
+    playlists: std::sync::Mutex<std::collections::BTreeMap<crate::media::TrackId, Rendered>>,
+}
+
+/// A media playlist as rendered for a version of the window and a list of time-shift
+/// segments.
+struct Rendered {
+    version: u64,
+    older: Arc<Vec<window::Segment>>,
+    body: bytes::Bytes,
 }
 
 /// Where a packager takes the key its new segments are sealed with
@@ -86,6 +96,39 @@ impl LiveStream {
 
     fn notify(&self) {
         self.changed.send_modify(|v| *v += 1);
+    }
+
+    /// The media playlist of `track` for the window as it is now and the time-shift
+    /// segments `older`: rendered by `render` at most once per change to the window
+    /// (and to `older`), however many viewers ask, and shared by all of them. `None`
+    /// when `render` has none.
+    pub fn rendered(
+        &self,
+        track: crate::media::TrackId,
+        older: &Arc<Vec<window::Segment>>,
+        render: impl FnOnce(&Window) -> Option<String>,
+    ) -> Option<bytes::Bytes> {
+        // The version before the window: a render of a newer window under an older
+        // version is only rendered again, never served stale.
+        let version = *self.changed.borrow();
+        let same = |r: &Rendered| {
+            r.version == version
+                && (Arc::ptr_eq(&r.older, older) || r.older.is_empty() && older.is_empty())
+        };
+        let lock = || self.playlists.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(r) = lock().get(&track).filter(|r| same(r)) {
+            return Some(r.body.clone());
+        }
+        let body = bytes::Bytes::from(render(&self.read())?);
+        lock().insert(
+            track,
+            Rendered {
+                version,
+                older: older.clone(),
+                body: body.clone(),
+            },
+        );
+        Some(body)
     }
 
     /// Waits until `ready` holds for the window, or `timeout` passes. Returns whether
@@ -135,6 +178,7 @@ pub fn spawn_following(
         cfg,
         recording: Default::default(),
         history: Default::default(),
+        playlists: Default::default(),
         keys,
     });
     let live_task = live.clone();
@@ -263,5 +307,54 @@ async fn run(
                 info!("stream ended (EXT-X-ENDLIST)");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::TrackId;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A media playlist is rendered once per change to the window (or to its time-shift
+    /// segments), and every viewer in between shares the same bytes.
+    #[test]
+    fn a_playlist_is_rendered_once_per_change() {
+        let live = LiveStream {
+            name: "lobby".into(),
+            window: RwLock::new(Window::new(std::time::SystemTime::UNIX_EPOCH)),
+            changed: watch::Sender::new(0),
+            cfg: LiveConfig::default(),
+            recording: Default::default(),
+            history: Default::default(),
+            keys: Keys::Own(Arc::new(Sealer::clear())),
+            playlists: Default::default(),
+        };
+        let renders = AtomicUsize::new(0);
+        let render = |_: &Window| {
+            let n = renders.fetch_add(1, Ordering::Relaxed);
+            Some(format!("#EXTM3U\n# render {n}\n"))
+        };
+        let none: Arc<Vec<window::Segment>> = Arc::default();
+        let a = live.rendered(TrackId::Video, &none, render).expect("body");
+        // Another empty time-shift list is the same list.
+        let b = live
+            .rendered(TrackId::Video, &Arc::default(), render)
+            .expect("body");
+        assert_eq!(a.as_ptr(), b.as_ptr(), "shared, not rendered again");
+        assert_eq!(renders.load(Ordering::Relaxed), 1);
+        // Each track has its own.
+        live.rendered(TrackId::Audio, &none, render).expect("body");
+        assert_eq!(renders.load(Ordering::Relaxed), 2);
+        // A change to the window renders it again.
+        live.notify();
+        let c = live.rendered(TrackId::Video, &none, render).expect("body");
+        assert_eq!(&c[..], b"#EXTM3U\n# render 2\n");
+        assert_eq!(renders.load(Ordering::Relaxed), 3);
+        // Nothing to render is not kept.
+        live.notify();
+        assert!(live.rendered(TrackId::Video, &none, |_| None).is_none());
+        live.rendered(TrackId::Video, &none, render).expect("body");
+        assert_eq!(renders.load(Ordering::Relaxed), 4);
     }
 }

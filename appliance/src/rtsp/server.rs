@@ -180,9 +180,12 @@ impl Host for ServerHost {
     }
 
     async fn viewer_secret(&self) -> Option<Vec<u8>> {
-        crate::db::secret(&self.app.db, crate::auth::viewer::SECRET)
+        self.app
+            .secrets
+            .get(&self.app.db, crate::auth::viewer::SECRET)
             .await
             .ok()
+            .map(|s| s.to_vec())
     }
 
     async fn authorize_key(&self, name: &str, key: &str) -> Option<Authorized> {
