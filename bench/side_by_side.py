@@ -22,10 +22,12 @@ Measured after a warm-up:
   (ffmpeg's -re releases packets a little early; one tee feeds both servers, so the
   offset is the same). nginx-rtmp's figure keeps up to 20 ms of polling delay.
 """
-import argparse, datetime, os, re, shutil, signal, socket, statistics, subprocess, sys
+import argparse, datetime, json, os, re, shutil, signal, socket, statistics, subprocess, sys
 import tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HLS_JS_VERSION = json.load(open(os.path.join(ROOT, "tests", "players", "package.json")))[
+    "dependencies"]["hls.js"]
 SOURCE = os.path.join(ROOT, "..", "shared", "media", "bigbuckbunny.mp4")
 FRAME = 0.04  # 25 fps
 TICK = os.sysconf("SC_CLK_TCK")
@@ -111,7 +113,8 @@ daemon off;
 pid {dir}/nginx.pid;
 error_log {dir}/nginx-error.log warn;
 load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
-events {{ worker_connections 1024; }}
+worker_rlimit_nofile 8192;
+events {{ worker_connections {connections}; }}
 rtmp {{
   server {{
     listen 127.0.0.1:{rtmp};
@@ -132,9 +135,10 @@ rtmp {{
 }}
 http {{
   access_log off;
+  {http_extra}
   server {{
     listen 127.0.0.1:{http};
-    location /hls {{ root {dir}; add_header Cache-Control no-cache; }}
+    location /hls {{ root {dir}; add_header Cache-Control no-cache; add_header Access-Control-Allow-Origin *; }}
     location /dash {{ root {dir}; }}
   }}
 }}
@@ -244,7 +248,19 @@ def main():
                     help="encrypted streams: the same streams in the clear, then encrypted "
                          "(AES-128 HLS); CPU per stream-minute and wrk's requests/s for a "
                          "segment and a part in each phase")
+    ap.add_argument("--fanout", action="store_true",
+                    help="HTTP fan-out: streambox and nginx each on CPU 0, wrk on CPU 1; "
+                         "requests/s, throughput, latency and server CPU for a media playlist, "
+                         "a segment and a part with 10, 100 and 1000 keep-alive connections")
+    ap.add_argument("--latency", action="store_true",
+                    help="glass-to-player latency: a publisher burning its wall clock into the "
+                         "picture, played by the portal's watch page (hls.js) from streambox "
+                         "and by hls.js from nginx-rtmp, with 2 s and 5.3 s GOPs")
     args = ap.parse_args()
+    if args.latency:
+        return main_latency(args)
+    if args.fanout:
+        return main_fanout(args)
     if args.protect:
         return main_protect(args)
     if args.abr:
@@ -260,7 +276,8 @@ def main():
         os.makedirs(f"{work}/hls"), os.makedirs(f"{work}/dash")
         n_rtmp, n_http, s_rtmp, s_http = free_port(), free_port(), free_port(), free_port()
         with open(f"{work}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(dir=work, rtmp=n_rtmp, http=n_http,
+            f.write(NGINX_CONF.format(dir=work, rtmp=n_rtmp, http=n_http, connections=1024,
+                                      http_extra="",
                                       user="user root root;" if os.getuid() == 0 else ""))
         nginx = subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"])
         procs.append(nginx)
@@ -576,6 +593,220 @@ def main_protect(args):
         print(f"\nencryption adds {100 * (sealed - clear) / clear:+.1f} % CPU per stream over "
               f"the mean of the clear phases (which differ by "
               f"{100 * abs(results[0][1] - results[2][1]) / clear:.1f} %)")
+    finally:
+        stop_all(procs, work)
+
+
+def wrk_run(url, seconds, connections, pid):
+    """wrk (one thread, on CPU 1) with `connections` keep-alive connections on `url` for
+    `seconds`: a dict of requests/s, MiB/s, latency p50 and p99 (ms), responses that
+    were not 2xx/3xx and socket errors, and the CPU seconds per second of server `pid`."""
+    cpu0 = cpu_seconds(pid)
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
+                          f"-d{seconds}s", "--latency", "--timeout", "5s", url],
+                         check=True, capture_output=True, text=True).stdout
+    cpu = (cpu_seconds(pid) - cpu0) / seconds
+
+    def ms(label):
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)\b", out)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)  # binary units
+    scale = {"B": 2**-20, "KB": 2**-10, "MB": 1.0, "GB": 2**10}[m.group(2)]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "mibs": float(m.group(1)) * scale,
+        "p50": ms("50"),
+        "p99": ms("99"),
+        "bad": int(bad.group(1)) if bad else 0,
+        "errors": sum(int(g) for g in errors.groups()) if errors else 0,
+        "cores": cpu,
+    }
+
+
+def main_fanout(args):
+    """One stream (the RTMP run's clip) published to streambox and nginx-rtmp at once,
+    each server pinned to CPU 0 (streambox then runs one worker thread), wrk and the
+    publisher on CPU 1. For each server, wrk fetches the media playlist, the newest
+    complete segment (CMAF for streambox, MPEG-TS for nginx-rtmp) and, for streambox,
+    the newest complete LL-HLS part, with 10, 100 and 1000 keep-alive connections for
+    --seconds each (8 by default). nginx serves nginx-rtmp's files from disk as a
+    careful admin would set it up: sendfile and tcp_nopush on, one worker, connections
+    kept alive for any number of requests."""
+    for tool in ("wrk", "taskset"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is missing")
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+    seconds = args.seconds if args.seconds != 60 else 8
+    work = tempfile.mkdtemp(prefix="sbx-fanout-bench-")
+    procs = []
+    try:
+        clip = make_clip(work)
+        os.makedirs(f"{work}/hls"), os.makedirs(f"{work}/dash")
+        n_rtmp, n_http, s_rtmp, s_http = free_port(), free_port(), free_port(), free_port()
+        with open(f"{work}/nginx.conf", "w") as f:
+            f.write(NGINX_CONF.format(
+                dir=work, rtmp=n_rtmp, http=n_http, connections=4096,
+                http_extra="sendfile on; tcp_nopush on; keepalive_requests 10000000;",
+                user="user root root;" if os.getuid() == 0 else ""))
+        nginx = subprocess.Popen(["taskset", "-c", "0", "nginx", "-p", work, "-c", f"{work}/nginx.conf"])
+        procs.append(nginx)
+        env = dict(os.environ, STREAMBOX_LOG="warn", STREAMBOX_HTTP__MAX_CONNECTIONS_PER_CLIENT="4096")
+        data = f"{work}/sb"
+        out = subprocess.run([args.streambox, "--data-dir", data, "stream", "add", "s0"],
+                             check=True, capture_output=True, text=True, env=env).stdout
+        key = re.search(r"Stream Key: (\S+)", out).group(1)
+        sb = subprocess.Popen(["taskset", "-c", "0", args.streambox, "--data-dir", data, "serve",
+                               "--rtmp-listen", f"127.0.0.1:{s_rtmp}", "--http-listen",
+                               f"127.0.0.1:{s_http}", "--rtsp-listen", "127.0.0.1:0"],
+                              env=env, stdout=subprocess.DEVNULL)
+        procs.append(sb)
+        time.sleep(1)
+        tee = (f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{s_rtmp}/live/s0?key={key}|"
+               f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{n_rtmp}/live/s0")
+        procs.append(subprocess.Popen(
+            ["taskset", "-c", "1", "ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1",
+             "-i", clip, "-map", "0:v", "-map", "0:a", "-c", "copy", "-f", "tee", tee]))
+        time.sleep(args.warmup)
+        sb_base, ng_base = f"http://127.0.0.1:{s_http}", f"http://127.0.0.1:{n_http}"
+
+        def newest(server, what):
+            """(URL, size in bytes) of the server's media playlist or its newest complete
+            segment or part."""
+            if server == "streambox":
+                playlist_url = f"{sb_base}/live/s0/video.m3u8"
+                _, playlist = fetch(playlist_url)
+                uris = {"playlist": None,
+                        "segment": [l for l in playlist.splitlines() if l.startswith("video/seg-")],
+                        "part": re.findall(r'#EXT-X-PART:[^\n]*URI="([^"]+)"', playlist)}[what]
+                url = playlist_url if uris is None else f"{sb_base}/live/s0/{uris[-1]}"
+            else:
+                playlist_url = f"{ng_base}/hls/s0.m3u8"
+                _, playlist = fetch(playlist_url)
+                uris = None if what == "playlist" else [
+                    l for l in playlist.splitlines() if l.endswith(".ts")]
+                url = playlist_url if uris is None else f"{ng_base}/hls/{uris[-1]}"
+            with urllib.request.urlopen(url, timeout=10) as r:
+                return url, len(r.read())
+
+        rows = []
+        for what in ("playlist", "segment", "part"):
+            for server, pid in (("streambox", sb.pid), ("nginx", nginx.pid)):
+                if what == "part" and server == "nginx":
+                    continue
+                for connections in (10, 100, 1000):
+                    url, size = newest(server, what)
+                    r = wrk_run(url, seconds, connections, pid)
+                    rows.append((what, server, size, connections, r))
+                    print(f"{what} {server} {connections}: {r}", file=sys.stderr)
+        print(f"\nOne 720p25 stream (2 s GOP, ~1.7 Mbit/s); each server on CPU 0, wrk -t1 on CPU 1, "
+              f"{seconds} s per row\n")
+        print("| what | server | size | connections | requests/s | MiB/s | latency p50 / p99 | "
+              "server CPU | requests/s per core | errors |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for what, server, size, connections, r in rows:
+            per_core = r["rps"] / max(r["cores"], 0.01)
+            print(f"| {what} | {server} | {size / 1024:.1f} KiB | {connections} | {r['rps']:,.0f} | "
+                  f"{r['mibs']:,.0f} | {r['p50']:.2f} / {r['p99']:.2f} ms | {100 * r['cores']:.0f} % | "
+                  f"{per_core:,.0f} | {r['bad'] + r['errors']} |")
+        best = max((r["mibs"] * 8 * 2**20 / max(r["cores"], 0.01), c)
+                   for w, s, _, c, r in rows if w == "segment" and s == "streambox")
+        print(f"\nstreambox serves segments at {best[0] / 1e9:.1f} Gbit/s per core "
+              f"(with {best[1]} connections): {best[0] / 4e6:,.0f} viewers of a 4 Mbit/s stream "
+              f"per core; a 1 GbE port carries {1e9 / 4e6:.0f}.")
+    finally:
+        stop_all(procs, work)
+
+
+# The publisher's clock in the picture: the frame's wall-clock time (RTCTIME, taken as
+# the frame enters the filters, paced by -re) in ms, bit k as a 16x16 block at x = 16k of
+# a strip along the top left; then the frame is renumbered at a constant rate for the
+# encoder. bench/glass.mjs reads it back.
+STAMP = ("[0:v]setpts='RTCTIME/(1000000*TB)',split[a][b];"
+         "[b]crop=656:16:0:0,format=gray,"
+         "geq=lum='255*mod(floor(T*1000/pow(2,floor(X/16))),2)'[s];"
+         "[a][s]overlay=0:0,setpts='N/(25*TB)'[v]")
+
+
+def glass(kind, url, seconds):
+    """bench/glass.mjs's reading of the stream at `url` (a watch page or an HLS playlist)."""
+    out = subprocess.run(["node", os.path.join(ROOT, "bench", "glass.mjs"), kind, url, str(seconds)],
+                         check=True, capture_output=True, text=True, timeout=seconds + 120).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main_latency(args):
+    """Glass-to-player latency, read off the picture (bench/glass.mjs): one publisher
+    (ffmpeg, the bench clip re-encoded by libx264 veryfast with -tune zerolatency at
+    2.5 Mbit/s, its wall clock burned into every frame) feeds streambox and nginx-rtmp
+    at once; streambox is played by its own portal watch page (hls.js in low-latency
+    mode, as viewers get it), nginx-rtmp's HLS by the same hls.js with the same settings.
+    Once with 2 s GOPs and once with the test clip's 5.3 s, each player for --seconds
+    (120 by default) after a warm-up."""
+    seconds = args.seconds if args.seconds != 60 else 120
+    work = tempfile.mkdtemp(prefix="sbx-latency-bench-")
+    procs = []
+    rows = []
+    try:
+        clip = make_clip(work)
+        os.makedirs(f"{work}/hls"), os.makedirs(f"{work}/dash")
+        n_rtmp, n_http, s_rtmp, s_http = free_port(), free_port(), free_port(), free_port()
+        with open(f"{work}/nginx.conf", "w") as f:
+            f.write(NGINX_CONF.format(dir=work, rtmp=n_rtmp, http=n_http, connections=1024,
+                                      http_extra="",
+                                      user="user root root;" if os.getuid() == 0 else ""))
+        procs.append(subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"]))
+        env = dict(os.environ, STREAMBOX_LOG="warn")
+        data = f"{work}/sb"
+
+        def cli(*a):
+            return subprocess.run([args.streambox, "--data-dir", data, *a], check=True,
+                                  capture_output=True, text=True, env=env).stdout
+
+        sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve", "--rtmp-listen",
+                               f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
+                               "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
+        procs.append(sb)
+        time.sleep(1)
+        for gop in (2.0, 5.32):
+            name = f"g{int(gop * 100)}"
+            key = re.search(r"Stream Key: (\S+)", cli("stream", "add", name)).group(1)
+            tee = (f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{s_rtmp}/live/{name}?key={key}|"
+                   f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{n_rtmp}/live/{name}")
+            publisher = subprocess.Popen(
+                ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
+                 "-filter_complex", STAMP, "-map", "[v]", "-map", "0:a",
+                 "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency",
+                 "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k",
+                 "-g", str(round(gop * 25)), "-keyint_min", str(round(gop * 25)),
+                 "-sc_threshold", "0", "-flags:v", "+global_header", "-c:a", "copy",
+                 "-f", "tee", tee])
+            procs.append(publisher)
+            time.sleep(args.warmup)
+            for server, kind, url in (
+                    ("streambox (portal page)", "page", f"http://127.0.0.1:{s_http}/watch/{name}"),
+                    ("nginx-rtmp", "hls", f"http://127.0.0.1:{n_http}/hls/{name}.m3u8")):
+                r = glass(kind, url, seconds)
+                print(f"{gop} s GOP, {server}: {r}", file=sys.stderr)
+                rows.append((gop, server, r))
+            publisher.terminate()
+            publisher.wait(timeout=10)
+        print(f"\n720p25 (libx264 veryfast zerolatency, 2.5 Mbit/s, the publisher's wall clock "
+              f"in the picture), hls.js {HLS_JS_VERSION} low-latency mode in Chromium; "
+              f"{seconds} s per row after 5 s of playback\n")
+        print("| GOP | server and player | glass-to-player median (p5 / p95) | "
+              "hls.js's own latency, median | stalls (time stalled) | frames read |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for gop, server, r in rows:
+            def ms(v):
+                return "n/a" if v is None else f"{v / 1000:.2f} s"
+            print(f"| {gop:g} s | {server} | {ms(r['median_ms'])} ({ms(r['p5_ms'])} / "
+                  f"{ms(r['p95_ms'])}) | {ms(r['player_latency_median_ms'])} | {r['stalls']} "
+                  f"({r['stalled_ms'] / 1000:.1f} s) | {r['frames']} ({r['unreadable']} unreadable) |")
     finally:
         stop_all(procs, work)
 

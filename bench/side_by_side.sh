@@ -15,6 +15,13 @@
 # (AES-128 HLS); prints the CPU encryption adds and wrk's requests/s for a segment and a
 # part in each phase.
 #   bench/side_by_side.sh --protect [--streams N] [--seconds S]
+# With --fanout: one stream on streambox and nginx-rtmp, each server pinned to CPU 0 and
+# wrk to CPU 1; requests/s, MiB/s, latency and server CPU for the media playlist, a
+# segment and a part with 10, 100 and 1000 keep-alive connections.
+#   bench/side_by_side.sh --fanout [--seconds S per row, 8 by default]
+# With --latency: glass-to-player latency read off the picture in Chromium (the portal's
+# watch page for streambox, hls.js for nginx-rtmp), with 2 s and 5.3 s GOPs.
+#   bench/side_by_side.sh --latency [--seconds S per player, 120 by default]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()
@@ -25,7 +32,14 @@ command -v wrk >/dev/null || packages+=(wrk)
 [ -e /usr/lib/nginx/modules/ngx_rtmp_module.so ] || packages+=(libnginx-mod-rtmp)
 /usr/bin/python3 -c 'import gi; gi.require_version("GstRtspServer", "1.0")' 2>/dev/null ||
   packages+=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good gstreamer1.0-plugins-bad)
+if [[ " $* " == *" --latency "* ]]; then
+  command -v chromium >/dev/null || packages+=(chromium)
+  command -v npm >/dev/null || packages+=(nodejs npm)
+fi
 tools/install-missing.sh "${packages[@]}"
+if [[ " $* " == *" --latency "* ]] && ! (cd tests/players && npm ls --silent >/dev/null 2>&1); then
+  (cd tests/players && npm ci --no-audit --no-fund)
+fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streambox/target}"
 cargo build --locked --release -p streambox
 exec python3 bench/side_by_side.py --streambox "$CARGO_TARGET_DIR/release/streambox" "$@"
