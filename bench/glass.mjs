@@ -32,7 +32,8 @@ try {
     await page.addScriptTag({ content: readFileSync(lib, 'utf8') });
     await page.evaluate((src) => {
       const v = document.getElementById('player');
-      const hls = new Hls({ lowLatencyMode: true });
+      // The portal's settings (web/assets/watch.js).
+      const hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
       hls.loadSource(src);
       hls.attachMedia(v);
       v.play().catch(() => {});

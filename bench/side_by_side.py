@@ -145,6 +145,21 @@ http {{
 """
 
 
+def start_nginx(work, procs, connections=1024, http_extra="", cpu=None):
+    """nginx with libnginx-mod-rtmp (NGINX_CONF) in `work`, appended to `procs`, pinned
+    to `cpu` when given: (its process, its RTMP port, its HTTP port)."""
+    os.makedirs(f"{work}/hls", exist_ok=True), os.makedirs(f"{work}/dash", exist_ok=True)
+    rtmp, http = free_port(), free_port()
+    with open(f"{work}/nginx.conf", "w") as f:
+        f.write(NGINX_CONF.format(dir=work, rtmp=rtmp, http=http, connections=connections,
+                                  http_extra=http_extra,
+                                  user="user root root;" if os.getuid() == 0 else ""))
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    nginx = subprocess.Popen([*pin, "nginx", "-p", work, "-c", f"{work}/nginx.conf"])
+    procs.append(nginx)
+    return nginx, rtmp, http
+
+
 def make_clip(dir):
     out = os.path.join(dir, "clip.flv")
     subprocess.run(
@@ -231,7 +246,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--streambox", required=True)
     ap.add_argument("--streams", type=int, default=4)
-    ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--seconds", type=int, default=None,
+                    help="how long each phase is measured: 60 s by default (--fanout: 8 s "
+                         "per row; --latency: 120 s per player)")
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--rtsp", action="store_true",
                     help="RTSP: pull --cameras cameras, then fan camera 0 out to --players players")
@@ -257,6 +274,8 @@ def main():
                          "picture, played by the portal's watch page (hls.js) from streambox "
                          "and by hls.js from nginx-rtmp, with 2 s and 5.3 s GOPs")
     args = ap.parse_args()
+    if args.seconds is None:
+        args.seconds = 8 if args.fanout else 120 if args.latency else 60
     if args.latency:
         return main_latency(args)
     if args.fanout:
@@ -273,14 +292,8 @@ def main():
     procs = []
     try:
         clip = make_clip(work)
-        os.makedirs(f"{work}/hls"), os.makedirs(f"{work}/dash")
-        n_rtmp, n_http, s_rtmp, s_http = free_port(), free_port(), free_port(), free_port()
-        with open(f"{work}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(dir=work, rtmp=n_rtmp, http=n_http, connections=1024,
-                                      http_extra="",
-                                      user="user root root;" if os.getuid() == 0 else ""))
-        nginx = subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"])
-        procs.append(nginx)
+        nginx, n_rtmp, n_http = start_nginx(work, procs)
+        s_rtmp, s_http = free_port(), free_port()
         env = dict(os.environ, STREAMBOX_LOG="warn")
         sb = subprocess.Popen([args.streambox, "--data-dir", f"{work}/sb", "serve",
                                "--rtmp-listen", f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}"],
@@ -448,26 +461,36 @@ def delay_text(d):
             f"worst {d[-1] * 1000:.0f} ms (n={len(d)})")
 
 
+def start_streambox(binary, work, procs, cpu=None, **env_extra):
+    """streambox serving from `work`/sb on free ports (RTSP on an ephemeral one), with
+    STREAMBOX_LOG=warn and `env_extra` in its environment, appended to `procs`, pinned
+    to `cpu` when given: (its process, a function running its CLI on the same data,
+    its RTMP port, its HTTP port)."""
+    s_rtmp, s_http = free_port(), free_port()
+    env = dict(os.environ, STREAMBOX_LOG="warn", **env_extra)
+    data = f"{work}/sb"
+
+    def cli(*a):
+        return subprocess.run([binary, "--data-dir", data, *a], check=True,
+                              capture_output=True, text=True, env=env).stdout
+
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    sb = subprocess.Popen([*pin, binary, "--data-dir", data, "serve", "--rtmp-listen",
+                           f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
+                           "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
+    procs.append(sb)
+    time.sleep(1)
+    return sb, cli, s_rtmp, s_http
+
+
 def streambox_alone(args, work, procs):
     """streambox serving --streams streams s0… in `work`, each fed by an ffmpeg looping
     the bench clip over RTMP (all appended to `procs`): the server's process, a function
     running its CLI on the same data, and its HTTP base URL."""
     clip = make_clip(work)
-    s_rtmp, s_http = free_port(), free_port()
-    env = dict(os.environ, STREAMBOX_LOG="warn")
-    data = f"{work}/sb"
-
-    def cli(*a):
-        return subprocess.run([args.streambox, "--data-dir", data, *a], check=True,
-                              capture_output=True, text=True, env=env).stdout
-
+    sb, cli, s_rtmp, s_http = start_streambox(args.streambox, work, procs)
     keys = [re.search(r"Stream Key: (\S+)", cli("stream", "add", f"s{i}")).group(1)
             for i in range(args.streams)]
-    sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve", "--rtmp-listen",
-                           f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
-                           "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
-    procs.append(sb)
-    time.sleep(1)
     for i, key in enumerate(keys):
         procs.append(subprocess.Popen(
             ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
@@ -641,31 +664,17 @@ def main_fanout(args):
     import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    seconds = args.seconds if args.seconds != 60 else 8
+    seconds = args.seconds
     work = tempfile.mkdtemp(prefix="sbx-fanout-bench-")
     procs = []
     try:
         clip = make_clip(work)
-        os.makedirs(f"{work}/hls"), os.makedirs(f"{work}/dash")
-        n_rtmp, n_http, s_rtmp, s_http = free_port(), free_port(), free_port(), free_port()
-        with open(f"{work}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(
-                dir=work, rtmp=n_rtmp, http=n_http, connections=4096,
-                http_extra="sendfile on; tcp_nopush on; keepalive_requests 10000000;",
-                user="user root root;" if os.getuid() == 0 else ""))
-        nginx = subprocess.Popen(["taskset", "-c", "0", "nginx", "-p", work, "-c", f"{work}/nginx.conf"])
-        procs.append(nginx)
-        env = dict(os.environ, STREAMBOX_LOG="warn", STREAMBOX_HTTP__MAX_CONNECTIONS_PER_CLIENT="4096")
-        data = f"{work}/sb"
-        out = subprocess.run([args.streambox, "--data-dir", data, "stream", "add", "s0"],
-                             check=True, capture_output=True, text=True, env=env).stdout
-        key = re.search(r"Stream Key: (\S+)", out).group(1)
-        sb = subprocess.Popen(["taskset", "-c", "0", args.streambox, "--data-dir", data, "serve",
-                               "--rtmp-listen", f"127.0.0.1:{s_rtmp}", "--http-listen",
-                               f"127.0.0.1:{s_http}", "--rtsp-listen", "127.0.0.1:0"],
-                              env=env, stdout=subprocess.DEVNULL)
-        procs.append(sb)
-        time.sleep(1)
+        nginx, n_rtmp, n_http = start_nginx(
+            work, procs, connections=4096,
+            http_extra="sendfile on; tcp_nopush on; keepalive_requests 10000000;", cpu=0)
+        sb, cli, s_rtmp, s_http = start_streambox(
+            args.streambox, work, procs, cpu=0, STREAMBOX_HTTP__MAX_CONNECTIONS_PER_CLIENT="4096")
+        key = re.search(r"Stream Key: (\S+)", cli("stream", "add", "s0")).group(1)
         tee = (f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{s_rtmp}/live/s0?key={key}|"
                f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{n_rtmp}/live/s0")
         procs.append(subprocess.Popen(
@@ -747,31 +756,14 @@ def main_latency(args):
     mode, as viewers get it), nginx-rtmp's HLS by the same hls.js with the same settings.
     Once with 2 s GOPs and once with the test clip's 5.3 s, each player for --seconds
     (120 by default) after a warm-up."""
-    seconds = args.seconds if args.seconds != 60 else 120
+    seconds = args.seconds
     work = tempfile.mkdtemp(prefix="sbx-latency-bench-")
     procs = []
     rows = []
     try:
         clip = make_clip(work)
-        os.makedirs(f"{work}/hls"), os.makedirs(f"{work}/dash")
-        n_rtmp, n_http, s_rtmp, s_http = free_port(), free_port(), free_port(), free_port()
-        with open(f"{work}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(dir=work, rtmp=n_rtmp, http=n_http, connections=1024,
-                                      http_extra="",
-                                      user="user root root;" if os.getuid() == 0 else ""))
-        procs.append(subprocess.Popen(["nginx", "-p", work, "-c", f"{work}/nginx.conf"]))
-        env = dict(os.environ, STREAMBOX_LOG="warn")
-        data = f"{work}/sb"
-
-        def cli(*a):
-            return subprocess.run([args.streambox, "--data-dir", data, *a], check=True,
-                                  capture_output=True, text=True, env=env).stdout
-
-        sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve", "--rtmp-listen",
-                               f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
-                               "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
-        procs.append(sb)
-        time.sleep(1)
+        _, n_rtmp, n_http = start_nginx(work, procs)
+        _, cli, s_rtmp, s_http = start_streambox(args.streambox, work, procs)
         for gop in (2.0, 5.32):
             name = f"g{int(gop * 100)}"
             key = re.search(r"Stream Key: (\S+)", cli("stream", "add", name)).group(1)

@@ -280,7 +280,7 @@ impl Default for LiveConfig {
     fn default() -> Self {
         LiveConfig {
             segment_target: 2.0,
-            part_target: 0.333,
+            part_target: 0.2,
             window: 24.0,
             dvr_window: 7200.0,
             end_grace: 10.0,

@@ -48,7 +48,10 @@
       const d = dash;
       window.player = { kind: 'dash', get latency() { return d.getCurrentLiveLatency(); } };
     } else if (window.Hls && Hls.isSupported()) {
-      hls = new Hls({ lowLatencyMode: true });
+      // Low-latency mode holds PART-HOLD-BACK behind the newest part; up to 1.5x
+      // playback speed lets it get back there after a start or a stall instead of
+      // staying behind for good.
+      hls = new Hls({ lowLatencyMode: true, maxLiveSyncPlaybackRate: 1.5 });
       hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) offline(); });
       hls.loadSource(src);
       hls.attachMedia(video);
