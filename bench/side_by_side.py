@@ -549,19 +549,6 @@ def main_dvr(args):
         stop_all(procs, work)
 
 
-def wrk(url, seconds, connections, pid):
-    """wrk with one thread and `connections` keep-alive connections on `url` for
-    `seconds`: (requests/s, transfer MiB/s, CPU seconds per second of server `pid`)."""
-    cpu0 = cpu_seconds(pid)
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", url],
-                         check=True, capture_output=True, text=True).stdout
-    cpu = (cpu_seconds(pid) - cpu0) / seconds
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)  # binary units
-    scale = {"B": 2**-20, "KB": 2**-10, "MB": 1.0, "GB": 2**10}[m.group(2)]
-    return rps, float(m.group(1)) * scale, cpu
-
-
 def main_protect(args):
     """N streams on streambox alone, as in the RTMP run: in the clear for --seconds, then
     encrypted (`stream set --encrypt on`) for --seconds more, then in the clear again
@@ -600,7 +587,8 @@ def main_protect(args):
                     sys.exit(f"{uri}: {status}")
                 with urllib.request.urlopen(f"{base}/live/s0/{uri}") as r:
                     size = len(r.read())
-                served[what] = (size, wrk(f"{base}/live/s0/{uri}", 10, 64, sb.pid))
+                r = wrk_run(f"{base}/live/s0/{uri}", 10, 64, sb.pid)
+                served[what] = (size, (r["rps"], r["mibs"], r["cores"]))
             results.append((phase, cpu, served))
         print(f"\n{args.streams} streams, 720p25 H.264 (2 s GOP, B-frames) + stereo AAC, ~1.7 Mbit/s "
               f"each; each phase {args.seconds} s after {args.warmup} s warm-up; wrk -t1 -c64 "
@@ -620,12 +608,14 @@ def main_protect(args):
         stop_all(procs, work)
 
 
-def wrk_run(url, seconds, connections, pid):
-    """wrk (one thread, on CPU 1) with `connections` keep-alive connections on `url` for
-    `seconds`: a dict of requests/s, MiB/s, latency p50 and p99 (ms), responses that
-    were not 2xx/3xx and socket errors, and the CPU seconds per second of server `pid`."""
+def wrk_run(url, seconds, connections, pid, cpu=None):
+    """wrk (one thread, pinned to `cpu` when given) with `connections` keep-alive
+    connections on `url` for `seconds`: a dict of requests/s, MiB/s, latency p50 and p99
+    (ms), responses that were not 2xx/3xx and socket errors, and the CPU seconds per
+    second of server `pid`."""
     cpu0 = cpu_seconds(pid)
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{connections}",
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    out = subprocess.run([*pin, "wrk", "-t1", f"-c{connections}",
                           f"-d{seconds}s", "--latency", "--timeout", "5s", url],
                          check=True, capture_output=True, text=True).stdout
     cpu = (cpu_seconds(pid) - cpu0) / seconds
@@ -709,7 +699,7 @@ def main_fanout(args):
                     continue
                 for connections in (10, 100, 1000):
                     url, size = newest(server, what)
-                    r = wrk_run(url, seconds, connections, pid)
+                    r = wrk_run(url, seconds, connections, pid, cpu=1)
                     rows.append((what, server, size, connections, r))
                     print(f"{what} {server} {connections}: {r}", file=sys.stderr)
         print(f"\nOne 720p25 stream (2 s GOP, ~1.7 Mbit/s); each server on CPU 0, wrk -t1 on CPU 1, "

@@ -285,6 +285,21 @@ fn dash_plays_encrypted(server: &Server, base: &str, mpd: &str) -> (usize, u64, 
     (periods.len(), video, audio)
 }
 
+/// The MPD at `dir` + `manifest.mpd` + `query`, played as [`dash_plays_encrypted`]
+/// plays it: two Periods (one per key) and every video frame `sent`. Returns the MPD.
+fn dash_plays_every_frame_of_two_keys(
+    server: &Server,
+    dir: &str,
+    query: &str,
+    sent: Option<u64>,
+) -> String {
+    let mpd = get_text(&server.url(&format!("{dir}manifest.mpd{query}")));
+    let (periods, frames, _) = dash_plays_encrypted(server, &server.url(dir), &mpd);
+    assert_eq!(periods, 2, "{mpd}");
+    assert_eq!(Some(frames), sent, "{dir}: video frames over DASH vs sent");
+    mpd
+}
+
 /// The stream `lobby`, encrypted, published whole and its key rotated (to `rotated`)
 /// once, over DASH: a Period per key, each with its key ID and license server; the
 /// license server gives the keys the HLS route gives; each key's Common Encryption
@@ -1042,15 +1057,8 @@ fn recordings_of_an_encrypted_stream_play_encrypted_in_time_shift_and_over_a_ran
     plays_every_frame(&url, sent_video, "time-shift: video frames played vs sent");
     // Over DASH too, in Common Encryption: a Period per key, the recorded segments
     // before the window in them (from sequence number 0), every frame.
-    let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
+    let mpd = dash_plays_every_frame_of_two_keys(&server, "/live/lobby/", "", sent_video);
     assert!(mpd.contains("startNumber=\"0\""), "{mpd}");
-    let (periods, frames, _) = dash_plays_encrypted(&server, &server.url("/live/lobby/"), &mpd);
-    assert_eq!(periods, 2, "{mpd}");
-    assert_eq!(
-        Some(frames),
-        sent_video,
-        "time-shift over DASH: video frames vs sent"
-    );
     // The whole publish recorded: one range.
     let range = {
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
@@ -1108,14 +1116,8 @@ fn recordings_of_an_encrypted_stream_play_encrypted_in_time_shift_and_over_a_ran
     assert_eq!(status, 404, "{path} under another key");
     // The recorded range over DASH: a Period per key, every frame, each segment in
     // Common Encryption under its key only.
-    let mpd = get_text(&server.url(&format!("/dvr/lobby/manifest.mpd?{q}")));
-    let (periods, frames, _) = dash_plays_encrypted(&server, &server.url("/dvr/lobby/"), &mpd);
-    assert_eq!(periods, 2, "{mpd}");
-    assert_eq!(
-        Some(frames),
-        sent_video,
-        "DASH playback: video frames vs sent"
-    );
+    let mpd =
+        dash_plays_every_frame_of_two_keys(&server, "/dvr/lobby/", &format!("?{q}"), sent_video);
     assert!(
         mpd.contains(&server.url("/live/lobby/keys/license")),
         "{mpd}"

@@ -386,23 +386,25 @@ pub async fn file(
     } else {
         TrackId::Audio
     };
-    let body = match (&key, msn, cenc) {
-        (Some(key), Some(msn), false) => crate::protect::seal(
-            &key.key,
-            &crate::protect::msn_iv(msn.max(0) as u64),
-            [&bytes[..]],
-        ),
-        (Some(key), Some(msn), true) => {
-            match crate::protect::cenc::recorded_segment(&key.key, msn as u32, track_id, &bytes) {
+    let how = match (msn, cenc) {
+        (Some(_), false) => crate::protect::Served::Sealed,
+        (Some(_), true) => crate::protect::Served::CommonEncryption,
+        (None, _) => crate::protect::Served::CommonEncryptionInit,
+    };
+    let body = match &key {
+        Some(key) => {
+            match crate::protect::recorded(
+                key,
+                msn.unwrap_or(0).max(0) as u64,
+                track_id,
+                &bytes,
+                how,
+            ) {
                 Ok(b) => b,
                 Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{rel}: {e}")),
             }
         }
-        (Some(key), None, true) => match crate::protect::cenc::recorded_init(&bytes, &key.kid.0) {
-            Ok(b) => b,
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, format!("{rel}: {e}")),
-        },
-        _ => bytes,
+        None => bytes,
     };
     (
         [

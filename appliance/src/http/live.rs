@@ -639,27 +639,24 @@ pub async fn license(
 }
 
 /// A recorded file of `track` (relative to the recordings directory) for time-shift:
-/// with `key` (and the segment's sequence number), a segment encrypted under it,
-/// sealed for HLS or, with `cenc`, in Common Encryption for DASH.
+/// with `key` (and the segment's sequence number), a segment encrypted under it as
+/// `how` says ([`crate::protect::recorded`]).
 async fn serve_recorded(
     app: &App,
     rel: &str,
     track: TrackId,
     key: Option<(Arc<crate::protect::ContentKey>, u64)>,
-    cenc: bool,
+    how: crate::protect::Served,
 ) -> Response {
     let bytes = match tokio::fs::read(app.dvr.root.join(rel)).await {
         Ok(b) => Bytes::from(b),
         Err(_) => return error(StatusCode::NOT_FOUND, "the recording is gone"),
     };
     let body = match key {
-        Some((key, msn)) if cenc => {
-            match crate::protect::cenc::recorded_segment(&key.key, msn as u32, track, &bytes) {
-                Ok(b) => b,
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            }
-        }
-        Some((key, msn)) => crate::protect::Sealing::new(key, msn).seal([&bytes[..]]),
+        Some((key, msn)) => match crate::protect::recorded(&key, msn, track, &bytes, how) {
+            Ok(b) => b,
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        },
         None => bytes,
     };
     media_body(track, vec![body])
@@ -737,17 +734,17 @@ pub async fn media(
             }
             MediaFile::Part(..) | MediaFile::CencInit(..) => return not_found(),
         };
-        let cenc = matches!(f, MediaFile::CencSegment(_));
-        if cenc && !encrypted {
-            return not_found();
-        }
+        let how = match f {
+            MediaFile::CencSegment(_) if !encrypted => return not_found(),
+            MediaFile::CencSegment(_) => crate::protect::Served::CommonEncryption,
+            _ => crate::protect::Served::Sealed,
+        };
         let run = dvr::run_id(live);
         return match dvr::recorded_file(&app.db, &e.uid, t, run, epoch, msn).await {
             Ok(Some((rel, kid))) => {
                 // As the time-shift playlist lists it: an encrypted stream's segment under
-                // the key it went out under live, never clear: for HLS sealed (RFC
-                // 8216bis §5.2, its sequence number the IV), for DASH in Common
-                // Encryption. Init segments clear.
+                // the key it went out under live, never clear: sealed for HLS, in
+                // Common Encryption for DASH. Init segments clear.
                 let key = match (msn, encrypted) {
                     (Some(msn), true) => match kid.and_then(|k| app.keyring.of(&e.uid, &k)) {
                         Some(key) => Some((key, msn)),
@@ -755,7 +752,7 @@ pub async fn media(
                     },
                     _ => None,
                 };
-                serve_recorded(&app, &rel, t, key, cenc).await
+                serve_recorded(&app, &rel, t, key, how).await
             }
             Ok(None) => not_found(),
             Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),

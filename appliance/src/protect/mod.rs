@@ -87,6 +87,40 @@ impl Sealing {
     }
 }
 
+/// How a recorded file is encrypted as it is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// A segment sealed for HLS: AES-128-CBC with its sequence number as IV
+    /// (RFC 8216bis §5.2, [`Sealing`]).
+    Sealed,
+    /// A segment as one fragment in Common Encryption for DASH
+    /// ([`cenc::recorded_segment`]).
+    CommonEncryption,
+    /// An init segment in Common Encryption under the key's ID
+    /// ([`cenc::recorded_init`]).
+    CommonEncryptionInit,
+}
+
+/// The recorded file `file` of `track` (our clear CMAF as the recorder keeps it;
+/// segment `msn`) encrypted under `key` as `how` says: what time-shift and recordings
+/// serve of an encrypted stream.
+///
+/// # Errors
+/// [`crate::media::mp4::Mp4Error`] when the file is not what the recorder writes.
+pub fn recorded(
+    key: &ContentKey,
+    msn: u64,
+    track: crate::media::TrackId,
+    file: &Bytes,
+    how: Served,
+) -> Result<Bytes, crate::media::mp4::Mp4Error> {
+    match how {
+        Served::Sealed => Ok(seal(&key.key, &msn_iv(msn), [&file[..]])),
+        Served::CommonEncryption => cenc::recorded_segment(&key.key, msn as u32, track, file),
+        Served::CommonEncryptionInit => cenc::recorded_init(file, &key.kid.0),
+    }
+}
+
 /// Decides, for the packager of one live stream's source, which key new segments are
 /// sealed with (its renditions follow the source's cuts:
 /// [`crate::packager::Keys::Leader`]): none while the stream is not encrypted; else the
