@@ -2,6 +2,8 @@
 //   node bench/glass.mjs page URL SECONDS   (a page with a <video>: the portal's watch page)
 //   node bench/glass.mjs hls URL SECONDS    (hls.js from tests/players, low-latency mode,
 //                                            the portal's settings, on a blank page)
+//   node bench/glass.mjs dash URL SECONDS   (dash.js from tests/players, as the portal
+//                                            starts it, on a blank page)
 // The publisher burns its wall clock into each frame as it takes it in (bench/
 // side_by_side.py --latency): a strip of 41 blocks, 16x16 pixels each, along the top left
 // of the picture, block k white when bit k of the Unix time in milliseconds is set. Each
@@ -14,8 +16,8 @@ import { launch } from '../tests/players/browser.mjs';
 import { readFileSync } from 'node:fs';
 
 const [kind, url, seconds] = process.argv.slice(2);
-if (!['page', 'hls'].includes(kind) || !url) {
-  console.error('usage: node bench/glass.mjs page|hls URL SECONDS');
+if (!['page', 'hls', 'dash'].includes(kind) || !url) {
+  console.error('usage: node bench/glass.mjs page|hls|dash URL SECONDS');
   process.exit(2);
 }
 
@@ -26,6 +28,18 @@ try {
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   if (kind === 'page') {
     await page.goto(url);
+  } else if (kind === 'dash') {
+    const lib = new URL('../tests/players/node_modules/dashjs/dist/modern/umd/dash.all.min.js',
+      import.meta.url);
+    await page.setContent('<video id="player" muted autoplay playsinline></video>');
+    await page.addScriptTag({ content: readFileSync(lib, 'utf8') });
+    await page.evaluate((src) => {
+      const v = document.getElementById('player');
+      // The portal's settings (web/assets/watch.js).
+      const p = dashjs.MediaPlayer().create();
+      p.initialize(v, src, true);
+      window.player = { get latency() { return p.getCurrentLiveLatency(); } };
+    }, url);
   } else {
     const lib = new URL('../tests/players/node_modules/hls.js/dist/hls.min.js', import.meta.url);
     await page.setContent('<video id="player" muted autoplay playsinline></video>');
@@ -45,7 +59,7 @@ try {
     v.muted = true;
     const canvas = document.createElement('canvas');
     const ctx = canvas.getContext('2d', { willReadFrequently: true });
-    const s = { latencies: [], unreadable: 0, stalls: 0, stalledMs: 0, player: [], playedAt: 0 };
+    const s = { latencies: [], unreadable: 0, stalls: 0, stalledMs: 0, stallsAt: [], player: [], playedAt: 0 };
     window.glass = s;
     let waitingSince = 0;
     v.addEventListener('playing', () => {
@@ -53,7 +67,11 @@ try {
       if (waitingSince) { s.stalledMs += Date.now() - waitingSince; waitingSince = 0; }
     });
     v.addEventListener('waiting', () => {
-      if (s.playedAt && !waitingSince) { s.stalls += 1; waitingSince = Date.now(); }
+      if (s.playedAt && !waitingSince) {
+        s.stalls += 1;
+        waitingSince = Date.now();
+        s.stallsAt.push((waitingSince - s.playedAt) / 1000);
+      }
     });
     const read = (now, meta) => {
       if (v.videoWidth >= 656) {
@@ -95,6 +113,7 @@ try {
     max_ms: l.length ? l[l.length - 1] : null,
     stalls: s.stalls,
     stalled_ms: s.stalledMs,
+    stalls_at_s: s.stallsAt,
     player_latency_median_ms: at(p, 0.5),
     played_s: s.playedAt ? (Date.now() - s.playedAt) / 1000 : 0,
     pageErrors,

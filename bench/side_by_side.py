@@ -26,8 +26,8 @@ import argparse, datetime, json, os, re, shutil, signal, socket, statistics, sub
 import tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HLS_JS_VERSION = json.load(open(os.path.join(ROOT, "tests", "players", "package.json")))[
-    "dependencies"]["hls.js"]
+PLAYERS = json.load(open(os.path.join(ROOT, "tests", "players", "package.json")))["dependencies"]
+HLS_JS_VERSION, DASH_JS_VERSION = PLAYERS["hls.js"], PLAYERS["dashjs"]
 SOURCE = os.path.join(ROOT, "..", "shared", "media", "bigbuckbunny.mp4")
 FRAME = 0.04  # 25 fps
 TICK = os.sysconf("SC_CLK_TCK")
@@ -139,7 +139,7 @@ http {{
   server {{
     listen 127.0.0.1:{http};
     location /hls {{ root {dir}; add_header Cache-Control no-cache; add_header Access-Control-Allow-Origin *; }}
-    location /dash {{ root {dir}; }}
+    location /dash {{ root {dir}; add_header Access-Control-Allow-Origin *; }}
   }}
 }}
 """
@@ -743,9 +743,10 @@ def main_latency(args):
     (ffmpeg, the bench clip re-encoded by libx264 veryfast with -tune zerolatency at
     2.5 Mbit/s, its wall clock burned into every frame) feeds streambox and nginx-rtmp
     at once; streambox is played by its own portal watch page (hls.js in low-latency
-    mode, as viewers get it), nginx-rtmp's HLS by the same hls.js with the same settings.
-    Once with 2 s GOPs and once with the test clip's 5.3 s, each player for --seconds
-    (120 by default) after a warm-up."""
+    mode, as viewers get it) and by dash.js on its low-latency MPD, nginx-rtmp's HLS by
+    the same hls.js with the same settings and its DASH by the same dash.js. Once with
+    2 s GOPs and once with the test clip's 5.3 s, each player for --seconds (120 by
+    default) after a warm-up."""
     seconds = args.seconds
     work = tempfile.mkdtemp(prefix="sbx-latency-bench-")
     procs = []
@@ -770,18 +771,22 @@ def main_latency(args):
             procs.append(publisher)
             time.sleep(args.warmup)
             for server, kind, url in (
-                    ("streambox (portal page)", "page", f"http://127.0.0.1:{s_http}/watch/{name}"),
-                    ("nginx-rtmp", "hls", f"http://127.0.0.1:{n_http}/hls/{name}.m3u8")):
+                    ("streambox, portal page (hls.js)", "page",
+                     f"http://127.0.0.1:{s_http}/watch/{name}"),
+                    ("streambox, dash.js (low-latency MPD)", "dash",
+                     f"http://127.0.0.1:{s_http}/live/{name}/low-latency.mpd"),
+                    ("nginx-rtmp, hls.js", "hls", f"http://127.0.0.1:{n_http}/hls/{name}.m3u8"),
+                    ("nginx-rtmp, dash.js", "dash", f"http://127.0.0.1:{n_http}/dash/{name}.mpd")):
                 r = glass(kind, url, seconds)
                 print(f"{gop} s GOP, {server}: {r}", file=sys.stderr)
                 rows.append((gop, server, r))
             publisher.terminate()
             publisher.wait(timeout=10)
         print(f"\n720p25 (libx264 veryfast zerolatency, 2.5 Mbit/s, the publisher's wall clock "
-              f"in the picture), hls.js {HLS_JS_VERSION} low-latency mode in Chromium; "
-              f"{seconds} s per row after 5 s of playback\n")
+              f"in the picture), hls.js {HLS_JS_VERSION} low-latency mode and dash.js "
+              f"{DASH_JS_VERSION} in Chromium; {seconds} s per row after 5 s of playback\n")
         print("| GOP | server and player | glass-to-player median (p5 / p95) | "
-              "hls.js's own latency, median | stalls (time stalled) | frames read |")
+              "the player's own latency, median | stalls (time stalled) | frames read |")
         print("| --- | --- | --- | --- | --- | --- |")
         for gop, server, r in rows:
             def ms(v):

@@ -80,16 +80,25 @@ pub fn flv_session(data: &[u8]) -> Window {
     for t in TrackId::ALL {
         let _ = hls::media_playlist(&w, t, t.name(), 1.0, 0.2, &[]);
     }
-    let _ = dash::manifest(
-        &w,
-        1.0,
-        4.0,
-        "http://localhost/time",
-        "http://localhost/live/s/keys/license",
-        &BTreeMap::new(),
-        &[],
+    for low_latency in [
         None,
-    );
+        Some(dash::LowLatency {
+            chunk: 0.2,
+            target: 1.0,
+        }),
+    ] {
+        let _ = dash::manifest(
+            &w,
+            1.0,
+            4.0,
+            "http://localhost/time",
+            "http://localhost/live/s/keys/license",
+            &BTreeMap::new(),
+            &[],
+            None,
+            low_latency,
+        );
+    }
     w
 }
 

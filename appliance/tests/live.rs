@@ -412,6 +412,123 @@ fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
     assert_eq!(status, 404);
 }
 
+/// The (last) video Representation of an MPD, up to its end.
+fn video_representation(mpd: &str) -> &str {
+    let from = mpd
+        .rsplit("<Representation id=\"video\"")
+        .next()
+        .expect("a video Representation");
+    from.split("</Representation>").next().unwrap_or(from)
+}
+
+/// The last `$Number$` a SegmentTemplate lists: its startNumber plus the
+/// segments of its timeline (`S` elements and their repeats), less one.
+fn last_listed(template: &str) -> u64 {
+    let attr = |s: &str, name: &str| -> Option<u64> {
+        s.split(&format!(" {name}=\""))
+            .nth(1)?
+            .split('"')
+            .next()?
+            .parse()
+            .ok()
+    };
+    let start = attr(template, "startNumber").expect("startNumber");
+    let listed: u64 = template
+        .split("<S ")
+        .skip(1)
+        .map(|s| 1 + attr(s, "r").unwrap_or(0))
+        .sum();
+    start + listed - 1
+}
+
+#[test]
+fn low_latency_dash_lists_the_segment_being_written_and_sends_it_as_it_grows() {
+    let server = Server::with(Settings {
+        part_target: 0.2,
+        ..Settings::default()
+    });
+    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes(), -1, 2);
+    let regular = get_text(&server.url("/live/lobby/manifest.mpd"));
+    let mpd = get_text(&server.url("/live/lobby/low-latency.mpd"));
+    for needle in [
+        "http://www.dashif.org/guidelines/low-latency-live-v5",
+        "minimumUpdatePeriod=\"PT0.400S\"",
+        "<ServiceDescription id=\"0\">",
+        "<Latency target=\"1000\"",
+        "<PlaybackRate min=\"0.9\" max=\"1.5\"/>",
+        "availabilityTimeComplete=\"false\"",
+        "urn:mpeg:dash:utc:http-iso:2014",
+    ] {
+        assert!(
+            mpd.contains(needle),
+            "low-latency MPD lacks {needle}: {mpd}"
+        );
+        assert!(
+            !regular.contains(needle) || needle.starts_with("urn:"),
+            "the regular MPD has {needle}: {regular}"
+        );
+    }
+    // The segment being written is available a chunk (0.2 s) after it begins.
+    let video = video_representation(&mpd);
+    let ato: f64 = video
+        .split("availabilityTimeOffset=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .and_then(|n| n.parse().ok())
+        .expect("availabilityTimeOffset");
+    assert!((1.6..=2.2).contains(&ato), "ATO {ato}: {mpd}");
+    // The regular MPD lists complete segments; the low-latency one, the segment being
+    // written (once it has a part) and the next one too.
+    let (complete, ahead) = (
+        last_listed(video_representation(&regular)),
+        last_listed(video),
+    );
+    let being_written = mpd.contains("availabilityTimeOffset");
+    assert!(
+        ahead > complete && being_written,
+        "listed up to {ahead}, complete {complete}: {mpd}"
+    );
+
+    // The next segment, asked for before it begins: held until it does, then sent
+    // part by part as the packager writes it, in chunked transfer.
+    let url = server.url(&format!("/live/lobby/video/seg-{ahead}.m4s"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (headers, chunks, bytes) = rt.block_on(async {
+        let mut resp = reqwest::get(&url).await.expect("GET the next segment");
+        assert_eq!(resp.status(), 200);
+        let headers = resp.headers().clone();
+        let (mut chunks, mut bytes) = (Vec::new(), Vec::new());
+        while let Some(c) = resp.chunk().await.expect("chunk") {
+            chunks.push((std::time::Instant::now(), c.len()));
+            bytes.extend_from_slice(&c);
+        }
+        (headers, chunks, bytes)
+    });
+    assert_eq!(headers["transfer-encoding"], "chunked", "{headers:?}");
+    assert!(headers.get("content-length").is_none(), "{headers:?}");
+    let spread = chunks.last().expect("a chunk").0 - chunks[0].0;
+    assert!(
+        chunks.len() >= 5 && spread >= Duration::from_millis(1000),
+        "a 2 s segment came in {} chunks over {spread:?}",
+        chunks.len()
+    );
+    // The same bytes as the complete segment.
+    let (status, headers, whole) = get(&url);
+    assert_eq!(status, 200);
+    assert_eq!(headers["content-length"], whole.len().to_string().as_str());
+    assert_eq!(bytes.len(), whole.len());
+    assert!(
+        bytes == whole,
+        "the growing segment differs from the complete one"
+    );
+    // Beyond the next segment is not promised: 404 at once.
+    let (status, _, _) = get(&server.url(&format!("/live/lobby/video/seg-{}.m4s", ahead + 5)));
+    assert_eq!(status, 404);
+}
+
 #[test]
 fn reconnect_continues_with_discontinuity_then_playlist_ends() {
     let server = Server::with(Settings {
@@ -671,4 +788,35 @@ fn hls_js_and_dash_js_play_the_live_stream_in_chromium() {
             assert_eq!(r["isDynamic"], true, "{r}");
         }
     }
+}
+
+#[test]
+fn dash_js_plays_the_low_latency_mpd_within_two_seconds_of_live() {
+    let server = Server::with(Settings {
+        part_target: 0.2,
+        ..Settings::default()
+    });
+    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes_as("640x360", "mp4"), -1, 1);
+    let r = browser_result(play_in_browser(
+        "dash",
+        &server.url("/live/lobby/low-latency.mpd"),
+        20,
+    ));
+    eprintln!("dash.js, low latency: {r}");
+    // No error at all: a failed clock synchronisation against /time would be one
+    // (TIME_SYNC_FAILED), and /time is the MPD's only UTCTiming source.
+    assert_eq!(r["fatal"], serde_json::json!([]), "{r}");
+    assert_eq!(r["pageErrors"], serde_json::json!([]), "{r}");
+    assert_eq!(r["isDynamic"], true, "{r}");
+    let (played, wall) = (num(&r["played"]), num(&r["wall"]));
+    assert!(
+        wall > 10.0 && played > wall * 0.9,
+        "stalled: {played:.1} s in {wall:.1} s: {r}"
+    );
+    assert_eq!(r["stalls"], 0, "{r}");
+    let latency = num(&r["latency"]);
+    assert!(
+        latency > 0.0 && latency <= 2.0,
+        "dash.js plays {latency:.2} s behind live: {r}"
+    );
 }

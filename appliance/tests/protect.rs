@@ -915,6 +915,25 @@ fn dash_js_plays_an_encrypted_private_stream_with_clear_key_through_its_link_acr
         r["currentTime"],
         starts[1]
     );
+
+    // The low-latency MPD (the watch page's DASH choice) plays it too, across another
+    // rotation, within two seconds of live. The segment it lists ahead in the old key's
+    // Period begins the new key's: that request is refused, and dash.js reads the MPD
+    // again.
+    let served = key_requests(&server, "served");
+    let player =
+        play_in_browser_same_origin("dash", &format!("{link}/live/lobby/low-latency.mpd"), 24);
+    let r = played_across_a_rotation(&server, &token, player, 2, 12.0);
+    assert!(
+        key_requests(&server, "served") > served,
+        "a license for the new key: {}",
+        server.metrics()
+    );
+    let latency = num(&r["latency"]);
+    assert!(
+        latency > 0.0 && latency <= 2.0,
+        "dash.js plays {latency:.2} s behind live: {r}"
+    );
 }
 
 #[test]

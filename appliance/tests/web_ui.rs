@@ -282,6 +282,7 @@ fn streams_made_and_played_in_the_admin_ui_and_a_private_one_only_through_its_li
     for path in [
         "/live/chapel/index.m3u8",
         "/live/chapel/manifest.mpd",
+        "/live/chapel/low-latency.mpd",
         "/live/chapel/thumbnail.jpg",
         "/dvr/chapel/recordings.json",
         "/watch/chapel/state",

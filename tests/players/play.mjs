@@ -31,6 +31,11 @@ try {
   await page.evaluate(([kind, url]) => {
     const v = document.getElementById('v');
     window.fatal = [];
+    // Stalls: the video waiting for data once it has played.
+    window.stalls = 0;
+    let played = false;
+    v.addEventListener('playing', () => { played = true; });
+    v.addEventListener('waiting', () => { if (played) window.stalls += 1; });
     window.canPlay = MediaSource.isTypeSupported('video/mp4; codecs="avc1.64001f"');
     if (kind === 'hls') {
       const hls = new Hls({ lowLatencyMode: true });
@@ -57,6 +62,7 @@ try {
       currentTime: v.currentTime, width: v.videoWidth, height: v.videoHeight,
       decodedFrames: q.totalVideoFrames, droppedFrames: q.droppedVideoFrames,
       fatal: window.fatal, canPlayAvc: window.canPlay, mediaError: v.error && v.error.message,
+      stalls: window.stalls,
     };
     if (kind === 'hls') {
       const details = window.player.levels?.[0]?.details;

@@ -202,7 +202,7 @@ pub fn detail(shell: Shell, d: Detail) -> String {
         let base = format!("/admin/streams/{}", d.name);
         let action = |a: &str| format!("{base}/{a}");
         let hls = format!("/live/{}/index.m3u8", d.name);
-        let dash = format!("/live/{}/manifest.mpd", d.name);
+        let dash = format!("/live/{}/low-latency.mpd", d.name);
         let state = format!("/watch/{}/state", d.name);
         let watch = format!("/watch/{}", d.name);
         let c = || csrf.clone();

@@ -6,8 +6,9 @@
 //! | `/live/{stream}/index.m3u8` | multivariant playlist |
 //! | `/live/{stream}/{video,audio}.m3u8` | LL-HLS media playlist; `_HLS_msn`, `_HLS_part` block |
 //! | `/live/{stream}/manifest.mpd` | dynamic DASH manifest |
+//! | `/live/{stream}/low-latency.mpd` | the same in DASH-IF's low-latency mode: the segment being written too |
 //! | `/live/{stream}/{track}/init-{epoch}.mp4` | init segment |
-//! | `/live/{stream}/{track}/seg-{msn}.m4s` | segment (its parts, concatenated) |
+//! | `/live/{stream}/{track}/seg-{msn}.m4s` | segment (its parts, concatenated); one being written is sent as it grows |
 //! | `/live/{stream}/{track}/part-{msn}-{i}.m4s` | partial segment; the next one blocks |
 //! | `/live/{stream}/{track}/cenc-init-{epoch}-{kid}.mp4` | init segment in Common Encryption (DASH) |
 //! | `/live/{stream}/{track}/cenc-seg-{msn}.m4s` | segment in Common Encryption (DASH) |
@@ -101,7 +102,8 @@ async fn wait_playable(live: &LiveStream) -> Result<(), Response> {
     }
 }
 
-/// `GET /live/{stream}/{file}`: `index.m3u8`, `video.m3u8`, `audio.m3u8`, `manifest.mpd`.
+/// `GET /live/{stream}/{file}`: `index.m3u8`, `video.m3u8`, `audio.m3u8`, `manifest.mpd`,
+/// `low-latency.mpd`.
 pub async fn playlist(
     State(app): State<App>,
     Path((stream, file)): Path<(String, String)>,
@@ -129,7 +131,8 @@ pub async fn playlist(
         },
         _ => None,
     };
-    if track.is_none() && rung.is_none() && file != "index.m3u8" && file != "manifest.mpd" {
+    let mpd = matches!(file.as_str(), "manifest.mpd" | "low-latency.mpd");
+    if track.is_none() && rung.is_none() && file != "index.m3u8" && !mpd {
         return error(
             StatusCode::NOT_FOUND,
             format!("no {file:?} in stream {stream:?}"),
@@ -160,7 +163,7 @@ pub async fn playlist(
                 None => error(StatusCode::SERVICE_UNAVAILABLE, "stream has no tracks yet"),
             }
         }
-        "manifest.mpd" => {
+        "manifest.mpd" | "low-latency.mpd" => {
             let origin = origin(&headers, scheme.map(|s| s.0));
             let time_url = format!("{origin}/time");
             let link = grant.as_ref().map(|g| &g.0);
@@ -199,6 +202,7 @@ pub async fn playlist(
                         name: &r.name,
                         window: w,
                     }),
+                (file == "low-latency.mpd").then(|| low_latency(cfg)),
             );
             drop(rungs);
             drop(windows);
@@ -218,6 +222,15 @@ pub async fn playlist(
                 format!("no {file:?} in stream {stream:?}"),
             ),
         },
+    }
+}
+
+/// The low-latency MPD's settings: chunks are the LL-HLS parts, and players hold five
+/// of them (at least a second) behind live, as hls.js holds PART-HOLD-BACK.
+fn low_latency(cfg: &crate::config::LiveConfig) -> dash::LowLatency {
+    dash::LowLatency {
+        chunk: cfg.part_target,
+        target: (cfg.part_target * 5.0).max(1.0),
     }
 }
 
@@ -445,9 +458,47 @@ fn parse_media_file(file: &str) -> Option<MediaFile> {
     Some(MediaFile::Part(msn.parse().ok()?, part.parse().ok()?))
 }
 
+/// The sequence number of the segment a media file is.
+fn segment_msn(f: &MediaFile) -> Option<u64> {
+    match *f {
+        MediaFile::Segment(msn) | MediaFile::CencSegment(msn) => Some(msn),
+        _ => None,
+    }
+}
+
+fn segment(w: &Window, track: TrackId, msn: u64) -> Option<&Segment> {
+    w.tracks.get(&track)?.segment(msn)
+}
+
+/// Whether segment `msn` of `track` is in another epoch, or under another key, than the
+/// one before it: the first of a new DASH Period.
+fn begins_period(w: &Window, track: TrackId, msn: u64) -> bool {
+    let key = |s: &Segment| (s.epoch, s.sealing.as_ref().map(|x| x.key.kid));
+    match (
+        segment(w, track, msn),
+        msn.checked_sub(1).and_then(|p| segment(w, track, p)),
+    ) {
+        (Some(s), Some(before)) => key(s) != key(before),
+        _ => false,
+    }
+}
+
+/// Whether segment `msn`, not begun in this track, is the next one the packager begins
+/// in it: the open one (begun in another track), or the one after the open one, which
+/// the low-latency MPD lists ahead.
+fn upcoming(w: &Window, tw: &crate::packager::window::TrackWindow, msn: u64) -> bool {
+    let open = tw
+        .segments
+        .back()
+        .is_some_and(|s| !s.complete && s.msn == w.next_msn);
+    !w.ended && (msn == w.next_msn || (open && msn == w.next_msn + 1))
+}
+
 /// What a media request resolves to, looked up under the window lock.
 enum Lookup {
     Found(Vec<Bytes>),
+    /// A segment being written, with a part already: sent as it grows ([`growing`]).
+    Growing,
     /// Not there yet, but it is the next thing the packager will produce.
     Soon,
     Gone,
@@ -464,8 +515,10 @@ fn lookup(w: &Window, track: TrackId, f: &MediaFile) -> Lookup {
         },
         MediaFile::Segment(msn) => match tw.segment(msn) {
             Some(s) if s.complete => Lookup::Found(s.served()),
+            // A sealed segment is encrypted as one resource once complete: it waits.
+            Some(s) if s.sealing.is_none() && !s.parts.is_empty() => Lookup::Growing,
             Some(_) => Lookup::Soon,
-            None if msn == w.next_msn && !w.ended => Lookup::Soon,
+            None if upcoming(w, tw, msn) => Lookup::Soon,
             None => Lookup::Gone,
         },
         // Only for a key this track's window seals with: the URLs the MPD lists.
@@ -482,8 +535,10 @@ fn lookup(w: &Window, track: TrackId, f: &MediaFile) -> Lookup {
         }
         MediaFile::CencSegment(msn) => match tw.segment(msn) {
             Some(s) if s.complete => s.cenc().map_or(Lookup::Gone, Lookup::Found),
+            Some(s) if s.parts.first().is_some_and(|p| p.cenc.is_some()) => Lookup::Growing,
+            Some(s) if s.sealing.is_none() => Lookup::Gone,
             Some(_) => Lookup::Soon,
-            None if msn == w.next_msn && !w.ended => Lookup::Soon,
+            None if upcoming(w, tw, msn) => Lookup::Soon,
             None => Lookup::Gone,
         },
         MediaFile::Part(msn, i) => {
@@ -699,10 +754,31 @@ pub async fn media(
     let live = rung.as_ref().map_or(&*e.output, |r| &*r.output);
     let mut found = lookup(&live.read(), t, &f);
     if matches!(found, Lookup::Soon) {
-        let wait = block_wait(&live.read(), live);
+        let (wait, absent) = {
+            let w = live.read();
+            (
+                block_wait(&w, live),
+                segment_msn(&f).is_some_and(|n| segment(&w, t, n).is_none()),
+            )
+        };
         live.wait_until(wait, |w| !matches!(lookup(w, t, &f), Lookup::Soon))
             .await;
-        found = lookup(&live.read(), t, &f);
+        let w = live.read();
+        // A segment asked for before it began was predicted from the one before it
+        // (the low-latency MPD lists the next segment in that one's Period): one that
+        // begins another Period (epoch or key) is not what was asked for.
+        if absent && segment_msn(&f).is_some_and(|n| begins_period(&w, t, n)) {
+            return error(
+                StatusCode::NOT_FOUND,
+                format!("{track}/{file} begins a new period: read the manifest again"),
+            );
+        }
+        found = lookup(&w, t, &f);
+    }
+    if let (Lookup::Growing, Some(msn)) = (&found, segment_msn(&f)) {
+        let live = rung.as_ref().map_or(&e.output, |r| &r.output).clone();
+        let cenc = matches!(f, MediaFile::CencSegment(_));
+        return growing(live, t, msn, cenc);
     }
     let Lookup::Found(chunks) = found else {
         if rung.is_some() {
@@ -759,6 +835,71 @@ pub async fn media(
         };
     };
     media_body(t, chunks)
+}
+
+/// Segment `msn` of `track` while it is being written (in Common Encryption with
+/// `cenc`): its parts so far at once, then each as the packager adds it, until the
+/// segment is complete; the same bytes as the complete segment, in chunked transfer
+/// (low-latency DASH's chunked CMAF, DASH-IF IOP v5 Part 9). The body ends with an
+/// error (the client sees a truncated response) when no part comes within the blocking
+/// wait (three target durations) or the segment leaves the window unfinished.
+fn growing(live: Arc<LiveStream>, track: TrackId, msn: u64, cenc: bool) -> Response {
+    use futures_util::StreamExt;
+    let gone = move |why: &str| std::io::Error::other(format!("segment {msn}: {why}"));
+    // (the stream, parts sent, whether the last one was sent)
+    let parts = futures_util::stream::unfold(
+        (live, 0usize, false),
+        move |(live, sent, done)| async move {
+            if done {
+                return None;
+            }
+            let segment = |w: &Window| -> Option<(Vec<Bytes>, usize, bool)> {
+                let s = w.tracks.get(&track)?.segment(msn)?;
+                let chunks = s.parts.get(sent..)?.iter().map(|p| {
+                    if cenc {
+                        p.cenc.clone().unwrap_or_default()
+                    } else {
+                        p.bytes.clone()
+                    }
+                });
+                Some((chunks.collect(), s.parts.len(), s.complete))
+            };
+            let wait = block_wait(&live.read(), &live);
+            let grew = live
+                .wait_until(wait, |w| {
+                    segment(w).is_none_or(|(c, _, done)| !c.is_empty() || done)
+                })
+                .await;
+            let next = if grew { segment(&live.read()) } else { None };
+            Some(match next {
+                Some((chunks, n, complete)) => (Ok(chunks), (live, n, complete)),
+                None if grew => (
+                    Err(gone("it left the window unfinished")),
+                    (live, sent, true),
+                ),
+                None => (Err(gone("no part came in time")), (live, sent, true)),
+            })
+        },
+    )
+    .flat_map(|r: Result<Vec<Bytes>, std::io::Error>| {
+        let items: Vec<Result<Bytes, std::io::Error>> = match r {
+            Ok(chunks) => chunks.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        futures_util::stream::iter(items)
+    });
+    let content_type = match track {
+        TrackId::Video => "video/mp4",
+        TrackId::Audio => "audio/mp4",
+    };
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+        ],
+        Body::from_stream(parts),
+    )
+        .into_response()
 }
 
 /// A media response of `track` whose body is `chunks` in order, immutable.

@@ -2,6 +2,17 @@
 //! CMAF segments as HLS: SegmentTemplate with SegmentTimeline and `$Number$` (the media
 //! sequence number), one Period per epoch, UTCTiming (DASH-IF IOP §4.7).
 //!
+//! Low-latency DASH (DASH-IF IOP v5 Part 9, "Low-latency Modes for DASH", the
+//! SegmentTimeline mode) lists the same segments and adds the one being written, once it
+//! has its first CMAF chunk (an LL-HLS part: a `moof` + `mdat`), with an estimated
+//! duration, and the one after it, so a player asks for the next segment as soon as it
+//! has the last one, as an LL-HLS player does on a preload hint (the server holds that
+//! request until the segment begins, and refuses it when the segment turns out to begin
+//! a new Period). `availabilityTimeOffset` makes each available one chunk after it
+//! begins; with `availabilityTimeComplete="false"` the player fetches it as it grows,
+//! over chunked transfer. A `ServiceDescription` gives the latency to hold (ISO/IEC
+//! 23009-1 Annex K), and the update period is two chunks.
+//!
 //! An encrypted stream's segments are listed in Common Encryption (ISO/IEC 23001-7
 //! `cenc`, [`crate::protect::cenc`]) under their own URLs (`cenc-init-{epoch}-{kid}.mp4`,
 //! `cenc-seg-$Number$.m4s`), one Period per key (ISO/IEC 23009-1 §5.8.4.1
@@ -30,6 +41,87 @@ pub struct Rung<'a> {
     pub name: &'a str,
     /// The rung's window.
     pub window: &'a Window,
+}
+
+/// How a low-latency MPD differs from the regular one (DASH-IF IOP v5 Part 9).
+#[derive(Debug, Clone, Copy)]
+pub struct LowLatency {
+    /// Seconds of media per CMAF chunk: the LL-HLS part target.
+    pub chunk: f64,
+    /// Seconds behind live the player is asked to hold (`ServiceDescription`
+    /// `Latency@target`).
+    pub target: f64,
+}
+
+/// How the segments of a Representation are listed: complete ones only, or (low
+/// latency) with the one being written, once it has a chunk.
+#[derive(Debug, Clone, Copy)]
+struct Listing {
+    low_latency: Option<LowLatency>,
+    /// Seconds: the duration a segment being written is listed with when no segment
+    /// before it tells better.
+    segment_target: f64,
+}
+
+impl Listing {
+    fn lists(&self, s: &Segment) -> bool {
+        s.complete || (self.low_latency.is_some() && !s.parts.is_empty())
+    }
+
+    /// The start and duration (ticks) each of `segs` is listed with: its own once
+    /// complete. One being written (always the last) is listed with the duration of the
+    /// one before it (GOPs are mostly regular), or the segment target without one; never
+    /// less than what it holds and one more chunk. Low latency, when `segs` end with the
+    /// newest segment of a live window: one more, the next, as long as the last and
+    /// right after it. Estimates are a quarter chunk long: a player takes the segment
+    /// after one it fetched to be the one at its listed end (plus 10 ms, in dash.js),
+    /// so an estimate short by more than that would have it fetch the same one again
+    /// (audio segments differ by an AAC frame, 21 ms at 48 kHz).
+    fn entries(&self, segs: &[&Segment], newest: bool) -> Vec<(u64, u64)> {
+        let ticks = |s: &Segment, secs: f64| (secs * f64::from(s.timescale)).round() as u64;
+        let mut out: Vec<(u64, u64)> = segs
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match self.low_latency {
+                Some(ll) if !s.complete => {
+                    let before = i
+                        .checked_sub(1)
+                        .map(|j| segs[j])
+                        .filter(|p| p.complete && p.timescale == s.timescale)
+                        .map_or(ticks(s, self.segment_target), |p| p.duration);
+                    let margin = ticks(s, ll.chunk / 4.0);
+                    (
+                        s.start,
+                        before.max(s.duration + ticks(s, ll.chunk)) + margin,
+                    )
+                }
+                _ => (s.start, s.duration),
+            })
+            .collect();
+        if let (Some(ll), true, Some(&(start, d)), Some(last)) =
+            (self.low_latency, newest, out.last(), segs.last())
+        {
+            let margin = if last.complete {
+                ticks(last, ll.chunk / 4.0)
+            } else {
+                0
+            };
+            out.push((start + d, d + margin));
+        }
+        out
+    }
+}
+
+/// Whether `segs` end with the newest segment of `track` in `w`, a window a publisher
+/// still feeds.
+fn ends_live(w: &Window, track: TrackId, segs: &[&Segment]) -> bool {
+    w.live
+        && !w.ended
+        && w.tracks
+            .get(&track)
+            .and_then(|t| t.segments.back())
+            .map(|s| s.msn)
+            == segs.last().map(|s| s.msn)
 }
 
 /// A Period's epoch and key (`None`: in the clear).
@@ -83,7 +175,8 @@ fn xml_escape(s: &str) -> String {
 /// `stereo`, the transcoded audio rendition when there is one, takes the source audio's
 /// place: each Period lists its segments that start within the Period. Encrypted
 /// segments are listed in Periods of their key, whose ClearKey license server is
-/// `license_url`.
+/// `license_url`. With `low_latency`, the MPD of DASH-IF's low-latency SegmentTimeline
+/// mode (see the module's documentation); without, only complete segments are listed.
 #[allow(clippy::too_many_arguments)]
 pub fn manifest(
     w: &Window,
@@ -94,7 +187,12 @@ pub fn manifest(
     older: &BTreeMap<TrackId, Arc<Vec<Segment>>>,
     rungs: &[Rung<'_>],
     stereo: Option<Rung<'_>>,
+    low_latency: Option<LowLatency>,
 ) -> String {
+    let listing = Listing {
+        low_latency,
+        segment_target,
+    };
     let listed_older = |track: &TrackId| -> Vec<&Segment> {
         older
             .get(track)
@@ -120,9 +218,14 @@ pub fn manifest(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" \
          xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\" \
-         profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:com:dashif:dash264\" \
+         profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:com:dashif:dash264{}\" \
          type=\"{}\" availabilityStartTime=\"{}\" publishTime=\"{}\" \
          minBufferTime=\"{}\" maxSegmentDuration=\"{}\"",
+        if low_latency.is_some() {
+            ",http://www.dashif.org/guidelines/low-latency-live-v5"
+        } else {
+            ""
+        },
         if w.ended { "static" } else { "dynamic" },
         iso8601(w.origin),
         iso8601(SystemTime::now()),
@@ -140,17 +243,34 @@ pub fn manifest(
         // first segment.
         let _ = write!(out, " mediaPresentationDuration=\"{}\"", secs(end));
     } else {
+        // Low latency: a segment is listed once it has its first chunk, so players
+        // look again every two chunks.
+        let (update, delay) = match low_latency {
+            Some(ll) => (ll.chunk * 2.0, ll.target),
+            None => (segment_target, max_seg * 2.0),
+        };
         let _ = write!(
             out,
             " minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\"",
-            secs(segment_target),
+            secs(update),
             secs(window + history),
-            secs(max_seg * 2.0)
+            secs(delay)
         );
     }
     out.push_str(">\n");
+    if let (Some(ll), false) = (low_latency, w.ended) {
+        // ISO/IEC 23009-1 Annex K: the latency to hold, and the playback rates a player
+        // may use to get back to it.
+        let _ = write!(
+            out,
+            "  <ServiceDescription id=\"0\">\n    <Latency target=\"{}\" min=\"{}\" max=\"{}\"/>\n    <PlaybackRate min=\"0.9\" max=\"1.5\"/>\n  </ServiceDescription>\n",
+            (ll.target * 1000.0).round() as u64,
+            (ll.chunk * 2000.0).round() as u64,
+            (ll.target * 3000.0).round() as u64,
+        );
+    }
     // A Period's segments of one track: recorded ones still in the epoch, then the
-    // window's, complete only.
+    // window's, complete only (low latency: and the one being written).
     let period_segs = |(epoch, kid): PeriodKey, track: &TrackId| -> Vec<&Segment> {
         let Some(tw) = w.tracks.get(track) else {
             return Vec::new();
@@ -158,7 +278,7 @@ pub fn manifest(
         listed_older(track)
             .into_iter()
             .chain(tw.segments.iter())
-            .filter(|s| s.epoch == epoch && kid_of(s) == kid && s.complete)
+            .filter(|s| s.epoch == epoch && kid_of(s) == kid && listing.lists(s))
             .collect()
     };
     // A Period per epoch and key, in order of their first segments, each starting with
@@ -169,7 +289,7 @@ pub fn manifest(
             .into_iter()
             .chain(w.tracks[track].segments.iter())
         {
-            if !s.complete || !w.epochs.contains_key(&s.epoch) {
+            if !listing.lists(s) || !w.epochs.contains_key(&s.epoch) {
                 continue;
             }
             let key = (s.epoch, kid_of(s));
@@ -195,7 +315,7 @@ pub fn manifest(
             let segs = period_segs(pkey, track);
             let Some(first) = segs.first() else { continue };
             if let (TrackParams::Audio(_), Some(r)) = (&**params, stereo) {
-                stereo_adaptation_set(&mut period, i, r, start..end, kid, license_url);
+                stereo_adaptation_set(&mut period, i, r, start..end, kid, license_url, listing);
                 continue;
             }
             let bandwidth = tw.peak_bitrate().max(1);
@@ -241,11 +361,20 @@ pub fn manifest(
             // The Period's start in this track's timescale: every track (and rung) maps
             // stream time the same way, whichever starts first.
             let offset = (start * f64::from(first.timescale)).round() as u64;
-            segment_template(&mut period, track.name(), pkey, offset, &segs);
+            let newest = ends_live(w, *track, &segs);
+            segment_template(
+                &mut period,
+                track.name(),
+                pkey,
+                offset,
+                &segs,
+                listing,
+                newest,
+            );
             if *track == TrackId::Video {
                 let last = segs.last().map_or(first.msn, |s| s.msn);
                 for r in rungs {
-                    rung_representation(&mut period, r, first.msn..=last, kid, offset);
+                    rung_representation(&mut period, r, first.msn..=last, kid, offset, listing);
                 }
             }
             period.push_str("    </AdaptationSet>\n");
@@ -267,15 +396,16 @@ pub fn manifest(
     out
 }
 
-/// A rendition's complete segments of `track` that `keep` selects, of the epoch of the
+/// A rendition's listed segments of `track` that `keep` selects, of the epoch of the
 /// first of them, with that epoch's parameters; `None` when there are none.
 fn rendition_segments(
     w: &Window,
     track: TrackId,
+    listing: Listing,
     keep: impl Fn(&Segment) -> bool,
 ) -> Option<(PeriodKey, Vec<&Segment>, &TrackParams)> {
     let tw = w.tracks.get(&track)?;
-    let kept = tw.segments.iter().filter(|s| s.complete && keep(s));
+    let kept = tw.segments.iter().filter(|s| listing.lists(s) && keep(s));
     let epoch = kept.clone().next()?.epoch;
     let segs: Vec<&Segment> = kept.filter(|s| s.epoch == epoch).collect();
     let (params, _) = w.epochs.get(&epoch)?.tracks.get(&track)?;
@@ -285,13 +415,17 @@ fn rendition_segments(
 /// A SegmentTemplate with its SegmentTimeline (ISO/IEC 23009-1 §5.3.9.4) for `segs` (at
 /// least one) of epoch and key `pkey` under `name/`, mapped so that media time `offset`
 /// is the Period's start; closes the Representation. Encrypted segments are listed by
-/// their Common Encryption URLs.
+/// their Common Encryption URLs. Low latency: a segment being written is available one
+/// chunk after it begins (`availabilityTimeOffset` is its listed duration less a
+/// chunk), and is fetched as it grows (`availabilityTimeComplete="false"`).
 fn segment_template(
     out: &mut String,
     name: &str,
     (epoch, kid): PeriodKey,
     offset: u64,
     segs: &[&Segment],
+    listing: Listing,
+    newest: bool,
 ) {
     let first = segs[0];
     let (init, media) = match kid {
@@ -304,12 +438,22 @@ fn segment_template(
             format!("{name}/seg-$Number$.m4s"),
         ),
     };
+    let entries = listing.entries(segs, newest);
     let _ = write!(
         out,
-        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{init}\" media=\"{media}\">\n          <SegmentTimeline>\n",
+        "        <SegmentTemplate timescale=\"{}\" presentationTimeOffset=\"{offset}\" startNumber=\"{}\" initialization=\"{init}\" media=\"{media}\"",
         first.timescale, first.msn
     );
-    timeline(out, segs);
+    if let (Some(ll), Some((_, last))) = (listing.low_latency, entries.last()) {
+        let listed = *last as f64 / f64::from(first.timescale.max(1));
+        let _ = write!(
+            out,
+            " availabilityTimeOffset=\"{:.3}\" availabilityTimeComplete=\"false\"",
+            (listed - ll.chunk).max(0.0)
+        );
+    }
+    out.push_str(">\n          <SegmentTimeline>\n");
+    timeline(out, &entries);
     out.push_str(
         "          </SegmentTimeline>\n        </SegmentTemplate>\n      </Representation>\n",
     );
@@ -325,9 +469,10 @@ fn rung_representation(
     msns: std::ops::RangeInclusive<u64>,
     kid: Option<Kid>,
     offset: u64,
+    listing: Listing,
 ) {
     let w = r.window;
-    let Some((pkey, segs, params)) = rendition_segments(w, TrackId::Video, |s| {
+    let Some((pkey, segs, params)) = rendition_segments(w, TrackId::Video, listing, |s| {
         msns.contains(&s.msn) && kid_of(s) == kid
     }) else {
         return;
@@ -351,7 +496,8 @@ fn rung_representation(
         let _ = write!(out, " frameRate=\"{}/1000\"", (fps * 1000.0).round() as u64);
     }
     out.push_str(">\n");
-    segment_template(out, r.name, pkey, offset, &segs);
+    let newest = ends_live(w, TrackId::Video, &segs);
+    segment_template(out, r.name, pkey, offset, &segs, listing, newest);
 }
 
 /// The audio AdaptationSet (number `id`) of the transcoded audio rendition `r` for the
@@ -366,9 +512,10 @@ fn stereo_adaptation_set(
     period: std::ops::Range<f64>,
     kid: Option<Kid>,
     license_url: &str,
+    listing: Listing,
 ) {
     let w = r.window;
-    let Some((pkey, segs, params)) = rendition_segments(w, TrackId::Audio, |s| {
+    let Some((pkey, segs, params)) = rendition_segments(w, TrackId::Audio, listing, |s| {
         period.contains(&s.start_seconds()) && kid_of(s) == kid
     }) else {
         return;
@@ -396,36 +543,118 @@ fn stereo_adaptation_set(
         a.channels,
     );
     let offset = (period.start * f64::from(segs[0].timescale)).round() as u64;
-    segment_template(out, r.name, pkey, offset, &segs);
+    let newest = ends_live(w, TrackId::Audio, &segs);
+    segment_template(out, r.name, pkey, offset, &segs, listing, newest);
     out.push_str("    </AdaptationSet>\n");
 }
 
-/// `<S t d r>` elements; consecutive segments of equal duration share one with `r`.
-/// Segment numbers must be consecutive for `$Number$` to work, so a gap in numbers
-/// (a track that had no media in a segment) restarts with an explicit `t`.
-fn timeline(out: &mut String, segs: &[&Segment]) {
+/// `<S t d r>` elements for segments listed at `(start, duration)` (ticks);
+/// consecutive segments of equal duration share one with `r`. Segment numbers must be
+/// consecutive for `$Number$` to work, so a gap in numbers (a track that had no media
+/// in a segment) restarts with an explicit `t`.
+fn timeline(out: &mut String, entries: &[(u64, u64)]) {
     let mut i = 0;
     let mut expected_t = None;
-    while i < segs.len() {
-        let s = segs[i];
+    while i < entries.len() {
+        let (start, d) = entries[i];
         let mut r = 0;
-        while i + r + 1 < segs.len()
-            && segs[i + r + 1].duration == s.duration
-            && segs[i + r + 1].start == segs[i + r].start + segs[i + r].duration
+        while i + r + 1 < entries.len()
+            && entries[i + r + 1].1 == d
+            && entries[i + r + 1].0 == entries[i + r].0 + entries[i + r].1
         {
             r += 1;
         }
-        if expected_t == Some(s.start) {
-            let _ = write!(out, "            <S d=\"{}\"", s.duration);
+        if expected_t == Some(start) {
+            let _ = write!(out, "            <S d=\"{d}\"");
         } else {
-            let _ = write!(out, "            <S t=\"{}\" d=\"{}\"", s.start, s.duration);
+            let _ = write!(out, "            <S t=\"{start}\" d=\"{d}\"");
         }
         if r > 0 {
             let _ = write!(out, " r=\"{r}\"");
         }
         out.push_str("/>\n");
-        let last = segs[i + r];
-        expected_t = Some(last.start + last.duration);
+        expected_t = Some(entries[i + r].0 + entries[i + r].1);
         i += r + 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packager::window::Part;
+    use bytes::Bytes;
+
+    fn segment(msn: u64, start: u64, parts: &[u64], complete: bool) -> Segment {
+        Segment {
+            msn,
+            epoch: 0,
+            discontinuity: false,
+            start,
+            timescale: 90_000,
+            duration: parts.iter().sum(),
+            parts: parts
+                .iter()
+                .map(|&duration| Part {
+                    bytes: Bytes::from_static(b"moof"),
+                    duration,
+                    independent: false,
+                    sealed: None,
+                    cenc: None,
+                })
+                .collect(),
+            complete,
+            pdt: SystemTime::UNIX_EPOCH,
+            sealing: None,
+            sealed: None,
+        }
+    }
+
+    #[test]
+    fn low_latency_lists_the_segment_being_written_and_the_next_with_estimates() {
+        let regular = Listing {
+            low_latency: None,
+            segment_target: 2.0,
+        };
+        let ll = Listing {
+            low_latency: Some(LowLatency {
+                chunk: 0.2,
+                target: 1.0,
+            }),
+            segment_target: 2.0,
+        };
+        let done = segment(7, 0, &[18_000; 10], true);
+        let open = segment(8, 180_000, &[18_000; 3], false);
+        let fresh = segment(9, 360_000, &[], false);
+        // Regular: complete segments only, as they are.
+        assert!(regular.lists(&done) && !regular.lists(&open));
+        assert!(
+            ll.lists(&open) && !ll.lists(&fresh),
+            "listed once it has a part"
+        );
+        // The one being written takes the previous one's duration and a quarter chunk
+        // (4,500 ticks); the next follows it, as long.
+        assert_eq!(
+            ll.entries(&[&done, &open], true),
+            vec![(0, 180_000), (180_000, 184_500), (364_500, 184_500)]
+        );
+        // Not the newest of a live window: nothing ahead.
+        assert_eq!(
+            ll.entries(&[&done, &open], false),
+            vec![(0, 180_000), (180_000, 184_500)]
+        );
+        // Between segments: the next after the last complete one, with the margin.
+        assert_eq!(
+            ll.entries(&[&done], true),
+            vec![(0, 180_000), (180_000, 184_500)]
+        );
+        // Without a segment before it: the segment target; a long one being written is
+        // never listed shorter than it is and a chunk.
+        let first = segment(0, 0, &[18_000; 2], false);
+        assert_eq!(ll.entries(&[&first], false), vec![(0, 184_500)]);
+        let long = segment(8, 180_000, &[18_000; 12], false);
+        assert_eq!(
+            ll.entries(&[&done, &long], false),
+            vec![(0, 180_000), (180_000, 216_000 + 18_000 + 4_500)]
+        );
     }
 }
