@@ -556,15 +556,12 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         // In the restored database's log, as whoever restored it.
         db::audit(&pool, &r.by, "backup.restore", &r.appliance, &r.client).await?;
     }
-    let rtmp = tokio::net::TcpListener::bind(cfg.rtmp.listen)
-        .await
-        .with_context(|| format!("binding RTMP to {}", cfg.rtmp.listen))?;
-    let web = tokio::net::TcpListener::bind(cfg.http.listen)
-        .await
-        .with_context(|| format!("binding HTTP to {}", cfg.http.listen))?;
-    let rtsp = tokio::net::TcpListener::bind(cfg.rtsp.listen)
-        .await
-        .with_context(|| format!("binding RTSP to {}", cfg.rtsp.listen))?;
+    let rtmp =
+        listen(cfg.rtmp.listen).with_context(|| format!("binding RTMP to {}", cfg.rtmp.listen))?;
+    let web =
+        listen(cfg.http.listen).with_context(|| format!("binding HTTP to {}", cfg.http.listen))?;
+    let rtsp =
+        listen(cfg.rtsp.listen).with_context(|| format!("binding RTSP to {}", cfg.rtsp.listen))?;
     let https = bind_if(cfg.http.tls_listen, "HTTPS").await?;
     let metrics = bind_if(cfg.metrics.listen, "metrics").await?;
     let (rtmp_addr, http_addr, rtsp_addr) =
@@ -800,6 +797,26 @@ fn tls_identity(cfg: &Config) -> anyhow::Result<streambox::tls::Identity> {
     Ok(id)
 }
 
+/// Connections the kernel queues for a listener before it accepts them (`listen(2)`'s
+/// backlog; the kernel caps it at `net.core.somaxconn`, 4096 by default). The default of
+/// 128 overflowed when a thousand viewers connected at once: the kernel dropped the
+/// handshakes it had no room for, and those clients waited on connections the server
+/// never saw.
+const BACKLOG: u32 = 4096;
+
+/// A TCP listener on `addr` (`SO_REUSEADDR`, as the standard library sets it) with a
+/// backlog of [`BACKLOG`].
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// A listener on `addr` when it is configured.
 async fn bind_if(
     addr: Option<SocketAddr>,
@@ -807,9 +824,7 @@ async fn bind_if(
 ) -> anyhow::Result<Option<tokio::net::TcpListener>> {
     match addr {
         Some(a) => Ok(Some(
-            tokio::net::TcpListener::bind(a)
-                .await
-                .with_context(|| format!("binding {what} to {a}"))?,
+            listen(a).with_context(|| format!("binding {what} to {a}"))?,
         )),
         None => Ok(None),
     }

@@ -1280,3 +1280,221 @@ fn every_page_has_its_security_headers() {
         assert!(pages >= 8, "only {pages} HTML pages");
     });
 }
+
+/// Keeps `n` connections open from `ip` to `to` that never send a byte, each opened
+/// again when the server closes it, until `stop`: how long the server let each stay
+/// open (seconds), and how many were refused outright.
+async fn idle_connections(
+    ip: std::net::Ipv4Addr,
+    to: std::net::SocketAddr,
+    n: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<f64> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::AsyncReadExt;
+    let slots = (0..n).map(|_| {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+                socket.bind((ip, 0).into()).expect("bind");
+                let Ok(mut c) = socket.connect(to).await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let t0 = Instant::now();
+                let mut buf = [0u8; 512];
+                // Closed (0 or an error) or answered: the server let it go.
+                let _ = tokio::time::timeout(Duration::from_secs(30), c.read(&mut buf)).await;
+                held.push(t0.elapsed().as_secs_f64());
+            }
+            held
+        })
+    });
+    let mut all = Vec::new();
+    for slot in slots.collect::<Vec<_>>() {
+        all.extend(slot.await.expect("idle slot"));
+    }
+    all
+}
+
+/// Sends the first line and one header of a request, then one more header line every
+/// 500 ms (slowloris), until the server closes the connection: seconds it stayed open.
+async fn slowloris(to: std::net::SocketAddr) -> f64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind((std::net::Ipv4Addr::new(127, 0, 0, 10), 0).into())
+        .expect("bind");
+    let mut c = socket.connect(to).await.expect("connect");
+    let t0 = Instant::now();
+    let _ = c
+        .write_all(b"GET /live/lobby/video.m3u8 HTTP/1.1\r\nHost: x\r\n")
+        .await;
+    let mut buf = [0u8; 512];
+    loop {
+        if c.write_all(b"X-Slow: yes\r\n").await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(Duration::from_millis(500), c.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => break,
+            Ok(Ok(_)) => break,
+            Err(_) if t0.elapsed() > Duration::from_secs(30) => break,
+            Err(_) => {}
+        }
+    }
+    t0.elapsed().as_secs_f64()
+}
+
+#[test]
+fn idle_slow_and_greedy_clients_leave_a_live_viewer_on_time() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let server = Server::with(Settings {
+        part_target: 0.2,
+        env: vec![("STREAMBOX_HTTP__HEADER_TIMEOUT", "3".into())],
+        ..Settings::default()
+    });
+    let (_key, _ff) = server.publish_live("lobby", &bbb_bframes(), -1, 2);
+    let video = server.url("/live/lobby/video.m3u8");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // A viewer alone first.
+    let alone = rt.block_on(viewer_lags(&video, 6.0));
+    let rss_before = rss_kib(server.pid());
+
+    let http = server.http;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (under_load, idle, slow, distinct, far) = rt.block_on(async {
+        // A thousand connections that never send a request, from eight addresses (125
+        // each, under the 128 allowed per address), opened again as they are closed.
+        let idle: Vec<_> = (0..8u8)
+            .map(|k| {
+                tokio::spawn(idle_connections(
+                    std::net::Ipv4Addr::new(127, 0, 0, 2 + k),
+                    http,
+                    125,
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        // Twenty slowloris clients.
+        let slow: Vec<_> = (0..20).map(|_| tokio::spawn(slowloris(http))).collect();
+        // A flood of distinct query strings on the playlist and a segment.
+        let flood_url = video.clone();
+        let distinct = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut ok = 0;
+            for n in 0..4000 {
+                let u = if n % 2 == 0 {
+                    format!("{flood_url}?q={n}")
+                } else {
+                    format!("{flood_url}?_HLS_skip=YES&v={n}")
+                };
+                if client.get(&u).send().await.is_ok_and(|r| r.status() == 200) {
+                    ok += 1;
+                }
+            }
+            ok
+        });
+        // Far past the live edge: more than two segments is refused at once; two is
+        // answered within the blocking bound (three target durations), not held on.
+        let far_url = video.clone();
+        let far = tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let p = client
+                .get(&far_url)
+                .send()
+                .await
+                .expect("playlist")
+                .text()
+                .await
+                .expect("text");
+            let last: u64 = p
+                .lines()
+                .filter_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video/part-"))
+                .find_map(|l| l.split('-').next()?.parse().ok())
+                .expect("preload hint");
+            let mut out = Vec::new();
+            for ahead in [3, 2] {
+                let t0 = Instant::now();
+                let status = client
+                    .get(format!("{far_url}?_HLS_msn={}&_HLS_part=50", last + ahead))
+                    .send()
+                    .await
+                    .map_or(0, |r| r.status().as_u16());
+                out.push((ahead, status, t0.elapsed().as_secs_f64()));
+            }
+            out
+        });
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The viewer, while all that goes on.
+        let under_load = viewer_lags(&video, 10.0).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut held = Vec::new();
+        for t in idle {
+            held.extend(t.await.expect("idle"));
+        }
+        let mut slow_held = Vec::new();
+        for t in slow {
+            slow_held.push(t.await.expect("slowloris"));
+        }
+        (
+            under_load,
+            held,
+            slow_held,
+            distinct.await.expect("flood"),
+            far.await.expect("far"),
+        )
+    });
+    let rss_after = rss_kib(server.pid());
+    let (med0, max0) = (quantile(&alone, 0.5), quantile(&alone, 1.0));
+    let (med1, p95, max1) = (
+        quantile(&under_load, 0.5),
+        quantile(&under_load, 0.95),
+        quantile(&under_load, 1.0),
+    );
+    eprintln!(
+        "viewer alone: median {med0:.3} s, max {max0:.3} s ({} reloads); under load: median \
+         {med1:.3} s, p95 {p95:.3} s, max {max1:.3} s ({} reloads); idle connections closed \
+         after at most {:.1} s ({} in all); slowloris held {:.1} s at most; distinct queries \
+         answered {distinct}/4000; far: {far:?}; RSS {rss_before} -> {rss_after} KiB; idle \
+         p50 {:.2} s, p99 {:.2} s, {} over 5 s",
+        alone.len(),
+        under_load.len(),
+        quantile(&idle, 1.0),
+        idle.len(),
+        quantile(&slow, 1.0),
+        quantile(&idle, 0.5),
+        quantile(&idle, 0.99),
+        idle.iter().filter(|&&h| h > 5.0).count(),
+    );
+    // Idle and trickling connections are let go at the header deadline (3 s).
+    assert!(idle.len() >= 1000, "{} idle connections", idle.len());
+    assert!(quantile(&idle, 1.0) < 5.0, "an idle connection was held");
+    assert!(quantile(&slow, 1.0) < 5.0, "a slowloris client was held");
+    // Every distinct query string is answered, and none is kept.
+    assert_eq!(distinct, 4000);
+    assert!(
+        rss_after < rss_before + 64 * 1024,
+        "RSS grew from {rss_before} to {rss_after} KiB"
+    );
+    // Far-future reloads: 400 at once, or answered within three target durations.
+    assert_eq!(far[0].1, 400, "{far:?}");
+    assert!(far[0].2 < 1.0, "{far:?}");
+    assert!(matches!(far[1].1, 200 | 503) && far[1].2 < 7.0, "{far:?}");
+    // The viewer is as close to live as it was alone.
+    assert!(
+        under_load.len() > 20,
+        "{} reloads in 10 s",
+        under_load.len()
+    );
+    assert!(
+        med1 <= med0 + 0.1 && max1 < 1.0,
+        "the viewer fell behind: median {med0:.3} -> {med1:.3} s, max {max1:.3} s"
+    );
+}

@@ -835,3 +835,87 @@ pub fn closed_within(sock: &mut TcpStream, within: Duration) -> bool {
     }
     false
 }
+
+/// The wall-clock time the newest part of an LL-HLS media playlist ends: its segment's
+/// EXT-X-PROGRAM-DATE-TIME plus the parts listed after it; `None` without one.
+pub fn newest_part_end(playlist: &str) -> Option<std::time::SystemTime> {
+    let (mut pdt, mut after) = (None, 0.0f64);
+    for l in playlist.lines() {
+        if let Some(t) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
+            pdt = t.parse::<jiff::Timestamp>().ok();
+            after = 0.0;
+        } else if let Some(p) = l.strip_prefix("#EXT-X-PART:DURATION=") {
+            after += p.split(',').next()?.parse::<f64>().ok()?;
+        }
+    }
+    let pdt = std::time::SystemTime::from(pdt?);
+    Some(pdt + Duration::from_secs_f64(after))
+}
+
+/// What an LL-HLS viewer sees for `seconds`: it reloads the media playlist at `url`
+/// blocking for the hinted part each time (`_HLS_msn`, `_HLS_part`), as hls.js does, and
+/// notes after each reload how long ago (seconds) its newest part ended, by the
+/// wall clock (negative when the publisher's timestamps run ahead of it). Panics on a
+/// reload that fails.
+pub async fn viewer_lags(url: &str, seconds: f64) -> Vec<f64> {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client");
+    let (t0, mut lags, mut next) = (Instant::now(), Vec::new(), None);
+    while t0.elapsed().as_secs_f64() < seconds {
+        let u = match next {
+            Some((msn, part)) => format!("{url}?_HLS_msn={msn}&_HLS_part={part}"),
+            None => url.to_string(),
+        };
+        let resp = client
+            .get(&u)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {u}: {e}"));
+        assert_eq!(resp.status(), 200, "GET {u}");
+        let p = resp.text().await.expect("playlist");
+        let end = newest_part_end(&p).unwrap_or_else(|| panic!("no part in {p}"));
+        let now = std::time::SystemTime::now();
+        // Signed: the publisher's clock may run a little ahead of the wall clock.
+        let lag = match now.duration_since(end) {
+            Ok(d) => d.as_secs_f64(),
+            Err(e) => -e.duration().as_secs_f64(),
+        };
+        lags.push(lag);
+        next = p
+            .lines()
+            .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
+            .and_then(|u| {
+                u.trim_end_matches('"')
+                    .trim_end_matches(".m4s")
+                    .rsplit('/')
+                    .next()
+            })
+            .and_then(|f| f.strip_prefix("part-"))
+            .and_then(|f| f.split_once('-'))
+            .and_then(|(m, p)| Some((m.parse::<u64>().ok()?, p.parse::<u64>().ok()?)));
+    }
+    lags
+}
+
+/// The `q` quantile (0..=1) of `v` (nearest rank); 0 when empty.
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(((s.len() as f64 * q) as usize).min(s.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or(0.0)
+}
+
+/// The resident memory of process `pid`, in KiB (`VmRSS`).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
+}
