@@ -211,7 +211,10 @@ pub fn manifest(
         .values()
         .flat_map(|t| t.segments.iter())
         .map(Segment::seconds)
-        .fold(segment_target, f64::max);
+        .fold(segment_target, f64::max)
+        // Low latency: a segment being written may be listed longer than it will be
+        // (its estimate, one more chunk and a quarter, `Listing::entries`).
+        + low_latency.map_or(0.0, |ll| ll.chunk * 1.25);
     let mut out = String::with_capacity(4096);
     let _ = write!(
         out,
