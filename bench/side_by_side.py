@@ -3,7 +3,9 @@
 --rtsp, streambox pulling K RTSP cameras and fanning one of them out to M RTSP players;
 with --dvr, the cost of recording (with retention deleting all the while) over live
 only, for the same streams; and with --protect, the cost of encrypting them (AES-128 HLS),
-and of serving sealed segments and parts, against the same streams in the clear.
+and of serving sealed segments and parts, against the same streams in the clear; with
+--fanout and --latency, serving viewers against nginx and glass-to-player latency; with
+--soak, an hour of four recorded streams and 200 simulated LL-HLS viewers.
 
 Each of N ffmpeg processes loops a 720p25 clip (libx264, 2 s GOPs, stereo AAC; made from
 ../shared/media/bigbuckbunny.mp4) with -re and -c copy, and writes it through the tee
@@ -273,7 +275,16 @@ def main():
                     help="glass-to-player latency: a publisher burning its wall clock into the "
                          "picture, played by the portal's watch page (hls.js) from streambox "
                          "and by hls.js from nginx-rtmp, with 2 s and 5.3 s GOPs")
+    ap.add_argument("--soak", action="store_true",
+                    help="soak: 2 RTMP publishers, 1 RTSP publisher and 1 RTSP camera that drops "
+                         "every --drop-every seconds, all recorded, watched by --viewers "
+                         "simulated LL-HLS viewers for --minutes; RSS, log, continuity, metrics")
+    ap.add_argument("--minutes", type=float, default=60)
+    ap.add_argument("--viewers", type=int, default=200)
+    ap.add_argument("--drop-every", type=int, default=300)
     args = ap.parse_args()
+    if args.soak:
+        return main_soak(args)
     if args.seconds is None:
         args.seconds = 8 if args.fanout else 120 if args.latency else 60
     if args.latency:
@@ -918,6 +929,167 @@ def stream_start(sb_base):
     if not m:
         return None
     return datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
+
+
+
+
+def start_camera(clip, port, procs):
+    """The test camera (GStreamer's RTSP server) serving `clip` on `port`, appended to
+    `procs`; returns once it listens."""
+    cam = subprocess.Popen(["/usr/bin/python3", CAMERA, clip, "aac", str(port)],
+                           stdout=subprocess.PIPE, text=True)
+    procs.append(cam)
+    cam.stdout.readline()
+    return cam
+
+
+def main_soak(args):
+    """An hour (--minutes) of a box's ordinary life, at a load: streams s0 and s1
+    published over RTMP, s2 over RTSP, and camera cam0 pulled over RTSP from the test
+    camera, which is stopped and started again every --drop-every seconds; all four
+    recorded (with a retention limit, so deletes run too); --viewers simulated LL-HLS
+    viewers (bench/viewers.mjs: blocking reloads, every part fetched, continuity checked)
+    spread over the four. Samples streambox's RSS and CPU every 10 s. Prints the RSS
+    series per tenth of the run, the log's warnings and errors, what the viewers saw,
+    and whether the server's request counters agree with what the clients sent; exits 1
+    when RSS in the last tenth is over 10 % above the first half's peak, a viewer saw a
+    gap or an error, the log has an error, or the counters disagree."""
+    work = tempfile.mkdtemp(prefix="sbx-soak-")
+    procs = []
+    seconds = int(args.minutes * 60)
+    failures = []
+    try:
+        clip = make_clip(work)
+        loops = int(args.drop_every // 4) + 8
+        long_clip = os.path.join(work, "camera.mp4")
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", "-stream_loop", str(loops),
+                        "-i", clip, "-c", "copy", long_clip], check=True)
+        cam_port = free_port()
+        start_camera(long_clip, cam_port, procs)
+        s_rtmp, s_http, s_rtsp, s_metrics = free_port(), free_port(), free_port(), free_port()
+        # A metrics listener of its own: /metrics on the main one needs an administrator.
+        env = dict(os.environ, STREAMBOX_LOG="warn",
+                   STREAMBOX_METRICS__LISTEN=f"127.0.0.1:{s_metrics}")
+        data = f"{work}/sb"
+        log = open(f"{work}/streambox.log", "w")
+
+        def cli(*a):
+            return subprocess.run([args.streambox, "--data-dir", data, *a], check=True,
+                                  capture_output=True, text=True, env=env).stdout
+        sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve",
+                               "--rtmp-listen", f"127.0.0.1:{s_rtmp}",
+                               "--http-listen", f"127.0.0.1:{s_http}",
+                               "--rtsp-listen", f"127.0.0.1:{s_rtsp}"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=log)
+        procs.append(sb)
+        time.sleep(1)
+        keys = {n: re.search(r"Stream Key: (\S+)", cli("stream", "add", n)).group(1)
+                for n in ("s0", "s1", "s2")}
+        cli("source", "add", "cam0", f"rtsp://127.0.0.1:{cam_port}/stream1")
+        for n in ("s0", "s1", "s2", "cam0"):
+            cli("stream", "set", n, "--record", "on", "--keep-bytes", "200MB")
+        feed = ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
+                "-map", "0:v", "-map", "0:a", "-c", "copy"]
+        for n in ("s0", "s1"):
+            procs.append(subprocess.Popen(
+                [*feed, "-f", "flv", f"rtmp://127.0.0.1:{s_rtmp}/live/{n}?key={keys[n]}"]))
+        procs.append(subprocess.Popen(
+            [*feed, "-f", "rtsp", "-rtsp_transport", "tcp",
+             f"rtsp://s2:{keys['s2']}@127.0.0.1:{s_rtsp}/live/s2"]))
+        base = f"http://127.0.0.1:{s_http}"
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if all(fetch(f"{base}/live/{n}/video.m3u8")[0] == 200
+                   for n in ("s0", "s1", "s2", "cam0")):
+                break
+            time.sleep(0.5)
+        else:
+            sys.exit("the streams did not go live")
+        _, m0 = fetch(f"http://127.0.0.1:{s_metrics}/metrics")
+        urls = [f"{base}/live/{n}/video.m3u8" for n in ("s0", "s1", "s2", "cam0")]
+        viewers = subprocess.Popen(["node", os.path.join(ROOT, "bench", "viewers.mjs"),
+                                    str(seconds), *urls],
+                                   env=dict(os.environ, VIEWERS=str(args.viewers)),
+                                   stdout=subprocess.PIPE, text=True)
+        procs.append(viewers)
+        t0 = time.time()
+        samples = []  # (seconds, RSS MiB, CPU s)
+        drops = 0
+        next_drop = t0 + args.drop_every
+        while viewers.poll() is None:
+            time.sleep(10)
+            now = time.time()
+            samples.append((now - t0, rss_mib(sb.pid), cpu_seconds(sb.pid)))
+            if now >= next_drop and now - t0 < seconds - 30:
+                # The camera drops: its process ends, and a new one starts on the port.
+                cam = [p for p in procs if p.args[:2] == ["/usr/bin/python3", CAMERA]][-1]
+                cam.terminate()
+                cam.wait(timeout=10)
+                time.sleep(2)
+                start_camera(long_clip, cam_port, procs)
+                drops += 1
+                next_drop += args.drop_every
+        out = json.loads(viewers.stdout.read().strip().splitlines()[-1])
+        _, m1 = fetch(f"http://127.0.0.1:{s_metrics}/metrics")
+        log.flush()
+        lines = open(f"{work}/streambox.log").read().splitlines()
+        errors = [l for l in lines if " ERROR " in l]
+        warnings = [l for l in lines if " WARN " in l]
+
+        print(f"\nsoak: {args.minutes:g} min, {args.viewers} simulated LL-HLS viewers over 4 "
+              f"streams (2 RTMP, 1 RTSP publish, 1 RTSP camera dropped every "
+              f"{args.drop_every} s: {drops} drops), all recorded (200 MB retention each)\n")
+        tenth = max(1, len(samples) // 10)
+        print("| at | streambox RSS (MiB) | CPU (cores, over the tenth) |")
+        print("| --- | --- | --- |")
+        before = (0.0, 0.0, samples[0][2])
+        for i in range(0, len(samples), tenth):
+            chunk = samples[i:i + tenth]
+            cores = (chunk[-1][2] - before[2]) / max(1e-9, chunk[-1][0] - before[0])
+            before = chunk[-1]
+            print(f"| {chunk[-1][0] / 60:.1f} min | {max(c[1] for c in chunk):.1f} | {cores:.2f} |")
+        # Flat: threads, buffers and the allocator's arenas settle in the first minutes
+        # (and the time-shift list grows with the recording): the second half must not
+        # grow over the first.
+        settled = max(c[1] for c in samples[:max(1, len(samples) // 2)])
+        final = max(c[1] for c in samples[-tenth:])
+        print(f"\nRSS at most {settled:.1f} MiB in the first half, {final:.1f} MiB in the last "
+              f"tenth ({100 * (final - settled) / settled:+.1f} %)")
+        a = out["all"]
+        print(f"viewers: {a['reloads']} reloads, {a['parts']} parts "
+              f"({a['bytes'] / 1e9:.2f} GB), gaps {a['gaps']}, errors {a['errors']}, lag behind "
+              f"the wall clock p50 {a['lag_p50_s']} s, p95 {a['lag_p95_s']} s, "
+              f"max {a['lag_max_s']} s")
+        for st in out["streams"]:
+            print(f"  {st['url'].rsplit('/', 2)[-2]}: {st['viewers']} viewers, {st['parts']} "
+                  f"parts, gaps {st['gaps']}, errors {st['errors']}, discontinuities "
+                  f"{st['discontinuities']}, lag p95 {st['lag_p95_s']} s")
+        print(f"log: {len(errors)} errors, {len(warnings)} warnings")
+        for l in (errors + warnings)[:20]:
+            print(f"  {l[:200]}")
+        served = {k: sum(metric(m1, f"streambox_{k}_total", f'{{stream="{n}"}}') -
+                         metric(m0, f"streambox_{k}_total", f'{{stream="{n}"}}')
+                         for n in ("s0", "s1", "s2", "cam0"))
+                  for k in ("playlist_requests", "segment_requests")}
+        part_errors = sum(v for k, v in a["errors"].items() if k.startswith("part"))
+        print(f"metrics: {served['playlist_requests']:.0f} playlist requests counted against "
+              f"{a['reloads']} reloads answered; {served['segment_requests']:.0f} media "
+              f"requests against {a['parts']} parts fetched ({part_errors} failed)")
+        if final > settled * 1.10:
+            failures.append("RSS grew")
+        if a["gaps"] or a["errors"]:
+            failures.append("a viewer saw a gap or an error")
+        if errors:
+            failures.append("the log has errors")
+        if served["playlist_requests"] < a["reloads"] or \
+                served["segment_requests"] != a["parts"] + part_errors:
+            failures.append("the counters disagree with the clients")
+    finally:
+        stop_all(procs, work)
+    if failures:
+        print("FAILED: " + "; ".join(failures))
+        sys.exit(1)
+    print("passed")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,10 @@
 # With --latency: glass-to-player latency read off the picture in Chromium (the portal's
 # watch page for streambox, hls.js for nginx-rtmp), with 2 s and 5.3 s GOPs.
 #   bench/side_by_side.sh --latency [--seconds S per player, 120 by default]
+# With --soak: an hour of 4 recorded streams (2 RTMP, 1 RTSP publish, 1 RTSP camera that
+# drops every 5 minutes) watched by 200 simulated LL-HLS viewers (bench/viewers.mjs);
+# RSS, the log, every viewer's continuity and the server's counters; exits 1 on a fault.
+#   bench/side_by_side.sh --soak [--minutes 60] [--viewers 200] [--drop-every 300]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=()
@@ -35,6 +39,9 @@ command -v wrk >/dev/null || packages+=(wrk)
 if [[ " $* " == *" --latency "* ]]; then
   command -v chromium >/dev/null || packages+=(chromium)
   command -v npm >/dev/null || packages+=(nodejs npm)
+fi
+if [[ " $* " == *" --soak "* ]]; then
+  command -v node >/dev/null || packages+=(nodejs)
 fi
 tools/install-missing.sh "${packages[@]}"
 if [[ " $* " == *" --latency "* ]] && ! (cd tests/players && npm ls --silent >/dev/null 2>&1); then
