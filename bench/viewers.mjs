@@ -1,6 +1,8 @@
 // Simulated LL-HLS viewers: a load client for the soak (bench/side_by_side.py --soak).
 //   node bench/viewers.mjs SECONDS URL...   (media playlists; viewers are spread over them)
-//   VIEWERS=N sets how many (200 by default).
+//   VIEWERS=N sets how many (200 by default). Viewer k connects from 127.0.0.(20 + k %
+//   200), so that each has an address of its own, as viewers on a LAN do (the server
+//   caps connections per address); its requests share one keep-alive connection.
 // Each viewer does what hls.js does in low-latency mode, without decoding: it reloads
 // its media playlist blocking for the part the last one hinted (_HLS_msn, _HLS_part,
 // RFC 8216bis §6.2.5.2) and fetches every part the reload lists that it has not
@@ -17,9 +19,29 @@ if (!seconds || urls.length === 0) {
   console.error('usage: node bench/viewers.mjs SECONDS URL...');
   process.exit(2);
 }
+import http from 'node:http';
+
 const count = Number(process.env.VIEWERS || 200);
 const end = Date.now() + Number(seconds) * 1000;
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// GET `url` through `agent` within 20 s: { status, body } (body a string, or its length
+// in bytes with `binary`).
+function get(url, agent, binary) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { agent, timeout: 20000 }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const b = Buffer.concat(chunks);
+        resolve({ status: res.statusCode, body: binary ? b.length : b.toString() });
+      });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
 
 function parse(text) {
   const parts = [];
@@ -61,30 +83,37 @@ function error(s, kind) {
   s.errors[kind] = (s.errors[kind] || 0) + 1;
 }
 
-async function viewer(url, s) {
+// The server's answers that mean "not now" rather than a fault: the stream is not live
+// (404), has no segment yet, or the hinted part did not come within the blocking bound
+// (503, as during a camera's drop).
+const notNow = (r) => r.status === 404
+  || (r.status === 503 && /no segment yet|did not arrive in time/.test(r.body));
+
+async function viewer(url, s, k) {
   const base = new URL(url);
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: `127.0.0.${20 + (k % 200)}` });
   let next = null;
   let last = null;
   while (Date.now() < end) {
     const u = next ? `${url}?_HLS_msn=${next.msn}&_HLS_part=${next.part}` : url;
     let text;
     try {
-      const r = await fetch(u, { signal: AbortSignal.timeout(20000) });
-      text = await r.text();
-      if (r.status === 404 || r.status === 503) {
+      const r = await get(u, agent);
+      text = r.body;
+      if (notNow(r)) {
         // Not live (yet, or again): wait as a player does.
         next = null;
         await sleep(1000);
         continue;
       }
-      if (!r.ok) {
+      if (r.status !== 200) {
         error(s, `playlist ${r.status}`);
         next = null;
         await sleep(1000);
         continue;
       }
     } catch (e) {
-      if (Date.now() < end) error(s, `playlist ${e.name}`);
+      if (Date.now() < end) error(s, `playlist ${e.message}`);
       next = null;
       continue;
     }
@@ -113,16 +142,15 @@ async function viewer(url, s) {
     }
     for (const part of fresh) {
       try {
-        const r = await fetch(new URL(part.uri, base), { signal: AbortSignal.timeout(20000) });
-        const b = await r.arrayBuffer();
-        if (!r.ok) {
+        const r = await get(new URL(part.uri, base).href, agent, true);
+        if (r.status !== 200) {
           error(s, `part ${r.status}`);
         } else {
           s.parts += 1;
-          s.bytes += b.byteLength;
+          s.bytes += r.body;
         }
       } catch (e) {
-        if (Date.now() < end) error(s, `part ${e.name}`);
+        if (Date.now() < end) error(s, `part ${e.message}`);
       }
       last = part;
     }
@@ -135,7 +163,7 @@ const runs = [];
 for (let i = 0; i < count; i += 1) {
   const s = all[i % all.length];
   s.viewers += 1;
-  runs.push(viewer(urls[i % urls.length], s));
+  runs.push(viewer(urls[i % urls.length], s, i));
   // Viewers arrive over the first few seconds, not all in one instant.
   await sleep(Math.min(20, 5000 / count));
 }
