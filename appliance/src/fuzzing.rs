@@ -78,7 +78,9 @@ pub fn flv_session(data: &[u8]) -> Window {
     w.ended = true;
     let _ = hls::multivariant(&w, &[], None);
     for t in TrackId::ALL {
-        let _ = hls::media_playlist(&w, t, t.name(), 1.0, 0.2, &[]);
+        for delta in [false, true] {
+            let _ = hls::media_playlist(&w, t, t.name(), 1.0, 0.2, &[], delta);
+        }
     }
     for low_latency in [
         None,

@@ -342,6 +342,37 @@ fn ll_hls_playlists_parts_blocking_reload_headers_and_metrics() {
     let (status, _, _) = get(&format!("{video}?_HLS_msn=banana"));
     assert_eq!(status, 400, "a malformed _HLS_msn is refused");
 
+    // Delta updates (RFC 8216bis §6.2.5.1): offered, and once segments end more than six
+    // target durations before the live edge, a delta leaves them out and counts them.
+    let (status, _, _) = get(&format!("{video}?_HLS_skip=banana"));
+    assert_eq!(status, 400, "a malformed _HLS_skip is refused");
+    let full = wait_for(&video, Duration::from_secs(30), |p| {
+        p.matches("#EXTINF").count() >= 9
+    });
+    assert!(full.contains("CAN-SKIP-UNTIL=12.000"), "{full}");
+    let delta = get_text(&format!("{video}?_HLS_skip=YES"));
+    let skipped: usize = delta
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-SKIP:SKIPPED-SEGMENTS="))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no EXT-X-SKIP in {delta}"));
+    let first_listed = |p: &str| -> u64 {
+        p.lines()
+            .find_map(|l| {
+                l.strip_prefix("video/seg-")?
+                    .strip_suffix(".m4s")?
+                    .parse()
+                    .ok()
+            })
+            .expect("a segment")
+    };
+    assert_eq!(
+        first_listed(&delta),
+        media_sequence(&delta) + skipped as u64,
+        "{delta}"
+    );
+    assert!(delta.len() < full.len(), "{delta}");
+
     // DASH: dynamic, timeline, UTCTiming; every segment it lists is served.
     let mpd = get_text(&server.url("/live/lobby/manifest.mpd"));
     for needle in [

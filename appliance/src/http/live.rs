@@ -4,7 +4,7 @@
 //! | path | what |
 //! | --- | --- |
 //! | `/live/{stream}/index.m3u8` | multivariant playlist |
-//! | `/live/{stream}/{video,audio}.m3u8` | LL-HLS media playlist; `_HLS_msn`, `_HLS_part` block |
+//! | `/live/{stream}/{video,audio}.m3u8` | LL-HLS media playlist; `_HLS_msn`, `_HLS_part` block; `_HLS_skip` asks for a delta update |
 //! | `/live/{stream}/manifest.mpd` | dynamic DASH manifest |
 //! | `/live/{stream}/low-latency.mpd` | the same in DASH-IF's low-latency mode: the segment being written too |
 //! | `/live/{stream}/{track}/init-{epoch}.mp4` | init segment |
@@ -39,13 +39,17 @@ const PLAYLIST: &str = "application/vnd.apple.mpegurl";
 const MPD: &str = "application/dash+xml";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
-/// Blocking playlist reload parameters (RFC 8216bis §6.2.5.2).
+/// Delivery directives (RFC 8216bis §6.2.5): blocking playlist reload (`_HLS_msn`,
+/// `_HLS_part`, §6.2.5.2) and delta updates (`_HLS_skip`, §6.2.5.1).
 #[derive(Debug, serde::Deserialize)]
 pub struct HlsQuery {
     #[serde(rename = "_HLS_msn")]
     msn: Option<u64>,
     #[serde(rename = "_HLS_part")]
     part: Option<usize>,
+    /// `YES` (or `v2`: there are no date ranges to skip): a delta update.
+    #[serde(rename = "_HLS_skip")]
+    skip: Option<String>,
 }
 
 fn text(content_type: &'static str, cache: &'static str, body: impl Into<Body>) -> Response {
@@ -366,6 +370,16 @@ async fn media_playlist(
 ) -> Response {
     let cfg = &live.cfg;
     let mut cache = "public, max-age=1";
+    let delta = match q.skip.as_deref() {
+        None => false,
+        Some("YES" | "v2") => true,
+        Some(other) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("_HLS_skip={other:?}: YES or v2"),
+            )
+        }
+    };
     if q.part.is_some() && q.msn.is_none() {
         // RFC 8216bis §6.2.5.2: _HLS_part without _HLS_msn is a bad request.
         return error(StatusCode::BAD_REQUEST, "_HLS_part needs _HLS_msn");
@@ -408,8 +422,16 @@ async fn media_playlist(
         cache = "public, max-age=6";
     }
     let older = time_shift(app, uid, live, track).await;
-    let rendered = live.rendered(track, &older, |w| {
-        hls::media_playlist(w, track, dir, cfg.segment_target, cfg.part_target, &older)
+    let rendered = live.rendered(track, delta, &older, |w| {
+        hls::media_playlist(
+            w,
+            track,
+            dir,
+            cfg.segment_target,
+            cfg.part_target,
+            &older,
+            delta,
+        )
     });
     match rendered {
         Some(body) => text(PLAYLIST, cache, body),

@@ -172,6 +172,12 @@ pub fn next_part(w: &Window, tw: &TrackWindow) -> (u64, usize) {
 /// `older` are recorded segments that play straight into the window (time-shift, oldest
 /// first, their discontinuities flagged as the segmenter flagged them); they are listed
 /// before it, and the discontinuity sequence counts only what precedes them.
+///
+/// The playlist offers delta updates (`CAN-SKIP-UNTIL`, six target durations: the least
+/// RFC 8216bis §4.4.3.8 allows). With `delta` (a request's `_HLS_skip=YES`, §6.2.5.1) the
+/// segments that end more than that before the live edge are left out and counted in
+/// `EXT-X-SKIP:SKIPPED-SEGMENTS` (§4.4.5.2): with two hours of time-shift listed, a
+/// reload is then a few kilobytes instead of a few hundred.
 pub fn media_playlist(
     w: &Window,
     track: TrackId,
@@ -179,6 +185,7 @@ pub fn media_playlist(
     segment_target: f64,
     part_target: f64,
     older: &[Segment],
+    delta: bool,
 ) -> Option<String> {
     let tw = w.tracks.get(&track)?;
     let name = dir;
@@ -194,8 +201,9 @@ pub fn media_playlist(
         out,
         "#EXTM3U\n#EXT-X-VERSION:9\n#EXT-X-TARGETDURATION:{td}\n\
          #EXT-X-PART-INF:PART-TARGET={part_target:.3}\n\
-         #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,PART-HOLD-BACK={:.3},HOLD-BACK={:.3}\n\
+         #EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES,CAN-SKIP-UNTIL={:.3},PART-HOLD-BACK={:.3},HOLD-BACK={:.3}\n\
          #EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}\n",
+        skip_until(td),
         part_target * 3.0,
         td as f64 * 3.0,
         older
@@ -208,10 +216,24 @@ pub fn media_playlist(
         .segments
         .back()
         .map_or(0.0, |s| s.start_seconds() + s.seconds());
+    // Delta update: the oldest segments that end before the skip boundary, complete.
+    let skipped = if delta {
+        let boundary = live_edge - skip_until(td);
+        older
+            .iter()
+            .chain(tw.segments.iter())
+            .take_while(|s| s.complete && s.start_seconds() + s.seconds() < boundary)
+            .count()
+    } else {
+        0
+    };
+    if skipped > 0 {
+        let _ = writeln!(out, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+    }
     let mut epoch = None;
-    // The key in force (§4.4.4.4): none at the top.
+    // The key in force (§4.4.4.4): none at the top (of what is listed).
     let mut key: Option<Kid> = None;
-    for s in older.iter().chain(tw.segments.iter()) {
+    for s in older.iter().chain(tw.segments.iter()).skip(skipped) {
         // Also on the first listed segment: EXT-X-DISCONTINUITY-SEQUENCE counts only the
         // segments trimmed off, so a segment keeps its discontinuity sequence number from
         // reload to reload (RFC 8216bis §6.2.2) as the window slides past a discontinuity.
@@ -261,6 +283,12 @@ pub fn media_playlist(
         );
     }
     Some(out)
+}
+
+/// The skip boundary of delta updates, in seconds: six target durations
+/// (`CAN-SKIP-UNTIL`, RFC 8216bis §4.4.3.8).
+fn skip_until(td: u64) -> f64 {
+    td as f64 * 6.0
 }
 
 /// Writes an EXT-X-KEY tag (RFC 8216bis §4.4.4.4) when `want` is not the key in force
@@ -348,7 +376,8 @@ mod tests {
         w.tracks.insert(TrackId::Video, tw);
         w.next_msn = 3;
         w.sealing = Some(b.clone());
-        let p = media_playlist(&w, TrackId::Video, "video", 2.0, 0.5, &[]).expect("playlist");
+        let p =
+            media_playlist(&w, TrackId::Video, "video", 2.0, 0.5, &[], false).expect("playlist");
         let tags: Vec<&str> = p
             .lines()
             .filter(|l| {
@@ -387,6 +416,94 @@ mod tests {
     }
 
     #[test]
+    fn a_delta_update_skips_what_ends_before_six_target_durations_and_keeps_the_rest() {
+        use crate::protect::{ContentKey, Kid, Sealing};
+        use std::sync::Arc;
+        let key = Arc::new(ContentKey {
+            kid: Kid([0xaa; 16]),
+            stream: crate::streams::StreamUid::new(),
+            key: [0xaa; 16],
+            created_ms: 0,
+        });
+        // Twenty 2 s segments: the first ten recorded (time-shift), a discontinuity in
+        // them, the last ones sealed.
+        let all: Vec<Segment> = (0..20)
+            .map(|msn| Segment {
+                sealing: (msn >= 15).then(|| Sealing::new(key.clone(), msn)),
+                ..segment(msn, u32::from(msn >= 4), msn == 4)
+            })
+            .collect();
+        let mut w = Window::new(UNIX_EPOCH);
+        let mut tw = TrackWindow::default();
+        tw.segments.extend(all[10..].iter().cloned());
+        w.tracks.insert(TrackId::Video, tw);
+        w.next_msn = 20;
+        let render = |delta| {
+            media_playlist(&w, TrackId::Video, "video", 2.0, 0.5, &all[..10], delta)
+                .expect("playlist")
+        };
+        let (full, delta) = (render(false), render(true));
+        assert!(full.contains("CAN-SKIP-UNTIL=12.000,"), "{full}");
+        assert!(!full.contains("#EXT-X-SKIP"), "{full}");
+        // The live edge is at 40 s: what ends before 28 s (segments 0-12) is skipped.
+        assert!(
+            delta.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=13\n"),
+            "{delta}"
+        );
+        let header = |p: &str| -> Vec<String> {
+            p.lines()
+                .filter(|l| {
+                    l.starts_with("#EXT-X-MEDIA-SEQUENCE") || l.starts_with("#EXT-X-DISCONTINUITY-")
+                })
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(
+            header(&full),
+            header(&delta),
+            "the sequence numbers count the skipped"
+        );
+        // What is left is the full playlist's tail, starting with its init segment and
+        // restating the key in force.
+        let listed: Vec<&str> = delta
+            .lines()
+            .filter(|l| l.starts_with("video/seg"))
+            .collect();
+        assert_eq!(listed.first(), Some(&"video/seg-13.m4s"), "{delta}");
+        assert_eq!(listed.len(), 7, "{delta}");
+        let tail = delta
+            .split("#EXT-X-SKIP:SKIPPED-SEGMENTS=13\n")
+            .nth(1)
+            .expect("after the skip");
+        assert!(
+            tail.starts_with("#EXT-X-MAP:URI=\"video/init-1.mp4\"\n"),
+            "{delta}"
+        );
+        assert!(
+            full.ends_with(tail.split_once('\n').map_or("", |t| t.1)),
+            "{delta}"
+        );
+        let key_at = tail
+            .find(&format!(
+                "#EXT-X-KEY:METHOD=AES-128,URI=\"keys/{}.key\"",
+                "aa".repeat(16)
+            ))
+            .expect("the key restated");
+        assert!(
+            tail.find("video/seg-14.m4s") < Some(key_at)
+                && Some(key_at) < tail.find("video/seg-15.m4s"),
+            "{delta}"
+        );
+        // Without time-shift: segments 10-12 end before 28 s.
+        let window_only =
+            media_playlist(&w, TrackId::Video, "video", 2.0, 0.5, &[], true).expect("playlist");
+        assert!(
+            window_only.contains("#EXT-X-SKIP:SKIPPED-SEGMENTS=3\n"),
+            "{window_only}"
+        );
+    }
+
+    #[test]
     fn a_segment_keeps_its_discontinuity_sequence_as_the_window_slides() {
         let mut w = Window::new(UNIX_EPOCH);
         w.ended = true;
@@ -399,7 +516,8 @@ mod tests {
         w.tracks.insert(TrackId::Video, tw);
         let mut seen = std::collections::BTreeMap::new();
         for _ in 0..3 {
-            let p = media_playlist(&w, TrackId::Video, "video", 2.0, 0.5, &[]).expect("playlist");
+            let p = media_playlist(&w, TrackId::Video, "video", 2.0, 0.5, &[], false)
+                .expect("playlist");
             for (msn, dsn) in sequence_numbers(&p) {
                 assert_eq!(
                     *seen.entry(msn).or_insert(dsn),

@@ -43,8 +43,10 @@ pub struct LiveStream {
     pub history: std::sync::Mutex<TimeShiftCache>,
     /// Which key new segments are encrypted with.
     pub keys: Keys,
-    /// The media playlist last rendered per track ([`LiveStream::rendered`]).
-    playlists: std::sync::Mutex<std::collections::BTreeMap<crate::media::TrackId, Rendered>>,
+    /// The media playlist last rendered per track, whole and as a delta update
+    /// ([`LiveStream::rendered`]).
+    playlists:
+        std::sync::Mutex<std::collections::BTreeMap<(crate::media::TrackId, bool), Rendered>>,
 }
 
 /// A media playlist as rendered for a version of the window and a list of time-shift
@@ -98,13 +100,14 @@ impl LiveStream {
         self.changed.send_modify(|v| *v += 1);
     }
 
-    /// The media playlist of `track` for the window as it is now and the time-shift
-    /// segments `older`: rendered by `render` at most once per change to the window
-    /// (and to `older`), however many viewers ask, and shared by all of them. `None`
-    /// when `render` has none.
+    /// The media playlist of `track` (whole, or as a `delta` update) for the window as it
+    /// is now and the time-shift segments `older`: rendered by `render` at most once per
+    /// change to the window (and to `older`), however many viewers ask, and shared by all
+    /// of them. `None` when `render` has none.
     pub fn rendered(
         &self,
         track: crate::media::TrackId,
+        delta: bool,
         older: &Arc<Vec<window::Segment>>,
         render: impl FnOnce(&Window) -> Option<String>,
     ) -> Option<bytes::Bytes> {
@@ -116,12 +119,12 @@ impl LiveStream {
                 && (Arc::ptr_eq(&r.older, older) || r.older.is_empty() && older.is_empty())
         };
         let lock = || self.playlists.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(r) = lock().get(&track).filter(|r| same(r)) {
+        if let Some(r) = lock().get(&(track, delta)).filter(|r| same(r)) {
             return Some(r.body.clone());
         }
         let body = bytes::Bytes::from(render(&self.read())?);
         lock().insert(
-            track,
+            (track, delta),
             Rendered {
                 version,
                 older: older.clone(),
@@ -336,25 +339,39 @@ mod tests {
             Some(format!("#EXTM3U\n# render {n}\n"))
         };
         let none: Arc<Vec<window::Segment>> = Arc::default();
-        let a = live.rendered(TrackId::Video, &none, render).expect("body");
+        let a = live
+            .rendered(TrackId::Video, false, &none, render)
+            .expect("body");
         // Another empty time-shift list is the same list.
         let b = live
-            .rendered(TrackId::Video, &Arc::default(), render)
+            .rendered(TrackId::Video, false, &Arc::default(), render)
             .expect("body");
         assert_eq!(a.as_ptr(), b.as_ptr(), "shared, not rendered again");
         assert_eq!(renders.load(Ordering::Relaxed), 1);
-        // Each track has its own.
-        live.rendered(TrackId::Audio, &none, render).expect("body");
+        // Each track has its own, and so has a track's delta update.
+        live.rendered(TrackId::Audio, false, &none, render)
+            .expect("body");
         assert_eq!(renders.load(Ordering::Relaxed), 2);
+        live.rendered(TrackId::Audio, true, &none, render)
+            .expect("body");
+        assert_eq!(renders.load(Ordering::Relaxed), 3);
+        live.rendered(TrackId::Audio, true, &none, render)
+            .expect("body");
+        assert_eq!(renders.load(Ordering::Relaxed), 3);
         // A change to the window renders it again.
         live.notify();
-        let c = live.rendered(TrackId::Video, &none, render).expect("body");
-        assert_eq!(&c[..], b"#EXTM3U\n# render 2\n");
-        assert_eq!(renders.load(Ordering::Relaxed), 3);
+        let c = live
+            .rendered(TrackId::Video, false, &none, render)
+            .expect("body");
+        assert_eq!(&c[..], b"#EXTM3U\n# render 3\n");
+        assert_eq!(renders.load(Ordering::Relaxed), 4);
         // Nothing to render is not kept.
         live.notify();
-        assert!(live.rendered(TrackId::Video, &none, |_| None).is_none());
-        live.rendered(TrackId::Video, &none, render).expect("body");
-        assert_eq!(renders.load(Ordering::Relaxed), 4);
+        assert!(live
+            .rendered(TrackId::Video, false, &none, |_| None)
+            .is_none());
+        live.rendered(TrackId::Video, false, &none, render)
+            .expect("body");
+        assert_eq!(renders.load(Ordering::Relaxed), 5);
     }
 }
