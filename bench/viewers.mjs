@@ -5,8 +5,8 @@
 //   caps connections per address); its requests share one keep-alive connection.
 // Each viewer does what hls.js does in low-latency mode, without decoding: it reloads
 // its media playlist blocking for the part the last one hinted (_HLS_msn, _HLS_part,
-// RFC 8216bis §6.2.5.2) and fetches every part the reload lists that it has not
-// fetched yet, in order. Its media must be continuous: a part it has fetched must still
+// RFC 8216bis §6.2.5.2), as a delta update (_HLS_skip=YES, §6.2.5.1), and fetches
+// every part the reload lists that it has not fetched yet, in order. Its media must be continuous: a part it has fetched must still
 // be listed the next time, so that the parts after it can be told (else a gap: parts
 // were missed), and every part it asks for must come (else an error). A playlist that
 // ended (EXT-X-ENDLIST) or a stream that is not live yet is waited for, not an error.
@@ -95,7 +95,8 @@ async function viewer(url, s, k) {
   let next = null;
   let last = null;
   while (Date.now() < end) {
-    const u = next ? `${url}?_HLS_msn=${next.msn}&_HLS_part=${next.part}` : url;
+    // Delta updates once it has a playlist, as hls.js asks for them.
+    const u = next ? `${url}?_HLS_msn=${next.msn}&_HLS_part=${next.part}&_HLS_skip=YES` : url;
     let text;
     try {
       const r = await get(u, agent);
