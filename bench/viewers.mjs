@@ -182,7 +182,9 @@ const summary = (s) => ({
 });
 const total = all.reduce((t, s) => {
   t.viewers += s.viewers; t.reloads += s.reloads; t.parts += s.parts; t.bytes += s.bytes;
-  t.gaps += s.gaps; t.lags.push(...s.lags);
+  t.gaps += s.gaps;
+  // One at a time: an hour's lags are too many to spread into one call's arguments.
+  for (const l of s.lags) t.lags.push(l);
   for (const [k, v] of Object.entries(s.errors)) t.errors[k] = (t.errors[k] || 0) + v;
   return t;
 }, stats('all'));
