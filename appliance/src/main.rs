@@ -562,8 +562,8 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
         listen(cfg.http.listen).with_context(|| format!("binding HTTP to {}", cfg.http.listen))?;
     let rtsp =
         listen(cfg.rtsp.listen).with_context(|| format!("binding RTSP to {}", cfg.rtsp.listen))?;
-    let https = bind_if(cfg.http.tls_listen, "HTTPS").await?;
-    let metrics = bind_if(cfg.metrics.listen, "metrics").await?;
+    let https = bind_if(cfg.http.tls_listen, "HTTPS")?;
+    let metrics = bind_if(cfg.metrics.listen, "metrics")?;
     let (rtmp_addr, http_addr, rtsp_addr) =
         (rtmp.local_addr()?, web.local_addr()?, rtsp.local_addr()?);
     info!(data_dir = %cfg.data_dir.display(), "streambox starting");
@@ -818,7 +818,7 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 }
 
 /// A listener on `addr` when it is configured.
-async fn bind_if(
+fn bind_if(
     addr: Option<SocketAddr>,
     what: &str,
 ) -> anyhow::Result<Option<tokio::net::TcpListener>> {

@@ -161,18 +161,7 @@ fn bframes_with_2s_gops_play_frame_exact_in_2s_segments() {
 
 /// `(msn, part)` of the EXT-X-PRELOAD-HINT of a media playlist.
 fn preload_hint(playlist: &str) -> (u64, u64) {
-    let uri = playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
-        .unwrap_or_else(|| panic!("no preload hint in {playlist}"));
-    let stem = uri.trim_end_matches('"').trim_end_matches(".m4s");
-    let (msn, part) = stem
-        .rsplit('/')
-        .next()
-        .and_then(|f| f.strip_prefix("part-"))
-        .and_then(|f| f.split_once('-'))
-        .unwrap_or_else(|| panic!("bad hint {uri}"));
-    (msn.parse().expect("msn"), part.parse().expect("part"))
+    hinted_part(playlist).unwrap_or_else(|| panic!("no preload hint in {playlist}"))
 }
 
 fn media_sequence(playlist: &str) -> u64 {

@@ -1414,11 +1414,7 @@ fn idle_slow_and_greedy_clients_leave_a_live_viewer_on_time() {
                 .text()
                 .await
                 .expect("text");
-            let last: u64 = p
-                .lines()
-                .filter_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"video/part-"))
-                .find_map(|l| l.split('-').next()?.parse().ok())
-                .expect("preload hint");
+            let (last, _) = hinted_part(&p).expect("preload hint");
             let mut out = Vec::new();
             for ahead in [3, 2] {
                 let t0 = Instant::now();

@@ -910,13 +910,12 @@ fn growing(live: Arc<LiveStream>, track: TrackId, msn: u64, cenc: bool) -> Respo
         };
         futures_util::stream::iter(items)
     });
-    let content_type = match track {
-        TrackId::Video => "video/mp4",
-        TrackId::Audio => "audio/mp4",
-    };
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(media_type(track)),
+            ),
             (header::CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
         ],
         Body::from_stream(parts),
@@ -924,13 +923,18 @@ fn growing(live: Arc<LiveStream>, track: TrackId, msn: u64, cenc: bool) -> Respo
         .into_response()
 }
 
+/// The MIME type of `track`'s CMAF media.
+fn media_type(track: TrackId) -> &'static str {
+    match track {
+        TrackId::Video => "video/mp4",
+        TrackId::Audio => "audio/mp4",
+    }
+}
+
 /// A media response of `track` whose body is `chunks` in order, immutable.
 fn media_body(track: TrackId, chunks: Vec<Bytes>) -> Response {
     let len: usize = chunks.iter().map(Bytes::len).sum();
-    let content_type = match track {
-        TrackId::Video => "video/mp4",
-        TrackId::Audio => "audio/mp4",
-    };
+    let content_type = media_type(track);
     let body = if chunks.len() == 1 {
         Body::from(chunks.into_iter().next().unwrap_or_default())
     } else {

@@ -836,6 +836,21 @@ pub fn closed_within(sock: &mut TcpStream, within: Duration) -> bool {
     false
 }
 
+/// The part an LL-HLS media playlist's `EXT-X-PRELOAD-HINT` names: (media sequence
+/// number, part index); `None` without one (an ended playlist).
+pub fn hinted_part(playlist: &str) -> Option<(u64, u64)> {
+    let uri = playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))?;
+    let stem = uri.trim_end_matches('"').trim_end_matches(".m4s");
+    let (msn, part) = stem
+        .rsplit('/')
+        .next()?
+        .strip_prefix("part-")?
+        .split_once('-')?;
+    Some((msn.parse().ok()?, part.parse().ok()?))
+}
+
 /// The wall-clock time the newest part of an LL-HLS media playlist ends: its segment's
 /// EXT-X-PROGRAM-DATE-TIME plus the parts listed after it; `None` without one.
 pub fn newest_part_end(playlist: &str) -> Option<std::time::SystemTime> {
@@ -883,18 +898,7 @@ pub async fn viewer_lags(url: &str, seconds: f64) -> Vec<f64> {
             Err(e) => -e.duration().as_secs_f64(),
         };
         lags.push(lag);
-        next = p
-            .lines()
-            .find_map(|l| l.strip_prefix("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\""))
-            .and_then(|u| {
-                u.trim_end_matches('"')
-                    .trim_end_matches(".m4s")
-                    .rsplit('/')
-                    .next()
-            })
-            .and_then(|f| f.strip_prefix("part-"))
-            .and_then(|f| f.split_once('-'))
-            .and_then(|(m, p)| Some((m.parse::<u64>().ok()?, p.parse::<u64>().ok()?)));
+        next = hinted_part(&p);
     }
     lags
 }
