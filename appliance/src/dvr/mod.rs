@@ -346,6 +346,7 @@ async fn record(
     let mut space = Space::default();
     let mut checked = tokio::time::Instant::now() - CHECK_EVERY;
     let mut reread = true;
+    let paused = dvr.metrics.dvr_paused.with_label_values(&[&live.name]);
     loop {
         if reread {
             reread = false;
@@ -382,7 +383,6 @@ async fn record(
                 space.check(free, dvr.min_free_bytes);
             }
         }
-        let paused = dvr.metrics.dvr_paused.with_label_values(&[&live.name]);
         paused.set(i64::from(space.paused()));
         let take = enabled && !space.paused();
         live.recording

@@ -232,8 +232,13 @@ async fn run(
         live.write().live = true;
     }
     let name = hub.name().to_string();
-    let publish = |seg: &mut Segmenter| {
-        live.notify();
+    // Readers (blocking playlist requests, growing segments, the recorder, the rendered
+    // playlists) wake only for what they can see: a frame that only joins the part being
+    // made changes nothing for them.
+    let publish = |seg: &mut Segmenter, sealing_changed: bool| {
+        if seg.take_changed() || sealing_changed {
+            live.notify();
+        }
         for p in seg.take_published() {
             let (hist, track, at) = match p {
                 Published::Part(t, at) => (&metrics.part_delay, t, at),
@@ -255,10 +260,10 @@ async fn run(
             .keys
             .wanted(f.dts as f64 / f64::from(f.params.timescale()));
         let mut w = live.write();
-        w.seal_next(key);
+        let sealing_changed = w.seal_next(key);
         seg.push(f, || hub.params(), &mut w);
         drop(w);
-        publish(seg);
+        publish(seg, sealing_changed);
     };
     for f in &gop {
         push(&mut seg, f);
@@ -271,7 +276,7 @@ async fn run(
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     warn!(skipped = n, "packager fell behind; restarting at the next keyframe");
                     seg.finish(&mut live.write());
-                    publish(&mut seg);
+                    publish(&mut seg, false);
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -296,7 +301,7 @@ async fn run(
                         seg.finish(&mut w);
                         w.live = false;
                         drop(w);
-                        publish(&mut seg);
+                        publish(&mut seg, false);
                         end_at = Some(Instant::now() + grace);
                         info!(grace_s = c.end_grace, "publisher left; playlist ends after the grace period");
                     }

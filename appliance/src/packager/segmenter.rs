@@ -160,6 +160,9 @@ pub struct Segmenter {
     preroll: Vec<Arc<Frame>>,
     fragment_sequence: u32,
     published: Vec<Published>,
+    /// Whether the window changed since [`Segmenter::take_changed`]: most frames only
+    /// join a part still being made, which no reader of the window can see.
+    changed: bool,
 }
 
 /// At most this many frames are held while waiting for the first video keyframe.
@@ -179,6 +182,7 @@ impl Segmenter {
             preroll: Vec::new(),
             fragment_sequence: 1,
             published: Vec::new(),
+            changed: false,
         }
     }
 
@@ -207,6 +211,7 @@ impl Segmenter {
         if msn <= w.next_msn {
             return; // the same, or (never expected) behind: keep counting
         }
+        self.changed = true;
         if w.tracks.values().any(|t| !t.segments.is_empty()) {
             for tw in w.tracks.values_mut() {
                 tw.discontinuity_sequence +=
@@ -218,6 +223,12 @@ impl Segmenter {
             }
         }
         w.next_msn = msn;
+    }
+
+    /// Whether the window changed (a part, a segment, an epoch, a cut or a renumbering)
+    /// since the last call; clears the flag.
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
     }
 
     /// Takes the record of what became available since the last call.
@@ -316,6 +327,7 @@ impl Segmenter {
                 key: w.sealing.clone(),
             };
             w.cuts.push_back(cut);
+            self.changed = true;
             if w.cuts.len() > super::window::CUTS_KEPT {
                 w.cuts.pop_front();
             }
@@ -341,6 +353,7 @@ impl Segmenter {
     fn start_epoch(&mut self, params: BTreeMap<TrackId, Arc<TrackParams>>, w: &mut Window) {
         let idx = self.next_epoch;
         self.next_epoch += 1;
+        self.changed = true;
         let same_tracks = w.tracks.keys().eq(params.keys());
         if !same_tracks {
             // The multivariant playlist changes: start the window afresh.
@@ -382,6 +395,7 @@ impl Segmenter {
         if t.ready.is_empty() {
             return;
         }
+        self.changed = true;
         let base = u64::try_from(t.ready_start).unwrap_or(0);
         let sequence = self.fragment_sequence;
         let bytes = fmp4::fragment(sequence, track, base, &t.ready);
@@ -431,6 +445,7 @@ impl Segmenter {
     }
 
     fn close_segment(&mut self, w: &mut Window) {
+        self.changed = true;
         let tracks: Vec<TrackId> = self.tracks.keys().copied().collect();
         for track in &tracks {
             self.flush_part(*track, w);
@@ -596,6 +611,45 @@ mod tests {
                 w,
             );
         }
+    }
+
+    /// Readers of the window wake on [`Segmenter::take_changed`]: it must be set by every
+    /// frame that changes what they can see (a part, a segment closed, an epoch opened),
+    /// and by no other, so that most frames (joining the part being made) wake nobody.
+    #[test]
+    fn only_a_frame_that_changes_the_window_says_so() {
+        let v = video_params();
+        let params: BTreeMap<_, _> = [(TrackId::Video, v.clone())].into();
+        let mut s = Segmenter::new(cfg());
+        let mut w = Window::new(SystemTime::now());
+        let shape = |w: &Window| {
+            let segs = || w.tracks.values().flat_map(|t| t.segments.iter());
+            (
+                w.next_msn,
+                segs().count(),
+                segs().map(|s| s.parts.len()).sum::<usize>(),
+                segs().filter(|s| s.complete).count(),
+            )
+        };
+        let mut changes = 0;
+        for i in 0..10 * 25 {
+            let before = shape(&w);
+            s.push(
+                &frame(TrackId::Video, i * 3600, i % 50 == 0, &v),
+                || params.clone(),
+                &mut w,
+            );
+            let changed = s.take_changed();
+            // The first frame opens the epoch: the window has its init segment then.
+            assert_eq!(changed, i == 0 || shape(&w) != before, "frame {i}");
+            changes += usize::from(changed);
+        }
+        // 10 s of 25 fps in parts of 8 frames (0.333 s), 2 s segments.
+        assert!(
+            (30..=40).contains(&changes),
+            "{changes} changes in 250 frames"
+        );
+        assert!(!s.take_changed(), "taking clears it");
     }
 
     #[test]

@@ -208,15 +208,20 @@ impl Window {
 
     /// Seals the segments opened from now on with `key` (`None`: in the clear): at once
     /// when the window has no segment yet, else from the segment after the open one
-    /// (announced once that one closes).
-    pub fn seal_next(&mut self, key: Option<Arc<ContentKey>>) {
+    /// (announced once that one closes). Returns whether the key to seal with changed.
+    pub fn seal_next(&mut self, key: Option<Arc<ContentKey>>) -> bool {
         let same =
             |a: &Option<Arc<ContentKey>>| a.as_ref().map(|k| k.kid) == key.as_ref().map(|k| k.kid);
         if self.tracks.values().all(|t| t.segments.is_empty()) {
+            let changed = !same(&self.sealing) || self.sealing_after.is_some();
             self.sealing = key;
             self.sealing_after = None;
+            changed
         } else if !same(self.sealing_after.as_ref().unwrap_or(&self.sealing)) {
             self.sealing_after = Some(key);
+            true
+        } else {
+            false
         }
     }
 
