@@ -1056,13 +1056,13 @@ def main_soak(args):
         print(f"\nRSS at most {settled:.1f} MiB in the first half, {final:.1f} MiB in the last "
               f"tenth ({100 * (final - settled) / settled:+.1f} %)")
         a = out["all"]
-        print(f"viewers: {a['reloads']} reloads, {a['parts']} parts "
-              f"({a['bytes'] / 1e9:.2f} GB), gaps {a['gaps']}, errors {a['errors']}, lag behind "
+        print(f"viewers: {a['reloads']} reloads, {a['parts']} parts and {a['segments']} whole "
+              f"segments ({a['bytes'] / 1e9:.2f} GB), gaps {a['gaps']}, errors {a['errors']}, lag behind "
               f"the wall clock p50 {a['lag_p50_s']} s, p95 {a['lag_p95_s']} s, "
               f"max {a['lag_max_s']} s")
         for st in out["streams"]:
             print(f"  {st['url'].rsplit('/', 2)[-2]}: {st['viewers']} viewers, {st['parts']} "
-                  f"parts, gaps {st['gaps']}, errors {st['errors']}, discontinuities "
+                  f"parts, {st['segments']} segments, gaps {st['gaps']}, errors {st['errors']}, discontinuities "
                   f"{st['discontinuities']}, lag p95 {st['lag_p95_s']} s")
         print(f"log: {len(errors)} errors, {len(warnings)} warnings")
         for l in (errors + warnings)[:20]:
@@ -1071,10 +1071,12 @@ def main_soak(args):
                          metric(m0, f"streambox_{k}_total", f'{{stream="{n}"}}')
                          for n in ("s0", "s1", "s2", "cam0"))
                   for k in ("playlist_requests", "segment_requests")}
-        part_errors = sum(v for k, v in a["errors"].items() if k.startswith("part"))
+        media_errors = sum(v for k, v in a["errors"].items()
+                           if k.startswith("part") or k.startswith("segment"))
+        fetched = a["parts"] + a["segments"]
         print(f"metrics: {served['playlist_requests']:.0f} playlist requests counted against "
               f"{a['reloads']} reloads answered; {served['segment_requests']:.0f} media "
-              f"requests against {a['parts']} parts fetched ({part_errors} failed)")
+              f"requests against {fetched} parts and segments fetched ({media_errors} failed)")
         if final > settled * 1.10:
             failures.append("RSS grew")
         if a["gaps"] or a["errors"]:
@@ -1082,7 +1084,7 @@ def main_soak(args):
         if errors:
             failures.append("the log has errors")
         if served["playlist_requests"] < a["reloads"] or \
-                served["segment_requests"] != a["parts"] + part_errors:
+                served["segment_requests"] != fetched + media_errors:
             failures.append("the counters disagree with the clients")
     finally:
         stop_all(procs, work)

@@ -6,9 +6,13 @@
 // Each viewer does what hls.js does in low-latency mode, without decoding: it reloads
 // its media playlist blocking for the part the last one hinted (_HLS_msn, _HLS_part,
 // RFC 8216bis §6.2.5.2), as a delta update (_HLS_skip=YES, §6.2.5.1), and fetches
-// every part the reload lists that it has not fetched yet, in order. Its media must be continuous: a part it has fetched must still
-// be listed the next time, so that the parts after it can be told (else a gap: parts
-// were missed), and every part it asks for must come (else an error). A playlist that
+// every part the reload lists that it has not fetched yet, in order. Parts are listed only
+// near the live edge, and the edge jumps ahead after a publisher's outage (stream time
+// follows the wall clock): when the part it fetched last is no longer listed but its
+// segment is, it fetches that segment and the ones after it whole, as a player does,
+// then goes on with parts. Its media must be continuous: the segment of the part it
+// fetched last must still be listed (else a gap: media was missed), and every part and
+// segment it asks for must come (else an error). A playlist that
 // ended (EXT-X-ENDLIST) or a stream that is not live yet is waited for, not an error.
 // Prints JSON: per URL and in all, reloads, parts and bytes fetched, gaps, errors by
 // kind, the newest part's lag behind the wall clock after each reload (its segment's
@@ -49,6 +53,7 @@ function parse(text) {
   let after = 0;
   let hint = null;
   let discontinuities = 0;
+  const segments = [];
   for (const line of text.split('\n')) {
     if (line.startsWith('#EXT-X-PROGRAM-DATE-TIME:')) {
       pdt = Date.parse(line.slice(25));
@@ -59,6 +64,9 @@ function parse(text) {
         after += Number(m[1]);
         parts.push({ msn: Number(m[3]), index: Number(m[4]), uri: m[2] });
       }
+    } else if (/^(video|audio)\/seg-\d+\.m4s$/.test(line)) {
+      // A complete segment of the live window (time-shift's recorded ones are elsewhere).
+      segments.push({ msn: Number(/seg-(\d+)/.exec(line)[1]), uri: line });
     } else if (line.startsWith('#EXT-X-PRELOAD-HINT:TYPE=PART')) {
       const m = /part-(\d+)-(\d+)\.m4s/.exec(line);
       if (m) hint = { msn: Number(m[1]), part: Number(m[2]) };
@@ -69,14 +77,15 @@ function parse(text) {
     }
   }
   const ended = text.includes('#EXT-X-ENDLIST');
-  return { parts, newestEnd: pdt === null ? null : pdt + after * 1000, hint, ended, discontinuities };
+  return { parts, segments, newestEnd: pdt === null ? null : pdt + after * 1000, hint, ended,
+    discontinuities };
 }
 
 const before = (a, b) => a.msn < b.msn || (a.msn === b.msn && a.index < b.index);
 
 function stats(url) {
-  return { url, viewers: 0, reloads: 0, parts: 0, bytes: 0, gaps: 0, errors: {}, lags: [],
-    discontinuities: 0 };
+  return { url, viewers: 0, reloads: 0, parts: 0, segments: 0, bytes: 0, gaps: 0, errors: {},
+    lags: [], discontinuities: 0 };
 }
 
 function error(s, kind) {
@@ -129,17 +138,37 @@ async function viewer(url, s, k) {
       continue;
     }
     let fresh;
+    let whole = [];
     if (last === null) {
       // A new viewer starts at the newest part, as a player starts near the live edge.
       fresh = p.parts.slice(-1);
     } else if (!p.parts.some((x) => x.msn === last.msn && x.index === last.index)
         && before(last, p.parts[0])) {
-      // What it fetched last is no longer listed, and newer parts are: it cannot tell
-      // whether parts in between were missed.
-      s.gaps += 1;
-      fresh = p.parts.slice(-1);
+      // What it fetched last is no longer listed as a part, and newer parts are.
+      if (p.segments.some((x) => x.msn === last.msn)) {
+        // Its segment is: the rest comes as whole segments up to the first with parts.
+        whole = p.segments.filter((x) => x.msn >= last.msn && x.msn < p.parts[0].msn);
+        fresh = p.parts;
+      } else {
+        // Media in between was missed.
+        s.gaps += 1;
+        fresh = p.parts.slice(-1);
+      }
     } else {
       fresh = p.parts.filter((x) => before(last, x));
+    }
+    for (const seg of whole) {
+      try {
+        const r = await get(new URL(seg.uri, base).href, agent, true);
+        if (r.status !== 200) {
+          error(s, `segment ${r.status}`);
+        } else {
+          s.segments += 1;
+          s.bytes += r.body;
+        }
+      } catch (e) {
+        if (Date.now() < end) error(s, `segment ${e.message}`);
+      }
     }
     for (const part of fresh) {
       try {
@@ -176,12 +205,14 @@ const q = (a, f) => {
   return Math.round(s[Math.min(s.length - 1, Math.floor(f * s.length))] * 1000) / 1000;
 };
 const summary = (s) => ({
-  url: s.url, viewers: s.viewers, reloads: s.reloads, parts: s.parts, bytes: s.bytes,
+  url: s.url, viewers: s.viewers, reloads: s.reloads, parts: s.parts, segments: s.segments,
+  bytes: s.bytes,
   gaps: s.gaps, errors: s.errors, discontinuities: s.discontinuities,
   lag_p50_s: q(s.lags, 0.5), lag_p95_s: q(s.lags, 0.95), lag_max_s: q(s.lags, 1),
 });
 const total = all.reduce((t, s) => {
   t.viewers += s.viewers; t.reloads += s.reloads; t.parts += s.parts; t.bytes += s.bytes;
+  t.segments += s.segments;
   t.gaps += s.gaps;
   // One at a time: an hour's lags are too many to spread into one call's arguments.
   for (const l of s.lags) t.lags.push(l);
