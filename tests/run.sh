@@ -2,8 +2,8 @@
 # Runs the whole test suite: installs what the tests need when it is missing (ffmpeg,
 # GStreamer with its RTSP server, Chromium, Node.js, netplan from the distribution; what the
 # build needs, tools/build-deps.sh; hls.js, dash.js and playwright-core from npm),
-# builds once, then runs unit and end-to-end tests in parallel, then builds the appliance
-# image and boots it under QEMU (image/test.sh).
+# builds once, then runs unit and end-to-end tests in parallel, then a five-minute soak,
+# then builds the appliance image and boots it under QEMU (image/test.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +49,11 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streambox/target}"
 cargo build --locked --workspace --all-targets
 # The end-to-end tests mostly wait on real-time publishers, so run more than one per core.
 cargo test --locked --workspace -- --test-threads "${STREAMBOX_TEST_THREADS:-4}"
+# Five minutes of the hour's soak (bench/side_by_side.sh --soak): four recorded streams,
+# a camera that drops every two minutes, simulated LL-HLS viewers; fails on RSS growth, a
+# gap in any viewer's media, an error in the log or counters that disagree with the clients.
+python3 bench/side_by_side.py --streambox "$CARGO_TARGET_DIR/debug/streambox" \
+  --soak --minutes 5 --viewers 100 --drop-every 120
 # The appliance image: build it from Debian's packages (downloads cached under
 # ~/.cache/streambox) and boot it under QEMU, checked from the host and from inside.
 image/test.sh
