@@ -304,8 +304,10 @@ def main():
     try:
         clip = make_clip(work)
         nginx, n_rtmp, n_http = start_nginx(work, procs)
-        s_rtmp, s_http = free_port(), free_port()
-        env = dict(os.environ, STREAMBOX_LOG="warn")
+        s_rtmp, s_http, s_metrics = free_port(), free_port(), free_port()
+        # A metrics listener of its own: /metrics on the main one needs an administrator.
+        env = dict(os.environ, STREAMBOX_LOG="warn",
+                   STREAMBOX_METRICS__LISTEN=f"127.0.0.1:{s_metrics}")
         sb = subprocess.Popen([args.streambox, "--data-dir", f"{work}/sb", "serve",
                                "--rtmp-listen", f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}"],
                               env=env, stdout=subprocess.DEVNULL)
@@ -345,7 +347,7 @@ def main():
         seg_delays = [seen - (end_wall - FRAME) for (seen, end_wall) in sb_segs.values()]
         # nginx-rtmp's media times count from the first frame; both servers got it at once.
         s_wall = stream_start(sb_base)
-        _, metrics = fetch(f"{sb_base}/metrics")
+        _, metrics = fetch(f"http://127.0.0.1:{s_metrics}/metrics")
         ng_delays = [seen - (s_wall + end_media - FRAME) for (seen, end_media) in ng_segs.values()]
         minutes = args.seconds / 60
         print(f"\n{args.streams} streams, {args.seconds} s measured after {args.warmup} s warm-up, "
@@ -476,9 +478,11 @@ def start_streambox(binary, work, procs, cpu=None, **env_extra):
     """streambox serving from `work`/sb on free ports (RTSP on an ephemeral one), with
     STREAMBOX_LOG=warn and `env_extra` in its environment, appended to `procs`, pinned
     to `cpu` when given: (its process, a function running its CLI on the same data,
-    its RTMP port, its HTTP port)."""
-    s_rtmp, s_http = free_port(), free_port()
-    env = dict(os.environ, STREAMBOX_LOG="warn", **env_extra)
+    its RTMP port, its HTTP port). The process's `metrics_url` is /metrics on a listener
+    of its own (on the main one it needs an administrator)."""
+    s_rtmp, s_http, s_metrics = free_port(), free_port(), free_port()
+    env = dict(os.environ, STREAMBOX_LOG="warn",
+               STREAMBOX_METRICS__LISTEN=f"127.0.0.1:{s_metrics}", **env_extra)
     data = f"{work}/sb"
 
     def cli(*a):
@@ -489,6 +493,7 @@ def start_streambox(binary, work, procs, cpu=None, **env_extra):
     sb = subprocess.Popen([*pin, binary, "--data-dir", data, "serve", "--rtmp-listen",
                            f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
                            "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
+    sb.metrics_url = f"http://127.0.0.1:{s_metrics}/metrics"
     procs.append(sb)
     time.sleep(1)
     return sb, cli, s_rtmp, s_http
@@ -528,11 +533,11 @@ def main_dvr(args):
                 for i in range(args.streams):
                     cli("stream", "set", f"s{i}", "--record", "on", "--keep-bytes", args.keep_bytes)
                 time.sleep(args.warmup)
-            _, m0 = fetch(f"{base}/metrics")
+            _, m0 = fetch(sb.metrics_url)
             cpu0, rss0 = cpu_seconds(sb.pid), rss_mib(sb.pid)
             delays = phase_delays(base, args.seconds)
             cpu1, rss1 = cpu_seconds(sb.pid), rss_mib(sb.pid)
-            _, m1 = fetch(f"{base}/metrics")
+            _, m1 = fetch(sb.metrics_url)
             d = {n: metric(m1, n) - metric(m0, n) for n in (
                 "streambox_dvr_written_bytes_total", "streambox_dvr_deleted_segments_total",
                 "streambox_dvr_write_seconds_sum", "streambox_dvr_write_seconds_count",
@@ -852,8 +857,9 @@ def main_abr(args):
              "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "60", "-keyint_min", "60",
              "-sc_threshold", "0", "-b:v", "4500k", "-c:a", "aac", "-ac", "2", "-b:a", "128k", clip],
             check=True)
-        s_rtmp, s_http = free_port(), free_port()
-        env = dict(os.environ, STREAMBOX_LOG="warn")
+        s_rtmp, s_http, s_metrics = free_port(), free_port(), free_port()
+        env = dict(os.environ, STREAMBOX_LOG="warn",
+                   STREAMBOX_METRICS__LISTEN=f"127.0.0.1:{s_metrics}")
         data = f"{work}/sb"
         out = subprocess.run([args.streambox, "--data-dir", data, "stream", "add", "lobby"], check=True,
                              capture_output=True, text=True, env=env).stdout
@@ -873,7 +879,7 @@ def main_abr(args):
         c0, t0 = thread_cpu(sb.pid), time.time()
         time.sleep(args.seconds)
         c1, media = thread_cpu(sb.pid), time.time() - t0
-        _, metrics = fetch(f"{base}/metrics")
+        _, metrics = fetch(f"http://127.0.0.1:{s_metrics}/metrics")
         _, mv = fetch(f"{base}/live/lobby/index.m3u8")
         running = {r for r, *_ in RUNGS if f"{r}.m3u8" in mv}
         # streambox stops before ffmpeg runs, so neither takes the other's cores.
