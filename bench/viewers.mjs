@@ -157,31 +157,23 @@ async function viewer(url, s, k) {
     } else {
       fresh = p.parts.filter((x) => before(last, x));
     }
-    for (const seg of whole) {
+    // Fetches `uri`, counted under `kind` ('part' or 'segment') in `s`.
+    const media = async (uri, kind) => {
       try {
-        const r = await get(new URL(seg.uri, base).href, agent, true);
+        const r = await get(new URL(uri, base).href, agent, true);
         if (r.status !== 200) {
-          error(s, `segment ${r.status}`);
+          error(s, `${kind} ${r.status}`);
         } else {
-          s.segments += 1;
+          s[`${kind}s`] += 1;
           s.bytes += r.body;
         }
       } catch (e) {
-        if (Date.now() < end) error(s, `segment ${e.message}`);
+        if (Date.now() < end) error(s, `${kind} ${e.message}`);
       }
-    }
+    };
+    for (const seg of whole) await media(seg.uri, 'segment');
     for (const part of fresh) {
-      try {
-        const r = await get(new URL(part.uri, base).href, agent, true);
-        if (r.status !== 200) {
-          error(s, `part ${r.status}`);
-        } else {
-          s.parts += 1;
-          s.bytes += r.body;
-        }
-      } catch (e) {
-        if (Date.now() < end) error(s, `part ${e.message}`);
-      }
+      await media(part.uri, 'part');
       last = part;
     }
     next = p.hint;
