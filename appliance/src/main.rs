@@ -2,12 +2,6 @@
 //! their keys in the same database, also while the service runs.
 
 use anyhow::Context;
-
-/// jemalloc: a long-running server's memory stays flat under churn (segments, parts and
-/// playlists made and dropped on many threads), where glibc's per-thread arenas hold on
-/// to freed memory.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use clap::{Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +14,12 @@ use streambox::manage::{self, Ops};
 use streambox::streams::Kind;
 use streambox::{db, http, ingest};
 use tracing::info;
+
+/// jemalloc: a long-running server's memory stays flat under churn (segments, parts and
+/// playlists made and dropped on many threads), where glibc's per-thread arenas hold on
+/// to freed memory.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
 #[command(
