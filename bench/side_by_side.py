@@ -304,20 +304,9 @@ def main():
     try:
         clip = make_clip(work)
         nginx, n_rtmp, n_http = start_nginx(work, procs)
-        s_rtmp, s_http, s_metrics = free_port(), free_port(), free_port()
-        # A metrics listener of its own: /metrics on the main one needs an administrator.
-        env = dict(os.environ, STREAMBOX_LOG="warn",
-                   STREAMBOX_METRICS__LISTEN=f"127.0.0.1:{s_metrics}")
-        sb = subprocess.Popen([args.streambox, "--data-dir", f"{work}/sb", "serve",
-                               "--rtmp-listen", f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}"],
-                              env=env, stdout=subprocess.DEVNULL)
-        procs.append(sb)
-        time.sleep(1)
-        keys = []
-        for i in range(args.streams):
-            out = subprocess.run([args.streambox, "--data-dir", f"{work}/sb", "stream", "add", f"s{i}"],
-                                 check=True, capture_output=True, text=True, env=env).stdout
-            keys.append(re.search(r"Stream Key: (\S+)", out).group(1))
+        sb, cli, s_rtmp, s_http = start_streambox(args.streambox, work, procs)
+        keys = [re.search(r"Stream Key: (\S+)", cli("stream", "add", f"s{i}")).group(1)
+                for i in range(args.streams)]
         for i, key in enumerate(keys):
             tee = (f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{s_rtmp}/live/s{i}?key={key}|"
                    f"[f=flv:onfail=ignore]rtmp://127.0.0.1:{n_rtmp}/live/s{i}")
@@ -347,7 +336,7 @@ def main():
         seg_delays = [seen - (end_wall - FRAME) for (seen, end_wall) in sb_segs.values()]
         # nginx-rtmp's media times count from the first frame; both servers got it at once.
         s_wall = stream_start(sb_base)
-        _, metrics = fetch(f"http://127.0.0.1:{s_metrics}/metrics")
+        _, metrics = fetch(sb.metrics_url)
         ng_delays = [seen - (s_wall + end_media - FRAME) for (seen, end_media) in ng_segs.values()]
         minutes = args.seconds / 60
         print(f"\n{args.streams} streams, {args.seconds} s measured after {args.warmup} s warm-up, "

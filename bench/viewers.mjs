@@ -101,6 +101,20 @@ const notNow = (r) => r.status === 404
 async function viewer(url, s, k) {
   const base = new URL(url);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: `127.0.0.${20 + (k % 200)}` });
+  // Fetches `uri`, counted under `kind` ('part' or 'segment') in `s`.
+  const media = async (uri, kind) => {
+    try {
+      const r = await get(new URL(uri, base).href, agent, true);
+      if (r.status !== 200) {
+        error(s, `${kind} ${r.status}`);
+      } else {
+        s[`${kind}s`] += 1;
+        s.bytes += r.body;
+      }
+    } catch (e) {
+      if (Date.now() < end) error(s, `${kind} ${e.message}`);
+    }
+  };
   let next = null;
   let last = null;
   while (Date.now() < end) {
@@ -157,20 +171,6 @@ async function viewer(url, s, k) {
     } else {
       fresh = p.parts.filter((x) => before(last, x));
     }
-    // Fetches `uri`, counted under `kind` ('part' or 'segment') in `s`.
-    const media = async (uri, kind) => {
-      try {
-        const r = await get(new URL(uri, base).href, agent, true);
-        if (r.status !== 200) {
-          error(s, `${kind} ${r.status}`);
-        } else {
-          s[`${kind}s`] += 1;
-          s.bytes += r.body;
-        }
-      } catch (e) {
-        if (Date.now() < end) error(s, `${kind} ${e.message}`);
-      }
-    };
     for (const seg of whole) await media(seg.uri, 'segment');
     for (const part of fresh) {
       await media(part.uri, 'part');
