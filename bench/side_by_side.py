@@ -321,6 +321,8 @@ def main():
         for t in threads:
             t.start()
         time.sleep(args.warmup)
+        # nginx-rtmp's media times count from the first frame; both servers got it at once.
+        s_wall = stream_start(sb_base)
         cpu0 = {"streambox": cpu_seconds(sb.pid), "nginx-rtmp": cpu_seconds(nginx.pid)}
         rss0 = {"streambox": rss_mib(sb.pid), "nginx-rtmp": rss_mib(nginx.pid)}
         peak = dict(rss0)
@@ -334,8 +336,6 @@ def main():
             t.join()
         part_delays = [seen - (end_wall - FRAME) for (seen, end_wall) in parts.values()]
         seg_delays = [seen - (end_wall - FRAME) for (seen, end_wall) in sb_segs.values()]
-        # nginx-rtmp's media times count from the first frame; both servers got it at once.
-        s_wall = stream_start(sb_base)
         _, metrics = fetch(sb.metrics_url)
         ng_delays = [seen - (s_wall + end_media - FRAME) for (seen, end_media) in ng_segs.values()]
         minutes = args.seconds / 60
@@ -918,11 +918,14 @@ def main_abr(args):
 
 
 def stream_start(sb_base):
-    """Wall time of stream 0's media time zero, from streambox's DASH availabilityStartTime."""
-    status, text = fetch(f"{sb_base}/live/s0/manifest.mpd")
-    m = re.search(r'availabilityStartTime="([^"]+)"', text)
+    """Wall time of stream 0's first frame: the PROGRAM-DATE-TIME of its first segment,
+    while the live window still lists it (media sequence 0). Not the MPD's
+    availabilityStartTime: stream time zero is when the stream was opened, and the
+    publisher starts later. Exits when segment 0 is no longer listed."""
+    _, text = fetch(f"{sb_base}/live/s0/video.m3u8")
+    m = re.search(r"#EXT-X-MEDIA-SEQUENCE:0\b.*?#EXT-X-PROGRAM-DATE-TIME:(\S+)", text, re.S)
     if not m:
-        return None
+        sys.exit("stream 0's first segment is no longer listed; shorten --warmup")
     return datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
 
 
