@@ -1,5 +1,5 @@
 //! Scaling one 8-bit picture plane (the Y, Cb or Cr plane of an I420 picture) to another
-//! size, with fast_image_resize's SIMD convolution (bilinear).
+//! size, with fast_image_resize's SIMD convolution ([`Filter`], bilinear by default).
 //!
 //! A crate of its own because fast_image_resize is generic code, compiled where it is
 //! instantiated: here, under the workspace's `opt-level = 3` override for this crate, a
@@ -20,6 +20,62 @@ impl std::fmt::Display for ScaleError {
 
 impl std::error::Error for ScaleError {}
 
+/// The convolution filter a plane is scaled with; when shrinking, its support widens
+/// with the ratio, so every source pixel counts (no aliasing from skipped pixels).
+/// Ordered from the cheapest and softest to the dearest and sharpest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Filter {
+    /// Box: the mean of the pixels each output pixel covers.
+    Box,
+    /// Bilinear (triangle), support 1.
+    #[default]
+    Bilinear,
+    /// Bicubic, Mitchell-Netravali (B = C = 1/3), support 2.
+    Mitchell,
+    /// Bicubic, Catmull-Rom (B = 0, C = 1/2), support 2.
+    CatmullRom,
+    /// Lanczos with 3 lobes, support 3.
+    Lanczos3,
+}
+
+impl Filter {
+    /// Every filter, cheapest first.
+    pub const ALL: [Filter; 5] = [
+        Filter::Box,
+        Filter::Bilinear,
+        Filter::Mitchell,
+        Filter::CatmullRom,
+        Filter::Lanczos3,
+    ];
+
+    /// Its name in settings and benchmarks: `box`, `bilinear`, `mitchell`,
+    /// `catmull-rom`, `lanczos3`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Filter::Box => "box",
+            Filter::Bilinear => "bilinear",
+            Filter::Mitchell => "mitchell",
+            Filter::CatmullRom => "catmull-rom",
+            Filter::Lanczos3 => "lanczos3",
+        }
+    }
+
+    /// The filter of that [`Filter::name`].
+    pub fn from_name(name: &str) -> Option<Filter> {
+        Filter::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    fn fast_image_resize(self) -> fr::FilterType {
+        match self {
+            Filter::Box => fr::FilterType::Box,
+            Filter::Bilinear => fr::FilterType::Bilinear,
+            Filter::Mitchell => fr::FilterType::Mitchell,
+            Filter::CatmullRom => fr::FilterType::CatmullRom,
+            Filter::Lanczos3 => fr::FilterType::Lanczos3,
+        }
+    }
+}
+
 /// A reusable plane scaler (it keeps buffers between calls).
 pub struct PlaneScaler {
     resizer: fr::Resizer,
@@ -28,11 +84,7 @@ pub struct PlaneScaler {
 
 impl Default for PlaneScaler {
     fn default() -> Self {
-        PlaneScaler {
-            resizer: fr::Resizer::new(),
-            options: fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)),
-        }
+        PlaneScaler::new(Filter::default())
     }
 }
 
@@ -43,6 +95,15 @@ impl std::fmt::Debug for PlaneScaler {
 }
 
 impl PlaneScaler {
+    /// A scaler with `filter`.
+    pub fn new(filter: Filter) -> Self {
+        PlaneScaler {
+            resizer: fr::Resizer::new(),
+            options: fr::ResizeOptions::new()
+                .resize_alg(fr::ResizeAlg::Convolution(filter.fast_image_resize())),
+        }
+    }
+
     /// Scales `src` (`sw`×`sh` bytes, rows packed) into `dst` (`dw`×`dh`).
     ///
     /// # Errors

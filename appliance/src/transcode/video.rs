@@ -14,13 +14,14 @@ use crate::media::h264::{AnnexBUnit, AvcConfig};
 use bytes::Bytes;
 use openh264::decoder::{DecodeOptions, Decoder, DecoderConfig, Flush};
 use openh264::encoder::{
-    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, RateControlMode,
-    SpsPpsStrategy, UsageType,
+    BitRate, Complexity, Encoder, EncoderConfig, FrameRate, IntraFramePeriod, QpRange,
+    RateControlMode, SpsPpsStrategy, UsageType,
 };
 use openh264::formats::YUVSource;
 use openh264::{OpenH264API, Timestamp};
 use std::collections::BTreeMap;
 use std::time::Instant;
+pub use streambox_scaler::Filter;
 
 /// A video stage failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -280,7 +281,99 @@ impl VideoDecoder {
     }
 }
 
-/// Scales I420 pictures to one output size (each plane bilinear, with
+/// How a rung's scaler and OpenH264 encoder trade CPU for picture quality. Each field
+/// is one of OpenH264's own settings (`SEncParamExt` in its `codec_app_def.h`), or the
+/// scaler's filter. `bench/quality.sh` measures them; [`Tuning::default`] is what rungs
+/// use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// OpenH264's complexity mode: how hard it searches motion and modes, 0 (low) to 2
+    /// (high).
+    pub complexity: u8,
+    /// Rate control: bitrate mode (`true`, the rung's budget) or OpenH264's quality mode
+    /// (`false`, which may overshoot).
+    pub bitrate_mode: bool,
+    /// The smallest and largest quantiser (0-51).
+    pub qp: (u8, u8),
+    /// Adaptive quantisation: fewer bits for busy areas, more for flat ones.
+    pub adaptive_quantization: bool,
+    /// Background detection: fewer bits for areas that do not change.
+    pub background_detection: bool,
+    /// Scene-change detection: an intra picture at a cut. The rung's IDRs stay where
+    /// the source's keyframes are; a cut gets an I picture that is not an IDR.
+    pub scene_change: bool,
+    /// The scaler's filter.
+    pub filter: Filter,
+}
+
+impl Default for Tuning {
+    fn default() -> Tuning {
+        Tuning {
+            complexity: 0,
+            bitrate_mode: true,
+            qp: (0, 51),
+            adaptive_quantization: true,
+            background_detection: true,
+            scene_change: false,
+            filter: Filter::Bilinear,
+        }
+    }
+}
+
+impl Tuning {
+    /// Applies `key=value` settings, comma-separated (`complexity=2,filter=lanczos3,
+    /// qp=12-42,aq=on,background=off,scene=on,rc=bitrate|quality`), over `self`.
+    ///
+    /// # Errors
+    /// The setting that is not one of those, or out of range, in words.
+    pub fn with(mut self, settings: &str) -> Result<Tuning, String> {
+        let on = |v: &str| match v {
+            "on" | "1" | "true" => Ok(true),
+            "off" | "0" | "false" => Ok(false),
+            _ => Err(format!("{v:?}: on or off")),
+        };
+        for kv in settings.split(',').filter(|s| !s.is_empty()) {
+            let (k, v) = kv
+                .split_once('=')
+                .ok_or_else(|| format!("{kv:?}: key=value"))?;
+            match k {
+                "complexity" => {
+                    self.complexity = v
+                        .parse()
+                        .ok()
+                        .filter(|c| *c <= 2)
+                        .ok_or_else(|| format!("complexity {v:?}: 0, 1 or 2"))?
+                }
+                "rc" => {
+                    self.bitrate_mode = match v {
+                        "bitrate" => true,
+                        "quality" => false,
+                        _ => return Err(format!("rc {v:?}: bitrate or quality")),
+                    }
+                }
+                "qp" => {
+                    self.qp = v
+                        .split_once('-')
+                        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+                        .filter(|(a, b): &(u8, u8)| a <= b && *b <= 51)
+                        .ok_or_else(|| format!("qp {v:?}: MIN-MAX within 0-51"))?
+                }
+                "aq" => self.adaptive_quantization = on(v)?,
+                "background" => self.background_detection = on(v)?,
+                "scene" => self.scene_change = on(v)?,
+                "filter" => {
+                    self.filter = Filter::from_name(v).ok_or_else(|| {
+                        format!("filter {v:?}: box, bilinear, mitchell, catmull-rom or lanczos3")
+                    })?
+                }
+                _ => return Err(format!("{k:?} is not a setting")),
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// Scales I420 pictures to one output size (each plane with a [`Filter`], with
 /// fast_image_resize through [`streambox_scaler`]).
 pub struct Scaler {
     planes: streambox_scaler::PlaneScaler,
@@ -295,10 +388,15 @@ impl std::fmt::Debug for Scaler {
 }
 
 impl Scaler {
-    /// A scaler to `width`×`height` pixels.
+    /// A scaler to `width`×`height` pixels, bilinear.
     pub fn new(width: u32, height: u32) -> Scaler {
+        Scaler::with_filter(width, height, Filter::Bilinear)
+    }
+
+    /// A scaler to `width`×`height` pixels with `filter`.
+    pub fn with_filter(width: u32, height: u32, filter: Filter) -> Scaler {
         Scaler {
-            planes: streambox_scaler::PlaneScaler::default(),
+            planes: streambox_scaler::PlaneScaler::new(filter),
             width,
             height,
         }
@@ -363,14 +461,40 @@ impl VideoEncoder {
     /// # Errors
     /// [`VideoError::Encode`] when OpenH264 cannot start.
     pub fn new(bitrate: u32, fps: f64) -> Result<VideoEncoder, VideoError> {
+        VideoEncoder::with_tuning(bitrate, fps, &Tuning::default())
+    }
+
+    /// An encoder as [`VideoEncoder::new`] makes, with `tuning`'s encoder settings.
+    ///
+    /// # Errors
+    /// [`VideoError::Encode`] when OpenH264 cannot start.
+    pub fn with_tuning(
+        bitrate: u32,
+        fps: f64,
+        tuning: &Tuning,
+    ) -> Result<VideoEncoder, VideoError> {
         let config = EncoderConfig::new()
             .bitrate(BitRate::from_bps(bitrate))
             .max_frame_rate(FrameRate::from_hz(fps as f32))
-            .rate_control_mode(RateControlMode::Bitrate)
+            .rate_control_mode(if tuning.bitrate_mode {
+                RateControlMode::Bitrate
+            } else {
+                RateControlMode::Quality
+            })
             .usage_type(UsageType::CameraVideoRealTime)
-            .complexity(Complexity::Low)
+            .complexity(match tuning.complexity {
+                0 => Complexity::Low,
+                1 => Complexity::Medium,
+                _ => Complexity::High,
+            })
+            .qp(QpRange::new(
+                tuning.qp.0.min(tuning.qp.1),
+                tuning.qp.1.min(51),
+            ))
+            .adaptive_quantization(tuning.adaptive_quantization)
+            .background_detection(tuning.background_detection)
             .skip_frames(false)
-            .scene_change_detect(false)
+            .scene_change_detect(tuning.scene_change)
             .intra_frame_period(IntraFramePeriod::from_num_frames(0))
             .sps_pps_strategy(SpsPpsStrategy::ConstantId)
             .num_threads(1);
@@ -435,6 +559,47 @@ mod tests {
 
     fn pattern(width: u32, height: u32, t: u32) -> Picture {
         Picture::pattern(width, height, t)
+    }
+
+    #[test]
+    fn tunings_parse_and_refuse_what_is_not_a_setting() {
+        let t = Tuning::default()
+            .with("complexity=2,filter=lanczos3,qp=10-42,aq=off,background=off,scene=on,rc=quality")
+            .expect("settings");
+        assert_eq!(
+            t,
+            Tuning {
+                complexity: 2,
+                bitrate_mode: false,
+                qp: (10, 42),
+                adaptive_quantization: false,
+                background_detection: false,
+                scene_change: true,
+                filter: Filter::Lanczos3,
+            }
+        );
+        assert_eq!(Tuning::default().with(""), Ok(Tuning::default()));
+        for bad in [
+            "complexity=3",
+            "qp=42-10",
+            "qp=0-52",
+            "filter=nearest",
+            "aq=maybe",
+            "rc=cbr",
+            "speed=1",
+            "complexity",
+        ] {
+            assert!(Tuning::default().with(bad).is_err(), "{bad}");
+        }
+        for f in Filter::ALL {
+            assert_eq!(Filter::from_name(f.name()), Some(f));
+        }
+        // Every tuning encodes: a rung with the dearest settings still makes pictures.
+        let mut scaler = Scaler::with_filter(320, 180, t.filter);
+        let mut enc = VideoEncoder::with_tuning(400_000, 25.0, &t).expect("encoder");
+        let small = scaler.scale(&pattern(640, 360, 0)).expect("scale");
+        let (au, config) = enc.encode(&small, true, 0).expect("encode").expect("an AU");
+        assert!(au.idr && config.is_some() && !au.data.is_empty());
     }
 
     #[test]
