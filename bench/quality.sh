@@ -4,12 +4,4 @@
 # footage; PSNR and SSIM against the source scaled with Lanczos, bitrate, CPU per media
 # second. Prints Markdown tables (see bench/quality.py).
 #   bench/quality.sh [--seconds 20] [--tunings "NAME=SETTINGS;…"] [--sweep]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-packages=()
-command -v ffmpeg >/dev/null || packages+=(ffmpeg)
-. tools/build-deps.sh
-tools/install-missing.sh "${packages[@]}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/streambox/target}"
-cargo build --locked --release -p streambox --example rung_quality
-exec python3 bench/quality.py --example "$CARGO_TARGET_DIR/release/examples/rung_quality" "$@"
+exec "$(dirname "$0")/run-example.sh" rung_quality bench/quality.py "$@"

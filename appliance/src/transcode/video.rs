@@ -299,8 +299,8 @@ pub struct Tuning {
     pub adaptive_quantization: bool,
     /// Background detection: fewer bits for areas that do not change.
     pub background_detection: bool,
-    /// Scene-change detection: an intra picture at a cut. The rung's IDRs stay where
-    /// the source's keyframes are; a cut gets an I picture that is not an IDR.
+    /// Scene-change detection: OpenH264 codes the picture at a cut as intra. Off in
+    /// rungs so far, so that their keyframes are where the source's are.
     pub scene_change: bool,
     /// The scaler's filter.
     pub filter: Filter,
@@ -487,10 +487,11 @@ impl VideoEncoder {
                 1 => Complexity::Medium,
                 _ => Complexity::High,
             })
-            .qp(QpRange::new(
-                tuning.qp.0.min(tuning.qp.1),
-                tuning.qp.1.min(51),
-            ))
+            .qp({
+                // QpRange::new panics outside 0 ≤ min ≤ max ≤ 51.
+                let max = tuning.qp.1.min(51);
+                QpRange::new(tuning.qp.0.min(max), max)
+            })
             .adaptive_quantization(tuning.adaptive_quantization)
             .background_detection(tuning.background_detection)
             .skip_frames(false)
@@ -600,6 +601,12 @@ mod tests {
         let small = scaler.scale(&pattern(640, 360, 0)).expect("scale");
         let (au, config) = enc.encode(&small, true, 0).expect("encode").expect("an AU");
         assert!(au.idr && config.is_some() && !au.data.is_empty());
+        // A QP range out of bounds, set field by field, is clamped, never a panic.
+        let odd = Tuning {
+            qp: (60, 55),
+            ..Tuning::default()
+        };
+        VideoEncoder::with_tuning(400_000, 25.0, &odd).expect("a clamped QP range");
     }
 
     #[test]
