@@ -15,8 +15,6 @@ use std::io::{Read, Write};
 use streambox::transcode::cost::thread_cpu_seconds;
 use streambox::transcode::video::{Picture, Scaler, Tuning, VideoEncoder};
 
-const START: [u8; 4] = [0, 0, 0, 1];
-
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (fixed, settings) = match args.len() {
@@ -42,7 +40,7 @@ fn main() -> anyhow::Result<()> {
     let mut input = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut pictures, mut scale_cpu, mut encode_cpu) = (0u64, 0.0f64, 0.0f64);
-    let mut sps_pps: Vec<u8> = Vec::new();
+    let mut avc: Option<streambox::media::h264::AvcConfig> = None;
     // Bytes of each second of pictures (`fps` pictures).
     let mut seconds: Vec<usize> = Vec::new();
     while input.read_exact(&mut frame).is_ok() {
@@ -68,36 +66,25 @@ fn main() -> anyhow::Result<()> {
         let Some((au, config)) = encoded else {
             continue;
         };
-        if let Some(c) = config {
-            sps_pps.clear();
-            for nal in c.sps.iter().chain(&c.pps) {
-                sps_pps.extend_from_slice(&START);
-                sps_pps.extend_from_slice(nal);
-            }
+        if config.is_some() {
+            avc = config;
         }
-        if au.idr {
-            out.write_all(&sps_pps)?;
-        }
-        let mut rest = &au.data[..];
-        while rest.len() >= 4 {
-            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            let nal = rest
-                .get(4..4 + len)
-                .ok_or_else(|| anyhow::anyhow!("a NAL unit runs past its access unit"))?;
-            out.write_all(&START)?;
-            out.write_all(nal)?;
-            rest = &rest[4 + len..];
-        }
+        let current = avc
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the first picture came without SPS and PPS"))?;
+        out.write_all(&current.annex_b(&au.data, au.idr)?)?;
         seconds[second] += au.data.len();
     }
     out.flush()?;
     let media = pictures as f64 / fps;
-    let whole: Vec<usize> = seconds
+    // The busiest whole second (a last, partial one would read low, never high).
+    let peak = seconds
         .iter()
-        .copied()
         .take((media.floor() as usize).max(1))
-        .collect();
-    let peak = whole.iter().copied().max().unwrap_or(0) as f64 * 8.0;
+        .max()
+        .copied()
+        .unwrap_or(0) as f64
+        * 8.0;
     let total: usize = seconds.iter().sum();
     eprintln!(
         "{{\"pictures\": {pictures}, \"media_s\": {media:.3}, \"scale_cpu_s\": {scale_cpu:.3}, \"encode_cpu_s\": {encode_cpu:.3}, \"bitrate\": {:.0}, \"peak_second_bitrate\": {peak:.0}}}",
