@@ -345,10 +345,12 @@ fn dash_is_common_encryption_frame_exact(
             "{mpd}"
         );
     }
-    assert!(
-        mpd.contains("media=\"video/cenc-seg-$Number$.m4s\""),
-        "{mpd}"
-    );
+    for kid in &kids {
+        assert!(
+            mpd.contains(&format!("media=\"video/cenc-seg-{kid}-$Number$.m4s\"")),
+            "{mpd}"
+        );
+    }
     assert!(
         !mpd.contains("media=\"video/seg-"),
         "clear segments listed: {mpd}"
@@ -404,8 +406,17 @@ fn dash_is_common_encryption_frame_exact(
             let mut n = 0;
             for (msn, _) in segments.iter().filter(|(_, k)| k.as_deref() == Some(kid)) {
                 let (status, _, bytes) =
-                    get(&server.url(&format!("/live/lobby/{track}/cenc-seg-{msn}.m4s")));
-                assert_eq!(status, 200, "{track} cenc-seg-{msn}");
+                    get(&server.url(&format!("/live/lobby/{track}/cenc-seg-{kid}-{msn}.m4s")));
+                assert_eq!(status, 200, "{track} cenc-seg-{kid}-{msn}");
+                // Asked for under the other key (as from a Period that listed it
+                // ahead, before the rotation), it is refused, not sent to be
+                // decrypted with the wrong key.
+                let other = kids.iter().find(|k| *k != kid).expect("two keys");
+                let (status, _, body) =
+                    get(&server.url(&format!("/live/lobby/{track}/cenc-seg-{other}-{msn}.m4s")));
+                let body = String::from_utf8_lossy(&body);
+                assert_eq!(status, 404, "{track} {msn} under {other}: {body}");
+                assert!(body.contains("another key"), "{body}");
                 file.extend(bytes);
                 n += 1;
             }
@@ -1025,8 +1036,8 @@ fn every_rendition_of_an_encrypted_ladder_changes_key_where_the_source_does() {
             .filter(|(_, k)| k.as_deref() == Some(rotated.as_str()))
         {
             let (status, _, bytes) =
-                get(&server.url(&format!("/live/lobby/{name}/cenc-seg-{msn}.m4s")));
-            assert_eq!(status, 200, "{name} cenc-seg-{msn}");
+                get(&server.url(&format!("/live/lobby/{name}/cenc-seg-{rotated}-{msn}.m4s")));
+            assert_eq!(status, 200, "{name} cenc-seg-{rotated}-{msn}");
             file.extend(bytes);
         }
         let path = dir.path().join(format!("{name}.mp4"));

@@ -11,7 +11,7 @@
 //! | `/live/{stream}/{track}/seg-{msn}.m4s` | segment (its parts, concatenated); one being written is sent as it grows |
 //! | `/live/{stream}/{track}/part-{msn}-{i}.m4s` | partial segment; the next one blocks |
 //! | `/live/{stream}/{track}/cenc-init-{epoch}-{kid}.mp4` | init segment in Common Encryption (DASH) |
-//! | `/live/{stream}/{track}/cenc-seg-{msn}.m4s` | segment in Common Encryption (DASH) |
+//! | `/live/{stream}/{track}/cenc-seg-{kid}-{msn}.m4s` | segment in Common Encryption under key `kid` (DASH) |
 //! | `/live/{stream}/keys/{kid}.key` | a content key of an encrypted stream (never cached) |
 //! | `POST /live/{stream}/keys/license` | ClearKey license: the keys a DASH player asks for |
 //! | `/live/{stream}/{rung}.m3u8`, `/live/{stream}/{rung}/…` | an ABR rung (`720p`): its video, as a track |
@@ -448,8 +448,10 @@ enum MediaFile {
     Part(u64, usize),
     /// An init segment in Common Encryption under a key ID (DASH).
     CencInit(u32, crate::protect::Kid),
-    /// A segment in Common Encryption (DASH).
-    CencSegment(u64),
+    /// A segment in Common Encryption (DASH) under the key ID its Period lists: a
+    /// segment under another key is refused, never sent for the player to decrypt with
+    /// the wrong key.
+    CencSegment(u64, crate::protect::Kid),
 }
 
 fn parse_media_file(file: &str) -> Option<MediaFile> {
@@ -460,11 +462,12 @@ fn parse_media_file(file: &str) -> Option<MediaFile> {
         let (epoch, kid) = rest.split_once('-')?;
         return Some(MediaFile::CencInit(epoch.parse().ok()?, kid.parse().ok()?));
     }
-    if let Some(n) = file
+    if let Some(rest) = file
         .strip_prefix("cenc-seg-")
         .and_then(|f| f.strip_suffix(".m4s"))
     {
-        return n.parse().ok().map(MediaFile::CencSegment);
+        let (kid, msn) = rest.split_once('-')?;
+        return Some(MediaFile::CencSegment(msn.parse().ok()?, kid.parse().ok()?));
     }
     if let Some(e) = file
         .strip_prefix("init-")
@@ -483,7 +486,7 @@ fn parse_media_file(file: &str) -> Option<MediaFile> {
 /// The sequence number of the segment a media file is.
 fn segment_msn(f: &MediaFile) -> Option<u64> {
     match *f {
-        MediaFile::Segment(msn) | MediaFile::CencSegment(msn) => Some(msn),
+        MediaFile::Segment(msn) | MediaFile::CencSegment(msn, _) => Some(msn),
         _ => None,
     }
 }
@@ -523,6 +526,8 @@ enum Lookup {
     Growing,
     /// Not there yet, but it is the next thing the packager will produce.
     Soon,
+    /// A segment asked for under a key it is not sealed with.
+    OtherKey,
     Gone,
 }
 
@@ -555,7 +560,10 @@ fn lookup(w: &Window, track: TrackId, f: &MediaFile) -> Lookup {
                 _ => Lookup::Gone,
             }
         }
-        MediaFile::CencSegment(msn) => match tw.segment(msn) {
+        MediaFile::CencSegment(msn, kid) => match tw.segment(msn) {
+            // Listed in another key's Period (the low-latency MPD lists the next segment
+            // ahead, before the key it will have is known).
+            Some(s) if s.sealing.as_ref().is_some_and(|x| x.key.kid != kid) => Lookup::OtherKey,
             Some(s) if s.complete => s.cenc().map_or(Lookup::Gone, Lookup::Found),
             Some(s) if s.parts.first().is_some_and(|p| p.cenc.is_some()) => Lookup::Growing,
             Some(s) if s.sealing.is_none() => Lookup::Gone,
@@ -799,8 +807,17 @@ pub async fn media(
     }
     if let (Lookup::Growing, Some(msn)) = (&found, segment_msn(&f)) {
         let live = rung.as_ref().map_or(&e.output, |r| &r.output).clone();
-        let cenc = matches!(f, MediaFile::CencSegment(_));
+        let cenc = matches!(f, MediaFile::CencSegment(..));
         return growing(live, t, msn, cenc);
+    }
+    let other_key = || {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("{track}/{file} is under another key: read the manifest again"),
+        )
+    };
+    if matches!(found, Lookup::OtherKey) {
+        return other_key();
     }
     let Lookup::Found(chunks) = found else {
         if rung.is_some() {
@@ -811,7 +828,7 @@ pub async fn media(
         let encrypted = encrypted(&app, &e.uid);
         let (epoch, msn) = match f {
             MediaFile::Init(epoch) => (epoch, None),
-            MediaFile::Segment(msn) | MediaFile::CencSegment(msn) => (0, Some(msn)),
+            MediaFile::Segment(msn) | MediaFile::CencSegment(msn, _) => (0, Some(msn)),
             // The init segment of a Period of recorded segments only (the window has
             // none under its key): the epoch's parameters under one of the stream's
             // keys.
@@ -833,12 +850,15 @@ pub async fn media(
             MediaFile::Part(..) | MediaFile::CencInit(..) => return not_found(),
         };
         let how = match f {
-            MediaFile::CencSegment(_) if !encrypted => return not_found(),
-            MediaFile::CencSegment(_) => crate::protect::Served::CommonEncryption,
+            MediaFile::CencSegment(..) if !encrypted => return not_found(),
+            MediaFile::CencSegment(..) => crate::protect::Served::CommonEncryption,
             _ => crate::protect::Served::Sealed,
         };
         let run = dvr::run_id(live);
         return match dvr::recorded_file(&app.db, &e.uid, t, run, epoch, msn).await {
+            Ok(Some((_, kid))) if matches!(f, MediaFile::CencSegment(_, want) if kid != Some(want)) => {
+                other_key()
+            }
             Ok(Some((rel, kid))) => {
                 // As the time-shift playlist lists it: an encrypted stream's segment under
                 // the key it went out under live, never clear: sealed for HLS, in

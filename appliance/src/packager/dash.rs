@@ -15,7 +15,7 @@
 //!
 //! An encrypted stream's segments are listed in Common Encryption (ISO/IEC 23001-7
 //! `cenc`, [`crate::protect::cenc`]) under their own URLs (`cenc-init-{epoch}-{kid}.mp4`,
-//! `cenc-seg-$Number$.m4s`), one Period per key (ISO/IEC 23009-1 §5.8.4.1
+//! `cenc-seg-{kid}-$Number$.m4s`), one Period per key (ISO/IEC 23009-1 §5.8.4.1
 //! ContentProtection: `cenc:default_KID`, and the DASH-IF ClearKey system with its
 //! license URL, DASH-IF IOP §7.6.2.4), so a key rotation starts a new Period.
 
@@ -434,7 +434,7 @@ fn segment_template(
     let (init, media) = match kid {
         Some(k) => (
             format!("{name}/cenc-init-{epoch}-{k}.mp4"),
-            format!("{name}/cenc-seg-$Number$.m4s"),
+            format!("{name}/cenc-seg-{k}-$Number$.m4s"),
         ),
         None => (
             format!("{name}/init-{epoch}.mp4"),
