@@ -133,7 +133,8 @@ def main():
     ap.add_argument("--example", required=True, help="the built rung_quality example")
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--footage", default="animation,camera")
-    ap.add_argument("--tunings", default="current=",
+    ap.add_argument("--tunings",
+                    default="efficient=preset=efficient;balanced=preset=balanced;best=preset=best",
                     help="NAME=SETTINGS;… streambox tunings to compare (settings as in "
                          "Tuning::with: complexity=2,filter=lanczos3,…)")
     ap.add_argument("--sweep", action="store_true",

@@ -257,6 +257,11 @@ enum StreamCommand {
         /// (standard, full), or source for passthrough only.
         #[arg(long)]
         ladder: Option<String>,
+        /// The picture quality of the ABR renditions: efficient (least CPU), balanced
+        /// (the default) or best (most CPU). A machine short of CPU makes a rung one
+        /// step cheaper rather than dropping it.
+        #[arg(long, value_parser = ["efficient", "balanced", "best"])]
+        quality: Option<String>,
         /// Encrypt the stream's HLS media for viewers (AES-128): on or off.
         #[arg(long, value_parser = ["on", "off"])]
         encrypt: Option<String>,
@@ -678,7 +683,7 @@ async fn serve(mut cfg: Config) -> anyhow::Result<()> {
             costs.set(decode, encode);
             tracing::info!(
                 decode = format!("{decode:.5}"),
-                encode = format!("{encode:.5}"),
+                encode = format!("{:.5}/{:.5}/{:.5}", encode[0], encode[1], encode[2]),
                 budget_cores = format!("{:.2}", budget),
                 "ABR cost model calibrated (CPU-s per media-s per Mpx/s)"
             );
@@ -925,6 +930,7 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             keep,
             keep_bytes,
             ladder,
+            quality,
             encrypt,
             rotate,
         } => {
@@ -943,8 +949,9 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
             } else {
                 dvr_settings::get(&pool, &ops.named(&name).await?.uid).await?
             };
-            if let Some(l) = &ladder {
-                manage::streams::set_ladder(&ops, &name, l).await?;
+            if ladder.is_some() || quality.is_some() {
+                manage::streams::set_ladder(&ops, &name, ladder.as_deref(), quality.as_deref())
+                    .await?;
             }
             if let Some(e) = &encrypt {
                 let rotate = rotate.as_deref().unwrap_or("10m");
@@ -963,7 +970,7 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
                 ),
             };
             let uid = named_uid(&pool, &name).await?;
-            let ladder = streambox::transcode::ladder::get(&pool, &uid).await?;
+            let abr = streambox::transcode::ladder::get(&pool, &uid).await?;
             let keep = s.keep_secs.map_or("no age limit".into(), |k| {
                 humantime::format_duration(std::time::Duration::from_secs(k as u64)).to_string()
             });
@@ -971,8 +978,10 @@ async fn stream(cfg: Config, command: StreamCommand) -> anyhow::Result<()> {
                 bytesize::ByteSize(b as u64).to_string()
             });
             println!(
-                "{name}: recording {}, keep {keep}, {bytes}; ladder {ladder}; {protection}",
-                if s.enabled { "on" } else { "off" }
+                "{name}: recording {}, keep {keep}, {bytes}; ladder {} ({} quality); {protection}",
+                if s.enabled { "on" } else { "off" },
+                abr.ladder,
+                abr.quality
             );
         }
         StreamCommand::RotateKey { name } => {

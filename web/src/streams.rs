@@ -171,6 +171,12 @@ pub struct Detail {
     pub keep_bytes: String,
     /// The last day's recordings.
     pub recorded: Timeline,
+    /// The ABR ladder as typed (`720p:2800k,360p:600k`, or `source`).
+    pub ladder: String,
+    /// The rungs' quality preset: `efficient`, `balanced` or `best`.
+    pub quality: &'static str,
+    /// The rungs being made now, each as `720p: 1280x720, 2800 kbit/s, balanced`.
+    pub rungs: Vec<String>,
     /// A viewer link just made, and when it expires.
     pub link: Option<(String, String)>,
     /// The open viewer links.
@@ -310,6 +316,26 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                     <button type="submit">"Save recording settings"</button>
                 </form>
                 {recorded}
+            </section>
+            <section>
+                <h2>"Renditions (adaptive bitrate)"</h2>
+                <form method="post" action=action("ladder") class="stack narrow-form">
+                    <Csrf token=c() />
+                    <label>"Ladder" <input name="ladder" value=d.ladder.clone() maxlength="200" /></label>
+                    <p class="hint">"Lower renditions made from the source, highest first: standard (720p, 480p, 360p), full (from 1080p), a list such as 720p,360p (each optionally :BITRATE and :FPS, as in 480p:900k:15fps), or source for the source alone."</p>
+                    <label>"Picture quality "
+                        <select name="quality">
+                            {[("efficient", "Efficient: the least CPU"), ("balanced", "Balanced"), ("best", "Best: the most CPU")].into_iter().map(|(v, label)| view! {
+                                <option value=v selected=d.quality == v>{label}</option>
+                            }).collect_view()}
+                        </select>
+                    </label>
+                    <p class="hint">"Better quality costs CPU. When the box cannot afford every rendition at the quality chosen, it makes some one step cheaper, and only then leaves the lowest out."</p>
+                    <button type="submit">"Save renditions"</button>
+                </form>
+                {(!d.rungs.is_empty()).then(|| view! {
+                    <ul class="rungs">{d.rungs.clone().into_iter().map(|r| view! { <li>{r}</li> }).collect_view()}</ul>
+                })}
             </section>
             <section>
                 <h2>"Visibility"</h2>

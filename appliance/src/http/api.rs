@@ -21,6 +21,7 @@
 //! | `POST /api/streams/{stream}/key` | | `{key}`: a new key; the old one stops working |
 //! | `PUT /api/streams/{stream}/recording` | `{enabled, keep?, keep_bytes?}` | the settings |
 //! | `PUT /api/streams/{stream}/visibility` | `{visibility}`: `public` or `private` | the same |
+//! | `PUT /api/streams/{stream}/ladder` | `{ladder?, quality?}`: `720p,360p`, `standard`, `source`…; `efficient`, `balanced` or `best` | `{ladder, quality}` |
 //! | `PUT /api/streams/{stream}/protection` | `{encrypted, rotate?}`: `rotate` `10m`…`24h` or `never` | `{encrypted, rotate_secs, key_id, keys}` |
 //! | `POST /api/streams/{stream}/protection/rotate` | | `{key_id}`: a new content key |
 //! | `POST /api/streams/{stream}/links` | `{valid}`, e.g. `"24h"` | 201 `{id, url, expires}` |
@@ -54,6 +55,7 @@ use crate::dvr::{playback, settings as dvr_settings};
 use crate::ingest::rtsp_pull::sources;
 use crate::manage::{self, addresses};
 use crate::streams::{Kind, Named};
+use crate::transcode::ladder;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -175,7 +177,9 @@ struct Recorded {
 }
 
 /// `GET /api/streams/{stream}`: its [`StreamStatus`] and `private`, `recording_settings`,
-/// `publish` (streams), `camera` (cameras), and `recordings` of the last day.
+/// `abr` (`{ladder, quality, rungs}`: the settings, and each rung being made now with
+/// its size and the quality preset it runs at), `publish` (streams), `camera`
+/// (cameras), and `recordings` of the last day.
 pub async fn detail(State(app): State<App>, Path(stream): Path<String>) -> Response {
     match detail_of(&app, &stream).await {
         Ok(v) => Json(v).into_response(),
@@ -197,6 +201,11 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
     let rec = dvr_settings::get(&app.db, &named.uid)
         .await
         .map_err(|e| failed(&e))?;
+    let abr = ladder::get(&app.db, &named.uid)
+        .await
+        .map_err(|e| failed(&e))?;
+    let abr = json!({ "ladder": abr.ladder.to_string(), "quality": abr.quality.name(),
+                      "rungs": streams::rungs_now(app, &named) });
     let publish = if kind == Kind::Stream {
         let p = streams::publish_settings(app, stream, None).await?;
         json!({ "server": p.server, "rtsp": p.rtsp, "key_rotated_at": p.key_since })
@@ -248,6 +257,7 @@ async fn detail_of(app: &App, stream: &str) -> Result<serde_json::Value, Respons
     if let Some(o) = v.as_object_mut() {
         o.insert("private".into(), private.into());
         o.insert("protection".into(), protection);
+        o.insert("abr".into(), abr);
         o.insert(
             "recording_settings".into(),
             serde_json::to_value(rec).map_err(|e| failed(&e))?,
@@ -325,6 +335,39 @@ pub async fn recording(
     let now = manage::streams::set_recording(&super::ops(&app, &v, &s), &stream, change)
         .await
         .map_err(Refusal::from);
+    answer(StatusCode::OK, now)
+}
+
+/// `PUT /api/streams/{stream}/ladder`'s body: what is absent stays as it is.
+#[derive(Debug, Deserialize)]
+pub struct LadderBody {
+    #[serde(default)]
+    ladder: Option<String>,
+    #[serde(default)]
+    quality: Option<String>,
+}
+
+/// `PUT /api/streams/{stream}/ladder`: `{"ladder", "quality"}` now in force.
+pub async fn ladder(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    b: Result<Json<LadderBody>, JsonRejection>,
+) -> Response {
+    let b = match on_stream(&app, &stream, b).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let now = manage::streams::set_ladder(
+        &super::ops(&app, &v, &s),
+        &stream,
+        b.ladder.as_deref(),
+        b.quality.as_deref(),
+    )
+    .await
+    .map_err(Refusal::from)
+    .map(|n| json!({ "ladder": n.ladder.to_string(), "quality": n.quality.name() }));
     answer(StatusCode::OK, now)
 }
 

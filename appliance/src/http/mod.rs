@@ -234,6 +234,7 @@ fn table() -> Table {
             "/admin/streams/{stream}/recording",
             streams::recording,
         )
+        .post(Admin, "/admin/streams/{stream}/ladder", streams::ladder)
         .post(
             Admin,
             "/admin/streams/{stream}/visibility",
@@ -326,6 +327,7 @@ fn table() -> Table {
         .post(Api, "/api/streams/{stream}/key", api::rotate_key)
         .put(Api, "/api/streams/{stream}/recording", api::recording)
         .put(Api, "/api/streams/{stream}/visibility", api::visibility)
+        .put(Api, "/api/streams/{stream}/ladder", api::ladder)
         .put(Api, "/api/streams/{stream}/protection", api::protection)
         .post(
             Api,

@@ -35,7 +35,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 use streambox_web::admin::problem;
@@ -267,6 +267,23 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
     let keep_bytes = rec.keep_bytes.map_or("none".to_string(), |b| {
         bytesize::ByteSize::b(b.max(0) as u64).to_string()
     });
+    let abr = match crate::transcode::ladder::get(&app.db, &named.uid).await {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    let rungs = rungs_now(app, &named)
+        .into_iter()
+        .map(|r| {
+            format!(
+                "{}: {}x{}, {} kbit/s, {}",
+                r.name,
+                r.width,
+                r.height,
+                r.bitrate / 1000,
+                r.quality
+            )
+        })
+        .collect();
     let status = if extra.error.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -293,6 +310,9 @@ async fn render_detail(app: &App, v: &Visitor, s: &Signed, name: &str, extra: Ex
         keep,
         keep_bytes,
         recorded,
+        ladder: abr.ladder.to_string(),
+        quality: abr.quality.name(),
+        rungs,
         link: extra.link,
         notice: extra.notice,
         error: extra.error,
@@ -480,6 +500,77 @@ pub async fn recording(
         };
         manage::streams::set_recording(&ops, &stream, change).await?;
         Ok(notice(stream, "Recording settings saved."))
+    })
+    .await
+}
+
+/// A rung being made now, as the stream page and the API show it.
+#[derive(Debug, Serialize)]
+pub struct RungNow {
+    /// Its name (`720p`).
+    pub name: String,
+    /// Its size, pixels.
+    pub width: u32,
+    /// Its size, pixels.
+    pub height: u32,
+    /// Its video bitrate, bit/s.
+    pub bitrate: u32,
+    /// The quality preset it runs at: the ladder's, or cheaper when the machine could
+    /// not afford that.
+    pub quality: &'static str,
+}
+
+/// The rungs of stream `named` being made now, largest first; none when it is not live.
+pub(super) fn rungs_now(app: &App, named: &crate::streams::Named) -> Vec<RungNow> {
+    app.stream(&named.name)
+        .filter(|e| e.uid == named.uid)
+        .map(|e| e.renditions.running())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|r| {
+            let p = r.planned()?;
+            Some(RungNow {
+                name: r.name.clone(),
+                width: p.width,
+                height: p.height,
+                bitrate: p.rung.bitrate,
+                quality: r.quality().name(),
+            })
+        })
+        .collect()
+}
+
+/// The renditions form's fields.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct LadderForm {
+    ladder: String,
+    quality: String,
+}
+
+/// `POST /admin/streams/{stream}/ladder`.
+pub async fn ladder(
+    State(app): State<App>,
+    Extension(v): Extension<Visitor>,
+    Extension(s): Extension<Signed>,
+    Path(stream): Path<String>,
+    Form(f): Form<LadderForm>,
+) -> Response {
+    act(app, v, s, stream, |ops, stream, _| async move {
+        let now = manage::streams::set_ladder(
+            &ops,
+            &stream,
+            Some(f.ladder.trim()).filter(|l| !l.is_empty()),
+            Some(f.quality.as_str()),
+        )
+        .await?;
+        Ok(notice(
+            stream,
+            format!(
+                "Renditions saved: {} at {} quality.",
+                now.ladder, now.quality
+            ),
+        ))
     })
     .await
 }

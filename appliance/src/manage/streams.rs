@@ -9,6 +9,7 @@ use crate::auth::{stream_keys, viewer};
 use crate::dvr::settings as dvr_settings;
 use crate::streams::{Kind, Protection};
 use crate::transcode::ladder::{self, Ladder};
+use crate::transcode::video::Quality;
 
 /// Creates stream `name` (trimmed) with the recording defaults; returns its name and
 /// its key, to show once.
@@ -135,15 +136,38 @@ pub async fn set_recording(
     Ok(now)
 }
 
-/// Sets the ABR ladder of stream or camera `name` (`720p,360p`; empty for passthrough
-/// only); returns it as stored. A live stream's renditions follow within seconds.
+/// Sets the ABR ladder of stream or camera `name` (`720p,360p`; `source` for
+/// passthrough only) and the quality preset of its rungs (`efficient`, `balanced`,
+/// `best`), whichever is given; returns the settings as stored. A live stream's
+/// renditions follow within seconds (a new preset restarts its rungs at the next
+/// keyframe).
 ///
 /// # Errors
-/// [`Refused::Invalid`] for a ladder that does not parse; [`Refused::NotFound`].
-pub async fn set_ladder(ops: &Ops, name: &str, text: &str) -> Result<Ladder, Refused> {
-    let wanted: Ladder = text.parse().map_err(|e| Refused::Invalid(format!("{e}")))?;
-    ops.named(name).await?;
-    if !ladder::set(&ops.db, name, &wanted)
+/// [`Refused::Invalid`] for a ladder that does not parse, a preset that is not one of
+/// those, or neither given; [`Refused::NotFound`].
+pub async fn set_ladder(
+    ops: &Ops,
+    name: &str,
+    text: Option<&str>,
+    quality: Option<&str>,
+) -> Result<ladder::Settings, Refused> {
+    let wanted: Option<Ladder> = text
+        .map(|t| t.parse().map_err(|e| Refused::Invalid(format!("{e}"))))
+        .transpose()?;
+    let quality = quality
+        .map(|q| {
+            Quality::from_name(q.trim()).ok_or_else(|| {
+                Refused::Invalid(format!("quality {q:?}: efficient, balanced or best"))
+            })
+        })
+        .transpose()?;
+    if wanted.is_none() && quality.is_none() {
+        return Err(Refused::Invalid(
+            "give a ladder, a quality, or both".to_string(),
+        ));
+    }
+    let named = ops.named(name).await?;
+    if !ladder::set(&ops.db, name, wanted.as_ref(), quality)
         .await
         .map_err(Refused::failed)?
     {
@@ -151,10 +175,16 @@ pub async fn set_ladder(ops: &Ops, name: &str, text: &str) -> Result<Ladder, Ref
             "no stream or camera named {name:?}"
         )));
     }
+    let now = ladder::get(&ops.db, &named.uid)
+        .await
+        .map_err(Refused::failed)?;
     ops.changed().await;
-    ops.audit("stream.ladder", &format!("{name}: {wanted}"))
-        .await;
-    Ok(wanted)
+    ops.audit(
+        "stream.ladder",
+        &format!("{name}: {} quality={}", now.ladder, now.quality),
+    )
+    .await;
+    Ok(now)
 }
 
 /// Makes `name` `public` (anyone on the LAN may watch) or `private` (only through
@@ -485,9 +515,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            set_ladder(&ops, "lobby", "720").await,
+            set_ladder(&ops, "lobby", Some("720"), None).await,
             Err(Refused::Invalid(_))
         ));
+        for bad in [None, Some("superb"), Some("")] {
+            assert!(
+                matches!(
+                    set_ladder(&ops, "lobby", None, bad).await,
+                    Err(Refused::Invalid(_))
+                ),
+                "{bad:?}"
+            );
+        }
         let uid = ops.named("lobby").await.expect("named").uid.clone();
         assert!(
             !dvr_settings::get(&ops.db, &uid)

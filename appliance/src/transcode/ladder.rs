@@ -15,6 +15,7 @@
 //! (in height) are skipped when the ladder is planned for a source size. Rung keyframes
 //! follow the source's, so every rendition's segments start at the same times.
 
+use super::video::Quality;
 use std::fmt;
 
 /// The common ladder: (height, video bitrate in bit/s). Apple's HLS authoring guidance
@@ -252,48 +253,68 @@ impl Ladder {
     }
 }
 
-/// The ladder of stream `stream` (passthrough when never set). A stored ladder that no
-/// longer parses is passthrough too, and logged.
+/// A stream's ABR settings as stored: its ladder and the quality preset of its rungs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Settings {
+    /// The rungs (passthrough when never set).
+    pub ladder: Ladder,
+    /// The rungs' quality preset ([`Quality::Balanced`] when never set).
+    pub quality: Quality,
+}
+
+/// The ABR settings of stream `stream`. A stored ladder or preset that no longer parses
+/// is passthrough or the default preset, and logged.
 ///
 /// # Errors
 /// A database error.
 pub async fn get(
     pool: &sqlx::SqlitePool,
     stream: &crate::streams::StreamUid,
-) -> Result<Ladder, sqlx::Error> {
-    let row: Option<(String,)> =
-        sqlx::query_as("SELECT ladder FROM ladder_settings WHERE stream_uid = ?")
+) -> Result<Settings, sqlx::Error> {
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT ladder, quality FROM ladder_settings WHERE stream_uid = ?")
             .bind(stream)
             .fetch_optional(pool)
             .await?;
-    Ok(match row {
-        Some((text,)) => text.parse().unwrap_or_else(|e| {
+    let Some((ladder, quality)) = row else {
+        return Ok(Settings::default());
+    };
+    Ok(Settings {
+        ladder: ladder.parse().unwrap_or_else(|e| {
             tracing::warn!(%stream, error = %e, "stored ladder does not parse; passthrough only");
             Ladder::default()
         }),
-        None => Ladder::default(),
+        quality: Quality::from_name(&quality).unwrap_or_else(|| {
+            tracing::warn!(%stream, %quality, "stored quality preset unknown; balanced");
+            Quality::default()
+        }),
     })
 }
 
-/// Stores the ladder of stream or camera `name`; returns `false` (storing nothing) when
-/// there is no such stream.
+/// Stores the ladder of stream or camera `name`, its quality preset too when given;
+/// returns `false` (storing nothing) when there is no such stream.
 ///
 /// # Errors
 /// A database error.
 pub async fn set(
     pool: &sqlx::SqlitePool,
     name: &str,
-    ladder: &Ladder,
+    ladder: Option<&Ladder>,
+    quality: Option<Quality>,
 ) -> Result<bool, sqlx::Error> {
     let Some(named) = crate::streams::lookup(pool, name).await? else {
         return Ok(false);
     };
+    // A row made here for a preset alone has no rungs.
     sqlx::query(
-        "INSERT INTO ladder_settings (stream_uid, ladder) VALUES (?, ?)
-         ON CONFLICT (stream_uid) DO UPDATE SET ladder = excluded.ladder",
+        "INSERT INTO ladder_settings (stream_uid, ladder, quality)
+         VALUES (?1, COALESCE(?2, 'source'), COALESCE(?3, 'balanced'))
+         ON CONFLICT (stream_uid) DO UPDATE SET
+             ladder = COALESCE(?2, ladder), quality = COALESCE(?3, quality)",
     )
     .bind(&named.uid)
-    .bind(ladder.to_string())
+    .bind(ladder.map(Ladder::to_string))
+    .bind(quality.map(Quality::name))
     .execute(pool)
     .await?;
     Ok(true)

@@ -322,7 +322,8 @@ impl Default for Tuning {
 
 impl Tuning {
     /// Applies `key=value` settings, comma-separated (`complexity=2,filter=lanczos3,
-    /// qp=12-42,aq=on,background=off,scene=on,rc=bitrate|quality`), over `self`.
+    /// qp=12-42,aq=on,background=off,scene=on,rc=bitrate|quality`), over `self`, in
+    /// order; `preset=efficient|balanced|best` sets all of them to that [`Quality`]'s.
     ///
     /// # Errors
     /// The setting that is not one of those, or out of range, in words.
@@ -366,10 +367,91 @@ impl Tuning {
                         format!("filter {v:?}: box, bilinear, mitchell, catmull-rom or lanczos3")
                     })?
                 }
+                "preset" => {
+                    self = Quality::from_name(v)
+                        .ok_or_else(|| format!("preset {v:?}: efficient, balanced or best"))?
+                        .tuning()
+                }
                 _ => return Err(format!("{k:?} is not a setting")),
             }
         }
         Ok(self)
+    }
+}
+
+/// The picture quality an ABR ladder's rungs are made at, as the admin picks it: each
+/// preset is a [`Tuning`], dearer in CPU and better per bit than the one before it
+/// (`bench/quality.sh` measures them; the README has the figures). The admission
+/// control knows each one's cost (`transcode::cost`), and makes a rung one preset
+/// cheaper rather than not at all when the machine cannot afford the one asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Quality {
+    /// Today's rungs before presets existed: the least CPU.
+    Efficient,
+    /// Within reach of libx264 -preset veryfast at about its CPU.
+    #[default]
+    Balanced,
+    /// The most OpenH264 and the scaler can give, at the most CPU.
+    Best,
+}
+
+impl Quality {
+    /// Every preset, cheapest first.
+    pub const ALL: [Quality; 3] = [Quality::Efficient, Quality::Balanced, Quality::Best];
+
+    /// Its name in the API, the CLI and the database: `efficient`, `balanced`, `best`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Quality::Efficient => "efficient",
+            Quality::Balanced => "balanced",
+            Quality::Best => "best",
+        }
+    }
+
+    /// The preset named `name` (as [`Quality::name`] gives it).
+    pub fn from_name(name: &str) -> Option<Quality> {
+        Quality::ALL.into_iter().find(|q| q.name() == name)
+    }
+
+    /// Its position in [`Quality::ALL`] (0 for the cheapest).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// This preset and the cheaper ones, dearest first: what admission tries in turn.
+    pub fn and_cheaper(self) -> impl Iterator<Item = Quality> {
+        Quality::ALL[..=self.index()].iter().rev().copied()
+    }
+
+    /// The scaler and encoder settings of this preset.
+    pub fn tuning(self) -> Tuning {
+        let base = Tuning::default();
+        match self {
+            Quality::Efficient => base,
+            // bench/quality.sh --sweep (2026-12-03): Catmull-Rom scaling gains 0.3-0.5
+            // dB over bilinear at about the same CPU; without background detection
+            // OpenH264 spends more of the rung's budget where it was under it (up to
+            // 0.4 dB). Complexity 1 and 2 code alike (+0.05-0.1 dB) at more CPU.
+            Quality::Balanced => Tuning {
+                filter: Filter::CatmullRom,
+                background_detection: false,
+                ..base
+            },
+            // Lanczos gains another 0.1 dB at 1.5-1.8x the scaler's CPU; complexity 2
+            // the last 0.05-0.1 dB.
+            Quality::Best => Tuning {
+                complexity: 2,
+                filter: Filter::Lanczos3,
+                background_detection: false,
+                ..base
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Quality {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -580,6 +662,19 @@ mod tests {
             }
         );
         assert_eq!(Tuning::default().with(""), Ok(Tuning::default()));
+        assert_eq!(
+            Tuning::default().with("preset=best"),
+            Ok(Quality::Best.tuning())
+        );
+        assert_eq!(
+            t.with("preset=efficient,filter=mitchell").map(|t| t.filter),
+            Ok(Filter::Mitchell)
+        );
+        for q in Quality::ALL {
+            assert_eq!(Quality::from_name(q.name()), Some(q));
+            assert_eq!(q.and_cheaper().next(), Some(q));
+            assert_eq!(q.and_cheaper().last(), Some(Quality::Efficient));
+        }
         for bad in [
             "complexity=3",
             "qp=42-10",
@@ -589,6 +684,7 @@ mod tests {
             "rc=cbr",
             "speed=1",
             "complexity",
+            "preset=finest",
         ] {
             assert!(Tuning::default().with(bad).is_err(), "{bad}");
         }

@@ -377,7 +377,12 @@ async fn session(
     if choice.encodes() {
         let (decode, encode) = (
             app.costs.decode_cores(choice.width, choice.height, fps),
-            app.costs.encode_cores(choice.width, choice.height, fps),
+            app.costs.encode_cores(
+                choice.width,
+                choice.height,
+                fps,
+                crate::transcode::video::Quality::Efficient,
+            ),
         );
         // Decoding Motion-JPEG costs about what decoding H.264 of the same size does.
         let needs = encode

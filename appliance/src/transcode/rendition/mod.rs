@@ -46,7 +46,7 @@
 use super::aac::{AacDecoder, AacEncoder};
 use super::ladder::{self, Planned};
 use super::resample::Resampler;
-use super::video::{Decoded, Scaler, VideoDecoder, VideoEncoder};
+use super::video::{Decoded, Quality, Scaler, VideoDecoder, VideoEncoder};
 use crate::config::{AbrConfig, LiveConfig};
 use crate::hub::{Hub, PublishState};
 use crate::media::{Frame, TrackId, TrackParams};
@@ -106,6 +106,8 @@ pub struct Rendition {
     pub output: Arc<LiveStream>,
     /// The size and bitrate it is made at (rungs only).
     pub planned: Mutex<Option<Planned>>,
+    /// The quality preset it is (or was last) made at (rungs only).
+    quality: Mutex<Quality>,
     /// Being made now (false once dropped under overload, or off the ladder).
     running: AtomicBool,
 }
@@ -128,6 +130,12 @@ impl Rendition {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The quality preset it is (or was last) made at (rungs only): the ladder's, or
+    /// a cheaper one when the machine could not afford it.
+    pub fn quality(&self) -> Quality {
+        *self.quality.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -204,6 +212,8 @@ pub fn supervise(
 #[derive(Debug, Clone, PartialEq)]
 struct Want {
     ladder: String,
+    /// The rungs' quality preset; admission may lower it rung by rung.
+    quality: Quality,
     width: u32,
     height: u32,
     session: u64,
@@ -235,7 +245,7 @@ async fn run(
 ) {
     let mut state = hub.state();
     let mut running: Option<(Want, Pipeline)> = None;
-    let mut stored = ladder::Ladder::default();
+    let mut stored = ladder::Settings::default();
     let mut cpu = CpuTimes::read().ok();
     // The feeder saw the source change size: restart even if the parameters read the same.
     let mut resized = false;
@@ -255,9 +265,10 @@ async fn run(
             .filter(|a| needs_stereo(a))
             .cloned();
         let want = match (session, video.as_deref()) {
-            (Some(session), Some(TrackParams::Video(v))) if !stored.rungs.is_empty() => {
+            (Some(session), Some(TrackParams::Video(v))) if !stored.ladder.rungs.is_empty() => {
                 Some(Want {
-                    ladder: stored.to_string(),
+                    ladder: stored.ladder.to_string(),
+                    quality: stored.quality,
                     width: v.width,
                     height: v.height,
                     session,
@@ -273,7 +284,7 @@ async fn run(
                 p.stop().await;
             }
             if let Some(want) = want {
-                let mut planned = stored.plan(want.width, want.height);
+                let mut planned = stored.ladder.plan(want.width, want.height);
                 if let Some(why) = &want.undecodable {
                     warn!(
                         "ABR: the source's H.264 profile {why} cannot be decoded here (OpenH264 takes Baseline, Main and High, 8-bit 4:2:0): passthrough only"

@@ -3,12 +3,14 @@
 
 use super::*;
 
-/// Scales and encodes one rung's pictures and publishes them into its hub.
+/// Scales and encodes one rung's pictures at `quality` and publishes them into its
+/// hub.
 pub(super) fn rung_thread(
     stream: &str,
     r: &Rendition,
     p: &Planned,
     fps: f64,
+    quality: Quality,
     costs: &crate::transcode::cost::Costs,
     rx: Receiver<Job>,
 ) {
@@ -32,8 +34,9 @@ pub(super) fn rung_thread(
         }
     };
     let fps = p.rung.max_fps.map_or(fps, |cap| cap.min(fps));
-    let mut scaler = Scaler::new(p.width, p.height);
-    let mut encoder = match VideoEncoder::new(p.rung.bitrate, fps) {
+    let tuning = quality.tuning();
+    let mut scaler = Scaler::with_filter(p.width, p.height, tuning.filter);
+    let mut encoder = match VideoEncoder::with_tuning(p.rung.bitrate, fps, &tuning) {
         Ok(e) => e,
         Err(e) => {
             warn!(%stream, rung = %r.name, error = %e, "rung encoder");
@@ -59,7 +62,7 @@ pub(super) fn rung_thread(
         }
         last_kept = Some(d.pts);
         if let Some((cpu, media)) = meter.tick(d.pts) {
-            costs.measured_encode(cpu, media, mpx);
+            costs.measured_encode(quality, cpu, media, mpx);
         }
         let encoded = scaler.scale(&d.picture).and_then(|small| {
             encoder.encode(&small, d.keyframe || need_idr, (d.pts.max(0) / 90) as u64)

@@ -8,6 +8,9 @@ use super::*;
 pub(super) struct Slot {
     pub(super) r: Arc<Rendition>,
     pub(super) planned: Planned,
+    /// The quality preset it runs at (or last ran at): the ladder's, or a cheaper one
+    /// admission chose.
+    pub(super) quality: Quality,
     /// Its thread, until a check finds it finished and joins it.
     pub(super) thread: Option<std::thread::JoinHandle<()>>,
     /// When it stopped (dropped, or not admitted when the ladder started); `None` while
@@ -34,6 +37,8 @@ pub(super) struct Pipeline {
     pub(super) audio: Vec<Arc<Rendition>>,
     /// The source's width, height (pixels) and frame rate (per second).
     pub(super) source: (u32, u32, f64),
+    /// The ladder's quality preset.
+    pub(super) quality: Quality,
     /// When a rung was last started.
     pub(super) last_start: Instant,
     /// Told by the feeder when the source's video changes size.
@@ -60,15 +65,17 @@ impl Pipeline {
         for (i, p) in planned.into_iter().enumerate() {
             let r = rendition(ctx, hub, source, renditions, &p.name, TrackId::Video, life);
             *r.planned.lock().unwrap_or_else(|e| e.into_inner()) = Some(p.clone());
+            let chosen = admitted.iter().find(|(a, _)| *a == i).map(|(_, q)| *q);
             let mut slot = Slot {
                 r,
                 planned: p,
+                quality: chosen.unwrap_or(want.quality),
                 thread: None,
                 stopped_at: Some(now),
                 drops: 0,
                 told_no_room: false,
             };
-            let tx = if admitted.contains(&i) {
+            let tx = if chosen.is_some() {
                 start_rung(ctx, stream, &mut slot, fps)
             } else {
                 None
@@ -149,6 +156,7 @@ impl Pipeline {
             shed,
             audio,
             source: (want.width, want.height, fps),
+            quality: want.quality,
             last_start: now,
         }
     }
@@ -175,15 +183,15 @@ impl Pipeline {
         let stream = self.shed.stream.as_str();
         let (width, height, fps) = self.source;
         let costs = &ctx.costs;
-        let rung_cores = |s: &Slot| {
+        let rung_cores = |s: &Slot, q: Quality| {
             let rate = s.planned.rung.max_fps.map_or(fps, |c| c.min(fps));
-            costs.encode_cores(s.planned.width, s.planned.height, rate)
+            costs.encode_cores(s.planned.width, s.planned.height, rate, q)
         };
         let running: f64 = self
             .slots
             .iter()
             .filter(|s| s.r.running())
-            .map(rung_cores)
+            .map(|s| rung_cores(s, s.quality))
             .sum();
         let decode = costs.decode_cores(width, height, fps);
         let any_running = self.slots.iter().any(|s| s.r.running());
@@ -200,7 +208,13 @@ impl Pipeline {
         }
         let room = costs.free_for(stream, ctx.abr.budget()) - own;
         let base = ctx.abr.retry_dropped_after;
-        let need = |s: &Slot| rung_cores(s) + if any_running { 0.0 } else { decode };
+        let need = |s: &Slot, q: Quality| rung_cores(s, q) + if any_running { 0.0 } else { decode };
+        // The dearest preset, up to the ladder's, that fits now.
+        let fits = |s: &Slot| {
+            self.quality
+                .and_cheaper()
+                .find(|q| need(s, *q) <= room && need(s, *q) * IDLE_MARGIN <= idle)
+        };
         // Stopped, its thread gone, and its wait (doubling with each drop) over.
         let waited = |s: &Slot| {
             let wait = base * f64::from(1u32 << s.drops.saturating_sub(1).min(4));
@@ -208,17 +222,20 @@ impl Pipeline {
                 && s.stopped_at
                     .is_some_and(|at| now.duration_since(at).as_secs_f64() >= wait)
         };
-        let pick = self
-            .slots
-            .iter()
-            .position(|s| waited(s) && need(s) <= room && need(s) * IDLE_MARGIN <= idle);
-        let Some(i) = pick else {
+        let pick = self.slots.iter().enumerate().find_map(|(i, s)| {
+            if waited(s) {
+                fits(s).map(|q| (i, q))
+            } else {
+                None
+            }
+        });
+        let Some((i, quality)) = pick else {
             for s in &mut self.slots {
                 if !s.told_no_room && waited(s) {
                     s.told_no_room = true;
                     info!(
                         rung = %s.r.name,
-                        cores = format!("{:.2}", need(s)),
+                        cores = format!("{:.2}", need(s, Quality::Efficient)),
                         idle = format!("{idle:.2}"),
                         room = format!("{room:.2}"),
                         "ABR: the rung's wait is over but there is no room for it; it stays dropped"
@@ -227,10 +244,13 @@ impl Pipeline {
             }
             return;
         };
+        let cores = need(&self.slots[i], quality);
         let slot = &mut self.slots[i];
+        slot.quality = quality;
         info!(
             rung = %slot.r.name,
-            cores = format!("{:.2}", need(slot)),
+            %quality,
+            cores = format!("{cores:.2}"),
             idle = format!("{idle:.2}"),
             "ABR: room again; starting the rung at the next keyframe"
         );
@@ -270,26 +290,27 @@ impl Pipeline {
 }
 
 /// Indices of the rungs of `planned` (in priority order) that fit in the transcoding
-/// budget with what other streams' ladders take; the rest are refused with a log line
-/// saying what the ladder needs, what is free, and what fits.
+/// budget with what other streams' ladders take, each with the quality preset it fits
+/// at (the ladder's, or cheaper: logged); the rest are refused with a log line saying
+/// what the ladder needs, what is free, and what fits.
 pub(super) fn admit(
     ctx: &Transcoding,
     stream: &str,
     want: &Want,
     planned: &[Planned],
     fps: f64,
-) -> Vec<usize> {
+) -> Vec<(usize, Quality)> {
     let costs = &ctx.costs;
     let decode = costs.decode_cores(want.width, want.height, fps);
-    let rungs: Vec<f64> = planned
+    let rungs: Vec<[f64; 3]> = planned
         .iter()
         .map(|p| {
             let rate = p.rung.max_fps.map_or(fps, |cap| cap.min(fps));
-            costs.encode_cores(p.width, p.height, rate)
+            costs.encode_cores_by_quality(p.width, p.height, rate)
         })
         .collect();
     let budget = ctx.abr.budget();
-    let a = costs.admit(stream, budget, decode, &rungs);
+    let a = costs.admit(stream, budget, decode, &rungs, want.quality);
     ctx.metrics
         .abr_cores
         .with_label_values(&[stream])
@@ -297,7 +318,7 @@ pub(super) fn admit(
     let (admitted, refused): (Vec<_>, Vec<_>) = planned
         .iter()
         .enumerate()
-        .partition(|(i, _)| a.admitted.contains(i));
+        .partition(|(i, _)| a.admitted.iter().any(|(j, _)| j == i));
     if !refused.is_empty() {
         let names = |ps: &[(usize, &Planned)]| {
             ps.iter()
@@ -320,6 +341,19 @@ pub(super) fn admit(
             set_running_metric(ctx, stream, &p.name, false);
         }
     }
+    let lowered: Vec<String> = a
+        .admitted
+        .iter()
+        .filter(|(_, q)| *q != want.quality)
+        .map(|(i, q)| format!("{} at {q}", planned[*i].name))
+        .collect();
+    if !lowered.is_empty() {
+        info!(
+            "ABR: the machine cannot afford every rung at {} quality (abr.max_cpu): {}",
+            want.quality,
+            lowered.join(", ")
+        );
+    }
     a.admitted
 }
 
@@ -332,13 +366,14 @@ pub(super) fn start_rung(
     fps: f64,
 ) -> Option<SyncSender<Job>> {
     let (tx, rx) = sync_channel::<Job>(RUNG_QUEUE);
-    let (r, p) = (slot.r.clone(), slot.planned.clone());
+    let (r, p, quality) = (slot.r.clone(), slot.planned.clone(), slot.quality);
     let (name, costs) = (stream.to_string(), ctx.costs.clone());
+    *slot.r.quality.lock().unwrap_or_else(|e| e.into_inner()) = quality;
     // Running before the thread exists: a thread that fails at once marks it stopped.
     slot.r.running.store(true, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
         .name(format!("rung-{}", p.name))
-        .spawn(move || rung_thread(&name, &r, &p, fps, &costs, rx));
+        .spawn(move || rung_thread(&name, &r, &p, fps, quality, &costs, rx));
     match spawned {
         Ok(t) => {
             set_running_metric(ctx, stream, &slot.r.name, true);
@@ -396,6 +431,7 @@ pub(super) fn rendition(
         hub: rung_hub,
         output,
         planned: Mutex::new(None),
+        quality: Mutex::new(Quality::default()),
         running: AtomicBool::new(false),
     });
     list.push(r.clone());
