@@ -263,6 +263,8 @@ def main():
     ap.add_argument("--abr", action="store_true",
                     help="ABR: one 1080p30 stream with a 720p/480p/360p ladder; CPU per rung, "
                          "against ffmpeg -c:v libx264 -preset veryfast making the same ladder")
+    ap.add_argument("--quality", default="balanced", choices=["efficient", "balanced", "best"],
+                    help="with --abr: the rungs' quality preset")
     ap.add_argument("--protect", action="store_true",
                     help="encrypted streams: the same streams in the clear, then encrypted "
                          "(AES-128 HLS); CPU per stream-minute and wrk's requests/s for a "
@@ -854,12 +856,13 @@ def main_abr(args):
                              capture_output=True, text=True, env=env).stdout
         key = re.search(r"Stream Key: (\S+)", out).group(1)
         subprocess.run([args.streambox, "--data-dir", data, "stream", "set", "lobby", "--ladder",
-                        "720p,480p,360p"], check=True, capture_output=True, env=env)
+                        "720p,480p,360p", "--quality", args.quality], check=True, capture_output=True,
+                       env=env)
         sb = subprocess.Popen([args.streambox, "--data-dir", data, "serve", "--rtmp-listen",
                                f"127.0.0.1:{s_rtmp}", "--http-listen", f"127.0.0.1:{s_http}",
                                "--rtsp-listen", "127.0.0.1:0"], env=env, stdout=subprocess.DEVNULL)
         procs.append(sb)
-        time.sleep(2)  # calibration
+        time.sleep(4)  # calibration (each quality preset)
         procs.append(subprocess.Popen(
             ["ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip, "-c", "copy",
              "-f", "flv", f"rtmp://127.0.0.1:{s_rtmp}/live/lobby?key={key}"]))

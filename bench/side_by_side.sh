@@ -10,7 +10,7 @@
 #   bench/side_by_side.sh --dvr [--streams N] [--seconds S] [--keep-bytes 4MB]
 # With --abr: one 1080p30 stream with a 720p/480p/360p ladder; CPU per rung against
 # ffmpeg libx264 -preset veryfast making the same ladder, and the rungs' added delay.
-#   bench/side_by_side.sh --abr [--seconds S]
+#   bench/side_by_side.sh --abr [--seconds S] [--quality efficient|balanced|best]
 # With --protect: the same N streams on streambox alone, in the clear and then encrypted
 # (AES-128 HLS); prints the CPU encryption adds and wrk's requests/s for a segment and a
 # part in each phase.
