@@ -66,11 +66,12 @@ impl Default for Costs {
     fn default() -> Self {
         // Until calibration: about what a 2-core x86-64 box with OpenH264's SIMD code
         // measures (1080p30 decode ≈ 0.2 core, 720p30 scale+encode ≈ 0.2 core at the
-        // cheapest preset; the others as bench/quality.sh measured them).
+        // cheapest preset; balanced about 1.1× that and best about 1.4×, as
+        // bench/quality.sh measured them).
         Costs {
             model: Mutex::new(Model {
                 decode: 0.0035,
-                encode: [0.0075, 0.0095, 0.0115],
+                encode: [0.0075, 0.0085, 0.0105],
                 committed: BTreeMap::new(),
                 ingest: BTreeMap::new(),
             }),
