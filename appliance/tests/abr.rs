@@ -62,8 +62,9 @@ fn set_ladder(server: &Server, stream: &str, ladder: &str) -> String {
 }
 
 /// PSNR (dB, the average over Y, U and V that ffmpeg's psnr filter prints) of the video
-/// in `file` (a container ffmpeg reads, or `input_args` to say what it is) against the
-/// video in `reference` scaled to `width`×`height` with Lanczos, picture by picture.
+/// in `file` (`input_args` say what it is when ffmpeg cannot tell) against the video in
+/// `reference` (likewise `ref_args`) scaled to `width`×`height` with Lanczos, picture by
+/// picture.
 fn psnr_against(
     file: &str,
     input_args: &[&str],
@@ -72,29 +73,13 @@ fn psnr_against(
     width: u32,
     height: u32,
 ) -> f64 {
-    let mut cmd = std::process::Command::new(tool("ffmpeg"));
-    cmd.args(["-nostdin", "-v", "info"])
-        .args(input_args)
-        .args(["-i", file]);
-    cmd.args(ref_args).args(["-i", reference]);
-    let graph = format!("[1:v]scale={width}:{height}:flags=lanczos,format=yuv420p[r];[0:v]format=yuv420p[o];[o][r]psnr");
-    let out = cmd
-        .args(["-lavfi", &graph, "-f", "null", "-"])
-        .output()
-        .expect("run ffmpeg");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "psnr of {file}: {err}");
-    err.lines()
-        .filter(|l| l.contains("PSNR y:"))
-        .find_map(|l| {
-            l.split("average:")
-                .nth(1)?
-                .split_whitespace()
-                .next()?
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no PSNR in ffmpeg's output: {err}"))
+    let inputs: Vec<&str> = [input_args, &["-i", file], ref_args, &["-i", reference]].concat();
+    ffmpeg_psnr(
+        &inputs,
+        &format!(
+            "[1:v]scale={width}:{height}:flags=lanczos,format=yuv420p[b];[0:v]format=yuv420p[a]"
+        ),
+    )
 }
 
 /// `key=value` attributes of a playlist tag line.

@@ -525,32 +525,11 @@ fn kill_9_while_recording_leaves_index_and_files_in_agreement() {
 /// PSNR (dB, average over R, G and B) of two pictures of the same size, per ffmpeg's
 /// `psnr` filter.
 fn psnr(a: &Path, b: &Path) -> f64 {
-    let out = std::process::Command::new(tool("ffmpeg"))
-        .args(["-nostdin", "-v", "info", "-i"])
-        .arg(a)
-        .arg("-i")
-        .arg(b)
-        .args([
-            "-lavfi",
-            "[0:v]format=rgb24[a];[1:v]format=rgb24[b];[a][b]psnr",
-            "-f",
-            "null",
-            "-",
-        ])
-        .output()
-        .expect("ffmpeg");
-    let log = String::from_utf8_lossy(&out.stderr);
-    log.split("average:")
-        .nth(1)
-        .and_then(|s| s.split_whitespace().next())
-        .and_then(|v| {
-            if v == "inf" {
-                Some(f64::INFINITY)
-            } else {
-                v.parse().ok()
-            }
-        })
-        .unwrap_or_else(|| panic!("no PSNR in: {log}"))
+    let (a, b) = (a.to_str().expect("utf-8"), b.to_str().expect("utf-8"));
+    ffmpeg_psnr(
+        &["-i", a, "-i", b],
+        "[0:v]format=rgb24[a];[1:v]format=rgb24[b]",
+    )
 }
 
 /// GETs every URL at the same moment, each from its own thread.

@@ -605,6 +605,38 @@ pub fn num(v: &serde_json::Value) -> f64 {
     }
 }
 
+/// PSNR in dB (`inf` for identical pictures) that ffmpeg's `psnr` filter gives on
+/// average over the pictures of two inputs: `inputs` are ffmpeg's input arguments
+/// (each `-i` with its options before it), and `prepare` a filter graph that turns them
+/// into the labels `[a]` and `[b]` to compare (same size and pixel format).
+pub fn ffmpeg_psnr(inputs: &[&str], prepare: &str) -> f64 {
+    let out = Command::new(tool("ffmpeg"))
+        .args(["-nostdin", "-v", "info"])
+        .args(inputs)
+        .args([
+            "-lavfi",
+            &format!("{prepare};[a][b]psnr"),
+            "-f",
+            "null",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "psnr of {inputs:?}: {log}");
+    log.lines()
+        .filter(|l| l.contains("PSNR "))
+        .find_map(|l| l.split("average:").nth(1)?.split_whitespace().next())
+        .and_then(|v| {
+            if v == "inf" {
+                Some(f64::INFINITY)
+            } else {
+                v.parse().ok()
+            }
+        })
+        .unwrap_or_else(|| panic!("no PSNR in ffmpeg's output: {log}"))
+}
+
 /// Decodes `url` completely with `ffmpeg -xerror`; panics with ffmpeg's words on any
 /// decode error.
 pub fn decode_strict(url: &str) {
