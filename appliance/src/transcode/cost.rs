@@ -66,12 +66,12 @@ impl Default for Costs {
     fn default() -> Self {
         // Until calibration: about what a 2-core x86-64 box with OpenH264's SIMD code
         // measures (1080p30 decode ≈ 0.2 core, 720p30 scale+encode ≈ 0.2 core at the
-        // cheapest preset; balanced about 1.1× that and best about 1.4×, as
-        // bench/quality.sh measured them).
+        // cheapest preset; balanced, with CABAC, about 1.3× that and best about 1.6×,
+        // as bench/quality.sh measured them).
         Costs {
             model: Mutex::new(Model {
                 decode: 0.0035,
-                encode: [0.0075, 0.0085, 0.0105],
+                encode: [0.0075, 0.01, 0.012],
                 committed: BTreeMap::new(),
                 ingest: BTreeMap::new(),
             }),

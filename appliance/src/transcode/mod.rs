@@ -6,6 +6,7 @@
 //! | ISO/IEC 14496-3 (AAC-LC, through fdk-aac) | [`aac`] |
 //! | ISO/IEC 14496-10 decoding (OpenH264) to JPEG thumbnails | [`thumbnail`] |
 //! | ISO/IEC 14496-10 decoding, scaling and encoding (OpenH264) for ABR rungs | [`video`] |
+//! | ISO/IEC 14496-10 §9.3 CABAC in OpenH264, which its crate does not expose | `entropy` |
 //! | capture devices' pictures (YUYV, NV12, YU12, Motion-JPEG through zune-jpeg) to I420 | [`pixels`] |
 //! | the ABR ladder: rungs, sizes, bitrates | [`ladder`] |
 //! | what transcoding costs here; admission against the CPU budget | [`cost`] |
@@ -13,6 +14,7 @@
 
 pub mod aac;
 pub mod cost;
+mod entropy;
 pub mod g711;
 pub mod ladder;
 pub mod pixels;

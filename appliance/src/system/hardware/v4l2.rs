@@ -9,8 +9,8 @@
 //! and video in step and to count dropped frames). The part used here is small, its
 //! layouts are checked against the header's sizes below, and the opcodes in a test.
 //!
-//! This is one of the two modules of the service allowed `unsafe` (the crate denies it,
-//! and [`super::vaapi`] calls libva): each
+//! This is one of the three modules of the service allowed `unsafe` (the crate denies
+//! it; [`super::vaapi`] calls libva, `transcode::entropy` OpenH264's options): each
 //! `ioctl` hands the kernel a pointer to a `#[repr(C)]` structure of the size its
 //! opcode encodes, which only the caller can promise.
 

@@ -12,8 +12,9 @@
 //! [`ASK_DEADLINE`] and keeps each node's answer for as long as its driver stays
 //! ([`Cache`]), so the inventory, read again on every device event, asks once.
 //!
-//! Calling libva's C functions is `unsafe`, allowed in this module alone (the crate
-//! denies `unsafe_code` elsewhere, but for [`super::v4l2`]'s `ioctl`s).
+//! Calling libva's C functions is `unsafe`, allowed in this module (the crate denies
+//! `unsafe_code` elsewhere, but for [`super::v4l2`]'s `ioctl`s and the two OpenH264
+//! option calls in `transcode::entropy`).
 #![allow(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
