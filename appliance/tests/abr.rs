@@ -425,8 +425,9 @@ fn best_quality_costs_more_and_scores_higher_than_efficient() {
 }
 
 /// The rungs' quality preset, set through the API and the stream page: refused values
-/// change nothing, the stream page shows the setting, and a live ladder restarts its
-/// rungs at the new preset, which the API's detail shows per rung.
+/// change nothing, the stream page shows the setting, and a live ladder's rungs move to
+/// the new preset at their next keyframe, without a restart; the API's detail shows the
+/// preset per rung, and the multivariant playlist the profile it codes.
 #[test]
 fn the_quality_preset_is_set_through_the_api_and_the_stream_page_and_rungs_follow_it() {
     let server = Server::start();
@@ -536,12 +537,17 @@ fn the_quality_preset_is_set_through_the_api_and_the_stream_page_and_rungs_follo
     assert_eq!(a.status, 422, "{a:?}");
     rung_quality("best");
     rung_profile("4d");
-    // The rung still plays after the restart.
-    wait_for(
-        &server.url("/live/lobby/240p.m3u8"),
-        Duration::from_secs(30),
-        |p| p.matches("#EXTINF").count() >= 2,
+    // The rung moved at a keyframe; the ladder did not restart.
+    let log = server.log();
+    assert!(
+        log.contains("ABR: the rung moves to another quality preset at this keyframe")
+            && log.matches("ABR ladder started").count() == 1
+            && !log.contains("ABR ladder stopped"),
+        "{log}"
     );
+    // From its IDR at the new preset on, the rung's segments (after a discontinuity,
+    // with the new init segment) line up with the source's and decode cleanly.
+    segments_after_the_discontinuity_decode(&server, "240p");
     let audit = support::web::api_call(&server, &token, "GET", "/api/audit", None).json();
     let ladder_changes = audit
         .as_array()
@@ -993,7 +999,8 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
         abr_retry_dropped_after: Some(3.0),
         ..Settings::default()
     });
-    let key = server.add_stream("lobby");
+    let (_web, token) = support::web::admin_with_token(&server, "abr");
+    let key = support::web::new_stream_key(&server, &token, "lobby");
     // A ladder that fits this 2-core machine with room to spare. With 720p as well the
     // whole ladder took about 2 cores (1.5 times what the cost model calibrated at the
     // start said): once the lower rungs were back, the machine never had idle room for
@@ -1073,7 +1080,44 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
 
     // A rung that came back makes segments aligned with the source's from its first one
     // (a new init segment after a discontinuity), and they decode cleanly.
-    let rung = "360p";
+    segments_after_the_discontinuity_decode(&server, "360p");
+
+    // Rungs come back at the dearest preset the machine has room for; once every rung
+    // runs, one made cheaper moves up to the ladder's (balanced) at a keyframe.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let abr = support::web::api_call(&server, &token, "GET", "/api/streams/lobby", None).json()
+            ["abr"]
+            .clone();
+        let presets: Vec<&str> = abr["rungs"]
+            .as_array()
+            .map(|rs| rs.iter().filter_map(|r| r["quality"].as_str()).collect())
+            .unwrap_or_default();
+        if presets == ["balanced", "balanced"] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rungs stayed below the ladder's preset: {abr}\n{}",
+            server
+                .log()
+                .lines()
+                .filter(|l| l.contains("ABR"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    eprintln!(
+        "rungs moved up to a dearer preset: {}",
+        server.log().matches("room for better quality").count()
+    );
+}
+
+/// The segments `rung` of stream `lobby` lists after its last discontinuity (at least
+/// three, waited for up to 30 s): each has the source's segment's time and duration,
+/// and with the init segment they name they decode cleanly (ffmpeg `-xerror`).
+fn segments_after_the_discontinuity_decode(server: &Server, rung: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let (playlist, after) = loop {
         let p = get_text(&server.url(&format!("/live/lobby/{rung}.m3u8")));

@@ -139,8 +139,8 @@ pub async fn set_recording(
 /// Sets the ABR ladder of stream or camera `name` (`720p,360p`; `source` for
 /// passthrough only) and the quality preset of its rungs (`efficient`, `balanced`,
 /// `best`), whichever is given; returns the settings as stored. A live stream's
-/// renditions follow within seconds (a new preset restarts its rungs at the next
-/// keyframe).
+/// renditions follow within seconds: a new ladder restarts them at the next keyframe,
+/// a new preset moves each running rung to it at its next keyframe, without a restart.
 ///
 /// # Errors
 /// [`Refused::Invalid`] for a ladder that does not parse, a preset that is not one of

@@ -32,6 +32,13 @@
 //! lower rung may fit before a higher one does, and is not kept waiting for it), at the
 //! source's next keyframe, so its segments line up with the others from its first one.
 //!
+//! Quality: a rung runs at the ladder's preset or a cheaper one admission chose. Once
+//! every rung runs, one below the ladder's preset moves up (one at a time) when the
+//! budget and the idle CPU have room for what the dearer preset adds; a new ladder
+//! preset moves every running rung (up only as far as the budget allows). Either way
+//! the rung's own thread changes scaler and encoder at its next keyframe
+//! (`Rendition::switch`), so nothing restarts and its segments stay aligned.
+//!
 //! Audio: rungs carry no audio of their own; every variant plays the source's audio
 //! group. When the source's audio is not AAC-LC mono or stereo at 44.1 or 48 kHz (5.1,
 //! HE-AAC, 32 kHz, …), the group is a `stereo` rendition instead: the source's AAC
@@ -108,6 +115,10 @@ pub struct Rendition {
     pub planned: Mutex<Option<Planned>>,
     /// The quality preset it is (or was last) made at (rungs only).
     quality: Mutex<Quality>,
+    /// The preset the supervisor wants the running rung at, from its next keyframe on
+    /// (the ladder's preset changed, or there is room for a dearer one); the rung's
+    /// thread takes it there.
+    switch_to: Mutex<Option<Quality>>,
     /// Being made now (false once dropped under overload, or off the ladder).
     running: AtomicBool,
 }
@@ -136,6 +147,19 @@ impl Rendition {
     /// a cheaper one when the machine could not afford it.
     pub fn quality(&self) -> Quality {
         *self.quality.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Asks the running rung to move to `quality` at its next keyframe (`None`: stay).
+    fn switch(&self, quality: Option<Quality>) {
+        *self.switch_to.lock().unwrap_or_else(|e| e.into_inner()) = quality;
+    }
+
+    /// The preset asked for by [`Rendition::switch`], taken (once).
+    fn take_switch(&self) -> Option<Quality> {
+        self.switch_to
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 }
 
@@ -278,6 +302,18 @@ async fn run(
             }
             _ => None,
         };
+        // Only the quality preset changed: the rungs move to it at their next keyframes,
+        // without a restart.
+        if let (false, Some((was, p)), Some(now)) = (resized, running.as_mut(), want.as_ref()) {
+            let same_but_quality = Want {
+                quality: now.quality,
+                ..was.clone()
+            } == *now;
+            if was.quality != now.quality && same_but_quality {
+                p.set_quality(&ctx, now.quality);
+                was.quality = now.quality;
+            }
+        }
         if resized || running.as_ref().map(|r| &r.0) != want.as_ref() {
             resized = false;
             if let Some((_, p)) = running.take() {

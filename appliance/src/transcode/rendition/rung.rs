@@ -4,13 +4,16 @@
 use super::*;
 
 /// Scales and encodes one rung's pictures at `quality` and publishes them into its
-/// hub.
+/// hub. At a keyframe, moves to the preset the supervisor asked for
+/// ([`Rendition::switch`]): a new scaler and encoder from that IDR on, so the rung's
+/// segments stay aligned and nothing is missed (the new parameter sets start a new
+/// epoch, as a publisher's new codec parameters do).
 pub(super) fn rung_thread(
     stream: &str,
     r: &Rendition,
     p: &Planned,
     fps: f64,
-    quality: Quality,
+    mut quality: Quality,
     costs: &crate::transcode::cost::Costs,
     rx: Receiver<Job>,
 ) {
@@ -61,6 +64,29 @@ pub(super) fn rung_thread(
             }
         }
         last_kept = Some(d.pts);
+        // A preset asked for is taken at a keyframe, where the new encoder's IDR goes.
+        if let Some(q) = d
+            .keyframe
+            .then(|| r.take_switch())
+            .flatten()
+            .filter(|q| *q != quality)
+        {
+            let tuning = q.tuning();
+            match VideoEncoder::with_tuning(p.rung.bitrate, fps, &tuning) {
+                Ok(e) => {
+                    info!(%stream, rung = %r.name, from = %quality, to = %q, "ABR: the rung moves to another quality preset at this keyframe");
+                    encoder = e;
+                    scaler = Scaler::with_filter(p.width, p.height, tuning.filter);
+                    quality = q;
+                    *r.quality.lock().unwrap_or_else(|e| e.into_inner()) = q;
+                    // CPU measured from here on is the new preset's.
+                    meter = Meter::default();
+                }
+                Err(e) => {
+                    warn!(%stream, rung = %r.name, error = %e, "rung encoder at another preset; the rung stays as it was");
+                }
+            }
+        }
         if let Some((cpu, media)) = meter.tick(d.pts) {
             costs.measured_encode(quality, cpu, media, mpx);
         }

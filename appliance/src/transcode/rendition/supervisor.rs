@@ -209,11 +209,20 @@ impl Pipeline {
         let room = costs.free_for(stream, ctx.abr.budget()) - own;
         let base = ctx.abr.retry_dropped_after;
         let need = |s: &Slot, q: Quality| rung_cores(s, q) + if any_running { 0.0 } else { decode };
-        // The dearest preset, up to the ladder's, that fits now.
-        let fits = |s: &Slot| {
+        // The dearest preset, up to the ladder's, that fits now: for a stopped rung
+        // (`from` None) all it needs, for a running one above its preset `from` what
+        // the move adds.
+        let fits = |s: &Slot, from: Option<Quality>| {
             self.quality
                 .and_cheaper()
-                .find(|q| need(s, *q) <= room && need(s, *q) * IDLE_MARGIN <= idle)
+                .take_while(|q| from.is_none_or(|f| *q > f))
+                .find(|q| {
+                    let n = match from {
+                        None => need(s, *q),
+                        Some(f) => rung_cores(s, *q) - rung_cores(s, f),
+                    };
+                    n <= room && n * IDLE_MARGIN <= idle
+                })
         };
         // Stopped, its thread gone, and its wait (doubling with each drop) over.
         let waited = |s: &Slot| {
@@ -224,11 +233,42 @@ impl Pipeline {
         };
         let pick = self.slots.iter().enumerate().find_map(|(i, s)| {
             if waited(s) {
-                fits(s).map(|q| (i, q))
+                fits(s, None).map(|q| (i, q))
             } else {
                 None
             }
         });
+        // Every rung running, one of them below the ladder's preset (admitted or
+        // started again cheaper) and room now for a dearer one: it moves up at its next
+        // keyframe. Rungs come before quality: not while one is stopped.
+        let raise = || {
+            if self.slots.iter().any(|s| !s.r.running()) {
+                return None;
+            }
+            self.slots.iter().enumerate().find_map(|(i, s)| {
+                (s.quality < self.quality)
+                    .then(|| fits(s, Some(s.quality)))
+                    .flatten()
+                    .map(|q| (i, q))
+            })
+        };
+        if pick.is_none() {
+            if let Some((i, quality)) = raise() {
+                let slot = &mut self.slots[i];
+                info!(
+                    rung = %slot.r.name,
+                    from = %slot.quality,
+                    to = %quality,
+                    idle = format!("{idle:.2}"),
+                    room = format!("{room:.2}"),
+                    "ABR: room for better quality; the rung moves up at its next keyframe"
+                );
+                slot.quality = quality;
+                slot.r.switch(Some(quality));
+                self.last_start = now;
+                return;
+            }
+        }
         let Some((i, quality)) = pick else {
             for s in &mut self.slots {
                 if !s.told_no_room && waited(s) {
@@ -261,6 +301,48 @@ impl Pipeline {
         if revive.try_send((i, tx)).is_err() {
             // The decoder has ended; the rung's thread ends with its queue.
             slot.r.running.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// The ladder's preset changed to `quality`: each running rung moves to it at its
+    /// next keyframe, or, moving up, to the dearest preset up to it that fits in the
+    /// budget (as admission would start it); a stopped rung is started again at it
+    /// when there is room. Nothing restarts: the rungs' segments go on, each with new
+    /// parameter sets from its next IDR.
+    pub(super) fn set_quality(&mut self, ctx: &Transcoding, quality: Quality) {
+        self.quality = quality;
+        let stream = self.shed.stream.as_str();
+        let (width, height, fps) = self.source;
+        let costs = &ctx.costs;
+        let rung_cores = |s: &Slot, q: Quality| {
+            let rate = s.planned.rung.max_fps.map_or(fps, |c| c.min(fps));
+            costs.encode_cores(s.planned.width, s.planned.height, rate, q)
+        };
+        let mut own = costs.decode_cores(width, height, fps)
+            + self
+                .slots
+                .iter()
+                .filter(|s| s.r.running())
+                .map(|s| rung_cores(s, s.quality))
+                .sum::<f64>();
+        let free = costs.free_for(stream, ctx.abr.budget());
+        for s in &mut self.slots {
+            if !s.r.running() {
+                s.quality = quality;
+                continue;
+            }
+            let now = rung_cores(s, s.quality);
+            let to = quality
+                .and_cheaper()
+                .find(|q| *q <= s.quality || own - now + rung_cores(s, *q) <= free)
+                .unwrap_or(s.quality);
+            if to == s.quality {
+                continue;
+            }
+            own += rung_cores(s, to) - now;
+            info!(rung = %s.r.name, from = %s.quality, %to, "ABR: the ladder's quality preset changed; the rung moves at its next keyframe");
+            s.quality = to;
+            s.r.switch(Some(to));
         }
     }
 
@@ -369,6 +451,7 @@ pub(super) fn start_rung(
     let (r, p, quality) = (slot.r.clone(), slot.planned.clone(), slot.quality);
     let (name, costs) = (stream.to_string(), ctx.costs.clone());
     *slot.r.quality.lock().unwrap_or_else(|e| e.into_inner()) = quality;
+    slot.r.switch(None);
     // Running before the thread exists: a thread that fails at once marks it stopped.
     slot.r.running.store(true, Ordering::Relaxed);
     let spawned = std::thread::Builder::new()
@@ -432,6 +515,7 @@ pub(super) fn rendition(
         output,
         planned: Mutex::new(None),
         quality: Mutex::new(Quality::default()),
+        switch_to: Mutex::new(None),
         running: AtomicBool::new(false),
     });
     list.push(r.clone());
