@@ -202,12 +202,7 @@ fn a_1080p_source_comes_out_as_an_aligned_ladder_of_the_right_sizes_and_bitrates
         rungs_running(&server, &["720p", "480p", "360p"]),
         [1, 1, 1],
         "a rung stopped: {}",
-        server
-            .log()
-            .lines()
-            .filter(|l| l.contains("ABR"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        abr_log(&server)
     );
     // Same sequence numbers, start times and durations as the source.
     let source = &lists[0].1;
@@ -976,6 +971,16 @@ fn rungs_running(server: &Server, rungs: &[&str]) -> Vec<u8> {
         .collect()
 }
 
+/// The server's log lines about ABR, for failure messages.
+fn abr_log(server: &Server) -> String {
+    server
+        .log()
+        .lines()
+        .filter(|l| l.contains("ABR"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Waits until `rungs_running` gives `ready`, at most `timeout`.
 fn wait_rungs(server: &Server, rungs: &[&str], timeout: Duration, ready: impl Fn(&[u8]) -> bool) {
     let deadline = Instant::now() + timeout;
@@ -1099,12 +1104,7 @@ fn dropped_rungs_start_again_once_the_machine_has_room() {
         assert!(
             Instant::now() < deadline,
             "the rungs stayed below the ladder's preset: {abr}\n{}",
-            server
-                .log()
-                .lines()
-                .filter(|l| l.contains("ABR"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            abr_log(&server)
         );
         std::thread::sleep(Duration::from_secs(1));
     }

@@ -23,6 +23,15 @@ pub(super) struct Slot {
     pub(super) told_no_room: bool,
 }
 
+impl Slot {
+    /// The cores it takes at `quality` from a source at `fps` (with its own frame rate
+    /// cap), by the cost model.
+    fn cores(&self, costs: &crate::transcode::cost::Costs, fps: f64, quality: Quality) -> f64 {
+        let rate = self.planned.rung.max_fps.map_or(fps, |c| c.min(fps));
+        costs.encode_cores(self.planned.width, self.planned.height, rate, quality)
+    }
+}
+
 /// A running transcoder: the feeder task and the codec threads it feeds.
 pub(super) struct Pipeline {
     pub(super) feeder: tokio::task::JoinHandle<()>,
@@ -183,19 +192,10 @@ impl Pipeline {
         let stream = self.shed.stream.as_str();
         let (width, height, fps) = self.source;
         let costs = &ctx.costs;
-        let rung_cores = |s: &Slot, q: Quality| {
-            let rate = s.planned.rung.max_fps.map_or(fps, |c| c.min(fps));
-            costs.encode_cores(s.planned.width, s.planned.height, rate, q)
-        };
-        let running: f64 = self
-            .slots
-            .iter()
-            .filter(|s| s.r.running())
-            .map(|s| rung_cores(s, s.quality))
-            .sum();
+        let rung_cores = |s: &Slot, q: Quality| s.cores(costs, fps, q);
         let decode = costs.decode_cores(width, height, fps);
         let any_running = self.slots.iter().any(|s| s.r.running());
-        let own = if any_running { decode + running } else { 0.0 };
+        let own = self.own_cores(costs);
         costs.commit(stream, own);
         ctx.metrics.abr_cores.with_label_values(&[stream]).set(own);
 
@@ -304,6 +304,18 @@ impl Pipeline {
         }
     }
 
+    /// The cores this ladder takes now by the cost model: decoding and the running
+    /// rungs at their presets (nothing while no rung runs).
+    fn own_cores(&self, costs: &crate::transcode::cost::Costs) -> f64 {
+        let (width, height, fps) = self.source;
+        let running = self.slots.iter().filter(|s| s.r.running());
+        if running.clone().next().is_none() {
+            return 0.0;
+        }
+        costs.decode_cores(width, height, fps)
+            + running.map(|s| s.cores(costs, fps, s.quality)).sum::<f64>()
+    }
+
     /// The ladder's preset changed to `quality`: each running rung moves to it at its
     /// next keyframe, or, moving up, to the dearest preset up to it that fits in the
     /// budget (as admission would start it); a stopped rung is started again at it
@@ -312,19 +324,10 @@ impl Pipeline {
     pub(super) fn set_quality(&mut self, ctx: &Transcoding, quality: Quality) {
         self.quality = quality;
         let stream = self.shed.stream.as_str();
-        let (width, height, fps) = self.source;
+        let fps = self.source.2;
         let costs = &ctx.costs;
-        let rung_cores = |s: &Slot, q: Quality| {
-            let rate = s.planned.rung.max_fps.map_or(fps, |c| c.min(fps));
-            costs.encode_cores(s.planned.width, s.planned.height, rate, q)
-        };
-        let mut own = costs.decode_cores(width, height, fps)
-            + self
-                .slots
-                .iter()
-                .filter(|s| s.r.running())
-                .map(|s| rung_cores(s, s.quality))
-                .sum::<f64>();
+        let rung_cores = |s: &Slot, q: Quality| s.cores(costs, fps, q);
+        let mut own = self.own_cores(costs);
         let free = costs.free_for(stream, ctx.abr.budget());
         for s in &mut self.slots {
             if !s.r.running() {
