@@ -328,7 +328,8 @@ impl Default for Tuning {
 impl Tuning {
     /// Applies `key=value` settings, comma-separated (`complexity=2,filter=lanczos3,
     /// qp=12-42,aq=on,background=off,scene=on,rc=bitrate|quality,entropy=cabac|cavlc`),
-    /// over `self`, in order; `preset=efficient|balanced|best` sets all of them to that [`Quality`]'s.
+    /// over `self`, in order; `preset=efficient|balanced|best` sets all of them to that
+    /// [`Quality`]'s.
     ///
     /// # Errors
     /// The setting that is not one of those, or out of range, in words.

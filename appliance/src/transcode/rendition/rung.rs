@@ -6,8 +6,8 @@ use super::*;
 /// Scales and encodes one rung's pictures at `quality` and publishes them into its
 /// hub. At a keyframe, moves to the preset the supervisor asked for
 /// ([`Rendition::switch`]): a new scaler and encoder from that IDR on, so the rung's
-/// segments stay aligned and nothing is missed (the new parameter sets start a new
-/// epoch, as a publisher's new codec parameters do).
+/// segments stay aligned and nothing is missed (parameter sets that differ, as a new
+/// profile's do, start a new epoch, as a publisher's new codec parameters do).
 pub(super) fn rung_thread(
     stream: &str,
     r: &Rendition,
