@@ -258,8 +258,8 @@ enum StreamCommand {
         #[arg(long)]
         ladder: Option<String>,
         /// The picture quality of the ABR renditions: efficient (least CPU), balanced
-        /// (the default) or best (most CPU). A machine short of CPU makes a rung one
-        /// step cheaper rather than dropping it.
+        /// (the default) or best (most CPU). A machine short of CPU makes a rung cheaper
+        /// rather than dropping it, and moves it back up when there is room.
         #[arg(long, value_parser = ["efficient", "balanced", "best"])]
         quality: Option<String>,
         /// Encrypt the stream's HLS media for viewers (AES-128): on or off.

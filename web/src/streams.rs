@@ -330,7 +330,7 @@ pub fn detail(shell: Shell, d: Detail) -> String {
                             }).collect_view()}
                         </select>
                     </label>
-                    <p class="hint">"Better quality costs CPU. When the box cannot afford every rendition at the quality chosen, it makes some one step cheaper, and only then leaves the lowest out."</p>
+                    <p class="hint">"Better quality costs CPU. When the box cannot afford every rendition at the quality chosen, it makes some cheaper, and only then leaves the lowest out; they move back up when there is room again."</p>
                     <button type="submit">"Save renditions"</button>
                 </form>
                 {(!d.rungs.is_empty()).then(|| view! {

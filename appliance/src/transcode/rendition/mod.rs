@@ -232,12 +232,12 @@ pub fn supervise(
     life.spawn(task.instrument(span));
 }
 
-/// What a running transcoder was started for.
+/// What a running transcoder was started for; a change restarts it. (The rungs'
+/// quality preset is not part of it: the running pipeline moves to a new one,
+/// [`Pipeline::set_quality`].)
 #[derive(Debug, Clone, PartialEq)]
 struct Want {
     ladder: String,
-    /// The rungs' quality preset; admission may lower it rung by rung.
-    quality: Quality,
     width: u32,
     height: u32,
     session: u64,
@@ -292,7 +292,6 @@ async fn run(
             (Some(session), Some(TrackParams::Video(v))) if !stored.ladder.rungs.is_empty() => {
                 Some(Want {
                     ladder: stored.ladder.to_string(),
-                    quality: stored.quality,
                     width: v.width,
                     height: v.height,
                     session,
@@ -302,39 +301,21 @@ async fn run(
             }
             _ => None,
         };
-        // Only the quality preset changed: the rungs move to it at their next keyframes,
-        // without a restart.
-        if let (false, Some((was, p)), Some(now)) = (resized, running.as_mut(), want.as_ref()) {
-            let same_but_quality = Want {
-                quality: now.quality,
-                ..was.clone()
-            } == *now;
-            if was.quality != now.quality && same_but_quality {
-                p.set_quality(&ctx, now.quality);
-                was.quality = now.quality;
-            }
-        }
         if resized || running.as_ref().map(|r| &r.0) != want.as_ref() {
             resized = false;
             if let Some((_, p)) = running.take() {
                 p.stop().await;
             }
             if let Some(want) = want {
-                let mut planned = stored.ladder.plan(want.width, want.height);
-                if let Some(why) = &want.undecodable {
-                    warn!(
-                        "ABR: the source's H.264 profile {why} cannot be decoded here (OpenH264 takes Baseline, Main and High, 8-bit 4:2:0): passthrough only"
-                    );
-                    planned.clear();
-                } else if planned.is_empty() {
-                    info!(
-                        width = want.width,
-                        height = want.height,
-                        "the source is not above any rung of the ladder: passthrough only"
-                    );
-                }
-                let p = Pipeline::start(&ctx, &hub, &source, &renditions, &want, planned, &life);
+                let p = Pipeline::start(&ctx, &hub, &source, &renditions, &want, &stored, &life);
                 running = Some((want, p));
+            }
+        }
+        // A new quality preset alone: the rungs move to it at their next keyframes,
+        // without a restart.
+        if let Some((_, p)) = &mut running {
+            if p.quality != stored.quality {
+                p.set_quality(&ctx, stored.quality);
             }
         }
         let now = CpuTimes::read().ok();

@@ -55,18 +55,35 @@ pub(super) struct Pipeline {
 }
 
 impl Pipeline {
+    /// Plans `stored`'s ladder for the source `want` describes (no rungs when it cannot
+    /// be decoded, or is not above any rung) and starts what admission lets run, at
+    /// `stored`'s quality preset or cheaper.
     pub(super) fn start(
         ctx: &Transcoding,
         hub: &Arc<Hub>,
         source: &Arc<LiveStream>,
         renditions: &Renditions,
         want: &Want,
-        planned: Vec<Planned>,
+        stored: &ladder::Settings,
         life: &StreamLife,
     ) -> Pipeline {
+        let quality = stored.quality;
+        let mut planned = stored.ladder.plan(want.width, want.height);
+        if let Some(why) = &want.undecodable {
+            warn!(
+                "ABR: the source's H.264 profile {why} cannot be decoded here (OpenH264 takes Baseline, Main and High, 8-bit 4:2:0): passthrough only"
+            );
+            planned.clear();
+        } else if planned.is_empty() {
+            info!(
+                width = want.width,
+                height = want.height,
+                "the source is not above any rung of the ladder: passthrough only"
+            );
+        }
         let fps = source.read().frame_rate.unwrap_or(30.0).clamp(1.0, 120.0);
         let stream = hub.name();
-        let admitted = admit(ctx, stream, want, &planned, fps);
+        let admitted = admit(ctx, stream, want, quality, &planned, fps);
         let stereo = want.audio.is_some();
         let now = Instant::now();
         let mut slots = Vec::new();
@@ -78,7 +95,7 @@ impl Pipeline {
             let mut slot = Slot {
                 r,
                 planned: p,
-                quality: chosen.unwrap_or(want.quality),
+                quality: chosen.unwrap_or(quality),
                 thread: None,
                 stopped_at: Some(now),
                 drops: 0,
@@ -165,7 +182,7 @@ impl Pipeline {
             shed,
             audio,
             source: (want.width, want.height, fps),
-            quality: want.quality,
+            quality,
             last_start: now,
         }
     }
@@ -382,6 +399,7 @@ pub(super) fn admit(
     ctx: &Transcoding,
     stream: &str,
     want: &Want,
+    quality: Quality,
     planned: &[Planned],
     fps: f64,
 ) -> Vec<(usize, Quality)> {
@@ -395,7 +413,7 @@ pub(super) fn admit(
         })
         .collect();
     let budget = ctx.abr.budget();
-    let a = costs.admit(stream, budget, decode, &rungs, want.quality);
+    let a = costs.admit(stream, budget, decode, &rungs, quality);
     ctx.metrics
         .abr_cores
         .with_label_values(&[stream])
@@ -429,13 +447,13 @@ pub(super) fn admit(
     let lowered: Vec<String> = a
         .admitted
         .iter()
-        .filter(|(_, q)| *q != want.quality)
+        .filter(|(_, q)| *q != quality)
         .map(|(i, q)| format!("{} at {q}", planned[*i].name))
         .collect();
     if !lowered.is_empty() {
         info!(
             "ABR: the machine cannot afford every rung at {} quality (abr.max_cpu): {}",
-            want.quality,
+            quality,
             lowered.join(", ")
         );
     }
