@@ -13,9 +13,11 @@
 //!    into [`pipeline::Pipeline`], which passes H.264 through or encodes the pictures;
 //! 3. publishes the access units into the stream, on the stream's clock: each
 //!    buffer's capture time (the driver's `CLOCK_MONOTONIC` timestamp) less the
-//!    session's origin ([`video_zero`]), so the timeline keeps the device's own
-//!    pacing; a gap in the driver's frame counter is a frame the device dropped,
-//!    counted, and the timestamps jump over it (it is not papered over). With a sound
+//!    session's origin ([`video_zero`]), placed on the device's frame grid
+//!    ([`grid::FrameGrid`]: whole frame periods apart, so players read the rate the
+//!    device runs at, while the grid follows the stamps); a gap in the driver's frame
+//!    counter is a frame the device dropped, counted, and the timestamps jump over it
+//!    (it is not papered over). With a sound
 //!    card ([`audio`]), a second thread reads it, stamped from the same origin on the
 //!    same clock, and the samples are encoded to AAC-LC on the stream's timeline
 //!    ([`RtpFrames`] with [`AudioInput::Pcm`]), so sound and pictures stay in sync;
@@ -29,6 +31,7 @@
 
 pub mod audio;
 pub mod choose;
+pub mod grid;
 pub mod pipeline;
 
 use crate::app::App;
@@ -39,6 +42,7 @@ use crate::streams::registry::Holder;
 use crate::system::hardware::v4l2::{Capture, Negotiated};
 use crate::system::hardware::VideoDevice;
 use choose::{Choice, ChooseError, Request};
+use grid::FrameGrid;
 use pipeline::{FrameError, Pipeline};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -641,14 +645,6 @@ fn video_zero(origin: Duration, stamp: Duration, now: Duration) -> Duration {
     }
 }
 
-/// `since` in ticks of the 90 kHz video clock, rounded to the nearest tick: a driver
-/// that stamps frames at an exact period (vivid, most UVC cameras) gives exactly equal
-/// steps whatever the origin, which players read the frame rate from.
-fn ticks_of(since: Duration) -> i64 {
-    let ns = since.as_nanos().min(u128::from(u64::MAX));
-    ((ns * 9 + 50_000) / 100_000) as i64
-}
-
 /// The capture thread: streams from `node` in `choice` until `stopped`, the receiver
 /// goes, or something fails; returns why it ended. Frames are stamped from `origin`
 /// ([`video_zero`]). Blocking.
@@ -687,7 +683,7 @@ fn capture(
         return CaptureError::Ended("stopped");
     }
     let mut first: Option<Duration> = None;
-    let mut last_pts = -1i64;
+    let mut grid = FrameGrid::new(n.rate.or(choice.rate));
     let mut last_sequence: Option<u32> = None;
     let mut cpu = (crate::transcode::cost::thread_cpu_seconds(), Instant::now());
     loop {
@@ -708,11 +704,7 @@ fn capture(
                 return Ok(None);
             }
             let t0 = *first.get_or_insert_with(|| video_zero(origin, info.timestamp, monotonic()));
-            let since = info.timestamp.saturating_sub(t0);
-            // Timestamps that do not advance (a driver that stamps badly) still give
-            // increasing times.
-            let pts = ticks_of(since).max(last_pts + 1);
-            last_pts = pts;
+            let pts = grid.place(info.timestamp.saturating_sub(t0), info.sequence);
             let captured = instant_of(info.timestamp);
             match pipeline.push(data, pts) {
                 Ok(au) => Ok(au.map(|a| (a, captured))),
@@ -765,20 +757,6 @@ mod tests {
         assert_eq!(CaptureError::AudioUnplugged.state(), SourceState::Unplugged);
         assert_eq!(CaptureError::AudioBusy.state(), SourceState::Retrying);
         assert_eq!(CaptureError::AudioStalled.state(), SourceState::Retrying);
-    }
-
-    #[test]
-    fn frames_at_an_exact_period_get_exactly_equal_steps_from_any_origin() {
-        // 15 fps: 66 666 666.7 ns a frame, from an origin 0.123 456 789 s earlier.
-        for offset_ns in [0u64, 123_456_789, 999_999_999] {
-            let ticks: Vec<i64> = (0..30u64)
-                .map(|n| ticks_of(Duration::from_nanos(offset_ns + (n * 1_000_000_000) / 15)))
-                .collect();
-            assert!(
-                ticks.windows(2).all(|w| w[1] - w[0] == 6000),
-                "{offset_ns}: {ticks:?}"
-            );
-        }
     }
 
     #[test]
