@@ -61,6 +61,16 @@ def free_port():
 EARLY_HANG_S = 120
 
 
+def console_since(path, offset):
+    """What a console log holds from byte `offset` on."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read()
+    except OSError:
+        return b""
+
+
 class Vm:
     """One QEMU machine on a copy-on-write disk over the image, with its UEFI variables
     and forwarded ports kept across boots."""
@@ -149,7 +159,7 @@ class Vm:
         machine is powered off and on again on the same disks, as pulling a board's
         plug would. Boot counting sees the hung boot as a failed attempt either way;
         the log says when this happens."""
-        size, since, resets = -1, time.monotonic(), 0
+        size, since, resets, reset_at = -1, time.monotonic(), 0, 0
         while proc.poll() is None:
             time.sleep(5)
             try:
@@ -158,6 +168,9 @@ class Vm:
                 continue
             if now != size:
                 size, since = now, time.monotonic()
+                # A reset that brought the guest as far as its initramfs worked.
+                if resets and b"Run /init" in console_since(console, reset_at):
+                    resets = 0
                 continue
             if time.monotonic() - since < EARLY_HANG_S:
                 continue
@@ -182,7 +195,7 @@ class Vm:
             except (OSError, Failed, ValueError) as e:
                 print(f"boot: the reset failed: {e}", flush=True)
             resets += 1
-            size, since = -1, time.monotonic()
+            reset_at, size, since = now, -1, time.monotonic()
 
     def _power_cycle(self, proc):
         """Ends the QEMU process `proc` and starts the machine again (a new console log,
