@@ -258,11 +258,7 @@ class Vm:
         self.stick_plugged = True
 
     def console_text(self):
-        try:
-            with open(self.console, "rb") as f:
-                return f.read().decode("utf-8", "replace").replace("\r", "")
-        except FileNotFoundError:
-            return ""
+        return console_since(self.console, 0).decode("utf-8", "replace").replace("\r", "")
 
     def qga(self, command, arguments=None, timeout=30):
         """One guest agent command; its "return" value."""
